@@ -1,0 +1,386 @@
+"""The backend interface and the backend-neutral models it speaks.
+
+The app's flow is written once against `BatchBackend`; each backend (Docker, Azure) implements it
+and translates its own objects into the models below. The models mirror the Batch REST API's
+names and defaults (api-version 2025-06-01) so that both backends mean the same thing by them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+from backends.errors import InvalidRequest
+
+JOB_PREPARATION_TASK_ID = "jobpreparation"
+JOB_RELEASE_TASK_ID = "jobrelease"
+RELEASE_MAX_WALL_CLOCK = timedelta(minutes=15)
+DEFAULT_RETENTION = timedelta(days=7)
+
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_id(kind: str, value: str) -> str:
+    """Return `value` when it is a valid Batch id for `kind`, else raise `InvalidRequest`.
+
+    Batch ids: letters, digits, hyphens and underscores, 1 to 64 characters; unique without
+    regard to case.
+    """
+    if not _ID_PATTERN.fullmatch(value):
+        raise InvalidRequest(
+            f"invalid {kind} id {value!r}: use 1 to 64 letters, digits, hyphens or underscores",
+            code="InvalidPropertyValue",
+        )
+    return value
+
+
+class NodeFillType(StrEnum):
+    SPREAD = "spread"
+    PACK = "pack"
+
+
+class ElevationLevel(StrEnum):
+    NON_ADMIN = "nonadmin"
+    ADMIN = "admin"
+
+
+class AutoUserScope(StrEnum):
+    TASK = "task"
+    POOL = "pool"
+
+
+class PoolState(StrEnum):
+    ACTIVE = "active"
+    DELETING = "deleting"
+
+
+class AllocationState(StrEnum):
+    STEADY = "steady"
+    RESIZING = "resizing"
+    STOPPING = "stopping"
+
+
+class NodeState(StrEnum):
+    CREATING = "creating"
+    STARTING = "starting"
+    IDLE = "idle"
+    RUNNING = "running"
+    REBOOTING = "rebooting"
+    REIMAGING = "reimaging"
+    UNUSABLE = "unusable"
+    LEAVING_POOL = "leavingpool"
+    OFFLINE = "offline"
+    UNKNOWN = "unknown"
+
+
+class JobState(StrEnum):
+    ACTIVE = "active"
+    DISABLING = "disabling"
+    DISABLED = "disabled"
+    ENABLING = "enabling"
+    TERMINATING = "terminating"
+    COMPLETED = "completed"
+    DELETING = "deleting"
+
+
+class TaskState(StrEnum):
+    ACTIVE = "active"
+    PREPARING = "preparing"
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+class PrepReleaseTaskState(StrEnum):
+    """State of a job preparation or release task on one node."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+class ExecutionResult(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class ErrorCategory(StrEnum):
+    USER_ERROR = "usererror"
+    SERVER_ERROR = "servererror"
+
+
+class OnAllTasksComplete(StrEnum):
+    NO_ACTION = "noaction"
+    TERMINATE_JOB = "terminatejob"
+
+
+# --- specs: what the app asks for ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserIdentity:
+    """An auto-user: pool-scoped non-admin `_azbatch` by default, as on Linux nodes."""
+
+    elevation_level: ElevationLevel = ElevationLevel.NON_ADMIN
+    scope: AutoUserScope = AutoUserScope.POOL
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceFile:
+    """A file downloaded into the task's working directory before the task starts."""
+
+    http_url: str
+    file_path: str
+    file_mode: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskConstraints:
+    max_wall_clock_time: timedelta | None = None
+    retention_time: timedelta | None = None
+    max_task_retry_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """A pool to create. `image` is backend-specific: a Docker image, or an Azure image URN."""
+
+    id: str
+    vm_size: str = "standard_d1_v2"
+    target_dedicated_nodes: int = 2
+    target_low_priority_nodes: int = 0
+    task_slots_per_node: int = 1
+    node_fill_type: NodeFillType = NodeFillType.PACK
+    image: str | None = None
+    node_agent_sku_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPreparationTaskSpec:
+    command_line: str
+    id: str = JOB_PREPARATION_TASK_ID
+    wait_for_success: bool = True
+    rerun_on_node_reboot_after_success: bool = True
+    constraints: TaskConstraints = field(default_factory=TaskConstraints)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    resource_files: Sequence[ResourceFile] = ()
+    user_identity: UserIdentity = field(default_factory=UserIdentity)
+
+
+@dataclass(frozen=True, slots=True)
+class JobReleaseTaskSpec:
+    command_line: str
+    id: str = JOB_RELEASE_TASK_ID
+    max_wall_clock_time: timedelta = RELEASE_MAX_WALL_CLOCK
+    retention_time: timedelta | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    resource_files: Sequence[ResourceFile] = ()
+    user_identity: UserIdentity = field(default_factory=UserIdentity)
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    id: str
+    pool_id: str
+    preparation: JobPreparationTaskSpec | None = None
+    release: JobReleaseTaskSpec | None = None
+    common_environment: Mapping[str, str] = field(default_factory=dict)
+    on_all_tasks_complete: OnAllTasksComplete = OnAllTasksComplete.NO_ACTION
+    max_task_retry_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    id: str
+    command_line: str
+    constraints: TaskConstraints = field(default_factory=TaskConstraints)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    resource_files: Sequence[ResourceFile] = ()
+    user_identity: UserIdentity = field(default_factory=UserIdentity)
+    required_slots: int = 1
+
+
+# --- views: what the service reports ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    id: str
+    vm_size: str
+    state: PoolState
+    allocation_state: AllocationState
+    target_dedicated_nodes: int
+    current_dedicated_nodes: int
+    task_slots_per_node: int
+    node_fill_type: NodeFillType
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeNode:
+    id: str
+    state: NodeState
+    running_tasks_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    pool_id: str
+    state: JobState
+    terminate_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FailureInfo:
+    category: ErrorCategory
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionInfo:
+    """How a task, or a preparation or release task on one node, ran."""
+
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    exit_code: int | None = None
+    result: ExecutionResult | None = None
+    failure_info: FailureInfo | None = None
+    retry_count: int = 0
+    requeue_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    state: TaskState
+    node_id: str | None = None
+    execution_info: ExecutionInfo = field(default_factory=ExecutionInfo)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCounts:
+    active: int = 0
+    running: int = 0
+    completed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PrepReleaseExecution:
+    state: PrepReleaseTaskState
+    execution_info: ExecutionInfo
+
+
+@dataclass(frozen=True, slots=True)
+class PrepReleaseStatus:
+    """One entry of List Job Preparation and Release Task Status: one node."""
+
+    pool_id: str
+    node_id: str
+    preparation: PrepReleaseExecution | None
+    release: PrepReleaseExecution | None
+
+
+# --- the interface ---------------------------------------------------------------------------
+
+
+@runtime_checkable
+class BatchBackend(Protocol):
+    """What the sample needs of a Batch service. Every method may raise `BackendError`s.
+
+    A backend is an async context manager: entering it connects (and, for the Docker backend,
+    starts its scheduler); leaving it closes connections. Nothing is deleted on exit.
+    """
+
+    name: str
+    poll_interval: float
+    """Seconds between polls of a wait; a local backend answers cheaply and polls often."""
+
+    async def __aenter__(self) -> BatchBackend: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def create_pool(self, spec: PoolSpec) -> None:
+        """Create a pool and start allocating its nodes; return without waiting for them.
+
+        Raises `AlreadyExists` with code ``PoolExists`` when a pool with that id exists.
+        """
+        ...
+
+    async def get_pool(self, pool_id: str) -> Pool:
+        """The pool's current properties; `NotFound` (``PoolNotFound``) when absent."""
+        ...
+
+    async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
+        """Start resizing the pool to that many dedicated nodes."""
+        ...
+
+    async def delete_pool(self, pool_id: str) -> None:
+        """Delete the pool and its nodes, and wait until it is gone."""
+        ...
+
+    async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
+        """The pool's compute nodes, in the service's order."""
+        ...
+
+    async def find_job(self, job_id: str) -> Job | None:
+        """The job with that id, found by a filtered list as the sample does, or None."""
+        ...
+
+    async def create_job(self, spec: JobSpec) -> None:
+        """Create a job; `AlreadyExists` (``JobExists``) when the id is taken."""
+        ...
+
+    async def get_job(self, job_id: str) -> Job:
+        """The job's current state; `NotFound` (``JobNotFound``) when absent."""
+        ...
+
+    async def add_tasks(self, job_id: str, tasks: Sequence[TaskSpec]) -> None:
+        """Add tasks to an active job, in as few requests as the service allows.
+
+        Raises `InvalidRequest` for ids the service rejects (``TaskIdSameAsJobPreparationTask``,
+        duplicates) and `AlreadyExists` (``TaskExists``) for ids already in the job.
+        """
+        ...
+
+    async def get_task_counts(self, job_id: str) -> TaskCounts:
+        """Counts of the job's tasks by state: the cheap way to poll for completion."""
+        ...
+
+    async def list_tasks(self, job_id: str) -> list[Task]:
+        """Every task of the job, in the order they were added."""
+        ...
+
+    async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
+        """A file's bytes, `path` relative to the node's task root (``shared/x.txt``).
+
+        Raises `NotFound` (``FileNotFound``) when there is no such file, and `InvalidRequest`
+        for a path that leaves the node's root.
+        """
+        ...
+
+    async def terminate_job(self, job_id: str, reason: str | None = None) -> None:
+        """Request termination: the job goes `terminating`, its running tasks are ended and
+        release tasks run; it reaches `completed` afterwards (poll `get_job`)."""
+        ...
+
+    async def list_prep_release_status(self, job_id: str) -> list[PrepReleaseStatus]:
+        """Per node, how the job's preparation and release tasks ran.
+
+        Raises `Conflict` (``JobPreparationTaskNotSpecified``) when the job has no prep task.
+        """
+        ...
+
+    async def delete_job(self, job_id: str) -> None:
+        """Delete the job (running release first when it is still active) and wait until gone."""
+        ...

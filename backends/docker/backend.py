@@ -1,0 +1,130 @@
+"""`DockerBackend`: the Batch service on a local Docker engine, as a `BatchBackend`.
+
+Entering it connects to the engine, takes the state lock, and starts the service (node links
+and scheduler) in a task group; leaving it stops them and writes the state. Nodes and the tasks
+on them keep running between runs of the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+
+import anyio
+import anyio.abc
+
+from backends.base import (
+    ComputeNode,
+    Job,
+    JobSpec,
+    Pool,
+    PoolSpec,
+    PrepReleaseStatus,
+    Task,
+    TaskCounts,
+    TaskSpec,
+)
+from backends.docker.engine import Engine
+from backends.docker.service import BatchService, DockerSettings
+from backends.docker.state import StateStore, default_state_dir
+
+
+class DockerBackend:
+    """Azure Batch semantics on a Docker engine: each node a container, state kept on disk."""
+
+    name = "docker"
+    poll_interval = 0.05
+
+    def __init__(self, settings: DockerSettings | None = None) -> None:
+        self.settings = settings or DockerSettings()
+        self._engine: Engine | None = None
+        self._store: StateStore | None = None
+        self._service: BatchService | None = None
+        self._group: anyio.abc.TaskGroup | None = None
+
+    @property
+    def service(self) -> BatchService:
+        if self._service is None:
+            raise RuntimeError("DockerBackend is used outside `async with`")
+        return self._service
+
+    async def __aenter__(self) -> DockerBackend:
+        self._engine = await Engine.connect(self.settings.docker_host)
+        try:
+            engine_id = await self._engine.engine_id()
+            self._store = StateStore(self.settings.state_dir or default_state_dir(), engine_id)
+            await anyio.to_thread.run_sync(self._store.acquire)
+            self._service = BatchService(self._engine, self._store, self.settings)
+            self._group = anyio.create_task_group()
+            await self._group.__aenter__()
+            await self._group.start(self._service.run)
+        except BaseException:
+            await self._teardown()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        await self._teardown()
+
+    async def _teardown(self) -> None:
+        if self._group is not None:
+            self._group.cancel_scope.cancel()
+            await self._group.__aexit__(None, None, None)
+            self._group = None
+        with anyio.CancelScope(shield=True):
+            if self._service is not None:
+                await self._service.close()
+            if self._store is not None:
+                self._store.release()
+            if self._engine is not None:
+                await self._engine.close()
+
+    async def create_pool(self, spec: PoolSpec) -> None:
+        await self.service.create_pool(spec)
+
+    async def get_pool(self, pool_id: str) -> Pool:
+        return await self.service.get_pool(pool_id)
+
+    async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
+        await self.service.resize_pool(pool_id, target_dedicated_nodes)
+
+    async def delete_pool(self, pool_id: str) -> None:
+        await self.service.delete_pool(pool_id)
+
+    async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
+        return await self.service.list_nodes(pool_id)
+
+    async def find_job(self, job_id: str) -> Job | None:
+        return await self.service.find_job(job_id)
+
+    async def create_job(self, spec: JobSpec) -> None:
+        await self.service.create_job(spec)
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self.service.get_job(job_id)
+
+    async def add_tasks(self, job_id: str, tasks: Sequence[TaskSpec]) -> None:
+        await self.service.add_tasks(job_id, tasks)
+
+    async def get_task_counts(self, job_id: str) -> TaskCounts:
+        return await self.service.get_task_counts(job_id)
+
+    async def list_tasks(self, job_id: str) -> list[Task]:
+        return await self.service.list_tasks(job_id)
+
+    async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
+        return await self.service.read_node_file(pool_id, node_id, path)
+
+    async def terminate_job(self, job_id: str, reason: str | None = None) -> None:
+        await self.service.terminate_job(job_id, reason)
+
+    async def list_prep_release_status(self, job_id: str) -> list[PrepReleaseStatus]:
+        return await self.service.list_prep_release_status(job_id)
+
+    async def delete_job(self, job_id: str) -> None:
+        await self.service.delete_job(job_id)

@@ -1,0 +1,73 @@
+"""JSON encoding of dataclass trees (records and specs), driven by their type hints."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from enum import Enum
+from functools import cache
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def encode(value: Any) -> Any:
+    """A JSON-ready form of `value`: dataclasses as dicts, enums as values, timedelta as seconds."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(key): encode(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode(item) for item in value]
+    return value
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def decode(cls: type[T], data: Any) -> T:
+    """Rebuild a value of type `cls` from `encode`'s output."""
+    return typing.cast(T, _decode(cls, data))
+
+
+def _decode(hint: Any, data: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if data is None:
+            return None
+        (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return _decode(inner, data)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        hints = _hints(hint)
+        known = {f.name for f in dataclasses.fields(hint)}
+        return hint(
+            **{key: _decode(hints[key], item) for key, item in data.items() if key in known}
+        )
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return hint(data)
+    if hint is timedelta:
+        return timedelta(seconds=data)
+    if hint is datetime:
+        return datetime.fromisoformat(data)
+    if origin in (dict, Mapping, typing.Mapping):
+        _, value_hint = typing.get_args(hint)
+        return {key: _decode(value_hint, item) for key, item in data.items()}
+    if origin in (list, Sequence, typing.Sequence):
+        (item_hint,) = typing.get_args(hint)
+        items = [_decode(item_hint, item) for item in data]
+        return items if origin is list else tuple(items)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        return tuple(_decode(args[0], item) for item in data)
+    return data

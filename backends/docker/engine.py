@@ -1,0 +1,171 @@
+"""The Docker engine, as the backend uses it: docker-py off the event loop, errors translated.
+
+Every docker-py call blocks, so each runs in a worker thread (`anyio.to_thread.run_sync`). Every
+object the backend creates carries the label ``jobprep_release.pool=<pool id>``; lookups filter
+on it, so nothing unlabelled is ever touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import anyio
+import docker
+import docker.errors
+import requests.exceptions
+
+from backends.errors import (
+    BackendError,
+    BackendUnavailable,
+    InvalidRequest,
+    NotFound,
+    ServiceError,
+)
+
+POOL_LABEL = "jobprep_release.pool"
+NODE_LABEL = "jobprep_release.node"
+ROLE_LABEL = "jobprep_release.role"
+
+T = TypeVar("T")
+
+
+def _translate(exc: Exception, what: str) -> BackendError:
+    if isinstance(exc, docker.errors.ImageNotFound):
+        return NotFound(f"{what}: image not found", code="ImageNotFound")
+    if isinstance(exc, docker.errors.NotFound):
+        return NotFound(f"{what}: not found", code="NotFound")
+    if isinstance(exc, docker.errors.APIError):
+        status = exc.status_code or 0
+        detail = exc.explanation or str(exc)
+        if status == 400:
+            return InvalidRequest(f"{what}: {detail}")
+        return ServiceError(f"{what}: Docker engine answered {status}: {detail}")
+    if isinstance(exc, (requests.exceptions.ConnectionError, docker.errors.DockerException)):
+        return BackendUnavailable(
+            f"cannot reach the Docker engine ({what})",
+            hint="start Docker, or set DOCKER_HOST to a running engine",
+        )
+    return ServiceError(f"{what}: {exc}")
+
+
+class Engine:
+    """A docker-py client whose calls run in worker threads and raise the project's errors."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self._client = client
+
+    @classmethod
+    async def connect(cls, base_url: str | None = None) -> Engine:
+        """Connect to DOCKER_HOST (or `base_url`) and check the engine answers."""
+
+        def connect() -> docker.DockerClient:
+            if base_url:
+                return docker.DockerClient(base_url=base_url)
+            return docker.from_env()
+
+        engine = cls(await cls._run(connect, "connect"))
+        await engine.call(engine._client.ping, what="ping")
+        return engine
+
+    @staticmethod
+    async def _run(func: Callable[[], T], what: str) -> T:
+        try:
+            return await anyio.to_thread.run_sync(func)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise _translate(exc, what) from exc
+
+    async def call(self, func: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
+        """Run one blocking docker-py call in a worker thread."""
+        return await self._run(lambda: func(*args, **kwargs), what)
+
+    @property
+    def api(self) -> Any:
+        """The low-level API client, for calls made inside `call`."""
+        return self._client.api
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(self._client.close)
+
+    async def engine_id(self) -> str:
+        info: dict[str, Any] = await self.call(self._client.info, what="engine info")
+        return str(info.get("ID") or info.get("Name") or "default")
+
+    async def has_image(self, image: str) -> bool:
+        try:
+            await self.call(self._client.images.get, image, what=f"image {image}")
+        except NotFound:
+            return False
+        return True
+
+    async def ensure_image(self, image: str) -> None:
+        """Make sure `image` is present, pulling it once if not."""
+        if await self.has_image(image):
+            return
+        try:
+            await self.call(self._client.images.pull, image, what=f"pull {image}")
+        except BackendError as exc:
+            raise NotFound(
+                f"node image {image!r} is not present and cannot be pulled",
+                code="ImageNotFound",
+                hint=f"pull or build it (`docker pull {image}`), or choose another with --image",
+            ) from exc
+
+    async def list_containers(self, labels: Mapping[str, str]) -> list[Any]:
+        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+        return await self.call(
+            self._client.containers.list, all=True, filters=filters, what="list containers"
+        )
+
+    async def list_volumes(self, labels: Mapping[str, str]) -> list[Any]:
+        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+        return await self.call(self._client.volumes.list, filters=filters, what="list volumes")
+
+    async def get_container(self, name: str) -> Any | None:
+        try:
+            return await self.call(self._client.containers.get, name, what=f"container {name}")
+        except NotFound:
+            return None
+
+    async def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        await self.call(
+            self._client.volumes.create, name=name, labels=dict(labels), what=f"volume {name}"
+        )
+
+    async def remove_volume(self, name: str) -> None:
+        try:
+            volume = await self.call(self._client.volumes.get, name, what=f"volume {name}")
+            await self.call(volume.remove, force=True, what=f"remove volume {name}")
+        except NotFound:
+            pass
+
+    async def create_container(self, **kwargs: Any) -> Any:
+        return await self.call(
+            self._client.containers.create, what=f"create container {kwargs.get('name')}", **kwargs
+        )
+
+    async def remove_container(self, container: Any) -> None:
+        with contextlib.suppress(NotFound):
+            await self.call(container.remove, force=True, v=False, what="remove container")
+
+    async def read_file(self, container_id: str, path: str) -> bytes:
+        """The bytes of a regular file in a container; `NotFound` for anything else."""
+
+        def read() -> bytes:
+            stream, _ = self._client.api.get_archive(container_id, path)
+            archive = io.BytesIO(b"".join(stream))
+            with tarfile.open(fileobj=archive) as tar:
+                member = tar.next()
+                if member is None or not member.isfile():
+                    raise FileNotFoundError(path)
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                return extracted.read()
+
+        try:
+            return await self._run(read, f"read {path}")
+        except FileNotFoundError as exc:
+            raise NotFound(f"{path}: not a regular file", code="FileNotFound") from exc

@@ -1,0 +1,153 @@
+"""How a task is started on a node: its directory, its variables and the script the agent runs.
+
+The service runs command lines without a shell, as Batch does: the line is split into words
+(POSIX rules) and each word is passed to the program as is. The launch script (bash, run as root
+by the agent) makes the task directory, then execs the program through `env -i` (exactly the
+task's variables), `setpriv` (the non-admin user) and, for a wall clock, `timeout` (which
+kills the task's whole process group on expiry).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from backends.base import AutoUserScope, ElevationLevel, UserIdentity
+
+NODE_ROOT = "/mnt/batch/tasks"
+SHARED_DIR = f"{NODE_ROOT}/shared"
+STARTUP_DIR = f"{NODE_ROOT}/startup"
+MOUNTS_DIR = f"{NODE_ROOT}/fsmounts"
+TASK_USER = "_azbatch"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NOT_FOUND_MARK = "notfound"
+
+
+def job_dir(job_id: str) -> str:
+    return f"{NODE_ROOT}/workitems/{job_id}"
+
+
+def task_dir(job_id: str, task_id: str) -> str:
+    return f"{job_dir(job_id)}/job-1/{task_id}"
+
+
+def relative_to_root(path: str) -> str:
+    return path.removeprefix(NODE_ROOT + "/")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeContext:
+    """What every task on a node sees of the node."""
+
+    account_name: str
+    account_url: str
+    pool_id: str
+    node_id: str
+
+
+def identity_name(identity: UserIdentity) -> str:
+    """`AZ_BATCH_TASK_USER_IDENTITY`: PoolNonAdmin, PoolAdmin, TaskNonAdmin or TaskAdmin."""
+    scope = "Pool" if identity.scope is AutoUserScope.POOL else "Task"
+    level = "Admin" if identity.elevation_level is ElevationLevel.ADMIN else "NonAdmin"
+    return scope + level
+
+
+def task_environment(
+    node: NodeContext,
+    job_id: str,
+    task_id: str,
+    identity: UserIdentity,
+    *,
+    job_environment: Mapping[str, str],
+    task_environment: Mapping[str, str],
+    job_prep_task_id: str | None,
+) -> dict[str, str]:
+    """The variables a task sees: the job's, the task's over them, then the service's own."""
+    directory = task_dir(job_id, task_id)
+    working_dir = f"{directory}/wd"
+    admin = identity.elevation_level is ElevationLevel.ADMIN
+    env = {**job_environment, **task_environment}
+    env.update(
+        {
+            "PATH": f"{SHARED_DIR}:{working_dir}:{SYSTEM_PATH}",
+            "HOME": working_dir,
+            "USER": "root" if admin else TASK_USER,
+            "AZ_BATCH_ACCOUNT_NAME": node.account_name,
+            "AZ_BATCH_ACCOUNT_URL": node.account_url,
+            "AZ_BATCH_POOL_ID": node.pool_id,
+            "AZ_BATCH_NODE_ID": node.node_id,
+            "AZ_BATCH_NODE_IS_DEDICATED": "true",
+            "AZ_BATCH_NODE_ROOT_DIR": NODE_ROOT,
+            "AZ_BATCH_NODE_SHARED_DIR": SHARED_DIR,
+            "AZ_BATCH_NODE_STARTUP_DIR": STARTUP_DIR,
+            "AZ_BATCH_NODE_MOUNTS_DIR": MOUNTS_DIR,
+            "AZ_BATCH_JOB_ID": job_id,
+            "AZ_BATCH_TASK_ID": task_id,
+            "AZ_BATCH_TASK_DIR": directory,
+            "AZ_BATCH_TASK_WORKING_DIR": working_dir,
+            # Inferred: real Linux nodes name the auto-user account `_azbatch` for both levels
+            # but an elevated task runs with root's rights; we run it as root.
+            "AZ_BATCH_TASK_USER": "root" if admin else TASK_USER,
+            "AZ_BATCH_TASK_USER_IDENTITY": identity_name(identity),
+        }
+    )
+    if job_prep_task_id is not None:
+        prep_dir = task_dir(job_id, job_prep_task_id)
+        env["AZ_BATCH_JOB_PREP_DIR"] = prep_dir
+        env["AZ_BATCH_JOB_PREP_WORKING_DIR"] = f"{prep_dir}/wd"
+    return env
+
+
+def split_command_line(command_line: str) -> list[str]:
+    """The program and its arguments; ValueError for an empty or unbalanced line."""
+    words = shlex.split(command_line)
+    if not words:
+        raise ValueError("the command line is empty")
+    return words
+
+
+def launch_script(
+    *,
+    directory: str,
+    argv: list[str],
+    env: Mapping[str, str],
+    identity: UserIdentity,
+    wall_clock: timedelta | None,
+    agent_mark: str,
+) -> str:
+    """The bash the agent runs as root to start one task process.
+
+    `agent_mark` is a file the script writes `notfound` to when the program does not exist,
+    so the service can report `CommandProgramNotFound` rather than a bare exit 127.
+    """
+    q = shlex.quote
+    admin = identity.elevation_level is ElevationLevel.ADMIN
+    lines = [
+        f"d={q(directory)}",
+        'mkdir -p "$d/wd" || exit 125',
+        ': >"$d/stdout.txt"; : >"$d/stderr.txt"',
+    ]
+    if not admin:
+        lines.append(f'chown -R {TASK_USER}:{TASK_USER} "$d" || exit 125')
+    lines.append('cd "$d/wd" || exit 125')
+    program = argv[0]
+    lines.append(
+        f"PATH={q(env.get('PATH', SYSTEM_PATH))} command -v -- {q(program)} >/dev/null "
+        f"|| {{ echo {NOT_FOUND_MARK} >{q(agent_mark)}; "
+        f'echo "{program}: command not found" >"$d/stderr.txt"; exit 127; }}'
+    )
+    words = ["exec", "env", "-i", *(f"{name}={value}" for name, value in env.items())]
+    if not admin:
+        words += ["setpriv", f"--reuid={TASK_USER}", f"--regid={TASK_USER}", "--init-groups", "--"]
+    if wall_clock is not None:
+        seconds = max(wall_clock.total_seconds(), 0.001)
+        words += ["timeout", "-s", "KILL", f"{seconds:.3f}"]
+    words += argv
+    lines.append(" ".join(q(word) for word in words) + ' >"$d/stdout.txt" 2>"$d/stderr.txt"')
+    return "\n".join(lines) + "\n"
+
+
+def remove_tree_script(path: str) -> str:
+    return f"rm -rf -- {shlex.quote(path)}\n"

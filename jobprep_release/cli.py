@@ -1,0 +1,300 @@
+"""Command line: parse flags, pick a backend by name, run the sample, map the outcome to an exit.
+
+Backends are imported only when chosen, so `--help` and the docker path never load the Azure
+SDK. Every error the project raises becomes one line on stderr and a documented exit status
+(`EXIT_STATUSES`); `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import anyio
+import structlog
+
+from backends.base import BatchBackend, NodeFillType, check_id
+from backends.errors import InvalidRequest, JobPrepReleaseError, UsageError
+from jobprep_release import logs
+from jobprep_release.console import Answer, Console
+from jobprep_release.flow import SampleOptions, run_sample
+
+EXIT_TASKS_FAILED = 10
+EXIT_INTERRUPTED = 130
+EXIT_STATUSES = {
+    0: "the sample ran and every task, preparation and release task exited 0",
+    1: "an unexpected error",
+    2: "bad flags, settings or ids",
+    3: "the Docker engine or the Batch service cannot be reached",
+    4: "credentials missing or rejected",
+    5: "a pool, job, task or file is missing, exists already, or is in the wrong state",
+    6: "the backend cannot express what was asked",
+    7: "the service failed (after bounded retries)",
+    8: "a wait ran past its timeout",
+    EXIT_TASKS_FAILED: "the sample ran, but a task, preparation or release task failed",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C or SIGTERM)",
+}
+MAX_NODES = 64
+MAX_TASKS = 10_000
+
+log = structlog.get_logger("jobprep_release.cli")
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+
+def duration(text: str) -> timedelta:
+    """`90s`, `30m`, `1.5h`, `250ms`, or plain seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 30m or 1h")
+    return timedelta(seconds=float(match[1]) * _UNITS[match[2] or "s"])
+
+
+def _bounded(name: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _batch_id(kind: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        try:
+            return check_id(kind, text)
+        except InvalidRequest as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    epilog = "exit statuses:\n" + "\n".join(
+        f"  {code:>3}  {meaning}" for code, meaning in EXIT_STATUSES.items()
+    )
+    epilog += (
+        "\n\nexamples:\n"
+        "  python -m jobprep_release         # on the local Docker engine; asks before deleting\n"
+        "  python -m jobprep_release --yes   # ... and deletes the job and pool without asking\n"
+        "  AZURE_BATCH_ENDPOINT=https://acct.region.batch.azure.com AZURE_BATCH_ACCOUNT=acct \\\n"
+        "  AZURE_BATCH_ACCESS_KEY=... python -m jobprep_release --backend azure\n"
+    )
+    parser = _Parser(
+        prog="python -m jobprep_release",
+        description="Azure Batch's JobPrepRelease sample, on a local Docker engine or on Azure.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("docker", "azure"),
+        default=os.environ.get("JOBPREP_RELEASE_BACKEND", "docker"),
+        help="where the sample runs (default: docker, or $JOBPREP_RELEASE_BACKEND)",
+    )
+    sample = parser.add_argument_group("the sample")
+    defaults = SampleOptions()
+    sample.add_argument("--pool-id", type=_batch_id("pool"), default=defaults.pool_id)
+    sample.add_argument("--job-id", type=_batch_id("job"), default=defaults.job_id)
+    sample.add_argument(
+        "--nodes",
+        type=_bounded("--nodes", 1, MAX_NODES),
+        default=defaults.node_count,
+        help=f"dedicated nodes in the pool (default {defaults.node_count})",
+    )
+    sample.add_argument(
+        "--tasks",
+        type=_bounded("--tasks", 1, MAX_TASKS),
+        default=defaults.task_count,
+        help=f"tasks to run (default {defaults.task_count})",
+    )
+    sample.add_argument("--vm-size", default=defaults.vm_size, help="(default %(default)s)")
+    sample.add_argument(
+        "--image",
+        help="node image: a Docker image (default debian:bookworm-slim) or, on azure, an image "
+        "URN publisher:offer:sku:version (default canonical:ubuntu-24_04-lts:server:latest)",
+    )
+    sample.add_argument("--node-agent-sku", help="azure: the node agent SKU for --image")
+    sample.add_argument(
+        "--slots", type=_bounded("--slots", 1, 256), default=1, help="task slots per node (1)"
+    )
+    sample.add_argument(
+        "--fill-type", choices=[t.value for t in NodeFillType], default=NodeFillType.PACK.value
+    )
+    sample.add_argument(
+        "--task-timeout", type=duration, default=defaults.task_timeout, help="(default 30m)"
+    )
+    sample.add_argument(
+        "--job-timeout", type=duration, default=defaults.job_timeout, help="(default 2m)"
+    )
+    answers = parser.add_mutually_exclusive_group()
+    answers.add_argument("--yes", "-y", action="store_true", help="delete the job and pool")
+    answers.add_argument("--keep", action="store_true", help="keep the job and pool")
+
+    docker = parser.add_argument_group("docker backend")
+    docker.add_argument("--docker-host", help="engine URL (default: $DOCKER_HOST or the socket)")
+    docker.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where the backend keeps its state (default $XDG_STATE_HOME/jobprep_release)",
+    )
+
+    azure = parser.add_argument_group("azure backend")
+    azure.add_argument("--endpoint", help="Batch account URL (or $AZURE_BATCH_ENDPOINT)")
+    azure.add_argument("--account", help="Batch account name (or $AZURE_BATCH_ACCOUNT)")
+    azure.add_argument(
+        "--key", help="account key (or $AZURE_BATCH_ACCESS_KEY; else Microsoft Entra ID)"
+    )
+    azure.add_argument(
+        "--settings", type=Path, help="the C# sample's accountsettings.json (read when present)"
+    )
+
+    output = parser.add_argument_group("output")
+    output.add_argument("--log-format", choices=("console", "json"), default="console")
+    output.add_argument("-v", "--verbose", action="count", default=0)
+    output.add_argument("-q", "--quiet", action="count", default=0)
+    output.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """Parsed flags, ready to run."""
+
+    args: argparse.Namespace
+    options: SampleOptions
+    answer: Answer
+
+
+def parse(argv: Sequence[str] | None) -> Invocation:
+    args = build_parser().parse_args(argv)
+    options = SampleOptions(
+        pool_id=args.pool_id,
+        job_id=args.job_id,
+        node_count=args.nodes,
+        task_count=args.tasks,
+        vm_size=args.vm_size,
+        image=args.image,
+        node_agent_sku_id=args.node_agent_sku,
+        task_slots_per_node=args.slots,
+        node_fill_type=NodeFillType(args.fill_type),
+        task_timeout=args.task_timeout,
+        job_timeout=args.job_timeout,
+    )
+    answer = Answer.YES if args.yes else Answer.NO if args.keep else Answer.ASK
+    return Invocation(args=args, options=options, answer=answer)
+
+
+def make_backend(args: argparse.Namespace) -> BatchBackend:
+    """The chosen backend, imported only now."""
+    if args.backend == "docker":
+        from backends.docker import DockerBackend, DockerSettings
+
+        settings = DockerSettings(state_dir=args.state_dir, docker_host=args.docker_host)
+        if args.image:
+            settings = DockerSettings(
+                image=args.image, state_dir=args.state_dir, docker_host=args.docker_host
+            )
+        return DockerBackend(settings)
+    from backends.azure import build_azure_backend
+
+    logs.register_secret(args.key or os.environ.get("AZURE_BATCH_ACCESS_KEY"))
+    return build_azure_backend(
+        endpoint=args.endpoint,
+        account=args.account,
+        key=args.key,
+        settings_path=args.settings,
+        environ=os.environ,
+    )
+
+
+async def _run(invocation: Invocation) -> int:
+    console = Console(invocation.answer)
+    backend = make_backend(invocation.args)
+    async with backend:
+        outcome = await run_sample(backend, console, invocation.options)
+    if outcome.succeeded:
+        return 0
+    failed = outcome.failed_tasks + [f"prep/release on {n}" for n in outcome.failed_prep_release]
+    print(f"error: the sample ran, but these failed: {', '.join(failed)}", file=sys.stderr)
+    return EXIT_TASKS_FAILED
+
+
+async def _run_until_signalled(invocation: Invocation) -> int:
+    """Run the sample; the first SIGINT/SIGTERM cancels it cleanly, a second exits at once."""
+    status = EXIT_INTERRUPTED
+    async with anyio.create_task_group() as group:
+
+        async def watch_signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for received in signals:
+                    if group.cancel_scope.cancel_called:
+                        os._exit(EXIT_INTERRUPTED)
+                    log.warning("stopping", signal=signal.Signals(received).name)
+                    group.cancel_scope.cancel()
+
+        async def sample() -> None:
+            nonlocal status
+            status = await _run(invocation)
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch_signals)
+        group.start_soon(sample)
+    if status == EXIT_INTERRUPTED:
+        options = invocation.options
+        print(
+            f"interrupted: pool {options.pool_id} and job {options.job_id} are left as they are; "
+            "run again to carry on, or answer yes to the delete prompts",
+            file=sys.stderr,
+        )
+    return status
+
+
+def _project_error(exc: BaseException) -> JobPrepReleaseError | None:
+    """The project's error inside `exc`, looking through task groups' exception groups."""
+    if isinstance(exc, JobPrepReleaseError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _project_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        invocation = parse(argv)
+        args = invocation.args
+        level = logging.INFO + 10 * (args.quiet - args.verbose)
+        logs.configure(level=max(level, logging.DEBUG), fmt=args.log_format)
+        return anyio.run(_run_until_signalled, invocation)
+    except (JobPrepReleaseError, BaseExceptionGroup) as exc:
+        error = _project_error(exc)
+        if debug or error is None:
+            raise
+        print(f"error: {error.one_line()}", file=sys.stderr)
+        return error.exit_status
+    except SystemExit as exc:
+        return int(exc.code or 0)

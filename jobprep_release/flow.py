@@ -1,0 +1,299 @@
+"""The JobPrepRelease sample flow, written once against the backend interface.
+
+Steps and lines follow ../shared/reference/sample-flow.md: pool, job with preparation and release
+tasks, tasks that append their id to a file on the node that ran them, each node's file, job
+termination (release tasks run), the prep/release exit codes per node, the delete prompts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import anyio
+import structlog
+
+from backends.base import (
+    BatchBackend,
+    JobPreparationTaskSpec,
+    JobReleaseTaskSpec,
+    JobSpec,
+    JobState,
+    NodeFillType,
+    NodeState,
+    PoolSpec,
+    PrepReleaseStatus,
+    TaskConstraints,
+    TaskSpec,
+)
+from backends.errors import AlreadyExists, NotFound, WaitTimeout
+from jobprep_release.console import SHARED_FILE, Console
+
+log = structlog.get_logger("jobprep_release.flow")
+
+PREP_COMMAND = (
+    '/bin/bash -c \'echo "$AZ_BATCH_NODE_ID tasks:" > '
+    '"$AZ_BATCH_NODE_SHARED_DIR/job_prep_and_release.txt"\''
+)
+TASK_COMMAND = (
+    '/bin/bash -c \'echo "  $AZ_BATCH_TASK_ID" >> '
+    '"$AZ_BATCH_NODE_SHARED_DIR/job_prep_and_release.txt"\''
+)
+RELEASE_COMMAND = "/bin/bash -c 'rm \"$AZ_BATCH_NODE_SHARED_DIR/job_prep_and_release.txt\"'"
+
+UNUSABLE_NODE_STATES = frozenset({NodeState.UNUSABLE, NodeState.OFFLINE, NodeState.LEAVING_POOL})
+NODE_CHECK_EVERY = 20
+"""Polls between checks that the pool still has a node that can run tasks."""
+
+
+@dataclass(frozen=True, slots=True)
+class SampleOptions:
+    """The sample's knobs; the defaults are the C# sample's constants."""
+
+    pool_id: str = "JobPrepReleaseSamplePool"
+    job_id: str = "JobPrepReleaseSampleJob"
+    node_count: int = 2
+    task_count: int = 8
+    vm_size: str = "standard_d1_v2"
+    image: str | None = None
+    node_agent_sku_id: str | None = None
+    task_slots_per_node: int = 1
+    node_fill_type: NodeFillType = NodeFillType.PACK
+    wait_for_success: bool = True
+    task_retries: int = 0
+    task_wall_clock: timedelta | None = None
+    task_timeout: timedelta = timedelta(minutes=30)
+    job_timeout: timedelta = timedelta(minutes=2)
+
+
+@dataclass(slots=True)
+class SampleOutcome:
+    """What the run saw: enough to decide the exit status."""
+
+    failed_tasks: list[str] = field(default_factory=list)
+    failed_prep_release: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.failed_tasks and not self.failed_prep_release
+
+
+def task_ids(count: int) -> list[str]:
+    """`task001` ... as the sample names them (three digits, more when needed)."""
+    width = max(3, len(str(count)))
+    return [f"task{number:0{width}d}" for number in range(1, count + 1)]
+
+
+def pool_spec(options: SampleOptions) -> PoolSpec:
+    return PoolSpec(
+        id=options.pool_id,
+        vm_size=options.vm_size,
+        target_dedicated_nodes=options.node_count,
+        task_slots_per_node=options.task_slots_per_node,
+        node_fill_type=options.node_fill_type,
+        image=options.image,
+        node_agent_sku_id=options.node_agent_sku_id,
+    )
+
+
+def job_spec(options: SampleOptions) -> JobSpec:
+    return JobSpec(
+        id=options.job_id,
+        pool_id=options.pool_id,
+        preparation=JobPreparationTaskSpec(
+            command_line=PREP_COMMAND, wait_for_success=options.wait_for_success
+        ),
+        release=JobReleaseTaskSpec(command_line=RELEASE_COMMAND),
+    )
+
+
+def task_specs(options: SampleOptions) -> list[TaskSpec]:
+    constraints = TaskConstraints(
+        max_wall_clock_time=options.task_wall_clock,
+        max_task_retry_count=options.task_retries,
+    )
+    return [
+        TaskSpec(id=task_id, command_line=TASK_COMMAND, constraints=constraints)
+        for task_id in task_ids(options.task_count)
+    ]
+
+
+async def run_sample(
+    backend: BatchBackend, console: Console, options: SampleOptions
+) -> SampleOutcome:
+    """Run every step of the sample; raise the project's errors on failure."""
+    outcome = SampleOutcome()
+    await _ensure_pool(backend, console, options)
+    job_state = await _ensure_job(backend, console, options)
+
+    if job_state is JobState.ACTIVE:
+        console.submitting_tasks()
+        await _add_missing_tasks(backend, options)
+        await _wait_for_tasks(backend, options)
+        console.tasks_completed()
+        for task in await backend.list_tasks(options.job_id):
+            if task.execution_info.exit_code != 0:
+                outcome.failed_tasks.append(task.id)
+        await _print_node_files(backend, console, options)
+        await backend.terminate_job(options.job_id)
+    else:
+        log.warning(
+            "the job was already ended by an earlier run; carrying on from its termination",
+            job=options.job_id,
+            state=job_state.value,
+        )
+    console.waiting_for_job(options.job_id)
+    await _wait_for_job_completed(backend, console, options)
+
+    for status in await backend.list_prep_release_status(options.job_id):
+        prep, release = _exit_codes(status)
+        console.exit_codes(status.node_id, prep, release)
+        if prep != 0 or release != 0:
+            outcome.failed_prep_release.append(status.node_id)
+
+    console.line()
+    if await console.confirm("Delete job?"):
+        await backend.delete_job(options.job_id)
+    if await console.confirm("Delete pool?"):
+        await backend.delete_pool(options.pool_id)
+    console.line()
+    await console.wait_for_enter()
+    return outcome
+
+
+async def _ensure_pool(backend: BatchBackend, console: Console, options: SampleOptions) -> None:
+    console.creating_pool(options.pool_id)
+    try:
+        await backend.create_pool(pool_spec(options))
+    except AlreadyExists as exc:
+        if exc.code not in (None, "PoolExists"):
+            raise
+        console.pool_existed()
+        pool = await backend.get_pool(options.pool_id)
+        if (
+            pool.target_dedicated_nodes != options.node_count
+            and pool.allocation_state.value != "resizing"
+        ):
+            log.info("resizing the existing pool", pool=pool.id, nodes=options.node_count)
+            await backend.resize_pool(options.pool_id, options.node_count)
+        return
+    console.pool_created(options.pool_id, options.node_count, 0, options.vm_size)
+
+
+async def _ensure_job(backend: BatchBackend, console: Console, options: SampleOptions) -> JobState:
+    console.checking_job(options.job_id)
+    job = await backend.find_job(options.job_id)
+    if job is not None:
+        return job.state
+    console.creating_job(options.job_id)
+    await backend.create_job(job_spec(options))
+    return JobState.ACTIVE
+
+
+async def _add_missing_tasks(backend: BatchBackend, options: SampleOptions) -> None:
+    """Add the sample's tasks; on a reused job (an earlier run stopped midway), only those it
+    does not have yet, so the run carries on where the other left off."""
+    wanted = task_specs(options)
+    existing = {task.id.lower() for task in await backend.list_tasks(options.job_id)}
+    missing = [spec for spec in wanted if spec.id.lower() not in existing]
+    if len(missing) < len(wanted):
+        log.info(
+            "reusing tasks from an earlier run",
+            job=options.job_id,
+            count=len(wanted) - len(missing),
+        )
+    if missing:
+        await backend.add_tasks(options.job_id, missing)
+
+
+async def _wait_for_tasks(backend: BatchBackend, options: SampleOptions) -> None:
+    limit = options.task_timeout.total_seconds()
+    deadline = time.monotonic() + limit
+    polls = 0
+    while True:
+        counts = await backend.get_task_counts(options.job_id)
+        if counts.active == 0 and counts.running == 0:
+            return
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(
+                f"tasks did not complete within {_minutes(limit)}: {counts.active} active, "
+                f"{counts.running} running, {counts.completed} completed"
+                + await _why_stuck(backend, options),
+                hint="raise --task-timeout, or inspect the job's preparation task",
+            )
+        polls += 1
+        if polls % NODE_CHECK_EVERY == 0:
+            await _check_nodes_usable(backend, options)
+        await anyio.sleep(min(backend.poll_interval, max(deadline - time.monotonic(), 0)))
+
+
+async def _check_nodes_usable(backend: BatchBackend, options: SampleOptions) -> None:
+    nodes = await backend.list_nodes(options.pool_id)
+    if nodes and all(node.state in UNUSABLE_NODE_STATES for node in nodes):
+        raise WaitTimeout(
+            f"every node of pool {options.pool_id} is unusable; no task can run",
+            hint="look at the log above for why the nodes failed, then delete the pool",
+        )
+
+
+async def _why_stuck(backend: BatchBackend, options: SampleOptions) -> str:
+    """A clause naming nodes whose preparation task failed, the usual reason tasks stay active."""
+    try:
+        statuses = await backend.list_prep_release_status(options.job_id)
+    except NotFound:
+        return ""
+    failed = [
+        status.node_id
+        for status in statuses
+        if status.preparation is not None
+        and status.preparation.execution_info.result is not None
+        and status.preparation.execution_info.exit_code != 0
+    ]
+    if not failed:
+        return ""
+    return f"; the job preparation task failed on {', '.join(failed)}"
+
+
+async def _print_node_files(
+    backend: BatchBackend, console: Console, options: SampleOptions
+) -> None:
+    for node in await backend.list_nodes(options.pool_id):
+        if node.state is not NodeState.IDLE:
+            log.warning("skipping a node that is not idle", node=node.id, state=node.state.value)
+            continue
+        try:
+            data = await backend.read_node_file(options.pool_id, node.id, SHARED_FILE)
+        except NotFound:
+            console.node_file(node.id, None)
+            continue
+        console.node_file(node.id, data.decode(errors="replace"))
+
+
+async def _wait_for_job_completed(
+    backend: BatchBackend, console: Console, options: SampleOptions
+) -> None:
+    limit = options.job_timeout.total_seconds()
+    deadline = time.monotonic() + limit
+    while (await backend.get_job(options.job_id)).state is not JobState.COMPLETED:
+        if time.monotonic() >= deadline:
+            console.end_ticks()
+            raise WaitTimeout(
+                f"job {options.job_id} did not reach state Completed within {_minutes(limit)}",
+                hint="its release tasks may still be running; raise --job-timeout",
+            )
+        console.tick()
+        await anyio.sleep(backend.poll_interval)
+    console.end_ticks()
+
+
+def _exit_codes(status: PrepReleaseStatus) -> tuple[int | None, int | None]:
+    prep = status.preparation.execution_info.exit_code if status.preparation else None
+    release = status.release.execution_info.exit_code if status.release else None
+    return prep, release
+
+
+def _minutes(seconds: float) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds:g} s"

@@ -1,0 +1,84 @@
+"""Shared fixtures: a real Docker engine, unique ids per test, and a check that nothing is left."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+POOL_LABEL = "jobprep_release.pool"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """The engine the README's test command started. Its absence fails the run, never skips."""
+    client = docker.from_env()
+    client.ping()
+    yield client
+    client.close()
+
+
+@dataclass(frozen=True)
+class Ids:
+    pool: str
+    job: str
+
+
+@pytest.fixture
+def ids(docker_client: docker.DockerClient) -> Iterator[Ids]:
+    """Unique pool and job ids; afterwards, asserts and then removes anything left labelled."""
+    suffix = uuid.uuid4().hex[:8]
+    chosen = Ids(pool=f"TestPool-{suffix}", job=f"TestJob-{suffix}")
+    yield chosen
+    selector = {"label": f"{POOL_LABEL}={chosen.pool}"}
+    containers = docker_client.containers.list(all=True, filters=selector)
+    volumes = docker_client.volumes.list(filters=selector)
+    for container in containers:
+        container.remove(force=True)
+    for volume in volumes:
+        volume.remove(force=True)
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "state"
+    path.mkdir()
+    return path
+
+
+def labelled(client: docker.DockerClient, pool_id: str) -> tuple[int, int]:
+    selector = {"label": f"{POOL_LABEL}={pool_id}"}
+    return (
+        len(client.containers.list(all=True, filters=selector)),
+        len(client.volumes.list(filters=selector)),
+    )
+
+
+def run_cli(
+    args: list[str],
+    *,
+    state_dir: Path,
+    stdin: str = "",
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m jobprep_release ARGS` in a subprocess, as a user runs it."""
+    environment = {**os.environ, "JOBPREP_RELEASE_STATE_DIR": str(state_dir), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "jobprep_release", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=REPO,
+        timeout=timeout,
+        check=False,
+    )
