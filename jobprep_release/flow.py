@@ -16,6 +16,7 @@ import structlog
 
 from backends.base import (
     BatchBackend,
+    ComputeNode,
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     JobSpec,
@@ -42,6 +43,9 @@ TASK_COMMAND = (
 )
 RELEASE_COMMAND = "/bin/bash -c 'rm \"$AZ_BATCH_NODE_SHARED_DIR/job_prep_and_release.txt\"'"
 
+SETTLING_NODE_STATES = frozenset(
+    {NodeState.CREATING, NodeState.STARTING, NodeState.REBOOTING, NodeState.REIMAGING}
+)
 UNUSABLE_NODE_STATES = frozenset({NodeState.UNUSABLE, NodeState.OFFLINE, NodeState.LEAVING_POOL})
 NODE_CHECK_EVERY = 20
 """Polls between checks that the pool still has a node that can run tasks."""
@@ -255,10 +259,22 @@ async def _why_stuck(backend: BatchBackend, options: SampleOptions) -> str:
     return f"; the job preparation task failed on {', '.join(failed)}"
 
 
+async def _settled_nodes(backend: BatchBackend, options: SampleOptions) -> list[ComputeNode]:
+    """The pool's nodes once none is still starting (bounded by the task timeout): a node that
+    came up after the tasks were done is shown too, rather than skipped by a race."""
+    with anyio.move_on_after(options.task_timeout.total_seconds()):
+        while True:
+            nodes = await backend.list_nodes(options.pool_id)
+            if not any(node.state in SETTLING_NODE_STATES for node in nodes):
+                return nodes
+            await anyio.sleep(backend.poll_interval)
+    return await backend.list_nodes(options.pool_id)
+
+
 async def _print_node_files(
     backend: BatchBackend, console: Console, options: SampleOptions
 ) -> None:
-    for node in await backend.list_nodes(options.pool_id):
+    for node in await _settled_nodes(backend, options):
         if node.state is not NodeState.IDLE:
             log.warning("skipping a node that is not idle", node=node.id, state=node.state.value)
             continue

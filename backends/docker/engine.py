@@ -142,10 +142,43 @@ class Engine:
         except NotFound:
             pass
 
-    async def create_container(self, **kwargs: Any) -> Any:
-        return await self.call(
-            self._client.containers.create, what=f"create container {kwargs.get('name')}", **kwargs
-        )
+    async def create_node_container(
+        self,
+        *,
+        name: str,
+        image: str,
+        command: list[str],
+        hostname: str,
+        labels: Mapping[str, str],
+        volume: str,
+        mount_point: str,
+        host_options: Mapping[str, Any],
+    ) -> Any:
+        """A container whose stdin stays open across attaches, for a long-lived agent.
+
+        docker-py always sets ``StdinOnce`` with an open stdin, which closes the agent's stdin
+        when the first client detaches; the low-level API lets us turn it off.
+        """
+
+        def create() -> Any:
+            api = self._client.api
+            host_config = api.create_host_config(
+                binds={volume: {"bind": mount_point, "mode": "rw"}}, **host_options
+            )
+            config = api.create_container_config(
+                image,
+                command,
+                hostname=hostname,
+                labels=dict(labels),
+                stdin_open=True,
+                volumes=[mount_point],
+                host_config=host_config,
+            )
+            config["StdinOnce"] = False
+            created = api.create_container_from_config(config, name)
+            return self._client.containers.get(created["Id"])
+
+        return await self._run(create, f"create container {name}")
 
     async def remove_container(self, container: Any) -> None:
         with contextlib.suppress(NotFound):

@@ -123,6 +123,9 @@ class _NodeRuntime:
     def __init__(self) -> None:
         self.link: AgentLink | None = None
         self.ready = anyio.Event()
+        self.scope = anyio.CancelScope()
+        self.lock = anyio.Lock()
+        """Held while the node's container is being made or removed."""
 
 
 def _now() -> float:
@@ -165,6 +168,8 @@ class BatchService:
             await self._adopt_unknown_pools()
             for pool in list(self._state.pools.values()):
                 for node in pool.nodes:
+                    # Nothing runs on a node until its agent has answered this run.
+                    node.state = NodeState.STARTING
                     self._nodes[node.id] = _NodeRuntime()
                     group.start_soon(self._keep_node, pool, node)
             self._index_in_flight()
@@ -287,13 +292,15 @@ class BatchService:
     async def _remove_node(self, pool: PoolRecord, node: NodeRecord) -> None:
         node.state = NodeState.LEAVING_POOL
         self._lose_node_work(node.id)
-        runtime = self._nodes.pop(node.id, None)
-        if runtime is not None and runtime.link is not None:
+        runtime = self._nodes.pop(node.id, None) or _NodeRuntime()
+        runtime.scope.cancel()
+        if runtime.link is not None:
             runtime.link.close()
-        container = await self._engine.get_container(node.container)
-        if container is not None:
-            await self._engine.remove_container(container)
-        await self._engine.remove_volume(node.volume)
+        async with runtime.lock:
+            container = await self._engine.get_container(node.container)
+            if container is not None:
+                await self._engine.remove_container(container)
+            await self._engine.remove_volume(node.volume)
         pool.nodes.remove(node)
         self._poke()
 
@@ -308,7 +315,9 @@ class BatchService:
         pool = self._pool(pool_id)
         busy = self._used_slots()
         return [
-            ComputeNode(id=node.id, state=node.state, running_tasks_count=busy.get(node.id, 0))
+            ComputeNode(
+                id=node.id, state=_node_state(node, busy), running_tasks_count=busy.get(node.id, 0)
+            )
             for node in pool.nodes
         ]
 
@@ -336,8 +345,13 @@ class BatchService:
         """Bring a node up (creating its container when missing), then relay its agent's
         events until the link closes; a lost node is marked unusable."""
         runtime = self._nodes[node.id]
+        with runtime.scope:
+            await self._relay_node(pool, node, runtime)
+
+    async def _relay_node(self, pool: PoolRecord, node: NodeRecord, runtime: _NodeRuntime) -> None:
         try:
-            link = await self._start_node(pool, node)
+            async with runtime.lock:
+                link = await self._start_node(pool, node)
         except BackendError as exc:
             log.warning("node failed to start", node=node.id, error=exc.one_line())
             node.state = NodeState.UNUSABLE
@@ -371,17 +385,20 @@ class BatchService:
                 "jobprep_release.pool-spec": _pool_labels_document(pool),
             }
             await self._engine.create_volume(node.volume, labels)
-            container = await self._engine.create_container(
+            assert pool.spec.image is not None
+            container = await self._engine.create_node_container(
+                name=node.container,
                 image=pool.spec.image,
                 command=["/bin/bash", "-c", AGENT_SCRIPT],
-                name=node.container,
                 hostname=node.id.lower()[:63],
                 labels=labels,
-                stdin_open=True,
-                volumes={node.volume: {"bind": "/mnt/batch", "mode": "rw"}},
-                restart_policy={"Name": "unless-stopped"},
-                security_opt=["no-new-privileges"],
-                **_vm_limits(pool.spec.vm_size),
+                volume=node.volume,
+                mount_point="/mnt/batch",
+                host_options={
+                    "restart_policy": {"Name": "unless-stopped"},
+                    "security_opt": ["no-new-privileges"],
+                    **_vm_limits(pool.spec.vm_size),
+                },
             )
         node.state = NodeState.STARTING
         link = await AgentLink.attach(self._engine.api, container.id)
@@ -663,10 +680,6 @@ class BatchService:
                     continue
                 used[node.id] = used.get(node.id, 0) + task.spec.required_slots
                 await self._assign(job, task, node)
-        for pool in self._state.pools.values():
-            for node in pool.nodes:
-                if node.state in (NodeState.IDLE, NodeState.RUNNING):
-                    node.state = NodeState.RUNNING if used.get(node.id) else NodeState.IDLE
 
     def _pick_node(
         self, pool: PoolRecord, job: JobRecord, task: TaskRecord, used: dict[str, int]
@@ -1007,6 +1020,13 @@ class BatchService:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _node_state(node: NodeRecord, busy: dict[str, int]) -> NodeState:
+    """A ready node is `running` while any task holds one of its slots, else `idle`."""
+    if node.state in (NodeState.IDLE, NodeState.RUNNING):
+        return NodeState.RUNNING if busy.get(node.id) else NodeState.IDLE
+    return node.state
 
 
 def _failure(code: str, message: str) -> FailureInfo:

@@ -150,3 +150,16 @@ def test_prompts_no_keeps_and_end_of_input_deletes(
     assert again.returncode == 0, again.stderr
     assert "Traceback" not in again.stderr
     assert labelled(docker_client, ids.pool) == (0, 0)
+
+
+def test_a_node_that_ran_no_task_says_so(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    result = run_cli(
+        ["--pool-id", ids.pool, "--job-id", ids.job, "--tasks", "1", "--yes"], state_dir=state_dir
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Contents of shared/job_prep_and_release.txt on ") == 2
+    assert "(no such file: this node ran no task of the job" in result.stdout
+    assert result.stdout.count("  Prep task exit code:    0") == 1
+    assert labelled(docker_client, ids.pool) == (0, 0)

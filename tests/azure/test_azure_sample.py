@@ -1,0 +1,133 @@
+"""The whole sample on the azure backend, against the Batch stand-in: the app's flow in process,
+and the CLI in a subprocess. The expected transcript is built from sample-flow.md's lines and what
+the stand-in recorded (its node ids, and which task ran on which node)."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import sys
+from pathlib import Path
+
+import anyio
+
+from backends.base import NodeFillType
+from jobprep_release.console import Answer, Console
+from jobprep_release.flow import SampleOptions, run_sample
+from tests.azure.batch_standin import BatchStandIn
+from tests.azure.support import ACCOUNT, KEY, make_backend
+
+REPO = Path(__file__).resolve().parents[2]
+POOL = "JobPrepReleaseSamplePool"
+JOB = "JobPrepReleaseSampleJob"
+
+
+def expected_transcript(standin: BatchStandIn, nodes: int) -> str:
+    node_ids = standin.node_ids[:nodes]
+    lines = [
+        f"Attempting to create pool: {POOL}",
+        f"Created pool {POOL} with {nodes} dedicated and 0 low priority standard_d1_v2 nodes",
+        f"Checking for existing job {JOB}...",
+        f"Job {JOB} not found, creating...",
+        "Submitting tasks and awaiting completion...",
+        "All tasks completed.",
+        "",
+    ]
+    for node_id in node_ids:
+        ran = [task for job, node, task in standin.task_log if (job, node) == (JOB, node_id)]
+        lines += [
+            f"Contents of shared/job_prep_and_release.txt on {node_id}:",
+            "-" * 43,
+            f"{node_id} tasks:",
+            *(f"  {task}" for task in ran),
+            "",
+        ]
+    lines += [f"Waiting for job {JOB} to reach state Completed", "<dots>"]
+    for node_id in node_ids:
+        lines += [
+            "",
+            f"{node_id}: ",
+            "  Prep task exit code:    0",
+            "  Release task exit code: 0",
+        ]
+    lines += [
+        "",
+        "Delete job? [yes] no",
+        "yes",
+        "Delete pool? [yes] no",
+        "yes",
+        "",
+        "Sample complete, hit ENTER to exit...",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def with_dots_folded(transcript: str) -> str:
+    """The line of poll dots after "Waiting for job ...", whose length depends on timing."""
+    return re.sub(r"(reach state Completed\n)\.*\n", r"\1<dots>\n", transcript, count=1)
+
+
+def assert_every_task_ran_once(standin: BatchStandIn, count: int) -> None:
+    ran = sorted(task for job, _, task in standin.task_log if job == JOB)
+    assert ran == [f"task{n:03d}" for n in range(1, count + 1)]
+
+
+async def test_sample_flow_on_the_azure_backend(standin: BatchStandIn) -> None:
+    out = io.StringIO()
+    options = SampleOptions(node_fill_type=NodeFillType.PACK)
+
+    async with make_backend(standin.endpoint, poll_interval=0.0) as backend:
+        outcome = await run_sample(backend, Console(Answer.YES, out=out), options)
+
+    assert outcome.succeeded
+    assert_every_task_ran_once(standin, 8)
+    assert with_dots_folded(out.getvalue()) == expected_transcript(standin, nodes=2)
+    assert re.search(r"^\.+$", out.getvalue(), flags=re.M), "expected a dot per poll"
+    assert standin.pools == {} and standin.jobs == {}
+
+
+async def test_sample_flow_with_a_node_that_runs_no_task(standin: BatchStandIn) -> None:
+    out = io.StringIO()
+    options = SampleOptions(node_count=3, task_count=2)
+
+    async with make_backend(standin.endpoint, poll_interval=0.0) as backend:
+        outcome = await run_sample(backend, Console(Answer.YES, out=out), options)
+
+    assert outcome.succeeded
+    idle = [node for node in standin.node_ids if node not in {n for _, n, _ in standin.task_log}]
+    assert len(idle) == 1
+    assert f"Contents of shared/job_prep_and_release.txt on {idle[0]}:" in out.getvalue()
+    assert "(no such file: this node ran no task of the job" in out.getvalue()
+
+
+async def test_cli_runs_the_sample_on_the_azure_backend(standin: BatchStandIn) -> None:
+    # The CLI polls every 10 s on azure: let the stand-in's world move on fast enough that the
+    # first poll of each wait finds it done.
+    standin.steps_per_read = 20
+    environ = {
+        name: value for name, value in os.environ.items() if not name.startswith("AZURE_BATCH_")
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "jobprep_release",
+        "--backend",
+        "azure",
+        "--endpoint",
+        standin.endpoint,
+        "--account",
+        ACCOUNT,
+        "--key",
+        KEY,
+        "--yes",
+    ]
+
+    with anyio.fail_after(120):
+        result = await anyio.run_process(command, cwd=REPO, env=environ, check=False)
+
+    stdout, stderr = result.stdout.decode(), result.stderr.decode()
+    assert result.returncode == 0, stderr
+    assert with_dots_folded(stdout) == expected_transcript(standin, nodes=2)
+    assert KEY not in stdout + stderr
+    assert_every_task_ran_once(standin, 8)
