@@ -361,6 +361,22 @@ class BatchBackend(Protocol):
         """Every task of the job, in the order they were added."""
         ...
 
+    async def get_task(self, job_id: str, task_id: str) -> Task:
+        """One task; `NotFound` (``TaskNotFound``) when absent."""
+        ...
+
+    async def terminate_task(self, job_id: str, task_id: str) -> None:
+        """End a task: a running one is killed, an active one completes without running."""
+        ...
+
+    async def reboot_node(self, pool_id: str, node_id: str) -> None:
+        """Start rebooting a node (running tasks are requeued; its files stay)."""
+        ...
+
+    async def reimage_node(self, pool_id: str, node_id: str) -> None:
+        """Start reimaging a node (running tasks are requeued; its disk starts afresh)."""
+        ...
+
     async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
         """A file's bytes, `path` relative to the node's task root (``shared/x.txt``).
 

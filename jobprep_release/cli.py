@@ -283,7 +283,12 @@ def _project_error(exc: BaseException) -> JobPrepReleaseError | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    words = list(argv if argv is not None else sys.argv[1:])
+    if words[:1] == ["serve"]:
+        from jobprep_release.serve import main as serve
+
+        return serve(words[1:])
+    debug = "--debug" in words
     try:
         invocation = parse(argv)
         args = invocation.args

@@ -294,6 +294,33 @@ class AzureBackend:
             tasks = [task async for task in self._client.list_tasks(job_id, select=TASK_SELECT)]
         return [convert.task_view(task) for task in tasks]
 
+    async def get_task(self, job_id: str, task_id: str) -> Task:
+        async with self._call(f"get task {task_id} of job {job_id}"):
+            task = await self._client.get_task(job_id, task_id, select=TASK_SELECT)
+        return convert.task_view(task)
+
+    async def terminate_task(self, job_id: str, task_id: str) -> None:
+        async with self._call(f"terminate task {task_id} of job {job_id}"):
+            await self._client.terminate_task(job_id, task_id)
+
+    # --- nodes -------------------------------------------------------------------------------
+
+    async def reboot_node(self, pool_id: str, node_id: str) -> None:
+        # The options body is required by the 15.1.0 client, as for terminate.
+        options = models._models.BatchNodeRebootOptions(node_reboot_kind="requeue")
+        async with self._call(f"reboot node {node_id}"):
+            # Only the request: the caller watches the node's state.
+            await self._client.begin_reboot_node(
+                pool_id, node_id, options, polling_interval=self._lro_poll_interval
+            )
+
+    async def reimage_node(self, pool_id: str, node_id: str) -> None:
+        options = models._models.BatchNodeReimageOptions(node_reimage_option="requeue")
+        async with self._call(f"reimage node {node_id}"):
+            await self._client.begin_reimage_node(
+                pool_id, node_id, options, polling_interval=self._lro_poll_interval
+            )
+
     # --- files -------------------------------------------------------------------------------
 
     async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:

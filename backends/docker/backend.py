@@ -117,6 +117,18 @@ class DockerBackend:
     async def list_tasks(self, job_id: str) -> list[Task]:
         return await self.service.list_tasks(job_id)
 
+    async def get_task(self, job_id: str, task_id: str) -> Task:
+        return await self.service.get_task(job_id, task_id)
+
+    async def terminate_task(self, job_id: str, task_id: str) -> None:
+        await self.service.terminate_task(job_id, task_id)
+
+    async def reboot_node(self, pool_id: str, node_id: str) -> None:
+        await self.service.reboot_node(pool_id, node_id)
+
+    async def reimage_node(self, pool_id: str, node_id: str) -> None:
+        await self.service.reimage_node(pool_id, node_id)
+
     async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
         return await self.service.read_node_file(pool_id, node_id, path)
 

@@ -11,6 +11,7 @@ import contextlib
 import io
 import tarfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
@@ -31,6 +32,13 @@ NODE_LABEL = "jobprep_release.node"
 ROLE_LABEL = "jobprep_release.role"
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSummary:
+    id: str
+    name: str
+    labels: Mapping[str, str]
 
 
 def _translate(exc: Exception, what: str) -> BackendError:
@@ -114,11 +122,21 @@ class Engine:
                 hint=f"pull or build it (`docker pull {image}`), or choose another with --image",
             ) from exc
 
-    async def list_containers(self, labels: Mapping[str, str]) -> list[Any]:
+    async def list_containers(self, labels: Mapping[str, str]) -> list[ContainerSummary]:
+        """Containers carrying all of `labels`, from one list call (no per-container
+        inspect, which would race with a container being removed meanwhile)."""
         filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
-        return await self.call(
-            self._client.containers.list, all=True, filters=filters, what="list containers"
+        rows = await self.call(
+            self._client.api.containers, all=True, filters=filters, what="list containers"
         )
+        return [
+            ContainerSummary(
+                id=row["Id"],
+                name=(row.get("Names") or ["/"])[0].lstrip("/"),
+                labels=row.get("Labels") or {},
+            )
+            for row in rows
+        ]
 
     async def list_volumes(self, labels: Mapping[str, str]) -> list[Any]:
         filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
@@ -180,9 +198,15 @@ class Engine:
 
         return await self._run(create, f"create container {name}")
 
-    async def remove_container(self, container: Any) -> None:
+    async def remove_container(self, container_id: str) -> None:
         with contextlib.suppress(NotFound):
-            await self.call(container.remove, force=True, v=False, what="remove container")
+            await self.call(
+                self._client.api.remove_container, container_id, force=True, what="remove container"
+            )
+
+    async def put_archive(self, container_id: str, data: bytes) -> None:
+        """Extract a tar (rooted at `/`) into a container."""
+        await self.call(self._client.api.put_archive, container_id, "/", data, what="copy files")
 
     async def read_file(self, container_id: str, path: str) -> bytes:
         """The bytes of a regular file in a container; `NotFound` for anything else."""

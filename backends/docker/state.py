@@ -87,6 +87,7 @@ class TaskRecord:
     state: TaskState = TaskState.ACTIVE
     node_id: str | None = None
     run: Execution = field(default_factory=Execution)
+    files_removed: bool = False
 
 
 @dataclass(slots=True)

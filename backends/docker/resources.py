@@ -1,0 +1,76 @@
+"""Resource files: downloaded by the service, then placed in the task's working directory.
+
+The node image need not have curl: the service fetches each `httpUrl` itself (off the event
+loop) and copies the files into the node as one archive, with their `fileMode` (default 0770)
+and owned by the task's user, before the task starts. A failed download completes the task with
+a failure before it runs, as the service does.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+
+import anyio.to_thread
+
+from backends.base import ResourceFile
+from backends.errors import InvalidRequest
+
+DEFAULT_FILE_MODE = 0o770
+DOWNLOAD_TIMEOUT = 60.0
+
+
+class DownloadFailed(Exception):
+    """A resource file could not be downloaded."""
+
+
+def check_file_path(path: str) -> str:
+    """`path` normalised, relative to the working directory; `InvalidRequest` if it escapes."""
+    normal = posixpath.normpath(path.replace("\\", "/"))
+    if not path or path.startswith("/") or normal == ".." or normal.startswith("../"):
+        raise InvalidRequest(
+            f"resource file path {path!r} must stay inside the task's working directory",
+            code="InvalidPropertyValue",
+        )
+    return normal
+
+
+def _download(url: str) -> bytes:
+    if not url.startswith(("http://", "https://")):
+        raise DownloadFailed(f"{url}: only http and https URLs are supported")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+            data: bytes = response.read()
+            return data
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise DownloadFailed(f"{url}: {exc}") from exc
+
+
+async def fetch(files: Sequence[ResourceFile]) -> list[tuple[ResourceFile, bytes]]:
+    """Download every file; `DownloadFailed` names the first that fails."""
+    fetched = []
+    for file in files:
+        data = await anyio.to_thread.run_sync(_download, file.http_url)
+        fetched.append((file, data))
+    return fetched
+
+
+def archive(working_dir: str, fetched: list[tuple[ResourceFile, bytes]], owner: int) -> bytes:
+    """A tar, rooted at `/`, holding each file under `working_dir` with its mode and owner."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for file, data in fetched:
+            member = tarfile.TarInfo(
+                posixpath.join(working_dir, check_file_path(file.file_path)).lstrip("/")
+            )
+            member.size = len(data)
+            member.mode = int(file.file_mode, 8) if file.file_mode else DEFAULT_FILE_MODE
+            member.uid = member.gid = owner
+            member.mtime = int(time.time())
+            tar.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
