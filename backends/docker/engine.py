@@ -41,6 +41,21 @@ class ContainerSummary:
     labels: Mapping[str, str]
 
 
+def _permission_denied(exc: BaseException) -> bool:
+    """A PermissionError anywhere in the chain or the args (requests wraps urllib3 wraps it)."""
+    pending: list[object] = [exc]
+    seen: set[int] = set()
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        if isinstance(item, PermissionError):
+            return True
+        seen.add(id(item))
+        pending += [*item.args, item.__cause__, item.__context__]
+    return False
+
+
 def _translate(exc: Exception, what: str) -> BackendError:
     if isinstance(exc, docker.errors.ImageNotFound):
         return NotFound(f"{what}: image not found", code="ImageNotFound")
@@ -52,6 +67,12 @@ def _translate(exc: Exception, what: str) -> BackendError:
         if status == 400:
             return InvalidRequest(f"{what}: {detail}")
         return ServiceError(f"{what}: Docker engine answered {status}: {detail}")
+    if _permission_denied(exc):
+        return BackendUnavailable(
+            f"no permission to use the Docker engine's socket ({what})",
+            hint="join the socket's group; in a container, add "
+            '--group-add "$(stat -c %g /var/run/docker.sock)"',
+        )
     if isinstance(exc, (requests.exceptions.ConnectionError, docker.errors.DockerException)):
         return BackendUnavailable(
             f"cannot reach the Docker engine ({what})",

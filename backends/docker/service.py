@@ -158,7 +158,7 @@ class BatchService:
         self._state = await anyio.to_thread.run_sync(self._store.load)
         async with anyio.create_task_group() as group:
             self._task_group = group
-            await self._adopt_unknown_pools()
+            await self._drop_vanished_pools()
             self._index_in_flight()
             for pool in self._state.pools.values():
                 for node in pool.nodes:
@@ -209,6 +209,7 @@ class BatchService:
 
     async def create_pool(self, spec: PoolSpec) -> None:
         check_id("pool", spec.id)
+        await self._adopt(spec.id)
         if spec.id.lower() in self._state.pools:
             raise AlreadyExists(f"pool {spec.id} already exists", code="PoolExists")
         _check_node_count(spec.target_dedicated_nodes)
@@ -257,6 +258,7 @@ class BatchService:
         return [await self.get_pool(pool.spec.id) for pool in self._state.pools.values()]
 
     async def get_pool(self, pool_id: str) -> Pool:
+        await self._adopt(pool_id)
         pool = self._pool(pool_id)
         live = [node for node in pool.nodes if node.state is not NodeState.LEAVING_POOL]
         starting = any(node.state is NodeState.CREATING for node in live)
@@ -285,6 +287,7 @@ class BatchService:
         await self._persist()
 
     async def delete_pool(self, pool_id: str) -> None:
+        await self._adopt(pool_id)
         pool = self._pool(pool_id)
         pool.state = PoolState.DELETING
         for node in list(pool.nodes):
@@ -309,22 +312,36 @@ class BatchService:
         for volume in await self._engine.list_volumes(labels):
             await self._engine.remove_volume(volume.name)
 
-    async def _adopt_unknown_pools(self) -> None:
-        """Pools whose containers exist but that the state does not know (the state was
-        lost, or was kept elsewhere) are taken back from their labels."""
-        found: dict[str, list[ContainerSummary]] = {}
-        for container in await self._engine.list_containers({ROLE_LABEL: "node"}):
-            pool_id = container.labels.get(POOL_LABEL, "")
-            if pool_id.lower() not in self._state.pools:
-                found.setdefault(pool_id, []).append(container)
-        for pool_id, members in found.items():
-            try:
-                pool = _pool_from_labels(members)
-            except (KeyError, ValueError, TypeError):
-                log.warning("ignoring node containers with unreadable labels", pool=pool_id)
+    async def _adopt(self, pool_id: str) -> None:
+        """Take back a pool this state does not know from its containers' labels: the state
+        was lost, or another run (an app in a container, say) made it. Only pools asked for
+        by id are adopted, so a run never takes over pools it was not told about."""
+        if pool_id.lower() in self._state.pools:
+            return
+        members = await self._engine.list_containers({POOL_LABEL: pool_id, ROLE_LABEL: "node"})
+        if not members:
+            return
+        try:
+            pool = _pool_from_labels(members)
+        except (KeyError, ValueError, TypeError):
+            log.warning("ignoring node containers with unreadable labels", pool=pool_id)
+            return
+        self._state.pools[pool_id.lower()] = pool
+        for node in pool.nodes:
+            node.state = NodeState.STARTING
+            self._keep(pool, node)
+        log.info("adopted pool from its containers", pool=pool_id, nodes=len(pool.nodes))
+
+    async def _drop_vanished_pools(self) -> None:
+        """Forget pools whose every container and volume is gone: deleted by another run."""
+        for key, pool in list(self._state.pools.items()):
+            labels = {POOL_LABEL: pool.spec.id}
+            if await self._engine.list_containers(labels):
                 continue
-            self._state.pools[pool_id.lower()] = pool
-            log.info("adopted pool from its containers", pool=pool_id, nodes=len(pool.nodes))
+            if await self._engine.list_volumes(labels):
+                continue
+            log.info("forgetting a pool deleted elsewhere", pool=pool.spec.id)
+            del self._state.pools[key]
 
     # --- nodes -------------------------------------------------------------------------------
 
