@@ -142,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--fill-type", choices=[t.value for t in NodeFillType], default=NodeFillType.PACK.value
     )
     sample.add_argument(
+        "--no-wait-for-success",
+        dest="wait_for_success",
+        action="store_false",
+        help="let tasks start while the job preparation task runs (waitForSuccess=false)",
+    )
+    sample.add_argument(
+        "--task-retries",
+        type=_bounded("--task-retries", -1, 100),
+        default=0,
+        help="maxTaskRetryCount of each task (-1: unlimited; default 0)",
+    )
+    sample.add_argument(
+        "--task-wall-clock", type=duration, help="maxWallClockTime of each task (default none)"
+    )
+    sample.add_argument(
         "--task-timeout", type=duration, default=defaults.task_timeout, help="(default 30m)"
     )
     sample.add_argument(
@@ -198,6 +213,9 @@ def parse(argv: Sequence[str] | None) -> Invocation:
         node_agent_sku_id=args.node_agent_sku,
         task_slots_per_node=args.slots,
         node_fill_type=NodeFillType(args.fill_type),
+        wait_for_success=args.wait_for_success,
+        task_retries=args.task_retries,
+        task_wall_clock=args.task_wall_clock,
         task_timeout=args.task_timeout,
         job_timeout=args.job_timeout,
     )
