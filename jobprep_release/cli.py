@@ -11,7 +11,6 @@ import argparse
 import logging
 import os
 import re
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,10 +24,10 @@ from backends.base import BatchBackend, NodeFillType, check_id
 from backends.errors import InvalidRequest, JobPrepReleaseError, UsageError
 from jobprep_release import logs
 from jobprep_release.console import Answer, Console
-from jobprep_release.flow import SampleOptions, run_sample
+from jobprep_release.flow import SampleOptions, SampleOutcome, run_sample
+from jobprep_release.interrupts import EXIT_INTERRUPTED, Interrupts, tidy
 
 EXIT_TASKS_FAILED = 10
-EXIT_INTERRUPTED = 130
 EXIT_STATUSES = {
     0: "the sample ran and every task, preparation and release task exited 0",
     1: "an unexpected error",
@@ -247,45 +246,39 @@ def make_backend(args: argparse.Namespace) -> BatchBackend:
 
 
 async def _run(invocation: Invocation) -> int:
+    """Run the sample; the first SIGINT/SIGTERM stops it cleanly, a second exits at once."""
+    interrupts = Interrupts()
+    async with anyio.create_task_group() as group:
+        group.start_soon(interrupts.watch)
+        status = await _run_sample(invocation, interrupts)
+        group.cancel_scope.cancel()
+    return status
+
+
+async def _run_sample(invocation: Invocation, interrupts: Interrupts) -> int:
     console = Console(invocation.answer)
     backend = make_backend(invocation.args)
+    outcomes: list[SampleOutcome] = []
+
+    async def sample() -> None:
+        # In a task of its own: the signal cancels this task only, so the tidying below runs
+        # in a task no cancellation was ever aimed at.
+        with interrupts.scope:
+            outcomes.append(await run_sample(backend, console, invocation.options))
+
     async with backend:
-        outcome = await run_sample(backend, console, invocation.options)
+        async with anyio.create_task_group() as group:
+            group.start_soon(sample)
+        if interrupts.signalled or not outcomes:
+            message = await tidy(backend, invocation.options, invocation.answer)
+            print(message, file=sys.stderr)
+            return EXIT_INTERRUPTED
+    (outcome,) = outcomes
     if outcome.succeeded:
         return 0
     failed = outcome.failed_tasks + [f"prep/release on {n}" for n in outcome.failed_prep_release]
     print(f"error: the sample ran, but these failed: {', '.join(failed)}", file=sys.stderr)
     return EXIT_TASKS_FAILED
-
-
-async def _run_until_signalled(invocation: Invocation) -> int:
-    """Run the sample; the first SIGINT/SIGTERM cancels it cleanly, a second exits at once."""
-    status = EXIT_INTERRUPTED
-    async with anyio.create_task_group() as group:
-
-        async def watch_signals() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for received in signals:
-                    if group.cancel_scope.cancel_called:
-                        os._exit(EXIT_INTERRUPTED)
-                    log.warning("stopping", signal=signal.Signals(received).name)
-                    group.cancel_scope.cancel()
-
-        async def sample() -> None:
-            nonlocal status
-            status = await _run(invocation)
-            group.cancel_scope.cancel()
-
-        group.start_soon(watch_signals)
-        group.start_soon(sample)
-    if status == EXIT_INTERRUPTED:
-        options = invocation.options
-        print(
-            f"interrupted: pool {options.pool_id} and job {options.job_id} are left as they are; "
-            "run again to carry on, or answer yes to the delete prompts",
-            file=sys.stderr,
-        )
-    return status
 
 
 def _project_error(exc: BaseException) -> JobPrepReleaseError | None:
@@ -312,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = invocation.args
         level = logging.INFO + 10 * (args.quiet - args.verbose)
         logs.configure(level=max(level, logging.DEBUG), fmt=args.log_format)
-        return anyio.run(_run_until_signalled, invocation)
+        return anyio.run(_run, invocation)
     except (JobPrepReleaseError, BaseExceptionGroup) as exc:
         error = _project_error(exc)
         if debug or error is None:

@@ -7,15 +7,18 @@ sample's own lines, so the transcript stays byte-for-byte what the original samp
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 from collections.abc import Callable
 from enum import Enum
 from typing import TextIO
 
-import anyio.to_thread
+import anyio
 
 SHARED_FILE = "shared/job_prep_and_release.txt"
 RULE = "-" * 43
+INPUT_POLL = 0.05
 
 
 class Answer(Enum):
@@ -45,6 +48,9 @@ class Console:
         self._answer = answer
         self._out = out or sys.stdout
         self._read_line = read_line or sys.stdin.readline
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader: threading.Thread | None = None
+        self._at_end = False
 
     def line(self, text: str = "") -> None:
         self._out.write(text + "\n")
@@ -55,9 +61,29 @@ class Console:
         self._out.flush()
 
     async def _read(self) -> str | None:
-        """One line of input without its newline; None at end of input."""
-        raw = await anyio.to_thread.run_sync(self._read_line, abandon_on_cancel=True)
-        return raw.rstrip("\r\n") if raw else None
+        """One line of input without its newline; None at end of input.
+
+        Lines are read by a daemon thread: a prompt interrupted by Ctrl-C leaves no worker
+        thread blocked on stdin that would keep the process from exiting.
+        """
+        if self._reader is None:
+            self._reader = threading.Thread(target=self._read_lines, daemon=True)
+            self._reader.start()
+        while not self._at_end:
+            try:
+                raw = self._lines.get_nowait()
+            except queue.Empty:
+                await anyio.sleep(INPUT_POLL)
+                continue
+            if raw:
+                return raw.rstrip("\r\n")
+            self._at_end = True
+        return None
+
+    def _read_lines(self) -> None:
+        while raw := self._read_line():
+            self._lines.put(raw)
+        self._lines.put("")
 
     async def confirm(self, question: str) -> bool:
         """Ask `question` as the sample does (`... [yes] no`); fixed answers are echoed."""

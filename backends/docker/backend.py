@@ -29,6 +29,12 @@ from backends.docker.service import BatchService, DockerSettings
 from backends.docker.state import StateStore, default_state_dir
 
 
+def _atomic() -> anyio.CancelScope:
+    """A change, once asked for, is carried through: cancelling (Ctrl-C) the caller midway
+    must not leave, say, a job terminating with half of its release tasks started."""
+    return anyio.CancelScope(shield=True)
+
+
 class DockerBackend:
     """Azure Batch semantics on a Docker engine: each node a container, state kept on disk."""
 
@@ -85,16 +91,19 @@ class DockerBackend:
                 await self._engine.close()
 
     async def create_pool(self, spec: PoolSpec) -> None:
-        await self.service.create_pool(spec)
+        with _atomic():
+            await self.service.create_pool(spec)
 
     async def get_pool(self, pool_id: str) -> Pool:
         return await self.service.get_pool(pool_id)
 
     async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
-        await self.service.resize_pool(pool_id, target_dedicated_nodes)
+        with _atomic():
+            await self.service.resize_pool(pool_id, target_dedicated_nodes)
 
     async def delete_pool(self, pool_id: str) -> None:
-        await self.service.delete_pool(pool_id)
+        with _atomic():
+            await self.service.delete_pool(pool_id)
 
     async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
         return await self.service.list_nodes(pool_id)
@@ -103,13 +112,15 @@ class DockerBackend:
         return await self.service.find_job(job_id)
 
     async def create_job(self, spec: JobSpec) -> None:
-        await self.service.create_job(spec)
+        with _atomic():
+            await self.service.create_job(spec)
 
     async def get_job(self, job_id: str) -> Job:
         return await self.service.get_job(job_id)
 
     async def add_tasks(self, job_id: str, tasks: Sequence[TaskSpec]) -> None:
-        await self.service.add_tasks(job_id, tasks)
+        with _atomic():
+            await self.service.add_tasks(job_id, tasks)
 
     async def get_task_counts(self, job_id: str) -> TaskCounts:
         return await self.service.get_task_counts(job_id)
@@ -121,22 +132,27 @@ class DockerBackend:
         return await self.service.get_task(job_id, task_id)
 
     async def terminate_task(self, job_id: str, task_id: str) -> None:
-        await self.service.terminate_task(job_id, task_id)
+        with _atomic():
+            await self.service.terminate_task(job_id, task_id)
 
     async def reboot_node(self, pool_id: str, node_id: str) -> None:
-        await self.service.reboot_node(pool_id, node_id)
+        with _atomic():
+            await self.service.reboot_node(pool_id, node_id)
 
     async def reimage_node(self, pool_id: str, node_id: str) -> None:
-        await self.service.reimage_node(pool_id, node_id)
+        with _atomic():
+            await self.service.reimage_node(pool_id, node_id)
 
     async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
         return await self.service.read_node_file(pool_id, node_id, path)
 
     async def terminate_job(self, job_id: str, reason: str | None = None) -> None:
-        await self.service.terminate_job(job_id, reason)
+        with _atomic():
+            await self.service.terminate_job(job_id, reason)
 
     async def list_prep_release_status(self, job_id: str) -> list[PrepReleaseStatus]:
         return await self.service.list_prep_release_status(job_id)
 
     async def delete_job(self, job_id: str) -> None:
-        await self.service.delete_job(job_id)
+        with _atomic():
+            await self.service.delete_job(job_id)

@@ -1,0 +1,94 @@
+"""Ctrl-C and SIGTERM: the first stops the run cleanly, a second exits at once.
+
+Stopping cleanly means: the sample's work is cancelled between two steps (the docker backend's
+state is written atomically, so nothing is half-written), then, within a bounded time, either
+everything is deleted (the user gave `--yes`) or the job is terminated so its running tasks end
+and its release tasks run, and the user is told what remains and how to remove it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import anyio
+import structlog
+
+from backends.base import BatchBackend, JobState
+from backends.errors import BackendError, NotFound
+from jobprep_release.console import Answer
+from jobprep_release.flow import SampleOptions
+
+EXIT_INTERRUPTED = 130
+TIDY_LIMIT = 120.0
+
+log = structlog.get_logger("jobprep_release.interrupts")
+
+
+class Interrupts:
+    """Watches for SIGINT/SIGTERM; `scope` is the cancel scope the first one cancels."""
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self.signalled = False
+
+    async def watch(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for received in signals:
+                if self.signalled:
+                    print("stopped at once (second signal)", file=sys.stderr, flush=True)
+                    os._exit(EXIT_INTERRUPTED)
+                self.signalled = True
+                name = signal.Signals(received).name
+                print(
+                    f"stopping ({name}); press Ctrl-C again to exit at once",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                self.scope.cancel()
+
+
+async def tidy(backend: BatchBackend, options: SampleOptions, answer: Answer) -> str:
+    """Leave the run's objects in a clean state; return the line telling the user about it."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(TIDY_LIMIT) as limit:
+        try:
+            if answer is Answer.YES:
+                return await _delete_everything(backend, options)
+            return await _end_the_job(backend, options)
+        except BackendError as exc:
+            return f"interrupted; tidying up failed: {exc.one_line()}"
+    if limit.cancelled_caught:
+        return "interrupted; tidying up took too long and was abandoned"
+    return "interrupted"
+
+
+async def _delete_everything(backend: BatchBackend, options: SampleOptions) -> str:
+    deleted = []
+    if await backend.find_job(options.job_id) is not None:
+        await backend.delete_job(options.job_id)
+        deleted.append(f"job {options.job_id}")
+    try:
+        await backend.delete_pool(options.pool_id)
+        deleted.append(f"pool {options.pool_id}")
+    except NotFound:
+        pass
+    return f"interrupted; deleted {' and '.join(deleted) or 'nothing (nothing was created)'}"
+
+
+async def _end_the_job(backend: BatchBackend, options: SampleOptions) -> str:
+    job = await backend.find_job(options.job_id)
+    ended = ""
+    if job is not None and job.state is JobState.ACTIVE:
+        await backend.terminate_job(options.job_id)
+        deadline = anyio.current_time() + options.job_timeout.total_seconds()
+        while (await backend.get_job(options.job_id)).state is not JobState.COMPLETED:
+            if anyio.current_time() > deadline:
+                break
+            await anyio.sleep(backend.poll_interval)
+        ended = f"job {options.job_id} was terminated (its running tasks ended); "
+    remains = [f"pool {options.pool_id}"] + ([f"job {options.job_id}"] if job else [])
+    return (
+        f"interrupted; {ended}{' and '.join(remains)} remain: run again to carry on, "
+        "with --yes to delete them"
+    )
