@@ -26,6 +26,8 @@ if ! engine_up; then
   if ! engine_up; then
     say "starting dockerd (log: /var/log/jobprep-dockerd.log)"
     nohup dockerd >/var/log/jobprep-dockerd.log 2>&1 &
+    # Tests that restart the engine do so only when this script started it.
+    echo $! >/run/jobprep-dockerd.pid
     for _ in $(seq 1 120); do
       engine_up && break
       sleep 0.5

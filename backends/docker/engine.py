@@ -7,8 +7,10 @@ on it, so nothing unlabelled is ever touched.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
+import json
 import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -228,6 +230,41 @@ class Engine:
     async def put_archive(self, container_id: str, data: bytes) -> None:
         """Extract a tar (rooted at `/`) into a container."""
         await self.call(self._client.api.put_archive, container_id, "/", data, what="copy files")
+
+    async def stat(self, container_id: str, path: str) -> dict[str, Any] | None:
+        """The engine's stat of a path in a container (``linkTarget`` set for a symlink, to
+        its resolved target); None when there is no such path."""
+
+        def head() -> dict[str, Any] | None:
+            api = self._client.api
+            url = api._url("/containers/{0}/archive", container_id)
+            response = api.head(url, params={"path": path})
+            if response.status_code == 404:
+                return None
+            api._raise_for_status(response)
+            header = response.headers.get("X-Docker-Container-Path-Stat")
+            return json.loads(base64.b64decode(header)) if header else None
+
+        return await self._run(head, f"stat {path}")
+
+    async def read_confined_file(self, container_id: str, root: str, relative: str) -> bytes:
+        """A file at `relative` under `root`, refusing any symlink on the way that leads out
+        of `root` (the engine would otherwise follow it anywhere in the container)."""
+        path = root
+        for part in relative.split("/"):
+            path = f"{path}/{part}"
+            info = await self.stat(container_id, path)
+            if info is None:
+                raise NotFound(f"{relative}: no such file", code="FileNotFound")
+            target = str(info.get("linkTarget") or "")
+            if target:
+                if target != root and not target.startswith(root + "/"):
+                    raise InvalidRequest(
+                        f"{relative}: a symbolic link leads out of the node's root",
+                        code="InvalidNodeFilePath",
+                    )
+                path = target
+        return await self.read_file(container_id, path)
 
     async def read_file(self, container_id: str, path: str) -> bytes:
         """The bytes of a regular file in a container; `NotFound` for anything else."""

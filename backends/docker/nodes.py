@@ -38,6 +38,10 @@ VM_MEMORY_GIB = {
     "standard_d4s_v3": 16,
 }
 DEFAULT_MEMORY_GIB = 4
+
+# What the agent (root) needs to make task directories for `_azbatch`, drop to that user and
+# kill process groups; every other capability is dropped, for elevated tasks too.
+AGENT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL")
 PIDS_PER_GIB = 1024
 
 
@@ -142,6 +146,8 @@ class NodeKeeper:
             host_options={
                 "restart_policy": {"Name": "unless-stopped"},
                 "security_opt": ["no-new-privileges"],
+                "cap_drop": ["ALL"],
+                "cap_add": list(AGENT_CAPABILITIES),
                 **container_limits(spec.vm_size),
             },
         )

@@ -591,12 +591,26 @@ class BatchService:
         self._state.jobs.pop(job_id.lower(), None)
         await self._persist()
 
+    # --- specs: what was asked, for an endpoint that shows it ---------------------------------
+
+    def pool_spec(self, pool_id: str) -> PoolSpec:
+        """The pool's spec (as created, with its current target); `NotFound` when absent."""
+        return self._pool(pool_id).spec
+
+    def job_spec(self, job_id: str) -> JobSpec:
+        """The job's spec as created; `NotFound` (``JobNotFound``) when absent."""
+        return self._job(job_id).spec
+
+    def task_spec(self, job_id: str, task_id: str) -> TaskSpec:
+        """The task's spec as added; `NotFound` (``JobNotFound``/``TaskNotFound``) when absent."""
+        return self._task(self._job(job_id), task_id).spec
+
     # --- files -------------------------------------------------------------------------------
 
     async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
         node = self._find_node(pool_id, node_id)
         relative = _confined(path)
-        return await self._engine.read_file(node.container, f"{launch.NODE_ROOT}/{relative}")
+        return await self._engine.read_confined_file(node.container, launch.NODE_ROOT, relative)
 
     def node_container(self, pool_id: str, node_id: str) -> str:
         """The name of the container that is this node (for file listings and properties)."""

@@ -1,0 +1,98 @@
+"""Isolation: what a node container may do, what a task may read, what logs may show."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, redirect_stderr
+from pathlib import Path
+
+import anyio
+import docker
+import pytest
+import structlog
+
+from backends.base import JobSpec, NodeState, PoolSpec, TaskSpec
+from backends.docker import DockerBackend, DockerSettings
+from backends.errors import InvalidRequest
+from jobprep_release import logs
+from tests.conftest import POOL_LABEL, Ids
+from tests.docker.helpers import only, wait_for_tasks
+
+
+@asynccontextmanager
+async def one_node(ids: Ids, state_dir: Path) -> AsyncIterator[DockerBackend]:
+    async with DockerBackend(DockerSettings(state_dir=state_dir)) as backend:
+        await backend.create_pool(PoolSpec(id=ids.pool, target_dedicated_nodes=1))
+        await backend.create_job(JobSpec(id=ids.job, pool_id=ids.pool))
+        with anyio.fail_after(60):
+            while [n.state for n in await backend.list_nodes(ids.pool)] != [NodeState.IDLE]:
+                await anyio.sleep(0.05)
+        try:
+            yield backend
+        finally:
+            await backend.delete_job(ids.job)
+            await backend.delete_pool(ids.pool)
+
+
+async def test_node_containers_are_confined(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    async with one_node(ids, state_dir):
+        (container,) = docker_client.containers.list(filters={"label": f"{POOL_LABEL}={ids.pool}"})
+        host = container.attrs["HostConfig"]
+        assert host["Privileged"] is False
+        assert "no-new-privileges" in host["SecurityOpt"]
+        assert host["CapDrop"] == ["ALL"]
+        assert set(host["CapAdd"]) == {
+            "CHOWN",
+            "DAC_OVERRIDE",
+            "FOWNER",
+            "SETUID",
+            "SETGID",
+            "KILL",
+        }
+        assert host["PidsLimit"] > 0
+        assert host["Memory"] == int(3.5 * 1024**3)  # standard_d1_v2
+        mounts = container.attrs["Mounts"]
+        assert [(m["Type"], m["Destination"]) for m in mounts] == [("volume", "/mnt/batch")]
+        assert all("docker.sock" not in str(m.get("Source")) for m in mounts)
+
+
+async def test_a_non_admin_task_cannot_read_root_s_files(ids: Ids, state_dir: Path) -> None:
+    async with one_node(ids, state_dir) as backend:
+        await backend.add_tasks(ids.job, [TaskSpec("peek", "cat /etc/shadow")])
+        task = only(await wait_for_tasks(backend, ids.job), "peek")
+        assert task.execution_info.exit_code == 1
+
+
+async def test_node_file_reads_refuse_symlinks_leaving_the_root(ids: Ids, state_dir: Path) -> None:
+    async with one_node(ids, state_dir) as backend:
+        links = (
+            "ln -s /etc $AZ_BATCH_NODE_SHARED_DIR/out; "
+            "ln -s /etc/passwd $AZ_BATCH_NODE_SHARED_DIR/pw; "
+            "echo fine > $AZ_BATCH_NODE_SHARED_DIR/real; "
+            "ln -s real $AZ_BATCH_NODE_SHARED_DIR/in"
+        )
+        await backend.add_tasks(ids.job, [TaskSpec("links", f"/bin/bash -c '{links}'")])
+        node = only(await wait_for_tasks(backend, ids.job), "links").node_id
+        assert node is not None
+        for path in ("shared/out/passwd", "shared/pw"):
+            with pytest.raises(InvalidRequest):
+                await backend.read_node_file(ids.pool, node, path)
+        assert await backend.read_node_file(ids.pool, node, "shared/in") == b"fine\n"
+
+
+def test_logs_redact_secrets() -> None:
+    secret = "c2VjcmV0LWtleS12YWx1ZQ=="
+    captured = io.StringIO()
+    with redirect_stderr(captured):
+        logs.configure(fmt="json")
+        logs.register_secret(secret)
+        log = structlog.get_logger("test")
+        log.warning("request failed", detail=f"Authorization: SharedKey acct:{secret}")
+        log.warning("settings", key=secret, account_key="other")
+    text = captured.getvalue()
+    assert secret not in text
+    assert "other" not in text
+    assert text.count("***") == 3
