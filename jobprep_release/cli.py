@@ -22,7 +22,7 @@ import structlog
 
 from backends.base import BatchBackend, NodeFillType, check_id
 from backends.errors import InvalidRequest, JobPrepReleaseError, UsageError
-from jobprep_release import logs
+from jobprep_release import logs, report
 from jobprep_release.console import Answer, Console
 from jobprep_release.flow import SampleOptions, SampleOutcome, run_sample
 from jobprep_release.interrupts import EXIT_INTERRUPTED, Interrupts, tidy
@@ -184,6 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     output = parser.add_argument_group("output")
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (schema: jobprep_release/report.schema.json) on stdout at "
+        "the end; the transcript goes to stderr. Needs --yes or --keep",
+    )
+    output.add_argument(
+        "--no-progress", action="store_true", help="no live progress display on a terminal"
+    )
     output.add_argument("--log-format", choices=("console", "json"), default="console")
     output.add_argument("-v", "--verbose", action="count", default=0)
     output.add_argument("-q", "--quiet", action="count", default=0)
@@ -219,6 +228,8 @@ def parse(argv: Sequence[str] | None) -> Invocation:
         job_timeout=args.job_timeout,
     )
     answer = Answer.YES if args.yes else Answer.NO if args.keep else Answer.ASK
+    if args.json and answer is Answer.ASK:
+        raise UsageError("--json needs --yes or --keep: the prompts cannot be answered")
     return Invocation(args=args, options=options, answer=answer)
 
 
@@ -256,7 +267,9 @@ async def _run(invocation: Invocation) -> int:
 
 
 async def _run_sample(invocation: Invocation, interrupts: Interrupts) -> int:
-    console = Console(invocation.answer)
+    args = invocation.args
+    live = not args.json and not args.no_progress and sys.stdout.isatty()
+    console = Console(invocation.answer, out=sys.stderr if args.json else None, live=live)
     backend = make_backend(invocation.args)
     outcomes: list[SampleOutcome] = []
 
@@ -274,6 +287,8 @@ async def _run_sample(invocation: Invocation, interrupts: Interrupts) -> int:
             print(message, file=sys.stderr)
             return EXIT_INTERRUPTED
     (outcome,) = outcomes
+    if args.json:
+        print(report.render(report.build(args.backend, invocation.options, outcome)))
     if outcome.succeeded:
         return 0
     failed = outcome.failed_tasks + [f"prep/release on {n}" for n in outcome.failed_prep_release]

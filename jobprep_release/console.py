@@ -16,6 +16,8 @@ from typing import TextIO
 
 import anyio
 
+from jobprep_release.progress import LiveProgress, NoProgress, ProgressView
+
 SHARED_FILE = "shared/job_prep_and_release.txt"
 RULE = "-" * 43
 INPUT_POLL = 0.05
@@ -44,13 +46,23 @@ class Console:
         answer: Answer = Answer.ASK,
         out: TextIO | None = None,
         read_line: Callable[[], str] | None = None,
+        *,
+        live: bool = False,
     ) -> None:
+        """`out`: where the transcript goes (stdout, looked up at each write so a live display
+        can route it); `live`: draw a progress display during waits (on a terminal)."""
         self._answer = answer
-        self._out = out or sys.stdout
+        self._fixed_out = out
+        self._live = live
         self._read_line = read_line or sys.stdin.readline
         self._lines: queue.Queue[str] = queue.Queue()
         self._reader: threading.Thread | None = None
         self._at_end = False
+        self._held_ticks = 0
+
+    @property
+    def _out(self) -> TextIO:
+        return self._fixed_out or sys.stdout
 
     def line(self, text: str = "") -> None:
         self._out.write(text + "\n")
@@ -59,6 +71,16 @@ class Console:
     def write(self, text: str) -> None:
         self._out.write(text)
         self._out.flush()
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    def progress(self, title: str) -> ProgressView:
+        """A display for one wait: live on a terminal, nothing otherwise."""
+        if not self._live:
+            return NoProgress()
+        return LiveProgress(title, sys.stdout)
 
     async def _read(self) -> str | None:
         """One line of input without its newline; None at end of input.
@@ -139,10 +161,16 @@ class Console:
         self.line(f"Waiting for job {job_id} to reach state Completed")
 
     def tick(self) -> None:
-        self.write(".")
+        """One `.` per poll, as the sample prints; behind a live display they are held back
+        and written when it ends, so the transcript's dotted line stays whole."""
+        if self._live:
+            self._held_ticks += 1
+        else:
+            self.write(".")
 
     def end_ticks(self) -> None:
-        self.line()
+        self.line("." * self._held_ticks)
+        self._held_ticks = 0
 
     def exit_codes(self, node_id: str, prep: int | None, release: int | None) -> None:
         self.line()

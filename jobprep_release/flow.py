@@ -17,6 +17,7 @@ import structlog
 from backends.base import (
     BatchBackend,
     ComputeNode,
+    Job,
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     JobSpec,
@@ -25,11 +26,13 @@ from backends.base import (
     NodeState,
     PoolSpec,
     PrepReleaseStatus,
+    Task,
     TaskConstraints,
     TaskSpec,
 )
 from backends.errors import AlreadyExists, NotFound, WaitTimeout
 from jobprep_release.console import SHARED_FILE, Console
+from jobprep_release.progress import ProgressView
 
 log = structlog.get_logger("jobprep_release.flow")
 
@@ -73,10 +76,23 @@ class SampleOptions:
 
 @dataclass(slots=True)
 class SampleOutcome:
-    """What the run saw: enough to decide the exit status."""
+    """What the run saw: the exit status is decided from it, `--json` reports it."""
 
-    failed_tasks: list[str] = field(default_factory=list)
-    failed_prep_release: list[str] = field(default_factory=list)
+    nodes: list[ComputeNode] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
+    node_files: dict[str, str | None] = field(default_factory=dict)
+    prep_release: list[PrepReleaseStatus] = field(default_factory=list)
+    job: Job | None = None
+    job_deleted: bool = False
+    pool_deleted: bool = False
+
+    @property
+    def failed_tasks(self) -> list[str]:
+        return [task.id for task in self.tasks if task.execution_info.exit_code != 0]
+
+    @property
+    def failed_prep_release(self) -> list[str]:
+        return [s.node_id for s in self.prep_release if _exit_codes(s) != (0, 0)]
 
     @property
     def succeeded(self) -> bool:
@@ -134,12 +150,10 @@ async def run_sample(
     if job_state is JobState.ACTIVE:
         console.submitting_tasks()
         await _add_missing_tasks(backend, options)
-        await _wait_for_tasks(backend, options)
+        await _wait_for_tasks(backend, console, options)
         console.tasks_completed()
-        for task in await backend.list_tasks(options.job_id):
-            if task.execution_info.exit_code != 0:
-                outcome.failed_tasks.append(task.id)
-        await _print_node_files(backend, console, options)
+        outcome.tasks = await backend.list_tasks(options.job_id)
+        outcome.node_files = await _print_node_files(backend, console, options)
         await backend.terminate_job(options.job_id)
     else:
         log.warning(
@@ -148,19 +162,22 @@ async def run_sample(
             state=job_state.value,
         )
     console.waiting_for_job(options.job_id)
-    await _wait_for_job_completed(backend, console, options)
+    outcome.job = await _wait_for_job_completed(backend, console, options)
+    if not outcome.tasks:
+        outcome.tasks = await backend.list_tasks(options.job_id)
+    outcome.nodes = await backend.list_nodes(options.pool_id)
 
-    for status in await backend.list_prep_release_status(options.job_id):
-        prep, release = _exit_codes(status)
-        console.exit_codes(status.node_id, prep, release)
-        if prep != 0 or release != 0:
-            outcome.failed_prep_release.append(status.node_id)
+    outcome.prep_release = await backend.list_prep_release_status(options.job_id)
+    for status in outcome.prep_release:
+        console.exit_codes(status.node_id, *_exit_codes(status))
 
     console.line()
     if await console.confirm("Delete job?"):
         await backend.delete_job(options.job_id)
+        outcome.job_deleted = True
     if await console.confirm("Delete pool?"):
         await backend.delete_pool(options.pool_id)
+        outcome.pool_deleted = True
     console.line()
     await console.wait_for_enter()
     return outcome
@@ -211,12 +228,21 @@ async def _add_missing_tasks(backend: BatchBackend, options: SampleOptions) -> N
         await backend.add_tasks(options.job_id, missing)
 
 
-async def _wait_for_tasks(backend: BatchBackend, options: SampleOptions) -> None:
+async def _wait_for_tasks(backend: BatchBackend, console: Console, options: SampleOptions) -> None:
+    with console.progress("Waiting for tasks") as view:
+        await _poll_tasks(backend, console, options, view)
+
+
+async def _poll_tasks(
+    backend: BatchBackend, console: Console, options: SampleOptions, view: ProgressView
+) -> None:
     limit = options.task_timeout.total_seconds()
     deadline = time.monotonic() + limit
     polls = 0
     while True:
         counts = await backend.get_task_counts(options.job_id)
+        nodes = await backend.list_nodes(options.pool_id) if console.live else None
+        view.update(counts=counts, nodes=nodes)
         if counts.active == 0 and counts.running == 0:
             return
         if time.monotonic() >= deadline:
@@ -259,48 +285,62 @@ async def _why_stuck(backend: BatchBackend, options: SampleOptions) -> str:
     return f"; the job preparation task failed on {', '.join(failed)}"
 
 
-async def _settled_nodes(backend: BatchBackend, options: SampleOptions) -> list[ComputeNode]:
+async def _settled_nodes(
+    backend: BatchBackend, console: Console, options: SampleOptions
+) -> list[ComputeNode]:
     """The pool's nodes once none is still starting (bounded by the task timeout): a node that
     came up after the tasks were done is shown too, rather than skipped by a race."""
-    with anyio.move_on_after(options.task_timeout.total_seconds()):
-        while True:
-            nodes = await backend.list_nodes(options.pool_id)
-            if not any(node.state in SETTLING_NODE_STATES for node in nodes):
-                return nodes
+    nodes = await backend.list_nodes(options.pool_id)
+    if not any(node.state in SETTLING_NODE_STATES for node in nodes):
+        return nodes
+    with (
+        anyio.move_on_after(options.task_timeout.total_seconds()),
+        console.progress("Waiting for nodes to start") as view,
+    ):
+        while any(node.state in SETTLING_NODE_STATES for node in nodes):
+            view.update(nodes=nodes)
             await anyio.sleep(backend.poll_interval)
-    return await backend.list_nodes(options.pool_id)
+            nodes = await backend.list_nodes(options.pool_id)
+    return nodes
 
 
 async def _print_node_files(
     backend: BatchBackend, console: Console, options: SampleOptions
-) -> None:
-    for node in await _settled_nodes(backend, options):
+) -> dict[str, str | None]:
+    """Each idle node's shared file (None where there is none), printed as the sample does."""
+    files: dict[str, str | None] = {}
+    for node in await _settled_nodes(backend, console, options):
         if node.state is not NodeState.IDLE:
             log.warning("skipping a node that is not idle", node=node.id, state=node.state.value)
             continue
         try:
             data = await backend.read_node_file(options.pool_id, node.id, SHARED_FILE)
         except NotFound:
-            console.node_file(node.id, None)
-            continue
-        console.node_file(node.id, data.decode(errors="replace"))
+            files[node.id] = None
+        else:
+            files[node.id] = data.decode(errors="replace")
+        console.node_file(node.id, files[node.id])
+    return files
 
 
 async def _wait_for_job_completed(
     backend: BatchBackend, console: Console, options: SampleOptions
-) -> None:
+) -> Job:
     limit = options.job_timeout.total_seconds()
     deadline = time.monotonic() + limit
-    while (await backend.get_job(options.job_id)).state is not JobState.COMPLETED:
-        if time.monotonic() >= deadline:
-            console.end_ticks()
-            raise WaitTimeout(
-                f"job {options.job_id} did not reach state Completed within {_minutes(limit)}",
-                hint="its release tasks may still be running; raise --job-timeout",
-            )
-        console.tick()
-        await anyio.sleep(backend.poll_interval)
+    with console.progress("Waiting for the job's release tasks") as view:
+        while (job := await backend.get_job(options.job_id)).state is not JobState.COMPLETED:
+            view.update(job_state=job.state)
+            if time.monotonic() >= deadline:
+                console.end_ticks()
+                raise WaitTimeout(
+                    f"job {options.job_id} did not reach state Completed within {_minutes(limit)}",
+                    hint="its release tasks may still be running; raise --job-timeout",
+                )
+            console.tick()
+            await anyio.sleep(backend.poll_interval)
     console.end_ticks()
+    return job
 
 
 def _exit_codes(status: PrepReleaseStatus) -> tuple[int | None, int | None]:

@@ -1,0 +1,82 @@
+"""`--json`: the run as one JSON document, in a documented, versioned schema.
+
+The schema is `report.schema.json` beside this module (JSON Schema 2020-12); `SCHEMA_VERSION`
+changes whenever a field changes meaning or goes away (adding fields does not).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from backends.base import ExecutionInfo, PrepReleaseExecution, Task
+from jobprep_release.flow import SampleOptions, SampleOutcome
+
+SCHEMA_VERSION = 1
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _execution(info: ExecutionInfo) -> dict[str, Any]:
+    return {
+        "exitCode": info.exit_code,
+        "result": info.result.value if info.result else None,
+        "failureCode": info.failure_info.code if info.failure_info else None,
+        "retryCount": info.retry_count,
+        "requeueCount": info.requeue_count,
+        "startTime": _time(info.start_time),
+        "endTime": _time(info.end_time),
+    }
+
+
+def _task(task: Task) -> dict[str, Any]:
+    return {"id": task.id, "nodeId": task.node_id, "state": task.state.value} | _execution(
+        task.execution_info
+    )
+
+
+def _prep_release(execution: PrepReleaseExecution | None) -> dict[str, Any] | None:
+    if execution is None:
+        return None
+    return {"state": execution.state.value} | _execution(execution.execution_info)
+
+
+def build(backend: str, options: SampleOptions, outcome: SampleOutcome) -> dict[str, Any]:
+    """The report document for a finished run."""
+    job = outcome.job
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "backend": backend,
+        "succeeded": outcome.succeeded,
+        "pool": {
+            "id": options.pool_id,
+            "vmSize": options.vm_size,
+            "deleted": outcome.pool_deleted,
+            "nodes": [{"id": node.id, "state": node.state.value} for node in outcome.nodes],
+        },
+        "job": {
+            "id": options.job_id,
+            "state": job.state.value if job else None,
+            "terminateReason": job.terminate_reason if job else None,
+            "deleted": outcome.job_deleted,
+        },
+        "tasks": [_task(task) for task in outcome.tasks],
+        "nodeFiles": [
+            {"nodeId": node_id, "text": text} for node_id, text in outcome.node_files.items()
+        ],
+        "prepRelease": [
+            {
+                "nodeId": status.node_id,
+                "preparation": _prep_release(status.preparation),
+                "release": _prep_release(status.release),
+            }
+            for status in outcome.prep_release
+        ],
+    }
+
+
+def render(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2)
