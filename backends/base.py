@@ -345,6 +345,10 @@ class BatchBackend(Protocol):
         """The job's current state; `NotFound` (``JobNotFound``) when absent."""
         ...
 
+    async def get_job_spec(self, job_id: str) -> JobSpec:
+        """The job's settings: its preparation and release tasks and job-wide options."""
+        ...
+
     async def add_tasks(self, job_id: str, tasks: Sequence[TaskSpec]) -> None:
         """Add tasks to an active job, in as few requests as the service allows.
 

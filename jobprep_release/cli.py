@@ -22,12 +22,12 @@ import structlog
 
 from backends.base import BatchBackend, NodeFillType, check_id
 from backends.errors import InvalidRequest, JobPrepReleaseError, UsageError
-from jobprep_release import logs, report
-from jobprep_release.console import Answer, Console
-from jobprep_release.flow import SampleOptions, SampleOutcome, run_sample
-from jobprep_release.interrupts import EXIT_INTERRUPTED, Interrupts, tidy
+from jobprep_release import app, logs, settings
+from jobprep_release.console import Answer
+from jobprep_release.flow import SampleOptions
+from jobprep_release.interrupts import EXIT_INTERRUPTED
 
-EXIT_TASKS_FAILED = 10
+EXIT_TASKS_FAILED = app.EXIT_TASKS_FAILED
 EXIT_STATUSES = {
     0: "the sample ran and every task, preparation and release task exited 0",
     1: "an unexpected error",
@@ -88,29 +88,79 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    epilog = "exit statuses:\n" + "\n".join(
-        f"  {code:>3}  {meaning}" for code, meaning in EXIT_STATUSES.items()
-    )
-    epilog += (
-        "\n\nexamples:\n"
-        "  python -m jobprep_release         # on the local Docker engine; asks before deleting\n"
-        "  python -m jobprep_release --yes   # ... and deletes the job and pool without asking\n"
-        "  AZURE_BATCH_ENDPOINT=https://acct.region.batch.azure.com AZURE_BATCH_ACCOUNT=acct \\\n"
-        "  AZURE_BATCH_ACCESS_KEY=... python -m jobprep_release --backend azure\n"
-    )
-    parser = _Parser(
-        prog="python -m jobprep_release",
-        description="Azure Batch's JobPrepRelease sample, on a local Docker engine or on Azure.",
-        epilog=epilog,
+def _parser(prog: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
+    return _Parser(
+        prog=prog,
+        description=description,
+        epilog=(epilog + "\n\n" if epilog else "") + settings.HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def _add_backend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         choices=("docker", "azure"),
-        default=os.environ.get("JOBPREP_RELEASE_BACKEND", "docker"),
-        help="where the sample runs (default: docker, or $JOBPREP_RELEASE_BACKEND)",
+        default="docker",
+        help="where the sample runs (default: docker)",
     )
+
+
+def _add_connections(parser: argparse.ArgumentParser) -> None:
+    docker = parser.add_argument_group("docker backend")
+    docker.add_argument("--docker-host", help="engine URL (default: $DOCKER_HOST or the socket)")
+    docker.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where the backend keeps its state (default $XDG_STATE_HOME/jobprep_release)",
+    )
+    azure = parser.add_argument_group("azure backend")
+    azure.add_argument("--endpoint", help="Batch account URL (or $AZURE_BATCH_ENDPOINT)")
+    azure.add_argument("--account", help="Batch account name (or $AZURE_BATCH_ACCOUNT)")
+    azure.add_argument(
+        "--key", help="account key (or $AZURE_BATCH_ACCESS_KEY; else Microsoft Entra ID)"
+    )
+    azure.add_argument(
+        "--settings", type=Path, help="the C# sample's accountsettings.json (read when present)"
+    )
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    output = parser.add_argument_group("output")
+    output.add_argument("--log-format", choices=("console", "json"), default="console")
+    output.add_argument("-v", "--verbose", action="count", default=0, help="more log lines")
+    output.add_argument("-q", "--quiet", action="count", default=0, help="fewer log lines")
+    output.add_argument("--debug", action="store_true", help="show tracebacks")
+    output.add_argument(settings.CONFIG_FLAG, type=Path, help="a settings file (TOML)")
+
+
+RUN_EXAMPLES = """examples:
+  python -m jobprep_release                 # the sample on the local Docker engine
+  python -m jobprep_release --yes --json    # ... deleting everything, a JSON report on stdout
+  python -m jobprep_release --nodes 3 --slots 2 --fill-type spread --task-retries 2
+  AZURE_BATCH_ENDPOINT=https://acct.westeurope.batch.azure.com AZURE_BATCH_ACCOUNT=acct \\
+    AZURE_BATCH_ACCESS_KEY=... python -m jobprep_release --backend azure
+  python -m jobprep_release --backend azure --endpoint http://127.0.0.1:8089 \\
+    --account local --key ...              # against `python -m jobprep_release serve`
+
+other commands:
+  python -m jobprep_release status    the job's preparation and release tasks, per node
+  python -m jobprep_release cleanup   remove everything the docker backend created
+  python -m jobprep_release serve     a local Azure Batch endpoint backed by Docker"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    epilog = (
+        RUN_EXAMPLES
+        + "\n\nexit statuses:\n"
+        + "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_STATUSES.items())
+    )
+    parser = _parser(
+        "python -m jobprep_release",
+        "Azure Batch's JobPrepRelease sample, on a local Docker engine or on Azure.",
+        epilog,
+    )
+    _add_backend(parser)
     sample = parser.add_argument_group("the sample")
     defaults = SampleOptions()
     sample.add_argument("--pool-id", type=_batch_id("pool"), default=defaults.pool_id)
@@ -164,39 +214,49 @@ def build_parser() -> argparse.ArgumentParser:
     answers = parser.add_mutually_exclusive_group()
     answers.add_argument("--yes", "-y", action="store_true", help="delete the job and pool")
     answers.add_argument("--keep", action="store_true", help="keep the job and pool")
-
-    docker = parser.add_argument_group("docker backend")
-    docker.add_argument("--docker-host", help="engine URL (default: $DOCKER_HOST or the socket)")
-    docker.add_argument(
-        "--state-dir",
-        type=Path,
-        help="where the backend keeps its state (default $XDG_STATE_HOME/jobprep_release)",
-    )
-
-    azure = parser.add_argument_group("azure backend")
-    azure.add_argument("--endpoint", help="Batch account URL (or $AZURE_BATCH_ENDPOINT)")
-    azure.add_argument("--account", help="Batch account name (or $AZURE_BATCH_ACCOUNT)")
-    azure.add_argument(
-        "--key", help="account key (or $AZURE_BATCH_ACCESS_KEY; else Microsoft Entra ID)"
-    )
-    azure.add_argument(
-        "--settings", type=Path, help="the C# sample's accountsettings.json (read when present)"
-    )
-
-    output = parser.add_argument_group("output")
-    output.add_argument(
+    _add_connections(parser)
+    _add_output(parser)
+    parser.add_argument(
         "--json",
         action="store_true",
         help="print one JSON document (schema: jobprep_release/report.schema.json) on stdout at "
         "the end; the transcript goes to stderr. Needs --yes or --keep",
     )
-    output.add_argument(
+    parser.add_argument(
         "--no-progress", action="store_true", help="no live progress display on a terminal"
     )
-    output.add_argument("--log-format", choices=("console", "json"), default="console")
-    output.add_argument("-v", "--verbose", action="count", default=0)
-    output.add_argument("-q", "--quiet", action="count", default=0)
-    output.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def build_status_parser() -> argparse.ArgumentParser:
+    parser = _parser(
+        "python -m jobprep_release status",
+        "The job's preparation and release task settings and how they ran on each node, as "
+        "the portal's job page shows them.",
+        "example:\n  python -m jobprep_release status --job-id JobPrepReleaseSampleJob",
+    )
+    _add_backend(parser)
+    parser.add_argument("--job-id", type=_batch_id("job"), default=SampleOptions().job_id)
+    _add_connections(parser)
+    _add_output(parser)
+    return parser
+
+
+def build_cleanup_parser() -> argparse.ArgumentParser:
+    parser = _parser(
+        "python -m jobprep_release cleanup",
+        "Remove every container and volume the docker backend created (those labelled "
+        "jobprep_release.pool), and its record of pools and jobs. Nothing else is touched.",
+        "example:\n  python -m jobprep_release cleanup --yes",
+    )
+    parser.add_argument("--yes", "-y", action="store_true", help="do not ask first")
+    parser.add_argument(
+        "--pool-id", type=_batch_id("pool"), help="only this pool's containers and volumes"
+    )
+    docker = parser.add_argument_group("docker backend")
+    docker.add_argument("--docker-host", help="engine URL (default: $DOCKER_HOST or the socket)")
+    docker.add_argument("--state-dir", type=Path, help="the backend's state directory")
+    _add_output(parser)
     return parser
 
 
@@ -209,8 +269,9 @@ class Invocation:
     answer: Answer
 
 
-def parse(argv: Sequence[str] | None) -> Invocation:
-    args = build_parser().parse_args(argv)
+def parse(argv: Sequence[str]) -> Invocation:
+    """The run command's flags, with the environment's and the settings file's values."""
+    args = _parse_with_settings(build_parser(), argv)
     options = SampleOptions(
         pool_id=args.pool_id,
         job_id=args.job_id,
@@ -236,13 +297,12 @@ def parse(argv: Sequence[str] | None) -> Invocation:
 def make_backend(args: argparse.Namespace) -> BatchBackend:
     """The chosen backend, imported only now."""
     if args.backend == "docker":
-        from backends.docker import DockerBackend, DockerSettings
+        from backends.docker import DEFAULT_NODE_IMAGE, DockerBackend, DockerSettings
 
-        settings = DockerSettings(state_dir=args.state_dir, docker_host=args.docker_host)
-        if args.image:
-            settings = DockerSettings(
-                image=args.image, state_dir=args.state_dir, docker_host=args.docker_host
-            )
+        image = getattr(args, "image", None) or DEFAULT_NODE_IMAGE
+        settings = DockerSettings(
+            image=image, state_dir=args.state_dir, docker_host=args.docker_host
+        )
         return DockerBackend(settings)
     from backends.azure import build_azure_backend
 
@@ -256,44 +316,10 @@ def make_backend(args: argparse.Namespace) -> BatchBackend:
     )
 
 
-async def _run(invocation: Invocation) -> int:
-    """Run the sample; the first SIGINT/SIGTERM stops it cleanly, a second exits at once."""
-    interrupts = Interrupts()
-    async with anyio.create_task_group() as group:
-        group.start_soon(interrupts.watch)
-        status = await _run_sample(invocation, interrupts)
-        group.cancel_scope.cancel()
-    return status
-
-
-async def _run_sample(invocation: Invocation, interrupts: Interrupts) -> int:
-    args = invocation.args
-    live = not args.json and not args.no_progress and sys.stdout.isatty()
-    console = Console(invocation.answer, out=sys.stderr if args.json else None, live=live)
-    backend = make_backend(invocation.args)
-    outcomes: list[SampleOutcome] = []
-
-    async def sample() -> None:
-        # In a task of its own: the signal cancels this task only, so the tidying below runs
-        # in a task no cancellation was ever aimed at.
-        with interrupts.scope:
-            outcomes.append(await run_sample(backend, console, invocation.options))
-
-    async with backend:
-        async with anyio.create_task_group() as group:
-            group.start_soon(sample)
-        if interrupts.signalled or not outcomes:
-            message = await tidy(backend, invocation.options, invocation.answer)
-            print(message, file=sys.stderr)
-            return EXIT_INTERRUPTED
-    (outcome,) = outcomes
-    if args.json:
-        print(report.render(report.build(args.backend, invocation.options, outcome)))
-    if outcome.succeeded:
-        return 0
-    failed = outcome.failed_tasks + [f"prep/release on {n}" for n in outcome.failed_prep_release]
-    print(f"error: the sample ran, but these failed: {', '.join(failed)}", file=sys.stderr)
-    return EXIT_TASKS_FAILED
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _project_error(exc: BaseException) -> JobPrepReleaseError | None:
@@ -308,24 +334,59 @@ def _project_error(exc: BaseException) -> JobPrepReleaseError | None:
     return None
 
 
+COMMANDS = ("status", "cleanup", "serve")
+
+
+def _configure_logs(args: argparse.Namespace) -> None:
+    level = logging.INFO + 10 * (args.quiet - args.verbose)
+    logs.configure(level=max(level, logging.DEBUG), fmt=args.log_format)
+
+
+def _parse_with_settings(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> argparse.Namespace:
+    settings.apply(parser, argv, os.environ)
+    args = parser.parse_args(argv)
+    _configure_logs(args)
+    return args
+
+
+def _dispatch(command: str, words: list[str]) -> int:
+    if command == "status":
+        args = _parse_with_settings(build_status_parser(), words)
+        return anyio.run(app.show_status, make_backend(args), args.job_id)
+    if command == "cleanup":
+        args = _parse_with_settings(build_cleanup_parser(), words)
+        answer = Answer.YES if args.yes else Answer.ASK
+        return anyio.run(app.clean_up, args.docker_host, args.state_dir, args.pool_id, answer)
+    invocation = parse(words)
+    return anyio.run(app.run, invocation, make_backend(invocation.args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(argv if argv is not None else sys.argv[1:])
-    if words[:1] == ["serve"]:
+    command = words[0] if words and words[0] in COMMANDS else "run"
+    if command != "run":
+        words = words[1:]
+    if command == "serve":
         from jobprep_release.serve import main as serve
 
-        return serve(words[1:])
-    debug = "--debug" in words
+        return serve(words)
     try:
-        invocation = parse(argv)
-        args = invocation.args
-        level = logging.INFO + 10 * (args.quiet - args.verbose)
-        logs.configure(level=max(level, logging.DEBUG), fmt=args.log_format)
-        return anyio.run(_run, invocation)
-    except (JobPrepReleaseError, BaseExceptionGroup) as exc:
-        error = _project_error(exc)
-        if debug or error is None:
-            raise
-        print(f"error: {error.one_line()}", file=sys.stderr)
-        return error.exit_status
+        return _dispatch(command, words)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except Exception as exc:
+        if "--debug" in words:
+            raise
+        error = _project_error(exc)
+        if error is None:
+            cause = _first_leaf(exc)
+            print(
+                f"error: unexpected {type(cause).__name__}: {cause} (run again with --debug "
+                "for the traceback, and please report it)",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"error: {error.one_line()}", file=sys.stderr)
+        return error.exit_status

@@ -10,12 +10,21 @@ from __future__ import annotations
 import queue
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from enum import Enum
 from typing import TextIO
 
 import anyio
 
+from backends.base import (
+    DEFAULT_RETENTION,
+    Job,
+    JobSpec,
+    PrepReleaseExecution,
+    PrepReleaseStatus,
+    UserIdentity,
+)
 from jobprep_release.progress import LiveProgress, NoProgress, ProgressView
 
 SHARED_FILE = "shared/job_prep_and_release.txt"
@@ -107,13 +116,20 @@ class Console:
             self._lines.put(raw)
         self._lines.put("")
 
-    async def confirm(self, question: str) -> bool:
-        """Ask `question` as the sample does (`... [yes] no`); fixed answers are echoed."""
+    async def confirm(self, question: str, *, at_end_of_input: bool = True) -> bool:
+        """Ask `question` as the sample does (`... [yes] no`); fixed answers are echoed.
+
+        `at_end_of_input`: the answer when there is no input at all (the sample's prompts
+        take it as yes; a destructive command outside the sample should not).
+        """
         self.line(f"{question} [yes] no")
         if self._answer is not Answer.ASK:
             self.line(self._answer.value)
             return self._answer is Answer.YES
-        return means_yes(await self._read())
+        reply = await self._read()
+        if reply is None:
+            return at_end_of_input
+        return means_yes(reply)
 
     async def wait_for_enter(self) -> None:
         self.line("Sample complete, hit ENTER to exit...")
@@ -178,6 +194,98 @@ class Console:
         self.line(f"  Prep task exit code:    {_code(prep)}")
         self.line(f"  Release task exit code: {_code(release)}")
 
+    # --- `status` and `cleanup` ----------------------------------------------------------------
+
+    def job_status(self, job: Job, spec: JobSpec, statuses: Sequence[PrepReleaseStatus]) -> None:
+        """The job's preparation and release tasks as the portal's job page shows them."""
+        reason = f" ({job.terminate_reason})" if job.terminate_reason else ""
+        self.line(f"Job {job.id} on pool {job.pool_id}: {job.state.value}{reason}")
+        prep, release = spec.preparation, spec.release
+        if prep is None:
+            self.line()
+            self.line("The job has no job preparation task (and so no job release task).")
+            return
+        self._settings(
+            f"Job preparation task ({prep.id})",
+            [
+                ("Command line", prep.command_line),
+                ("Wait for success", _yes_no(prep.wait_for_success)),
+                ("Rerun on node reboot", _yes_no(prep.rerun_on_node_reboot_after_success)),
+                ("Max task retry count", str(prep.constraints.max_task_retry_count or 0)),
+                ("Max wall clock time", _span(prep.constraints.max_wall_clock_time)),
+                ("Retention time", _span(prep.constraints.retention_time or DEFAULT_RETENTION)),
+                ("User", _identity(prep.user_identity)),
+            ],
+        )
+        if release is not None:
+            self._settings(
+                f"Job release task ({release.id})",
+                [
+                    ("Command line", release.command_line),
+                    ("Max wall clock time", _span(release.max_wall_clock_time)),
+                    ("Retention time", _span(release.retention_time or DEFAULT_RETENTION)),
+                    ("User", _identity(release.user_identity)),
+                ],
+            )
+        self.line()
+        self.line("Preparation and release tasks by node")
+        if not statuses:
+            self.line("  (none has run yet: no task of the job has been scheduled)")
+            return
+        width = max(len(status.node_id) for status in statuses)
+        self.line(f"  {'Node':<{width}}  {'Preparation':<28}  Release")
+        for status in statuses:
+            self.line(
+                f"  {status.node_id:<{width}}  {_run(status.preparation):<28}  "
+                f"{_run(status.release)}"
+            )
+
+    def _settings(self, title: str, rows: list[tuple[str, str]]) -> None:
+        self.line()
+        self.line(title)
+        for name, value in rows:
+            self.line(f"  {name:<22}{value}")
+
+    def leftovers(self, pools: list[str], containers: list[str], volumes: list[str]) -> None:
+        if not containers and not volumes:
+            self.line("Nothing to remove: no container or volume carries jobprep_release.pool.")
+            return
+        self.line(f"Pools: {', '.join(pools)}")
+        self.line(f"Containers ({len(containers)}): {', '.join(containers) or '-'}")
+        self.line(f"Volumes ({len(volumes)}): {', '.join(volumes) or '-'}")
+
 
 def _code(code: int | None) -> str:
     return "(none)" if code is None else str(code)
+
+
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _span(value: timedelta | None) -> str:
+    if value is None:
+        return "unlimited"
+    seconds = int(value.total_seconds())
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def _identity(identity: UserIdentity) -> str:
+    return f"{identity.scope.value} auto-user, {identity.elevation_level.value}"
+
+
+def _run(execution: PrepReleaseExecution | None) -> str:
+    if execution is None:
+        return "-"
+    info = execution.execution_info
+    text = execution.state.value
+    if info.exit_code is not None:
+        text += f", exit {info.exit_code}"
+    elif info.failure_info is not None:
+        text += f", {info.failure_info.code}"
+    if info.retry_count:
+        text += f", {info.retry_count} retries"
+    return text

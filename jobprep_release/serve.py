@@ -1,17 +1,191 @@
 """`python -m jobprep_release serve`: a local Azure Batch endpoint backed by Docker (issue 8).
 
-Not built yet: the command says so and exits with the "not supported" status.
+Serves the Batch data-plane REST API (api-version 2025-06-01) on 127.0.0.1 for pools, nodes,
+jobs, tasks and files, each node a container on the local Docker engine, until Ctrl-C or
+SIGTERM. Clients sign requests with the account's Shared Key: the account name and key come
+from ``--account``/``--key``, else ``JOBPREP_RELEASE_ACCOUNT``/``JOBPREP_RELEASE_KEY``, else
+``localbatch`` and a random key printed at start. The first line on stdout names the URL
+(``--port 0`` picks a free port); logs go to stderr.
+
+Exit statuses are the app's (``python -m jobprep_release --help``); stopping it with Ctrl-C or
+SIGTERM is a normal end (0). Pools, nodes, jobs and tasks stay for the next start.
 """
 
 from __future__ import annotations
 
+import argparse
+import errno
+import logging
+import os
+import re
+import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from backends.errors import NotSupported
+import anyio
+import structlog
+
+from backends.errors import AuthenticationFailed, JobPrepReleaseError, UsageError
+from jobprep_release import logs
+
+log = structlog.get_logger("jobprep_release.serve")
+
+ENV_ACCOUNT = "JOBPREP_RELEASE_ACCOUNT"
+ENV_KEY = "JOBPREP_RELEASE_KEY"
+EXIT_INTERRUPTED = 130
+_ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see serve --help)")
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError("--port must be 0 (any free port) to 65535")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from backends.docker.rest import DEFAULT_ACCOUNT, DEFAULT_PORT
+
+    parser = _Parser(
+        prog="python -m jobprep_release serve",
+        description="A local Azure Batch endpoint (REST API 2025-06-01) whose nodes are "
+        "containers on the local Docker engine.",
+        epilog="example:\n"
+        "  python -m jobprep_release serve --port 8089\n"
+        "  python -m jobprep_release --backend azure --endpoint http://127.0.0.1:8089 \\\n"
+        "      --account localbatch --key <the key it printed> --yes\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"TCP port on 127.0.0.1 (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--account",
+        default=os.environ.get(ENV_ACCOUNT) or DEFAULT_ACCOUNT,
+        help=f"Batch account name (default ${ENV_ACCOUNT}, else {DEFAULT_ACCOUNT})",
+    )
+    parser.add_argument(
+        "--key", help=f"account key, base64 (default ${ENV_KEY}, else a random one, printed)"
+    )
+    parser.add_argument(
+        "--image", help="Docker image of pools' nodes (default debian:bookworm-slim)"
+    )
+    parser.add_argument("--docker-host", help="engine URL (default: $DOCKER_HOST or the socket)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where the service keeps its state (default $XDG_STATE_HOME/jobprep_release)",
+    )
+    parser.add_argument("--log-format", choices=("console", "json"), default="console")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    parser.add_argument("-q", "--quiet", action="count", default=0)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def _key(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The key, and where it came from (None: generated here)."""
+    from backends.docker.rest import new_key
+    from backends.docker.rest.auth import decode_key
+
+    for value, origin in ((args.key, "--key"), (os.environ.get(ENV_KEY), ENV_KEY)):
+        if value and value.strip():
+            try:
+                decode_key(value.strip())
+            except ValueError:
+                raise AuthenticationFailed(
+                    f"the account key from {origin} is not base64",
+                    hint="give a base64 key, or leave it out to have one generated",
+                ) from None
+            return value.strip(), origin
+    return new_key(), None
+
+
+def _banner(url: str, account: str, key: str, key_origin: str | None) -> str:
+    shown = key if key_origin is None else f"<as given by {key_origin}>"
+    key_arg = key if key_origin is None else "<the key>"
+    return (
+        f"Azure Batch endpoint (local, Docker) at {url}\n"
+        f"  account: {account}\n"
+        f"  key:     {shown}\n"
+        f"  api-version: 2025-06-01\n"
+        "Run the sample against it:\n"
+        f"  python -m jobprep_release --backend azure --endpoint {url} --account {account} "
+        f"--key {key_arg}\n"
+        "Ctrl-C stops it; pools, nodes and jobs stay for the next start.\n"
+    )
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from backends.docker import DockerSettings
+    from backends.docker.rest import EndpointSettings, running_endpoint
+
+    key, key_origin = _key(args)
+    logs.register_secret(key)
+    docker = DockerSettings(state_dir=args.state_dir, docker_host=args.docker_host)
+    if args.image:
+        docker = DockerSettings(
+            image=args.image, state_dir=args.state_dir, docker_host=args.docker_host
+        )
+    settings = EndpointSettings(account=args.account, key=key, port=args.port, docker=docker)
+    try:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with running_endpoint(settings) as endpoint:
+                sys.stdout.write(_banner(endpoint.url, endpoint.account, key, key_origin))
+                sys.stdout.flush()
+                async for received in signals:
+                    log.info("stopping", signal=signal.Signals(received).name)
+                    break
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"port {args.port} on 127.0.0.1 is in use: choose another with --port "
+                "(0 picks a free one)"
+            ) from None
+        raise
+    return 0
 
 
 def main(argv: Sequence[str]) -> int:
-    error = NotSupported("`serve` is not available yet")
-    print(f"error: {error.one_line()}", file=sys.stderr)
-    return error.exit_status
+    words = list(argv)
+    debug = "--debug" in words
+    try:
+        args = build_parser().parse_args(words)
+        if not _ACCOUNT_NAME.fullmatch(args.account):
+            raise UsageError(
+                f"invalid account name {args.account!r}: use 3 to 24 lower-case letters and digits"
+            )
+        level = logging.INFO + 10 * (args.quiet - args.verbose)
+        logs.configure(level=max(level, logging.DEBUG), fmt=args.log_format)
+        return anyio.run(_serve, args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except (JobPrepReleaseError, BaseExceptionGroup) as exc:
+        error = _project_error(exc)
+        if debug or error is None:
+            raise
+        print(f"error: {error.one_line()}", file=sys.stderr)
+        return error.exit_status
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+def _project_error(exc: BaseException) -> JobPrepReleaseError | None:
+    if isinstance(exc, JobPrepReleaseError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _project_error(inner)
+            if found is not None:
+                return found
+    return None

@@ -224,6 +224,11 @@ class AzureBackend:
             job = await self._client.get_job(job_id, select=JOB_SELECT)
         return convert.job_view(job)
 
+    async def get_job_spec(self, job_id: str) -> JobSpec:
+        async with self._call(f"get job {job_id}"):
+            job = await self._client.get_job(job_id)
+        return convert.job_spec_view(job)
+
     async def terminate_job(self, job_id: str, reason: str | None = None) -> None:
         options = models._models.BatchJobTerminateOptions(  # not re-exported in 15.1.0
             termination_reason=reason or DEFAULT_TERMINATE_REASON

@@ -14,8 +14,13 @@ from typing import Any, TypeVar
 from azure.batch import models
 
 from backends.base import (
+    JOB_PREPARATION_TASK_ID,
+    JOB_RELEASE_TASK_ID,
+    RELEASE_MAX_WALL_CLOCK,
     AllocationState,
+    AutoUserScope,
     ComputeNode,
+    ElevationLevel,
     ErrorCategory,
     ExecutionInfo,
     ExecutionResult,
@@ -27,6 +32,7 @@ from backends.base import (
     JobState,
     NodeFillType,
     NodeState,
+    OnAllTasksComplete,
     Pool,
     PoolSpec,
     PoolState,
@@ -307,4 +313,73 @@ def prep_release_view(status: models.BatchJobPreparationAndReleaseTaskStatus) ->
         node_id=status.node_id or "",
         preparation=_prep_release_execution(status.job_preparation_task_execution_info),
         release=_prep_release_execution(status.job_release_task_execution_info),
+    )
+
+
+# --- SDK settings back to specs ----------------------------------------------------------------
+
+
+def _environment(settings: Sequence[models.EnvironmentSetting] | None) -> dict[str, str]:
+    return {setting.name: setting.value or "" for setting in settings or ()}
+
+
+def _identity(identity: models.UserIdentity | None) -> UserIdentity:
+    auto = identity.auto_user if identity else None
+    if auto is None:
+        return UserIdentity()
+    return UserIdentity(
+        elevation_level=_enum(ElevationLevel, auto.elevation_level, ElevationLevel.NON_ADMIN),
+        scope=_enum(AutoUserScope, auto.scope, AutoUserScope.POOL),
+    )
+
+
+def _files(files: Sequence[models.ResourceFile] | None) -> tuple[ResourceFile, ...]:
+    return tuple(
+        ResourceFile(http_url=f.http_url or "", file_path=f.file_path or "", file_mode=f.file_mode)
+        for f in files or ()
+    )
+
+
+def job_spec_view(job: models.BatchJob) -> JobSpec:
+    """The job's settings as the service reports them, back in the project's spec form."""
+    prep, release = job.job_preparation_task, job.job_release_task
+    preparation = None
+    if prep is not None:
+        limits = prep.constraints
+        preparation = JobPreparationTaskSpec(
+            command_line=prep.command_line,
+            id=prep.id or JOB_PREPARATION_TASK_ID,
+            wait_for_success=prep.wait_for_success is not False,
+            rerun_on_node_reboot_after_success=prep.rerun_on_node_reboot_after_success is not False,
+            constraints=TaskConstraints(
+                max_wall_clock_time=limits.max_wall_clock_time if limits else None,
+                retention_time=limits.retention_time if limits else None,
+                max_task_retry_count=limits.max_task_retry_count if limits else None,
+            ),
+            environment=_environment(prep.environment_settings),
+            resource_files=_files(prep.resource_files),
+            user_identity=_identity(prep.user_identity),
+        )
+    releasing = None
+    if release is not None:
+        releasing = JobReleaseTaskSpec(
+            command_line=release.command_line,
+            id=release.id or JOB_RELEASE_TASK_ID,
+            max_wall_clock_time=release.max_wall_clock_time or RELEASE_MAX_WALL_CLOCK,
+            retention_time=release.retention_time,
+            environment=_environment(release.environment_settings),
+            resource_files=_files(release.resource_files),
+            user_identity=_identity(release.user_identity),
+        )
+    constraints = job.constraints
+    return JobSpec(
+        id=job.id or "",
+        pool_id=job.pool_info.pool_id if job.pool_info and job.pool_info.pool_id else "",
+        preparation=preparation,
+        release=releasing,
+        common_environment=_environment(job.common_environment_settings),
+        on_all_tasks_complete=_enum(
+            OnAllTasksComplete, job.all_tasks_complete_mode, OnAllTasksComplete.NO_ACTION
+        ),
+        max_task_retry_count=(constraints.max_task_retry_count or 0) if constraints else 0,
     )

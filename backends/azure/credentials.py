@@ -14,6 +14,7 @@ signs in with Microsoft Entra ID (`azure.identity.aio.DefaultAzureCredential`).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import stat
@@ -204,4 +205,21 @@ def build_azure_backend(
         cwd=cwd,
     )
     credential, owned = make_credential(settings)
+    if _is_loopback(settings.endpoint):
+        # A service on this machine (`python -m jobprep_release serve`) answers at once: poll
+        # it as often as the docker backend does rather than every 10 s.
+        backend_options = {**LOOPBACK_POLLING, **backend_options}
     return AzureBackend(settings.endpoint, credential, owns_credential=owned, **backend_options)
+
+
+LOOPBACK_POLLING: dict[str, Any] = {"poll_interval": 0.5, "lro_poll_interval": 1}
+
+
+def _is_loopback(endpoint: str) -> bool:
+    host = urlsplit(endpoint).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from backends.docker.backend import DockerBackend
-from backends.docker.service import BatchService, DockerSettings
+from backends.docker.service import DEFAULT_NODE_IMAGE, BatchService, DockerSettings
 
-__all__ = ["BatchService", "DockerBackend", "DockerSettings"]
+__all__ = ["DEFAULT_NODE_IMAGE", "BatchService", "DockerBackend", "DockerSettings"]

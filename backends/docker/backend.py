@@ -118,6 +118,9 @@ class DockerBackend:
     async def get_job(self, job_id: str) -> Job:
         return await self.service.get_job(job_id)
 
+    async def get_job_spec(self, job_id: str) -> JobSpec:
+        return self.service.job_spec(job_id)
+
     async def add_tasks(self, job_id: str, tasks: Sequence[TaskSpec]) -> None:
         with _atomic():
             await self.service.add_tasks(job_id, tasks)

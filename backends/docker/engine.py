@@ -43,6 +43,10 @@ class ContainerSummary:
     labels: Mapping[str, str]
 
 
+def _label_filters(labels: Mapping[str, str | None]) -> dict[str, list[str]]:
+    return {"label": [key if value is None else f"{key}={value}" for key, value in labels.items()]}
+
+
 def _permission_denied(exc: BaseException) -> bool:
     """A PermissionError anywhere in the chain or the args (requests wraps urllib3 wraps it)."""
     pending: list[object] = [exc]
@@ -145,10 +149,10 @@ class Engine:
                 hint=f"pull or build it (`docker pull {image}`), or choose another with --image",
             ) from exc
 
-    async def list_containers(self, labels: Mapping[str, str]) -> list[ContainerSummary]:
-        """Containers carrying all of `labels`, from one list call (no per-container
-        inspect, which would race with a container being removed meanwhile)."""
-        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+    async def list_containers(self, labels: Mapping[str, str | None]) -> list[ContainerSummary]:
+        """Containers carrying all of `labels` (None: with any value), from one list call
+        (no per-container inspect, which would race with a container being removed)."""
+        filters = _label_filters(labels)
         rows = await self.call(
             self._client.api.containers, all=True, filters=filters, what="list containers"
         )
@@ -161,8 +165,8 @@ class Engine:
             for row in rows
         ]
 
-    async def list_volumes(self, labels: Mapping[str, str]) -> list[Any]:
-        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+    async def list_volumes(self, labels: Mapping[str, str | None]) -> list[Any]:
+        filters = _label_filters(labels)
         return await self.call(self._client.volumes.list, filters=filters, what="list volumes")
 
     async def get_container(self, name: str) -> Any | None:

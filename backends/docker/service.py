@@ -90,11 +90,14 @@ TASK_USER_ID = 1000
 USABLE = (NodeState.IDLE, NodeState.RUNNING)
 
 
+DEFAULT_NODE_IMAGE = "debian:bookworm-slim"
+
+
 @dataclass(frozen=True, slots=True)
 class DockerSettings:
     """How the Docker backend reaches the engine and builds nodes."""
 
-    image: str = "debian:bookworm-slim"
+    image: str = DEFAULT_NODE_IMAGE
     state_dir: Path | None = None
     docker_host: str | None = None
     account_name: str = "localbatch"

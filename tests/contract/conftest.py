@@ -9,8 +9,10 @@ import pytest
 from tests.contract.harness import BackendOpener, azure_configured, opener
 
 
-@pytest.fixture(params=["docker", "azure"])
+@pytest.fixture(params=["docker", "endpoint", "azure"])
 def backend_name(request: pytest.FixtureRequest) -> str:
+    """docker: the backend itself; endpoint: the azure backend (real SDK, real HTTP) against
+    `python -m jobprep_release serve` in process; azure: a real account when configured."""
     name: str = request.param
     if name == "azure" and not azure_configured():
         pytest.skip("set AZURE_BATCH_ENDPOINT, AZURE_BATCH_ACCOUNT, AZURE_BATCH_ACCESS_KEY")

@@ -45,11 +45,17 @@ def azure_configured() -> bool:
 
 
 def opener(name: str, state_dir: Path) -> BackendOpener:
-    """Opens the named backend (imported only when used)."""
+    """Opens the named backend (imported only when used): ``docker``, ``endpoint`` (the azure
+    backend on a local endpoint backed by Docker) or ``azure`` (a real account)."""
 
     @asynccontextmanager
     async def open_backend() -> AsyncIterator[BatchBackend]:
-        if name == "docker":
+        if name == "endpoint":
+            from tests.endpoint.harness import azure_on_endpoint
+
+            async with azure_on_endpoint(state_dir) as on_endpoint:
+                yield on_endpoint
+        elif name == "docker":
             from backends.docker import DockerBackend, DockerSettings
 
             async with DockerBackend(DockerSettings(state_dir=state_dir)) as docker:

@@ -1,0 +1,33 @@
+"""A local Azure Batch endpoint backed by Docker: the Batch data-plane REST API (api-version
+2025-06-01) over the Docker backend's `BatchService`.
+
+Any Batch client (azure-batch, the az CLI, plain HTTP) signs in with the endpoint's account name
+and Shared Key and drives pools, nodes, jobs, tasks and files that are containers on the local
+engine; the service's scheduler runs inside the endpoint, so work goes on between requests.
+
+Modules: `server` (running it), `app` (routes and per-request checks), `auth` (Shared Key),
+`pools`/`jobs`/`tasks`/`files` (routes), `specs` (request bodies to specs), `render` (models to
+JSON), `wire` (durations, times, bodies), `odata` (``$filter``, ``$select``, paging), `timeline`
+(times and ETags), `nodefs` (files in node containers), `errors`, `unsupported`, `context`,
+`replies`.
+"""
+
+from __future__ import annotations
+
+from backends.docker.rest.server import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_PORT,
+    EndpointSettings,
+    RunningEndpoint,
+    new_key,
+    running_endpoint,
+)
+
+__all__ = [
+    "DEFAULT_ACCOUNT",
+    "DEFAULT_PORT",
+    "EndpointSettings",
+    "RunningEndpoint",
+    "new_key",
+    "running_endpoint",
+]

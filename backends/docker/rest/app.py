@@ -1,0 +1,102 @@
+"""The aiohttp application: routes, and the checks every request passes first.
+
+Each request is authenticated (Shared Key), must name an ``api-version`` this endpoint speaks,
+and gets a ``request-id``; whatever a handler raises becomes the service's error answer
+(`backends.docker.rest.errors`). Nothing is logged of a request's headers, so the signature and
+key never reach a log.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from backends.docker.rest import files, jobs, pools, tasks
+from backends.docker.rest.context import CONTEXT, Context, base_url
+from backends.docker.rest.errors import RestError, error_document, from_backend, not_supported
+from backends.docker.rest.odata import bad_query
+from backends.docker.rest.replies import JSON_TYPE
+from backends.docker.rest.unsupported import unrouted
+from backends.errors import JobPrepReleaseError
+
+API_VERSION = "2025-06-01"
+# Earlier versions whose requests for these operations read the same; answers are 2025-06-01's.
+COMPATIBLE_API_VERSIONS = frozenset(
+    {API_VERSION, "2024-07-01.20.0", "2024-02-01.19.0", "2023-11-01.18.0", "2023-05-01.17.0"}
+)
+MAX_BODY = 1024 * 1024
+CONDITIONAL_HEADERS = ("If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
+
+log = structlog.get_logger("jobprep_release.endpoint")
+
+
+def _check_api_version(request: web.Request) -> None:
+    version = request.query.get("api-version")
+    if version is None:
+        raise RestError(
+            400,
+            "MissingRequiredQueryParameter",
+            "A query parameter that's mandatory for this request is not specified: api-version",
+            [("QueryParameterName", "api-version")],
+        )
+    if version not in COMPATIBLE_API_VERSIONS:
+        raise bad_query("api-version", version, f"this endpoint speaks api-version {API_VERSION}")
+
+
+def _check_unemulated_options(request: web.Request) -> None:
+    """Options that would change an answer but are not emulated: refused, never ignored."""
+    if "$expand" in request.query:
+        raise not_supported("$expand", "statistics are not kept")
+    for header in CONDITIONAL_HEADERS:
+        if header in request.headers:
+            raise not_supported(f"the conditional header {header}")
+
+
+def _error_response(request: web.Request, error: RestError, request_id: str) -> web.Response:
+    body = error_document(base_url(request), error, request_id)
+    if request.method == "HEAD":
+        return web.Response(status=error.status, headers={"Content-Type": JSON_TYPE})
+    return web.json_response(body, status=error.status, content_type="application/json")
+
+
+@web.middleware
+async def service_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = str(uuid.uuid4())
+    ctx: Context = request.app[CONTEXT]
+    response: web.StreamResponse
+    try:
+        ctx.keys.check(request.method, request.headers, request.raw_path)
+        _check_api_version(request)
+        _check_unemulated_options(request)
+        response = await handler(request)
+    except RestError as error:
+        response = _error_response(request, error, request_id)
+    except JobPrepReleaseError as error:
+        response = _error_response(request, from_backend(error), request_id)
+    except web.HTTPRequestEntityTooLarge:
+        too_large = RestError(413, "RequestBodyTooLarge", "The request body is too large.")
+        response = _error_response(request, too_large, request_id)
+    except Exception:
+        log.exception("request failed", method=request.method, path=request.path)
+        internal = RestError(500, "InternalError", "The server encountered an internal error.")
+        response = _error_response(request, internal, request_id)
+    response.headers["request-id"] = request_id
+    response.headers["DataServiceVersion"] = "3.0"
+    client_id = request.headers.get("client-request-id")
+    if client_id and request.headers.get("return-client-request-id", "").lower() == "true":
+        response.headers["client-request-id"] = client_id
+    log.debug("request", method=request.method, path=request.path, status=response.status)
+    return response
+
+
+def build_app(ctx: Context) -> web.Application:
+    """The endpoint's application, serving `ctx`'s service."""
+    app = web.Application(middlewares=[service_middleware], client_max_size=MAX_BODY)
+    app[CONTEXT] = ctx
+    for module in (pools, jobs, tasks, files):
+        app.add_routes(module.routes)
+    app.router.add_route("*", "/{tail:.*}", unrouted)
+    return app

@@ -1,0 +1,164 @@
+"""Routes for files on nodes and of tasks: get (with ``ocp-range``), properties (HEAD), list.
+
+Node file paths are relative to the node's root (``shared/x.txt``,
+``workitems/<job>/job-1/<task>/stdout.txt``); task file paths to the task's directory
+(``stdout.txt``, ``wd/out.txt``). ``\\`` is taken for ``/``; a path that is absolute or holds
+``..`` is refused (400 ``InvalidNodeFilePath``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from backends.docker import launch
+from backends.docker.rest import render
+from backends.docker.rest.context import base_url, context
+from backends.docker.rest.errors import RestError
+from backends.docker.rest.nodefs import FileInfo
+from backends.docker.rest.odata import Query, page
+from backends.docker.rest.replies import document
+from backends.docker.rest.wire import format_time, http_date
+
+routes = web.RouteTableDef()
+
+OCTET_STREAM = "application/octet-stream"
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def relative(path: str) -> str:
+    """`path` as a ``/``-separated path that stays below where it is taken from."""
+    parts = path.replace("\\", "/").strip("/").split("/")
+    if path.startswith(("/", "\\")) or any(part in ("", ".", "..") for part in parts):
+        raise RestError(
+            400,
+            "InvalidNodeFilePath",
+            f"The file path {path!r} must be relative, without '..' or empty parts.",
+        )
+    return "/".join(parts)
+
+
+def _headers(info: FileInfo, url: str) -> dict[str, str]:
+    return {
+        "Content-Type": OCTET_STREAM,
+        "Last-Modified": http_date(info.modified),
+        "ocp-batch-file-isdirectory": "true" if info.is_directory else "false",
+        "ocp-batch-file-url": url,
+        "ocp-batch-file-mode": info.mode,
+    }
+
+
+def _ranged(data: bytes, header: str | None) -> bytes:
+    """The bytes an ``ocp-range: bytes=start-end`` header asks for (all when there is none)."""
+    if not header:
+        return data
+    match = _RANGE.fullmatch(header.strip())
+    if not match or not (match[1] or match[2]):
+        raise RestError(400, "InvalidHeaderValue", f"ocp-range {header!r} is not bytes=start-end")
+    if not match[1]:  # the last n bytes
+        return data[-int(match[2]) :] if int(match[2]) else b""
+    start = int(match[1])
+    end = int(match[2]) + 1 if match[2] else len(data)
+    return data[start:end]
+
+
+async def _answer(request: web.Request, container: str, absolute: str, url: str) -> web.Response:
+    files = context(request).files
+    if request.method == "HEAD":
+        info = await files.stat(container, absolute)
+        headers = _headers(info, url)
+        headers["Content-Length"] = str(info.size)
+        return web.Response(status=200, headers=headers)
+    data, info = await files.read(container, absolute)
+    return web.Response(
+        status=200,
+        body=_ranged(data, request.headers.get("ocp-range")),
+        headers=_headers(info, url),
+    )
+
+
+def _listing(prefix: str, entries: list[FileInfo]) -> list[dict[str, Any]]:
+    listed = []
+    for entry in entries:
+        item: dict[str, Any] = {
+            "name": entry.name,
+            "url": f"{prefix}/{quote(entry.name, safe='/')}",
+            "isDirectory": entry.is_directory,
+        }
+        if not entry.is_directory:
+            item["properties"] = {
+                "lastModified": format_time(entry.modified),
+                "contentLength": str(entry.size),
+                "contentType": OCTET_STREAM,
+                "fileMode": entry.mode,
+            }
+        listed.append(item)
+    return listed
+
+
+def _recursive(request: web.Request) -> bool:
+    value = request.query.get("recursive", "false").lower()
+    if value not in ("true", "false"):
+        raise RestError(400, "InvalidQueryParameterValue", "recursive must be true or false")
+    return value == "true"
+
+
+def document_page(request: web.Request, items: list[dict[str, Any]], base: str) -> web.Response:
+    return document(page(Query(request.path, request.query), items, base))
+
+
+# --- node files ------------------------------------------------------------------------------
+
+
+@routes.route("HEAD", "/pools/{pool}/nodes/{node}/files/{path:.+}")
+@routes.get("/pools/{pool}/nodes/{node}/files/{path:.+}", allow_head=False)
+async def node_file(request: web.Request) -> web.Response:
+    ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
+    path = relative(request.match_info["path"])
+    await ctx.service.get_pool(pool_id)  # PoolNotFound first; adopts a pool known by labels
+    container = ctx.service.node_container(pool_id, node_id)
+    url = render.file_url(base_url(request), "pools", pool_id, "nodes", node_id, "files", path)
+    return await _answer(request, container, f"{launch.NODE_ROOT}/{path}", url)
+
+
+@routes.get("/pools/{pool}/nodes/{node}/files")
+async def list_node_files(request: web.Request) -> web.Response:
+    ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
+    await ctx.service.get_pool(pool_id)  # PoolNotFound first; adopts a pool known by labels
+    container = ctx.service.node_container(pool_id, node_id)
+    entries = await ctx.files.list(container, launch.NODE_ROOT, recursive=_recursive(request))
+    base = base_url(request)
+    prefix = render.file_url(base, "pools", pool_id, "nodes", node_id, "files")
+    return document_page(request, _listing(prefix, entries), base)
+
+
+# --- task files ------------------------------------------------------------------------------
+
+
+@routes.route("HEAD", "/jobs/{job}/tasks/{task}/files/{path:.+}")
+@routes.get("/jobs/{job}/tasks/{task}/files/{path:.+}", allow_head=False)
+async def task_file(request: web.Request) -> web.Response:
+    ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
+    path = relative(request.match_info["path"])
+    pool_id, node_id, directory = ctx.service.task_location(job_id, task_id)
+    await ctx.service.get_pool(pool_id)  # PoolNotFound first; adopts a pool known by labels
+    container = ctx.service.node_container(pool_id, node_id)
+    url = render.file_url(base_url(request), "jobs", job_id, "tasks", task_id, "files", path)
+    return await _answer(request, container, f"{launch.NODE_ROOT}/{directory}/{path}", url)
+
+
+@routes.get("/jobs/{job}/tasks/{task}/files")
+async def list_task_files(request: web.Request) -> web.Response:
+    ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
+    pool_id, node_id, directory = ctx.service.task_location(job_id, task_id)
+    await ctx.service.get_pool(pool_id)  # PoolNotFound first; adopts a pool known by labels
+    container = ctx.service.node_container(pool_id, node_id)
+    entries = await ctx.files.list(
+        container, f"{launch.NODE_ROOT}/{directory}", recursive=_recursive(request)
+    )
+    base = base_url(request)
+    prefix = render.file_url(base, "jobs", job_id, "tasks", task_id, "files")
+    return document_page(request, _listing(prefix, entries), base)

@@ -1,0 +1,92 @@
+"""Routes for jobs: add, get, list (``$filter`` on id and state), delete, terminate, task
+counts, and the status of preparation and release tasks per node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from backends.base import ExecutionResult, TaskCounts, TaskState
+from backends.docker.rest import render, specs
+from backends.docker.rest.context import Context, base_url, context
+from backends.docker.rest.odata import Query, page, select
+from backends.docker.rest.replies import accepted, body, created, document
+
+routes = web.RouteTableDef()
+
+
+async def _job_json(ctx: Context, base: str, job_id: str) -> dict[str, Any]:
+    view = await ctx.service.get_job(job_id)
+    spec = ctx.service.job_spec(job_id)
+    return render.job(base, view, spec, ctx.timeline, deleting=ctx.job_deleting(job_id))
+
+
+@routes.post("/jobs")
+async def add_job(request: web.Request) -> web.Response:
+    ctx = context(request)
+    spec = specs.job_spec(await body(request))
+    ctx.refuse_if_job_deleting(spec.id)
+    await ctx.service.create_job(spec)
+    stamp = ctx.timeline.created(f"job:{spec.id}")
+    return created(f"{base_url(request)}/jobs/{spec.id}", stamp)
+
+
+@routes.get("/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    ctx, base = context(request), base_url(request)
+    jobs = [await _job_json(ctx, base, job.id) for job in await ctx.service.list_jobs()]
+    return document(page(Query(request.path, request.query), jobs, base))
+
+
+@routes.get("/jobs/{job}")
+async def get_job(request: web.Request) -> web.Response:
+    ctx = context(request)
+    job = await _job_json(ctx, base_url(request), request.match_info["job"])
+    return document(select([job], request.query.get("$select"))[0], etag=job["eTag"])
+
+
+@routes.delete("/jobs/{job}")
+async def delete_job(request: web.Request) -> web.Response:
+    ctx, job_id = context(request), request.match_info["job"]
+    await ctx.service.get_job(job_id)
+    ctx.refuse_if_job_deleting(job_id)
+    ctx.delete_job_later(job_id)
+    return accepted()
+
+
+@routes.post("/jobs/{job}/terminate")
+async def terminate_job(request: web.Request) -> web.Response:
+    ctx, job_id = context(request), request.match_info["job"]
+    content = await body(request, optional=True)
+    await ctx.service.get_job(job_id)
+    ctx.refuse_if_job_deleting(job_id)
+    await ctx.service.terminate_job(job_id, content.optional_text("terminateReason"))
+    return accepted(f"{base_url(request)}/jobs/{job_id}")
+
+
+@routes.get("/jobs/{job}/taskcounts")
+async def task_counts(request: web.Request) -> web.Response:
+    ctx, job_id = context(request), request.match_info["job"]
+    counts = await ctx.service.get_task_counts(job_id)
+    slots = {"active": 0, "running": 0, "completed": 0, "succeeded": 0, "failed": 0}
+    for task in await ctx.service.list_tasks(job_id):
+        weight = ctx.service.task_spec(job_id, task.id).required_slots
+        if task.state is TaskState.COMPLETED:
+            slots["completed"] += weight
+            success = task.execution_info.result is ExecutionResult.SUCCESS
+            slots["succeeded" if success else "failed"] += weight
+        elif task.state is TaskState.ACTIVE:
+            slots["active"] += weight
+        else:
+            slots["running"] += weight
+    return document(render.task_counts(counts, TaskCounts(**slots)))
+
+
+@routes.get("/jobs/{job}/jobpreparationandreleasetaskstatus")
+async def prep_release_status(request: web.Request) -> web.Response:
+    ctx, job_id, base = context(request), request.match_info["job"], base_url(request)
+    statuses = await ctx.service.list_prep_release_status(job_id)
+    spec = ctx.service.job_spec(job_id)
+    entries = [render.prep_release_status(base, status, spec) for status in statuses]
+    return document(page(Query(request.path, request.query), entries, base))

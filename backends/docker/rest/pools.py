@@ -1,0 +1,177 @@
+"""Routes for pools and their compute nodes: add, get, list, delete, resize; list, get, reboot,
+reimage nodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from backends.base import ExecutionResult, TaskState
+from backends.docker.rest import render, specs
+from backends.docker.rest.context import Context, base_url, context
+from backends.docker.rest.errors import not_supported
+from backends.docker.rest.odata import Query, page, select
+from backends.docker.rest.replies import accepted, body, created, document
+
+routes = web.RouteTableDef()
+
+_REQUEUE = "requeue"
+_TERMINATE = "terminate"
+
+
+async def _pool_json(ctx: Context, base: str, pool_id: str) -> dict[str, Any]:
+    view = await ctx.service.get_pool(pool_id)
+    spec = ctx.service.pool_spec(pool_id)
+    reference = render.image_reference(spec, ctx.image_references.get(pool_id.lower()))
+    return render.pool(
+        base, view, spec, reference, ctx.timeline, deleting=ctx.pool_deleting(pool_id)
+    )
+
+
+@routes.post("/pools")
+async def add_pool(request: web.Request) -> web.Response:
+    ctx = context(request)
+    content = await body(request)
+    spec = specs.pool_spec(content)
+    ctx.refuse_if_pool_deleting(spec.id)
+    await ctx.service.create_pool(spec)
+    reference = dict(content.raw("virtualMachineConfiguration")["imageReference"])
+    if "publisher" in reference:
+        reference.setdefault("version", "latest")
+    ctx.image_references[spec.id.lower()] = reference
+    stamp = ctx.timeline.created(f"pool:{spec.id}")
+    return created(f"{base_url(request)}/pools/{spec.id}", stamp)
+
+
+@routes.get("/pools")
+async def list_pools(request: web.Request) -> web.Response:
+    ctx, base = context(request), base_url(request)
+    pools = [await _pool_json(ctx, base, pool.id) for pool in await ctx.service.list_pools()]
+    return document(page(Query(request.path, request.query), pools, base))
+
+
+@routes.get("/pools/{pool}")
+async def get_pool(request: web.Request) -> web.Response:
+    ctx = context(request)
+    pool = await _pool_json(ctx, base_url(request), request.match_info["pool"])
+    return document(select([pool], request.query.get("$select"))[0], etag=pool["eTag"])
+
+
+@routes.delete("/pools/{pool}")
+async def delete_pool(request: web.Request) -> web.Response:
+    ctx, pool_id = context(request), request.match_info["pool"]
+    await ctx.service.get_pool(pool_id)
+    ctx.refuse_if_pool_deleting(pool_id)
+    ctx.delete_pool_later(pool_id)
+    return accepted()
+
+
+@routes.post("/pools/{pool}/resize")
+async def resize_pool(request: web.Request) -> web.Response:
+    ctx, pool_id = context(request), request.match_info["pool"]
+    content = await body(request)
+    await ctx.service.get_pool(pool_id)
+    ctx.refuse_if_pool_deleting(pool_id)
+    if content.integer("targetLowPriorityNodes", 0):
+        raise not_supported("Resize Pool property targetLowPriorityNodes", "spot nodes")
+    option = content.text("nodeDeallocationOption", _REQUEUE).lower()
+    if option != _REQUEUE:
+        raise not_supported(f"Resize Pool with nodeDeallocationOption {option}", "use requeue")
+    await ctx.service.resize_pool(pool_id, content.integer("targetDedicatedNodes", 0))
+    return accepted(f"{base_url(request)}/pools/{pool_id}")
+
+
+# --- nodes -----------------------------------------------------------------------------------
+
+
+async def _totals(ctx: Context) -> dict[str, render.NodeTotals]:
+    """Per node id: tasks completed there, how many succeeded, and how many run there now."""
+    counts: dict[str, list[int]] = {}
+    for job in await ctx.service.list_jobs():
+        for task in await ctx.service.list_tasks(job.id):
+            if task.node_id is None:
+                continue
+            entry = counts.setdefault(task.node_id, [0, 0, 0])
+            if task.state is TaskState.COMPLETED:
+                entry[0] += 1
+                entry[1] += task.execution_info.result is ExecutionResult.SUCCESS
+            elif task.state in (TaskState.RUNNING, TaskState.PREPARING):
+                entry[2] += 1
+    return {node: render.NodeTotals(*values) for node, values in counts.items()}
+
+
+async def _nodes_json(ctx: Context, base: str, pool_id: str) -> list[dict[str, Any]]:
+    await ctx.service.get_pool(pool_id)  # PoolNotFound first; takes over a pool known by labels
+    views = await ctx.service.list_nodes(pool_id)
+    spec = ctx.service.pool_spec(pool_id)
+    reference = render.image_reference(spec, ctx.image_references.get(pool_id.lower()))
+    totals = await _totals(ctx)
+    return [
+        render.node(
+            base,
+            spec.id,
+            view,
+            spec,
+            reference,
+            totals.get(view.id, render.NodeTotals()),
+            ctx.timeline,
+        )
+        for view in views
+    ]
+
+
+@routes.get("/pools/{pool}/nodes")
+async def list_nodes(request: web.Request) -> web.Response:
+    ctx, base = context(request), base_url(request)
+    nodes = await _nodes_json(ctx, base, request.match_info["pool"])
+    return document(page(Query(request.path, request.query), nodes, base))
+
+
+@routes.get("/pools/{pool}/nodes/{node}")
+async def get_node(request: web.Request) -> web.Response:
+    ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
+    nodes = await _nodes_json(ctx, base_url(request), pool_id)
+    await ctx.service.get_node(pool_id, node_id)  # NodeNotFound when it is not in the pool
+    (node,) = [node for node in nodes if node["id"] == node_id]
+    return document(select([node], request.query.get("$select"))[0])
+
+
+async def _end_tasks_on(ctx: Context, node_id: str) -> None:
+    """Terminate every task running on the node (the ``terminate`` reboot/reimage option)."""
+    for job in await ctx.service.list_jobs():
+        for task in await ctx.service.list_tasks(job.id):
+            if task.node_id == node_id and task.state in (TaskState.RUNNING, TaskState.PREPARING):
+                await ctx.service.terminate_task(job.id, task.id)
+
+
+async def _node_option(request: web.Request, name: str, operation: str) -> str:
+    """The reboot or reimage option asked for: ``requeue`` (default) or ``terminate``."""
+    option = (await body(request, optional=True)).text(name, _REQUEUE).lower()
+    if option not in (_REQUEUE, _TERMINATE):
+        raise not_supported(f"{operation} with {name} {option}", "use requeue or terminate")
+    return option
+
+
+@routes.post("/pools/{pool}/nodes/{node}/reboot")
+async def reboot_node(request: web.Request) -> web.Response:
+    ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
+    option = await _node_option(request, "nodeRebootOption", "Reboot Node")
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.get_node(pool_id, node_id)
+    if option == _TERMINATE:
+        await _end_tasks_on(ctx, node_id)
+    await ctx.service.reboot_node(pool_id, node_id)
+    return accepted(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}")
+
+
+@routes.post("/pools/{pool}/nodes/{node}/reimage")
+async def reimage_node(request: web.Request) -> web.Response:
+    ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
+    option = await _node_option(request, "nodeReimageOption", "Reimage Node")
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.get_node(pool_id, node_id)
+    if option == _TERMINATE:
+        await _end_tasks_on(ctx, node_id)
+    await ctx.service.reimage_node(pool_id, node_id)
+    return accepted(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}")

@@ -1,0 +1,65 @@
+"""Reading request bodies and writing success answers with the service's headers."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from backends.docker.rest.errors import RestError
+from backends.docker.rest.timeline import Stamp
+from backends.docker.rest.wire import Body, http_date
+
+JSON_TYPE = "application/json;odata=minimalmetadata"
+
+
+async def body(request: web.Request, *, optional: bool = False) -> Body:
+    """The request's JSON object; an empty `Body` when `optional` and nothing was sent."""
+    raw = await request.read()
+    if not raw.strip():
+        if optional:
+            return Body({})
+        raise RestError(400, "InvalidRequestBody", "The request body is missing.")
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise RestError(400, "InvalidRequestBody", "The request body is not valid JSON.") from None
+    return Body.parse(document)
+
+
+def document(content: Any, *, status: int = 200, etag: str | None = None) -> web.Response:
+    headers = {"Content-Type": JSON_TYPE}
+    if etag is not None:
+        headers["ETag"] = etag
+    if isinstance(content, dict) and "lastModified" in content:
+        headers["Last-Modified"] = http_date_of(content["lastModified"])
+    return web.Response(status=status, text=json.dumps(content), headers=headers)
+
+
+def http_date_of(iso: str) -> str:
+    return http_date(datetime.fromisoformat(iso.replace("Z", "+00:00")))
+
+
+def created(url: str, stamp: Stamp) -> web.Response:
+    """201 for a create, with the new object's address, ETag and time."""
+    return web.Response(
+        status=201,
+        headers={
+            "DataServiceId": url,
+            "Location": url,
+            "ETag": stamp.etag,
+            "Last-Modified": http_date(stamp.modified),
+        },
+    )
+
+
+def accepted(url: str | None = None) -> web.Response:
+    """202 for an operation the service goes on with after answering."""
+    headers = {"DataServiceId": url} if url else {}
+    return web.Response(status=202, headers=headers)
+
+
+def no_content() -> web.Response:
+    return web.Response(status=204)

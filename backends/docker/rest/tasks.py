@@ -1,0 +1,145 @@
+"""Routes for tasks: add one, add a collection (at most 100, a result per task), get, list
+(``$filter``, ``$select``), terminate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from backends.base import check_id
+from backends.docker.rest import render, specs
+from backends.docker.rest.context import Context, base_url, context
+from backends.docker.rest.errors import RestError
+from backends.docker.rest.odata import Query, page, select
+from backends.docker.rest.replies import body, created, document, no_content
+from backends.docker.rest.wire import Body, format_time, now
+from backends.errors import InvalidRequest, NotFound
+
+routes = web.RouteTableDef()
+
+MAX_TASKS_PER_REQUEST = 100
+
+
+async def _task_json(
+    ctx: Context, base: str, job_id: str, tasks: list[Any] | None = None
+) -> list[dict[str, Any]]:
+    spec = ctx.service.job_spec(job_id)
+    views = tasks if tasks is not None else await ctx.service.list_tasks(job_id)
+    return [
+        render.task(
+            base,
+            spec.id,
+            spec.pool_id,
+            view,
+            ctx.service.task_spec(job_id, view.id),
+            spec.max_task_retry_count,
+            ctx.timeline,
+        )
+        for view in views
+    ]
+
+
+@routes.post("/jobs/{job}/tasks")
+async def add_task(request: web.Request) -> web.Response:
+    ctx, job_id = context(request), request.match_info["job"]
+    spec = specs.task_spec(await body(request))
+    ctx.refuse_if_job_deleting(job_id)
+    await ctx.service.add_tasks(job_id, [spec])
+    stamp = ctx.timeline.created(f"job:{job_id}/{spec.id}")
+    return created(f"{base_url(request)}/jobs/{job_id}/tasks/{spec.id}", stamp)
+
+
+def _task_error(code: str, message: str) -> dict[str, Any]:
+    return {"code": code, "message": {"lang": "en-US", "value": message}}
+
+
+def _refusal(ctx: Context, job_id: str, task_id: str, seen: set[str]) -> dict[str, Any] | None:
+    """Why the service would refuse this one task, before adding any (None: it would not)."""
+    job = ctx.service.job_spec(job_id)
+    folded = task_id.lower()
+    try:
+        check_id("task", task_id)
+    except InvalidRequest as exc:
+        return _task_error(exc.code or "InvalidPropertyValue", exc.message)
+    for special, code in (
+        (job.preparation, "TaskIdSameAsJobPreparationTask"),
+        (job.release, "TaskIdSameAsJobReleaseTask"),
+    ):
+        if special is not None and special.id.lower() == folded:
+            return _task_error(code, f"The task id {task_id} is the job's {special.id} task's.")
+    if folded in seen:
+        return _task_error("DuplicateTaskId", f"The task id {task_id} appears twice.")
+    try:
+        ctx.service.task_spec(job_id, task_id)
+    except NotFound:
+        return None
+    return _task_error("TaskExists", "The specified task already exists.")
+
+
+@routes.post("/jobs/{job}/addtaskcollection")
+async def add_task_collection(request: web.Request) -> web.Response:
+    ctx, job_id, base = context(request), request.match_info["job"], base_url(request)
+    content = await body(request)
+    entries: list[Body] = content.children("value")
+    if "value" not in content:
+        content.text("value", required=True)  # MissingRequiredProperty: value
+    if len(entries) > MAX_TASKS_PER_REQUEST:
+        raise RestError(
+            413,
+            "RequestBodyTooLarge",
+            f"The request holds {len(entries)} tasks; at most {MAX_TASKS_PER_REQUEST} can be "
+            "added in one request.",
+        )
+    task_specs = [specs.task_spec(entry) for entry in entries]
+    await ctx.service.get_job(job_id)
+    ctx.refuse_if_job_deleting(job_id)
+    results: list[dict[str, Any]] = []
+    accepted = []
+    seen: set[str] = set()
+    for spec in task_specs:
+        refusal = _refusal(ctx, job_id, spec.id, seen)
+        seen.add(spec.id.lower())
+        if refusal is not None:
+            results.append({"status": "clienterror", "taskId": spec.id, "error": refusal})
+        else:
+            accepted.append(spec)
+            results.append({"status": "success", "taskId": spec.id})
+    if accepted:
+        await ctx.service.add_tasks(job_id, accepted)
+    for result in results:
+        if result["status"] == "success":
+            task_id = result["taskId"]
+            ctx.timeline.created(f"job:{job_id}/{task_id}")
+            (task,) = await _task_json(
+                ctx, base, job_id, [await ctx.service.get_task(job_id, task_id)]
+            )
+            result.update(
+                eTag=task["eTag"],
+                lastModified=format_time(now()),
+                location=f"{base}/jobs/{job_id}/tasks/{task_id}",
+            )
+    return document({"value": results})
+
+
+@routes.get("/jobs/{job}/tasks")
+async def list_tasks(request: web.Request) -> web.Response:
+    ctx, base = context(request), base_url(request)
+    tasks = await _task_json(ctx, base, request.match_info["job"])
+    return document(page(Query(request.path, request.query), tasks, base))
+
+
+@routes.get("/jobs/{job}/tasks/{task}")
+async def get_task(request: web.Request) -> web.Response:
+    ctx, job_id = context(request), request.match_info["job"]
+    view = await ctx.service.get_task(job_id, request.match_info["task"])
+    (task,) = await _task_json(ctx, base_url(request), job_id, [view])
+    return document(select([task], request.query.get("$select"))[0], etag=task["eTag"])
+
+
+@routes.post("/jobs/{job}/tasks/{task}/terminate")
+async def terminate_task(request: web.Request) -> web.Response:
+    ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
+    ctx.refuse_if_job_deleting(job_id)
+    await ctx.service.terminate_task(job_id, task_id)
+    return no_content()

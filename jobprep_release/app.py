@@ -1,0 +1,95 @@
+"""The commands, run: the sample (with clean interrupts), `status` and `cleanup`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+
+from backends.base import BatchBackend
+from backends.errors import Conflict
+from jobprep_release import report
+from jobprep_release.console import Answer, Console
+from jobprep_release.flow import SampleOutcome, run_sample
+from jobprep_release.interrupts import EXIT_INTERRUPTED, Interrupts, tidy
+
+if TYPE_CHECKING:
+    from jobprep_release.cli import Invocation
+
+EXIT_TASKS_FAILED = 10
+
+
+async def run(invocation: Invocation, backend: BatchBackend) -> int:
+    """Run the sample; the first SIGINT/SIGTERM stops it cleanly, a second exits at once."""
+    interrupts = Interrupts()
+    async with anyio.create_task_group() as group:
+        group.start_soon(interrupts.watch)
+        status = await _run_sample(invocation, backend, interrupts)
+        group.cancel_scope.cancel()
+    return status
+
+
+async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts: Interrupts) -> int:
+    args = invocation.args
+    live = not args.json and not args.no_progress and sys.stdout.isatty()
+    console = Console(invocation.answer, out=sys.stderr if args.json else None, live=live)
+    outcomes: list[SampleOutcome] = []
+
+    async def sample() -> None:
+        # In a task of its own: the signal cancels this task only, so the tidying below runs
+        # in a task no cancellation was ever aimed at.
+        with interrupts.scope:
+            outcomes.append(await run_sample(backend, console, invocation.options))
+
+    async with backend:
+        async with anyio.create_task_group() as group:
+            group.start_soon(sample)
+        if interrupts.signalled or not outcomes:
+            message = await tidy(backend, invocation.options, invocation.answer)
+            print(message, file=sys.stderr)
+            return EXIT_INTERRUPTED
+    (outcome,) = outcomes
+    if args.json:
+        print(report.render(report.build(args.backend, invocation.options, outcome)))
+    if outcome.succeeded:
+        return 0
+    failed = outcome.failed_tasks + [f"prep/release on {n}" for n in outcome.failed_prep_release]
+    print(f"error: the sample ran, but these failed: {', '.join(failed)}", file=sys.stderr)
+    return EXIT_TASKS_FAILED
+
+
+async def show_status(backend: BatchBackend, job_id: str) -> int:
+    """The job's preparation and release task settings and their status on each node."""
+    console = Console()
+    async with backend:
+        job = await backend.get_job(job_id)
+        spec = await backend.get_job_spec(job_id)
+        try:
+            statuses = await backend.list_prep_release_status(job_id)
+        except Conflict:
+            statuses = []
+    console.job_status(job, spec, statuses)
+    return 0
+
+
+async def clean_up(
+    docker_host: str | None, state_dir: Path | None, pool_id: str | None, answer: Answer
+) -> int:
+    """Remove everything the docker backend created, after saying what it is."""
+    from backends.docker import DockerSettings
+    from backends.docker.cleanup import find_leftovers, remove_everything
+
+    settings = DockerSettings(docker_host=docker_host, state_dir=state_dir)
+    console = Console(answer)
+    found = await find_leftovers(settings, pool_id)
+    console.leftovers(sorted(found.pools), found.containers, found.volumes)
+    if not found.containers and not found.volumes:
+        return 0
+    if await console.confirm("Remove them?", at_end_of_input=False):
+        removed = await remove_everything(settings, pool_id)
+        console.line(
+            f"Removed {len(removed.containers)} containers and {len(removed.volumes)} volumes."
+        )
+    return 0

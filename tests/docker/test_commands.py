@@ -1,0 +1,90 @@
+"""`status`, `cleanup`, and settings from the environment and a settings file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker
+
+from tests.conftest import Ids, labelled, run_cli
+
+
+def test_status_shows_the_prep_and_release_settings_and_runs(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    base = ["--pool-id", ids.pool, "--job-id", ids.job]
+    kept = run_cli([*base, "--tasks", "1", "--keep"], state_dir=state_dir)
+    assert kept.returncode == 0, kept.stderr
+    shown = run_cli(["status", "--job-id", ids.job], state_dir=state_dir)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"Job {ids.job} on pool {ids.pool}: completed (UserTerminate)"
+    assert "Job preparation task (jobpreparation)" in lines
+    assert "  Wait for success      yes" in lines
+    assert "Job release task (jobrelease)" in lines
+    assert "  Max wall clock time   15 min" in lines
+    (row,) = [line for line in lines if line.startswith("  tvm-")]
+    assert row.split()[1:] == ["completed,", "exit", "0", "completed,", "exit", "0"]
+    missing = run_cli(["status", "--job-id", "NoSuchJob"], state_dir=state_dir)
+    assert missing.returncode == 5
+    assert missing.stderr == "error: job NoSuchJob does not exist\n"
+    gone = run_cli([*base, "--yes"], state_dir=state_dir)
+    assert gone.returncode == 0, gone.stderr
+
+
+def test_cleanup_removes_what_the_project_made_and_asks_first(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    kept = run_cli(["--pool-id", ids.pool, "--job-id", ids.job, "--keep"], state_dir=state_dir)
+    assert kept.returncode == 0, kept.stderr
+    assert labelled(docker_client, ids.pool) == (2, 2)
+    declined = run_cli(["cleanup", "--pool-id", ids.pool], state_dir=state_dir, stdin="")
+    assert declined.returncode == 0
+    assert "Containers (2)" in declined.stdout
+    assert labelled(docker_client, ids.pool) == (2, 2)
+    removed = run_cli(["cleanup", "--pool-id", ids.pool, "--yes"], state_dir=state_dir)
+    assert removed.returncode == 0, removed.stderr
+    assert "Removed 2 containers and 2 volumes." in removed.stdout
+    assert labelled(docker_client, ids.pool) == (0, 0)
+    again = run_cli(
+        ["--pool-id", ids.pool, "--job-id", f"{ids.job}-2", "--yes"], state_dir=state_dir
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"Created pool {ids.pool}" in again.stdout
+
+
+def test_settings_come_from_flags_then_environment_then_file(
+    ids: Ids, state_dir: Path, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    settings = tmp_path / "settings.toml"
+    settings.write_text(f'pool_id = "{ids.pool}"\njob_id = "FromFile"\ntasks = 2\nnodes = 1\n')
+    env = {"JOBPREP_RELEASE_CONFIG": str(settings), "JOBPREP_RELEASE_JOB_ID": ids.job}
+    result = run_cli(["--tasks", "3", "--yes", "--json"], state_dir=state_dir, env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"Attempting to create pool: {ids.pool}" in result.stderr
+    assert f"Checking for existing job {ids.job}..." in result.stderr
+    assert result.stdout.count('"id": "task00') == 3
+    assert labelled(docker_client, ids.pool) == (0, 0)
+
+
+def test_bad_settings_are_one_line_errors(tmp_path: Path, state_dir: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("nodes = [")
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("colour = 'blue'\n")
+    cases = [
+        (["--config", str(broken)], {}, "is not valid TOML"),
+        (["--config", str(unknown)], {}, "unknown setting 'colour'"),
+        ([], {"JOBPREP_RELEASE_NODES": "many"}, "--nodes must be a whole number"),
+        (
+            [],
+            {"JOBPREP_RELEASE_BACKEND": "cloud"},
+            "JOBPREP_RELEASE_BACKEND: 'cloud' is not one of",
+        ),
+        ([], {"JOBPREP_RELEASE_YES": "perhaps"}, "is not true or false"),
+    ]
+    for args, env, words in cases:
+        result = run_cli(args, state_dir=state_dir, env=env)
+        assert result.returncode == 2, (args, env, result.stderr)
+        assert words in result.stderr
+        assert result.stderr.count("\n") == 1
