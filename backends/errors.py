@@ -110,3 +110,15 @@ class WaitTimeout(AppError):
     """A wait for tasks, nodes or the job ran past its limit."""
 
     exit_status = 8
+
+
+def find_project_error(exc: BaseException) -> JobPrepReleaseError | None:
+    """The project's error in `exc`, looking inside task groups' exception groups."""
+    if isinstance(exc, JobPrepReleaseError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = find_project_error(inner)
+            if found is not None:
+                return found
+    return None

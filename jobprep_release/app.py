@@ -11,14 +11,13 @@ import anyio
 from backends.base import BatchBackend
 from backends.errors import Conflict
 from jobprep_release import report
-from jobprep_release.console import Answer, Console
+from jobprep_release.console import Console
 from jobprep_release.flow import SampleOutcome, run_sample
-from jobprep_release.interrupts import EXIT_INTERRUPTED, Interrupts, tidy
+from jobprep_release.interrupts import Interrupts, tidy
+from jobprep_release.options import EXIT_INTERRUPTED, EXIT_TASKS_FAILED, Answer
 
 if TYPE_CHECKING:
     from jobprep_release.cli import Invocation
-
-EXIT_TASKS_FAILED = 10
 
 
 async def run(invocation: Invocation, backend: BatchBackend) -> int:

@@ -12,39 +12,24 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import anyio
-import structlog
+from backends.base import NodeFillType, check_id
+from backends.errors import InvalidRequest, UsageError, find_project_error
+from jobprep_release import settings
+from jobprep_release.options import EXIT_STATUSES, Answer, SampleOptions
 
-from backends.base import BatchBackend, NodeFillType, check_id
-from backends.errors import InvalidRequest, JobPrepReleaseError, UsageError
-from jobprep_release import app, logs, settings
-from jobprep_release.console import Answer
-from jobprep_release.flow import SampleOptions
-from jobprep_release.interrupts import EXIT_INTERRUPTED
+if TYPE_CHECKING:
+    from backends.base import BatchBackend
 
-EXIT_TASKS_FAILED = app.EXIT_TASKS_FAILED
-EXIT_STATUSES = {
-    0: "the sample ran and every task, preparation and release task exited 0",
-    1: "an unexpected error",
-    2: "bad flags, settings or ids",
-    3: "the Docker engine or the Batch service cannot be reached",
-    4: "credentials missing or rejected",
-    5: "a pool, job, task or file is missing, exists already, or is in the wrong state",
-    6: "the backend cannot express what was asked",
-    7: "the service failed (after bounded retries)",
-    8: "a wait ran past its timeout",
-    EXIT_TASKS_FAILED: "the sample ran, but a task, preparation or release task failed",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C or SIGTERM)",
-}
 MAX_NODES = 64
 MAX_TASKS = 10_000
 
-log = structlog.get_logger("jobprep_release.cli")
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
@@ -305,6 +290,7 @@ def make_backend(args: argparse.Namespace) -> BatchBackend:
         )
         return DockerBackend(settings)
     from backends.azure import build_azure_backend
+    from jobprep_release import logs
 
     logs.register_secret(args.key or os.environ.get("AZURE_BATCH_ACCESS_KEY"))
     return build_azure_backend(
@@ -322,23 +308,13 @@ def _first_leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-def _project_error(exc: BaseException) -> JobPrepReleaseError | None:
-    """The project's error inside `exc`, looking through task groups' exception groups."""
-    if isinstance(exc, JobPrepReleaseError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _project_error(inner)
-            if found is not None:
-                return found
-    return None
-
-
 COMMANDS = ("status", "cleanup", "serve")
 
 
 def _configure_logs(args: argparse.Namespace) -> None:
     level = logging.INFO + 10 * (args.quiet - args.verbose)
+    from jobprep_release import logs
+
     logs.configure(level=max(level, logging.DEBUG), fmt=args.log_format)
 
 
@@ -352,15 +328,30 @@ def _parse_with_settings(
 
 
 def _dispatch(command: str, words: list[str]) -> int:
+    # The app's machinery is imported only once the flags parsed: `--help` needs none of it.
     if command == "status":
         args = _parse_with_settings(build_status_parser(), words)
-        return anyio.run(app.show_status, make_backend(args), args.job_id)
+        return _run_async(lambda app: app.show_status(make_backend(args), args.job_id))
     if command == "cleanup":
         args = _parse_with_settings(build_cleanup_parser(), words)
         answer = Answer.YES if args.yes else Answer.ASK
-        return anyio.run(app.clean_up, args.docker_host, args.state_dir, args.pool_id, answer)
+        return _run_async(
+            lambda app: app.clean_up(args.docker_host, args.state_dir, args.pool_id, answer)
+        )
     invocation = parse(words)
-    return anyio.run(app.run, invocation, make_backend(invocation.args))
+    return _run_async(lambda app: app.run(invocation, make_backend(invocation.args)))
+
+
+def _run_async(command: Callable[[ModuleType], Awaitable[int]]) -> int:
+    """Run `command(jobprep_release.app)` in an event loop; return its exit status."""
+    import anyio
+
+    from jobprep_release import app
+
+    async def run() -> int:
+        return await command(app)
+
+    return anyio.run(run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -379,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if "--debug" in words:
             raise
-        error = _project_error(exc)
+        error = find_project_error(exc)
         if error is None:
             cause = _first_leaf(exc)
             print(

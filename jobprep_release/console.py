@@ -12,7 +12,6 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from enum import Enum
 from typing import TextIO
 
 import anyio
@@ -25,19 +24,12 @@ from backends.base import (
     PrepReleaseStatus,
     UserIdentity,
 )
+from jobprep_release.options import Answer
 from jobprep_release.progress import LiveProgress, NoProgress, ProgressView
 
 SHARED_FILE = "shared/job_prep_and_release.txt"
 RULE = "-" * 43
 INPUT_POLL = 0.05
-
-
-class Answer(Enum):
-    """How the delete prompts are answered: asked, or fixed by `--yes` / `--keep`."""
-
-    ASK = "ask"
-    YES = "yes"
-    NO = "no"
 
 
 def means_yes(reply: str | None) -> bool:

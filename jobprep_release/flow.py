@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import anyio
 import structlog
@@ -22,7 +21,6 @@ from backends.base import (
     JobReleaseTaskSpec,
     JobSpec,
     JobState,
-    NodeFillType,
     NodeState,
     PoolSpec,
     PrepReleaseStatus,
@@ -32,6 +30,7 @@ from backends.base import (
 )
 from backends.errors import AlreadyExists, NotFound, WaitTimeout
 from jobprep_release.console import SHARED_FILE, Console
+from jobprep_release.options import SampleOptions
 from jobprep_release.progress import ProgressView
 
 log = structlog.get_logger("jobprep_release.flow")
@@ -52,26 +51,6 @@ SETTLING_NODE_STATES = frozenset(
 UNUSABLE_NODE_STATES = frozenset({NodeState.UNUSABLE, NodeState.OFFLINE, NodeState.LEAVING_POOL})
 NODE_CHECK_EVERY = 20
 """Polls between checks that the pool still has a node that can run tasks."""
-
-
-@dataclass(frozen=True, slots=True)
-class SampleOptions:
-    """The sample's knobs; the defaults are the C# sample's constants."""
-
-    pool_id: str = "JobPrepReleaseSamplePool"
-    job_id: str = "JobPrepReleaseSampleJob"
-    node_count: int = 2
-    task_count: int = 8
-    vm_size: str = "standard_d1_v2"
-    image: str | None = None
-    node_agent_sku_id: str | None = None
-    task_slots_per_node: int = 1
-    node_fill_type: NodeFillType = NodeFillType.PACK
-    wait_for_success: bool = True
-    task_retries: int = 0
-    task_wall_clock: timedelta | None = None
-    task_timeout: timedelta = timedelta(minutes=30)
-    job_timeout: timedelta = timedelta(minutes=2)
 
 
 @dataclass(slots=True)

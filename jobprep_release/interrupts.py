@@ -17,10 +17,8 @@ import structlog
 
 from backends.base import BatchBackend, JobState
 from backends.errors import BackendError, NotFound
-from jobprep_release.console import Answer
-from jobprep_release.flow import SampleOptions
+from jobprep_release.options import EXIT_INTERRUPTED, Answer, SampleOptions
 
-EXIT_INTERRUPTED = 130
 TIDY_LIMIT = 120.0
 
 log = structlog.get_logger("jobprep_release.interrupts")

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from backends.base import ExecutionInfo, PrepReleaseExecution, Task
-from jobprep_release.flow import SampleOptions, SampleOutcome
+from jobprep_release.flow import SampleOutcome
+from jobprep_release.options import SampleOptions
 
 SCHEMA_VERSION = 1
 

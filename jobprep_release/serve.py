@@ -26,14 +26,19 @@ from pathlib import Path
 import anyio
 import structlog
 
-from backends.errors import AuthenticationFailed, JobPrepReleaseError, UsageError
+from backends.errors import (
+    AuthenticationFailed,
+    JobPrepReleaseError,
+    UsageError,
+    find_project_error,
+)
 from jobprep_release import logs
+from jobprep_release.options import EXIT_INTERRUPTED
 
 log = structlog.get_logger("jobprep_release.serve")
 
 ENV_ACCOUNT = "JOBPREP_RELEASE_ACCOUNT"
 ENV_KEY = "JOBPREP_RELEASE_KEY"
-EXIT_INTERRUPTED = 130
 _ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 
 
@@ -171,21 +176,10 @@ def main(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except (JobPrepReleaseError, BaseExceptionGroup) as exc:
-        error = _project_error(exc)
+        error = find_project_error(exc)
         if debug or error is None:
             raise
         print(f"error: {error.one_line()}", file=sys.stderr)
         return error.exit_status
     except SystemExit as exc:
         return int(exc.code or 0)
-
-
-def _project_error(exc: BaseException) -> JobPrepReleaseError | None:
-    if isinstance(exc, JobPrepReleaseError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _project_error(inner)
-            if found is not None:
-                return found
-    return None

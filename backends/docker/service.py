@@ -15,7 +15,6 @@ is marked "Inferred" below.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import uuid
@@ -41,7 +40,6 @@ from backends.base import (
     Job,
     JobSpec,
     JobState,
-    NodeFillType,
     NodeState,
     OnAllTasksComplete,
     Pool,
@@ -56,11 +54,10 @@ from backends.base import (
     UserIdentity,
     check_id,
 )
-from backends.docker import launch, resources, views
+from backends.docker import launch, resources, rules, views
 from backends.docker.agent import AGENT_DIR, AgentEvent, AgentLink, run_command, simple_command
-from backends.docker.codec import decode
-from backends.docker.engine import NODE_LABEL, POOL_LABEL, ROLE_LABEL, ContainerSummary, Engine
-from backends.docker.nodes import SPEC_LABEL, NodeKeeper
+from backends.docker.engine import POOL_LABEL, ROLE_LABEL, Engine
+from backends.docker.nodes import NodeKeeper
 from backends.docker.state import (
     Execution,
     JobNodeRecord,
@@ -81,13 +78,11 @@ from backends.errors import (
 
 log = structlog.get_logger("jobprep_release.docker")
 
-MAX_NODES = 64
 MAX_SLOTS_PER_NODE = 256
 SAVE_INTERVAL = 0.2
 SWEEP_INTERVAL = 1.0
 CHORE_TIMEOUT = 30.0
 TASK_USER_ID = 1000
-USABLE = (NodeState.IDLE, NodeState.RUNNING)
 
 
 DEFAULT_NODE_IMAGE = "debian:bookworm-slim"
@@ -215,7 +210,7 @@ class BatchService:
         await self._adopt(spec.id)
         if spec.id.lower() in self._state.pools:
             raise AlreadyExists(f"pool {spec.id} already exists", code="PoolExists")
-        _check_node_count(spec.target_dedicated_nodes)
+        rules.check_node_count(spec.target_dedicated_nodes)
         if spec.target_low_priority_nodes:
             raise NotSupported("low-priority nodes are not emulated by the docker backend")
         if not 1 <= spec.task_slots_per_node <= MAX_SLOTS_PER_NODE:
@@ -278,7 +273,7 @@ class BatchService:
 
     async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
         pool = self._pool(pool_id)
-        _check_node_count(target_dedicated_nodes)
+        rules.check_node_count(target_dedicated_nodes)
         current = len(pool.nodes)
         pool.spec = replace(pool.spec, target_dedicated_nodes=target_dedicated_nodes)
         if target_dedicated_nodes > current:
@@ -325,7 +320,7 @@ class BatchService:
         if not members:
             return
         try:
-            pool = _pool_from_labels(members)
+            pool = rules.pool_from_labels(members)
         except (KeyError, ValueError, TypeError):
             log.warning("ignoring node containers with unreadable labels", pool=pool_id)
             return
@@ -464,7 +459,7 @@ class BatchService:
                 f"job {job_id} is {job.state}; tasks can only be added to an active job",
                 code="JobNotActive",
             )
-        _check_new_tasks(job, tasks)
+        rules.check_new_tasks(job, tasks)
         for spec in tasks:
             job.tasks[spec.id.lower()] = TaskRecord(spec=spec, seq=job.next_seq)
             job.next_seq += 1
@@ -530,7 +525,7 @@ class BatchService:
                 views.complete(
                     prep, None, views.failure("TaskEnded", "ended by Terminate Job"), _now()
                 )
-            if job.spec.release is not None and _release_due(record):
+            if job.spec.release is not None and rules.release_due(record):
                 record.release = Execution()
                 await self._launch_release(job, node_id, record)
         self._maybe_complete(job)
@@ -612,7 +607,7 @@ class BatchService:
 
     async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
         node = self._find_node(pool_id, node_id)
-        relative = _confined(path)
+        relative = rules.confined(path)
         return await self._engine.read_confined_file(node.container, launch.NODE_ROOT, relative)
 
     def node_container(self, pool_id: str, node_id: str) -> str:
@@ -634,7 +629,7 @@ class BatchService:
     async def read_task_file(self, job_id: str, task_id: str, path: str) -> bytes:
         """A file of the task's directory (`stdout.txt`, `wd/...`) on the node that ran it."""
         pool_id, node_id, directory = self.task_location(job_id, task_id)
-        return await self.read_node_file(pool_id, node_id, f"{directory}/{_confined(path)}")
+        return await self.read_node_file(pool_id, node_id, f"{directory}/{rules.confined(path)}")
 
     # --- the scheduler -----------------------------------------------------------------------
 
@@ -662,7 +657,7 @@ class BatchService:
                 continue
             waiting = [t for t in job.tasks.values() if t.state is TaskState.ACTIVE]
             for task in sorted(waiting, key=lambda t: t.seq):
-                node = _pick_node(pool, job, task, used)
+                node = rules.pick_node(pool, job, task, used)
                 if node is not None:
                     used[node.id] = used.get(node.id, 0) + task.spec.required_slots
                     await self._assign(job, task, node)
@@ -671,7 +666,9 @@ class BatchService:
         record = job.nodes.setdefault(node.id, JobNodeRecord())
         task.node_id = node.id
         prep = job.spec.preparation
-        if prep is not None and _prep_needed(record, node, prep.rerun_on_node_reboot_after_success):
+        if prep is not None and rules.prep_needed(
+            record, node, prep.rerun_on_node_reboot_after_success
+        ):
             if record.prep is None or record.prep.completed:
                 requeues = record.prep.requeue_count if record.prep else 0
                 record.prep = Execution(requeue_count=requeues)
@@ -925,7 +922,7 @@ class BatchService:
         run = task.run
         failed_by_exit = run.result is ExecutionResult.FAILURE and run.exit_code is not None
         limit = task.spec.constraints.max_task_retry_count
-        if failed_by_exit and _retries_left(limit, job, run.retry_count):
+        if failed_by_exit and rules.retries_left(limit, job, run.retry_count):
             run.retry_count += 1
             run.completed = False
             task.state = TaskState.ACTIVE
@@ -959,7 +956,7 @@ class BatchService:
         if (
             prep.exit_code is not None
             and node is not None
-            and _retries_left(limit, job, prep.retry_count)
+            and rules.retries_left(limit, job, prep.retry_count)
         ):
             prep.retry_count += 1
             prep.completed = False
@@ -1010,108 +1007,3 @@ class BatchService:
                 if other.state is TaskState.PREPARING and other.node_id == flight.node_id:
                     other.state, other.node_id = TaskState.ACTIVE, None
         self._poke()
-
-
-# --- rules -----------------------------------------------------------------------------------
-
-
-def _check_node_count(count: int) -> None:
-    if not 0 <= count <= MAX_NODES:
-        raise InvalidRequest(
-            f"a local pool has 0 to {MAX_NODES} nodes, not {count}", code="InvalidPropertyValue"
-        )
-
-
-def _check_new_tasks(job: JobRecord, tasks: Sequence[TaskSpec]) -> None:
-    prep_id = job.spec.preparation.id.lower() if job.spec.preparation else None
-    release_id = job.spec.release.id.lower() if job.spec.release else None
-    seen: set[str] = set()
-    for spec in tasks:
-        check_id("task", spec.id)
-        lowered = spec.id.lower()
-        if lowered == prep_id:
-            raise InvalidRequest(
-                f"task id {spec.id} is the job preparation task's",
-                code="TaskIdSameAsJobPreparationTask",
-            )
-        if lowered == release_id:
-            raise InvalidRequest(
-                f"task id {spec.id} is the job release task's", code="TaskIdSameAsJobReleaseTask"
-            )
-        if lowered in seen:
-            raise InvalidRequest(f"task id {spec.id} appears twice", code="DuplicateTaskId")
-        if lowered in job.tasks:
-            raise AlreadyExists(f"task {spec.id} already exists", code="TaskExists")
-        if spec.required_slots < 1:
-            raise InvalidRequest("required slots must be at least 1", code="InvalidPropertyValue")
-        for file in spec.resource_files:
-            resources.check_file_path(file.file_path)
-        seen.add(lowered)
-
-
-def _pick_node(
-    pool: PoolRecord, job: JobRecord, task: TaskRecord, used: dict[str, int]
-) -> NodeRecord | None:
-    slots = pool.spec.task_slots_per_node
-    candidates = [
-        node
-        for node in pool.nodes
-        if node.state in USABLE
-        and slots - used.get(node.id, 0) >= task.spec.required_slots
-        and not (node.id in job.nodes and job.nodes[node.id].prep_blocked)
-    ]
-    if not candidates:
-        return None
-    if pool.spec.node_fill_type is NodeFillType.PACK:
-        return max(candidates, key=lambda node: (used.get(node.id, 0), -node.index))
-    return min(candidates, key=lambda node: (used.get(node.id, 0), node.index))
-
-
-def _prep_needed(record: JobNodeRecord, node: NodeRecord, rerun_after_reboot: bool) -> bool:
-    prep = record.prep
-    if prep is None or not prep.completed:
-        return True
-    rebooted = record.prep_boot != node.boot
-    return rebooted and (rerun_after_reboot or prep.result is not ExecutionResult.SUCCESS)
-
-
-def _release_due(record: JobNodeRecord) -> bool:
-    return (
-        record.ran_tasks
-        and record.release is None
-        and record.prep is not None
-        and record.prep.completed
-    )
-
-
-def _retries_left(limit: int | None, job: JobRecord, used: int) -> bool:
-    allowed = job.spec.max_task_retry_count if limit is None else limit
-    return allowed == -1 or used < allowed
-
-
-def _confined(path: str) -> str:
-    """`path` relative to the node root, refusing anything that would leave it."""
-    parts = path.replace("\\", "/").split("/")
-    if path.startswith("/") or any(part in ("..", "") for part in parts):
-        raise InvalidRequest(
-            f"node file path {path!r} must be relative to the node's root, without '..'",
-            code="InvalidNodeFilePath",
-        )
-    return "/".join(parts)
-
-
-def _pool_from_labels(containers: list[ContainerSummary]) -> PoolRecord:
-    document = json.loads(containers[0].labels[SPEC_LABEL])
-    pool = PoolRecord(
-        spec=decode(PoolSpec, document["spec"]),
-        serial=int(document["serial"]),
-        created=float(document["created"]),
-    )
-    for container in containers:
-        node_id = container.labels[NODE_LABEL]
-        index = int(node_id.split("_")[1].split("-")[0])
-        pool.nodes.append(
-            NodeRecord(id=node_id, index=index, container=container.name, volume=container.name)
-        )
-    pool.nodes.sort(key=lambda node: node.index)
-    return pool

@@ -8,8 +8,9 @@ import io
 import re
 from pathlib import Path
 
-from jobprep_release.console import Answer, Console
-from jobprep_release.flow import SampleOptions, run_sample
+from jobprep_release.console import Console
+from jobprep_release.flow import run_sample
+from jobprep_release.options import Answer, SampleOptions
 from tests.azure.batch_standin import BatchStandIn
 from tests.azure.support import make_backend
 

@@ -16,8 +16,9 @@ from backends.base import (
     TaskState,
 )
 from backends.errors import WaitTimeout
-from jobprep_release.console import Answer, Console
-from jobprep_release.flow import SampleOptions, run_sample
+from jobprep_release.console import Console
+from jobprep_release.flow import run_sample
+from jobprep_release.options import Answer, SampleOptions
 from tests.contract.harness import BackendOpener, pool
 
 

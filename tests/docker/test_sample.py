@@ -10,8 +10,9 @@ import docker
 
 from backends.base import Task
 from backends.docker import DockerBackend, DockerSettings
-from jobprep_release.console import Answer, Console
-from jobprep_release.flow import SampleOptions, run_sample
+from jobprep_release.console import Console
+from jobprep_release.flow import run_sample
+from jobprep_release.options import Answer, SampleOptions
 from tests.conftest import Ids, labelled, run_cli
 
 NODE_ID = re.compile(r"^tvm-\d{10}_\d+-\d{8}t\d{6}z$")

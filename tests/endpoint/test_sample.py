@@ -13,8 +13,9 @@ from pathlib import Path
 
 import docker
 
-from jobprep_release.console import Answer, Console
-from jobprep_release.flow import SampleOptions, run_sample
+from jobprep_release.console import Console
+from jobprep_release.flow import run_sample
+from jobprep_release.options import Answer, SampleOptions
 from tests.conftest import REPO, Ids, labelled
 from tests.docker.test_sample import (
     NODE_ID,

@@ -1,0 +1,127 @@
+"""The service's rules, as pure functions of its records: what is valid, where a task goes,
+when a preparation task must run again, when a release task is due, how retries count."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from backends.base import (
+    ExecutionResult,
+    NodeFillType,
+    NodeState,
+    PoolSpec,
+    TaskSpec,
+    check_id,
+)
+from backends.docker import resources
+from backends.docker.codec import decode
+from backends.docker.engine import NODE_LABEL, ContainerSummary
+from backends.docker.nodes import SPEC_LABEL
+from backends.docker.state import JobNodeRecord, JobRecord, NodeRecord, PoolRecord, TaskRecord
+from backends.errors import AlreadyExists, InvalidRequest
+
+MAX_NODES = 64
+USABLE = (NodeState.IDLE, NodeState.RUNNING)
+
+
+def check_node_count(count: int) -> None:
+    if not 0 <= count <= MAX_NODES:
+        raise InvalidRequest(
+            f"a local pool has 0 to {MAX_NODES} nodes, not {count}", code="InvalidPropertyValue"
+        )
+
+
+def check_new_tasks(job: JobRecord, tasks: Sequence[TaskSpec]) -> None:
+    prep_id = job.spec.preparation.id.lower() if job.spec.preparation else None
+    release_id = job.spec.release.id.lower() if job.spec.release else None
+    seen: set[str] = set()
+    for spec in tasks:
+        check_id("task", spec.id)
+        lowered = spec.id.lower()
+        if lowered == prep_id:
+            raise InvalidRequest(
+                f"task id {spec.id} is the job preparation task's",
+                code="TaskIdSameAsJobPreparationTask",
+            )
+        if lowered == release_id:
+            raise InvalidRequest(
+                f"task id {spec.id} is the job release task's", code="TaskIdSameAsJobReleaseTask"
+            )
+        if lowered in seen:
+            raise InvalidRequest(f"task id {spec.id} appears twice", code="DuplicateTaskId")
+        if lowered in job.tasks:
+            raise AlreadyExists(f"task {spec.id} already exists", code="TaskExists")
+        if spec.required_slots < 1:
+            raise InvalidRequest("required slots must be at least 1", code="InvalidPropertyValue")
+        for file in spec.resource_files:
+            resources.check_file_path(file.file_path)
+        seen.add(lowered)
+
+
+def pick_node(
+    pool: PoolRecord, job: JobRecord, task: TaskRecord, used: dict[str, int]
+) -> NodeRecord | None:
+    slots = pool.spec.task_slots_per_node
+    candidates = [
+        node
+        for node in pool.nodes
+        if node.state in USABLE
+        and slots - used.get(node.id, 0) >= task.spec.required_slots
+        and not (node.id in job.nodes and job.nodes[node.id].prep_blocked)
+    ]
+    if not candidates:
+        return None
+    if pool.spec.node_fill_type is NodeFillType.PACK:
+        return max(candidates, key=lambda node: (used.get(node.id, 0), -node.index))
+    return min(candidates, key=lambda node: (used.get(node.id, 0), node.index))
+
+
+def prep_needed(record: JobNodeRecord, node: NodeRecord, rerun_after_reboot: bool) -> bool:
+    prep = record.prep
+    if prep is None or not prep.completed:
+        return True
+    rebooted = record.prep_boot != node.boot
+    return rebooted and (rerun_after_reboot or prep.result is not ExecutionResult.SUCCESS)
+
+
+def release_due(record: JobNodeRecord) -> bool:
+    return (
+        record.ran_tasks
+        and record.release is None
+        and record.prep is not None
+        and record.prep.completed
+    )
+
+
+def retries_left(limit: int | None, job: JobRecord, used: int) -> bool:
+    allowed = job.spec.max_task_retry_count if limit is None else limit
+    return allowed == -1 or used < allowed
+
+
+def confined(path: str) -> str:
+    """`path` relative to the node root, refusing anything that would leave it."""
+    parts = path.replace("\\", "/").split("/")
+    if path.startswith("/") or any(part in ("..", "") for part in parts):
+        raise InvalidRequest(
+            f"node file path {path!r} must be relative to the node's root, without '..'",
+            code="InvalidNodeFilePath",
+        )
+    return "/".join(parts)
+
+
+def pool_from_labels(containers: list[ContainerSummary]) -> PoolRecord:
+    document = json.loads(containers[0].labels[SPEC_LABEL])
+    pool = PoolRecord(
+        spec=decode(PoolSpec, document["spec"]),
+        serial=int(document["serial"]),
+        created=float(document["created"]),
+    )
+    for container in containers:
+        node_id = container.labels[NODE_LABEL]
+        index = int(node_id.split("_")[1].split("-")[0])
+        pool.nodes.append(
+            NodeRecord(id=node_id, index=index, container=container.name, volume=container.name)
+        )
+    pool.nodes.sort(key=lambda node: node.index)
+    return pool

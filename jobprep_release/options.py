@@ -1,0 +1,54 @@
+"""What a run is asked to do, and what its exit status means: light to import, so that
+`--help` needs none of the app's machinery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+
+from backends.base import NodeFillType
+
+EXIT_TASKS_FAILED = 10
+EXIT_INTERRUPTED = 130
+EXIT_STATUSES = {
+    0: "the sample ran and every task, preparation and release task exited 0",
+    1: "an unexpected error",
+    2: "bad flags, settings or ids",
+    3: "the Docker engine or the Batch service cannot be reached",
+    4: "credentials missing or rejected",
+    5: "a pool, job, task or file is missing, exists already, or is in the wrong state",
+    6: "the backend cannot express what was asked",
+    7: "the service failed (after bounded retries)",
+    8: "a wait ran past its timeout",
+    EXIT_TASKS_FAILED: "the sample ran, but a task, preparation or release task failed",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C or SIGTERM)",
+}
+
+
+class Answer(Enum):
+    """How the delete prompts are answered: asked, or fixed by `--yes` / `--keep`."""
+
+    ASK = "ask"
+    YES = "yes"
+    NO = "no"
+
+
+@dataclass(frozen=True, slots=True)
+class SampleOptions:
+    """The sample's knobs; the defaults are the C# sample's constants."""
+
+    pool_id: str = "JobPrepReleaseSamplePool"
+    job_id: str = "JobPrepReleaseSampleJob"
+    node_count: int = 2
+    task_count: int = 8
+    vm_size: str = "standard_d1_v2"
+    image: str | None = None
+    node_agent_sku_id: str | None = None
+    task_slots_per_node: int = 1
+    node_fill_type: NodeFillType = NodeFillType.PACK
+    wait_for_success: bool = True
+    task_retries: int = 0
+    task_wall_clock: timedelta | None = None
+    task_timeout: timedelta = timedelta(minutes=30)
+    job_timeout: timedelta = timedelta(minutes=2)

@@ -1,0 +1,108 @@
+"""Bad input, one row each: a clear line naming the problem, a documented status, no
+traceback, nothing left behind. (The README's "Bad input" table lists the same rows.)"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+KEY = base64.b64encode(b"not-the-real-key-but-base64-encoded").decode()
+AZURE = ["--backend", "azure", "--account", "acct", "--key", KEY]
+NO_AZURE_ENV = {
+    "AZURE_BATCH_ENDPOINT": "",
+    "AZURE_BATCH_ACCOUNT": "",
+    "AZURE_BATCH_ACCESS_KEY": "",
+}
+
+ROWS = [
+    ("empty pool id", ["--pool-id", ""], 2, "invalid pool id ''"),
+    ("pool id too long", ["--pool-id", "p" * 65], 2, "invalid pool id"),
+    ("pool id with bad characters", ["--pool-id", "my pool!"], 2, "invalid pool id"),
+    ("job id with bad characters", ["--job-id", "job/1"], 2, "invalid job id"),
+    ("no nodes", ["--nodes", "0"], 2, "--nodes must be between 1 and 64"),
+    ("negative nodes", ["--nodes", "-3"], 2, "--nodes must be between 1 and 64"),
+    ("absurd nodes", ["--nodes", "100000"], 2, "--nodes must be between 1 and 64"),
+    ("no tasks", ["--tasks", "0"], 2, "--tasks must be between 1 and 10000"),
+    ("100,000 tasks", ["--tasks", "100000"], 2, "--tasks must be between 1 and 10000"),
+    ("unknown backend", ["--backend", "gcp"], 2, "invalid choice: 'gcp'"),
+    ("bad duration", ["--task-timeout", "soon"], 2, "is not a duration"),
+    ("azure: no endpoint", ["--backend", "azure"], 2, "AZURE_BATCH_ENDPOINT"),
+    ("azure: malformed endpoint", [*AZURE, "--endpoint", "batch.example"], 2, "endpoint"),
+    (
+        "azure: key without account",
+        ["--backend", "azure", "--endpoint", "https://a.b.batch.azure.com", "--key", KEY],
+        4,
+        "AZURE_BATCH_ACCOUNT",
+    ),
+    (
+        "azure: malformed key",
+        [*AZURE[:4], "--key", "not base64!", "--endpoint", "https://a.b.batch.azure.com"],
+        4,
+        "not valid base64",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "words"), [row[1:] for row in ROWS], ids=[r[0] for r in ROWS]
+)
+def test_bad_input(args: list[str], status: int, words: str, state_dir: Path) -> None:
+    result = run_cli(args, state_dir=state_dir, env=NO_AZURE_ENV)
+    assert result.returncode == status, result.stderr
+    assert words in result.stderr
+    assert result.stderr.startswith("error: ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_azure_settings_file_that_is_not_json(state_dir: Path, tmp_path: Path) -> None:
+    settings = tmp_path / "accountsettings.json"
+    settings.write_text("batchServiceUrl = https://x\n")
+    settings.chmod(0o600)
+    result = run_cli(["--backend", "azure", "--settings", str(settings)], state_dir=state_dir)
+    assert result.returncode == 2
+    assert "not valid JSON" in result.stderr or "is not JSON" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def refusing_service() -> Iterator[str]:
+    """A local HTTP service that answers every request 401, as Batch does a bad key."""
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def _refuse(self) -> None:
+            body = b'{"code":"AuthenticationFailed","message":{"lang":"en-US","value":"no"}}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _refuse
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_azure_rejected_credentials(refusing_service: str, state_dir: Path) -> None:
+    result = run_cli([*AZURE, "--endpoint", refusing_service, "--yes"], state_dir=state_dir)
+    assert result.returncode == 4, result.stderr
+    assert "AZURE_BATCH_ACCESS_KEY" in result.stderr
+    assert KEY not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
