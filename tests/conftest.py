@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,13 +40,26 @@ def ids(docker_client: docker.DockerClient) -> Iterator[Ids]:
     suffix = uuid.uuid4().hex[:8]
     chosen = Ids(pool=f"TestPool-{suffix}", job=f"TestJob-{suffix}")
     yield chosen
-    selector = {"label": f"{POOL_LABEL}={chosen.pool}"}
-    containers = docker_client.containers.list(all=True, filters=selector)
-    volumes = docker_client.volumes.list(filters=selector)
-    for container in containers:
-        container.remove(force=True)
-    for volume in volumes:
-        volume.remove(force=True)
+    remove_labelled(docker_client, chosen.pool)
+
+
+def remove_labelled(client: docker.DockerClient, pool_id: str, attempts: int = 20) -> None:
+    """Remove the pool's containers and volumes; again while any reappear (an app killed
+    mid-request may have had a container created after the first listing)."""
+    selector = {"label": f"{POOL_LABEL}={pool_id}"}
+    for _ in range(attempts):
+        containers = client.containers.list(all=True, filters=selector, sparse=True)
+        volumes = client.volumes.list(filters=selector)
+        if not containers and not volumes:
+            return
+        for container in containers:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        for volume in volumes:
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                volume.remove(force=True)
+        time.sleep(0.5)
+    raise AssertionError(f"could not remove what is labelled {pool_id}")
 
 
 @pytest.fixture
