@@ -29,6 +29,8 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import docker.errors
+import requests.exceptions
 
 from backends.errors import BackendUnavailable
 
@@ -113,9 +115,12 @@ class AgentLink:
     @classmethod
     async def attach(cls, api: Any, container_id: str) -> AgentLink:
         params = {"stdin": 1, "stdout": 1, "stream": 1}
-        sock = await anyio.to_thread.run_sync(
-            lambda: api.attach_socket(container_id, params=params)
-        )
+        try:
+            sock = await anyio.to_thread.run_sync(
+                lambda: api.attach_socket(container_id, params=params)
+            )
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise BackendUnavailable(f"cannot attach to a node's agent: {exc}") from exc
         return cls(sock)
 
     async def send(self, payload: bytes) -> None:

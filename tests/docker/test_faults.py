@@ -1,19 +1,28 @@
-"""Faults survived on a real engine: a node killed mid-task, a flood of output."""
+"""Faults survived on a real engine: a node killed mid-task, a flood of output, an engine
+restart in the middle of a run."""
 
 from __future__ import annotations
 
+import os
 import resource
+import signal
+import subprocess
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import docker
+import pytest
+import requests.exceptions
 
 from backends.base import JobPreparationTaskSpec, JobSpec, NodeState, PoolSpec, TaskSpec, TaskState
 from backends.docker import DockerBackend, DockerSettings
 from tests.conftest import POOL_LABEL, Ids
 from tests.docker.helpers import only, wait_for_tasks
+
+DOCKERD_PID = Path("/run/jobprep-dockerd.pid")
 
 
 @asynccontextmanager
@@ -67,3 +76,61 @@ async def test_a_flood_of_output_goes_to_its_file_not_the_app_s_memory(
         stderr = f"workitems/{ids.job}/job-1/flood/stderr.txt"
         assert await backend.read_node_file(ids.pool, task.node_id, stderr) == b"tail\n"
         assert grown_kib < 50 * 1024
+
+
+def _engine_up(client: docker.DockerClient) -> bool:
+    try:
+        return bool(client.ping())
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        return False
+
+
+def _restart_engine(client: docker.DockerClient) -> None:
+    pid = int(DOCKERD_PID.read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    log = Path("/var/log/jobprep-dockerd.log").open("a")  # noqa: SIM115
+    process = subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
+    DOCKERD_PID.write_text(f"{process.pid}\n")
+    deadline = time.monotonic() + 60
+    while not _engine_up(client) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _engine_we_started() -> bool:
+    try:
+        os.kill(int(DOCKERD_PID.read_text()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+@pytest.mark.skipif(
+    not _engine_we_started(),
+    reason="restarts the engine only when scripts/ensure-docker.sh started it",
+)
+async def test_an_engine_restart_mid_run_is_survived_and_reconciled(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    settings = DockerSettings(state_dir=state_dir)
+    async with DockerBackend(settings) as backend:
+        await backend.create_pool(PoolSpec(id=ids.pool, target_dedicated_nodes=1))
+        await backend.create_job(JobSpec(id=ids.job, pool_id=ids.pool))
+        await backend.add_tasks(ids.job, [TaskSpec("across", "/bin/bash -c 'sleep 3'")])
+        await until_running(backend, ids, "across")
+        await anyio.to_thread.run_sync(_restart_engine, docker_client)
+        finished = only(await wait_for_tasks(backend, ids.job, limit=180), "across")
+        assert finished.execution_info.exit_code == 0
+        assert finished.execution_info.requeue_count >= 1
+    # The next run reconciles from the same state: one task, its execution info intact.
+    async with DockerBackend(settings) as again:
+        (task,) = await again.list_tasks(ids.job)
+        assert task == finished
+        await again.delete_job(ids.job)
+        await again.delete_pool(ids.pool)
