@@ -1,0 +1,93 @@
+"""``python -m bench``: run every benchmark and write bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from bench import azure_requests, latency, loopcheck, memory, startup, throughput
+from bench.common import Result, machine
+
+OUT = Path(__file__).resolve().parent / "RESULTS.md"
+NAMES = ("latency", "throughput", "memory", "startup", "requests", "loop")
+
+
+def _quiet_app_logs() -> None:
+    """The in-process runs log through structlog; keep only warnings and errors."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", action="append", choices=NAMES, help="run only these")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the latency benchmark")
+    parser.add_argument(
+        "--throughput-rounds", type=int, default=3, help="rounds of the throughput benchmark"
+    )
+    parser.add_argument("--tasks", type=int, default=2000, help="tasks of the throughput run")
+    parser.add_argument("--startup-runs", type=int, default=15)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    _quiet_app_logs()
+    chosen = args.only or list(NAMES)
+    suites: dict[str, Callable[[], Result]] = {
+        "latency": lambda: latency.bench(args.rounds),
+        "throughput": lambda: throughput.bench(args.throughput_rounds, args.tasks),
+        "memory": memory.bench,
+        "startup": lambda: startup.bench(args.startup_runs),
+        "requests": azure_requests.bench,
+        "loop": lambda: loopcheck.bench(args.tasks),
+    }
+    host = machine()
+    results: list[Result] = []
+    started = time.perf_counter()
+    for name in NAMES:
+        if name not in chosen:
+            continue
+        print(f"{name} ...", flush=True)
+        try:
+            results.append(suites[name]())
+        except Exception:
+            failure = traceback.format_exc()
+            print(failure, file=sys.stderr)
+            results.append(Result(f"{name}: FAILED", f"```\n{failure}```", {name: False}))
+    args.out.write_text(render(host, results, time.perf_counter() - started))
+    print(f"wrote {args.out}")
+    return 0 if all(all(r.targets.values()) for r in results) else 1
+
+
+def render(host: dict[str, str], results: list[Result], seconds: float) -> str:
+    lines = [
+        "# Benchmarks (issue 6)",
+        "",
+        "Written by `bench/run.sh` (= `python -m bench`); every figure below comes from one run,",
+        "and every ratio compares measurements taken in that same run.",
+        "",
+        "| machine | |",
+        "| --- | --- |",
+        *(f"| {key} | {value} |" for key, value in host.items()),
+        f"| bench wall time | {seconds:.0f} s |",
+        "",
+        "## Targets",
+        "",
+        "| target | |",
+        "| --- | --- |",
+    ]
+    for result in results:
+        lines += [
+            f"| {name} | {'met' if met else '**missed**'} |" for name, met in result.targets.items()
+        ]
+    for result in results:
+        lines += ["", f"## {result.title}", "", result.body]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
