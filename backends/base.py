@@ -325,8 +325,9 @@ class BatchBackend(Protocol):
         """Start resizing the pool to that many dedicated nodes."""
         ...
 
-    async def delete_pool(self, pool_id: str) -> None:
-        """Delete the pool and its nodes, and wait until it is gone."""
+    async def delete_pool(self, pool_id: str, *, wait: bool = True) -> None:
+        """Delete the pool and its nodes; with `wait`, until it is gone (its deletion's final
+        status checked), else once the service has accepted the deletion."""
         ...
 
     async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
@@ -401,6 +402,7 @@ class BatchBackend(Protocol):
         """
         ...
 
-    async def delete_job(self, job_id: str) -> None:
-        """Delete the job (running release first when it is still active) and wait until gone."""
+    async def delete_job(self, job_id: str, *, wait: bool = True) -> None:
+        """Delete the job (running release first when it is still active); with `wait`, until
+        it is gone (its deletion's final status checked), else once the service accepted it."""
         ...

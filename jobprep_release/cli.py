@@ -272,6 +272,7 @@ def parse(argv: Sequence[str]) -> Invocation:
         task_wall_clock=args.task_wall_clock,
         task_timeout=args.task_timeout,
         job_timeout=args.job_timeout,
+        report=args.json,
     )
     answer = Answer.YES if args.yes else Answer.NO if args.keep else Answer.ASK
     if args.json and answer is Answer.ASK:

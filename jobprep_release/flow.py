@@ -26,6 +26,7 @@ from backends.base import (
     PrepReleaseStatus,
     Task,
     TaskConstraints,
+    TaskCounts,
     TaskSpec,
 )
 from backends.errors import AlreadyExists, NotFound, WaitTimeout
@@ -59,6 +60,7 @@ class SampleOutcome:
 
     nodes: list[ComputeNode] = field(default_factory=list)
     tasks: list[Task] = field(default_factory=list)
+    """Listed when reported or when some failed (the counts tell which)."""
     node_files: dict[str, str | None] = field(default_factory=dict)
     prep_release: list[PrepReleaseStatus] = field(default_factory=list)
     job: Job | None = None
@@ -124,15 +126,19 @@ async def run_sample(
     """Run every step of the sample; raise the project's errors on failure."""
     outcome = SampleOutcome()
     await _ensure_pool(backend, console, options)
-    job_state = await _ensure_job(backend, console, options)
+    existing = await _ensure_job(backend, console, options)
+    job_state = existing.state if existing else JobState.ACTIVE
 
     if job_state is JobState.ACTIVE:
         console.submitting_tasks()
-        await _add_missing_tasks(backend, options)
-        await _wait_for_tasks(backend, console, options)
+        await _add_tasks(backend, options, reused=existing is not None)
+        counts = await _wait_for_tasks(backend, console, options)
         console.tasks_completed()
-        outcome.tasks = await backend.list_tasks(options.job_id)
-        outcome.node_files = await _print_node_files(backend, console, options)
+        # Listing every task costs requests on a real account: only when they are reported
+        # or some failed (the counts already say whether all succeeded).
+        if options.report or counts.failed:
+            outcome.tasks = await backend.list_tasks(options.job_id)
+        outcome.nodes, outcome.node_files = await _print_node_files(backend, console, options)
         await backend.terminate_job(options.job_id)
     else:
         log.warning(
@@ -142,20 +148,22 @@ async def run_sample(
         )
     console.waiting_for_job(options.job_id)
     outcome.job = await _wait_for_job_completed(backend, console, options)
-    if not outcome.tasks:
+    if job_state is not JobState.ACTIVE:
         outcome.tasks = await backend.list_tasks(options.job_id)
-    outcome.nodes = await backend.list_nodes(options.pool_id)
+        outcome.nodes = await backend.list_nodes(options.pool_id)
 
     outcome.prep_release = await backend.list_prep_release_status(options.job_id)
     for status in outcome.prep_release:
         console.exit_codes(status.node_id, *_exit_codes(status))
 
     console.line()
+    # As the sample does, the deletions are asked for, not waited on: the service carries
+    # them through (and Batch lets a pool be deleted while its job's deletion is under way).
     if await console.confirm("Delete job?"):
-        await backend.delete_job(options.job_id)
+        await backend.delete_job(options.job_id, wait=False)
         outcome.job_deleted = True
     if await console.confirm("Delete pool?"):
-        await backend.delete_pool(options.pool_id)
+        await backend.delete_pool(options.pool_id, wait=False)
         outcome.pool_deleted = True
     console.line()
     await console.wait_for_enter()
@@ -181,20 +189,26 @@ async def _ensure_pool(backend: BatchBackend, console: Console, options: SampleO
     console.pool_created(options.pool_id, options.node_count, 0, options.vm_size)
 
 
-async def _ensure_job(backend: BatchBackend, console: Console, options: SampleOptions) -> JobState:
+async def _ensure_job(
+    backend: BatchBackend, console: Console, options: SampleOptions
+) -> Job | None:
+    """The existing job, as the sample reuses it; else None once it has been created."""
     console.checking_job(options.job_id)
     job = await backend.find_job(options.job_id)
     if job is not None:
-        return job.state
+        return job
     console.creating_job(options.job_id)
     await backend.create_job(job_spec(options))
-    return JobState.ACTIVE
+    return None
 
 
-async def _add_missing_tasks(backend: BatchBackend, options: SampleOptions) -> None:
+async def _add_tasks(backend: BatchBackend, options: SampleOptions, *, reused: bool) -> None:
     """Add the sample's tasks; on a reused job (an earlier run stopped midway), only those it
     does not have yet, so the run carries on where the other left off."""
     wanted = task_specs(options)
+    if not reused:
+        await backend.add_tasks(options.job_id, wanted)
+        return
     existing = {task.id.lower() for task in await backend.list_tasks(options.job_id)}
     missing = [spec for spec in wanted if spec.id.lower() not in existing]
     if len(missing) < len(wanted):
@@ -207,14 +221,16 @@ async def _add_missing_tasks(backend: BatchBackend, options: SampleOptions) -> N
         await backend.add_tasks(options.job_id, missing)
 
 
-async def _wait_for_tasks(backend: BatchBackend, console: Console, options: SampleOptions) -> None:
+async def _wait_for_tasks(
+    backend: BatchBackend, console: Console, options: SampleOptions
+) -> TaskCounts:
     with console.progress("Waiting for tasks") as view:
-        await _poll_tasks(backend, console, options, view)
+        return await _poll_tasks(backend, console, options, view)
 
 
 async def _poll_tasks(
     backend: BatchBackend, console: Console, options: SampleOptions, view: ProgressView
-) -> None:
+) -> TaskCounts:
     limit = options.task_timeout.total_seconds()
     deadline = time.monotonic() + limit
     polls = 0
@@ -223,7 +239,7 @@ async def _poll_tasks(
         nodes = await backend.list_nodes(options.pool_id) if console.live else None
         view.update(counts=counts, nodes=nodes)
         if counts.active == 0 and counts.running == 0:
-            return
+            return counts
         if time.monotonic() >= deadline:
             raise WaitTimeout(
                 f"tasks did not complete within {_minutes(limit)}: {counts.active} active, "
@@ -285,10 +301,12 @@ async def _settled_nodes(
 
 async def _print_node_files(
     backend: BatchBackend, console: Console, options: SampleOptions
-) -> dict[str, str | None]:
-    """Each idle node's shared file (None where there is none), printed as the sample does."""
+) -> tuple[list[ComputeNode], dict[str, str | None]]:
+    """The pool's nodes, and each idle node's shared file (None where there is none), printed
+    as the sample does."""
     files: dict[str, str | None] = {}
-    for node in await _settled_nodes(backend, console, options):
+    nodes = await _settled_nodes(backend, console, options)
+    for node in nodes:
         if node.state is not NodeState.IDLE:
             log.warning("skipping a node that is not idle", node=node.id, state=node.state.value)
             continue
@@ -299,7 +317,7 @@ async def _print_node_files(
         else:
             files[node.id] = data.decode(errors="replace")
         console.node_file(node.id, files[node.id])
-    return files
+    return nodes, files
 
 
 async def _wait_for_job_completed(

@@ -52,3 +52,5 @@ class SampleOptions:
     task_wall_clock: timedelta | None = None
     task_timeout: timedelta = timedelta(minutes=30)
     job_timeout: timedelta = timedelta(minutes=2)
+    report: bool = False
+    """Collect every task's details for a report (`--json`), at a request's cost on Azure."""

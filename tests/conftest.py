@@ -77,6 +77,17 @@ def labelled(client: docker.DockerClient, pool_id: str) -> tuple[int, int]:
     )
 
 
+def gone(client: docker.DockerClient, pool_id: str, limit: float = 60) -> bool:
+    """Whether the pool's containers and volumes go within `limit` seconds (a deletion the
+    app asked for without waiting, as the sample does, finishes after it exits)."""
+    deadline = time.monotonic() + limit
+    while labelled(client, pool_id) != (0, 0):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def run_cli(
     args: list[str],
     *,

@@ -187,13 +187,14 @@ class AzureBackend:
                 pool_id, options, polling_interval=self._lro_poll_interval
             )
 
-    async def delete_pool(self, pool_id: str) -> None:
+    async def delete_pool(self, pool_id: str, *, wait: bool = True) -> None:
         action = f"delete pool {pool_id}"
         async with self._call(action):
             poller = await self._client.begin_delete_pool(
                 pool_id, polling_interval=self._lro_poll_interval
             )
-        await self._wait_for(poller, action)
+        if wait:
+            await self._wait_for(poller, action)
 
     async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
         async with self._call(f"list nodes of pool {pool_id}"):
@@ -239,13 +240,14 @@ class AzureBackend:
                 job_id, options, polling_interval=self._lro_poll_interval
             )
 
-    async def delete_job(self, job_id: str) -> None:
+    async def delete_job(self, job_id: str, *, wait: bool = True) -> None:
         action = f"delete job {job_id}"
         async with self._call(action):
             poller = await self._client.begin_delete_job(
                 job_id, polling_interval=self._lro_poll_interval
             )
-        await self._wait_for(poller, action)
+        if wait:
+            await self._wait_for(poller, action)
 
     async def list_prep_release_status(self, job_id: str) -> list[PrepReleaseStatus]:
         async with self._call(f"list preparation and release status of job {job_id}"):

@@ -101,7 +101,8 @@ class DockerBackend:
         with _atomic():
             await self.service.resize_pool(pool_id, target_dedicated_nodes)
 
-    async def delete_pool(self, pool_id: str) -> None:
+    async def delete_pool(self, pool_id: str, *, wait: bool = True) -> None:
+        # Deletion is done before this returns, whether or not the caller waits.
         with _atomic():
             await self.service.delete_pool(pool_id)
 
@@ -156,6 +157,6 @@ class DockerBackend:
     async def list_prep_release_status(self, job_id: str) -> list[PrepReleaseStatus]:
         return await self.service.list_prep_release_status(job_id)
 
-    async def delete_job(self, job_id: str) -> None:
+    async def delete_job(self, job_id: str, *, wait: bool = True) -> None:
         with _atomic():
             await self.service.delete_job(job_id)

@@ -124,14 +124,14 @@ def launch_script(
     """
     q = shlex.quote
     admin = identity.elevation_level is ElevationLevel.ADMIN
+    # One process makes the directories (owned by the task's user unless elevated); the task's
+    # stdout.txt and stderr.txt are opened by this script and handed to the task as its output.
+    owner = "" if admin else f"-o {TASK_USER} -g {TASK_USER} "
     lines = [
         f"d={q(directory)}",
-        'mkdir -p "$d/wd" || exit 125',
-        ': >"$d/stdout.txt"; : >"$d/stderr.txt"',
+        f'install -d {owner}"$d" "$d/wd" || exit 125',
+        'cd "$d/wd" || exit 125',
     ]
-    if not admin:
-        lines.append(f'chown -R {TASK_USER}:{TASK_USER} "$d" || exit 125')
-    lines.append('cd "$d/wd" || exit 125')
     program = argv[0]
     lines.append(
         f"PATH={q(env.get('PATH', SYSTEM_PATH))} command -v -- {q(program)} >/dev/null "

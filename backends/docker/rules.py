@@ -59,6 +59,12 @@ def check_new_tasks(job: JobRecord, tasks: Sequence[TaskSpec]) -> None:
         seen.add(lowered)
 
 
+def has_room(pool: PoolRecord, used: dict[str, int]) -> bool:
+    """Whether any usable node of the pool has a free task slot."""
+    slots = pool.spec.task_slots_per_node
+    return any(node.state in USABLE and used.get(node.id, 0) < slots for node in pool.nodes)
+
+
 def pick_node(
     pool: PoolRecord, job: JobRecord, task: TaskRecord, used: dict[str, int]
 ) -> NodeRecord | None:

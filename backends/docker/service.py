@@ -183,11 +183,14 @@ class BatchService:
         self._dirty.set()
 
     async def _saver(self) -> None:
+        """Write the state soon after it changes, but never spend more than about a tenth of
+        the loop's time on it: encoding a large state takes a while and holds the loop."""
         while True:
             await self._dirty.wait()
             self._dirty = anyio.Event()
+            started = time.monotonic()
             await self._persist()
-            await anyio.sleep(SAVE_INTERVAL)
+            await anyio.sleep(max(SAVE_INTERVAL, 10 * (time.monotonic() - started)))
 
     def _poke(self) -> None:
         self._wake.set()
@@ -655,8 +658,12 @@ class BatchService:
                 continue
             if pool.state is not PoolState.ACTIVE:
                 continue
-            waiting = [t for t in job.tasks.values() if t.state is TaskState.ACTIVE]
-            for task in sorted(waiting, key=lambda t: t.seq):
+            # job.tasks is in the order tasks were added; stop once no node has room left.
+            for task in list(job.tasks.values()):
+                if not rules.has_room(pool, used):
+                    break
+                if task.state is not TaskState.ACTIVE:
+                    continue
                 node = rules.pick_node(pool, job, task, used)
                 if node is not None:
                     used[node.id] = used.get(node.id, 0) + task.spec.required_slots

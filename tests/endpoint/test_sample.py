@@ -16,7 +16,7 @@ import docker
 from jobprep_release.console import Console
 from jobprep_release.flow import run_sample
 from jobprep_release.options import Answer, SampleOptions
-from tests.conftest import REPO, Ids, labelled
+from tests.conftest import REPO, Ids, gone, labelled
 from tests.docker.test_sample import (
     NODE_ID,
     by_node_in_run_order,
@@ -120,7 +120,7 @@ def test_cli_runs_the_sample_through_a_served_endpoint(
         ]
         compare(sample.stdout.splitlines(), transcript_for(ids, nodes, placed, "yes"))
         assert KEY not in sample.stdout + sample.stderr
-        assert labelled(docker_client, ids.pool) == (0, 0)
+        assert gone(docker_client, ids.pool)
     finally:
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=60)
