@@ -22,12 +22,37 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(field.name for field in dataclasses.fields(cls))
 
 
+@cache
+def _frozen(cls: type) -> bool:
+    return bool(cls.__dataclass_params__.frozen)  # type: ignore[attr-defined]
+
+
+# Frozen dataclasses (the specs) never change, and the state is encoded often: their encoding
+# is remembered, keyed by identity. The entry holds the object itself, so its id cannot be
+# reused while the entry lives; the oldest entries go past the limit.
+_FROZEN_MEMO: dict[int, tuple[Any, Any]] = {}
+FROZEN_MEMO_LIMIT = 50_000
+
+
 def encode(value: Any) -> Any:
-    """A JSON-ready form of `value`: dataclasses as dicts, enums as values, timedelta as seconds."""
+    """A JSON-ready form of `value`: dataclasses as dicts, enums as values, timedelta as seconds.
+
+    The result may share parts with earlier results: treat it as read-only.
+    """
     if type(value) in _PLAIN:  # most values: checked first, the state is encoded often
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: encode(getattr(value, name)) for name in _field_names(type(value))}
+        cls = type(value)
+        if not _frozen(cls):
+            return {name: encode(getattr(value, name)) for name in _field_names(cls)}
+        remembered = _FROZEN_MEMO.get(id(value))
+        if remembered is not None and remembered[0] is value:
+            return remembered[1]
+        encoded = {name: encode(getattr(value, name)) for name in _field_names(cls)}
+        _FROZEN_MEMO[id(value)] = (value, encoded)
+        if len(_FROZEN_MEMO) > FROZEN_MEMO_LIMIT:
+            del _FROZEN_MEMO[next(iter(_FROZEN_MEMO))]
+        return encoded
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, timedelta):

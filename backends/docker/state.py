@@ -162,14 +162,17 @@ class StateStore:
         return decode(ServiceState, raw)
 
     @staticmethod
-    def serialize(state: ServiceState) -> bytes:
-        return json.dumps(encode(state), separators=(",", ":")).encode()
+    def serialize(state: ServiceState) -> Any:
+        """A snapshot of the state as plain JSON values, sharing nothing that changes later:
+        it may be written by another thread while the state moves on."""
+        return encode(state)
 
-    def write(self, document: bytes) -> None:
-        """Replace the state file with `document`, atomically."""
+    def write(self, document: Any) -> None:
+        """Replace the state file with `document` (from `serialize`), atomically."""
+        data = json.dumps(document, separators=(",", ":")).encode()
         temporary = self.path.with_suffix(".tmp")
         with temporary.open("wb") as handle:
-            handle.write(document)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         temporary.replace(self.path)
