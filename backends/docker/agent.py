@@ -4,7 +4,8 @@ Azure Batch runs an agent on every node; so does this backend. A `docker exec` c
 milliseconds, so instead the container's main process is `AGENT_SCRIPT`, fed commands on its
 attached stdin and answering on stdout, one line each::
 
-    app -> agent   run <key> <n>\\n<n bytes of bash>   start a script as root in its own session
+    app -> agent   run <key> <n>\\n<n bytes of bash>   run a script as root (a subshell; the script
+                                                      execs the task in a session of its own)
                    kill <key>                         SIGKILL the script's whole process group
                    query <key>                        ask how <key> is doing
                    hello                              ask for the boot number
@@ -55,7 +56,7 @@ run() {
   local key=$1 script=$2
   (
     start=$EPOCHREALTIME
-    setsid bash -c "$script" </dev/null >/dev/null 2>&1 &
+    ( eval "$script" ) </dev/null >/dev/null 2>&1 &
     pid=$!
     echo "$boot $pid" >"$A/$key.pid"
     echo "started $key $start"
@@ -74,7 +75,7 @@ while IFS=' ' read -r verb key size; do
     kill)
       if [ -s "$A/$key.pid" ]; then
         read -r b p <"$A/$key.pid"
-        [ "$b" = "$boot" ] && kill -KILL -- "-$p" 2>/dev/null
+        [ "$b" = "$boot" ] && { kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; }
       fi ;;
     query)
       if [ -s "$A/$key.exit" ]; then echo "exited $key $(<"$A/$key.exit")"

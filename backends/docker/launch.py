@@ -2,9 +2,9 @@
 
 The service runs command lines without a shell, as Batch does: the line is split into words
 (POSIX rules) and each word is passed to the program as is. The launch script (bash, run as root
-by the agent) makes the task directory, then execs the program through `env -i` (exactly the
-task's variables), `setpriv` (the non-admin user) and, for a wall clock, `timeout` (which
-kills the task's whole process group on expiry).
+by the agent) makes the task directory, then execs the program through `setsid` (a session and
+process group of its own), `env -i` (exactly the task's variables), `setpriv` (the non-admin
+user) and, for a wall clock, `timeout` (which kills the task's whole process group on expiry).
 """
 
 from __future__ import annotations
@@ -138,7 +138,9 @@ def launch_script(
         f"|| {{ echo {NOT_FOUND_MARK} >{q(agent_mark)}; "
         f'echo "{program}: command not found" >"$d/stderr.txt"; exit 127; }}'
     )
-    words = ["exec", "env", "-i", *(f"{name}={value}" for name, value in env.items())]
+    # setsid: the task leads a session and process group of its own, which the agent's `kill`
+    # and timeout's wall clock end as a whole.
+    words = ["exec", "setsid", "env", "-i", *(f"{name}={value}" for name, value in env.items())]
     if not admin:
         words += ["setpriv", f"--reuid={TASK_USER}", f"--regid={TASK_USER}", "--init-groups", "--"]
     if wall_clock is not None:
