@@ -70,9 +70,11 @@ def state_dir(tmp_path: Path) -> Path:
 
 
 def labelled(client: docker.DockerClient, pool_id: str) -> tuple[int, int]:
+    """How many containers and volumes carry the pool's label (one list call each: no
+    per-container inspect, which would race with a container being removed meanwhile)."""
     selector = {"label": f"{POOL_LABEL}={pool_id}"}
     return (
-        len(client.containers.list(all=True, filters=selector)),
+        len(client.containers.list(all=True, filters=selector, sparse=True)),
         len(client.volumes.list(filters=selector)),
     )
 
