@@ -251,12 +251,18 @@ class Engine:
 
         return await self._run(head, f"stat {path}")
 
-    async def read_confined_file(self, container_id: str, root: str, relative: str) -> bytes:
-        """A file at `relative` under `root`, refusing any symlink on the way that leads out
-        of `root` (the engine would otherwise follow it anywhere in the container)."""
+    async def confined_path(
+        self, container_id: str, root: str, relative: str, *, follow_last: bool = True
+    ) -> str:
+        """The path in the container that `relative` under `root` names, refusing any symlink
+        on the way that leads out of `root` (the engine would otherwise follow it anywhere in
+        the container). With `follow_last` false, a link at the end is left as it is."""
+        parts = relative.split("/")
         path = root
-        for part in relative.split("/"):
+        for index, part in enumerate(parts):
             path = f"{path}/{part}"
+            if index == len(parts) - 1 and not follow_last:
+                break
             info = await self.stat(container_id, path)
             if info is None:
                 raise NotFound(f"{relative}: no such file", code="FileNotFound")
@@ -268,7 +274,13 @@ class Engine:
                         code="InvalidNodeFilePath",
                     )
                 path = target
-        return await self.read_file(container_id, path)
+        return path
+
+    async def read_confined_file(self, container_id: str, root: str, relative: str) -> bytes:
+        """A file at `relative` under `root` (see `confined_path`)."""
+        return await self.read_file(
+            container_id, await self.confined_path(container_id, root, relative)
+        )
 
     async def read_file(self, container_id: str, path: str) -> bytes:
         """The bytes of a regular file in a container; `NotFound` for anything else."""

@@ -629,11 +629,6 @@ class BatchService:
         directory = launch.relative_to_root(launch.task_dir(job.spec.id, task.spec.id))
         return job.spec.pool_id, task.node_id, directory
 
-    async def read_task_file(self, job_id: str, task_id: str, path: str) -> bytes:
-        """A file of the task's directory (`stdout.txt`, `wd/...`) on the node that ran it."""
-        pool_id, node_id, directory = self.task_location(job_id, task_id)
-        return await self.read_node_file(pool_id, node_id, f"{directory}/{rules.confined(path)}")
-
     # --- the scheduler -----------------------------------------------------------------------
 
     async def _scheduler(self) -> None:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from backends.docker.engine import Engine
+from backends.docker.launch import NODE_ROOT
 from backends.docker.rest.errors import RestError
 from backends.errors import Conflict, NotFound
 
@@ -62,7 +63,13 @@ class NodeFiles:
         self._engine = engine
 
     async def stat(self, container: str, path: str) -> FileInfo:
-        """Properties of `path` (absolute in the container); `NotFound` when absent."""
+        """Properties of `path` (absolute in the container); `NotFound` when absent. A path
+        under the node's root may not pass through a symbolic link that leads out of it."""
+        if path.startswith(NODE_ROOT + "/"):
+            relative = path.removeprefix(NODE_ROOT + "/")
+            path = await self._engine.confined_path(
+                container, NODE_ROOT, relative, follow_last=False
+            )
         api = self._engine.api
 
         def head() -> Any:
@@ -96,6 +103,7 @@ class NodeFiles:
         info = await self.stat(container, path)
         if info.is_directory:
             raise NotFound(f"{path} is a directory, not a file", code="FileNotFound")
+        # `stat` checked the way there, and the file at the end is no link.
         return await self._engine.read_file(container, path), info
 
     async def list(self, container: str, directory: str, *, recursive: bool) -> list[FileInfo]:
