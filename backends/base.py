@@ -15,7 +15,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
-from backends.errors import InvalidRequest
+from jobprep_release.backends.errors import InvalidRequest
 
 JOB_PREPARATION_TASK_ID = "jobpreparation"
 JOB_RELEASE_TASK_ID = "jobrelease"

@@ -79,7 +79,7 @@ def run_cli(pool_id: str, job_id: str) -> float:
 
 
 def run_in_process(pool_id: str, job_id: str) -> float:
-    from backends.docker import DockerBackend, DockerSettings
+    from jobprep_release.backends.docker import DockerBackend, DockerSettings
     from jobprep_release.console import Console
     from jobprep_release.flow import run_sample
     from jobprep_release.options import Answer, SampleOptions

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import anyio
 
-from backends.docker import DockerBackend, DockerSettings
 from bench.common import Result, scratch, unique_id, verdict
 from bench.throughput import backend_tasks
+from jobprep_release.backends.docker import DockerBackend, DockerSettings
 from jobprep_release.console import Console
 from jobprep_release.flow import run_sample
 from jobprep_release.options import Answer, SampleOptions

@@ -59,8 +59,14 @@ async def backend_tasks(
     command: str = COMMAND,
 ) -> BackendRun:
     """The scenario through the backend interface; deletes its job and pool at the end."""
-    from backends.base import JobPreparationTaskSpec, JobSpec, NodeState, PoolSpec, TaskSpec
-    from backends.docker import DockerBackend, DockerSettings
+    from jobprep_release.backends.base import (
+        JobPreparationTaskSpec,
+        JobSpec,
+        NodeState,
+        PoolSpec,
+        TaskSpec,
+    )
+    from jobprep_release.backends.docker import DockerBackend, DockerSettings
 
     async with DockerBackend(DockerSettings(state_dir=state_dir)) as backend:
         started = time.perf_counter()

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from backends.base import BatchBackend
-from backends.errors import Conflict
 from jobprep_release import report
+from jobprep_release.backends.base import BatchBackend
+from jobprep_release.backends.errors import Conflict
 from jobprep_release.console import Console
 from jobprep_release.flow import SampleOutcome, run_sample
 from jobprep_release.interrupts import Interrupts, tidy
@@ -77,8 +77,8 @@ async def clean_up(
     docker_host: str | None, state_dir: Path | None, pool_id: str | None, answer: Answer
 ) -> int:
     """Remove everything the docker backend created, after saying what it is."""
-    from backends.docker import DockerSettings
-    from backends.docker.cleanup import find_leftovers, remove_everything
+    from jobprep_release.backends.docker import DockerSettings
+    from jobprep_release.backends.docker.cleanup import find_leftovers, remove_everything
 
     settings = DockerSettings(docker_host=docker_host, state_dir=state_dir)
     console = Console(answer)

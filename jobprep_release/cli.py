@@ -19,13 +19,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from backends.base import NodeFillType, check_id
-from backends.errors import InvalidRequest, UsageError, find_project_error
 from jobprep_release import settings
+from jobprep_release.backends.base import NodeFillType, check_id
+from jobprep_release.backends.errors import InvalidRequest, UsageError, find_project_error
 from jobprep_release.options import EXIT_STATUSES, Answer, SampleOptions
 
 if TYPE_CHECKING:
-    from backends.base import BatchBackend
+    from jobprep_release.backends.base import BatchBackend
 
 MAX_NODES = 64
 MAX_TASKS = 10_000
@@ -283,15 +283,19 @@ def parse(argv: Sequence[str]) -> Invocation:
 def make_backend(args: argparse.Namespace) -> BatchBackend:
     """The chosen backend, imported only now."""
     if args.backend == "docker":
-        from backends.docker import DEFAULT_NODE_IMAGE, DockerBackend, DockerSettings
+        from jobprep_release.backends.docker import (
+            DEFAULT_NODE_IMAGE,
+            DockerBackend,
+            DockerSettings,
+        )
 
         image = getattr(args, "image", None) or DEFAULT_NODE_IMAGE
         settings = DockerSettings(
             image=image, state_dir=args.state_dir, docker_host=args.docker_host
         )
         return DockerBackend(settings)
-    from backends.azure import build_azure_backend
     from jobprep_release import logs
+    from jobprep_release.backends.azure import build_azure_backend
 
     logs.register_secret(args.key or os.environ.get("AZURE_BATCH_ACCESS_KEY"))
     return build_azure_backend(

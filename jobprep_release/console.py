@@ -16,7 +16,7 @@ from typing import TextIO
 
 import anyio
 
-from backends.base import (
+from jobprep_release.backends.base import (
     DEFAULT_RETENTION,
     Job,
     JobSpec,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import anyio
 import structlog
 
-from backends.base import (
+from jobprep_release.backends.base import (
     BatchBackend,
     ComputeNode,
     Job,
@@ -29,7 +29,7 @@ from backends.base import (
     TaskCounts,
     TaskSpec,
 )
-from backends.errors import AlreadyExists, NotFound, WaitTimeout
+from jobprep_release.backends.errors import AlreadyExists, NotFound, WaitTimeout
 from jobprep_release.console import SHARED_FILE, Console
 from jobprep_release.options import SampleOptions
 from jobprep_release.progress import ProgressView

@@ -15,8 +15,8 @@ import sys
 import anyio
 import structlog
 
-from backends.base import BatchBackend, JobState
-from backends.errors import BackendError, NotFound
+from jobprep_release.backends.base import BatchBackend, JobState
+from jobprep_release.backends.errors import BackendError, NotFound
 from jobprep_release.options import EXIT_INTERRUPTED, Answer, SampleOptions
 
 TIDY_LIMIT = 120.0

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 
-from backends.base import NodeFillType
+from jobprep_release.backends.base import NodeFillType
 
 EXIT_TASKS_FAILED = 10
 EXIT_INTERRUPTED = 130

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Protocol, TextIO
 
-from backends.base import ComputeNode, JobState, TaskCounts
+from jobprep_release.backends.base import ComputeNode, JobState, TaskCounts
 
 
 class ProgressView(Protocol):

@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from backends.base import ExecutionInfo, PrepReleaseExecution, Task
+from jobprep_release.backends.base import ExecutionInfo, PrepReleaseExecution, Task
 from jobprep_release.flow import SampleOutcome
 from jobprep_release.options import SampleOptions
 

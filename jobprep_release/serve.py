@@ -26,13 +26,13 @@ from pathlib import Path
 import anyio
 import structlog
 
-from backends.errors import (
+from jobprep_release import logs
+from jobprep_release.backends.errors import (
     AuthenticationFailed,
     JobPrepReleaseError,
     UsageError,
     find_project_error,
 )
-from jobprep_release import logs
 from jobprep_release.options import EXIT_INTERRUPTED
 
 log = structlog.get_logger("jobprep_release.serve")
@@ -56,7 +56,7 @@ def _port(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from backends.docker.rest import DEFAULT_ACCOUNT, DEFAULT_PORT
+    from jobprep_release.backends.docker.rest import DEFAULT_ACCOUNT, DEFAULT_PORT
 
     parser = _Parser(
         prog="python -m jobprep_release serve",
@@ -100,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _key(args: argparse.Namespace) -> tuple[str, str | None]:
     """The key, and where it came from (None: generated here)."""
-    from backends.docker.rest import new_key
-    from backends.docker.rest.auth import decode_key
+    from jobprep_release.backends.docker.rest import new_key
+    from jobprep_release.backends.docker.rest.auth import decode_key
 
     for value, origin in ((args.key, "--key"), (os.environ.get(ENV_KEY), ENV_KEY)):
         if value and value.strip():
@@ -132,8 +132,8 @@ def _banner(url: str, account: str, key: str, key_origin: str | None) -> str:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from backends.docker import DockerSettings
-    from backends.docker.rest import EndpointSettings, running_endpoint
+    from jobprep_release.backends.docker import DockerSettings
+    from jobprep_release.backends.docker.rest import EndpointSettings, running_endpoint
 
     key, key_origin = _key(args)
     logs.register_secret(key)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from backends.errors import UsageError
+from jobprep_release.backends.errors import UsageError
 
 ENV_PREFIX = "JOBPREP_RELEASE_"
 DEFAULT_FILE = Path("jobprep_release.toml")

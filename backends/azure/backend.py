@@ -22,10 +22,10 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 
-from backends.azure import convert
-from backends.azure.retry import BoundedRetryPolicy
-from backends.azure.sdk_errors import Redactor, translate
-from backends.base import (
+from jobprep_release.backends.azure import convert
+from jobprep_release.backends.azure.retry import BoundedRetryPolicy
+from jobprep_release.backends.azure.sdk_errors import Redactor, translate
+from jobprep_release.backends.base import (
     ComputeNode,
     Job,
     JobSpec,
@@ -37,7 +37,7 @@ from backends.base import (
     TaskSpec,
     check_id,
 )
-from backends.errors import (
+from jobprep_release.backends.errors import (
     AlreadyExists,
     AuthenticationFailed,
     InvalidRequest,

@@ -1,4 +1,5 @@
-"""Translation between the backend-neutral models of `backends.base` and azure-batch's models.
+"""Translation between the backend-neutral models (`jobprep_release.backends.base`) and
+azure-batch's models.
 
 Requests go one way (specs to `azure.batch.models` create options), views the other (service
 objects to `Pool`, `Job`, `Task`, ...). Values the service may add in later API versions (a new node
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 
 from azure.batch import models
 
-from backends.base import (
+from jobprep_release.backends.base import (
     JOB_PREPARATION_TASK_ID,
     JOB_RELEASE_TASK_ID,
     RELEASE_MAX_WALL_CLOCK,
@@ -47,7 +48,7 @@ from backends.base import (
     TaskState,
     UserIdentity,
 )
-from backends.errors import InvalidRequest
+from jobprep_release.backends.errors import InvalidRequest
 
 DEFAULT_IMAGE = "canonical:ubuntu-24_04-lts:server:latest"
 DEFAULT_NODE_AGENT_SKU = "batch.node.ubuntu 24.04"

@@ -28,8 +28,8 @@ import structlog
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.identity.aio import DefaultAzureCredential
 
-from backends.azure.backend import AzureBackend, Credential
-from backends.errors import AuthenticationFailed, UsageError
+from jobprep_release.backends.azure.backend import AzureBackend, Credential
+from jobprep_release.backends.errors import AuthenticationFailed, UsageError
 
 SETTINGS_FILE_NAME = "accountsettings.json"
 ENV_ENDPOINT = "AZURE_BATCH_ENDPOINT"

@@ -17,7 +17,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from backends.errors import (
+from jobprep_release.backends.errors import (
     AlreadyExists,
     AuthenticationFailed,
     BackendError,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.docker.backend import DockerBackend
-from backends.docker.service import DEFAULT_NODE_IMAGE, BatchService, DockerSettings
+from jobprep_release.backends.docker.backend import DockerBackend
+from jobprep_release.backends.docker.service import DEFAULT_NODE_IMAGE, BatchService, DockerSettings
 
 __all__ = ["DEFAULT_NODE_IMAGE", "BatchService", "DockerBackend", "DockerSettings"]

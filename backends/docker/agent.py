@@ -33,7 +33,7 @@ import anyio.to_thread
 import docker.errors
 import requests.exceptions
 
-from backends.errors import BackendUnavailable
+from jobprep_release.backends.errors import BackendUnavailable
 
 AGENT_DIR = "/mnt/batch/agent"
 

@@ -13,7 +13,7 @@ from types import TracebackType
 import anyio
 import anyio.abc
 
-from backends.base import (
+from jobprep_release.backends.base import (
     ComputeNode,
     Job,
     JobSpec,
@@ -24,9 +24,9 @@ from backends.base import (
     TaskCounts,
     TaskSpec,
 )
-from backends.docker.engine import Engine
-from backends.docker.service import BatchService, DockerSettings
-from backends.docker.state import StateStore, default_state_dir
+from jobprep_release.backends.docker.engine import Engine
+from jobprep_release.backends.docker.service import BatchService, DockerSettings
+from jobprep_release.backends.docker.state import StateStore, default_state_dir
 
 
 def _atomic() -> anyio.CancelScope:

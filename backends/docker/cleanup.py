@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import anyio.to_thread
 
-from backends.docker.engine import POOL_LABEL, Engine
-from backends.docker.service import DockerSettings
-from backends.docker.state import StateStore, default_state_dir
+from jobprep_release.backends.docker.engine import POOL_LABEL, Engine
+from jobprep_release.backends.docker.service import DockerSettings
+from jobprep_release.backends.docker.state import StateStore, default_state_dir
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from backends.errors import (
+from jobprep_release.backends.errors import (
     BackendError,
     BackendUnavailable,
     InvalidRequest,

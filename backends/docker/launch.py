@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from backends.base import AutoUserScope, ElevationLevel, UserIdentity
+from jobprep_release.backends.base import AutoUserScope, ElevationLevel, UserIdentity
 
 NODE_ROOT = "/mnt/batch/tasks"
 SHARED_DIR = f"{NODE_ROOT}/shared"

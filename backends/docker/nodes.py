@@ -14,12 +14,17 @@ from typing import Any, Protocol
 import anyio
 import structlog
 
-from backends.base import NodeState
-from backends.docker.agent import AGENT_SCRIPT, AgentEvent, AgentLink, simple_command
-from backends.docker.codec import encode
-from backends.docker.engine import NODE_LABEL, POOL_LABEL, ROLE_LABEL, Engine
-from backends.docker.state import NodeRecord, PoolRecord
-from backends.errors import BackendError
+from jobprep_release.backends.base import NodeState
+from jobprep_release.backends.docker.agent import (
+    AGENT_SCRIPT,
+    AgentEvent,
+    AgentLink,
+    simple_command,
+)
+from jobprep_release.backends.docker.codec import encode
+from jobprep_release.backends.docker.engine import NODE_LABEL, POOL_LABEL, ROLE_LABEL, Engine
+from jobprep_release.backends.docker.state import NodeRecord, PoolRecord
+from jobprep_release.backends.errors import BackendError
 
 log = structlog.get_logger("jobprep_release.docker")
 

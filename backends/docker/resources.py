@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 import anyio.to_thread
 
-from backends.base import ResourceFile
-from backends.errors import InvalidRequest
+from jobprep_release.backends.base import ResourceFile
+from jobprep_release.backends.errors import InvalidRequest
 
 DEFAULT_FILE_MODE = 0o770
 DOWNLOAD_TIMEOUT = 60.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from backends.base import (
+from jobprep_release.backends.base import (
     ExecutionResult,
     NodeFillType,
     NodeState,
@@ -14,12 +14,18 @@ from backends.base import (
     TaskSpec,
     check_id,
 )
-from backends.docker import resources
-from backends.docker.codec import decode
-from backends.docker.engine import NODE_LABEL, ContainerSummary
-from backends.docker.nodes import SPEC_LABEL
-from backends.docker.state import JobNodeRecord, JobRecord, NodeRecord, PoolRecord, TaskRecord
-from backends.errors import AlreadyExists, InvalidRequest
+from jobprep_release.backends.docker import resources
+from jobprep_release.backends.docker.codec import decode
+from jobprep_release.backends.docker.engine import NODE_LABEL, ContainerSummary
+from jobprep_release.backends.docker.nodes import SPEC_LABEL
+from jobprep_release.backends.docker.state import (
+    JobNodeRecord,
+    JobRecord,
+    NodeRecord,
+    PoolRecord,
+    TaskRecord,
+)
+from jobprep_release.backends.errors import AlreadyExists, InvalidRequest
 
 MAX_NODES = 64
 USABLE = (NodeState.IDLE, NodeState.RUNNING)

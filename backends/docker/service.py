@@ -2,8 +2,8 @@
 
 It answers in the backend-neutral models, so the same service can sit behind the in-process
 `DockerBackend` or behind an HTTP endpoint. All its state is in `ServiceState` (persisted by
-`_persist`); what runs on nodes is started through each node's agent (`backends.docker.agent`,
-kept by `backends.docker.nodes`) and finishes by an ``exited`` event, which may arrive in a
+`_persist`); what runs on nodes is started through each node's agent (`agent`, kept by
+`nodes`) and finishes by an ``exited`` event, which may arrive in a
 later run of the app.
 
 Scheduling, as the service does it (batch-semantics.md): tasks are placed in the order they were
@@ -29,7 +29,7 @@ import anyio
 import anyio.abc
 import structlog
 
-from backends.base import (
+from jobprep_release.backends.base import (
     DEFAULT_RETENTION,
     RELEASE_MAX_WALL_CLOCK,
     AllocationState,
@@ -54,11 +54,17 @@ from backends.base import (
     UserIdentity,
     check_id,
 )
-from backends.docker import launch, resources, rules, views
-from backends.docker.agent import AGENT_DIR, AgentEvent, AgentLink, run_command, simple_command
-from backends.docker.engine import POOL_LABEL, ROLE_LABEL, Engine
-from backends.docker.nodes import NodeKeeper
-from backends.docker.state import (
+from jobprep_release.backends.docker import launch, resources, rules, views
+from jobprep_release.backends.docker.agent import (
+    AGENT_DIR,
+    AgentEvent,
+    AgentLink,
+    run_command,
+    simple_command,
+)
+from jobprep_release.backends.docker.engine import POOL_LABEL, ROLE_LABEL, Engine
+from jobprep_release.backends.docker.nodes import NodeKeeper
+from jobprep_release.backends.docker.state import (
     Execution,
     JobNodeRecord,
     JobRecord,
@@ -68,7 +74,7 @@ from backends.docker.state import (
     StateStore,
     TaskRecord,
 )
-from backends.errors import (
+from jobprep_release.backends.errors import (
     AlreadyExists,
     Conflict,
     InvalidRequest,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from backends.base import (
+from jobprep_release.backends.base import (
     ExecutionResult,
     FailureInfo,
     JobSpec,
@@ -28,8 +28,8 @@ from backends.base import (
     TaskSpec,
     TaskState,
 )
-from backends.docker.codec import decode, encode
-from backends.errors import Conflict
+from jobprep_release.backends.docker.codec import decode, encode
+from jobprep_release.backends.errors import Conflict
 
 STATE_VERSION = 1
 

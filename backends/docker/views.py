@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from backends.base import (
+from jobprep_release.backends.base import (
     ComputeNode,
     ErrorCategory,
     ExecutionInfo,
@@ -16,7 +16,7 @@ from backends.base import (
     PrepReleaseTaskState,
     Task,
 )
-from backends.docker.state import Execution, JobRecord, NodeRecord, TaskRecord
+from jobprep_release.backends.docker.state import Execution, JobRecord, NodeRecord, TaskRecord
 
 
 def stamp(epoch: float | None) -> datetime | None:

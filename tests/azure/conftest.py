@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from backends.azure import AzureBackend
+from jobprep_release.backends.azure import AzureBackend
 from tests.azure.batch_standin import BatchStandIn
 from tests.azure.support import ACCOUNT, KEY, make_backend
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from azure.core.credentials import AzureNamedKeyCredential
 
-from backends.azure import AzureBackend
+from jobprep_release.backends.azure import AzureBackend
 
 ACCOUNT = "standinaccount"
 # A made-up key, recognisable in any text it might leak into.

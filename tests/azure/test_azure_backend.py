@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from backends.azure import AzureBackend
-from backends.base import (
+from jobprep_release.backends.azure import AzureBackend
+from jobprep_release.backends.base import (
     AllocationState,
     AutoUserScope,
     BatchBackend,
@@ -29,7 +29,7 @@ from backends.base import (
     TaskState,
     UserIdentity,
 )
-from backends.errors import AlreadyExists, Conflict, InvalidRequest, NotFound
+from jobprep_release.backends.errors import AlreadyExists, Conflict, InvalidRequest, NotFound
 from tests.azure.batch_standin import BatchStandIn, parse_duration
 from tests.azure.support import make_backend
 

@@ -10,10 +10,10 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.identity.aio import DefaultAzureCredential
 from structlog.testing import capture_logs
 
-from backends.azure import AzureSettings, build_azure_backend, resolve_settings
-from backends.azure.credentials import make_credential
-from backends.base import PoolSpec
-from backends.errors import AuthenticationFailed, UsageError
+from jobprep_release.backends.azure import AzureSettings, build_azure_backend, resolve_settings
+from jobprep_release.backends.azure.credentials import make_credential
+from jobprep_release.backends.base import PoolSpec
+from jobprep_release.backends.errors import AuthenticationFailed, UsageError
 from tests.azure.batch_standin import BatchStandIn
 from tests.azure.support import ACCOUNT, FAST, KEY
 

@@ -10,9 +10,9 @@ import time
 import pytest
 from azure.core.credentials import AzureNamedKeyCredential
 
-from backends.azure import AzureBackend
-from backends.base import JobSpec, PoolSpec, TaskSpec
-from backends.errors import (
+from jobprep_release.backends.azure import AzureBackend
+from jobprep_release.backends.base import JobSpec, PoolSpec, TaskSpec
+from jobprep_release.backends.errors import (
     AuthenticationFailed,
     BackendUnavailable,
     Conflict,

@@ -12,8 +12,8 @@ import secrets
 
 import pytest
 
-from backends.azure import build_azure_backend
-from backends.errors import AuthenticationFailed, NotFound
+from jobprep_release.backends.azure import build_azure_backend
+from jobprep_release.backends.errors import AuthenticationFailed, NotFound
 
 REQUIRED = ("AZURE_BATCH_ENDPOINT", "AZURE_BATCH_ACCOUNT", "AZURE_BATCH_ACCESS_KEY")
 

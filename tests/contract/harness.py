@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 
-from backends.base import (
+from jobprep_release.backends.base import (
     BatchBackend,
     Job,
     JobPreparationTaskSpec,
@@ -32,7 +32,7 @@ from backends.base import (
     Task,
     TaskState,
 )
-from backends.errors import NotFound
+from jobprep_release.backends.errors import NotFound
 
 AZURE_VARIABLES = ("AZURE_BATCH_ENDPOINT", "AZURE_BATCH_ACCOUNT", "AZURE_BATCH_ACCESS_KEY")
 WAIT_LIMIT = 120.0
@@ -56,12 +56,12 @@ def opener(name: str, state_dir: Path) -> BackendOpener:
             async with azure_on_endpoint(state_dir) as on_endpoint:
                 yield on_endpoint
         elif name == "docker":
-            from backends.docker import DockerBackend, DockerSettings
+            from jobprep_release.backends.docker import DockerBackend, DockerSettings
 
             async with DockerBackend(DockerSettings(state_dir=state_dir)) as docker:
                 yield docker
         else:
-            from backends.azure import build_azure_backend
+            from jobprep_release.backends.azure import build_azure_backend
 
             async with build_azure_backend(environ=os.environ, poll_interval=2.0) as azure:
                 yield azure

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backends.base import TaskSpec
-from backends.errors import InvalidRequest, NotFound
+from jobprep_release.backends.base import TaskSpec
+from jobprep_release.backends.errors import InvalidRequest, NotFound
 from tests.contract.harness import BackendOpener, pool
 
 LINKS = (

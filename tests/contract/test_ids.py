@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backends.base import JobSpec, PoolSpec, TaskSpec
-from backends.errors import AlreadyExists, InvalidRequest
+from jobprep_release.backends.base import JobSpec, PoolSpec, TaskSpec
+from jobprep_release.backends.errors import AlreadyExists, InvalidRequest
 from tests.contract.harness import BackendOpener, pool
 
 

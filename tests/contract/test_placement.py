@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.base import NodeFillType, TaskSpec, TaskState
+from jobprep_release.backends.base import NodeFillType, TaskSpec, TaskState
 from tests.contract.harness import BackendOpener, pool
 
 HOLD = "/bin/bash -c 'sleep 2'"

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from backends.base import (
+from jobprep_release.backends.base import (
     ExecutionResult,
     JobPreparationTaskSpec,
     JobState,
@@ -15,7 +15,7 @@ from backends.base import (
     TaskSpec,
     TaskState,
 )
-from backends.errors import WaitTimeout
+from jobprep_release.backends.errors import WaitTimeout
 from jobprep_release.console import Console
 from jobprep_release.flow import run_sample
 from jobprep_release.options import Answer, SampleOptions

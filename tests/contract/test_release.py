@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import anyio
 
-from backends.base import (
+from jobprep_release.backends.base import (
     ExecutionResult,
     JobReleaseTaskSpec,
     JobState,
@@ -109,7 +109,7 @@ async def test_terminate_ends_running_tasks_and_leaves_active_ones(
 
 
 async def test_all_tasks_complete_terminates_the_job(open_backend: BackendOpener) -> None:
-    from backends.base import OnAllTasksComplete
+    from jobprep_release.backends.base import OnAllTasksComplete
 
     async with pool(open_backend) as batch:
         job = await batch.create_job(on_all_tasks_complete=OnAllTasksComplete.TERMINATE_JOB)

@@ -11,7 +11,7 @@ from datetime import timedelta
 import anyio
 import pytest
 
-from backends.base import (
+from jobprep_release.backends.base import (
     AutoUserScope,
     BatchBackend,
     ElevationLevel,
@@ -25,7 +25,7 @@ from backends.base import (
     TaskState,
     UserIdentity,
 )
-from backends.errors import InvalidRequest, NotFound
+from jobprep_release.backends.errors import InvalidRequest, NotFound
 from tests.contract.harness import BackendOpener, pool
 
 

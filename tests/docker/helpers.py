@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anyio
 
-from backends.base import BatchBackend, Task, TaskState
+from jobprep_release.backends.base import BatchBackend, Task, TaskState
 
 
 async def wait_for_tasks(backend: BatchBackend, job_id: str, limit: float = 60) -> list[Task]:

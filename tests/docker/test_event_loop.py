@@ -18,7 +18,7 @@ import docker
 import pytest
 import requests
 
-from backends.docker import DockerBackend, DockerSettings
+from jobprep_release.backends.docker import DockerBackend, DockerSettings
 from jobprep_release.console import Console
 from jobprep_release.flow import run_sample
 from jobprep_release.options import Answer, SampleOptions

@@ -17,8 +17,15 @@ import docker
 import pytest
 import requests.exceptions
 
-from backends.base import JobPreparationTaskSpec, JobSpec, NodeState, PoolSpec, TaskSpec, TaskState
-from backends.docker import DockerBackend, DockerSettings
+from jobprep_release.backends.base import (
+    JobPreparationTaskSpec,
+    JobSpec,
+    NodeState,
+    PoolSpec,
+    TaskSpec,
+    TaskState,
+)
+from jobprep_release.backends.docker import DockerBackend, DockerSettings
 from tests.conftest import POOL_LABEL, Ids
 from tests.docker.helpers import only, wait_for_tasks
 

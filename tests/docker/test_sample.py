@@ -8,8 +8,8 @@ from pathlib import Path
 
 import docker
 
-from backends.base import Task
-from backends.docker import DockerBackend, DockerSettings
+from jobprep_release.backends.base import Task
+from jobprep_release.backends.docker import DockerBackend, DockerSettings
 from jobprep_release.console import Console
 from jobprep_release.flow import run_sample
 from jobprep_release.options import Answer, SampleOptions

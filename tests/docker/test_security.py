@@ -12,10 +12,10 @@ import docker
 import pytest
 import structlog
 
-from backends.base import JobSpec, NodeState, PoolSpec, TaskSpec
-from backends.docker import DockerBackend, DockerSettings
-from backends.errors import InvalidRequest
 from jobprep_release import logs
+from jobprep_release.backends.base import JobSpec, NodeState, PoolSpec, TaskSpec
+from jobprep_release.backends.docker import DockerBackend, DockerSettings
+from jobprep_release.backends.errors import InvalidRequest
 from tests.conftest import POOL_LABEL, Ids
 from tests.docker.helpers import only, wait_for_tasks
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.base import (
+from jobprep_release.backends.base import (
     ElevationLevel,
     ExecutionResult,
     JobPreparationTaskSpec,
@@ -18,8 +18,8 @@ from backends.base import (
     TaskSpec,
     UserIdentity,
 )
-from backends.docker import DockerBackend, DockerSettings
-from backends.errors import InvalidRequest, NotFound
+from jobprep_release.backends.docker import DockerBackend, DockerSettings
+from jobprep_release.backends.errors import InvalidRequest, NotFound
 from tests.conftest import Ids
 from tests.docker.helpers import only, wait_for_tasks
 

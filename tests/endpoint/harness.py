@@ -20,10 +20,10 @@ from typing import Any
 from azure.batch.aio import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
 
-from backends.azure import AzureBackend
-from backends.base import BatchBackend
-from backends.docker import DockerSettings
-from backends.docker.rest import EndpointSettings, RunningEndpoint, running_endpoint
+from jobprep_release.backends.azure import AzureBackend
+from jobprep_release.backends.base import BatchBackend
+from jobprep_release.backends.docker import DockerSettings
+from jobprep_release.backends.docker.rest import EndpointSettings, RunningEndpoint, running_endpoint
 
 ACCOUNT = "endpointtest"
 KEY = base64.b64encode(b"endpoint-test-key-0123456789-abcdefghijklmnopqrstuv").decode()

@@ -15,8 +15,8 @@ from azure.batch.aio import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import HttpResponseError
 
-from backends.azure import AzureBackend
-from backends.errors import AuthenticationFailed
+from jobprep_release.backends.azure import AzureBackend
+from jobprep_release.backends.errors import AuthenticationFailed
 from tests.conftest import Ids
 from tests.endpoint.harness import FAST, KEY, credential, endpoint, sdk_client
 from tests.endpoint.support import API_VERSION, Answer, call, example, walk_model

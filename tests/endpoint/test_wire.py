@@ -7,10 +7,15 @@ from datetime import timedelta
 import pytest
 from azure.batch._serialization import Serializer  # the SDK's own duration writer
 
-from backends.docker.rest.auth import SharedKey
-from backends.docker.rest.errors import RestError
-from backends.docker.rest.odata import Query, compile_filter, page
-from backends.docker.rest.wire import UNLIMITED, Body, format_duration, parse_duration
+from jobprep_release.backends.docker.rest.auth import SharedKey
+from jobprep_release.backends.docker.rest.errors import RestError
+from jobprep_release.backends.docker.rest.odata import Query, compile_filter, page
+from jobprep_release.backends.docker.rest.wire import (
+    UNLIMITED,
+    Body,
+    format_duration,
+    parse_duration,
+)
 from tests.endpoint.harness import KEY
 
 TASKS = [

@@ -14,7 +14,7 @@ JSON), `wire` (durations, times, bodies), `odata` (``$filter``, ``$select``, pag
 
 from __future__ import annotations
 
-from backends.docker.rest.server import (
+from jobprep_release.backends.docker.rest.server import (
     DEFAULT_ACCOUNT,
     DEFAULT_PORT,
     EndpointSettings,

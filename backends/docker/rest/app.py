@@ -2,8 +2,8 @@
 
 Each request is authenticated (Shared Key), must name an ``api-version`` this endpoint speaks,
 and gets a ``request-id``; whatever a handler raises becomes the service's error answer
-(`backends.docker.rest.errors`). Nothing is logged of a request's headers, so the signature and
-key never reach a log.
+(`jobprep_release.backends.docker.rest.errors`). Nothing is logged of a request's headers, so
+the signature and key never reach a log.
 """
 
 from __future__ import annotations
@@ -14,13 +14,18 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from backends.docker.rest import files, jobs, pools, tasks
-from backends.docker.rest.context import CONTEXT, Context, base_url
-from backends.docker.rest.errors import RestError, error_document, from_backend, not_supported
-from backends.docker.rest.odata import bad_query
-from backends.docker.rest.replies import JSON_TYPE
-from backends.docker.rest.unsupported import unrouted
-from backends.errors import JobPrepReleaseError
+from jobprep_release.backends.docker.rest import files, jobs, pools, tasks
+from jobprep_release.backends.docker.rest.context import CONTEXT, Context, base_url
+from jobprep_release.backends.docker.rest.errors import (
+    RestError,
+    error_document,
+    from_backend,
+    not_supported,
+)
+from jobprep_release.backends.docker.rest.odata import bad_query
+from jobprep_release.backends.docker.rest.replies import JSON_TYPE
+from jobprep_release.backends.docker.rest.unsupported import unrouted
+from jobprep_release.backends.errors import JobPrepReleaseError
 
 API_VERSION = "2025-06-01"
 # Earlier versions whose requests for these operations read the same; answers are 2025-06-01's.

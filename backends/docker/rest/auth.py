@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from urllib.parse import parse_qs, unquote
 
-from backends.docker.rest.errors import RestError
-from backends.docker.rest.wire import now, parse_http_date
+from jobprep_release.backends.docker.rest.errors import RestError
+from jobprep_release.backends.docker.rest.wire import now, parse_http_date
 
 SIGNED_HEADERS = (
     "content-encoding",

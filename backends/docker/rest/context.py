@@ -15,13 +15,13 @@ import anyio.abc
 import structlog
 from aiohttp import web
 
-from backends.base import JobState, PoolState
-from backends.docker.rest.auth import SharedKey
-from backends.docker.rest.errors import RestError
-from backends.docker.rest.nodefs import NodeFiles
-from backends.docker.rest.timeline import Timeline
-from backends.docker.service import BatchService
-from backends.errors import JobPrepReleaseError
+from jobprep_release.backends.base import JobState, PoolState
+from jobprep_release.backends.docker.rest.auth import SharedKey
+from jobprep_release.backends.docker.rest.errors import RestError
+from jobprep_release.backends.docker.rest.nodefs import NodeFiles
+from jobprep_release.backends.docker.rest.timeline import Timeline
+from jobprep_release.backends.docker.service import BatchService
+from jobprep_release.backends.errors import JobPrepReleaseError
 
 log = structlog.get_logger("jobprep_release.endpoint")
 

@@ -9,8 +9,9 @@ Every refusal leaves the endpoint as the Batch service words one::
      "values": [{"key": "...", "value": "..."}]}
 
 `RestError` is raised by handlers for what the HTTP layer refuses itself (bodies, queries,
-unemulated operations); `from_backend` turns the project's errors (`backends.errors`, each with
-the service's `code`) into the status the service answers for that code.
+unemulated operations); `from_backend` turns the project's errors
+(`jobprep_release.backends.errors`, each with the service's `code`) into the status the service
+answers for that code.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from backends.errors import (
+from jobprep_release.backends.errors import (
     AlreadyExists,
     AuthenticationFailed,
     BackendUnavailable,

@@ -14,14 +14,14 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from backends.docker import launch
-from backends.docker.rest import render
-from backends.docker.rest.context import base_url, context
-from backends.docker.rest.errors import RestError
-from backends.docker.rest.nodefs import FileInfo
-from backends.docker.rest.odata import Query, page
-from backends.docker.rest.replies import document
-from backends.docker.rest.wire import format_time, http_date
+from jobprep_release.backends.docker import launch
+from jobprep_release.backends.docker.rest import render
+from jobprep_release.backends.docker.rest.context import base_url, context
+from jobprep_release.backends.docker.rest.errors import RestError
+from jobprep_release.backends.docker.rest.nodefs import FileInfo
+from jobprep_release.backends.docker.rest.odata import Query, page
+from jobprep_release.backends.docker.rest.replies import document
+from jobprep_release.backends.docker.rest.wire import format_time, http_date
 
 routes = web.RouteTableDef()
 

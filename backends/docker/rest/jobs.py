@@ -7,11 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from backends.base import ExecutionResult, TaskCounts, TaskState
-from backends.docker.rest import render, specs
-from backends.docker.rest.context import Context, base_url, context
-from backends.docker.rest.odata import Query, page, select
-from backends.docker.rest.replies import accepted, body, created, document
+from jobprep_release.backends.base import ExecutionResult, TaskCounts, TaskState
+from jobprep_release.backends.docker.rest import render, specs
+from jobprep_release.backends.docker.rest.context import Context, base_url, context
+from jobprep_release.backends.docker.rest.odata import Query, page, select
+from jobprep_release.backends.docker.rest.replies import accepted, body, created, document
 
 routes = web.RouteTableDef()
 

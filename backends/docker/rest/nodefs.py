@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from backends.docker.engine import Engine
-from backends.docker.launch import NODE_ROOT
-from backends.docker.rest.errors import RestError
-from backends.errors import Conflict, NotFound
+from jobprep_release.backends.docker.engine import Engine
+from jobprep_release.backends.docker.launch import NODE_ROOT
+from jobprep_release.backends.docker.rest.errors import RestError
+from jobprep_release.backends.errors import Conflict, NotFound
 
 _DIRECTORY_BIT = 1 << 31  # Go's os.ModeDir, as the engine reports modes
 _TYPE_BITS = 0xFFF00000  # every os.Mode* type bit

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from backends.docker.rest.errors import RestError
+from jobprep_release.backends.docker.rest.errors import RestError
 
 MAX_RESULTS = 1000
 _TOKEN = re.compile(

@@ -7,12 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
-from backends.base import ExecutionResult, TaskState
-from backends.docker.rest import render, specs
-from backends.docker.rest.context import Context, base_url, context
-from backends.docker.rest.errors import not_supported
-from backends.docker.rest.odata import Query, page, select
-from backends.docker.rest.replies import accepted, body, created, document
+from jobprep_release.backends.base import ExecutionResult, TaskState
+from jobprep_release.backends.docker.rest import render, specs
+from jobprep_release.backends.docker.rest.context import Context, base_url, context
+from jobprep_release.backends.docker.rest.errors import not_supported
+from jobprep_release.backends.docker.rest.odata import Query, page, select
+from jobprep_release.backends.docker.rest.replies import accepted, body, created, document
 
 routes = web.RouteTableDef()
 

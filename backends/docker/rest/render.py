@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from backends.base import (
+from jobprep_release.backends.base import (
     DEFAULT_RETENTION,
     ComputeNode,
     ExecutionInfo,
@@ -37,8 +37,8 @@ from backends.base import (
     TaskState,
     UserIdentity,
 )
-from backends.docker.rest.timeline import Stamp, Timeline
-from backends.docker.rest.wire import format_duration, format_time
+from jobprep_release.backends.docker.rest.timeline import Stamp, Timeline
+from jobprep_release.backends.docker.rest.wire import format_duration, format_time
 
 Json = dict[str, Any]
 DEFAULT_NODE_AGENT_SKU = "batch.node.debian 12"

@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from backends.docker.rest.errors import RestError
-from backends.docker.rest.timeline import Stamp
-from backends.docker.rest.wire import Body, http_date
+from jobprep_release.backends.docker.rest.errors import RestError
+from jobprep_release.backends.docker.rest.timeline import Stamp
+from jobprep_release.backends.docker.rest.wire import Body, http_date
 
 JSON_TYPE = "application/json;odata=minimalmetadata"
 

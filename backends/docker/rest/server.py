@@ -18,13 +18,13 @@ from dataclasses import dataclass, field, replace
 import anyio
 from aiohttp import web
 
-from backends.docker.backend import DockerBackend
-from backends.docker.engine import Engine
-from backends.docker.rest.app import build_app
-from backends.docker.rest.auth import SharedKey
-from backends.docker.rest.context import Context, log
-from backends.docker.rest.nodefs import NodeFiles
-from backends.docker.service import DockerSettings
+from jobprep_release.backends.docker.backend import DockerBackend
+from jobprep_release.backends.docker.engine import Engine
+from jobprep_release.backends.docker.rest.app import build_app
+from jobprep_release.backends.docker.rest.auth import SharedKey
+from jobprep_release.backends.docker.rest.context import Context, log
+from jobprep_release.backends.docker.rest.nodefs import NodeFiles
+from jobprep_release.backends.docker.service import DockerSettings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8089

@@ -1,4 +1,5 @@
-"""Request bodies to specs: the JSON of Add Pool, Add Job and Add Task as `backends.base` specs.
+"""Request bodies to specs: the JSON of Add Pool, Add Job and Add Task as the backend-neutral
+specs of `jobprep_release.backends.base`.
 
 Property names and defaults are the REST API's (api-version 2025-06-01): a pool's fill type is
 ``spread`` unless given, an auto-user's scope ``pool``, a release task's wall clock 15 minutes.
@@ -14,7 +15,7 @@ image reference runs on the endpoint's default node image.
 
 from __future__ import annotations
 
-from backends.base import (
+from jobprep_release.backends.base import (
     JOB_PREPARATION_TASK_ID,
     JOB_RELEASE_TASK_ID,
     RELEASE_MAX_WALL_CLOCK,
@@ -31,8 +32,8 @@ from backends.base import (
     TaskSpec,
     UserIdentity,
 )
-from backends.docker.rest.errors import not_supported
-from backends.docker.rest.wire import Body, invalid
+from jobprep_release.backends.docker.rest.errors import not_supported
+from jobprep_release.backends.docker.rest.wire import Body, invalid
 
 # Properties whose behaviour is not emulated: refused when present (and not at their default).
 _POOL_REFUSED = (

@@ -7,14 +7,14 @@ from typing import Any
 
 from aiohttp import web
 
-from backends.base import check_id
-from backends.docker.rest import render, specs
-from backends.docker.rest.context import Context, base_url, context
-from backends.docker.rest.errors import RestError
-from backends.docker.rest.odata import Query, page, select
-from backends.docker.rest.replies import body, created, document, no_content
-from backends.docker.rest.wire import Body, format_time, now
-from backends.errors import InvalidRequest, NotFound
+from jobprep_release.backends.base import check_id
+from jobprep_release.backends.docker.rest import render, specs
+from jobprep_release.backends.docker.rest.context import Context, base_url, context
+from jobprep_release.backends.docker.rest.errors import RestError
+from jobprep_release.backends.docker.rest.odata import Query, page, select
+from jobprep_release.backends.docker.rest.replies import body, created, document, no_content
+from jobprep_release.backends.docker.rest.wire import Body, format_time, now
+from jobprep_release.backends.errors import InvalidRequest, NotFound
 
 routes = web.RouteTableDef()
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from backends.docker.rest.wire import now
+from jobprep_release.backends.docker.rest.wire import now
 
 
 @dataclass(slots=True)

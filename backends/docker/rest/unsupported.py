@@ -11,7 +11,7 @@ import re
 
 from aiohttp import web
 
-from backends.docker.rest.errors import RestError, not_supported
+from jobprep_release.backends.docker.rest.errors import RestError, not_supported
 
 _ID = r"[^/]+"
 _NODE = rf"/pools/{_ID}/nodes/{_ID}"

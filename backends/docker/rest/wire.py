@@ -16,7 +16,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from backends.docker.rest.errors import RestError
+from jobprep_release.backends.docker.rest.errors import RestError
 
 UNLIMITED = "P10675199DT2H48M5.4775807S"
 _UNLIMITED_DAYS = 10675199
