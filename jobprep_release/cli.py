@@ -56,6 +56,12 @@ def _bounded(name: str, low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _command_line(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--task-command must not be empty")
+    return text
+
+
 def _batch_id(kind: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         try:
@@ -191,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--task-wall-clock", type=duration, help="maxWallClockTime of each task (default none)"
     )
     sample.add_argument(
+        "--task-command",
+        type=_command_line,
+        help="each task's command line, split into words and run without a shell as Batch "
+        "does (default: the sample's, which appends the task's id to the node's shared file)",
+    )
+    sample.add_argument(
         "--task-timeout", type=duration, default=defaults.task_timeout, help="(default 30m)"
     )
     sample.add_argument(
@@ -254,9 +266,9 @@ class Invocation:
     answer: Answer
 
 
-def parse(argv: Sequence[str]) -> Invocation:
+def parse(argv: Sequence[str], debug: _Debug | None = None) -> Invocation:
     """The run command's flags, with the environment's and the settings file's values."""
-    args = _parse_with_settings(build_parser(), argv)
+    args = _parse_with_settings(build_parser(), argv, debug)
     options = SampleOptions(
         pool_id=args.pool_id,
         job_id=args.job_id,
@@ -270,6 +282,7 @@ def parse(argv: Sequence[str]) -> Invocation:
         wait_for_success=args.wait_for_success,
         task_retries=args.task_retries,
         task_wall_clock=args.task_wall_clock,
+        task_command=args.task_command,
         task_timeout=args.task_timeout,
         job_timeout=args.job_timeout,
         report=args.json,
@@ -323,27 +336,38 @@ def _configure_logs(args: argparse.Namespace) -> None:
     logs.configure(level=max(level, logging.DEBUG), fmt=args.log_format)
 
 
+@dataclass(slots=True)
+class _Debug:
+    """Whether an error shows its traceback. Until the flags are parsed (an error in the
+    settings themselves) it is `--debug` or ``JOBPREP_RELEASE_DEBUG``; after, the parsed value,
+    which a settings file's ``debug = true`` can also set."""
+
+    on: bool
+
+
 def _parse_with_settings(
-    parser: argparse.ArgumentParser, argv: Sequence[str]
+    parser: argparse.ArgumentParser, argv: Sequence[str], debug: _Debug | None = None
 ) -> argparse.Namespace:
     settings.apply(parser, argv, os.environ)
     args = parser.parse_args(argv)
+    if debug is not None:
+        debug.on = args.debug
     _configure_logs(args)
     return args
 
 
-def _dispatch(command: str, words: list[str]) -> int:
+def _dispatch(command: str, words: list[str], debug: _Debug) -> int:
     # The app's machinery is imported only once the flags parsed: `--help` needs none of it.
     if command == "status":
-        args = _parse_with_settings(build_status_parser(), words)
+        args = _parse_with_settings(build_status_parser(), words, debug)
         return _run_async(lambda app: app.show_status(make_backend(args), args.job_id))
     if command == "cleanup":
-        args = _parse_with_settings(build_cleanup_parser(), words)
+        args = _parse_with_settings(build_cleanup_parser(), words, debug)
         answer = Answer.YES if args.yes else Answer.ASK
         return _run_async(
             lambda app: app.clean_up(args.docker_host, args.state_dir, args.pool_id, answer)
         )
-    invocation = parse(words)
+    invocation = parse(words, debug)
     return _run_async(lambda app: app.run(invocation, make_backend(invocation.args)))
 
 
@@ -368,12 +392,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from jobprep_release.serve import main as serve
 
         return serve(words)
+    debug = _Debug(
+        on="--debug" in words or settings.is_true(os.environ.get(settings.env_name("debug")))
+    )
     try:
-        return _dispatch(command, words)
+        return _dispatch(command, words, debug)
     except SystemExit as exc:
         return int(exc.code or 0)
     except Exception as exc:
-        if "--debug" in words:
+        if debug.on:
             raise
         error = find_project_error(exc)
         if error is None:

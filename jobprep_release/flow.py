@@ -114,8 +114,9 @@ def task_specs(options: SampleOptions) -> list[TaskSpec]:
         max_wall_clock_time=options.task_wall_clock,
         max_task_retry_count=options.task_retries,
     )
+    command_line = options.task_command or TASK_COMMAND
     return [
-        TaskSpec(id=task_id, command_line=TASK_COMMAND, constraints=constraints)
+        TaskSpec(id=task_id, command_line=command_line, constraints=constraints)
         for task_id in task_ids(options.task_count)
     ]
 

@@ -50,6 +50,9 @@ class SampleOptions:
     wait_for_success: bool = True
     task_retries: int = 0
     task_wall_clock: timedelta | None = None
+    task_command: str | None = None
+    """Each task's command line; None: the sample's, which appends the task's id to the node's
+    shared file."""
     task_timeout: timedelta = timedelta(minutes=30)
     job_timeout: timedelta = timedelta(minutes=2)
     report: bool = False

@@ -28,6 +28,11 @@ def env_name(dest: str) -> str:
     return ENV_PREFIX + dest.upper()
 
 
+def is_true(text: str | None) -> bool:
+    """Whether a variable's value means true (`1`, `true`, `yes`, `on`, in any case)."""
+    return text is not None and text.strip().lower() in _TRUE
+
+
 def _settings_file(argv: Sequence[str], environ: Mapping[str, str]) -> Path | None:
     for index, word in enumerate(argv):
         if word == CONFIG_FLAG and index + 1 < len(argv):

@@ -36,11 +36,15 @@ class Ids:
 
 @pytest.fixture
 def ids(docker_client: docker.DockerClient) -> Iterator[Ids]:
-    """Unique pool and job ids; afterwards, asserts and then removes anything left labelled."""
+    """Unique pool and job ids. Afterwards the test fails if anything labelled with its pool
+    is still there once deletions the app asked for (without waiting) have had time to finish;
+    what is left is removed either way, so one failure does not leak into the next test."""
     suffix = uuid.uuid4().hex[:8]
     chosen = Ids(pool=f"TestPool-{suffix}", job=f"TestJob-{suffix}")
     yield chosen
+    left = None if gone(docker_client, chosen.pool) else labelled(docker_client, chosen.pool)
     remove_labelled(docker_client, chosen.pool)
+    assert left is None, f"left behind by the test: {left[0]} containers, {left[1]} volumes"
 
 
 def remove_labelled(client: docker.DockerClient, pool_id: str, attempts: int = 20) -> None:

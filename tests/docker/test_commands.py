@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import docker
 
-from tests.conftest import Ids, labelled, run_cli
+from tests.conftest import POOL_LABEL, Ids, labelled, run_cli
 
 
 def test_status_shows_the_prep_and_release_settings_and_runs(
@@ -51,6 +52,50 @@ def test_cleanup_removes_what_the_project_made_and_asks_first(
     )
     assert again.returncode == 0, again.stderr
     assert f"Created pool {ids.pool}" in again.stdout
+
+
+def test_cleanup_leaves_what_the_project_did_not_label(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    kept = run_cli(
+        ["--pool-id", ids.pool, "--job-id", ids.job, "--nodes", "1", "--tasks", "1", "--keep"],
+        state_dir=state_dir,
+    )
+    assert kept.returncode == 0, kept.stderr
+    suffix = ids.pool.removeprefix("TestPool-")
+    # No label at all; and one with the project's label for another pool, which a cleanup
+    # of this pool must leave too. This test removes both itself, by id.
+    unlabelled = docker_client.containers.create(
+        "debian:bookworm-slim", ["sleep", "infinity"], name=f"jobprep-unlabelled-{suffix}"
+    )
+    unlabelled_volume = docker_client.volumes.create(f"jobprep-unlabelled-{suffix}")
+    other_pool = docker_client.containers.create(
+        "debian:bookworm-slim",
+        ["true"],
+        name=f"jobprep-other-pool-{suffix}",
+        labels={POOL_LABEL: f"{ids.pool}-other"},
+    )
+    try:
+        # Every pool, as a user runs it, answered no (the engine is shared with other tests).
+        listed = run_cli(["cleanup"], state_dir=state_dir, stdin="no\n")
+        assert listed.returncode == 0, listed.stderr
+        (containers,) = [line for line in listed.stdout.splitlines() if line.startswith("Cont")]
+        (volumes,) = [line for line in listed.stdout.splitlines() if line.startswith("Volu")]
+        assert unlabelled.name not in containers and other_pool.name in containers
+        assert unlabelled_volume.name not in volumes
+        removed = run_cli(["cleanup", "--pool-id", ids.pool, "--yes"], state_dir=state_dir)
+        assert removed.returncode == 0, removed.stderr
+        assert "Removed 1 containers and 1 volumes." in removed.stdout
+        assert labelled(docker_client, ids.pool) == (0, 0)
+        unlabelled.reload()
+        other_pool.reload()
+        unlabelled_volume.reload()
+    finally:
+        for container in (unlabelled, other_pool):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            unlabelled_volume.remove(force=True)
 
 
 def test_settings_come_from_flags_then_environment_then_file(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import docker
 import pytest
 
-from tests.conftest import Ids, labelled, run_cli
+from tests.conftest import Ids, gone, labelled, run_cli
 
 
 @pytest.mark.parametrize(
@@ -52,9 +53,46 @@ def test_absent_image_leaves_nothing(
     assert labelled(docker_client, ids.pool) == (0, 0)
 
 
-def test_debug_shows_the_traceback(state_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["flag", "environment", "settings file", "none"])
+def test_debug_shows_the_traceback(how: str, state_dir: Path, tmp_path: Path) -> None:
+    settings = tmp_path / "settings.toml"
+    settings.write_text("debug = true\n" if how == "settings file" else "")
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/x", "JOBPREP_RELEASE_CONFIG": str(settings)}
+    if how == "environment":
+        env["JOBPREP_RELEASE_DEBUG"] = "1"
+    args = ["--debug", "--yes"] if how == "flag" else ["--yes"]
+    result = run_cli(args, state_dir=state_dir, env=env)
+    if how == "none":
+        assert result.returncode == 3
+        assert "Traceback" not in result.stderr
+        assert result.stderr.count("\n") == 1
+    else:
+        assert result.returncode == 1, result.stderr
+        assert "Traceback (most recent call last):" in result.stderr
+        assert "cannot reach the Docker engine" in result.stderr
+
+
+def test_a_command_not_found_in_the_node_fails_its_tasks_with_status_10(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
     result = run_cli(
-        ["--debug", "--yes"], state_dir=state_dir, env={"DOCKER_HOST": f"unix://{tmp_path}/x"}
-    )
-    assert result.returncode != 0
-    assert "Traceback" in result.stderr
+        ["--pool-id", ids.pool, "--job-id", ids.job, "--nodes", "1", "--tasks", "2",
+         "--task-command", "no-such-program --flag", "--yes", "--json"],
+        state_dir=state_dir,
+    )  # fmt: skip
+    assert result.returncode == 10, result.stderr
+    assert "error: the sample ran, but these failed: task001, task002\n" in result.stderr
+    assert "Traceback" not in result.stderr
+    tasks = json.loads(result.stdout)["tasks"]
+    assert [(t["id"], t["state"], t["exitCode"], t["result"], t["failureCode"]) for t in tasks] == [
+        (task_id, "completed", None, "failure", "CommandProgramNotFound")
+        for task_id in ("task001", "task002")
+    ]
+    assert gone(docker_client, ids.pool)
+
+
+def test_an_empty_task_command_is_refused(state_dir: Path) -> None:
+    result = run_cli(["--task-command", " "], state_dir=state_dir)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: argument --task-command: --task-command must not")
+    assert result.stderr.count("\n") == 1

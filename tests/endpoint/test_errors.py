@@ -19,7 +19,7 @@ from jobprep_release.backends.azure import AzureBackend
 from jobprep_release.backends.errors import AuthenticationFailed
 from tests.conftest import Ids
 from tests.endpoint.harness import FAST, KEY, credential, endpoint, sdk_client
-from tests.endpoint.support import API_VERSION, Answer, call, example, walk_model
+from tests.endpoint.support import API_VERSION, Answer, call, walk_model
 
 OTHER_KEY = "b3RoZXIta2V5LXRoYXQtaXMtbm90LXRoZS1lbmRwb2ludHM="
 
@@ -162,7 +162,11 @@ async def test_unemulated_operations_are_named(state_dir: Path) -> None:
             "NotSupported",
         )
         assert "Enable Pool Auto Scale" in message
-        schedule = example("JobSchedules_CreateJobSchedule_Complex")["parameters"]["jobSchedule"]
+        schedule = {
+            "id": "schedule",
+            "schedule": {"recurrenceInterval": "PT5M"},
+            "jobSpecification": {"poolInfo": {"poolId": "p"}},
+        }
         assert "Job Schedules" in refused(
             await call(client, "POST", "/jobschedules", body=schedule), 501, "NotSupported"
         )

@@ -24,9 +24,12 @@ from tests.endpoint.support import (
     example_response,
     example_status,
     is_time,
+    needs_examples,
     wait_until,
     walk_model,
 )
+
+pytestmark = needs_examples
 
 LINUX_ONLY = frozenset({"ocp-creation-time"})
 """Linux nodes report no file creation time (the REST reference says so)."""

@@ -9,9 +9,12 @@ import re
 import signal
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import docker
+from azure.batch import BatchClient
+from azure.core.credentials import AzureNamedKeyCredential
 
 from jobprep_release.console import Console
 from jobprep_release.flow import run_sample
@@ -74,14 +77,16 @@ def transcript_for(
     return lines[:first] + blocks + lines[waiting:]
 
 
-def tasks_by_node_from(stdout: str) -> dict[str, list[str]]:
-    """Each node's block of the transcript: the task ids its shared file listed."""
-    blocks = re.findall(
-        r"^Contents of shared/job_prep_and_release\.txt on (\S+):\n-+\n\1 tasks:\n((?:  \S+\n)*)",
-        stdout,
-        flags=re.M,
-    )
-    return {node: [line.strip() for line in lines.splitlines()] for node, lines in blocks}
+def recorded_by_node(client: BatchClient, ids: Ids) -> tuple[list[str], dict[str, list[str]]]:
+    """The service's own record: its nodes in its order, and the tasks each ran, in run order."""
+    nodes = [node.id for node in client.list_nodes(ids.pool)]
+    placed: dict[str, list[tuple[datetime, str]]] = {}
+    for task in client.list_tasks(ids.job):
+        assert task.node_info is not None and task.node_info.node_id is not None
+        assert task.execution_info is not None and task.execution_info.start_time is not None
+        ran = (task.execution_info.start_time, task.id)
+        placed.setdefault(task.node_info.node_id, []).append(ran)
+    return nodes, {node: [task for _, task in sorted(ran)] for node, ran in placed.items()}
 
 
 def test_cli_runs_the_sample_through_a_served_endpoint(
@@ -106,20 +111,21 @@ def test_cli_runs_the_sample_through_a_served_endpoint(
         sample = subprocess.run(
             [sys.executable, "-m", "jobprep_release", "--backend", "azure", "--endpoint", url,
              "--account", ACCOUNT, "--key", KEY, "--pool-id", ids.pool, "--job-id", ids.job,
-             "--yes"],
+             "--keep"],
             cwd=REPO, env=environ, capture_output=True, text=True, timeout=240, check=False,
         )  # fmt: skip
         assert sample.returncode == 0, sample.stderr
-        nodes = re.findall(
-            r"^Contents of shared/job_prep_and_release\.txt on (\S+):$", sample.stdout, re.M
-        )
-        assert len(nodes) == 2 and all(NODE_ID.fullmatch(node) for node in nodes)
-        placed = tasks_by_node_from(sample.stdout)
-        assert sorted(t for ran in placed.values() for t in ran) == [
-            f"task{n:03d}" for n in range(1, 9)
-        ]
-        compare(sample.stdout.splitlines(), transcript_for(ids, nodes, placed, "yes"))
         assert KEY not in sample.stdout + sample.stderr
+        # The expectation comes from the service's record, read with azure-batch's own client.
+        with BatchClient(url, AzureNamedKeyCredential(ACCOUNT, KEY)) as client:
+            nodes, placed = recorded_by_node(client, ids)
+            assert len(nodes) == 2 and all(NODE_ID.fullmatch(node) for node in nodes)
+            assert sorted(t for ran in placed.values() for t in ran) == [
+                f"task{n:03d}" for n in range(1, 9)
+            ]
+            compare(sample.stdout.splitlines(), transcript_for(ids, nodes, placed, "no"))
+            client.begin_delete_job(ids.job, polling_interval=1).result()
+            client.begin_delete_pool(ids.pool, polling_interval=1).result()
         assert gone(docker_client, ids.pool)
     finally:
         server.send_signal(signal.SIGTERM)
