@@ -8,9 +8,11 @@ starts a new one on the same store, fake nodes and clock.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -38,6 +40,23 @@ POOL = "pool"
 JOB = "job"
 
 
+async def all_blocked(limit: int = 100_000) -> None:
+    """Return once every other task waits on something (as anyio's
+    `wait_all_tasks_blocked`, without its 0.1 s sleeps between looks)."""
+    this = asyncio.current_task()
+    for _ in range(limit):
+        waiting = [task for task in asyncio.all_tasks() if task is not this and not _blocked(task)]
+        if not waiting:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the event loop never settled")
+
+
+def _blocked(task: asyncio.Task[Any]) -> bool:
+    waiter = getattr(task, "_fut_waiter", None)
+    return waiter is not None and not waiter.done()
+
+
 @dataclass
 class Core:
     """One running service and the fakes under it."""
@@ -50,9 +69,9 @@ class Core:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
     async def settle(self, rounds: int = 3) -> None:
-        """Let everything runnable run (the loop only; no time passes)."""
+        """Let everything runnable run (the loop only; no time passes, nothing sleeps)."""
         for _ in range(rounds):
-            await anyio.wait_all_tasks_blocked()
+            await all_blocked()
 
     async def advance(self, seconds: float) -> None:
         """Move the fake clock, letting what becomes due happen at each step."""
@@ -70,9 +89,7 @@ class Core:
         return [node.id for node in await self.service.list_nodes(pool_id)]
 
 
-def started_service(
-    fake: FakeExecutor, store: MemoryStore, clock: FakeClock
-) -> BatchService:
+def started_service(fake: FakeExecutor, store: MemoryStore, clock: FakeClock) -> BatchService:
     return BatchService(fake, store, SETTINGS, clock)
 
 
@@ -82,8 +99,10 @@ async def running_core(
     *,
     fake: FakeExecutor | None = None,
     store: MemoryStore | None = None,
+    scope: anyio.CancelScope | None = None,
 ) -> AsyncIterator[Core]:
-    """A running service over a fake executor (a new one unless given) and its clock."""
+    """A running service over a fake executor (a new one unless given) and its clock.
+    Cancelling `scope` drops the service and leaves the block, as a crash would."""
     if fake is None:
         fake = FakeExecutor(FakeClock())
         if outcome is not None:
@@ -93,7 +112,7 @@ async def running_core(
     store = store or MemoryStore()
     async with anyio.create_task_group() as group:
         service = BatchService(fake, store, SETTINGS, clock)
-        core = Core(service, fake, clock, store, group)
+        core = Core(service, fake, clock, store, group, scope or anyio.CancelScope())
         with core.scope:
             await group.start(service.run)
             await core.settle()

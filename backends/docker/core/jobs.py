@@ -156,6 +156,7 @@ async def end_task(core: Core, task: TaskRecord, message: str) -> None:
     # exit code of its own, and a failure saying why.
     views.complete(task.run, None, views.failure("TaskEnded", message), now)
     touch(task, now)
+    core.refresh_busy()
 
 
 def prep_release_status(core: Core, job_id: str) -> list[PrepReleaseStatus]:

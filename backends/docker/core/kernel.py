@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from jobprep_release.backends.base import TaskState
+from jobprep_release.backends.base import NodeState, TaskState
 from jobprep_release.backends.docker.core.clock import Clock
 from jobprep_release.backends.docker.core.executor import NodeExecutor, NodeSetup
 from jobprep_release.backends.docker.core.records import (
@@ -25,6 +25,7 @@ from jobprep_release.backends.docker.core.records import (
     PoolRecord,
     ServiceState,
     TaskRecord,
+    move,
 )
 from jobprep_release.backends.docker.core.store import Store, serialize
 from jobprep_release.backends.errors import NotFound
@@ -156,6 +157,16 @@ class Core:
             node_id=node.id,
             index=node.index,
         )
+
+    def refresh_busy(self, used: dict[str, int] | None = None) -> None:
+        """Record each ready node as `running` while a task holds one of its slots, else
+        `idle` (`used`: the slots in use by node, when the caller has them)."""
+        used = self.used_slots() if used is None else used
+        now = self.now()
+        for pool in self.state.pools.values():
+            for node in pool.nodes:
+                if node.state in (NodeState.IDLE, NodeState.RUNNING):
+                    move(node, NodeState.RUNNING if used.get(node.id) else NodeState.IDLE, now)
 
     def used_slots(self) -> dict[str, int]:
         """Task slots in use, by node id."""

@@ -113,6 +113,7 @@ def _on_task_exit(core: Core, job: JobRecord, task: TaskRecord, end: float) -> N
         task.node_id = None
     else:
         move(task, TaskState.COMPLETED, end)
+    core.refresh_busy()
     after_task_change(core, job)
 
 
@@ -192,6 +193,7 @@ def on_lost(core: Core, key: str, flight: InFlight) -> None:
             task.run.requeue_count += 1
             task.run.key = None
             touch(task, now)
+            core.refresh_busy()
         else:
             job.nodes[flight.node_id].prep = None
         for other in job.tasks.values():

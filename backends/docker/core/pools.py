@@ -235,12 +235,3 @@ def on_node_lost(core: Core, node_id: str) -> None:
     outcomes.lose_node_work(core, node_id)
     refresh_allocation(core, pool)
     core.poke()
-
-
-def refresh_busy(core: Core, used: dict[str, int]) -> None:
-    """Record each ready node as `running` while a task holds one of its slots, else `idle`."""
-    now = core.now()
-    for pool in core.state.pools.values():
-        for node in pool.nodes:
-            if node.state in (NodeState.IDLE, NodeState.RUNNING):
-                move(node, NodeState.RUNNING if used.get(node.id) else NodeState.IDLE, now)

@@ -19,7 +19,7 @@ from jobprep_release.backends.base import (
     PoolState,
     TaskState,
 )
-from jobprep_release.backends.docker.core import environment, pools, processes, rules
+from jobprep_release.backends.docker.core import environment, processes, rules
 from jobprep_release.backends.docker.core.kernel import Core
 from jobprep_release.backends.docker.core.records import (
     Execution,
@@ -58,7 +58,7 @@ async def schedule_pass(core: Core) -> None:
             if node is not None:
                 used[node.id] = used.get(node.id, 0) + task.spec.required_slots
                 pending += assign(core, job, task, node)
-    pools.refresh_busy(core, used)
+    core.refresh_busy(used)
     await processes.start_all(core, pending)
 
 

@@ -68,9 +68,14 @@ class DockerExecutor:
                 await anyio.sleep_forever()
         finally:
             self._group = None
+            self._close_links()
             self._keepers.clear()
 
     async def close(self) -> None:
+        self._close_links()
+
+    def _close_links(self) -> None:
+        # A link's reader blocks in a worker thread until its socket closes.
         for keeper in self._keepers.values():
             if keeper.link is not None:
                 keeper.link.close()
