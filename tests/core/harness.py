@@ -121,7 +121,8 @@ async def running_core(
 
 
 def pool_spec(nodes: int = 2, **changes: object) -> PoolSpec:
-    return PoolSpec(id=POOL, target_dedicated_nodes=nodes, image="fake", **changes)  # type: ignore[arg-type]
+    options: dict[str, Any] = {"image": "fake", **changes}
+    return PoolSpec(id=POOL, target_dedicated_nodes=nodes, **options)
 
 
 def job_spec(
