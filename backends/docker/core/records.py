@@ -172,7 +172,13 @@ def fill_histories(state: ServiceState, at: float) -> None:
     for job in state.jobs.values():
         _fill(job.history, job.created or at)
         for task in job.tasks.values():
+            fresh = not task.history.tick
             _fill(task.history, job.created or at)
+            run = task.run
+            if fresh and task.state is TaskState.COMPLETED and run.start_time and run.end_time:
+                task.history.previous_state = TaskState.RUNNING.value
+                task.history.previous_state_time = run.start_time
+                task.history.state_time = run.end_time
 
 
 def _fill(history: History, created: float) -> None:
