@@ -1,10 +1,10 @@
 """A core that crashes between any two steps loses nothing and runs nothing twice.
 
-Each case runs a scenario once to count the state writes it makes, then again for every write
-n: the service is dropped (as a killed process: nothing more is saved) right after its n-th
-write, a new service starts on the same store, fake nodes and clock, and the scenario is
-finished. Every task must complete exactly once, every preparation and release task must have
-run once per node, and the job must complete.
+Each case runs a scenario once to count the steps it saves (state writes and journal appends),
+then again for every step n: the service is dropped (as a killed process: nothing more is
+saved) right after its n-th step, a new service starts on the same store, fake nodes and
+clock, and the scenario is finished. Every task must complete exactly once, every preparation
+and release task must have run once per node, and the job must complete.
 """
 
 from __future__ import annotations
@@ -41,19 +41,33 @@ def script(start: FakeStart) -> FakeOutcome:
 
 
 class CrashingStore(MemoryStore):
-    """A memory store that cancels `scope` right after its `limit`-th write."""
+    """A memory store that cancels `scope` right after its `limit`-th step (a state write or a
+    journal append); after that, nothing more reaches it."""
 
     def __init__(self, limit: int | None) -> None:
         super().__init__()
         self.limit = limit
+        self.steps = 0
         self.scope: anyio.CancelScope | None = None
 
-    async def write(self, document: Any) -> None:
-        if self.limit is not None and self.writes >= self.limit:
-            await anyio.sleep_forever()  # dead: nothing more reaches the store
-        await super().write(document)
-        if self.writes == self.limit and self.scope is not None:
+    async def _step(self) -> None:
+        if self.limit is not None and self.steps >= self.limit:
+            await anyio.sleep_forever()  # dead
+
+    def _stepped(self) -> None:
+        self.steps += 1
+        if self.steps == self.limit and self.scope is not None:
             self.scope.cancel()
+
+    async def write(self, document: Any) -> None:
+        await self._step()
+        await super().write(document)
+        self._stepped()
+
+    async def append(self, entry: Any) -> None:
+        await self._step()
+        await super().append(entry)
+        self._stepped()
 
 
 async def _scenario(store: CrashingStore, fake: FakeExecutor) -> bool:
@@ -117,7 +131,7 @@ WRITES = anyio.run(_writes_of_a_whole_run)
 
 
 @pytest.mark.parametrize("crash_after", range(1, WRITES + 1))
-async def test_a_crash_after_any_write_loses_nothing_and_runs_nothing_twice(
+async def test_a_crash_after_any_saved_step_loses_nothing_and_runs_nothing_twice(
     crash_after: int,
 ) -> None:
     fake = FakeExecutor(FakeClock(), script)

@@ -37,7 +37,8 @@ SWEEP_INTERVAL = 1.0
 @dataclass(frozen=True, slots=True)
 class CoreSettings:
     """The account the core serves, the image pools get when they name none, and how often
-    it saves its state (at least `save_interval` seconds apart) and sweeps old task files."""
+    it saves its state (at least `save_interval` seconds apart, and never more than a tenth of
+    the time; 0: after every change) and sweeps old task files."""
 
     account_name: str = "localbatch"
     default_image: str | None = None
@@ -72,6 +73,7 @@ class Core:
         self.clock = clock
         self.settings = settings
         self.state = ServiceState()
+        self.journal_seq = 0
         self.in_flight: dict[str, InFlight] = {}
         self.wake = anyio.Event()
         self.dirty = anyio.Event()
@@ -101,7 +103,13 @@ class Core:
     async def persist(self) -> None:
         """Write the state now (before acting on a change that must survive a crash)."""
         async with self.persist_lock:
+            self.state.journal_seq = self.journal_seq
             await self.store.write(serialize(self.state))
+
+    async def journal(self, entry: dict[str, Any]) -> None:
+        """Keep `entry` (records about to be acted on) in the store's journal, numbered."""
+        self.journal_seq += 1
+        await self.store.append({"seq": self.journal_seq, **entry})
 
     async def saver(self) -> None:
         """Write the state soon after it changes, but never spend more than about a tenth of
@@ -112,7 +120,9 @@ class Core:
             started = time.monotonic()
             await self.persist()
             spent = time.monotonic() - started
-            await anyio.sleep(max(self.settings.save_interval, 10 * spent))
+            interval = self.settings.save_interval
+            # An interval of 0 (tests) saves after every change, whatever the time it took.
+            await anyio.sleep(max(interval, 10 * spent) if interval > 0 else 0)
 
     # --- lookups -------------------------------------------------------------------------------
 

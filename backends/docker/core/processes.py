@@ -1,9 +1,11 @@
 """Starting and stopping what runs on nodes: tasks, preparation and release tasks.
 
 A start has two halves. `prepare` (no waiting) gives the run a fresh key and records it as in
-flight; `dispatch` then places resource files and asks the executor to start it. Callers save
-the state between the two (`start_all`), so a core that crashes after a process started always
-finds its key in the saved state and asks the node about it, never running it a second time.
+flight; `dispatch` then places resource files and asks the executor to start it. Between the
+two (`start_all`), the records the starts changed go to the store's journal, so a core that
+crashes after a process started always finds its key on load (`replay`) and asks the node about
+it, never running it a second time; appending a few records costs far less than saving the
+whole state before every start.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import structlog
 
@@ -23,6 +26,7 @@ from jobprep_release.backends.base import (
     UserIdentity,
 )
 from jobprep_release.backends.docker.core import environment, outcomes, resources, views
+from jobprep_release.backends.docker.core.codec import decode, encode
 from jobprep_release.backends.docker.core.executor import ProcessSpec
 from jobprep_release.backends.docker.core.kernel import Core, InFlight, Kind
 from jobprep_release.backends.docker.core.records import (
@@ -73,10 +77,22 @@ def prepare(core: Core, flight: InFlight, job: JobRecord, what: Launch, run: Exe
 
 
 async def start_all(core: Core, pending: Sequence[Pending]) -> None:
-    """Save the state holding the prepared keys, then dispatch each."""
+    """Journal the records holding the prepared keys, then dispatch each."""
     if not pending:
         return
-    await core.persist()
+    tasks: list[list[Any]] = []
+    nodes: dict[tuple[str, str], Any] = {}
+    for item in pending:
+        job_key, node_id = item.job.spec.id.lower(), item.flight.node_id
+        if item.flight.kind is Kind.TASK:
+            task = item.job.tasks[item.flight.task_id]
+            tasks.append([job_key, item.flight.task_id, encode(task)])
+        nodes[job_key, node_id] = encode(item.job.nodes[node_id])
+    entry = {
+        "tasks": tasks,
+        "nodes": [[job, node, record] for (job, node), record in nodes.items()],
+    }
+    await core.journal(entry)
     for item in pending:
         await dispatch(core, item)
 
@@ -211,6 +227,25 @@ async def remove_tree(core: Core, node_id: str, path: str) -> None:
         await core.executor.remove_tree(node_id, path)
     except BackendError as exc:
         log.warning("could not remove files", node=node_id, path=path, error=exc.one_line())
+
+
+def replay(core: Core, entries: list[Any]) -> None:
+    """Apply journal entries the loaded state does not include: the records of starts made
+    after the state was last written."""
+    for entry in entries:
+        seq = int(entry["seq"])
+        if seq <= core.state.journal_seq:
+            continue
+        for job_key, task_key, document in entry["tasks"]:
+            job = core.state.jobs.get(job_key)
+            if job is not None:
+                job.tasks[task_key] = decode(TaskRecord, document)
+        for job_key, node_id, document in entry["nodes"]:
+            job = core.state.jobs.get(job_key)
+            if job is not None:
+                job.nodes[node_id] = decode(JobNodeRecord, document)
+        core.journal_seq = core.state.journal_seq = seq
+    core.journal_seq = max(core.journal_seq, core.state.journal_seq)
 
 
 def index_in_flight(core: Core) -> None:

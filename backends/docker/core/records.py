@@ -136,6 +136,8 @@ class JobRecord:
 @dataclass(slots=True)
 class ServiceState:
     version: int = STATE_VERSION
+    journal_seq: int = 0
+    """The last journal entry (`store.Store.append`) this state includes."""
     pools: dict[str, PoolRecord] = field(default_factory=dict)
     jobs: dict[str, JobRecord] = field(default_factory=dict)
 

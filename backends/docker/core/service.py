@@ -67,6 +67,7 @@ class BatchService:
         """Load the state, take back every node, then schedule until cancelled."""
         core = self._core
         core.state = await core.store.load()
+        processes.replay(core, await core.store.journal())
         fill_histories(core.state, core.now())
         async with anyio.create_task_group() as group:
             core.group = group

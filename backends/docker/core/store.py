@@ -1,7 +1,11 @@
-"""Where the service's state is kept: one JSON document, in a file or in memory.
+"""Where the service's state is kept: one JSON document and a journal, in files or in memory.
 
 The file store (`StateStore`) rewrites its document atomically (write, fsync, rename) so a crash
-between any two steps leaves either the old or the new document, never half of one. It lives in
+between any two steps leaves either the old or the new document, never half of one. Between two
+documents, small entries are appended to a journal (one JSON line each: what the service is
+about to start), so the state need not be rewritten before every start; an entry carries a
+sequence number, and a document the last one it includes (`journal_seq`), so entries already in
+the document are skipped on load and dropped once it is written. It lives in
 the user's state directory, one file per engine, and a lock file keeps two runs from driving the
 same state at once. `MemoryStore` keeps the document in memory, for tests and in-process
 endpoints: a new service on the same store sees what the last one wrote, as after a crash.
@@ -31,7 +35,16 @@ class Store(Protocol):
         ...
 
     async def write(self, document: Any) -> None:
-        """Replace the kept state with `document` (from `serialize`), atomically."""
+        """Replace the kept state with `document` (from `serialize`), atomically; journal
+        entries it includes may go."""
+        ...
+
+    async def append(self, entry: Any) -> None:
+        """Add `entry` (JSON values with a ``seq``) to the journal; kept once this returns."""
+        ...
+
+    async def journal(self) -> list[Any]:
+        """The journal's entries, oldest first."""
         ...
 
 
@@ -64,11 +77,21 @@ def default_state_dir() -> Path:
 
 
 class MemoryStore:
-    """A state kept in memory, as the JSON document a file would hold. `writes` counts them."""
+    """A state kept in memory, as the JSON documents files would hold. `writes` counts the
+    state's writes, `appends` the journal's."""
 
     def __init__(self) -> None:
         self.document: str | None = None
+        self.entries: list[str] = []
         self.writes = 0
+        self.appends = 0
+
+    async def append(self, entry: Any) -> None:
+        self.entries.append(json.dumps(entry))
+        self.appends += 1
+
+    async def journal(self) -> list[Any]:
+        return [json.loads(entry) for entry in self.entries]
 
     async def load(self) -> ServiceState:
         if self.document is None:
@@ -78,6 +101,8 @@ class MemoryStore:
     async def write(self, document: Any) -> None:
         self.document = json.dumps(document)
         self.writes += 1
+        done = int(document.get("journal_seq", 0))
+        self.entries = [e for e in self.entries if json.loads(e)["seq"] > done]
 
 
 class StateStore:
@@ -87,7 +112,9 @@ class StateStore:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", engine_id)[:80]
         self.path = directory / f"docker-{safe}.json"
         self._lock_path = directory / f"docker-{safe}.lock"
+        self.journal_path = directory / f"docker-{safe}.journal"
         self._lock: IO[str] | None = None
+        self._journal_lock = anyio.Lock()
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +155,42 @@ class StateStore:
 
     async def write(self, document: Any) -> None:
         await anyio.to_thread.run_sync(self.write_now, document)
+        done = int(document.get("journal_seq", 0))
+        async with self._journal_lock:
+            await anyio.to_thread.run_sync(self._compact, done)
+
+    async def append(self, entry: Any) -> None:
+        line = json.dumps(entry, separators=(",", ":")) + "\n"
+        async with self._journal_lock:
+            await anyio.to_thread.run_sync(self._append_now, line)
+
+    def _append_now(self, line: str) -> None:
+        # No fsync: the journal guards against the app dying, which leaves the page cache.
+        with self.journal_path.open("a") as handle:
+            handle.write(line)
+
+    async def journal(self) -> list[Any]:
+        return await anyio.to_thread.run_sync(self._read_journal)
+
+    def _read_journal(self) -> list[Any]:
+        try:
+            text = self.journal_path.read_text()
+        except FileNotFoundError:
+            return []
+        entries = []
+        for line in text.splitlines():
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                break  # a line cut short by a crash: nothing after it was written either
+        return entries
+
+    def _compact(self, done: int) -> None:
+        """Drop the entries the written state includes."""
+        kept = [entry for entry in self._read_journal() if int(entry["seq"]) > done]
+        temporary = self.journal_path.with_suffix(".journal-tmp")
+        temporary.write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in kept))
+        temporary.replace(self.journal_path)
 
     def write_now(self, document: Any) -> None:
         """`write`, blocking."""
