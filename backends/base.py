@@ -216,6 +216,15 @@ class Pool:
     current_dedicated_nodes: int
     task_slots_per_node: int
     node_fill_type: NodeFillType
+    creation_time: datetime | None = None
+    last_modified: datetime | None = None
+    etag: str | None = None
+    state_transition_time: datetime | None = None
+    previous_state: PoolState | None = None
+    previous_state_transition_time: datetime | None = None
+    allocation_state_transition_time: datetime | None = None
+    """The times, ETag and previous state are those the service recorded when the change
+    happened; None where a backend does not report them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +232,10 @@ class ComputeNode:
     id: str
     state: NodeState
     running_tasks_count: int = 0
+    state_transition_time: datetime | None = None
+    allocation_time: datetime | None = None
+    last_boot_time: datetime | None = None
+    """None while the node has not booted (or where a backend does not report it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +244,14 @@ class Job:
     pool_id: str
     state: JobState
     terminate_reason: str | None = None
+    creation_time: datetime | None = None
+    last_modified: datetime | None = None
+    etag: str | None = None
+    state_transition_time: datetime | None = None
+    previous_state: JobState | None = None
+    previous_state_transition_time: datetime | None = None
+    end_time: datetime | None = None
+    """When the job completed (its ``executionInfo.endTime``); None until then."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,10 +276,19 @@ class ExecutionInfo:
 
 @dataclass(frozen=True, slots=True)
 class Task:
+    """A task. A completed task's `previous_state` is `running` (or `active` when it never
+    ran), its `previous_state_transition_time` between its start and end times."""
+
     id: str
     state: TaskState
     node_id: str | None = None
     execution_info: ExecutionInfo = field(default_factory=ExecutionInfo)
+    creation_time: datetime | None = None
+    last_modified: datetime | None = None
+    etag: str | None = None
+    state_transition_time: datetime | None = None
+    previous_state: TaskState | None = None
+    previous_state_transition_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

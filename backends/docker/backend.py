@@ -1,8 +1,8 @@
-"""`DockerBackend`: the Batch service on a local Docker engine, as a `BatchBackend`.
+"""`DockerBackend`: the Batch core over the Docker node executor, as a `BatchBackend`.
 
-Entering it connects to the engine, takes the state lock, and starts the service (node links
-and scheduler) in a task group; leaving it stops them and writes the state. Nodes and the tasks
-on them keep running between runs of the app.
+Entering it connects to the engine, takes the state lock, and starts the service (its executor's
+node links and its scheduler) in a task group; leaving it stops them and writes the state. Nodes
+and the tasks on them keep running between runs of the app.
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ from jobprep_release.backends.base import (
     TaskCounts,
     TaskSpec,
 )
-from jobprep_release.backends.docker.engine import Engine
-from jobprep_release.backends.docker.service import BatchService, DockerSettings
-from jobprep_release.backends.docker.state import StateStore, default_state_dir
+from jobprep_release.backends.docker.core.kernel import CoreSettings
+from jobprep_release.backends.docker.core.service import BatchService
+from jobprep_release.backends.docker.core.store import StateStore, default_state_dir
+from jobprep_release.backends.docker.node.engine import Engine
+from jobprep_release.backends.docker.node.executor import DockerExecutor
+from jobprep_release.backends.docker.settings import DockerSettings
 
 
 def _atomic() -> anyio.CancelScope:
@@ -60,7 +63,11 @@ class DockerBackend:
             engine_id = await self._engine.engine_id()
             self._store = StateStore(self.settings.state_dir or default_state_dir(), engine_id)
             await anyio.to_thread.run_sync(self._store.acquire)
-            self._service = BatchService(self._engine, self._store, self.settings)
+            core_settings = CoreSettings(
+                account_name=self.settings.account_name, default_image=self.settings.image
+            )
+            executor = DockerExecutor(self._engine)
+            self._service = BatchService(executor, self._store, core_settings)
             self._group = anyio.create_task_group()
             await self._group.__aenter__()
             await self._group.start(self._service.run)

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import anyio.to_thread
 
-from jobprep_release.backends.docker.engine import POOL_LABEL, Engine
-from jobprep_release.backends.docker.service import DockerSettings
-from jobprep_release.backends.docker.state import StateStore, default_state_dir
+from jobprep_release.backends.docker.core.store import StateStore, default_state_dir, serialize
+from jobprep_release.backends.docker.node.engine import POOL_LABEL, Engine
+from jobprep_release.backends.docker.settings import DockerSettings
 
 
 @dataclass(slots=True)
@@ -55,14 +55,14 @@ async def remove_everything(settings: DockerSettings, pool_id: str | None = None
             await engine.remove_container(container.id)
         for name in found.volumes:
             await engine.remove_volume(name)
-        state = await anyio.to_thread.run_sync(store.load)
+        state = await store.load()
         forgotten = {pool.lower() for pool in found.pools} if pool_id else set(state.pools)
         for key in forgotten:
             state.pools.pop(key, None)
         for key, job in list(state.jobs.items()):
             if job.spec.pool_id.lower() in forgotten:
                 del state.jobs[key]
-        await anyio.to_thread.run_sync(store.write, store.serialize(state))
+        await store.write(serialize(state))
         return found
     finally:
         store.release()

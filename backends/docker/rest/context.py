@@ -1,4 +1,4 @@
-"""What every handler of the endpoint shares: the service, file access, stamps, deletions.
+"""What every handler of the endpoint shares: the service (any `EndpointService`), deletions.
 
 Deletes answer 202 at once, as the service does, and run in the endpoint's task group while the
 object reads as ``deleting``; an endpoint stopped in the middle of one finishes it when it starts
@@ -18,9 +18,7 @@ from aiohttp import web
 from jobprep_release.backends.base import JobState, PoolState
 from jobprep_release.backends.docker.rest.auth import SharedKey
 from jobprep_release.backends.docker.rest.errors import RestError
-from jobprep_release.backends.docker.rest.nodefs import NodeFiles
-from jobprep_release.backends.docker.rest.timeline import Timeline
-from jobprep_release.backends.docker.service import BatchService
+from jobprep_release.backends.docker.rest.interface import EndpointService
 from jobprep_release.backends.errors import JobPrepReleaseError
 
 log = structlog.get_logger("jobprep_release.endpoint")
@@ -30,11 +28,9 @@ log = structlog.get_logger("jobprep_release.endpoint")
 class Context:
     """The endpoint's state besides the service's own."""
 
-    service: BatchService
-    files: NodeFiles
+    service: EndpointService
     keys: SharedKey
     group: anyio.abc.TaskGroup
-    timeline: Timeline = field(default_factory=Timeline)
     image_references: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Pool id (lower case) -> the image reference it was created with, to show it back."""
     deleting_pools: set[str] = field(default_factory=set)
@@ -63,7 +59,7 @@ class Context:
     def _later(
         self,
         pending: set[str],
-        stamp_key: str,
+        what: str,
         object_id: str,
         delete: Callable[[str], Awaitable[None]],
     ) -> None:
@@ -73,14 +69,13 @@ class Context:
             try:
                 await delete(object_id)
             except JobPrepReleaseError as exc:
-                log.warning("delete failed", what=stamp_key, error=exc.one_line())
+                log.warning("delete failed", what=what, error=exc.one_line())
             except Exception:
-                log.exception("delete failed", what=stamp_key)
+                log.exception("delete failed", what=what)
             else:
-                self.timeline.forget(stamp_key)
-                if stamp_key.startswith("pool:"):
+                if what.startswith("pool:"):
                     self.image_references.pop(object_id.lower(), None)
-                log.info("deleted", what=stamp_key)
+                log.info("deleted", what=what)
             finally:
                 pending.discard(object_id.lower())
 

@@ -14,14 +14,14 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from jobprep_release.backends.docker import launch
+from jobprep_release.backends.docker.core.executor import FileInfo
 from jobprep_release.backends.docker.rest import render
 from jobprep_release.backends.docker.rest.context import base_url, context
 from jobprep_release.backends.docker.rest.errors import RestError
-from jobprep_release.backends.docker.rest.nodefs import FileInfo
 from jobprep_release.backends.docker.rest.odata import Query, page
 from jobprep_release.backends.docker.rest.replies import document
 from jobprep_release.backends.docker.rest.wire import format_time, http_date
+from jobprep_release.backends.errors import NotFound
 
 routes = web.RouteTableDef()
 
@@ -65,14 +65,19 @@ def _ranged(data: bytes, header: str | None) -> bytes:
     return data[start:end]
 
 
-async def _answer(request: web.Request, container: str, absolute: str, url: str) -> web.Response:
-    files = context(request).files
+async def _answer(
+    request: web.Request, pool_id: str, node_id: str, path: str, url: str
+) -> web.Response:
+    """A node file (`path` relative to the node's root): its bytes, or for HEAD its headers."""
+    service = context(request).service
+    info = await service.node_file_properties(pool_id, node_id, path)
     if request.method == "HEAD":
-        info = await files.stat(container, absolute)
         headers = _headers(info, url)
         headers["Content-Length"] = str(info.size)
         return web.Response(status=200, headers=headers)
-    data, info = await files.read(container, absolute)
+    if info.is_directory:
+        raise NotFound(f"{path} is a directory, not a file", code="FileNotFound")
+    data = await service.read_node_file(pool_id, node_id, path)
     return web.Response(
         status=200,
         body=_ranged(data, request.headers.get("ocp-range")),
@@ -119,17 +124,16 @@ async def node_file(request: web.Request) -> web.Response:
     ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
     path = relative(request.match_info["path"])
     await ctx.service.get_pool(pool_id)  # PoolNotFound first; adopts a pool known by labels
-    container = ctx.service.node_container(pool_id, node_id)
     url = render.file_url(base_url(request), "pools", pool_id, "nodes", node_id, "files", path)
-    return await _answer(request, container, f"{launch.NODE_ROOT}/{path}", url)
+    return await _answer(request, pool_id, node_id, path, url)
 
 
 @routes.get("/pools/{pool}/nodes/{node}/files")
 async def list_node_files(request: web.Request) -> web.Response:
     ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
     await ctx.service.get_pool(pool_id)  # PoolNotFound first; adopts a pool known by labels
-    container = ctx.service.node_container(pool_id, node_id)
-    entries = await ctx.files.list(container, launch.NODE_ROOT, recursive=_recursive(request))
+    await ctx.service.get_node(pool_id, node_id)
+    entries = await ctx.service.list_node_files(pool_id, node_id, "", recursive=_recursive(request))
     base = base_url(request)
     prefix = render.file_url(base, "pools", pool_id, "nodes", node_id, "files")
     return document_page(request, _listing(prefix, entries), base)
@@ -145,9 +149,8 @@ async def task_file(request: web.Request) -> web.Response:
     path = relative(request.match_info["path"])
     pool_id, node_id, directory = ctx.service.task_location(job_id, task_id)
     await ctx.service.get_pool(pool_id)  # PoolNotFound first; adopts a pool known by labels
-    container = ctx.service.node_container(pool_id, node_id)
     url = render.file_url(base_url(request), "jobs", job_id, "tasks", task_id, "files", path)
-    return await _answer(request, container, f"{launch.NODE_ROOT}/{directory}/{path}", url)
+    return await _answer(request, pool_id, node_id, f"{directory}/{path}", url)
 
 
 @routes.get("/jobs/{job}/tasks/{task}/files")
@@ -155,9 +158,8 @@ async def list_task_files(request: web.Request) -> web.Response:
     ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
     pool_id, node_id, directory = ctx.service.task_location(job_id, task_id)
     await ctx.service.get_pool(pool_id)  # PoolNotFound first; adopts a pool known by labels
-    container = ctx.service.node_container(pool_id, node_id)
-    entries = await ctx.files.list(
-        container, f"{launch.NODE_ROOT}/{directory}", recursive=_recursive(request)
+    entries = await ctx.service.list_node_files(
+        pool_id, node_id, directory, recursive=_recursive(request)
     )
     base = base_url(request)
     prefix = render.file_url(base, "jobs", job_id, "tasks", task_id, "files")

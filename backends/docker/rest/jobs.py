@@ -19,7 +19,7 @@ routes = web.RouteTableDef()
 async def _job_json(ctx: Context, base: str, job_id: str) -> dict[str, Any]:
     view = await ctx.service.get_job(job_id)
     spec = ctx.service.job_spec(job_id)
-    return render.job(base, view, spec, ctx.timeline, deleting=ctx.job_deleting(job_id))
+    return render.job(base, view, spec, deleting=ctx.job_deleting(job_id))
 
 
 @routes.post("/jobs")
@@ -28,8 +28,8 @@ async def add_job(request: web.Request) -> web.Response:
     spec = specs.job_spec(await body(request))
     ctx.refuse_if_job_deleting(spec.id)
     await ctx.service.create_job(spec)
-    stamp = ctx.timeline.created(f"job:{spec.id}")
-    return created(f"{base_url(request)}/jobs/{spec.id}", stamp)
+    view = await ctx.service.get_job(spec.id)
+    return created(f"{base_url(request)}/jobs/{spec.id}", view.etag, view.last_modified)
 
 
 @routes.get("/jobs")

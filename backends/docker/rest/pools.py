@@ -24,9 +24,7 @@ async def _pool_json(ctx: Context, base: str, pool_id: str) -> dict[str, Any]:
     view = await ctx.service.get_pool(pool_id)
     spec = ctx.service.pool_spec(pool_id)
     reference = render.image_reference(spec, ctx.image_references.get(pool_id.lower()))
-    return render.pool(
-        base, view, spec, reference, ctx.timeline, deleting=ctx.pool_deleting(pool_id)
-    )
+    return render.pool(base, view, spec, reference, deleting=ctx.pool_deleting(pool_id))
 
 
 @routes.post("/pools")
@@ -40,8 +38,8 @@ async def add_pool(request: web.Request) -> web.Response:
     if "publisher" in reference:
         reference.setdefault("version", "latest")
     ctx.image_references[spec.id.lower()] = reference
-    stamp = ctx.timeline.created(f"pool:{spec.id}")
-    return created(f"{base_url(request)}/pools/{spec.id}", stamp)
+    view = await ctx.service.get_pool(spec.id)
+    return created(f"{base_url(request)}/pools/{spec.id}", view.etag, view.last_modified)
 
 
 @routes.get("/pools")
@@ -115,7 +113,6 @@ async def _nodes_json(ctx: Context, base: str, pool_id: str) -> list[dict[str, A
             spec,
             reference,
             totals.get(view.id, render.NodeTotals()),
-            ctx.timeline,
         )
         for view in views
     ]

@@ -1,16 +1,16 @@
 """Models to REST JSON: pools, nodes, jobs, tasks and their execution as the service writes them.
 
 Names, shapes and defaults follow the official examples of api-version 2025-06-01 (camelCase,
-states in lower case, ISO 8601 times and durations). Values the Docker service does not keep
-come from the endpoint's `Timeline` (creation and transition times, ETags) or are the service's
-defaults for what cannot differ here (``schedulingState`` ``enabled``, ``priority`` 0).
+states in lower case, ISO 8601 times and durations). Creation and transition times, previous
+states and ETags are what the service recorded where each change happened (the views' fields);
+what cannot differ here has the service's defaults (``schedulingState`` ``enabled``,
+``priority`` 0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -24,7 +24,6 @@ from jobprep_release.backends.base import (
     JobReleaseTaskSpec,
     JobSpec,
     JobState,
-    NodeState,
     Pool,
     PoolSpec,
     PrepReleaseExecution,
@@ -34,16 +33,13 @@ from jobprep_release.backends.base import (
     TaskConstraints,
     TaskCounts,
     TaskSpec,
-    TaskState,
     UserIdentity,
 )
-from jobprep_release.backends.docker.rest.timeline import Stamp, Timeline
 from jobprep_release.backends.docker.rest.wire import format_duration, format_time
 
 Json = dict[str, Any]
 DEFAULT_NODE_AGENT_SKU = "batch.node.debian 12"
 NODE_AGENT_VERSION = "1.0.0-docker"
-_READY = (NodeState.IDLE, NodeState.RUNNING)
 
 
 def _compact(document: Mapping[str, Any]) -> Json:
@@ -51,18 +47,18 @@ def _compact(document: Mapping[str, Any]) -> Json:
     return {key: value for key, value in document.items() if value is not None}
 
 
-def _stamped(document: Json, stamp: Stamp, *, modified: bool = True) -> Json:
-    """`document` with ETag, times and state history from `stamp`, in the service's order."""
+def _stamped(document: Json, view: Pool | Job | Task) -> Json:
+    """`document` with the ETag, times and state history the service recorded for `view`,
+    in the service's order."""
     head: Json = {"id": document.pop("id"), "url": document.pop("url")}
-    if modified:
-        head["eTag"] = stamp.etag
-        head["lastModified"] = format_time(stamp.modified)
-    head["creationTime"] = format_time(stamp.created)
+    head["eTag"] = view.etag
+    head["lastModified"] = format_time(view.last_modified)
+    head["creationTime"] = format_time(view.creation_time)
     head["state"] = document.pop("state")
-    head["stateTransitionTime"] = format_time(stamp.state_time)
-    if stamp.previous_state:
-        head["previousState"] = stamp.previous_state
-        head["previousStateTransitionTime"] = format_time(stamp.previous_state_time)
+    head["stateTransitionTime"] = format_time(view.state_transition_time)
+    if view.previous_state is not None:
+        head["previousState"] = view.previous_state.value
+        head["previousStateTransitionTime"] = format_time(view.previous_state_transition_time)
     return {**head, **document}
 
 
@@ -78,9 +74,7 @@ def image_reference(spec: PoolSpec, asked: Mapping[str, Any] | None) -> Json:
     return dict(asked) if asked else {"virtualMachineImageId": spec.image or ""}
 
 
-def pool(
-    base: str, view: Pool, spec: PoolSpec, reference: Json, timeline: Timeline, *, deleting: bool
-) -> Json:
+def pool(base: str, view: Pool, spec: PoolSpec, reference: Json, *, deleting: bool) -> Json:
     state = "deleting" if deleting else view.state.value
     document: Json = {
         "id": view.id,
@@ -102,10 +96,8 @@ def pool(
             "nodeAgentSKUId": spec.node_agent_sku_id or DEFAULT_NODE_AGENT_SKU,
         },
     }
-    stamp = timeline.observe(f"pool:{view.id}", state, document)
-    allocation = timeline.observe(f"pool:{view.id}/allocation", view.allocation_state.value, {})
-    stamped = _stamped(document, stamp)
-    stamped["allocationStateTransitionTime"] = format_time(allocation.state_time)
+    stamped = _stamped(document, view)
+    stamped["allocationStateTransitionTime"] = format_time(view.allocation_state_transition_time)
     return _ordered(stamped, "allocationState", "allocationStateTransitionTime")
 
 
@@ -136,22 +128,16 @@ def node(
     spec: PoolSpec,
     reference: Json,
     totals: NodeTotals,
-    timeline: Timeline,
 ) -> Json:
-    stamp = timeline.observe(f"node:{view.id}", view.state.value, {})
-    boot = timeline.observe(f"node:{view.id}/boot", "up" if view.state in _READY else "down", {})
-    last_boot: datetime | None = boot.state_time
-    if boot.state != "up":
-        last_boot = boot.previous_state_time if boot.previous_state == "up" else None
     return _compact(
         {
             "id": view.id,
             "url": f"{base}/pools/{pool_id}/nodes/{view.id}",
             "state": view.state.value,
             "schedulingState": "enabled",
-            "stateTransitionTime": format_time(stamp.state_time),
-            "lastBootTime": format_time(last_boot),
-            "allocationTime": format_time(stamp.created),
+            "stateTransitionTime": format_time(view.state_transition_time),
+            "lastBootTime": format_time(view.last_boot_time),
+            "allocationTime": format_time(view.allocation_time),
             "affinityId": f"TVM:{view.id}",
             "vmSize": spec.vm_size,
             "totalTasksRun": totals.run,
@@ -167,7 +153,7 @@ def node(
             },
             "nodeAgentInfo": {
                 "version": NODE_AGENT_VERSION,
-                "lastUpdateTime": format_time(stamp.created),
+                "lastUpdateTime": format_time(view.allocation_time),
             },
         }
     )
@@ -261,7 +247,7 @@ def release_task(spec: JobReleaseTaskSpec) -> Json:
     )
 
 
-def job(base: str, view: Job, spec: JobSpec, timeline: Timeline, *, deleting: bool) -> Json:
+def job(base: str, view: Job, spec: JobSpec, *, deleting: bool) -> Json:
     state = JobState.DELETING.value if deleting else view.state.value
     document: Json = _compact(
         {
@@ -288,17 +274,15 @@ def job(base: str, view: Job, spec: JobSpec, timeline: Timeline, *, deleting: bo
             "onTaskFailure": "noaction",
         }
     )
-    stamp = timeline.observe(f"job:{view.id}", state, document)
-    ended = view.state is JobState.COMPLETED
     document["executionInfo"] = _compact(
         {
-            "startTime": format_time(stamp.created),
-            "endTime": format_time(stamp.state_time) if ended else None,
+            "startTime": format_time(view.creation_time),
+            "endTime": format_time(view.end_time),
             "poolId": view.pool_id,
             "terminateReason": view.terminate_reason,
         }
     )
-    return _stamped(document, stamp)
+    return _stamped(document, view)
 
 
 # --- tasks -----------------------------------------------------------------------------------
@@ -315,7 +299,6 @@ def task(
     view: Task,
     spec: TaskSpec,
     job_retries: int,
-    timeline: Timeline,
 ) -> Json:
     document: Json = _compact(
         {
@@ -343,14 +326,7 @@ def task(
                 base, "pools", pool_id, "nodes", view.node_id, "files", directory
             ),
         }
-    stamp = timeline.observe(f"job:{job_id}/{view.id}", view.state.value, document)
-    stamped = _stamped(document, stamp)
-    info = view.execution_info
-    if view.state is TaskState.RUNNING and info.start_time is not None:
-        stamped["stateTransitionTime"] = format_time(info.start_time)
-    elif view.state is TaskState.COMPLETED and info.end_time is not None:
-        stamped["stateTransitionTime"] = format_time(info.end_time)
-    return stamped
+    return _stamped(document, view)
 
 
 def task_counts(counts: TaskCounts, slot_counts: TaskCounts) -> Json:

@@ -9,7 +9,6 @@ from typing import Any
 from aiohttp import web
 
 from jobprep_release.backends.docker.rest.errors import RestError
-from jobprep_release.backends.docker.rest.timeline import Stamp
 from jobprep_release.backends.docker.rest.wire import Body, http_date
 
 JSON_TYPE = "application/json;odata=minimalmetadata"
@@ -42,17 +41,14 @@ def http_date_of(iso: str) -> str:
     return http_date(datetime.fromisoformat(iso.replace("Z", "+00:00")))
 
 
-def created(url: str, stamp: Stamp) -> web.Response:
+def created(url: str, etag: str | None, modified: datetime | None) -> web.Response:
     """201 for a create, with the new object's address, ETag and time."""
-    return web.Response(
-        status=201,
-        headers={
-            "DataServiceId": url,
-            "Location": url,
-            "ETag": stamp.etag,
-            "Last-Modified": http_date(stamp.modified),
-        },
-    )
+    headers = {"DataServiceId": url, "Location": url}
+    if etag is not None:
+        headers["ETag"] = etag
+    if modified is not None:
+        headers["Last-Modified"] = http_date(modified)
+    return web.Response(status=201, headers=headers)
 
 
 def accepted(url: str | None = None) -> web.Response:

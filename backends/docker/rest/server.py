@@ -1,10 +1,12 @@
-"""Running the endpoint: the Docker service, its scheduler and the HTTP server, together.
+"""Running the endpoint: a Batch service, its scheduler and the HTTP server, together.
 
-`running_endpoint` opens a `DockerBackend` (engine, state lock, the service's scheduler in a
-task group), a second engine client for file access, and the HTTP server on `host:port`; it
-yields the endpoint's URL once requests can be served, and on exit stops the server, then the
-service. Pools, nodes, jobs and tasks survive: the next endpoint (or the docker backend) takes
-them over from the state and the containers.
+`running_endpoint` starts the service, then the HTTP server on `host:port`, and yields the
+endpoint's URL once requests can be served; on exit it stops the server, then the service. By
+default the service is the Docker backend's (engine, state lock, node containers): pools, nodes,
+jobs and tasks survive, and the next endpoint (or the docker backend) takes them over. With
+`EndpointSettings.executor` set (a `FakeExecutor`, say), the endpoint serves the Batch core over
+that executor in process, its state in `EndpointSettings.store` (in memory by default), its
+time from `EndpointSettings.clock`: no engine is needed.
 """
 
 from __future__ import annotations
@@ -12,19 +14,23 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 
 import anyio
 from aiohttp import web
 
 from jobprep_release.backends.docker.backend import DockerBackend
-from jobprep_release.backends.docker.engine import Engine
+from jobprep_release.backends.docker.core.clock import Clock
+from jobprep_release.backends.docker.core.executor import NodeExecutor
+from jobprep_release.backends.docker.core.kernel import CoreSettings
+from jobprep_release.backends.docker.core.service import BatchService
+from jobprep_release.backends.docker.core.store import MemoryStore, Store
 from jobprep_release.backends.docker.rest.app import build_app
 from jobprep_release.backends.docker.rest.auth import SharedKey
 from jobprep_release.backends.docker.rest.context import Context, log
-from jobprep_release.backends.docker.rest.nodefs import NodeFiles
-from jobprep_release.backends.docker.service import DockerSettings
+from jobprep_release.backends.docker.rest.interface import EndpointService
+from jobprep_release.backends.docker.settings import DockerSettings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8089
@@ -38,39 +44,72 @@ def new_key() -> str:
 
 @dataclass(frozen=True, slots=True)
 class EndpointSettings:
-    """Where the endpoint listens, the account it serves, and how it reaches Docker."""
+    """Where the endpoint listens, the account it serves, and what runs its nodes: the Docker
+    engine (`docker`), or, when `executor` is set, that executor (with `store` and `clock`)."""
 
     account: str = DEFAULT_ACCOUNT
     key: str = field(default_factory=new_key, repr=False)
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     docker: DockerSettings = field(default_factory=DockerSettings)
+    executor: NodeExecutor | None = None
+    store: Store | None = None
+    clock: Clock | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RunningEndpoint:
-    """A served endpoint: its URL and the account a client signs in to."""
+    """A served endpoint: its URL and the account a client signs in to, and the service."""
 
     url: str
     port: int
     account: str
     key: str = field(repr=False)
+    service: EndpointService | None = field(default=None, repr=False, compare=False)
+
+
+@asynccontextmanager
+async def _docker_service(settings: EndpointSettings) -> AsyncIterator[EndpointService]:
+    docker = replace(settings.docker, account_name=settings.account)
+    async with DockerBackend(docker) as backend:
+        yield backend.service
+
+
+@asynccontextmanager
+async def _core_service(
+    settings: EndpointSettings, executor: NodeExecutor
+) -> AsyncIterator[EndpointService]:
+    core_settings = CoreSettings(account_name=settings.account, default_image=None)
+    service = BatchService(executor, settings.store or MemoryStore(), core_settings, settings.clock)
+    group = anyio.create_task_group()
+    await group.__aenter__()
+    try:
+        await group.start(service.run)
+        yield service
+    finally:
+        group.cancel_scope.cancel()
+        await group.__aexit__(None, None, None)
+        with anyio.CancelScope(shield=True):
+            await service.close()
 
 
 @asynccontextmanager
 async def running_endpoint(settings: EndpointSettings) -> AsyncIterator[RunningEndpoint]:
     """Serve the endpoint until the block ends. Enter and leave it in the same task."""
     keys = SharedKey(settings.account, settings.key)  # ValueError for a key that is not base64
-    docker = replace(settings.docker, account_name=settings.account)
-    async with DockerBackend(docker) as backend:
-        engine = await Engine.connect(docker.docker_host)
+    services: AbstractAsyncContextManager[EndpointService] = (
+        _docker_service(settings)
+        if settings.executor is None
+        else _core_service(settings, settings.executor)
+    )
+    async with services as service:
         # Entered by hand, as DockerBackend does, so that an error of the block reaches the
         # caller as it is rather than inside an exception group.
         group = anyio.create_task_group()
         await group.__aenter__()
         runner: web.AppRunner | None = None
         try:
-            ctx = Context(service=backend.service, files=NodeFiles(engine), keys=keys, group=group)
+            ctx = Context(service=service, keys=keys, group=group)
             await ctx.resume_deletions()
             runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False)
             await runner.setup()
@@ -78,12 +117,12 @@ async def running_endpoint(settings: EndpointSettings) -> AsyncIterator[RunningE
             port = int(runner.addresses[0][1])
             url = f"http://{settings.host}:{port}"
             log.info("endpoint serving", url=url, account=settings.account)
-            yield RunningEndpoint(url=url, port=port, account=settings.account, key=settings.key)
+            yield RunningEndpoint(
+                url=url, port=port, account=settings.account, key=settings.key, service=service
+            )
         finally:
             with anyio.CancelScope(shield=True):
                 if runner is not None:
                     await runner.cleanup()
             group.cancel_scope.cancel()
             await group.__aexit__(None, None, None)
-            with anyio.CancelScope(shield=True):
-                await engine.close()

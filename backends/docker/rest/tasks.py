@@ -13,7 +13,7 @@ from jobprep_release.backends.docker.rest.context import Context, base_url, cont
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.odata import Query, page, select
 from jobprep_release.backends.docker.rest.replies import body, created, document, no_content
-from jobprep_release.backends.docker.rest.wire import Body, format_time, now
+from jobprep_release.backends.docker.rest.wire import Body
 from jobprep_release.backends.errors import InvalidRequest, NotFound
 
 routes = web.RouteTableDef()
@@ -34,7 +34,6 @@ async def _task_json(
             view,
             ctx.service.task_spec(job_id, view.id),
             spec.max_task_retry_count,
-            ctx.timeline,
         )
         for view in views
     ]
@@ -46,8 +45,9 @@ async def add_task(request: web.Request) -> web.Response:
     spec = specs.task_spec(await body(request))
     ctx.refuse_if_job_deleting(job_id)
     await ctx.service.add_tasks(job_id, [spec])
-    stamp = ctx.timeline.created(f"job:{job_id}/{spec.id}")
-    return created(f"{base_url(request)}/jobs/{job_id}/tasks/{spec.id}", stamp)
+    view = await ctx.service.get_task(job_id, spec.id)
+    url = f"{base_url(request)}/jobs/{job_id}/tasks/{spec.id}"
+    return created(url, view.etag, view.last_modified)
 
 
 def _task_error(code: str, message: str) -> dict[str, Any]:
@@ -110,13 +110,12 @@ async def add_task_collection(request: web.Request) -> web.Response:
     for result in results:
         if result["status"] == "success":
             task_id = result["taskId"]
-            ctx.timeline.created(f"job:{job_id}/{task_id}")
             (task,) = await _task_json(
                 ctx, base, job_id, [await ctx.service.get_task(job_id, task_id)]
             )
             result.update(
                 eTag=task["eTag"],
-                lastModified=format_time(now()),
+                lastModified=task["lastModified"],
                 location=f"{base}/jobs/{job_id}/tasks/{task_id}",
             )
     return document({"value": results})

@@ -3,22 +3,17 @@ when a preparation task must run again, when a release task is due, how retries 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from jobprep_release.backends.base import (
     ExecutionResult,
     NodeFillType,
     NodeState,
-    PoolSpec,
     TaskSpec,
     check_id,
 )
-from jobprep_release.backends.docker import resources
-from jobprep_release.backends.docker.codec import decode
-from jobprep_release.backends.docker.engine import NODE_LABEL, ContainerSummary
-from jobprep_release.backends.docker.nodes import SPEC_LABEL
-from jobprep_release.backends.docker.state import (
+from jobprep_release.backends.docker.core import resources
+from jobprep_release.backends.docker.core.records import (
     JobNodeRecord,
     JobRecord,
     NodeRecord,
@@ -120,20 +115,3 @@ def confined(path: str) -> str:
             code="InvalidNodeFilePath",
         )
     return "/".join(parts)
-
-
-def pool_from_labels(containers: list[ContainerSummary]) -> PoolRecord:
-    document = json.loads(containers[0].labels[SPEC_LABEL])
-    pool = PoolRecord(
-        spec=decode(PoolSpec, document["spec"]),
-        serial=int(document["serial"]),
-        created=float(document["created"]),
-    )
-    for container in containers:
-        node_id = container.labels[NODE_LABEL]
-        index = int(node_id.split("_")[1].split("-")[0])
-        pool.nodes.append(
-            NodeRecord(id=node_id, index=index, container=container.name, volume=container.name)
-        )
-    pool.nodes.sort(key=lambda node: node.index)
-    return pool

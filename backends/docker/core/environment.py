@@ -1,10 +1,8 @@
-"""How a task is started on a node: its directory, its variables and the script the agent runs.
+"""What a task sees on a node, as Batch decides it: the node layout, its directories, its
+variables, and its command line split into words.
 
 The service runs command lines without a shell, as Batch does: the line is split into words
-(POSIX rules) and each word is passed to the program as is. The launch script (bash, run as root
-by the agent) makes the task directory, then execs the program through `setsid` (a session and
-process group of its own), `env -i` (exactly the task's variables), `setpriv` (the non-admin
-user) and, for a wall clock, `timeout` (which kills the task's whole process group on expiry).
+(POSIX rules) and each word is passed to the program as is (batch-semantics.md, "Tasks").
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 
 from jobprep_release.backends.base import AutoUserScope, ElevationLevel, UserIdentity
 
@@ -22,7 +19,6 @@ STARTUP_DIR = f"{NODE_ROOT}/startup"
 MOUNTS_DIR = f"{NODE_ROOT}/fsmounts"
 TASK_USER = "_azbatch"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-NOT_FOUND_MARK = "notfound"
 
 
 def job_dir(job_id: str) -> str:
@@ -106,50 +102,3 @@ def split_command_line(command_line: str) -> list[str]:
     if not words:
         raise ValueError("the command line is empty")
     return words
-
-
-def launch_script(
-    *,
-    directory: str,
-    argv: list[str],
-    env: Mapping[str, str],
-    identity: UserIdentity,
-    wall_clock: timedelta | None,
-    agent_mark: str,
-) -> str:
-    """The bash the agent runs as root to start one task process.
-
-    `agent_mark` is a file the script writes `notfound` to when the program does not exist,
-    so the service can report `CommandProgramNotFound` rather than a bare exit 127.
-    """
-    q = shlex.quote
-    admin = identity.elevation_level is ElevationLevel.ADMIN
-    # One process makes the directories (owned by the task's user unless elevated); the task's
-    # stdout.txt and stderr.txt are opened by this script and handed to the task as its output.
-    owner = "" if admin else f"-o {TASK_USER} -g {TASK_USER} "
-    lines = [
-        f"d={q(directory)}",
-        f'install -d {owner}"$d" "$d/wd" || exit 125',
-        'cd "$d/wd" || exit 125',
-    ]
-    program = argv[0]
-    lines.append(
-        f"PATH={q(env.get('PATH', SYSTEM_PATH))} command -v -- {q(program)} >/dev/null "
-        f"|| {{ echo {NOT_FOUND_MARK} >{q(agent_mark)}; "
-        f'echo "{program}: command not found" >"$d/stderr.txt"; exit 127; }}'
-    )
-    # setsid: the task leads a session and process group of its own, which the agent's `kill`
-    # and timeout's wall clock end as a whole.
-    words = ["exec", "setsid", "env", "-i", *(f"{name}={value}" for name, value in env.items())]
-    if not admin:
-        words += ["setpriv", f"--reuid={TASK_USER}", f"--regid={TASK_USER}", "--init-groups", "--"]
-    if wall_clock is not None:
-        seconds = max(wall_clock.total_seconds(), 0.001)
-        words += ["timeout", "-s", "KILL", f"{seconds:.3f}"]
-    words += argv
-    lines.append(" ".join(q(word) for word in words) + ' >"$d/stdout.txt" 2>"$d/stderr.txt"')
-    return "\n".join(lines) + "\n"
-
-
-def remove_tree_script(path: str) -> str:
-    return f"rm -rf -- {shlex.quote(path)}\n"

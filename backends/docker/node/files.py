@@ -1,4 +1,4 @@
-"""Files on a node container, for Get File, Get File Properties and List Files.
+"""Files on a node container: the Docker executor's file reads (get, properties, list).
 
 Properties come from the engine's archive stat (``HEAD /containers/<id>/archive``), which works
 on a stopped container too and reads no file content; contents from the engine's archive of one
@@ -11,30 +11,17 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from jobprep_release.backends.docker.engine import Engine
-from jobprep_release.backends.docker.launch import NODE_ROOT
-from jobprep_release.backends.docker.rest.errors import RestError
+from jobprep_release.backends.docker.core.environment import NODE_ROOT
+from jobprep_release.backends.docker.core.executor import FileInfo
+from jobprep_release.backends.docker.node.engine import Engine
 from jobprep_release.backends.errors import Conflict, NotFound
 
 _DIRECTORY_BIT = 1 << 31  # Go's os.ModeDir, as the engine reports modes
 _TYPE_BITS = 0xFFF00000  # every os.Mode* type bit
 _FIND_FORMAT = r"%y %s %T@ %m %P\0"
-
-
-@dataclass(frozen=True, slots=True)
-class FileInfo:
-    """One file or directory: its path (relative to what was asked), type, size, times."""
-
-    name: str
-    is_directory: bool
-    size: int
-    modified: datetime
-    mode: str
-    """The Unix mode in octal, type included (``100644``, ``40755``), as Linux nodes report."""
 
 
 def _unix_mode(is_directory: bool, permissions: int) -> str:
@@ -62,14 +49,14 @@ class NodeFiles:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    async def stat(self, container: str, path: str) -> FileInfo:
-        """Properties of `path` (absolute in the container); `NotFound` when absent. A path
-        under the node's root may not pass through a symbolic link that leads out of it."""
-        if path.startswith(NODE_ROOT + "/"):
-            relative = path.removeprefix(NODE_ROOT + "/")
-            path = await self._engine.confined_path(
-                container, NODE_ROOT, relative, follow_last=False
-            )
+    async def read_confined(self, container: str, relative: str) -> bytes:
+        """A file at `relative` under the node's root, following links that stay inside it."""
+        return await self._engine.read_confined_file(container, NODE_ROOT, relative)
+
+    async def stat(self, container: str, relative: str) -> FileInfo:
+        """Properties of `relative` (under the node's root); `NotFound` when absent. It may not
+        pass through a symbolic link that leads out of the root."""
+        path = await self._engine.confined_path(container, NODE_ROOT, relative, follow_last=False)
         api = self._engine.api
 
         def head() -> Any:
@@ -98,25 +85,18 @@ class NodeFiles:
             mode=_unix_mode(is_directory, mode),
         )
 
-    async def read(self, container: str, path: str) -> tuple[bytes, FileInfo]:
-        """Contents and properties of a regular file; `NotFound` for anything else."""
-        info = await self.stat(container, path)
-        if info.is_directory:
-            raise NotFound(f"{path} is a directory, not a file", code="FileNotFound")
-        # `stat` checked the way there, and the file at the end is no link.
-        return await self._engine.read_file(container, path), info
-
-    async def list(self, container: str, directory: str, *, recursive: bool) -> list[FileInfo]:
-        """What `directory` holds (everything below it when `recursive`), sorted by name."""
+    async def list(self, container: str, relative: str, *, recursive: bool) -> list[FileInfo]:
+        """What `relative` (a directory under the node's root; "" for the root) holds
+        (everything below it when `recursive`), sorted by name."""
+        directory = f"{NODE_ROOT}/{relative}" if relative else NODE_ROOT
         found = await self._engine.get_container(container)
         if found is None:
             raise NotFound("the node's container is gone", code="NodeNotFound")
         if found.status != "running":
-            raise RestError(
-                409,
-                "NodeNotReady",
+            raise Conflict(
                 f"the node is not running (container {found.status}); list its files when it "
                 "is idle or running",
+                code="NodeNotReady",
             )
         depth = [] if recursive else ["-maxdepth", "1"]
         command = ["find", directory, "-mindepth", "1", *depth, "-printf", _FIND_FORMAT]

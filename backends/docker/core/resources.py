@@ -1,17 +1,14 @@
 """Resource files: downloaded by the service, then placed in the task's working directory.
 
 The node image need not have curl: the service fetches each `httpUrl` itself (off the event
-loop) and copies the files into the node as one archive, with their `fileMode` (default 0770)
+loop) and has the executor place the files on the node, with their `fileMode` (default 0770)
 and owned by the task's user, before the task starts. A failed download completes the task with
 a failure before it runs, as the service does.
 """
 
 from __future__ import annotations
 
-import io
 import posixpath
-import tarfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -19,6 +16,7 @@ from collections.abc import Sequence
 import anyio.to_thread
 
 from jobprep_release.backends.base import ResourceFile
+from jobprep_release.backends.docker.core.executor import NodeFile
 from jobprep_release.backends.errors import InvalidRequest
 
 DEFAULT_FILE_MODE = 0o770
@@ -60,17 +58,17 @@ async def fetch(files: Sequence[ResourceFile]) -> list[tuple[ResourceFile, bytes
     return fetched
 
 
-def archive(working_dir: str, fetched: list[tuple[ResourceFile, bytes]], owner: int) -> bytes:
-    """A tar, rooted at `/`, holding each file under `working_dir` with its mode and owner."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for file, data in fetched:
-            member = tarfile.TarInfo(
-                posixpath.join(working_dir, check_file_path(file.file_path)).lstrip("/")
-            )
-            member.size = len(data)
-            member.mode = int(file.file_mode, 8) if file.file_mode else DEFAULT_FILE_MODE
-            member.uid = member.gid = owner
-            member.mtime = int(time.time())
-            tar.addfile(member, io.BytesIO(data))
-    return buffer.getvalue()
+def node_files(
+    working_dir: str, fetched: list[tuple[ResourceFile, bytes]], *, elevated: bool
+) -> list[NodeFile]:
+    """Each file under `working_dir` with its `fileMode` (default 0770), owned by the task's
+    user (root when `elevated`)."""
+    return [
+        NodeFile(
+            path=posixpath.join(working_dir, check_file_path(file.file_path)),
+            data=data,
+            mode=int(file.file_mode, 8) if file.file_mode else DEFAULT_FILE_MODE,
+            elevated=elevated,
+        )
+        for file, data in fetched
+    ]

@@ -1,7 +1,7 @@
 """Node keepers: one per compute node, keeping its container up and its agent linked.
 
 A keeper creates the node's volume and container when missing, attaches to the agent, relays
-its events to the service, and when the link drops (the container died, was killed, or the
+its events to the executor, and when the link drops (the container died, was killed, or the
 engine restarted) reports the loss and brings the node back, as Batch's node agent recovers.
 Reboot restarts the container, keeping the node's volume; reimage replaces both.
 """
@@ -9,21 +9,27 @@ Reboot restarts the container, keeping the node's volume; reimage replaces both.
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Any, Protocol
 
 import anyio
 import structlog
 
 from jobprep_release.backends.base import NodeState
-from jobprep_release.backends.docker.agent import (
+from jobprep_release.backends.docker.core.codec import encode
+from jobprep_release.backends.docker.core.executor import NodeSetup
+from jobprep_release.backends.docker.node.agent import (
     AGENT_SCRIPT,
     AgentEvent,
     AgentLink,
     simple_command,
 )
-from jobprep_release.backends.docker.codec import encode
-from jobprep_release.backends.docker.engine import NODE_LABEL, POOL_LABEL, ROLE_LABEL, Engine
-from jobprep_release.backends.docker.state import NodeRecord, PoolRecord
+from jobprep_release.backends.docker.node.engine import (
+    NODE_LABEL,
+    POOL_LABEL,
+    ROLE_LABEL,
+    Engine,
+)
 from jobprep_release.backends.errors import BackendError
 
 log = structlog.get_logger("jobprep_release.docker")
@@ -50,14 +56,31 @@ AGENT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KI
 PIDS_PER_GIB = 1024
 
 
-class NodeListener(Protocol):
-    """What a keeper tells the service."""
+class KeeperListener(Protocol):
+    """What a keeper tells its executor."""
 
-    def on_agent_event(self, node: NodeRecord, event: AgentEvent) -> None:
+    def on_agent_event(self, node_id: str, event: AgentEvent) -> None:
         """A line from the node's agent."""
 
-    def on_node_lost(self, node: NodeRecord) -> None:
-        """The agent's link dropped: whatever ran there is gone."""
+    def on_keeper_state(self, node_id: str, state: NodeState) -> None:
+        """The node is being created or started."""
+
+    def on_keeper_lost(self, node_id: str) -> None:
+        """The agent's link dropped, or the node failed to start: whatever ran there is gone."""
+
+
+class Mode(Enum):
+    """What the keeper is doing with its node besides keeping it."""
+
+    KEEP = "keep"
+    REBOOT = "reboot"
+    REIMAGE = "reimage"
+    LEAVE = "leave"
+
+
+def container_name(setup: NodeSetup) -> str:
+    """The node's container and volume name: pool, index and the pool's serial."""
+    return f"jobprep_release-{setup.pool.id.lower()}-{setup.index}-{setup.serial}"
 
 
 def container_limits(vm_size: str) -> dict[str, Any]:
@@ -66,87 +89,91 @@ def container_limits(vm_size: str) -> dict[str, Any]:
     return {"mem_limit": int(gib * 1024**3), "pids_limit": int(gib * PIDS_PER_GIB)}
 
 
-def pool_labels_document(pool: PoolRecord) -> str:
-    return json.dumps({"spec": encode(pool.spec), "serial": pool.serial, "created": pool.created})
+def pool_labels_document(setup: NodeSetup) -> str:
+    return json.dumps(
+        {"spec": encode(setup.pool), "serial": setup.serial, "created": setup.created}
+    )
 
 
 class NodeKeeper:
     """Keeps one node alive and linked until cancelled or removed."""
 
-    def __init__(
-        self, engine: Engine, pool: PoolRecord, node: NodeRecord, listener: NodeListener
-    ) -> None:
+    def __init__(self, engine: Engine, setup: NodeSetup, listener: KeeperListener) -> None:
         self._engine = engine
-        self._pool = pool
-        self.node = node
+        self.setup = setup
+        self.name = container_name(setup)
         self._listener = listener
         self.link: AgentLink | None = None
+        self.mode = Mode.KEEP
         self._scope = anyio.CancelScope()
         self._lock = anyio.Lock()
 
-    async def run(self, on_link: Any) -> None:
-        """Keep the node linked; `on_link(link)` runs after each (re)attach."""
+    @property
+    def node_id(self) -> str:
+        return self.setup.node_id
+
+    async def run(self) -> None:
+        """Keep the node linked until removed."""
         with self._scope:
             attempt = 0
-            while self.node.state is not NodeState.LEAVING_POOL:
+            while self.mode is not Mode.LEAVE:
                 try:
                     async with self._lock:
                         link = await self._start()
                 except BackendError as exc:
-                    log.warning("node failed to start", node=self.node.id, error=exc.one_line())
-                    self.node.state = NodeState.UNUSABLE
-                    self._listener.on_node_lost(self.node)
+                    log.warning("node failed to start", node=self.node_id, error=exc.one_line())
+                    self._listener.on_keeper_lost(self.node_id)
                 else:
                     attempt = 0
                     self.link = link
-                    await on_link(link)
                     await self._relay(link)
                     self.link = None
-                    if self.node.state in (NodeState.LEAVING_POOL, NodeState.REIMAGING):
+                    if self.mode in (Mode.LEAVE, Mode.REIMAGE):
                         continue
-                    if self.node.state is not NodeState.REBOOTING:
-                        log.warning("lost the link to a node", node=self.node.id)
-                        self.node.state = NodeState.UNUSABLE
-                    self._listener.on_node_lost(self.node)
+                    if self.mode is not Mode.REBOOT:
+                        log.warning("lost the link to a node", node=self.node_id)
+                    self._listener.on_keeper_lost(self.node_id)
                 await anyio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
                 attempt += 1
 
     async def _relay(self, link: AgentLink) -> None:
         while events := await link.receive():
             for event in events:
-                self._listener.on_agent_event(self.node, event)
+                if event.verb == "hello":
+                    self.mode = Mode.KEEP
+                self._listener.on_agent_event(self.node_id, event)
 
     async def _start(self) -> AgentLink:
-        container = await self._engine.get_container(self.node.container)
+        container = await self._engine.get_container(self.name)
         if container is None:
             container = await self._create()
-        if self.node.state not in (NodeState.REBOOTING, NodeState.REIMAGING):
-            self.node.state = NodeState.STARTING
+        if self.mode is Mode.KEEP:
+            self._listener.on_keeper_state(self.node_id, NodeState.STARTING)
         link = await AgentLink.attach(self._engine.api, container.id)
-        await self._engine.call(container.reload, what=f"inspect {self.node.container}")
+        await self._engine.call(container.reload, what=f"inspect {self.name}")
         if container.status != "running":
-            await self._engine.call(container.start, what=f"start {self.node.container}")
+            await self._engine.call(container.start, what=f"start {self.name}")
         await link.send(simple_command("hello"))
         return link
 
     async def _create(self) -> Any:
-        node, spec = self.node, self._pool.spec
-        node.state = NodeState.CREATING
+        setup, spec = self.setup, self.setup.pool
+        self._listener.on_keeper_state(self.node_id, NodeState.CREATING)
         labels = {
             POOL_LABEL: spec.id,
-            NODE_LABEL: node.id,
+            NODE_LABEL: setup.node_id,
             ROLE_LABEL: "node",
-            SPEC_LABEL: pool_labels_document(self._pool),
+            SPEC_LABEL: pool_labels_document(setup),
         }
-        await self._engine.create_volume(node.volume, labels)
+        await self._engine.create_volume(self.name, labels)
         assert spec.image is not None
         return await self._engine.create_node_container(
-            name=node.container,
+            name=self.name,
             image=spec.image,
             command=["/bin/bash", "-c", AGENT_SCRIPT],
-            hostname=node.id.lower()[:63],
+            hostname=setup.node_id.lower()[:63],
             labels=labels,
-            volume=node.volume,
+            volume=self.name,
             mount_point=MOUNT_POINT,
             host_options={
                 "restart_policy": {"Name": "unless-stopped"},
@@ -169,14 +196,14 @@ class NodeKeeper:
         return True
 
     async def _remove_container_and_volume(self) -> None:
-        container = await self._engine.get_container(self.node.container)
+        container = await self._engine.get_container(self.name)
         if container is not None:
             await self._engine.remove_container(container.id)
-        await self._engine.remove_volume(self.node.volume)
+        await self._engine.remove_volume(self.name)
 
     async def remove(self) -> None:
         """Stop keeping the node and delete its container and volume."""
-        self.node.state = NodeState.LEAVING_POOL
+        self.mode = Mode.LEAVE
         self._scope.cancel()
         if self.link is not None:
             self.link.close()
@@ -185,15 +212,14 @@ class NodeKeeper:
 
     async def reboot(self) -> None:
         """Restart the container; its volume, and so the node's files, stay."""
-        self.node.state = NodeState.REBOOTING
-        container = await self._engine.get_container(self.node.container)
+        self.mode = Mode.REBOOT
+        container = await self._engine.get_container(self.name)
         if container is not None:
             await self._engine.call(container.restart, timeout=0, what="reboot node")
 
     async def reimage(self) -> None:
         """Replace the container and its volume: the node starts from a fresh disk."""
-        self.node.state = NodeState.REIMAGING
-        self.node.boot = 0
+        self.mode = Mode.REIMAGE
         async with self._lock:
             if self.link is not None:
                 self.link.close()

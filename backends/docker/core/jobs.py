@@ -1,0 +1,203 @@
+"""Jobs and their tasks: create, add tasks, terminate a task or a job, delete, and what they
+report (counts, the preparation and release status per node).
+
+Terminate Job (batch-semantics.md, "States"): the job goes `terminating`, running tasks are
+ended, active ones stay active and never run, release tasks run on every node that ran a task
+of the job and whose preparation completed, and the job is `completed` once they have all
+ended. Delete Job terminates an active job first (so release runs) and waits for that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anyio
+
+from jobprep_release.backends.base import (
+    RELEASE_MAX_WALL_CLOCK,
+    ExecutionResult,
+    JobSpec,
+    JobState,
+    PrepReleaseStatus,
+    TaskCounts,
+    TaskSpec,
+    TaskState,
+    check_id,
+)
+from jobprep_release.backends.docker.core import (
+    environment,
+    outcomes,
+    processes,
+    resources,
+    rules,
+    views,
+)
+from jobprep_release.backends.docker.core.kernel import Core
+from jobprep_release.backends.docker.core.records import (
+    Execution,
+    JobRecord,
+    TaskRecord,
+    move,
+    new_history,
+    touch,
+)
+from jobprep_release.backends.errors import AlreadyExists, Conflict, InvalidRequest
+
+
+async def create_job(core: Core, spec: JobSpec) -> None:
+    check_id("job", spec.id)
+    if spec.id.lower() in core.state.jobs:
+        raise AlreadyExists(f"job {spec.id} already exists", code="JobExists")
+    if spec.release is not None and spec.preparation is None:
+        raise InvalidRequest(
+            "a job release task needs a job preparation task",
+            code="JobReleaseTaskRequiresJobPreparationTask",
+        )
+    if spec.release is not None and spec.release.max_wall_clock_time > RELEASE_MAX_WALL_CLOCK:
+        raise InvalidRequest(
+            "a job release task's max wall clock time is at most 15 minutes",
+            code="InvalidPropertyValue",
+        )
+    for special in (spec.preparation, spec.release):
+        if special is not None:
+            check_id("task", special.id)
+            for file in special.resource_files:
+                resources.check_file_path(file.file_path)
+    now = core.now()
+    core.state.jobs[spec.id.lower()] = JobRecord(spec=spec, created=now, history=new_history(now))
+    await core.persist()
+
+
+async def add_tasks(core: Core, job_id: str, tasks: Sequence[TaskSpec]) -> None:
+    job = core.job(job_id)
+    if job.state is not JobState.ACTIVE:
+        raise Conflict(
+            f"job {job_id} is {job.state}; tasks can only be added to an active job",
+            code="JobNotActive",
+        )
+    rules.check_new_tasks(job, tasks)
+    now = core.now()
+    for spec in tasks:
+        job.tasks[spec.id.lower()] = TaskRecord(
+            spec=spec, seq=job.next_seq, history=new_history(now)
+        )
+        job.next_seq += 1
+    await core.persist()
+    core.poke()
+
+
+def task_counts(core: Core, job_id: str) -> TaskCounts:
+    counts = dict.fromkeys(TaskState, 0)
+    succeeded = 0
+    for task in core.job(job_id).tasks.values():
+        counts[task.state] += 1
+        if task.state is TaskState.COMPLETED and task.run.result is ExecutionResult.SUCCESS:
+            succeeded += 1
+    completed = counts[TaskState.COMPLETED]
+    return TaskCounts(
+        active=counts[TaskState.ACTIVE],
+        running=counts[TaskState.RUNNING] + counts[TaskState.PREPARING],
+        completed=completed,
+        succeeded=succeeded,
+        failed=completed - succeeded,
+    )
+
+
+async def terminate_task(core: Core, job_id: str, task_id: str) -> None:
+    """End a task: an active one completes without running, a running one is killed."""
+    job = core.job(job_id)
+    task = core.task(job, task_id)
+    if task.state is not TaskState.COMPLETED:
+        await end_task(core, task, "the task was ended by Terminate Task")
+        outcomes.after_task_change(core, job)
+        core.poke()
+
+
+async def terminate_job(core: Core, job_id: str, reason: str | None = None) -> None:
+    job = core.job(job_id)
+    if job.state in (JobState.COMPLETED, JobState.TERMINATING):
+        raise Conflict(f"job {job_id} is already {job.state}", code="JobCompleted")
+    await terminate(core, job, reason or "UserTerminate")
+
+
+async def terminate(core: Core, job: JobRecord, reason: str) -> None:
+    """Terminate Job (see the module's docstring); saves the state before releases start."""
+    if job.state is not JobState.ACTIVE:
+        return
+    now = core.now()
+    move(job, JobState.TERMINATING, now)
+    job.terminate_reason = reason
+    for task in job.tasks.values():
+        if task.state in (TaskState.RUNNING, TaskState.PREPARING):
+            await end_task(core, task, "the task was ended by Terminate Job")
+    pending = []
+    for node_id, record in job.nodes.items():
+        prep = record.prep
+        if prep is not None and not prep.completed:
+            await processes.stop(core, prep.key)
+            failure = views.failure("TaskEnded", "ended by Terminate Job")
+            views.complete(prep, None, failure, core.now())
+        if job.spec.release is not None and rules.release_due(record):
+            record.release = Execution()
+            pending.append(processes.prepare_release(core, job, node_id))
+    outcomes.maybe_complete(core, job)
+    await processes.start_all(core, pending)
+    await core.persist()
+    core.poke()
+
+
+async def end_task(core: Core, task: TaskRecord, message: str) -> None:
+    await processes.stop(core, task.run.key)
+    now = core.now()
+    if task.state is TaskState.RUNNING and task.run.start_time is not None:
+        task.history.state_time = min(task.run.start_time, now)
+    move(task, TaskState.COMPLETED, now)
+    # Inferred from the REST spec's TaskExecutionInfo: a task ended by the service has no
+    # exit code of its own, and a failure saying why.
+    views.complete(task.run, None, views.failure("TaskEnded", message), now)
+    touch(task, now)
+    core.refresh_busy()
+
+
+def prep_release_status(core: Core, job_id: str) -> list[PrepReleaseStatus]:
+    job = core.job(job_id)
+    if job.spec.preparation is None:
+        raise Conflict(
+            f"job {job_id} has no job preparation task",
+            code="JobPreparationTaskNotSpecified",
+        )
+    pool = core.state.pools.get(job.spec.pool_id.lower())
+    order = {node.id: node.index for node in pool.nodes} if pool else {}
+    entries = [
+        (node_id, record)
+        for node_id, record in job.nodes.items()
+        if record.prep is not None or record.release is not None
+    ]
+    entries.sort(key=lambda item: order.get(item[0], len(order) + 1))
+    return [
+        PrepReleaseStatus(
+            pool_id=job.spec.pool_id,
+            node_id=node_id,
+            preparation=views.prep_release_view(record.prep),
+            release=views.prep_release_view(record.release),
+        )
+        for node_id, record in entries
+    ]
+
+
+async def delete_job(core: Core, job_id: str) -> None:
+    """Delete Job: terminate an active job (its release tasks run), wait until it completed,
+    then remove its files from every node it used and forget it."""
+    job = core.job(job_id)
+    if job.state is JobState.ACTIVE:
+        await terminate(core, job, "UserTerminate")
+    with anyio.fail_after(RELEASE_MAX_WALL_CLOCK.total_seconds() + 60):
+        while job.state is JobState.TERMINATING:
+            await core.job_completed.wait()
+    move(job, JobState.DELETING, core.now())
+    await core.persist()
+    for node_id, record in job.nodes.items():
+        if record.has_files and core.node_by_id(node_id) is not None:
+            await processes.remove_tree(core, node_id, environment.job_dir(job.spec.id))
+    core.state.jobs.pop(job_id.lower(), None)
+    await core.persist()

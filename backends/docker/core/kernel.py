@@ -1,0 +1,188 @@
+"""What the core's parts share: the state, the executor, the store, the clock, the processes in
+flight, and the signals between the parts (wake the scheduler, save the state).
+
+The parts (`pools`, `jobs`, `scheduler`, `processes`, `outcomes`) are functions over one `Core`;
+`service.BatchService` is their facade.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from jobprep_release.backends.base import NodeState, TaskState
+from jobprep_release.backends.docker.core.clock import Clock
+from jobprep_release.backends.docker.core.executor import NodeExecutor, NodeSetup
+from jobprep_release.backends.docker.core.records import (
+    JobRecord,
+    NodeRecord,
+    PoolRecord,
+    ServiceState,
+    TaskRecord,
+    move,
+)
+from jobprep_release.backends.docker.core.store import Store, serialize
+from jobprep_release.backends.errors import NotFound
+
+SAVE_INTERVAL = 0.2
+SWEEP_INTERVAL = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CoreSettings:
+    """The account the core serves, the image pools get when they name none, and how often
+    it saves its state (at least `save_interval` seconds apart, and never more than a tenth of
+    the time; 0: after every change) and sweeps old task files."""
+
+    account_name: str = "localbatch"
+    default_image: str | None = None
+    save_interval: float = SAVE_INTERVAL
+    sweep_interval: float = SWEEP_INTERVAL
+
+
+class Kind(Enum):
+    TASK = "task"
+    PREP = "prep"
+    RELEASE = "release"
+
+
+@dataclass(slots=True)
+class InFlight:
+    """A process the core started and has not yet seen end."""
+
+    kind: Kind
+    node_id: str
+    job_id: str = ""
+    task_id: str = ""
+
+
+class Core:
+    """The service's state and machinery. Create it, then `service.BatchService.run` it."""
+
+    def __init__(
+        self, executor: NodeExecutor, store: Store, clock: Clock, settings: CoreSettings
+    ) -> None:
+        self.executor = executor
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.state = ServiceState()
+        self.journal_seq = 0
+        self.in_flight: dict[str, InFlight] = {}
+        self.wake = anyio.Event()
+        self.dirty = anyio.Event()
+        self.persist_lock = anyio.Lock()
+        self.job_completed = anyio.Event()
+        self.group: anyio.abc.TaskGroup | None = None
+        self.account_url = f"http://localhost/{settings.account_name}"
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    # --- signals -------------------------------------------------------------------------------
+
+    def changed(self) -> None:
+        """The state changed: save it soon."""
+        self.dirty.set()
+
+    def poke(self) -> None:
+        """Something the scheduler cares about changed: run a pass, and save."""
+        self.wake.set()
+        self.changed()
+
+    def spawn(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        assert self.group is not None, "BatchService.run is not running"
+        self.group.start_soon(func, *args)
+
+    async def persist(self) -> None:
+        """Write the state now (before acting on a change that must survive a crash)."""
+        async with self.persist_lock:
+            self.state.journal_seq = self.journal_seq
+            await self.store.write(serialize(self.state))
+
+    async def journal(self, entry: dict[str, Any]) -> None:
+        """Keep `entry` (records about to be acted on) in the store's journal, numbered."""
+        self.journal_seq += 1
+        await self.store.append({"seq": self.journal_seq, **entry})
+
+    async def saver(self) -> None:
+        """Write the state soon after it changes, but never spend more than about a tenth of
+        the loop's time on it: encoding a large state takes a while and holds the loop."""
+        while True:
+            await self.dirty.wait()
+            self.dirty = anyio.Event()
+            started = time.monotonic()
+            await self.persist()
+            spent = time.monotonic() - started
+            interval = self.settings.save_interval
+            # An interval of 0 (tests) saves after every change, whatever the time it took.
+            await anyio.sleep(max(interval, 10 * spent) if interval > 0 else 0)
+
+    # --- lookups -------------------------------------------------------------------------------
+
+    def pool(self, pool_id: str) -> PoolRecord:
+        pool = self.state.pools.get(pool_id.lower())
+        if pool is None:
+            raise NotFound(f"pool {pool_id} does not exist", code="PoolNotFound")
+        return pool
+
+    def job(self, job_id: str) -> JobRecord:
+        job = self.state.jobs.get(job_id.lower())
+        if job is None:
+            raise NotFound(f"job {job_id} does not exist", code="JobNotFound")
+        return job
+
+    @staticmethod
+    def task(job: JobRecord, task_id: str) -> TaskRecord:
+        task = job.tasks.get(task_id.lower())
+        if task is None:
+            raise NotFound(f"task {task_id} does not exist", code="TaskNotFound")
+        return task
+
+    def find_node(self, pool_id: str, node_id: str) -> NodeRecord:
+        for node in self.pool(pool_id).nodes:
+            if node.id == node_id:
+                return node
+        raise NotFound(f"node {node_id} is not in pool {pool_id}", code="NodeNotFound")
+
+    def node_by_id(self, node_id: str) -> tuple[PoolRecord, NodeRecord] | None:
+        for pool in self.state.pools.values():
+            for node in pool.nodes:
+                if node.id == node_id:
+                    return pool, node
+        return None
+
+    @staticmethod
+    def setup(pool: PoolRecord, node: NodeRecord) -> NodeSetup:
+        return NodeSetup(
+            pool=pool.spec,
+            serial=pool.serial,
+            created=pool.created,
+            node_id=node.id,
+            index=node.index,
+        )
+
+    def refresh_busy(self, used: dict[str, int] | None = None) -> None:
+        """Record each ready node as `running` while a task holds one of its slots, else
+        `idle` (`used`: the slots in use by node, when the caller has them)."""
+        used = self.used_slots() if used is None else used
+        now = self.now()
+        for pool in self.state.pools.values():
+            for node in pool.nodes:
+                if node.state in (NodeState.IDLE, NodeState.RUNNING):
+                    move(node, NodeState.RUNNING if used.get(node.id) else NodeState.IDLE, now)
+
+    def used_slots(self) -> dict[str, int]:
+        """Task slots in use, by node id."""
+        used: dict[str, int] = {}
+        for job in self.state.jobs.values():
+            for task in job.tasks.values():
+                if task.node_id and task.state in (TaskState.PREPARING, TaskState.RUNNING):
+                    used[task.node_id] = used.get(task.node_id, 0) + task.spec.required_slots
+        return used

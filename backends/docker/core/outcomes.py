@@ -1,0 +1,225 @@
+"""What the core makes of a process's end: a task completed, retried or requeued; a preparation
+task that lets waiting tasks run, is retried, or blocks the node for its job; a release task
+that lets its job complete (batch-semantics.md, "Tasks", "Job preparation task", "Job release
+task"). Where the documents are silent, the choice made is marked "Inferred".
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import anyio
+import structlog
+
+from jobprep_release.backends.base import (
+    RELEASE_MAX_WALL_CLOCK,
+    ExecutionResult,
+    FailureInfo,
+    JobState,
+    OnAllTasksComplete,
+    TaskState,
+)
+from jobprep_release.backends.docker.core import rules, views
+from jobprep_release.backends.docker.core.executor import NOT_FOUND
+from jobprep_release.backends.docker.core.kernel import Core, InFlight, Kind
+from jobprep_release.backends.docker.core.records import (
+    Execution,
+    JobRecord,
+    TaskRecord,
+    move,
+    touch,
+)
+
+log = structlog.get_logger("jobprep_release.docker")
+
+WALL_CLOCK_SLACK = 0.99
+"""An exit after 99% of the wall clock counts as the wall clock's: timers are not exact."""
+
+
+def execution(job: JobRecord, flight: InFlight) -> Execution:
+    if flight.kind is Kind.TASK:
+        return job.tasks[flight.task_id].run
+    record = job.nodes[flight.node_id]
+    run = record.prep if flight.kind is Kind.PREP else record.release
+    assert run is not None
+    return run
+
+
+def on_exit(
+    core: Core,
+    key: str,
+    flight: InFlight,
+    code: int,
+    start: float,
+    end: float,
+    why: str,
+    *,
+    failure: FailureInfo | None = None,
+) -> None:
+    """The process under `key` ended with `code`, having run from `start` to `end`."""
+    if core.in_flight.pop(key, None) is None:
+        return
+    job = core.state.jobs.get(flight.job_id.lower())
+    if job is None:
+        return
+    run = execution(job, flight)
+    run.start_time = run.start_time or start
+    exit_code: int | None = code
+    if failure is not None or why == NOT_FOUND:
+        exit_code = None
+        failure = failure or views.failure(
+            "CommandProgramNotFound", "the command line's program was not found"
+        )
+    elif code != 0:
+        failure = views.failure("FailureExitCode", f"the process exited with code {code}")
+        if _wall_clock_expired(job, flight, start, end):
+            # Inferred code: named after the job's terminate reason for the same limit.
+            failure = views.failure(
+                "MaxWallClockTimeExpiry", "the process ran past its max wall clock time"
+            )
+    views.complete(run, exit_code, failure, end)
+    if flight.kind is Kind.TASK:
+        task = job.tasks[flight.task_id]
+        if task.state is TaskState.RUNNING:
+            task.history.state_time = run.start_time
+        _on_task_exit(core, job, task, end)
+    elif flight.kind is Kind.PREP:
+        _on_prep_exit(core, job, flight.node_id)
+    else:
+        maybe_complete(core, job)
+    core.poke()
+
+
+def _wall_clock_expired(job: JobRecord, flight: InFlight, start: float, end: float) -> bool:
+    limit: timedelta | None = None
+    if flight.kind is Kind.TASK:
+        limit = job.tasks[flight.task_id].spec.constraints.max_wall_clock_time
+    elif flight.kind is Kind.PREP and job.spec.preparation is not None:
+        limit = job.spec.preparation.constraints.max_wall_clock_time
+    elif flight.kind is Kind.RELEASE and job.spec.release is not None:
+        limit = min(job.spec.release.max_wall_clock_time, RELEASE_MAX_WALL_CLOCK)
+    return limit is not None and end - start >= limit.total_seconds() * WALL_CLOCK_SLACK
+
+
+def _on_task_exit(core: Core, job: JobRecord, task: TaskRecord, end: float) -> None:
+    run = task.run
+    failed_by_exit = run.result is ExecutionResult.FAILURE and run.exit_code is not None
+    limit = task.spec.constraints.max_task_retry_count
+    if failed_by_exit and rules.retries_left(limit, job, run.retry_count):
+        run.retry_count += 1
+        run.last_retry_time = end
+        run.completed = False
+        move(task, TaskState.ACTIVE, end)
+        task.node_id = None
+    else:
+        move(task, TaskState.COMPLETED, end)
+    core.refresh_busy()
+    after_task_change(core, job)
+
+
+def after_task_change(core: Core, job: JobRecord) -> None:
+    """onAllTasksComplete: terminatejob ends the job once every task has completed."""
+    if (
+        job.state is JobState.ACTIVE
+        and job.spec.on_all_tasks_complete is OnAllTasksComplete.TERMINATE_JOB
+        and job.tasks
+        and all(t.state is TaskState.COMPLETED for t in job.tasks.values())
+    ):
+        from jobprep_release.backends.docker.core import jobs
+
+        core.spawn(jobs.terminate, core, job, "AllTasksComplete")
+
+
+def _on_prep_exit(core: Core, job: JobRecord, node_id: str) -> None:
+    from jobprep_release.backends.docker.core import processes
+
+    record = job.nodes[node_id]
+    prep, spec = record.prep, job.spec.preparation
+    assert prep is not None and spec is not None
+    waiting = [
+        t for t in job.tasks.values() if t.state is TaskState.PREPARING and t.node_id == node_id
+    ]
+    if prep.result is ExecutionResult.SUCCESS:
+        if waiting and job.state is JobState.ACTIVE:
+            pending = [
+                processes.prepare_task(core, job, task, node_id)
+                for task in sorted(waiting, key=lambda t: t.seq)
+            ]
+            core.spawn(processes.start_all, core, pending)
+        return
+    limit = spec.constraints.max_task_retry_count
+    found = core.node_by_id(node_id)
+    if (
+        prep.exit_code is not None
+        and found is not None
+        and rules.retries_left(limit, job, prep.retry_count)
+    ):
+        prep.retry_count += 1
+        prep.last_retry_time = prep.end_time
+        prep.completed = False
+        retry = processes.prepare_prep(core, job, node_id, found[1].boot)
+        core.spawn(processes.start_all, core, [retry])
+        return
+    if spec.wait_for_success:
+        log.warning(
+            "job preparation task failed; the node takes no more of this job's tasks",
+            job=job.spec.id,
+            node=node_id,
+            exit_code=prep.exit_code,
+        )
+        record.prep_blocked = True
+        for task in waiting:
+            move(task, TaskState.ACTIVE, core.now())
+            task.node_id = None
+
+
+def on_lost(core: Core, key: str, flight: InFlight) -> None:
+    """A process vanished with its node (restart, removal): requeue as the service does."""
+    core.in_flight.pop(key, None)
+    job = core.state.jobs.get(flight.job_id.lower())
+    if job is None:
+        return
+    now = core.now()
+    if flight.kind is Kind.RELEASE:
+        release = job.nodes[flight.node_id].release
+        assert release is not None
+        views.complete(release, None, views.failure("NodeUnavailable", "the node was lost"), now)
+        maybe_complete(core, job)
+    else:
+        if flight.kind is Kind.TASK:
+            task = job.tasks[flight.task_id]
+            move(task, TaskState.ACTIVE, now)
+            task.node_id = None
+            task.run.requeue_count += 1
+            task.run.key = None
+            touch(task, now)
+            core.refresh_busy()
+        else:
+            job.nodes[flight.node_id].prep = None
+        for other in job.tasks.values():
+            if other.state is TaskState.PREPARING and other.node_id == flight.node_id:
+                move(other, TaskState.ACTIVE, now)
+                other.node_id = None
+    core.poke()
+
+
+def lose_node_work(core: Core, node_id: str) -> None:
+    """Everything in flight on the node is gone."""
+    for key, flight in list(core.in_flight.items()):
+        if flight.node_id == node_id:
+            on_lost(core, key, flight)
+
+
+def maybe_complete(core: Core, job: JobRecord) -> None:
+    """A terminating job completes once none of its release tasks runs any more."""
+    if job.state is not JobState.TERMINATING:
+        return
+    if any(r.release is not None and not r.release.completed for r in job.nodes.values()):
+        return
+    now = core.now()
+    move(job, JobState.COMPLETED, now)
+    job.end_time = now
+    log.info("job completed", job=job.spec.id, reason=job.terminate_reason)
+    core.job_completed.set()
+    core.job_completed = anyio.Event()
+    core.changed()

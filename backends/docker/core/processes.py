@@ -1,0 +1,278 @@
+"""Starting and stopping what runs on nodes: tasks, preparation and release tasks.
+
+A start has two halves. `prepare` (no waiting) gives the run a fresh key and records it as in
+flight; `dispatch` then places resource files and asks the executor to start it. Between the
+two (`start_all`), the records the starts changed go to the store's journal, so a core that
+crashes after a process started always finds its key on load (`replay`) and asks the node about
+it, never running it a second time; appending a few records costs far less than saving the
+whole state before every start.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from jobprep_release.backends.base import (
+    RELEASE_MAX_WALL_CLOCK,
+    ElevationLevel,
+    ResourceFile,
+    TaskState,
+    UserIdentity,
+)
+from jobprep_release.backends.docker.core import environment, outcomes, resources, views
+from jobprep_release.backends.docker.core.codec import decode, encode
+from jobprep_release.backends.docker.core.executor import ProcessSpec
+from jobprep_release.backends.docker.core.kernel import Core, InFlight, Kind
+from jobprep_release.backends.docker.core.records import (
+    Execution,
+    JobNodeRecord,
+    JobRecord,
+    TaskRecord,
+    move,
+    touch,
+)
+from jobprep_release.backends.errors import BackendError
+
+log = structlog.get_logger("jobprep_release.docker")
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """What to start: the fields a task, a preparation and a release task share."""
+
+    task_id: str
+    command_line: str
+    identity: UserIdentity
+    environment: dict[str, str]
+    wall_clock: timedelta | None
+    resource_files: Sequence[ResourceFile]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A start prepared and recorded, not yet dispatched."""
+
+    key: str
+    flight: InFlight
+    job: JobRecord
+    what: Launch
+
+
+def prepare(core: Core, flight: InFlight, job: JobRecord, what: Launch, run: Execution) -> Pending:
+    """Record a new run of `what` under a fresh key (no waiting)."""
+    key = uuid.uuid4().hex[:16]
+    run.key = key
+    run.start_time = run.end_time = run.exit_code = None
+    run.failure = run.result = None
+    run.completed = False
+    core.in_flight[key] = flight
+    job.nodes.setdefault(flight.node_id, JobNodeRecord()).has_files = True
+    return Pending(key, flight, job, what)
+
+
+async def start_all(core: Core, pending: Sequence[Pending]) -> None:
+    """Journal the records holding the prepared keys, then dispatch each."""
+    if not pending:
+        return
+    tasks: list[list[Any]] = []
+    nodes: dict[tuple[str, str], Any] = {}
+    for item in pending:
+        job_key, node_id = item.job.spec.id.lower(), item.flight.node_id
+        if item.flight.kind is Kind.TASK:
+            task = item.job.tasks[item.flight.task_id]
+            tasks.append([job_key, item.flight.task_id, encode(task)])
+        nodes[job_key, node_id] = encode(item.job.nodes[node_id])
+    entry = {
+        "tasks": tasks,
+        "nodes": [[job, node, record] for (job, node), record in nodes.items()],
+    }
+    await core.journal(entry)
+    for item in pending:
+        await dispatch(core, item)
+
+
+async def dispatch(core: Core, item: Pending) -> None:
+    """Place the run's resource files and start it on its node."""
+    key, flight, job, what = item.key, item.flight, item.job, item.what
+    if core.in_flight.get(key) is not flight:
+        return  # ended (terminated, node lost) before it could start
+    try:
+        argv = environment.split_command_line(what.command_line)
+    except ValueError as exc:
+        _fail_before_start(core, key, flight, "CommandLineInvalid", str(exc))
+        return
+    directory = environment.task_dir(job.spec.id, what.task_id)
+    working_dir = f"{directory}/wd"
+    elevated = what.identity.elevation_level is ElevationLevel.ADMIN
+    try:
+        if what.resource_files:
+            fetched = await resources.fetch(what.resource_files)
+            files = resources.node_files(working_dir, fetched, elevated=elevated)
+            await core.executor.put_files(flight.node_id, files)
+        prep = job.spec.preparation
+        env = environment.task_environment(
+            environment.NodeContext(
+                account_name=core.settings.account_name,
+                account_url=core.account_url,
+                pool_id=job.spec.pool_id,
+                node_id=flight.node_id,
+            ),
+            job.spec.id,
+            what.task_id,
+            what.identity,
+            job_environment=job.spec.common_environment,
+            task_environment=what.environment,
+            job_prep_task_id=prep.id if prep is not None else None,
+        )
+        spec = ProcessSpec(
+            argv=tuple(argv),
+            environment=env,
+            task_dir=directory,
+            working_dir=working_dir,
+            stdout_path=f"{directory}/stdout.txt",
+            stderr_path=f"{directory}/stderr.txt",
+            elevated=elevated,
+            wall_clock=what.wall_clock,
+        )
+        started = await core.executor.start_process(flight.node_id, key, spec)
+    except resources.DownloadFailed as exc:
+        # Inferred code: the service reports resource file failures as a user error.
+        _fail_before_start(core, key, flight, "ResourceFileDownloadFailed", str(exc))
+        return
+    except BackendError as exc:
+        log.warning("could not start a process", node=flight.node_id, error=exc.one_line())
+        started = False
+    if not started and core.in_flight.get(key) is flight:
+        outcomes.on_lost(core, key, flight)
+        return
+    core.changed()
+
+
+def _fail_before_start(core: Core, key: str, flight: InFlight, code: str, message: str) -> None:
+    now = core.now()
+    outcomes.on_exit(core, key, flight, -1, now, now, "-", failure=views.failure(code, message))
+
+
+def prepare_task(core: Core, job: JobRecord, task: TaskRecord, node_id: str) -> Pending:
+    move(task, TaskState.RUNNING, core.now())
+    task.files_removed = False
+    job.nodes.setdefault(node_id, JobNodeRecord()).ran_tasks = True
+    spec = task.spec
+    what = Launch(
+        spec.id,
+        spec.command_line,
+        spec.user_identity,
+        dict(spec.environment),
+        spec.constraints.max_wall_clock_time,
+        spec.resource_files,
+    )
+    flight = InFlight(Kind.TASK, node_id, job.spec.id, spec.id.lower())
+    return prepare(core, flight, job, what, task.run)
+
+
+def prepare_prep(core: Core, job: JobRecord, node_id: str, boot: int) -> Pending:
+    prep = job.spec.preparation
+    record = job.nodes[node_id]
+    assert prep is not None and record.prep is not None
+    record.prep_boot = boot
+    what = Launch(
+        prep.id,
+        prep.command_line,
+        prep.user_identity,
+        dict(prep.environment),
+        prep.constraints.max_wall_clock_time,
+        prep.resource_files,
+    )
+    return prepare(core, InFlight(Kind.PREP, node_id, job.spec.id), job, what, record.prep)
+
+
+def prepare_release(core: Core, job: JobRecord, node_id: str) -> Pending:
+    release = job.spec.release
+    record = job.nodes[node_id]
+    assert release is not None and record.release is not None
+    what = Launch(
+        release.id,
+        release.command_line,
+        release.user_identity,
+        dict(release.environment),
+        min(release.max_wall_clock_time, RELEASE_MAX_WALL_CLOCK),
+        release.resource_files,
+    )
+    return prepare(core, InFlight(Kind.RELEASE, node_id, job.spec.id), job, what, record.release)
+
+
+async def stop(core: Core, key: str | None) -> None:
+    """Forget a process and kill its whole process tree on its node."""
+    if key is None:
+        return
+    flight = core.in_flight.pop(key, None)
+    if flight is None:
+        return
+    try:
+        await core.executor.kill_process(flight.node_id, key)
+    except BackendError as exc:
+        log.warning("could not kill a process", node=flight.node_id, error=exc.one_line())
+
+
+async def remove_tree(core: Core, node_id: str, path: str) -> None:
+    """Delete a directory on a node (a task's or a job's files); a node that cannot be
+    reached keeps them."""
+    try:
+        await core.executor.remove_tree(node_id, path)
+    except BackendError as exc:
+        log.warning("could not remove files", node=node_id, path=path, error=exc.one_line())
+
+
+def replay(core: Core, entries: list[Any]) -> None:
+    """Apply journal entries the loaded state does not include: the records of starts made
+    after the state was last written."""
+    for entry in entries:
+        seq = int(entry["seq"])
+        if seq <= core.state.journal_seq:
+            continue
+        for job_key, task_key, document in entry["tasks"]:
+            job = core.state.jobs.get(job_key)
+            if job is not None:
+                job.tasks[task_key] = decode(TaskRecord, document)
+        for job_key, node_id, document in entry["nodes"]:
+            job = core.state.jobs.get(job_key)
+            if job is not None:
+                job.nodes[node_id] = decode(JobNodeRecord, document)
+        core.journal_seq = core.state.journal_seq = seq
+    core.journal_seq = max(core.journal_seq, core.state.journal_seq)
+
+
+def index_in_flight(core: Core) -> None:
+    """Rebuild the key index from the state: what was running when the core last stopped."""
+    for job in core.state.jobs.values():
+        for task_id, task in job.tasks.items():
+            if task.state is TaskState.RUNNING and task.run.key and task.node_id:
+                flight = InFlight(Kind.TASK, task.node_id, job.spec.id, task_id)
+                core.in_flight[task.run.key] = flight
+        for node_id, record in job.nodes.items():
+            for kind, execution in ((Kind.PREP, record.prep), (Kind.RELEASE, record.release)):
+                if execution is not None and execution.key and not execution.completed:
+                    core.in_flight[execution.key] = InFlight(kind, node_id, job.spec.id)
+
+
+def started(core: Core, key: str, start: float) -> None:
+    """The executor says the process under `key` started at `start`."""
+    flight = core.in_flight.get(key)
+    if flight is None:
+        return
+    job = core.state.jobs.get(flight.job_id.lower())
+    if job is None:
+        return
+    outcomes.execution(job, flight).start_time = start
+    if flight.kind is Kind.TASK:
+        task = job.tasks[flight.task_id]
+        # The task is running from the moment its process started.
+        task.history.state_time = start
+        touch(task, start)
+    core.changed()

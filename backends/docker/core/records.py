@@ -1,0 +1,190 @@
+"""The service's durable records: pools, nodes, jobs, tasks, how each process ran, and when each
+object changed.
+
+Every state change goes through `move`, which records it where it happens: the new state's time,
+the state before it and that state's time, and a new ETag and last-modified time (`touch`).
+Reads (views, the endpoint) only copy these values, so every client sees one history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from jobprep_release.backends.base import (
+    AllocationState,
+    ExecutionResult,
+    FailureInfo,
+    JobSpec,
+    JobState,
+    NodeState,
+    PoolSpec,
+    PoolState,
+    TaskSpec,
+    TaskState,
+)
+
+STATE_VERSION = 1
+
+
+@dataclass(slots=True)
+class History:
+    """When an object was created and last changed, its ETag tick, and its last transition.
+
+    Times are epoch seconds from the service's clock. `tick` grows on every change; the ETag
+    is its hexadecimal form (`etag`).
+    """
+
+    created: float = 0.0
+    modified: float = 0.0
+    tick: int = 0
+    state_time: float = 0.0
+    previous_state: str | None = None
+    previous_state_time: float | None = None
+
+    @property
+    def etag(self) -> str:
+        """The service's ETag form: ``0x8D`` and 13 hex digits."""
+        return f"0x8D{self.tick % 16**13:013X}"
+
+
+def new_history(at: float) -> History:
+    history = History(created=at, state_time=at)
+    touch_history(history, at)
+    return history
+
+
+def touch_history(history: History, at: float) -> None:
+    history.modified = at
+    history.tick = max(history.tick + 1, int(at * 10_000_000))
+
+
+@dataclass(slots=True)
+class Execution:
+    """One run of a process on a node: a task, a preparation or a release task."""
+
+    key: str | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    exit_code: int | None = None
+    result: ExecutionResult | None = None
+    failure: FailureInfo | None = None
+    retry_count: int = 0
+    requeue_count: int = 0
+    completed: bool = False
+    last_retry_time: float | None = None
+
+
+@dataclass(slots=True)
+class NodeRecord:
+    id: str
+    index: int
+    state: NodeState = NodeState.CREATING
+    boot: int = 0
+    history: History = field(default_factory=History)
+    last_boot_time: float | None = None
+
+
+@dataclass(slots=True)
+class PoolRecord:
+    spec: PoolSpec
+    serial: int
+    created: float
+    state: PoolState = PoolState.ACTIVE
+    nodes: list[NodeRecord] = field(default_factory=list)
+    history: History = field(default_factory=History)
+    allocation_state: AllocationState = AllocationState.STEADY
+    allocation_state_time: float = 0.0
+
+
+@dataclass(slots=True)
+class JobNodeRecord:
+    """What one job did on one node: its preparation and release tasks."""
+
+    prep: Execution | None = None
+    prep_boot: int = 0
+    prep_blocked: bool = False
+    release: Execution | None = None
+    ran_tasks: bool = False
+    has_files: bool = False
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    spec: TaskSpec
+    seq: int
+    state: TaskState = TaskState.ACTIVE
+    node_id: str | None = None
+    run: Execution = field(default_factory=Execution)
+    files_removed: bool = False
+    history: History = field(default_factory=History)
+
+
+@dataclass(slots=True)
+class JobRecord:
+    spec: JobSpec
+    created: float
+    state: JobState = JobState.ACTIVE
+    terminate_reason: str | None = None
+    next_seq: int = 0
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    nodes: dict[str, JobNodeRecord] = field(default_factory=dict)
+    history: History = field(default_factory=History)
+    end_time: float | None = None
+
+
+@dataclass(slots=True)
+class ServiceState:
+    version: int = STATE_VERSION
+    journal_seq: int = 0
+    """The last journal entry (`store.Store.append`) this state includes."""
+    pools: dict[str, PoolRecord] = field(default_factory=dict)
+    jobs: dict[str, JobRecord] = field(default_factory=dict)
+
+
+Record = PoolRecord | NodeRecord | JobRecord | TaskRecord
+
+
+def move(record: Record, state: StrEnum, at: float) -> None:
+    """Put `record` in `state` at `at`, recording the transition (nothing when unchanged)."""
+    if record.state == state:
+        return
+    history = record.history
+    history.previous_state = str(record.state)
+    history.previous_state_time = history.state_time
+    record.state = state  # type: ignore[assignment]
+    history.state_time = at
+    touch_history(history, at)
+
+
+def touch(record: Record, at: float) -> None:
+    """Record that `record` changed at `at` (a new ETag and last-modified time)."""
+    touch_history(record.history, at)
+
+
+def fill_histories(state: ServiceState, at: float) -> None:
+    """Give records from an older state file (without histories) one starting now, so that
+    times are never the epoch. Their creation time is kept where it was recorded."""
+    for pool in state.pools.values():
+        _fill(pool.history, pool.created or at)
+        if not pool.allocation_state_time:
+            pool.allocation_state_time = pool.history.state_time
+        for node in pool.nodes:
+            _fill(node.history, pool.created or at)
+    for job in state.jobs.values():
+        _fill(job.history, job.created or at)
+        for task in job.tasks.values():
+            fresh = not task.history.tick
+            _fill(task.history, job.created or at)
+            run = task.run
+            if fresh and task.state is TaskState.COMPLETED and run.start_time and run.end_time:
+                task.history.previous_state = TaskState.RUNNING.value
+                task.history.previous_state_time = run.start_time
+                task.history.state_time = run.end_time
+
+
+def _fill(history: History, created: float) -> None:
+    if history.tick:
+        return
+    history.created = history.state_time = created
+    touch_history(history, created)

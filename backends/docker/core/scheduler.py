@@ -1,0 +1,103 @@
+"""The scheduler: which task runs on which node, and when a job's preparation task runs first.
+
+As the service does it (batch-semantics.md, "Slots and placement", "Job preparation task"):
+jobs in the order they were created, tasks in the order they were added, on usable nodes with
+enough free slots for the task's `requiredSlots`, by the pool's fill type (pack: the fullest
+node first; spread: the emptiest); a job's preparation task runs on a node before the job's
+first task there, and again after a reboot when asked to; with waitForSuccess the task waits
+(`preparing`) for it. A node whose preparation failed for good takes no more of that job.
+The sweeper removes task directories whose retention time has passed.
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from jobprep_release.backends.base import (
+    DEFAULT_RETENTION,
+    JobState,
+    PoolState,
+    TaskState,
+)
+from jobprep_release.backends.docker.core import environment, processes, rules
+from jobprep_release.backends.docker.core.kernel import Core
+from jobprep_release.backends.docker.core.records import (
+    Execution,
+    JobNodeRecord,
+    JobRecord,
+    NodeRecord,
+    TaskRecord,
+    move,
+)
+
+
+async def run(core: Core) -> None:
+    """Schedule whenever something changed, until cancelled."""
+    while True:
+        await core.wake.wait()
+        core.wake = anyio.Event()
+        await schedule_pass(core)
+
+
+async def schedule_pass(core: Core) -> None:
+    used = core.used_slots()
+    pending: list[processes.Pending] = []
+    for job in sorted(core.state.jobs.values(), key=lambda j: j.created):
+        pool = core.state.pools.get(job.spec.pool_id.lower())
+        if job.state is not JobState.ACTIVE or pool is None:
+            continue
+        if pool.state is not PoolState.ACTIVE:
+            continue
+        # job.tasks is in the order tasks were added; stop once no node has room left.
+        for task in list(job.tasks.values()):
+            if not rules.has_room(pool, used):
+                break
+            if task.state is not TaskState.ACTIVE:
+                continue
+            node = rules.pick_node(pool, job, task, used)
+            if node is not None:
+                used[node.id] = used.get(node.id, 0) + task.spec.required_slots
+                pending += assign(core, job, task, node)
+    core.refresh_busy(used)
+    await processes.start_all(core, pending)
+
+
+def assign(
+    core: Core, job: JobRecord, task: TaskRecord, node: NodeRecord
+) -> list[processes.Pending]:
+    """Place `task` on `node`: its process, or first the job's preparation task there."""
+    record = job.nodes.setdefault(node.id, JobNodeRecord())
+    task.node_id = node.id
+    prep = job.spec.preparation
+    if prep is not None and rules.prep_needed(
+        record, node, prep.rerun_on_node_reboot_after_success
+    ):
+        pending = []
+        if record.prep is None or record.prep.completed:
+            requeues = record.prep.requeue_count if record.prep else 0
+            record.prep = Execution(requeue_count=requeues)
+            pending.append(processes.prepare_prep(core, job, node.id, node.boot))
+        if prep.wait_for_success:
+            move(task, TaskState.PREPARING, core.now())
+            return pending
+        return [*pending, processes.prepare_task(core, job, task, node.id)]
+    return [processes.prepare_task(core, job, task, node.id)]
+
+
+async def sweep(core: Core) -> None:
+    """Remove task directories whose retention time has passed, until cancelled."""
+    while True:
+        await core.clock.sleep(core.settings.sweep_interval)
+        now = core.now()
+        for job in list(core.state.jobs.values()):
+            for task in list(job.tasks.values()):
+                if task.state is not TaskState.COMPLETED or task.files_removed:
+                    continue
+                retention = task.spec.constraints.retention_time or DEFAULT_RETENTION
+                ended = task.run.end_time
+                if task.node_id and ended and ended + retention.total_seconds() <= now:
+                    task.files_removed = True
+                    directory = environment.task_dir(job.spec.id, task.spec.id)
+                    if core.node_by_id(task.node_id) is not None:
+                        await processes.remove_tree(core, task.node_id, directory)
+                    core.changed()

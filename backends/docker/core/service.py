@@ -1,0 +1,249 @@
+"""`BatchService`: a small Batch service (pools, nodes, jobs, tasks, scheduler, outcomes,
+persistence) over any `NodeExecutor`, answering in the backend-neutral models.
+
+It imports nothing of Docker: the same service runs on node containers (`DockerExecutor`),
+or in memory on a fake clock (`FakeExecutor`), behind the in-process `DockerBackend` or the
+REST endpoint. It is driven by calls and by the executor's events; every change a caller asks
+for is saved before the call returns, and a process is recorded (and saved) before it starts,
+so a service that crashes between any two steps loses nothing and runs nothing twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import anyio
+import anyio.abc
+
+from jobprep_release.backends.base import (
+    ComputeNode,
+    Job,
+    JobSpec,
+    NodeState,
+    Pool,
+    PoolSpec,
+    PrepReleaseStatus,
+    Task,
+    TaskCounts,
+    TaskSpec,
+)
+from jobprep_release.backends.docker.core import (
+    environment,
+    jobs,
+    outcomes,
+    pools,
+    processes,
+    rules,
+    scheduler,
+    views,
+)
+from jobprep_release.backends.docker.core.clock import Clock, SystemClock
+from jobprep_release.backends.docker.core.executor import FileInfo, NodeExecutor, ProcessExit
+from jobprep_release.backends.docker.core.kernel import Core, CoreSettings
+from jobprep_release.backends.docker.core.records import NodeRecord, fill_histories
+from jobprep_release.backends.docker.core.store import Store
+from jobprep_release.backends.errors import BackendError, NotFound
+
+
+class BatchService:
+    """The service. Start `run` in a task group (`await group.start(service.run)`) before
+    anything else; `close` when done. Also the executor's `ExecutorListener`."""
+
+    def __init__(
+        self,
+        executor: NodeExecutor,
+        store: Store,
+        settings: CoreSettings | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._core = Core(executor, store, clock or SystemClock(), settings or CoreSettings())
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Load the state, take back every node, then schedule until cancelled."""
+        core = self._core
+        core.state = await core.store.load()
+        processes.replay(core, await core.store.journal())
+        fill_histories(core.state, core.now())
+        async with anyio.create_task_group() as group:
+            core.group = group
+            await group.start(core.executor.run, self)
+            await pools.drop_vanished_pools(core)
+            processes.index_in_flight(core)
+            for pool in core.state.pools.values():
+                for node in pool.nodes:
+                    # Nothing runs on a node until it has said hello to this service.
+                    node.state = NodeState.STARTING
+                    core.executor.create_node(core.setup(pool, node))
+            group.start_soon(core.saver)
+            group.start_soon(scheduler.sweep, core)
+            core.poke()
+            task_status.started()
+            await scheduler.run(core)
+
+    async def close(self) -> None:
+        """Save the state and let the executor go."""
+        await self._core.persist()
+        await self._core.executor.close()
+
+    # --- pools and nodes ---------------------------------------------------------------------
+
+    async def create_pool(self, spec: PoolSpec) -> None:
+        """Create a pool and start its nodes; `AlreadyExists` (``PoolExists``)."""
+        await pools.create_pool(self._core, spec)
+
+    async def list_pools(self) -> list[Pool]:
+        return [views.pool_view(pool) for pool in self._core.state.pools.values()]
+
+    async def get_pool(self, pool_id: str) -> Pool:
+        """The pool (adopted from the executor when the state lost it); `NotFound`."""
+        await pools.adopt(self._core, pool_id)
+        return views.pool_view(self._core.pool(pool_id))
+
+    async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
+        await pools.resize_pool(self._core, pool_id, target_dedicated_nodes)
+
+    async def delete_pool(self, pool_id: str) -> None:
+        """Remove the pool's nodes and forget it; returns when it is gone."""
+        await pools.delete_pool(self._core, pool_id)
+
+    async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
+        busy = self._core.used_slots()
+        return [views.node_view(node, busy) for node in self._core.pool(pool_id).nodes]
+
+    async def get_node(self, pool_id: str, node_id: str) -> ComputeNode:
+        return views.node_view(self._core.find_node(pool_id, node_id), self._core.used_slots())
+
+    async def reboot_node(self, pool_id: str, node_id: str) -> None:
+        await pools.reboot_node(self._core, pool_id, node_id)
+
+    async def reimage_node(self, pool_id: str, node_id: str) -> None:
+        await pools.reimage_node(self._core, pool_id, node_id)
+
+    # --- jobs and tasks ----------------------------------------------------------------------
+
+    async def create_job(self, spec: JobSpec) -> None:
+        await jobs.create_job(self._core, spec)
+
+    async def list_jobs(self) -> list[Job]:
+        return [views.job_view(job) for job in self._core.state.jobs.values()]
+
+    async def find_job(self, job_id: str) -> Job | None:
+        job = self._core.state.jobs.get(job_id.lower())
+        return None if job is None else views.job_view(job)
+
+    async def get_job(self, job_id: str) -> Job:
+        return views.job_view(self._core.job(job_id))
+
+    async def add_tasks(self, job_id: str, tasks: Sequence[TaskSpec]) -> None:
+        await jobs.add_tasks(self._core, job_id, tasks)
+
+    async def get_task_counts(self, job_id: str) -> TaskCounts:
+        return jobs.task_counts(self._core, job_id)
+
+    async def list_tasks(self, job_id: str) -> list[Task]:
+        return [views.task_view(task) for task in self._core.job(job_id).tasks.values()]
+
+    async def get_task(self, job_id: str, task_id: str) -> Task:
+        core = self._core
+        return views.task_view(core.task(core.job(job_id), task_id))
+
+    async def terminate_task(self, job_id: str, task_id: str) -> None:
+        """End a task: an active one completes without running, a running one is killed."""
+        await jobs.terminate_task(self._core, job_id, task_id)
+
+    async def terminate_job(self, job_id: str, reason: str | None = None) -> None:
+        """`terminating` now, `completed` once release tasks ended; `Conflict` when done."""
+        await jobs.terminate_job(self._core, job_id, reason)
+
+    async def list_prep_release_status(self, job_id: str) -> list[PrepReleaseStatus]:
+        return jobs.prep_release_status(self._core, job_id)
+
+    async def delete_job(self, job_id: str) -> None:
+        """Terminate (when active), wait for release tasks, remove its files, forget it."""
+        await jobs.delete_job(self._core, job_id)
+
+    # --- specs: what was asked, for an endpoint that shows it ---------------------------------
+
+    def pool_spec(self, pool_id: str) -> PoolSpec:
+        """The pool's spec (as created, with its current target); `NotFound` when absent."""
+        return self._core.pool(pool_id).spec
+
+    def job_spec(self, job_id: str) -> JobSpec:
+        """The job's spec as created; `NotFound` (``JobNotFound``) when absent."""
+        return self._core.job(job_id).spec
+
+    def task_spec(self, job_id: str, task_id: str) -> TaskSpec:
+        """The task's spec as added; `NotFound` (``JobNotFound``/``TaskNotFound``) when absent."""
+        core = self._core
+        return core.task(core.job(job_id), task_id).spec
+
+    # --- files -------------------------------------------------------------------------------
+
+    def _node(self, pool_id: str, node_id: str) -> NodeRecord:
+        return self._core.find_node(pool_id, node_id)
+
+    async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
+        """A file's bytes, `path` relative to the node's root; `NotFound`, `InvalidRequest`."""
+        node = self._node(pool_id, node_id)
+        return await self._core.executor.read_file(node.id, rules.confined(path))
+
+    async def node_file_properties(self, pool_id: str, node_id: str, path: str) -> FileInfo:
+        """A file's or directory's properties, `path` relative to the node's root."""
+        node = self._node(pool_id, node_id)
+        return await self._core.executor.stat_file(node.id, rules.confined(path))
+
+    async def list_node_files(
+        self, pool_id: str, node_id: str, directory: str, *, recursive: bool
+    ) -> list[FileInfo]:
+        """What `directory` (relative to the node's root; "" for the root) holds."""
+        node = self._node(pool_id, node_id)
+        relative = rules.confined(directory) if directory else ""
+        return await self._core.executor.list_files(node.id, relative, recursive=recursive)
+
+    def task_location(self, job_id: str, task_id: str) -> tuple[str, str, str]:
+        """Where a task's files are: (pool id, node id, task dir relative to the node root).
+
+        `NotFound` (``FileNotFound``) when the task never ran or its files were removed.
+        """
+        core = self._core
+        job = core.job(job_id)
+        task = core.task(job, task_id)
+        if task.node_id is None or task.files_removed:
+            raise NotFound(f"task {task_id} has no files", code="FileNotFound")
+        directory = environment.relative_to_root(environment.task_dir(job.spec.id, task.spec.id))
+        return job.spec.pool_id, task.node_id, directory
+
+    # --- the executor's events (ExecutorListener) ---------------------------------------------
+
+    def on_node_state(self, node_id: str, state: NodeState) -> None:
+        pools.on_node_state(self._core, node_id, state)
+
+    def on_node_hello(self, node_id: str, boot: int) -> None:
+        unsettled = pools.on_node_hello(self._core, node_id, boot)
+        if unsettled:
+            self._core.spawn(self._query, node_id, unsettled)
+
+    async def _query(self, node_id: str, keys: list[str]) -> None:
+        with contextlib.suppress(BackendError):  # the node's next hello asks again
+            await self._core.executor.query_processes(node_id, keys)
+
+    def on_node_lost(self, node_id: str) -> None:
+        pools.on_node_lost(self._core, node_id)
+
+    def on_process_started(self, node_id: str, key: str, start: float) -> None:
+        processes.started(self._core, key, start)
+
+    def on_process_exited(self, node_id: str, key: str, exit: ProcessExit) -> None:
+        flight = self._core.in_flight.get(key)
+        if flight is not None:
+            outcomes.on_exit(self._core, key, flight, exit.code, exit.start, exit.end, exit.why)
+
+    def on_process_lost(self, node_id: str, key: str) -> None:
+        flight = self._core.in_flight.get(key)
+        if flight is not None:
+            outcomes.on_lost(self._core, key, flight)

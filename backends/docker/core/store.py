@@ -1,0 +1,203 @@
+"""Where the service's state is kept: one JSON document and a journal, in files or in memory.
+
+The file store (`StateStore`) rewrites its document atomically (write, fsync, rename) so a crash
+between any two steps leaves either the old or the new document, never half of one. Between two
+documents, small entries are appended to a journal (one JSON line each: what the service is
+about to start), so the state need not be rewritten before every start; an entry carries a
+sequence number, and a document the last one it includes (`journal_seq`), so entries already in
+the document are skipped on load and dropped once it is written. It lives in
+the user's state directory, one file per engine, and a lock file keeps two runs from driving the
+same state at once. `MemoryStore` keeps the document in memory, for tests and in-process
+endpoints: a new service on the same store sees what the last one wrote, as after a crash.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import anyio.to_thread
+
+from jobprep_release.backends.docker.core.codec import decode, encode
+from jobprep_release.backends.docker.core.records import STATE_VERSION, ServiceState
+from jobprep_release.backends.errors import Conflict
+
+
+class Store(Protocol):
+    """The service's persistence: the last state written, and writing a new one."""
+
+    async def load(self) -> ServiceState:
+        """The state last written (an empty one when none was). `Conflict` when unreadable."""
+        ...
+
+    async def write(self, document: Any) -> None:
+        """Replace the kept state with `document` (from `serialize`), atomically; journal
+        entries it includes may go."""
+        ...
+
+    async def append(self, entry: Any) -> None:
+        """Add `entry` (JSON values with a ``seq``) to the journal; kept once this returns."""
+        ...
+
+    async def journal(self) -> list[Any]:
+        """The journal's entries, oldest first."""
+        ...
+
+
+def serialize(state: ServiceState) -> Any:
+    """A snapshot of the state as plain JSON values, sharing nothing that changes later: it
+    may be written by another thread while the state moves on."""
+    return encode(state)
+
+
+def parse(raw: Any) -> ServiceState:
+    """A state from a document `serialize` made; `Conflict` for an unknown version (a state
+    written by another version of the app is never silently dropped)."""
+    if raw.get("version") != STATE_VERSION:
+        raise Conflict(
+            f"the docker backend's state has version {raw.get('version')!r}, this app reads "
+            f"version {STATE_VERSION}",
+            code="StateUnreadable",
+            hint="use the app version that wrote it, or run `cleanup`",
+        )
+    return decode(ServiceState, raw)
+
+
+def default_state_dir() -> Path:
+    """``$JOBPREP_RELEASE_STATE_DIR``, else ``$XDG_STATE_HOME/jobprep_release``."""
+    explicit = os.environ.get("JOBPREP_RELEASE_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "jobprep_release"
+
+
+class MemoryStore:
+    """A state kept in memory, as the JSON documents files would hold. `writes` counts the
+    state's writes, `appends` the journal's."""
+
+    def __init__(self) -> None:
+        self.document: str | None = None
+        self.entries: list[str] = []
+        self.writes = 0
+        self.appends = 0
+
+    async def append(self, entry: Any) -> None:
+        self.entries.append(json.dumps(entry))
+        self.appends += 1
+
+    async def journal(self) -> list[Any]:
+        return [json.loads(entry) for entry in self.entries]
+
+    async def load(self) -> ServiceState:
+        if self.document is None:
+            return ServiceState()
+        return parse(json.loads(self.document))
+
+    async def write(self, document: Any) -> None:
+        self.document = json.dumps(document)
+        self.writes += 1
+        done = int(document.get("journal_seq", 0))
+        self.entries = [e for e in self.entries if json.loads(e)["seq"] > done]
+
+
+class StateStore:
+    """One engine's state file, held under an exclusive lock while a backend is open."""
+
+    def __init__(self, directory: Path, engine_id: str) -> None:
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", engine_id)[:80]
+        self.path = directory / f"docker-{safe}.json"
+        self._lock_path = directory / f"docker-{safe}.lock"
+        self.journal_path = directory / f"docker-{safe}.journal"
+        self._lock: IO[str] | None = None
+        self._journal_lock = anyio.Lock()
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self._lock_path.open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            lock.close()
+            raise Conflict(
+                f"another jobprep_release run is using the docker backend's state ({self.path})",
+                code="StateLocked",
+                hint="wait for it to finish, or stop it",
+            ) from exc
+        self._lock = lock
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    async def load(self) -> ServiceState:
+        return await anyio.to_thread.run_sync(self.load_now)
+
+    def load_now(self) -> ServiceState:
+        """`load`, blocking (for commands that run outside an event loop's hot path)."""
+        try:
+            raw: Any = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return ServiceState()
+        except (OSError, ValueError) as exc:
+            broken = self.path.with_suffix(".broken")
+            self.path.replace(broken)
+            raise Conflict(
+                f"the docker backend's state file could not be read; moved it to {broken}",
+                code="StateUnreadable",
+            ) from exc
+        return parse(raw)
+
+    async def write(self, document: Any) -> None:
+        await anyio.to_thread.run_sync(self.write_now, document)
+        done = int(document.get("journal_seq", 0))
+        async with self._journal_lock:
+            await anyio.to_thread.run_sync(self._compact, done)
+
+    async def append(self, entry: Any) -> None:
+        line = json.dumps(entry, separators=(",", ":")) + "\n"
+        async with self._journal_lock:
+            await anyio.to_thread.run_sync(self._append_now, line)
+
+    def _append_now(self, line: str) -> None:
+        # No fsync: the journal guards against the app dying, which leaves the page cache.
+        with self.journal_path.open("a") as handle:
+            handle.write(line)
+
+    async def journal(self) -> list[Any]:
+        return await anyio.to_thread.run_sync(self._read_journal)
+
+    def _read_journal(self) -> list[Any]:
+        try:
+            text = self.journal_path.read_text()
+        except FileNotFoundError:
+            return []
+        entries = []
+        for line in text.splitlines():
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                break  # a line cut short by a crash: nothing after it was written either
+        return entries
+
+    def _compact(self, done: int) -> None:
+        """Drop the entries the written state includes."""
+        kept = [entry for entry in self._read_journal() if int(entry["seq"]) > done]
+        temporary = self.journal_path.with_suffix(".journal-tmp")
+        temporary.write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in kept))
+        temporary.replace(self.journal_path)
+
+    def write_now(self, document: Any) -> None:
+        """`write`, blocking."""
+        data = json.dumps(document, separators=(",", ":")).encode()
+        temporary = self.path.with_suffix(".tmp")
+        with temporary.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(self.path)

@@ -1,0 +1,141 @@
+"""Records to models: how the service's durable records read through the backend interface.
+
+Views only copy what the records hold (states, times, ETags recorded where each change
+happened); reading never changes a record.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from jobprep_release.backends.base import (
+    ComputeNode,
+    ErrorCategory,
+    ExecutionInfo,
+    ExecutionResult,
+    FailureInfo,
+    Job,
+    JobState,
+    NodeState,
+    Pool,
+    PoolState,
+    PrepReleaseExecution,
+    PrepReleaseTaskState,
+    Task,
+    TaskState,
+)
+from jobprep_release.backends.docker.core.records import (
+    Execution,
+    JobRecord,
+    NodeRecord,
+    PoolRecord,
+    TaskRecord,
+)
+
+
+def stamp(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def failure(code: str, message: str) -> FailureInfo:
+    return FailureInfo(category=ErrorCategory.USER_ERROR, code=code, message=message)
+
+
+def complete(
+    execution: Execution, exit_code: int | None, why: FailureInfo | None, end: float
+) -> None:
+    """Mark an execution finished: success when it has no failure."""
+    execution.exit_code = exit_code
+    execution.failure = why
+    execution.result = ExecutionResult.FAILURE if why else ExecutionResult.SUCCESS
+    execution.end_time = end
+    execution.completed = True
+    execution.key = None
+
+
+def execution_info(execution: Execution) -> ExecutionInfo:
+    return ExecutionInfo(
+        start_time=stamp(execution.start_time),
+        end_time=stamp(execution.end_time) if execution.completed else None,
+        exit_code=execution.exit_code,
+        result=execution.result if execution.completed else None,
+        failure_info=execution.failure,
+        retry_count=execution.retry_count,
+        requeue_count=execution.requeue_count,
+    )
+
+
+def task_view(task: TaskRecord) -> Task:
+    history = task.history
+    previous = history.previous_state
+    return Task(
+        id=task.spec.id,
+        state=task.state,
+        node_id=task.node_id,
+        execution_info=execution_info(task.run),
+        creation_time=stamp(history.created),
+        last_modified=stamp(history.modified),
+        etag=history.etag,
+        state_transition_time=stamp(history.state_time),
+        previous_state=TaskState(previous) if previous else None,
+        previous_state_transition_time=stamp(history.previous_state_time),
+    )
+
+
+def prep_release_view(execution: Execution | None) -> PrepReleaseExecution | None:
+    if execution is None:
+        return None
+    state = PrepReleaseTaskState.COMPLETED if execution.completed else PrepReleaseTaskState.RUNNING
+    return PrepReleaseExecution(state=state, execution_info=execution_info(execution))
+
+
+def job_view(job: JobRecord) -> Job:
+    history = job.history
+    previous = history.previous_state
+    return Job(
+        id=job.spec.id,
+        pool_id=job.spec.pool_id,
+        state=job.state,
+        terminate_reason=job.terminate_reason,
+        creation_time=stamp(history.created),
+        last_modified=stamp(history.modified),
+        etag=history.etag,
+        state_transition_time=stamp(history.state_time),
+        previous_state=JobState(previous) if previous else None,
+        previous_state_transition_time=stamp(history.previous_state_time),
+        end_time=stamp(job.end_time) if job.state is JobState.COMPLETED else None,
+    )
+
+
+def pool_view(pool: PoolRecord) -> Pool:
+    history = pool.history
+    previous = history.previous_state
+    return Pool(
+        id=pool.spec.id,
+        vm_size=pool.spec.vm_size,
+        state=pool.state,
+        allocation_state=pool.allocation_state,
+        target_dedicated_nodes=pool.spec.target_dedicated_nodes,
+        current_dedicated_nodes=sum(n.state is not NodeState.LEAVING_POOL for n in pool.nodes),
+        task_slots_per_node=pool.spec.task_slots_per_node,
+        node_fill_type=pool.spec.node_fill_type,
+        creation_time=stamp(history.created),
+        last_modified=stamp(history.modified),
+        etag=history.etag,
+        state_transition_time=stamp(history.state_time),
+        previous_state=PoolState(previous) if previous else None,
+        previous_state_transition_time=stamp(history.previous_state_time),
+        allocation_state_transition_time=stamp(pool.allocation_state_time),
+    )
+
+
+def node_view(node: NodeRecord, busy: dict[str, int]) -> ComputeNode:
+    """The node as recorded; `busy` gives the task slots in use on each node."""
+    return ComputeNode(
+        id=node.id,
+        state=node.state,
+        running_tasks_count=busy.get(node.id, 0),
+        state_transition_time=stamp(node.history.state_time),
+        allocation_time=stamp(node.history.created),
+        last_boot_time=stamp(node.last_boot_time),
+    )

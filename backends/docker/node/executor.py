@@ -1,0 +1,224 @@
+"""`DockerExecutor`: the core's `NodeExecutor` on a Docker engine, a container per node.
+
+Each node is a container (kept by a `NodeKeeper`) whose main process is the agent
+(`agent.AGENT_SCRIPT`); processes start through the agent from a launch script
+(`launch.launch_script`), files are placed as a tar through the engine, read through the engine's
+archive API and listed with one ``find``. Agent lines become the listener's events; service-side
+chores (removing directories) run through the agent too, and their ends are kept here.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+
+import anyio
+import anyio.abc
+import structlog
+
+from jobprep_release.backends.base import NodeState, PoolSpec
+from jobprep_release.backends.docker.core.codec import decode
+from jobprep_release.backends.docker.core.executor import (
+    ExecutorListener,
+    FileInfo,
+    FoundPool,
+    NodeFile,
+    NodeSetup,
+    ProcessExit,
+    ProcessSpec,
+)
+from jobprep_release.backends.docker.node.agent import (
+    AGENT_DIR,
+    AgentEvent,
+    run_command,
+    simple_command,
+)
+from jobprep_release.backends.docker.node.archive import archive
+from jobprep_release.backends.docker.node.engine import NODE_LABEL, POOL_LABEL, ROLE_LABEL, Engine
+from jobprep_release.backends.docker.node.files import NodeFiles
+from jobprep_release.backends.docker.node.keeper import SPEC_LABEL, NodeKeeper
+from jobprep_release.backends.docker.node.launch import launch_script, remove_tree_script
+from jobprep_release.backends.errors import NotFound
+
+log = structlog.get_logger("jobprep_release.docker")
+
+CHORE_TIMEOUT = 30.0
+
+
+class DockerExecutor:
+    """Nodes as containers on `engine` (which the caller opens and closes)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._files = NodeFiles(engine)
+        self._keepers: dict[str, NodeKeeper] = {}
+        self._chores: dict[str, anyio.Event] = {}
+        self._listener: ExecutorListener | None = None
+        self._group: anyio.abc.TaskGroup | None = None
+
+    async def run(
+        self, listener: ExecutorListener, *, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
+        self._listener = listener
+        try:
+            async with anyio.create_task_group() as group:
+                self._group = group
+                task_status.started()
+                await anyio.sleep_forever()
+        finally:
+            self._group = None
+            self._close_links()
+            self._keepers.clear()
+
+    async def close(self) -> None:
+        self._close_links()
+
+    def _close_links(self) -> None:
+        # A link's reader blocks in a worker thread until its socket closes.
+        for keeper in self._keepers.values():
+            if keeper.link is not None:
+                keeper.link.close()
+
+    # --- what keepers report -------------------------------------------------------------------
+
+    def on_agent_event(self, node_id: str, event: AgentEvent) -> None:
+        listener = self._listener
+        if listener is None:
+            return
+        if event.verb == "hello":
+            listener.on_node_hello(node_id, int(event.key))
+            return
+        if event.key in self._chores:
+            if event.verb in ("exited", "unknown"):
+                self._chores[event.key].set()
+            return
+        if event.verb == "started":
+            listener.on_process_started(node_id, event.key, float(event.words[0]))
+        elif event.verb == "exited":
+            code, start, end, why = event.words[:4]
+            exit = ProcessExit(int(code), float(start), float(end), why)
+            listener.on_process_exited(node_id, event.key, exit)
+        elif event.verb == "unknown":
+            # The process is gone without a trace: the node restarted while we were away.
+            listener.on_process_lost(node_id, event.key)
+
+    def on_keeper_state(self, node_id: str, state: NodeState) -> None:
+        if self._listener is not None:
+            self._listener.on_node_state(node_id, state)
+
+    def on_keeper_lost(self, node_id: str) -> None:
+        if self._listener is not None:
+            self._listener.on_node_lost(node_id)
+
+    # --- nodes ---------------------------------------------------------------------------------
+
+    async def check_image(self, image: str) -> None:
+        await self.engine.ensure_image(image)
+
+    def create_node(self, node: NodeSetup) -> None:
+        assert self._group is not None, "DockerExecutor.run is not running"
+        keeper = NodeKeeper(self.engine, node, self)
+        self._keepers[node.node_id] = keeper
+        self._group.start_soon(keeper.run)
+
+    async def remove_node(self, node: NodeSetup) -> None:
+        keeper = self._keepers.pop(node.node_id, None) or NodeKeeper(self.engine, node, self)
+        await keeper.remove()
+
+    def _keeper(self, node_id: str) -> NodeKeeper:
+        keeper = self._keepers.get(node_id)
+        if keeper is None:
+            raise NotFound(f"node {node_id} is not kept here", code="NodeNotFound")
+        return keeper
+
+    async def reboot_node(self, node_id: str) -> None:
+        await self._keeper(node_id).reboot()
+
+    async def reimage_node(self, node_id: str) -> None:
+        await self._keeper(node_id).reimage()
+
+    # --- processes -----------------------------------------------------------------------------
+
+    async def start_process(self, node_id: str, key: str, spec: ProcessSpec) -> bool:
+        keeper = self._keepers.get(node_id)
+        if keeper is None:
+            return False
+        script = launch_script(spec, agent_mark=f"{AGENT_DIR}/{key}.why")
+        return await keeper.send(run_command(key, script))
+
+    async def kill_process(self, node_id: str, key: str) -> None:
+        keeper = self._keepers.get(node_id)
+        if keeper is not None:
+            await keeper.send(simple_command("kill", key))
+
+    async def query_processes(self, node_id: str, keys: Sequence[str]) -> None:
+        keeper = self._keepers.get(node_id)
+        if keeper is not None and keys:
+            await keeper.send(b"".join(simple_command("query", key) for key in keys))
+
+    # --- files ---------------------------------------------------------------------------------
+
+    async def put_files(self, node_id: str, files: Sequence[NodeFile]) -> None:
+        await self.engine.put_archive(self._keeper(node_id).name, archive(files))
+
+    async def remove_tree(self, node_id: str, path: str) -> None:
+        """Run ``rm -rf`` through the agent as root and wait (bounded) for it to end."""
+        keeper = self._keepers.get(node_id)
+        if keeper is None:
+            return
+        key = uuid.uuid4().hex[:16]
+        done = anyio.Event()
+        self._chores[key] = done
+        try:
+            if await keeper.send(run_command(key, remove_tree_script(path))):
+                with anyio.move_on_after(CHORE_TIMEOUT):
+                    await done.wait()
+        finally:
+            self._chores.pop(key, None)
+
+    async def read_file(self, node_id: str, path: str) -> bytes:
+        return await self._files.read_confined(self._keeper(node_id).name, path)
+
+    async def stat_file(self, node_id: str, path: str) -> FileInfo:
+        return await self._files.stat(self._keeper(node_id).name, path)
+
+    async def list_files(self, node_id: str, directory: str, *, recursive: bool) -> list[FileInfo]:
+        return await self._files.list(self._keeper(node_id).name, directory, recursive=recursive)
+
+    # --- pools ---------------------------------------------------------------------------------
+
+    async def find_pool(self, pool_id: str) -> FoundPool | None:
+        members = await self.engine.list_containers({POOL_LABEL: pool_id, ROLE_LABEL: "node"})
+        if not members:
+            return None
+        try:
+            document = json.loads(members[0].labels[SPEC_LABEL])
+            spec = decode(PoolSpec, document["spec"])
+            nodes = []
+            for container in members:
+                node_id = container.labels[NODE_LABEL]
+                nodes.append((node_id, int(node_id.split("_")[1].split("-")[0])))
+            found = FoundPool(
+                spec=spec,
+                serial=int(document["serial"]),
+                created=float(document["created"]),
+                nodes=nodes,
+            )
+        except (KeyError, ValueError, TypeError, IndexError):
+            log.warning("ignoring node containers with unreadable labels", pool=pool_id)
+            return None
+        return found
+
+    async def has_pool(self, pool_id: str) -> bool:
+        labels = {POOL_LABEL: pool_id}
+        if await self.engine.list_containers(labels):
+            return True
+        return bool(await self.engine.list_volumes(labels))
+
+    async def remove_pool(self, pool_id: str) -> None:
+        labels = {POOL_LABEL: pool_id}
+        for container in await self.engine.list_containers(labels):
+            await self.engine.remove_container(container.id)
+        for volume in await self.engine.list_volumes(labels):
+            await self.engine.remove_volume(volume.name)

@@ -1,0 +1,57 @@
+"""The bash a node's agent runs (as root) to start one process the core asked for.
+
+The script makes the task directory and working directory (owned by the task user unless
+elevated), then execs the program through `setsid` (a session and process group of its own),
+`env -i` (exactly the process's variables), `setpriv` (the non-admin user) and, for a wall clock,
+`timeout` (which kills the task's whole process group on expiry). The program is looked up in
+the process's PATH first, so a missing one is reported as such rather than as a bare exit 127.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from jobprep_release.backends.docker.core.environment import SYSTEM_PATH, TASK_USER
+from jobprep_release.backends.docker.core.executor import NOT_FOUND, ProcessSpec
+
+
+def launch_script(spec: ProcessSpec, *, agent_mark: str) -> str:
+    """The bash the agent runs as root to start `spec`.
+
+    `agent_mark` is a file the script writes `NOT_FOUND` to when the program does not exist,
+    which the agent reports as the exit's reason.
+    """
+    q = shlex.quote
+    # One process makes the directories (owned by the task's user unless elevated); the task's
+    # stdout and stderr files are opened by this script and handed to the task as its output.
+    owner = "" if spec.elevated else f"-o {TASK_USER} -g {TASK_USER} "
+    lines = [
+        f"d={q(spec.task_dir)}",
+        f"w={q(spec.working_dir)}",
+        f"o={q(spec.stdout_path)}",
+        f"e={q(spec.stderr_path)}",
+        f'install -d {owner}"$d" "$w" || exit 125',
+        'cd "$w" || exit 125',
+    ]
+    program = spec.argv[0]
+    lines.append(
+        f"PATH={q(spec.environment.get('PATH', SYSTEM_PATH))} command -v -- {q(program)} "
+        f">/dev/null || {{ echo {NOT_FOUND} >{q(agent_mark)}; "
+        f'echo "{program}: command not found" >"$e"; exit 127; }}'
+    )
+    # setsid: the task leads a session and process group of its own, which the agent's `kill`
+    # and timeout's wall clock end as a whole.
+    words = ["exec", "setsid", "env", "-i"]
+    words += [f"{name}={value}" for name, value in spec.environment.items()]
+    if not spec.elevated:
+        words += ["setpriv", f"--reuid={TASK_USER}", f"--regid={TASK_USER}", "--init-groups", "--"]
+    if spec.wall_clock is not None:
+        seconds = max(spec.wall_clock.total_seconds(), 0.001)
+        words += ["timeout", "-s", "KILL", f"{seconds:.3f}"]
+    words += spec.argv
+    lines.append(" ".join(q(word) for word in words) + ' >"$o" 2>"$e"')
+    return "\n".join(lines) + "\n"
+
+
+def remove_tree_script(path: str) -> str:
+    return f"rm -rf -- {shlex.quote(path)}\n"

@@ -1,0 +1,139 @@
+"""What the endpoint needs of a Batch service: the interface its handlers are written against.
+
+`jobprep_release.backends.docker.core.BatchService` implements it (over the Docker executor, or
+over the fake one); any other implementation can be served the same way (`app.build_app`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from jobprep_release.backends.base import (
+    ComputeNode,
+    Job,
+    JobSpec,
+    Pool,
+    PoolSpec,
+    PrepReleaseStatus,
+    Task,
+    TaskCounts,
+    TaskSpec,
+)
+from jobprep_release.backends.docker.core.executor import FileInfo
+
+
+class EndpointService(Protocol):
+    """A Batch service, as the REST handlers call it. Errors are the project's
+    (`NotFound`, `Conflict`, ... with the service's codes); reads never change anything."""
+
+    async def create_pool(self, spec: PoolSpec) -> None:
+        """Add Pool; `AlreadyExists` (``PoolExists``)."""
+        ...
+
+    async def list_pools(self) -> list[Pool]:
+        """Every pool."""
+        ...
+
+    async def get_pool(self, pool_id: str) -> Pool:
+        """One pool; `NotFound` (``PoolNotFound``)."""
+        ...
+
+    async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
+        """Resize Pool (dedicated nodes)."""
+        ...
+
+    async def delete_pool(self, pool_id: str) -> None:
+        """Delete the pool; returns when it is gone."""
+        ...
+
+    def pool_spec(self, pool_id: str) -> PoolSpec:
+        """The pool as asked for (with its current target); `NotFound`."""
+        ...
+
+    async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
+        """The pool's nodes in the service's order."""
+        ...
+
+    async def get_node(self, pool_id: str, node_id: str) -> ComputeNode:
+        """One node; `NotFound` (``NodeNotFound``)."""
+        ...
+
+    async def reboot_node(self, pool_id: str, node_id: str) -> None:
+        """Reboot (running tasks requeued, files kept)."""
+        ...
+
+    async def reimage_node(self, pool_id: str, node_id: str) -> None:
+        """Reimage (running tasks requeued, disk afresh)."""
+        ...
+
+    async def create_job(self, spec: JobSpec) -> None:
+        """Add Job; `AlreadyExists` (``JobExists``)."""
+        ...
+
+    async def list_jobs(self) -> list[Job]:
+        """Every job."""
+        ...
+
+    async def get_job(self, job_id: str) -> Job:
+        """One job; `NotFound` (``JobNotFound``)."""
+        ...
+
+    def job_spec(self, job_id: str) -> JobSpec:
+        """The job as asked for; `NotFound`."""
+        ...
+
+    async def terminate_job(self, job_id: str, reason: str | None = None) -> None:
+        """Terminate Job; `Conflict` (``JobCompleted``) when it already ended."""
+        ...
+
+    async def delete_job(self, job_id: str) -> None:
+        """Delete the job (release first when active); returns when it is gone."""
+        ...
+
+    async def get_task_counts(self, job_id: str) -> TaskCounts:
+        """The job's tasks by state."""
+        ...
+
+    async def list_prep_release_status(self, job_id: str) -> list[PrepReleaseStatus]:
+        """Per node, the job's preparation and release tasks."""
+        ...
+
+    async def add_tasks(self, job_id: str, tasks: Sequence[TaskSpec]) -> None:
+        """Add tasks to an active job (all or none)."""
+        ...
+
+    async def list_tasks(self, job_id: str) -> list[Task]:
+        """The job's tasks in the order they were added."""
+        ...
+
+    async def get_task(self, job_id: str, task_id: str) -> Task:
+        """One task; `NotFound` (``TaskNotFound``)."""
+        ...
+
+    def task_spec(self, job_id: str, task_id: str) -> TaskSpec:
+        """The task as asked for; `NotFound`."""
+        ...
+
+    async def terminate_task(self, job_id: str, task_id: str) -> None:
+        """Terminate Task."""
+        ...
+
+    def task_location(self, job_id: str, task_id: str) -> tuple[str, str, str]:
+        """(pool id, node id, task directory relative to the node's root); `NotFound`
+        (``FileNotFound``) when the task has no files."""
+        ...
+
+    async def node_file_properties(self, pool_id: str, node_id: str, path: str) -> FileInfo:
+        """A node file's or directory's properties, `path` relative to the node's root."""
+        ...
+
+    async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
+        """A node file's bytes, `path` relative to the node's root."""
+        ...
+
+    async def list_node_files(
+        self, pool_id: str, node_id: str, directory: str, *, recursive: bool
+    ) -> list[FileInfo]:
+        """What a directory (relative to the node's root; "" for the root) holds."""
+        ...

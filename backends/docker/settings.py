@@ -1,0 +1,19 @@
+"""How the Docker backend reaches the engine and builds nodes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_NODE_IMAGE = "debian:bookworm-slim"
+
+
+@dataclass(frozen=True, slots=True)
+class DockerSettings:
+    """The node image, where the state lives (None: the default state directory), the
+    engine (None: ``DOCKER_HOST`` or the local socket) and the account name tasks see."""
+
+    image: str = DEFAULT_NODE_IMAGE
+    state_dir: Path | None = None
+    docker_host: str | None = None
+    account_name: str = "localbatch"

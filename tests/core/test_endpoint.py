@@ -1,0 +1,42 @@
+"""The REST endpoint over the core and the fake executor: no engine, the real HTTP app, the
+azure backend (azure-batch's own client) as the caller."""
+
+from __future__ import annotations
+
+import base64
+
+import anyio
+from azure.core.credentials import AzureNamedKeyCredential
+
+from jobprep_release.backends.azure import AzureBackend
+from jobprep_release.backends.base import TaskState
+from jobprep_release.backends.docker.core import FakeExecutor, FakeOutcome, FakeStart
+from jobprep_release.backends.docker.rest import EndpointSettings, running_endpoint
+from tests.core.harness import JOB, POOL, job_spec, pool_spec, tasks
+
+KEY = base64.b64encode(b"core-endpoint-test-key-0123456789").decode()
+
+
+def script(start: FakeStart) -> FakeOutcome:
+    return FakeOutcome(stdout=f"hello from {start.node_id}\n".encode())
+
+
+async def test_the_endpoint_serves_the_core_over_the_fake_executor() -> None:
+    fake = FakeExecutor(outcome=script)
+    settings = EndpointSettings(account="fakebatch", key=KEY, port=0, executor=fake)
+    async with running_endpoint(settings) as running:
+        credential = AzureNamedKeyCredential(running.account, running.key)
+        async with AzureBackend(running.url, credential, poll_interval=0.05) as backend:
+            await backend.create_pool(pool_spec(1, image=None))
+            await backend.create_job(job_spec())
+            await backend.add_tasks(JOB, tasks(2))
+            with anyio.fail_after(10):
+                while (await backend.get_task_counts(JOB)).completed < 2:
+                    await anyio.sleep(0.05)
+            task = await backend.get_task(JOB, "task001")
+            assert task.state is TaskState.COMPLETED
+            assert task.node_id is not None
+            path = f"workitems/{JOB}/job-1/task001/stdout.txt"
+            data = await backend.read_node_file(POOL, task.node_id, path)
+            assert data == f"hello from {task.node_id}\n".encode()
+    assert [start.task_id for start in fake.starts] == ["task001", "task002"]
