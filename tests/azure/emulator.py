@@ -162,10 +162,13 @@ async def serve_in_own_task(**options: float) -> tuple[Emulator, Callable[[], Aw
             await stop.wait()
 
     task = asyncio.create_task(serve())
-    task.add_done_callback(
-        lambda done: ready.done()
-        or ready.set_exception(done.exception() or RuntimeError("the emulator did not start"))
-    )
+
+    def failed_to_start(done: asyncio.Task[None]) -> None:
+        if not ready.done():
+            error = None if done.cancelled() else done.exception()
+            ready.set_exception(error or RuntimeError("the emulator did not start"))
+
+    task.add_done_callback(failed_to_start)
     emulator = await ready
 
     async def close() -> None:

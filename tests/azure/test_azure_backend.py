@@ -30,7 +30,7 @@ from jobprep_release.backends.base import (
     UserIdentity,
 )
 from jobprep_release.backends.errors import AlreadyExists, Conflict, InvalidRequest, NotFound
-from tests.azure.batch_standin import BatchStandIn, parse_duration
+from tests.azure.emulator import Emulator, parse_duration
 from tests.azure.support import make_backend
 
 POOL = "JobPrepReleaseSamplePool"
@@ -92,7 +92,7 @@ async def test_backend_satisfies_the_interface(backend: AzureBackend) -> None:
 
 
 async def test_create_pool_sends_a_linux_virtual_machine_pool(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     spec = PoolSpec(
         id=POOL,
@@ -104,7 +104,7 @@ async def test_create_pool_sends_a_linux_virtual_machine_pool(
     )
     await backend.create_pool(spec)
 
-    [request] = standin.calls("POST", "/pools")
+    [request] = emulator.calls("POST", "/pools")
     assert request.body == {
         "id": POOL,
         "vmSize": "standard_d2s_v3",
@@ -125,7 +125,7 @@ async def test_create_pool_sends_a_linux_virtual_machine_pool(
 
 
 async def test_create_pool_uses_the_image_urn_and_agent_given(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     spec = PoolSpec(
         id=POOL,
@@ -134,7 +134,7 @@ async def test_create_pool_uses_the_image_urn_and_agent_given(
     )
     await backend.create_pool(spec)
 
-    [request] = standin.calls("POST", "/pools")
+    [request] = emulator.calls("POST", "/pools")
     configuration = request.body["virtualMachineConfiguration"]
     assert configuration["imageReference"] == {
         "publisher": "microsoft-dsvm",
@@ -147,11 +147,11 @@ async def test_create_pool_uses_the_image_urn_and_agent_given(
 
 @pytest.mark.parametrize("image", ["ubuntu", "a:b:c", "a::c:d", "a:b:c:d:e"])
 async def test_create_pool_refuses_a_malformed_image_before_sending(
-    standin: BatchStandIn, backend: AzureBackend, image: str
+    emulator: Emulator, backend: AzureBackend, image: str
 ) -> None:
     with pytest.raises(InvalidRequest, match="publisher:offer:sku:version"):
         await backend.create_pool(PoolSpec(id=POOL, image=image))
-    assert standin.calls("POST", "/pools") == []
+    assert emulator.calls("POST", "/pools") == []
 
 
 async def test_create_pool_twice_raises_already_exists(backend: AzureBackend) -> None:
@@ -181,15 +181,13 @@ async def test_get_missing_pool_raises_not_found(backend: AzureBackend) -> None:
     assert caught.value.code == "PoolNotFound"
 
 
-async def test_resize_pool_requests_the_new_size(
-    standin: BatchStandIn, backend: AzureBackend
-) -> None:
+async def test_resize_pool_requests_the_new_size(emulator: Emulator, backend: AzureBackend) -> None:
     await backend.create_pool(PoolSpec(id=POOL))
     await backend.get_pool(POOL)  # let the first allocation settle
 
     await backend.resize_pool(POOL, 3)
 
-    [request] = standin.calls("POST", f"/pools/{POOL}/resize")
+    [request] = emulator.calls("POST", f"/pools/{POOL}/resize")
     assert request.body == {"targetDedicatedNodes": 3}
     assert (await backend.get_pool(POOL)).current_dedicated_nodes == 3
 
@@ -202,14 +200,14 @@ async def test_resize_pool_while_resizing_raises_conflict(backend: AzureBackend)
 
 
 async def test_delete_pool_waits_until_the_pool_is_gone(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     await backend.create_pool(PoolSpec(id=POOL))
 
     await backend.delete_pool(POOL)
 
-    assert POOL.lower() not in standin.pools
-    assert standin.calls("GET", f"/pools/{POOL}"), "the deletion was not polled"
+    assert POOL.lower() not in emulator.pools
+    assert emulator.calls("GET", f"/pools/{POOL}"), "the deletion was not polled"
     with pytest.raises(NotFound):
         await backend.get_pool(POOL)
 
@@ -235,7 +233,7 @@ async def test_list_nodes_follows_their_start(backend: AzureBackend) -> None:
 # --- jobs -------------------------------------------------------------------------------------
 
 
-async def test_find_job_filters_by_id(standin: BatchStandIn, backend: AzureBackend) -> None:
+async def test_find_job_filters_by_id(emulator: Emulator, backend: AzureBackend) -> None:
     assert await backend.find_job(JOB) is None
 
     await backend.create_pool(PoolSpec(id=POOL))
@@ -245,19 +243,19 @@ async def test_find_job_filters_by_id(standin: BatchStandIn, backend: AzureBacke
 
     assert found is not None
     assert (found.id, found.pool_id, found.state) == (JOB, POOL, JobState.ACTIVE)
-    assert standin.calls("GET", "/jobs")[-1].query["$filter"] == f"id eq '{JOB}'"
+    assert emulator.calls("GET", "/jobs")[-1].query["$filter"] == f"id eq '{JOB}'"
 
 
 async def test_find_job_refuses_an_id_that_could_break_the_filter(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     with pytest.raises(InvalidRequest):
         await backend.find_job("x' or id ne 'y")
-    assert standin.calls("GET", "/jobs") == []
+    assert emulator.calls("GET", "/jobs") == []
 
 
 async def test_create_job_sends_every_field_of_the_specs(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     files = (
         ResourceFile(http_url="https://example.test/a.sh", file_path="a.sh", file_mode="0755"),
@@ -293,7 +291,7 @@ async def test_create_job_sends_every_field_of_the_specs(
 
     await backend.create_job(spec)
 
-    [request] = standin.calls("POST", "/jobs")
+    [request] = emulator.calls("POST", "/jobs")
     assert with_durations(request.body) == {
         "id": JOB,
         "poolInfo": {"poolId": POOL},
@@ -358,18 +356,18 @@ async def test_get_missing_job_raises_not_found(backend: AzureBackend) -> None:
 
 
 async def test_add_tasks_sends_at_most_100_per_request(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     await backend.create_job(sample_job())
 
     await backend.add_tasks(JOB, sample_tasks(250))
 
-    requests = standin.calls("POST", f"/jobs/{JOB}/addtaskcollection")
+    requests = emulator.calls("POST", f"/jobs/{JOB}/addtaskcollection")
     assert [len(request.body["value"]) for request in requests] == [100, 100, 50]
-    assert len(standin.jobs[JOB.lower()].tasks) == 250
+    assert len(emulator.jobs[JOB.lower()].tasks) == 250
 
 
-async def test_add_tasks_sends_task_fields(standin: BatchStandIn, backend: AzureBackend) -> None:
+async def test_add_tasks_sends_task_fields(emulator: Emulator, backend: AzureBackend) -> None:
     await backend.create_job(sample_job())
     task = TaskSpec(
         id="task001",
@@ -381,7 +379,7 @@ async def test_add_tasks_sends_task_fields(standin: BatchStandIn, backend: Azure
 
     await backend.add_tasks(JOB, [task])
 
-    [request] = standin.calls("POST", f"/jobs/{JOB}/addtaskcollection")
+    [request] = emulator.calls("POST", f"/jobs/{JOB}/addtaskcollection")
     assert with_durations(request.body) == {
         "value": [
             {
@@ -397,19 +395,19 @@ async def test_add_tasks_sends_task_fields(standin: BatchStandIn, backend: Azure
 
 
 async def test_add_tasks_resends_tasks_the_service_failed_to_add(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     await backend.create_job(sample_job())
-    standin.flaky_tasks["task002"] = 1
+    emulator.flaky_tasks["task002"] = 1
 
     await backend.add_tasks(JOB, sample_tasks(3))
 
-    requests = standin.calls("POST", f"/jobs/{JOB}/addtaskcollection")
+    requests = emulator.calls("POST", f"/jobs/{JOB}/addtaskcollection")
     assert [[t["id"] for t in r.body["value"]] for r in requests] == [
         ["task001", "task002", "task003"],
         ["task002"],
     ]
-    assert sorted(standin.jobs[JOB.lower()].tasks) == ["task001", "task002", "task003"]
+    assert sorted(emulator.jobs[JOB.lower()].tasks) == ["task001", "task002", "task003"]
 
 
 async def test_add_existing_task_raises_already_exists(backend: AzureBackend) -> None:
@@ -431,13 +429,13 @@ async def test_add_task_named_like_the_preparation_task_raises_invalid_request(
 
 
 async def test_add_tasks_with_a_duplicate_id_is_refused_before_sending(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     await backend.create_job(sample_job())
     tasks = [TaskSpec(id="task001", command_line=TASK), TaskSpec(id="TASK001", command_line=TASK)]
     with pytest.raises(InvalidRequest):
         await backend.add_tasks(JOB, tasks)
-    assert standin.calls("POST", f"/jobs/{JOB}/addtaskcollection") == []
+    assert emulator.calls("POST", f"/jobs/{JOB}/addtaskcollection") == []
 
 
 async def test_add_tasks_to_missing_job_raises_not_found(backend: AzureBackend) -> None:
@@ -446,7 +444,7 @@ async def test_add_tasks_to_missing_job_raises_not_found(backend: AzureBackend) 
     assert caught.value.code == "JobNotFound"
 
 
-async def test_tasks_run_to_completion(standin: BatchStandIn, backend: AzureBackend) -> None:
+async def test_tasks_run_to_completion(emulator: Emulator, backend: AzureBackend) -> None:
     await backend.create_pool(PoolSpec(id=POOL))
     await backend.create_job(sample_job())
     await backend.add_tasks(JOB, sample_tasks(4))
@@ -466,19 +464,19 @@ async def test_tasks_run_to_completion(standin: BatchStandIn, backend: AzureBack
         assert task.execution_info.exit_code == 0
         assert task.execution_info.result is ExecutionResult.SUCCESS
         assert task.execution_info.start_time is not None
-    select = standin.calls("GET", f"/jobs/{JOB}/tasks")[-1].query["$select"]
+    select = emulator.calls("GET", f"/jobs/{JOB}/tasks")[-1].query["$select"]
     assert set(select.split(",")) == {"id", "state", "executionInfo", "nodeInfo"}
 
 
-async def test_list_tasks_follows_next_links(standin: BatchStandIn, backend: AzureBackend) -> None:
-    standin.page_size = 3
+async def test_list_tasks_follows_next_links(emulator: Emulator, backend: AzureBackend) -> None:
+    emulator.page_size = 3
     await backend.create_job(sample_job())
     await backend.add_tasks(JOB, sample_tasks(8))
 
     tasks = await backend.list_tasks(JOB)
 
     assert [task.id for task in tasks] == [f"task{n:03d}" for n in range(1, 9)]
-    assert len(standin.calls("GET", f"/jobs/{JOB}/tasks")) == 3
+    assert len(emulator.calls("GET", f"/jobs/{JOB}/tasks")) == 3
 
 
 # --- node files, termination, prep/release status, deletion -----------------------------------
@@ -523,21 +521,21 @@ async def test_read_file_of_missing_node_raises_not_found(backend: AzureBackend)
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "../secret", "shared/../../x", "..\\x", "", "."])
 async def test_read_node_file_refuses_paths_leaving_the_root(
-    standin: BatchStandIn, backend: AzureBackend, path: str
+    emulator: Emulator, backend: AzureBackend, path: str
 ) -> None:
     with pytest.raises(InvalidRequest):
         await backend.read_node_file(POOL, "node", path)
-    assert standin.requests == []
+    assert emulator.requests == []
 
 
 async def test_terminate_job_runs_release_then_completes(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     await run_sample_tasks(backend, nodes=2, tasks=4)
 
     await backend.terminate_job(JOB, "done here")
 
-    [request] = standin.calls("POST", f"/jobs/{JOB}/terminate")
+    [request] = emulator.calls("POST", f"/jobs/{JOB}/terminate")
     assert request.body == {"terminateReason": "done here"}
     states = [(await backend.get_job(JOB)).state for _ in range(3)]
     assert states[0] is JobState.TERMINATING
@@ -550,11 +548,11 @@ async def test_terminate_job_runs_release_then_completes(
 
 
 async def test_terminate_job_without_reason_says_user_terminate(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     await backend.create_job(sample_job())
     await backend.terminate_job(JOB)
-    [request] = standin.calls("POST", f"/jobs/{JOB}/terminate")
+    [request] = emulator.calls("POST", f"/jobs/{JOB}/terminate")
     assert request.body == {"terminateReason": "UserTerminate"}
 
 
@@ -595,14 +593,14 @@ async def test_prep_release_status_of_job_without_prep_raises_conflict(
 
 
 async def test_delete_job_waits_until_the_job_is_gone(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     await backend.create_job(sample_job())
 
     await backend.delete_job(JOB)
 
     assert await backend.find_job(JOB) is None
-    assert standin.calls("GET", f"/jobs/{JOB}"), "the deletion was not polled"
+    assert emulator.calls("GET", f"/jobs/{JOB}"), "the deletion was not polled"
 
 
 async def test_delete_missing_job_raises_not_found(backend: AzureBackend) -> None:
@@ -611,8 +609,8 @@ async def test_delete_missing_job_raises_not_found(backend: AzureBackend) -> Non
     assert caught.value.code == "JobNotFound"
 
 
-async def test_backend_can_be_opened_twice_in_sequence(standin: BatchStandIn) -> None:
-    async with make_backend(standin.endpoint) as first:
+async def test_backend_can_be_opened_twice_in_sequence(emulator: Emulator) -> None:
+    async with make_backend(emulator.url) as first:
         await first.create_pool(PoolSpec(id=POOL))
-    async with make_backend(standin.endpoint) as second:
+    async with make_backend(emulator.url) as second:
         assert (await second.get_pool(POOL)).id == POOL

@@ -51,9 +51,7 @@ async def test_wrong_key_raises_authentication_failed_without_the_key(
     assert len(emulator.requests) == 1, "authentication failures must not be retried"
 
 
-async def test_401_raises_authentication_failed(
-    emulator: Emulator, backend: AzureBackend
-) -> None:
+async def test_401_raises_authentication_failed(emulator: Emulator, backend: AzureBackend) -> None:
     emulator.inject("GET", f"/pools/{POOL}", 401, code="AuthenticationFailed")
     with pytest.raises(AuthenticationFailed) as caught:
         await backend.get_pool(POOL)
@@ -132,9 +130,7 @@ async def test_endless_unavailability_gives_up_after_bounded_retries(
 
 
 async def test_endless_failure_to_add_tasks_is_bounded_in_time(emulator: Emulator) -> None:
-    endless = make_backend(
-        emulator.url, add_tasks_timeout=1.0, retry_total=1000, retry_status=1000
-    )
+    endless = make_backend(emulator.url, add_tasks_timeout=1.0, retry_total=1000, retry_status=1000)
     async with endless as backend:
         await backend.create_job(JobSpec(id="job1", pool_id=POOL))
         emulator.inject("POST", "/jobs/job1/addtaskcollection", 500, times=None)
