@@ -28,6 +28,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from jobprep_release.backends.docker.core import FakeClock, FakeExecutor, FakeOutcome, FakeStart
+from jobprep_release.backends.docker.core.executor import NodeSetup
 from jobprep_release.backends.docker.core.service import BatchService
 from jobprep_release.backends.docker.rest import EndpointSettings, running_endpoint
 from jobprep_release.backends.docker.rest.faults import FaultInjector, Recorded
@@ -36,6 +37,20 @@ from tests.azure.support import ACCOUNT, KEY
 _VARIABLE = re.compile(r"\$\{?(AZ_BATCH_\w+?)\}?(?=\W|$)")
 _ECHO = re.compile(r'echo "(?P<text>[^"]*)" (?P<op>>>?) ?"?(?P<path>[^"\s]+)"?')
 _RM = re.compile(r'rm (?P<force>-f )?"?(?P<path>[^"\s]+)"?')
+
+
+class RecordingExecutor(FakeExecutor):
+    """The fake executor, remembering every node it created (`created`, in order), since a
+    deleted pool's nodes leave `nodes`."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.created: list[str] = []
+
+    def create_node(self, node: NodeSetup) -> None:
+        if node.node_id not in self.nodes:
+            self.created.append(node.node_id)
+        super().create_node(node)
 
 
 @dataclass
@@ -71,7 +86,7 @@ class Emulator:
 
     url: str
     service: BatchService
-    fake: FakeExecutor
+    fake: RecordingExecutor
     clock: FakeClock
     script: SampleScript
     faults: FaultInjector
@@ -121,7 +136,7 @@ async def running_emulator(
     """The endpoint over a fresh fake executor and clock, processes taking `seconds`, the
     clock moving `seconds_per_read` before each GET. Enter and leave it in one task."""
     clock = FakeClock()
-    fake = FakeExecutor(clock)
+    fake = RecordingExecutor(clock)
     script = SampleScript(fake, seconds)
     fake.outcome = script
     faults = FaultInjector()

@@ -1,4 +1,5 @@
-"""Every `AzureBackend` method through the real SDK and real HTTP, against the Batch stand-in."""
+"""Every `AzureBackend` method through the real SDK and real HTTP, against the project's Batch
+endpoint over the fake executor (`tests.azure.emulator`): no Docker engine, time moved by hand."""
 
 from __future__ import annotations
 
@@ -29,8 +30,15 @@ from jobprep_release.backends.base import (
     TaskState,
     UserIdentity,
 )
-from jobprep_release.backends.errors import AlreadyExists, Conflict, InvalidRequest, NotFound
-from tests.azure.emulator import Emulator, parse_duration
+from jobprep_release.backends.docker.rest.wire import parse_duration
+from jobprep_release.backends.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    ServiceError,
+)
+from tests.azure.emulator import Emulator
 from tests.azure.support import make_backend
 
 POOL = "JobPrepReleaseSamplePool"
@@ -74,11 +82,15 @@ def with_durations(document: Any) -> Any:
     return document
 
 
-async def run_until_tasks_complete(backend: AzureBackend, job_id: str, count: int) -> None:
+async def run_until_tasks_complete(
+    emulator: Emulator, backend: AzureBackend, job_id: str, count: int
+) -> None:
+    """Poll as the sample does, moving the fake clock a second between polls."""
     for _ in range(50):
         counts = await backend.get_task_counts(job_id)
         if counts.completed == count:
             return
+        await emulator.advance(1)
     pytest.fail("tasks did not complete")
 
 
@@ -102,7 +114,10 @@ async def test_create_pool_sends_a_linux_virtual_machine_pool(
         task_slots_per_node=2,
         node_fill_type=NodeFillType.SPREAD,
     )
-    await backend.create_pool(spec)
+    # The endpoint emulates no low-priority nodes and refuses the pool (501); the request is
+    # what is checked here.
+    with pytest.raises(ServiceError, match="low-priority"):
+        await backend.create_pool(spec)
 
     [request] = emulator.calls("POST", "/pools")
     assert request.body == {
@@ -161,8 +176,9 @@ async def test_create_pool_twice_raises_already_exists(backend: AzureBackend) ->
     assert caught.value.code == "PoolExists"
 
 
-async def test_get_pool_reports_the_pool(backend: AzureBackend) -> None:
+async def test_get_pool_reports_the_pool(emulator: Emulator, backend: AzureBackend) -> None:
     await backend.create_pool(PoolSpec(id=POOL, vm_size="standard_d1_v2", task_slots_per_node=1))
+    await emulator.settle()
 
     pool = await backend.get_pool(POOL)
 
@@ -183,7 +199,7 @@ async def test_get_missing_pool_raises_not_found(backend: AzureBackend) -> None:
 
 async def test_resize_pool_requests_the_new_size(emulator: Emulator, backend: AzureBackend) -> None:
     await backend.create_pool(PoolSpec(id=POOL))
-    await backend.get_pool(POOL)  # let the first allocation settle
+    await emulator.settle()  # let the first allocation settle
 
     await backend.resize_pool(POOL, 3)
 
@@ -192,8 +208,14 @@ async def test_resize_pool_requests_the_new_size(emulator: Emulator, backend: Az
     assert (await backend.get_pool(POOL)).current_dedicated_nodes == 3
 
 
-async def test_resize_pool_while_resizing_raises_conflict(backend: AzureBackend) -> None:
+async def test_resize_pool_while_resizing_raises_conflict(
+    emulator: Emulator, backend: AzureBackend
+) -> None:
+    # The service refuses a resize while the pool resizes with 409 (azure-batch's resize_pool
+    # docstring). The endpoint's pools on the fake executor resize in no time, so the refusal
+    # is injected: what is tested is the backend's answer to it.
     await backend.create_pool(PoolSpec(id=POOL))
+    emulator.inject("POST", f"/pools/{POOL}/resize", 409, code="PoolNotSteady")
     with pytest.raises(Conflict) as caught:
         await backend.resize_pool(POOL, 3)
     assert caught.value.code == "PoolNotSteady"
@@ -206,7 +228,7 @@ async def test_delete_pool_waits_until_the_pool_is_gone(
 
     await backend.delete_pool(POOL)
 
-    assert POOL.lower() not in emulator.pools
+    assert await emulator.service.list_pools() == []
     assert emulator.calls("GET", f"/pools/{POOL}"), "the deletion was not polled"
     with pytest.raises(NotFound):
         await backend.get_pool(POOL)
@@ -218,16 +240,21 @@ async def test_delete_missing_pool_raises_not_found(backend: AzureBackend) -> No
     assert caught.value.code == "PoolNotFound"
 
 
-async def test_list_nodes_follows_their_start(backend: AzureBackend) -> None:
+async def test_list_nodes_follows_their_start(emulator: Emulator, backend: AzureBackend) -> None:
+    emulator.fake.hold_hello = True  # the nodes' agents do not answer yet
     await backend.create_pool(PoolSpec(id=POOL, target_dedicated_nodes=2))
+    await emulator.settle()
 
     first = await backend.list_nodes(POOL)
+    emulator.fake.release_hello()
+    await emulator.settle()
     second = await backend.list_nodes(POOL)
 
     assert [node.state for node in first] == [NodeState.STARTING] * 2
     assert [node.state for node in second] == [NodeState.IDLE] * 2
     assert [node.id for node in first] == [node.id for node in second]
-    assert all(node.id.startswith("tvmps_") for node in first)
+    assert len({node.id for node in first}) == 2
+    assert sorted(node.id for node in first) == sorted(emulator.fake.nodes)
 
 
 # --- jobs -------------------------------------------------------------------------------------
@@ -364,7 +391,7 @@ async def test_add_tasks_sends_at_most_100_per_request(
 
     requests = emulator.calls("POST", f"/jobs/{JOB}/addtaskcollection")
     assert [len(request.body["value"]) for request in requests] == [100, 100, 50]
-    assert len(emulator.jobs[JOB.lower()].tasks) == 250
+    assert len(await emulator.service.list_tasks(JOB)) == 250
 
 
 async def test_add_tasks_sends_task_fields(emulator: Emulator, backend: AzureBackend) -> None:
@@ -398,7 +425,17 @@ async def test_add_tasks_resends_tasks_the_service_failed_to_add(
     emulator: Emulator, backend: AzureBackend
 ) -> None:
     await backend.create_job(sample_job())
-    emulator.flaky_tasks["task002"] = 1
+    busy = {"code": "ServerBusy", "message": {"lang": "en-US", "value": "The server is busy."}}
+    # A canned answer: the service added task001 and task003 (as far as the client can tell)
+    # and failed task002 with a server error, which the backend must send again, alone.
+    answer = {
+        "value": [
+            {"taskId": "task001", "status": "success"},
+            {"taskId": "task002", "status": "servererror", "error": busy},
+            {"taskId": "task003", "status": "success"},
+        ]
+    }
+    emulator.inject("POST", f"/jobs/{JOB}/addtaskcollection", 200, body=answer)
 
     await backend.add_tasks(JOB, sample_tasks(3))
 
@@ -407,7 +444,7 @@ async def test_add_tasks_resends_tasks_the_service_failed_to_add(
         ["task001", "task002", "task003"],
         ["task002"],
     ]
-    assert sorted(emulator.jobs[JOB.lower()].tasks) == ["task001", "task002", "task003"]
+    assert [task.id for task in await emulator.service.list_tasks(JOB)] == ["task002"]
 
 
 async def test_add_existing_task_raises_already_exists(backend: AzureBackend) -> None:
@@ -445,13 +482,19 @@ async def test_add_tasks_to_missing_job_raises_not_found(backend: AzureBackend) 
 
 
 async def test_tasks_run_to_completion(emulator: Emulator, backend: AzureBackend) -> None:
+    emulator.fake.hold_hello = True  # no node is ready before the counts are first read
+    emulator.script.seconds = 1.0
     await backend.create_pool(PoolSpec(id=POOL))
     await backend.create_job(sample_job())
     await backend.add_tasks(JOB, sample_tasks(4))
 
     first = await backend.get_task_counts(JOB)
     assert first.active == 4
-    await run_until_tasks_complete(backend, JOB, 4)
+    emulator.fake.release_hello()
+    await emulator.settle()
+    running = await backend.get_task_counts(JOB)
+    assert (running.active, running.running, running.completed) == (2, 2, 0)
+    await run_until_tasks_complete(emulator, backend, JOB, 4)
     counts = await backend.get_task_counts(JOB)
     tasks = await backend.list_tasks(JOB)
 
@@ -469,47 +512,61 @@ async def test_tasks_run_to_completion(emulator: Emulator, backend: AzureBackend
 
 
 async def test_list_tasks_follows_next_links(emulator: Emulator, backend: AzureBackend) -> None:
-    emulator.page_size = 3
+    # The service's pages hold at most 1,000 items (the backend asks for no smaller page).
     await backend.create_job(sample_job())
-    await backend.add_tasks(JOB, sample_tasks(8))
+    await backend.add_tasks(JOB, sample_tasks(1005))
 
     tasks = await backend.list_tasks(JOB)
 
-    assert [task.id for task in tasks] == [f"task{n:03d}" for n in range(1, 9)]
-    assert len(emulator.calls("GET", f"/jobs/{JOB}/tasks")) == 3
+    assert [task.id for task in tasks] == [f"task{n:03d}" for n in range(1, 1006)]
+    requests = emulator.calls("GET", f"/jobs/{JOB}/tasks")
+    assert len(requests) == 2
+    assert "$skiptoken" in requests[1].query
 
 
 # --- node files, termination, prep/release status, deletion -----------------------------------
 
 
-async def run_sample_tasks(backend: AzureBackend, nodes: int, tasks: int) -> None:
+async def run_sample_tasks(
+    emulator: Emulator, backend: AzureBackend, nodes: int, tasks: int
+) -> None:
     await backend.create_pool(PoolSpec(id=POOL, target_dedicated_nodes=nodes))
+    await emulator.settle()
     await backend.create_job(sample_job())
     await backend.add_tasks(JOB, sample_tasks(tasks))
-    await run_until_tasks_complete(backend, JOB, tasks)
+    await run_until_tasks_complete(emulator, backend, JOB, tasks)
 
 
-async def test_read_node_file_holds_the_tasks_that_ran_on_the_node(backend: AzureBackend) -> None:
-    await run_sample_tasks(backend, nodes=2, tasks=8)
-    tasks = await backend.list_tasks(JOB)
+async def test_read_node_file_holds_the_tasks_that_ran_on_the_node(
+    emulator: Emulator, backend: AzureBackend
+) -> None:
+    emulator.script.seconds = 1.0  # one task at a time per node: both nodes get tasks
+    await run_sample_tasks(emulator, backend, nodes=2, tasks=8)
+    started = emulator.task_starts(JOB)
+    tasks = {task.id: task for task in await backend.list_tasks(JOB)}
 
-    for node in await backend.list_nodes(POOL):
+    nodes = await backend.list_nodes(POOL)
+    assert len(nodes) == 2
+    for node in nodes:
         content = await backend.read_node_file(POOL, node.id, SHARED_FILE)
-        ran_here = [task.id for task in tasks if task.node_id == node.id]
-        assert ran_here, "the stand-in should spread 8 tasks over both nodes"
+        ran_here = [start.task_id for start in started if start.node_id == node.id]
+        assert ran_here, "8 tasks of 1 s on two 1-slot nodes: each node runs some"
+        assert all(tasks[task_id].node_id == node.id for task_id in ran_here)
         expected = f"{node.id} tasks:\n" + "".join(f"  {task_id}\n" for task_id in ran_here)
         assert content.decode() == expected
 
 
-async def test_node_that_ran_no_task_has_no_file(backend: AzureBackend) -> None:
-    await run_sample_tasks(backend, nodes=3, tasks=2)
-    tasks = await backend.list_tasks(JOB)
-    used = {task.node_id for task in tasks}
-    [idle] = [node for node in await backend.list_nodes(POOL) if node.id not in used]
+async def test_node_that_ran_no_task_has_no_file(emulator: Emulator, backend: AzureBackend) -> None:
+    await run_sample_tasks(emulator, backend, nodes=3, tasks=1)
+    [used] = {start.node_id for start in emulator.task_starts(JOB)}
+    idle = [node for node in await backend.list_nodes(POOL) if node.id != used]
+    assert len(idle) == 2
 
-    with pytest.raises(NotFound) as caught:
-        await backend.read_node_file(POOL, idle.id, SHARED_FILE)
-    assert caught.value.code == "FileNotFound"
+    for node in idle:
+        with pytest.raises(NotFound) as caught:
+            await backend.read_node_file(POOL, node.id, SHARED_FILE)
+        assert caught.value.code == "FileNotFound"
+    assert await backend.read_node_file(POOL, used, SHARED_FILE)
 
 
 async def test_read_file_of_missing_node_raises_not_found(backend: AzureBackend) -> None:
@@ -531,20 +588,22 @@ async def test_read_node_file_refuses_paths_leaving_the_root(
 async def test_terminate_job_runs_release_then_completes(
     emulator: Emulator, backend: AzureBackend
 ) -> None:
-    await run_sample_tasks(backend, nodes=2, tasks=4)
+    await run_sample_tasks(emulator, backend, nodes=2, tasks=4)
+    emulator.script.seconds = 5.0  # the release tasks take 5 s
 
     await backend.terminate_job(JOB, "done here")
 
     [request] = emulator.calls("POST", f"/jobs/{JOB}/terminate")
     assert request.body == {"terminateReason": "done here"}
-    states = [(await backend.get_job(JOB)).state for _ in range(3)]
-    assert states[0] is JobState.TERMINATING
-    assert states[-1] is JobState.COMPLETED
+    await emulator.settle()
+    assert (await backend.get_job(JOB)).state is JobState.TERMINATING
+    await emulator.advance(5)
     job = await backend.get_job(JOB)
+    assert job.state is JobState.COMPLETED
     assert job.terminate_reason == "done here"
-    node = (await backend.list_nodes(POOL))[0]
-    with pytest.raises(NotFound):  # the release task removed it
-        await backend.read_node_file(POOL, node.id, SHARED_FILE)
+    for node_id in {start.node_id for start in emulator.task_starts(JOB)}:
+        with pytest.raises(NotFound):  # the release task removed it
+            await backend.read_node_file(POOL, node_id, SHARED_FILE)
 
 
 async def test_terminate_job_without_reason_says_user_terminate(
@@ -563,16 +622,18 @@ async def test_terminate_completed_job_raises_conflict(backend: AzureBackend) ->
         await backend.terminate_job(JOB)
 
 
-async def test_prep_release_status_per_node(backend: AzureBackend) -> None:
-    await run_sample_tasks(backend, nodes=2, tasks=4)
+async def test_prep_release_status_per_node(emulator: Emulator, backend: AzureBackend) -> None:
+    emulator.script.seconds = 1.0  # one task at a time per node: both nodes get tasks
+    await run_sample_tasks(emulator, backend, nodes=2, tasks=4)
     before = await backend.list_prep_release_status(JOB)
     await backend.terminate_job(JOB)
-    while (await backend.get_job(JOB)).state is not JobState.COMPLETED:
-        pass
+    await emulator.advance(1)
+    assert (await backend.get_job(JOB)).state is JobState.COMPLETED
 
     after = await backend.list_prep_release_status(JOB)
 
-    node_ids = [node.id for node in await backend.list_nodes(POOL)]
+    node_ids = {start.node_id for start in emulator.task_starts(JOB)}
+    assert len(node_ids) == 2
     assert sorted(entry.node_id for entry in after) == sorted(node_ids)
     assert all(entry.release is None for entry in before)
     for entry in after:
