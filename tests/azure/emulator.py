@@ -6,7 +6,8 @@ of its command line. The sample's three command lines (``echo "..." > file``, ``
 file``, ``rm file``, each in ``/bin/bash -c '...'`` with ``$AZ_BATCH_*`` variables) act on the
 fake node's files; any other command line exits 0 and does nothing. A process takes
 `SampleScript.seconds` of the fake clock (0 by default: it ends as soon as it starts); time moves
-only when a test says so (`Emulator.advance`), or by `seconds_per_read` on each read request.
+only when a test says so (`Emulator.advance`), or by `seconds_per_read` before each read
+request (a GET).
 
     async with running_emulator() as batch:
         async with make_backend(batch.url) as backend: ...
@@ -125,7 +126,12 @@ class Emulator:
     @web.middleware
     async def _time_per_read(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.seconds_per_read and request.method == "GET":
-            await self.advance(self.seconds_per_read)
+            # A second at a time: processes that end start the next ones meanwhile, as they
+            # would while the clock runs (one jump would end only the processes running now).
+            left = self.seconds_per_read
+            while left > 0:
+                await self.advance(min(left, 1.0))
+                left -= 1.0
         return await handler(request)
 
 
