@@ -186,3 +186,37 @@ async def test_unexpected_status_raises_service_error(
     with pytest.raises(ServiceError) as caught:
         await backend.get_pool(POOL)
     assert caught.value.code == "NotImplemented"
+
+
+async def test_403_raises_authentication_failed_and_is_not_retried(
+    emulator: Emulator, backend: AzureBackend
+) -> None:
+    emulator.inject("GET", f"/pools/{POOL}", 403, code="AuthenticationFailed", times=None)
+    with pytest.raises(AuthenticationFailed) as caught:
+        await backend.get_pool(POOL)
+    assert "403" in caught.value.message
+    assert len(emulator.calls("GET", f"/pools/{POOL}")) == 1
+
+
+async def test_slow_answer_is_waited_for(emulator: Emulator, backend: AzureBackend) -> None:
+    await backend.create_pool(PoolSpec(id=POOL))
+    emulator.inject("GET", f"/pools/{POOL}", delay=1.0)
+
+    started = time.monotonic()
+    pool = await backend.get_pool(POOL)
+
+    assert pool.id == POOL
+    assert time.monotonic() - started >= 0.9
+    assert len(emulator.calls("GET", f"/pools/{POOL}")) == 1
+
+
+async def test_answer_slower_than_the_call_timeout_raises_service_error(
+    emulator: Emulator,
+) -> None:
+    async with make_backend(emulator.url, call_timeout=0.2, retry_total=0) as backend:
+        await backend.create_pool(PoolSpec(id=POOL))
+        emulator.inject("GET", f"/pools/{POOL}", delay=1.0)
+        started = time.monotonic()
+        with pytest.raises(ServiceError, match="did not finish within"):
+            await backend.get_pool(POOL)
+    assert time.monotonic() - started < 0.8
