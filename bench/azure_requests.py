@@ -1,12 +1,13 @@
 """Benchmark 5: HTTP requests of the whole sample on the azure backend, against the C# sample's.
 
-Both flows run against the tests' Batch stand-in (`tests.azure.batch_standin`), whose world
-moves one step per read (pool, job, node list, task list, task counts): so the number of polls
-each wait takes is set by the same simulated service for both, not by the clock.
+Both flows run against the project's endpoint over the fake executor, as the azure backend's
+tests use it (`tests.azure.emulator`): every process takes one second of the fake clock, and the
+clock moves a set number of seconds before each read (GET), so the number of polls each wait
+takes is set by the same simulated service for both, not by the wall clock.
 
 - `app`: `run_sample` with the `AzureBackend` (``--yes``), the app's flow exactly.
 - `C# pattern`: the calls the C# sample's SDK (Microsoft.Azure.Batch) issues for the same flow,
-  made with azure-batch's async client against a fresh stand-in, with the same request bodies:
+  made with azure-batch's async client against a fresh endpoint, with the same request bodies:
 
   1. ``CreatePool`` (``pool.CommitAsync``): POST /pools
   2. ``GetJobIfExistAsync``: ListJobs with ``$filter=id eq '...'``
@@ -25,12 +26,12 @@ each wait takes is set by the same simulated service for both, not by the clock.
 
   Assumptions: the C# pattern is read from sample-flow.md and the .NET SDK's documented calls;
   one request per poll (8 tasks fit one page and one filter); its polls are counted by the
-  stand-in's steps, as the app's are. On real Batch the waits are by the clock: the C# monitor
+  fake clock's steps, as the app's are. On real Batch the waits are by the clock: the C# monitor
   lists tasks every few seconds (its ``ODATAMonitorControl`` delay) and GetJob every 10 s; the
   app counts tasks every 10 s (``AzureBackend.poll_interval``) and GetJob every 10 s.
 
-Two worlds are measured: one step per read (the stand-in's default: waits take several polls),
-and 20 steps per read (each wait's first poll finds it done, as with polls far apart).
+Two worlds are measured: 1 s per read (waits take several polls), and 20 s per read (each
+wait's first poll finds it done, as with polls far apart). Nodes are ready as soon as created.
 """
 
 from __future__ import annotations
@@ -73,29 +74,25 @@ def operation(method: str, path: str) -> str:
     return f"{method} {path}"
 
 
-def _count(standin: Any) -> Counter[str]:
-    return Counter(operation(r.method, r.path) for r in standin.requests)
+def _count(emulator: Any) -> Counter[str]:
+    return Counter(operation(r.method, r.path) for r in emulator.requests)
 
 
 async def app_flow(steps_per_read: int) -> Counter[str]:
     from jobprep_release.console import Console
     from jobprep_release.flow import run_sample
     from jobprep_release.options import Answer, SampleOptions
-    from tests.azure.batch_standin import BatchStandIn
-    from tests.azure.support import ACCOUNT, KEY, make_backend
+    from tests.azure.emulator import running_emulator
+    from tests.azure.support import make_backend
 
-    standin = BatchStandIn(ACCOUNT, KEY, steps_per_read=steps_per_read)
-    await standin.start()
-    try:
-        async with make_backend(standin.endpoint, poll_interval=0.0) as backend:
+    async with running_emulator(seconds=1.0, seconds_per_read=steps_per_read) as emulator:
+        async with make_backend(emulator.url, poll_interval=0.0) as backend:
             outcome = await run_sample(
                 backend, Console(Answer.YES, out=io.StringIO()), SampleOptions()
             )
         if not outcome.succeeded:
-            raise RuntimeError("the sample failed on the stand-in")
-        return _count(standin)
-    finally:
-        await standin.close()
+            raise RuntimeError("the sample failed on the endpoint")
+        return _count(emulator)
 
 
 async def csharp_flow(steps_per_read: int) -> Counter[str]:
@@ -106,15 +103,13 @@ async def csharp_flow(steps_per_read: int) -> Counter[str]:
     from jobprep_release.backends.azure import convert
     from jobprep_release.flow import job_spec, pool_spec, task_specs
     from jobprep_release.options import SampleOptions
-    from tests.azure.batch_standin import BatchStandIn
+    from tests.azure.emulator import running_emulator
     from tests.azure.support import ACCOUNT, KEY
 
     options = SampleOptions()
-    standin = BatchStandIn(ACCOUNT, KEY, steps_per_read=steps_per_read)
-    await standin.start()
-    try:
+    async with running_emulator(seconds=1.0, seconds_per_read=steps_per_read) as emulator:
         credential = AzureNamedKeyCredential(ACCOUNT, KEY)
-        async with BatchClient(standin.endpoint, credential, retry_total=0) as client:
+        async with BatchClient(emulator.url, credential, retry_total=0) as client:
             await client.create_pool(convert.pool_create_options(pool_spec(options)))
             _ = [job async for job in client.list_jobs(filter=f"id eq '{JOB}'")]
             await client.create_job(convert.job_create_options(job_spec(options)))
@@ -140,9 +135,7 @@ async def csharp_flow(steps_per_read: int) -> Counter[str]:
             _ = [s async for s in client.list_job_preparation_and_release_task_status(JOB)]
             await client.begin_delete_job(JOB, polling_interval=0)
             await client.begin_delete_pool(POOL, polling_interval=0)
-        return _count(standin)
-    finally:
-        await standin.close()
+        return _count(emulator)
 
 
 def _table(app: Counter[str], csharp: Counter[str]) -> list[str]:
@@ -167,9 +160,9 @@ def bench() -> Result:
         app = anyio.run(app_flow, steps)
         csharp = anyio.run(csharp_flow, steps)
         fewer = sum(app.values()) < sum(csharp.values())
-        targets[f"fewer requests than the C# pattern ({steps} step(s) per read)"] = fewer
+        targets[f"fewer requests than the C# pattern ({steps} s per read)"] = fewer
         lines += [
-            f"Stand-in world: {steps} step(s) per read.",
+            f"Endpoint on the fake executor: the clock moves {steps} s per read.",
             "",
             *_table(app, csharp),
             "",
@@ -178,7 +171,7 @@ def bench() -> Result:
             "",
         ]
         print(
-            f"  requests ({steps} step/read): app {sum(app.values())}, C# {sum(csharp.values())}",
+            f"  requests ({steps} s/read): app {sum(app.values())}, C# {sum(csharp.values())}",
             flush=True,
         )
     return Result(

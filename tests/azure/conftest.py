@@ -1,4 +1,4 @@
-"""Fixtures for the azure backend's tests: the Batch stand-in and a backend pointed at it."""
+"""Fixtures for the azure backend's tests: the Batch emulator and a backend pointed at it."""
 
 from __future__ import annotations
 
@@ -7,21 +7,21 @@ from collections.abc import AsyncIterator
 import pytest
 
 from jobprep_release.backends.azure import AzureBackend
-from tests.azure.batch_standin import BatchStandIn
-from tests.azure.support import ACCOUNT, KEY, make_backend
+from tests.azure.emulator import Emulator, serve_in_own_task
+from tests.azure.support import make_backend
 
 
 @pytest.fixture
-async def standin() -> AsyncIterator[BatchStandIn]:
-    service = BatchStandIn(ACCOUNT, KEY)
-    await service.start()
+async def emulator() -> AsyncIterator[Emulator]:
+    """The project's endpoint over the fake executor, with faults on demand."""
+    served, close = await serve_in_own_task()
     try:
-        yield service
+        yield served
     finally:
-        await service.close()
+        await close()
 
 
 @pytest.fixture
-async def backend(standin: BatchStandIn) -> AsyncIterator[AzureBackend]:
-    async with make_backend(standin.endpoint) as opened:
+async def backend(emulator: Emulator) -> AsyncIterator[AzureBackend]:
+    async with make_backend(emulator.url) as opened:
         yield opened

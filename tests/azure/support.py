@@ -9,14 +9,14 @@ from azure.core.credentials import AzureNamedKeyCredential
 
 from jobprep_release.backends.azure import AzureBackend
 
-ACCOUNT = "standinaccount"
+ACCOUNT = "emulatoraccount"
 # A made-up key, recognisable in any text it might leak into.
-KEY = base64.b64encode(b"standin-secret-key-0123456789-abcdefghijklmnop").decode()
+KEY = base64.b64encode(b"emulator-secret-key-0123456789-abcdefghijklmnop").decode()
 
 # Short waits so that retries and long-running operations finish quickly in tests.
 FAST: dict[str, Any] = {"retry_backoff_factor": 0.01, "lro_poll_interval": 0}
 
 
 def make_backend(endpoint: str, key: str = KEY, **options: Any) -> AzureBackend:
-    """A backend on `endpoint` signing with the stand-in's account and `key`."""
+    """A backend on `endpoint` signing with the emulator's account and `key`."""
     return AzureBackend(endpoint, AzureNamedKeyCredential(ACCOUNT, key), **{**FAST, **options})

@@ -1,4 +1,5 @@
-"""Every `AzureBackend` method through the real SDK and real HTTP, against the Batch stand-in."""
+"""Every `AzureBackend` method through the real SDK and real HTTP, against the project's Batch
+endpoint over the fake executor (`tests.azure.emulator`): no Docker engine, time moved by hand."""
 
 from __future__ import annotations
 
@@ -29,8 +30,15 @@ from jobprep_release.backends.base import (
     TaskState,
     UserIdentity,
 )
-from jobprep_release.backends.errors import AlreadyExists, Conflict, InvalidRequest, NotFound
-from tests.azure.batch_standin import BatchStandIn, parse_duration
+from jobprep_release.backends.docker.rest.wire import parse_duration
+from jobprep_release.backends.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    ServiceError,
+)
+from tests.azure.emulator import Emulator
 from tests.azure.support import make_backend
 
 POOL = "JobPrepReleaseSamplePool"
@@ -74,11 +82,15 @@ def with_durations(document: Any) -> Any:
     return document
 
 
-async def run_until_tasks_complete(backend: AzureBackend, job_id: str, count: int) -> None:
+async def run_until_tasks_complete(
+    emulator: Emulator, backend: AzureBackend, job_id: str, count: int
+) -> None:
+    """Poll as the sample does, moving the fake clock a second between polls."""
     for _ in range(50):
         counts = await backend.get_task_counts(job_id)
         if counts.completed == count:
             return
+        await emulator.advance(1)
     pytest.fail("tasks did not complete")
 
 
@@ -92,7 +104,7 @@ async def test_backend_satisfies_the_interface(backend: AzureBackend) -> None:
 
 
 async def test_create_pool_sends_a_linux_virtual_machine_pool(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     spec = PoolSpec(
         id=POOL,
@@ -102,9 +114,12 @@ async def test_create_pool_sends_a_linux_virtual_machine_pool(
         task_slots_per_node=2,
         node_fill_type=NodeFillType.SPREAD,
     )
-    await backend.create_pool(spec)
+    # The endpoint emulates no low-priority nodes and refuses the pool (501); the request is
+    # what is checked here.
+    with pytest.raises(ServiceError, match="low-priority"):
+        await backend.create_pool(spec)
 
-    [request] = standin.calls("POST", "/pools")
+    [request] = emulator.calls("POST", "/pools")
     assert request.body == {
         "id": POOL,
         "vmSize": "standard_d2s_v3",
@@ -125,7 +140,7 @@ async def test_create_pool_sends_a_linux_virtual_machine_pool(
 
 
 async def test_create_pool_uses_the_image_urn_and_agent_given(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     spec = PoolSpec(
         id=POOL,
@@ -134,7 +149,7 @@ async def test_create_pool_uses_the_image_urn_and_agent_given(
     )
     await backend.create_pool(spec)
 
-    [request] = standin.calls("POST", "/pools")
+    [request] = emulator.calls("POST", "/pools")
     configuration = request.body["virtualMachineConfiguration"]
     assert configuration["imageReference"] == {
         "publisher": "microsoft-dsvm",
@@ -147,11 +162,11 @@ async def test_create_pool_uses_the_image_urn_and_agent_given(
 
 @pytest.mark.parametrize("image", ["ubuntu", "a:b:c", "a::c:d", "a:b:c:d:e"])
 async def test_create_pool_refuses_a_malformed_image_before_sending(
-    standin: BatchStandIn, backend: AzureBackend, image: str
+    emulator: Emulator, backend: AzureBackend, image: str
 ) -> None:
     with pytest.raises(InvalidRequest, match="publisher:offer:sku:version"):
         await backend.create_pool(PoolSpec(id=POOL, image=image))
-    assert standin.calls("POST", "/pools") == []
+    assert emulator.calls("POST", "/pools") == []
 
 
 async def test_create_pool_twice_raises_already_exists(backend: AzureBackend) -> None:
@@ -161,8 +176,9 @@ async def test_create_pool_twice_raises_already_exists(backend: AzureBackend) ->
     assert caught.value.code == "PoolExists"
 
 
-async def test_get_pool_reports_the_pool(backend: AzureBackend) -> None:
+async def test_get_pool_reports_the_pool(emulator: Emulator, backend: AzureBackend) -> None:
     await backend.create_pool(PoolSpec(id=POOL, vm_size="standard_d1_v2", task_slots_per_node=1))
+    await emulator.settle()
 
     pool = await backend.get_pool(POOL)
 
@@ -181,35 +197,39 @@ async def test_get_missing_pool_raises_not_found(backend: AzureBackend) -> None:
     assert caught.value.code == "PoolNotFound"
 
 
-async def test_resize_pool_requests_the_new_size(
-    standin: BatchStandIn, backend: AzureBackend
-) -> None:
+async def test_resize_pool_requests_the_new_size(emulator: Emulator, backend: AzureBackend) -> None:
     await backend.create_pool(PoolSpec(id=POOL))
-    await backend.get_pool(POOL)  # let the first allocation settle
+    await emulator.settle()  # let the first allocation settle
 
     await backend.resize_pool(POOL, 3)
 
-    [request] = standin.calls("POST", f"/pools/{POOL}/resize")
+    [request] = emulator.calls("POST", f"/pools/{POOL}/resize")
     assert request.body == {"targetDedicatedNodes": 3}
     assert (await backend.get_pool(POOL)).current_dedicated_nodes == 3
 
 
-async def test_resize_pool_while_resizing_raises_conflict(backend: AzureBackend) -> None:
+async def test_resize_pool_while_resizing_raises_conflict(
+    emulator: Emulator, backend: AzureBackend
+) -> None:
+    # The service refuses a resize while the pool resizes with 409 (azure-batch's resize_pool
+    # docstring). The endpoint's pools on the fake executor resize in no time, so the refusal
+    # is injected: what is tested is the backend's answer to it.
     await backend.create_pool(PoolSpec(id=POOL))
+    emulator.inject("POST", f"/pools/{POOL}/resize", 409, code="PoolNotSteady")
     with pytest.raises(Conflict) as caught:
         await backend.resize_pool(POOL, 3)
     assert caught.value.code == "PoolNotSteady"
 
 
 async def test_delete_pool_waits_until_the_pool_is_gone(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     await backend.create_pool(PoolSpec(id=POOL))
 
     await backend.delete_pool(POOL)
 
-    assert POOL.lower() not in standin.pools
-    assert standin.calls("GET", f"/pools/{POOL}"), "the deletion was not polled"
+    assert await emulator.service.list_pools() == []
+    assert emulator.calls("GET", f"/pools/{POOL}"), "the deletion was not polled"
     with pytest.raises(NotFound):
         await backend.get_pool(POOL)
 
@@ -220,22 +240,27 @@ async def test_delete_missing_pool_raises_not_found(backend: AzureBackend) -> No
     assert caught.value.code == "PoolNotFound"
 
 
-async def test_list_nodes_follows_their_start(backend: AzureBackend) -> None:
+async def test_list_nodes_follows_their_start(emulator: Emulator, backend: AzureBackend) -> None:
+    emulator.fake.hold_hello = True  # the nodes' agents do not answer yet
     await backend.create_pool(PoolSpec(id=POOL, target_dedicated_nodes=2))
+    await emulator.settle()
 
     first = await backend.list_nodes(POOL)
+    emulator.fake.release_hello()
+    await emulator.settle()
     second = await backend.list_nodes(POOL)
 
     assert [node.state for node in first] == [NodeState.STARTING] * 2
     assert [node.state for node in second] == [NodeState.IDLE] * 2
     assert [node.id for node in first] == [node.id for node in second]
-    assert all(node.id.startswith("tvmps_") for node in first)
+    assert len({node.id for node in first}) == 2
+    assert sorted(node.id for node in first) == sorted(emulator.fake.nodes)
 
 
 # --- jobs -------------------------------------------------------------------------------------
 
 
-async def test_find_job_filters_by_id(standin: BatchStandIn, backend: AzureBackend) -> None:
+async def test_find_job_filters_by_id(emulator: Emulator, backend: AzureBackend) -> None:
     assert await backend.find_job(JOB) is None
 
     await backend.create_pool(PoolSpec(id=POOL))
@@ -245,19 +270,19 @@ async def test_find_job_filters_by_id(standin: BatchStandIn, backend: AzureBacke
 
     assert found is not None
     assert (found.id, found.pool_id, found.state) == (JOB, POOL, JobState.ACTIVE)
-    assert standin.calls("GET", "/jobs")[-1].query["$filter"] == f"id eq '{JOB}'"
+    assert emulator.calls("GET", "/jobs")[-1].query["$filter"] == f"id eq '{JOB}'"
 
 
 async def test_find_job_refuses_an_id_that_could_break_the_filter(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     with pytest.raises(InvalidRequest):
         await backend.find_job("x' or id ne 'y")
-    assert standin.calls("GET", "/jobs") == []
+    assert emulator.calls("GET", "/jobs") == []
 
 
 async def test_create_job_sends_every_field_of_the_specs(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     files = (
         ResourceFile(http_url="https://example.test/a.sh", file_path="a.sh", file_mode="0755"),
@@ -293,7 +318,7 @@ async def test_create_job_sends_every_field_of_the_specs(
 
     await backend.create_job(spec)
 
-    [request] = standin.calls("POST", "/jobs")
+    [request] = emulator.calls("POST", "/jobs")
     assert with_durations(request.body) == {
         "id": JOB,
         "poolInfo": {"poolId": POOL},
@@ -358,18 +383,18 @@ async def test_get_missing_job_raises_not_found(backend: AzureBackend) -> None:
 
 
 async def test_add_tasks_sends_at_most_100_per_request(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     await backend.create_job(sample_job())
 
     await backend.add_tasks(JOB, sample_tasks(250))
 
-    requests = standin.calls("POST", f"/jobs/{JOB}/addtaskcollection")
+    requests = emulator.calls("POST", f"/jobs/{JOB}/addtaskcollection")
     assert [len(request.body["value"]) for request in requests] == [100, 100, 50]
-    assert len(standin.jobs[JOB.lower()].tasks) == 250
+    assert len(await emulator.service.list_tasks(JOB)) == 250
 
 
-async def test_add_tasks_sends_task_fields(standin: BatchStandIn, backend: AzureBackend) -> None:
+async def test_add_tasks_sends_task_fields(emulator: Emulator, backend: AzureBackend) -> None:
     await backend.create_job(sample_job())
     task = TaskSpec(
         id="task001",
@@ -381,7 +406,7 @@ async def test_add_tasks_sends_task_fields(standin: BatchStandIn, backend: Azure
 
     await backend.add_tasks(JOB, [task])
 
-    [request] = standin.calls("POST", f"/jobs/{JOB}/addtaskcollection")
+    [request] = emulator.calls("POST", f"/jobs/{JOB}/addtaskcollection")
     assert with_durations(request.body) == {
         "value": [
             {
@@ -397,19 +422,29 @@ async def test_add_tasks_sends_task_fields(standin: BatchStandIn, backend: Azure
 
 
 async def test_add_tasks_resends_tasks_the_service_failed_to_add(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     await backend.create_job(sample_job())
-    standin.flaky_tasks["task002"] = 1
+    busy = {"code": "ServerBusy", "message": {"lang": "en-US", "value": "The server is busy."}}
+    # A canned answer: the service added task001 and task003 (as far as the client can tell)
+    # and failed task002 with a server error, which the backend must send again, alone.
+    answer = {
+        "value": [
+            {"taskId": "task001", "status": "success"},
+            {"taskId": "task002", "status": "servererror", "error": busy},
+            {"taskId": "task003", "status": "success"},
+        ]
+    }
+    emulator.inject("POST", f"/jobs/{JOB}/addtaskcollection", 200, body=answer)
 
     await backend.add_tasks(JOB, sample_tasks(3))
 
-    requests = standin.calls("POST", f"/jobs/{JOB}/addtaskcollection")
+    requests = emulator.calls("POST", f"/jobs/{JOB}/addtaskcollection")
     assert [[t["id"] for t in r.body["value"]] for r in requests] == [
         ["task001", "task002", "task003"],
         ["task002"],
     ]
-    assert sorted(standin.jobs[JOB.lower()].tasks) == ["task001", "task002", "task003"]
+    assert [task.id for task in await emulator.service.list_tasks(JOB)] == ["task002"]
 
 
 async def test_add_existing_task_raises_already_exists(backend: AzureBackend) -> None:
@@ -431,13 +466,13 @@ async def test_add_task_named_like_the_preparation_task_raises_invalid_request(
 
 
 async def test_add_tasks_with_a_duplicate_id_is_refused_before_sending(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     await backend.create_job(sample_job())
     tasks = [TaskSpec(id="task001", command_line=TASK), TaskSpec(id="TASK001", command_line=TASK)]
     with pytest.raises(InvalidRequest):
         await backend.add_tasks(JOB, tasks)
-    assert standin.calls("POST", f"/jobs/{JOB}/addtaskcollection") == []
+    assert emulator.calls("POST", f"/jobs/{JOB}/addtaskcollection") == []
 
 
 async def test_add_tasks_to_missing_job_raises_not_found(backend: AzureBackend) -> None:
@@ -446,14 +481,20 @@ async def test_add_tasks_to_missing_job_raises_not_found(backend: AzureBackend) 
     assert caught.value.code == "JobNotFound"
 
 
-async def test_tasks_run_to_completion(standin: BatchStandIn, backend: AzureBackend) -> None:
+async def test_tasks_run_to_completion(emulator: Emulator, backend: AzureBackend) -> None:
+    emulator.fake.hold_hello = True  # no node is ready before the counts are first read
+    emulator.script.seconds = 1.0
     await backend.create_pool(PoolSpec(id=POOL))
     await backend.create_job(sample_job())
     await backend.add_tasks(JOB, sample_tasks(4))
 
     first = await backend.get_task_counts(JOB)
     assert first.active == 4
-    await run_until_tasks_complete(backend, JOB, 4)
+    emulator.fake.release_hello()
+    await emulator.settle()
+    running = await backend.get_task_counts(JOB)
+    assert (running.active, running.running, running.completed) == (2, 2, 0)
+    await run_until_tasks_complete(emulator, backend, JOB, 4)
     counts = await backend.get_task_counts(JOB)
     tasks = await backend.list_tasks(JOB)
 
@@ -466,52 +507,66 @@ async def test_tasks_run_to_completion(standin: BatchStandIn, backend: AzureBack
         assert task.execution_info.exit_code == 0
         assert task.execution_info.result is ExecutionResult.SUCCESS
         assert task.execution_info.start_time is not None
-    select = standin.calls("GET", f"/jobs/{JOB}/tasks")[-1].query["$select"]
+    select = emulator.calls("GET", f"/jobs/{JOB}/tasks")[-1].query["$select"]
     assert set(select.split(",")) == {"id", "state", "executionInfo", "nodeInfo"}
 
 
-async def test_list_tasks_follows_next_links(standin: BatchStandIn, backend: AzureBackend) -> None:
-    standin.page_size = 3
+async def test_list_tasks_follows_next_links(emulator: Emulator, backend: AzureBackend) -> None:
+    # The service's pages hold at most 1,000 items (the backend asks for no smaller page).
     await backend.create_job(sample_job())
-    await backend.add_tasks(JOB, sample_tasks(8))
+    await backend.add_tasks(JOB, sample_tasks(1005))
 
     tasks = await backend.list_tasks(JOB)
 
-    assert [task.id for task in tasks] == [f"task{n:03d}" for n in range(1, 9)]
-    assert len(standin.calls("GET", f"/jobs/{JOB}/tasks")) == 3
+    assert [task.id for task in tasks] == [f"task{n:03d}" for n in range(1, 1006)]
+    requests = emulator.calls("GET", f"/jobs/{JOB}/tasks")
+    assert len(requests) == 2
+    assert "$skiptoken" in requests[1].query
 
 
 # --- node files, termination, prep/release status, deletion -----------------------------------
 
 
-async def run_sample_tasks(backend: AzureBackend, nodes: int, tasks: int) -> None:
+async def run_sample_tasks(
+    emulator: Emulator, backend: AzureBackend, nodes: int, tasks: int
+) -> None:
     await backend.create_pool(PoolSpec(id=POOL, target_dedicated_nodes=nodes))
+    await emulator.settle()
     await backend.create_job(sample_job())
     await backend.add_tasks(JOB, sample_tasks(tasks))
-    await run_until_tasks_complete(backend, JOB, tasks)
+    await run_until_tasks_complete(emulator, backend, JOB, tasks)
 
 
-async def test_read_node_file_holds_the_tasks_that_ran_on_the_node(backend: AzureBackend) -> None:
-    await run_sample_tasks(backend, nodes=2, tasks=8)
-    tasks = await backend.list_tasks(JOB)
+async def test_read_node_file_holds_the_tasks_that_ran_on_the_node(
+    emulator: Emulator, backend: AzureBackend
+) -> None:
+    emulator.script.seconds = 1.0  # one task at a time per node: both nodes get tasks
+    await run_sample_tasks(emulator, backend, nodes=2, tasks=8)
+    started = emulator.task_starts(JOB)
+    tasks = {task.id: task for task in await backend.list_tasks(JOB)}
 
-    for node in await backend.list_nodes(POOL):
+    nodes = await backend.list_nodes(POOL)
+    assert len(nodes) == 2
+    for node in nodes:
         content = await backend.read_node_file(POOL, node.id, SHARED_FILE)
-        ran_here = [task.id for task in tasks if task.node_id == node.id]
-        assert ran_here, "the stand-in should spread 8 tasks over both nodes"
+        ran_here = [start.task_id for start in started if start.node_id == node.id]
+        assert ran_here, "8 tasks of 1 s on two 1-slot nodes: each node runs some"
+        assert all(tasks[task_id].node_id == node.id for task_id in ran_here)
         expected = f"{node.id} tasks:\n" + "".join(f"  {task_id}\n" for task_id in ran_here)
         assert content.decode() == expected
 
 
-async def test_node_that_ran_no_task_has_no_file(backend: AzureBackend) -> None:
-    await run_sample_tasks(backend, nodes=3, tasks=2)
-    tasks = await backend.list_tasks(JOB)
-    used = {task.node_id for task in tasks}
-    [idle] = [node for node in await backend.list_nodes(POOL) if node.id not in used]
+async def test_node_that_ran_no_task_has_no_file(emulator: Emulator, backend: AzureBackend) -> None:
+    await run_sample_tasks(emulator, backend, nodes=3, tasks=1)
+    [used] = {start.node_id for start in emulator.task_starts(JOB)}
+    idle = [node for node in await backend.list_nodes(POOL) if node.id != used]
+    assert len(idle) == 2
 
-    with pytest.raises(NotFound) as caught:
-        await backend.read_node_file(POOL, idle.id, SHARED_FILE)
-    assert caught.value.code == "FileNotFound"
+    for node in idle:
+        with pytest.raises(NotFound) as caught:
+            await backend.read_node_file(POOL, node.id, SHARED_FILE)
+        assert caught.value.code == "FileNotFound"
+    assert await backend.read_node_file(POOL, used, SHARED_FILE)
 
 
 async def test_read_file_of_missing_node_raises_not_found(backend: AzureBackend) -> None:
@@ -523,38 +578,40 @@ async def test_read_file_of_missing_node_raises_not_found(backend: AzureBackend)
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "../secret", "shared/../../x", "..\\x", "", "."])
 async def test_read_node_file_refuses_paths_leaving_the_root(
-    standin: BatchStandIn, backend: AzureBackend, path: str
+    emulator: Emulator, backend: AzureBackend, path: str
 ) -> None:
     with pytest.raises(InvalidRequest):
         await backend.read_node_file(POOL, "node", path)
-    assert standin.requests == []
+    assert emulator.requests == []
 
 
 async def test_terminate_job_runs_release_then_completes(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
-    await run_sample_tasks(backend, nodes=2, tasks=4)
+    await run_sample_tasks(emulator, backend, nodes=2, tasks=4)
+    emulator.script.seconds = 5.0  # the release tasks take 5 s
 
     await backend.terminate_job(JOB, "done here")
 
-    [request] = standin.calls("POST", f"/jobs/{JOB}/terminate")
+    [request] = emulator.calls("POST", f"/jobs/{JOB}/terminate")
     assert request.body == {"terminateReason": "done here"}
-    states = [(await backend.get_job(JOB)).state for _ in range(3)]
-    assert states[0] is JobState.TERMINATING
-    assert states[-1] is JobState.COMPLETED
+    await emulator.settle()
+    assert (await backend.get_job(JOB)).state is JobState.TERMINATING
+    await emulator.advance(5)
     job = await backend.get_job(JOB)
+    assert job.state is JobState.COMPLETED
     assert job.terminate_reason == "done here"
-    node = (await backend.list_nodes(POOL))[0]
-    with pytest.raises(NotFound):  # the release task removed it
-        await backend.read_node_file(POOL, node.id, SHARED_FILE)
+    for node_id in {start.node_id for start in emulator.task_starts(JOB)}:
+        with pytest.raises(NotFound):  # the release task removed it
+            await backend.read_node_file(POOL, node_id, SHARED_FILE)
 
 
 async def test_terminate_job_without_reason_says_user_terminate(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     await backend.create_job(sample_job())
     await backend.terminate_job(JOB)
-    [request] = standin.calls("POST", f"/jobs/{JOB}/terminate")
+    [request] = emulator.calls("POST", f"/jobs/{JOB}/terminate")
     assert request.body == {"terminateReason": "UserTerminate"}
 
 
@@ -565,16 +622,18 @@ async def test_terminate_completed_job_raises_conflict(backend: AzureBackend) ->
         await backend.terminate_job(JOB)
 
 
-async def test_prep_release_status_per_node(backend: AzureBackend) -> None:
-    await run_sample_tasks(backend, nodes=2, tasks=4)
+async def test_prep_release_status_per_node(emulator: Emulator, backend: AzureBackend) -> None:
+    emulator.script.seconds = 1.0  # one task at a time per node: both nodes get tasks
+    await run_sample_tasks(emulator, backend, nodes=2, tasks=4)
     before = await backend.list_prep_release_status(JOB)
     await backend.terminate_job(JOB)
-    while (await backend.get_job(JOB)).state is not JobState.COMPLETED:
-        pass
+    await emulator.advance(1)
+    assert (await backend.get_job(JOB)).state is JobState.COMPLETED
 
     after = await backend.list_prep_release_status(JOB)
 
-    node_ids = [node.id for node in await backend.list_nodes(POOL)]
+    node_ids = {start.node_id for start in emulator.task_starts(JOB)}
+    assert len(node_ids) == 2
     assert sorted(entry.node_id for entry in after) == sorted(node_ids)
     assert all(entry.release is None for entry in before)
     for entry in after:
@@ -595,14 +654,14 @@ async def test_prep_release_status_of_job_without_prep_raises_conflict(
 
 
 async def test_delete_job_waits_until_the_job_is_gone(
-    standin: BatchStandIn, backend: AzureBackend
+    emulator: Emulator, backend: AzureBackend
 ) -> None:
     await backend.create_job(sample_job())
 
     await backend.delete_job(JOB)
 
     assert await backend.find_job(JOB) is None
-    assert standin.calls("GET", f"/jobs/{JOB}"), "the deletion was not polled"
+    assert emulator.calls("GET", f"/jobs/{JOB}"), "the deletion was not polled"
 
 
 async def test_delete_missing_job_raises_not_found(backend: AzureBackend) -> None:
@@ -611,8 +670,8 @@ async def test_delete_missing_job_raises_not_found(backend: AzureBackend) -> Non
     assert caught.value.code == "JobNotFound"
 
 
-async def test_backend_can_be_opened_twice_in_sequence(standin: BatchStandIn) -> None:
-    async with make_backend(standin.endpoint) as first:
+async def test_backend_can_be_opened_twice_in_sequence(emulator: Emulator) -> None:
+    async with make_backend(emulator.url) as first:
         await first.create_pool(PoolSpec(id=POOL))
-    async with make_backend(standin.endpoint) as second:
+    async with make_backend(emulator.url) as second:
         assert (await second.get_pool(POOL)).id == POOL

@@ -14,7 +14,7 @@ from jobprep_release.backends.azure import AzureSettings, build_azure_backend, r
 from jobprep_release.backends.azure.credentials import make_credential
 from jobprep_release.backends.base import PoolSpec
 from jobprep_release.backends.errors import AuthenticationFailed, UsageError
-from tests.azure.batch_standin import BatchStandIn
+from tests.azure.emulator import Emulator
 from tests.azure.support import ACCOUNT, FAST, KEY
 
 ENDPOINT = "https://sample.westeurope.batch.azure.com"
@@ -171,9 +171,9 @@ def test_private_settings_file_draws_no_warning(tmp_path: Path) -> None:
     assert [entry for entry in logs if entry["log_level"] == "warning"] == []
 
 
-async def test_built_backend_talks_to_the_service(standin: BatchStandIn, tmp_path: Path) -> None:
+async def test_built_backend_talks_to_the_service(emulator: Emulator, tmp_path: Path) -> None:
     environ = {
-        "AZURE_BATCH_ENDPOINT": standin.endpoint,
+        "AZURE_BATCH_ENDPOINT": emulator.url,
         "AZURE_BATCH_ACCOUNT": ACCOUNT,
         "AZURE_BATCH_ACCESS_KEY": KEY,
     }

@@ -1,6 +1,7 @@
-"""The sample on the azure backend against the Batch stand-in, for what only the stand-in can
-make happen on demand: a node that runs no task. (The whole sample through the real SDK on real
-containers runs in tests/endpoint/test_sample.py.)"""
+"""The whole sample on the azure backend against the project's endpoint over the fake executor
+(`tests.azure.emulator`), including what is hard to make happen on real nodes on demand: a node
+that runs no task. (The sample through the endpoint on real containers runs in
+tests/endpoint/test_sample.py.)"""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+
 from jobprep_release.console import Console
 from jobprep_release.flow import run_sample
 from jobprep_release.options import Answer, SampleOptions
-from tests.azure.batch_standin import BatchStandIn
+from tests.azure.emulator import Emulator, running_emulator
 from tests.azure.support import make_backend
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,8 +22,11 @@ POOL = "JobPrepReleaseSamplePool"
 JOB = "JobPrepReleaseSampleJob"
 
 
-def expected_transcript(standin: BatchStandIn, nodes: int) -> str:
-    node_ids = standin.node_ids[:nodes]
+def expected_transcript(emulator: Emulator, nodes: int) -> str:
+    """The sample's transcript for what the fake executor says ran where (its start records,
+    not the output under test): node ids in the order the nodes were created."""
+    node_ids = emulator.fake.created
+    assert len(node_ids) == nodes
     lines = [
         f"Attempting to create pool: {POOL}",
         f"Created pool {POOL} with {nodes} dedicated and 0 low priority standard_d1_v2 nodes",
@@ -30,8 +36,9 @@ def expected_transcript(standin: BatchStandIn, nodes: int) -> str:
         "All tasks completed.",
         "",
     ]
+    started = emulator.task_starts(JOB)
     ran_on = {
-        node_id: [task for job, node, task in standin.task_log if (job, node) == (JOB, node_id)]
+        node_id: [start.task_id for start in started if start.node_id == node_id]
         for node_id in node_ids
     }
     for node_id, ran in ran_on.items():
@@ -69,22 +76,34 @@ def with_dots_folded(transcript: str) -> str:
     return re.sub(r"(reach state Completed\n)\.*\n", r"\1<dots>\n", transcript, count=1)
 
 
-def assert_every_task_ran_once(standin: BatchStandIn, count: int) -> None:
-    ran = sorted(task for job, _, task in standin.task_log if job == JOB)
+def assert_every_task_ran_once(emulator: Emulator, count: int) -> None:
+    ran = sorted(start.task_id for start in emulator.task_starts(JOB))
     assert ran == [f"task{n:03d}" for n in range(1, count + 1)]
 
 
-async def test_sample_flow_with_a_node_that_runs_no_task(standin: BatchStandIn) -> None:
+@pytest.mark.parametrize(
+    ("nodes", "tasks", "idle"),
+    [(2, 8, 0), (3, 1, 2)],
+    ids=["the sample's 2 nodes and 8 tasks", "3 nodes and 1 task"],
+)
+async def test_sample_flow(nodes: int, tasks: int, idle: int) -> None:
     out = io.StringIO()
-    options = SampleOptions(node_count=3, task_count=2)
+    options = SampleOptions(node_count=nodes, task_count=tasks)
 
-    async with make_backend(standin.endpoint, poll_interval=0.0) as backend:
-        outcome = await run_sample(backend, Console(Answer.YES, out=out), options)
+    # Each read moves the fake clock 1 s and each process takes 1 s: every node runs one task
+    # at a time, so the sample's 8 tasks spread over both nodes, as on the service.
+    async with running_emulator(seconds=1.0, seconds_per_read=1.0) as emulator:
+        async with make_backend(emulator.url, poll_interval=0.0) as backend:
+            outcome = await run_sample(backend, Console(Answer.YES, out=out), options)
 
-    assert outcome.succeeded
-    assert_every_task_ran_once(standin, 2)
-    assert with_dots_folded(out.getvalue()) == expected_transcript(standin, nodes=3)
-    idle = [node for node in standin.node_ids if node not in {n for _, n, _ in standin.task_log}]
-    assert len(idle) == 1
-    assert f"Contents of shared/job_prep_and_release.txt on {idle[0]}:" in out.getvalue()
-    assert "(no such file: this node ran no task of the job" in out.getvalue()
+        assert outcome.succeeded
+        assert_every_task_ran_once(emulator, tasks)
+        assert with_dots_folded(out.getvalue()) == expected_transcript(emulator, nodes=nodes)
+        used = {start.node_id for start in emulator.task_starts(JOB)}
+        unused = [node_id for node_id in emulator.fake.created if node_id not in used]
+        assert len(unused) == idle
+        for node_id in unused:
+            assert f"Contents of shared/job_prep_and_release.txt on {node_id}:" in out.getvalue()
+        assert out.getvalue().count("(no such file: this node ran no task of the job") == idle
+        assert await emulator.service.list_pools() == []
+        assert await emulator.service.list_jobs() == []

@@ -9,7 +9,7 @@ Modules: `server` (running it), `app` (routes and per-request checks), `auth` (S
 `pools`/`jobs`/`tasks`/`files` (routes), `specs` (request bodies to specs), `render` (models to
 JSON), `wire` (durations, times, bodies), `odata` (``$filter``, ``$select``, paging), `timeline`
 (times and ETags), `nodefs` (files in node containers), `errors`, `unsupported`, `context`,
-`replies`.
+`replies`; `faults` (injected faults and a request log, for testing clients).
 """
 
 from __future__ import annotations

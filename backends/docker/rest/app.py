@@ -9,10 +9,11 @@ the signature and key never reach a log.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from jobprep_release.backends.docker.rest import files, jobs, pools, tasks
 from jobprep_release.backends.docker.rest.context import CONTEXT, Context, base_url
@@ -97,9 +98,10 @@ async def service_middleware(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
-def build_app(ctx: Context) -> web.Application:
-    """The endpoint's application, serving `ctx`'s service."""
-    app = web.Application(middlewares=[service_middleware], client_max_size=MAX_BODY)
+def build_app(ctx: Context, middlewares: Sequence[Middleware] = ()) -> web.Application:
+    """The endpoint's application, serving `ctx`'s service. `middlewares` run first, in order,
+    before the endpoint's own checks (a `faults.FaultInjector`'s, say)."""
+    app = web.Application(middlewares=[*middlewares, service_middleware], client_max_size=MAX_BODY)
     app[CONTEXT] = ctx
     for module in (pools, jobs, tasks, files):
         app.add_routes(module.routes)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 
 import anyio
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from jobprep_release.backends.docker.backend import DockerBackend
 from jobprep_release.backends.docker.core.clock import Clock
@@ -45,7 +46,8 @@ def new_key() -> str:
 @dataclass(frozen=True, slots=True)
 class EndpointSettings:
     """Where the endpoint listens, the account it serves, and what runs its nodes: the Docker
-    engine (`docker`), or, when `executor` is set, that executor (with `store` and `clock`)."""
+    engine (`docker`), or, when `executor` is set, that executor (with `store` and `clock`).
+    `middlewares` run before the endpoint's own (see `app.build_app`)."""
 
     account: str = DEFAULT_ACCOUNT
     key: str = field(default_factory=new_key, repr=False)
@@ -55,6 +57,7 @@ class EndpointSettings:
     executor: NodeExecutor | None = None
     store: Store | None = None
     clock: Clock | None = None
+    middlewares: Sequence[Middleware] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +114,9 @@ async def running_endpoint(settings: EndpointSettings) -> AsyncIterator[RunningE
         try:
             ctx = Context(service=service, keys=keys, group=group)
             await ctx.resume_deletions()
-            runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False)
+            runner = web.AppRunner(
+                build_app(ctx, settings.middlewares), access_log=None, handle_signals=False
+            )
             await runner.setup()
             await web.TCPSite(runner, settings.host, settings.port).start()
             port = int(runner.addresses[0][1])
