@@ -243,59 +243,72 @@ def pool_spec(pool: models.BatchPoolCreateOptions | models.BatchPool) -> PoolSpe
 # --- jobs ------------------------------------------------------------------------------------
 
 
+def _task_settings(spec: JobPreparationTaskSpec | JobReleaseTaskSpec | TaskSpec) -> dict[str, Any]:
+    """What every kind of task has: id, command line, files, environment, identity."""
+    return {
+        "id": spec.id,
+        "command_line": spec.command_line,
+        "resource_files": resource_files(spec.resource_files),
+        "environment_settings": environment_settings(spec.environment),
+        "user_identity": user_identity(spec.user_identity),
+    }
+
+
+def _task_settings_spec(
+    task: models.BatchJobPreparationTask
+    | models.BatchJobReleaseTask
+    | models.BatchTaskCreateOptions
+    | models.BatchTask,
+) -> dict[str, Any]:
+    return {
+        "command_line": task.command_line or "",
+        "environment": environment(task.environment_settings),
+        "resource_files": resource_file_specs(task.resource_files),
+        "user_identity": user_identity_spec(task.user_identity),
+    }
+
+
 def preparation_task(spec: JobPreparationTaskSpec) -> models.BatchJobPreparationTask:
     return models.BatchJobPreparationTask(
-        id=spec.id,
-        command_line=spec.command_line,
-        resource_files=resource_files(spec.resource_files),
-        environment_settings=environment_settings(spec.environment),
+        **_task_settings(spec),
         constraints=task_constraints(spec.constraints),
         wait_for_success=spec.wait_for_success,
-        user_identity=user_identity(spec.user_identity),
         rerun_on_node_reboot_after_success=spec.rerun_on_node_reboot_after_success,
     )
 
 
 def preparation_task_spec(task: models.BatchJobPreparationTask) -> JobPreparationTaskSpec:
     return JobPreparationTaskSpec(
-        command_line=task.command_line,
+        **_task_settings_spec(task),
         id=task.id or JOB_PREPARATION_TASK_ID,
         wait_for_success=task.wait_for_success is not False,
         rerun_on_node_reboot_after_success=task.rerun_on_node_reboot_after_success is not False,
         constraints=task_constraints_spec(task.constraints),
-        environment=environment(task.environment_settings),
-        resource_files=resource_file_specs(task.resource_files),
-        user_identity=user_identity_spec(task.user_identity),
     )
 
 
 def release_task(spec: JobReleaseTaskSpec) -> models.BatchJobReleaseTask:
     return models.BatchJobReleaseTask(
-        id=spec.id,
-        command_line=spec.command_line,
-        resource_files=resource_files(spec.resource_files),
-        environment_settings=environment_settings(spec.environment),
+        **_task_settings(spec),
         max_wall_clock_time=spec.max_wall_clock_time,
         retention_time=spec.retention_time,
-        user_identity=user_identity(spec.user_identity),
     )
 
 
 def release_task_spec(task: models.BatchJobReleaseTask) -> JobReleaseTaskSpec:
     """A release task's settings; its wall clock is 15 minutes unless shorter (Batch's rule)."""
     wall_clock = task.max_wall_clock_time
-    if wall_clock is not None and limited(wall_clock) is None:
+    if wall_clock is not None and (
+        limited(wall_clock) is None or wall_clock > RELEASE_MAX_WALL_CLOCK
+    ):
         raise PropertyError(
             "jobReleaseTask.maxWallClockTime", "a job release task runs 15 minutes at most"
         )
     return JobReleaseTaskSpec(
-        command_line=task.command_line,
+        **_task_settings_spec(task),
         id=task.id or JOB_RELEASE_TASK_ID,
         max_wall_clock_time=wall_clock or RELEASE_MAX_WALL_CLOCK,
         retention_time=limited(task.retention_time),
-        environment=environment(task.environment_settings),
-        resource_files=resource_file_specs(task.resource_files),
-        user_identity=user_identity_spec(task.user_identity),
     )
 
 
@@ -336,26 +349,19 @@ def job_spec(job: models.BatchJobCreateOptions | models.BatchJob) -> JobSpec:
 
 def task_create_options(spec: TaskSpec) -> models.BatchTaskCreateOptions:
     return models.BatchTaskCreateOptions(
-        id=spec.id,
+        **_task_settings(spec),
         display_name=spec.display_name,
-        command_line=spec.command_line,
-        resource_files=resource_files(spec.resource_files),
-        environment_settings=environment_settings(spec.environment),
         constraints=task_constraints(spec.constraints),
         required_slots=spec.required_slots,
-        user_identity=user_identity(spec.user_identity),
     )
 
 
 def task_spec(task: models.BatchTaskCreateOptions | models.BatchTask) -> TaskSpec:
     """A task's settings (a request's, or as the service reports them) as a `TaskSpec`."""
     return TaskSpec(
+        **_task_settings_spec(task),
         id=task.id or "",
-        command_line=task.command_line or "",
         constraints=task_constraints_spec(task.constraints),
-        environment=environment(task.environment_settings),
-        resource_files=resource_file_specs(task.resource_files),
-        user_identity=user_identity_spec(task.user_identity),
         required_slots=task.required_slots or 1,
         display_name=task.display_name,
     )

@@ -9,6 +9,7 @@ version may add (a new node state, say) map to a neutral fallback rather than fa
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -205,33 +206,22 @@ def task_model(view: Task, spec: TaskSpec) -> models.BatchTask:
     return task
 
 
+_COUNTS = tuple(field.name for field in fields(TaskCounts))
+"""The counts by state: the same names on the SDK's ``BatchTaskCounts``/``BatchTaskSlotCounts``."""
+
+
 def task_counts_view(result: models.BatchTaskCountsResult) -> TaskCounts:
-    counts = result.task_counts
-    return TaskCounts(
-        active=counts.active,
-        running=counts.running,
-        completed=counts.completed,
-        succeeded=counts.succeeded,
-        failed=counts.failed,
-    )
+    return TaskCounts(**{name: getattr(result.task_counts, name) for name in _COUNTS})
 
 
 def task_counts_model(counts: TaskCounts, slots: TaskCounts) -> models.BatchTaskCountsResult:
     """Counts of tasks and of the slots they take, by state."""
     return models.BatchTaskCountsResult(
-        task_counts=models.BatchTaskCounts(**_count_fields(counts)),
-        task_slot_counts=models.BatchTaskSlotCounts(**_count_fields(slots)),
+        task_counts=models.BatchTaskCounts(**{name: getattr(counts, name) for name in _COUNTS}),
+        task_slot_counts=models.BatchTaskSlotCounts(
+            **{name: getattr(slots, name) for name in _COUNTS}
+        ),
     )
-
-
-def _count_fields(counts: TaskCounts) -> dict[str, int]:
-    return {
-        "active": counts.active,
-        "running": counts.running,
-        "completed": counts.completed,
-        "succeeded": counts.succeeded,
-        "failed": counts.failed,
-    }
 
 
 # --- preparation and release tasks per node --------------------------------------------------

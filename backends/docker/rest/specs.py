@@ -82,6 +82,10 @@ def _resource_files_have_urls(document: Mapping[str, Any], path: str) -> None:
 
 
 def _pool_checks(spec: PoolSpec, asked: Mapping[str, Any]) -> None:
+    if spec.target_low_priority_nodes:  # kept by the spec, but the Docker service has none
+        error = not_supported("Add Pool property targetLowPriorityNodes", "spot nodes")
+        error.values += (("PropertyName", "targetLowPriorityNodes"),)
+        raise error
     configuration = asked.get("virtualMachineConfiguration")
     if configuration is None:
         raise PropertyError("virtualMachineConfiguration")
