@@ -6,8 +6,9 @@ and Shared Key and drives pools, nodes, jobs, tasks and files that are container
 engine; the service's scheduler runs inside the endpoint, so work goes on between requests.
 
 Modules: `server` (running it), `app` (routes and per-request checks), `auth` (Shared Key),
-`pools`/`jobs`/`tasks`/`files` (routes), `specs` (request bodies to specs), `render` (models to
-JSON), `wire` (durations, times, bodies), `odata` (``$filter``, ``$select``, paging), `timeline`
+`pools`/`jobs`/`tasks`/`files` (routes), `specs` (request bodies to specs) and `render` (views to
+JSON), both through the shared schema (`jobprep_release.backends.schema`), `wire` (times, small
+bodies), `odata` (``$filter``, ``$select``, paging), `timeline`
 (times and ETags), `nodefs` (files in node containers), `errors`, `unsupported`, `context`,
 `replies`.
 """
