@@ -314,42 +314,46 @@ def test_the_models_are_read_whole() -> None:
     assert {"affinityInfo.affinityId", "constraints.maxTaskRetryCount", "requiredSlots"} <= task
 
 
+def add_and_check(
+    served: Served, leaf: Leaf, model: type, base: dict[str, Any], collection: str
+) -> None:
+    """Add an object of `base` with `leaf` set, check the answer, remove what was added."""
+    object_id = base["id"]
+    body, sent = body_with(base, model, leaf)
+    if leaf.path == "id":
+        body["id"] = sent = object_id
+    status, answer = served.call("POST", collection, body)
+    try:
+        check(served, leaf, status, answer, sent, f"{collection}/{object_id}")
+    finally:
+        if status == 201:
+            served.call("DELETE", f"{collection}/{object_id}")
+
+
 @pytest.mark.parametrize("leaf", POOL_LEAVES, ids=lambda leaf: leaf.path)
 def test_add_pool_property(served: Served, leaf: Leaf) -> None:
     pool_id = f"TestPool-{SUFFIX}-{uuid.uuid4().hex[:6]}"
-    body, sent = body_with({**POOL_BASE, "id": pool_id}, models.BatchPoolCreateOptions, leaf)
-    if leaf.path == "id":
-        body["id"] = sent = pool_id
-    status, answer = served.call("POST", "/pools", body)
-    try:
-        check(served, leaf, status, answer, sent, f"/pools/{pool_id}")
-    finally:
-        if status == 201:
-            served.call("DELETE", f"/pools/{pool_id}")
+    add_and_check(
+        served, leaf, models.BatchPoolCreateOptions, {**POOL_BASE, "id": pool_id}, "/pools"
+    )
 
 
 @pytest.mark.parametrize("leaf", JOB_LEAVES, ids=lambda leaf: leaf.path)
 def test_add_job_property(served: Served, leaf: Leaf) -> None:
-    job_id = f"TestJob-{SUFFIX}-{uuid.uuid4().hex[:6]}"
-    base: dict[str, Any] = {"id": job_id, "poolInfo": {"poolId": POOL}}
+    base: dict[str, Any] = {"id": f"TestJob-{SUFFIX}-{uuid.uuid4().hex[:6]}"}
+    base["poolInfo"] = {"poolId": POOL}
     if leaf.path.startswith("jobReleaseTask."):  # a release task needs a preparation task
         base["jobPreparationTask"] = {"commandLine": "/bin/true"}
-    body, sent = body_with(base, models.BatchJobCreateOptions, leaf)
-    if leaf.path == "id":
-        body["id"] = sent = job_id
-    status, answer = served.call("POST", "/jobs", body)
-    try:
-        check(served, leaf, status, answer, sent, f"/jobs/{job_id}")
-    finally:
-        if status == 201:
-            served.call("DELETE", f"/jobs/{job_id}")
+    add_and_check(served, leaf, models.BatchJobCreateOptions, base, "/jobs")
 
 
 @pytest.mark.parametrize("leaf", TASK_LEAVES, ids=lambda leaf: leaf.path)
 def test_add_task_property(served: Served, leaf: Leaf) -> None:
+    """Tasks stay in the module's job (a pool without nodes never runs them)."""
     task_id = f"task-{uuid.uuid4().hex[:8]}"
-    base = {"id": task_id, "commandLine": "/bin/true"}
-    body, sent = body_with(base, models.BatchTaskCreateOptions, leaf)
+    body, sent = body_with(
+        {"id": task_id, "commandLine": "/bin/true"}, models.BatchTaskCreateOptions, leaf
+    )
     if leaf.path == "id":
         body["id"] = sent = task_id
     status, answer = served.call("POST", f"/jobs/{JOB}/tasks", body)
