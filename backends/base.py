@@ -20,6 +20,7 @@ from jobprep_release.backends.errors import InvalidRequest
 JOB_PREPARATION_TASK_ID = "jobpreparation"
 JOB_RELEASE_TASK_ID = "jobrelease"
 RELEASE_MAX_WALL_CLOCK = timedelta(minutes=15)
+DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=15)
 DEFAULT_RETENTION = timedelta(days=7)
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -145,8 +146,28 @@ class TaskConstraints:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageReference:
+    """A pool's image as Batch names it: a marketplace image (`publisher`, `offer`, `sku`,
+    `version`) or an image id (`virtual_machine_image_id`; a Docker image on the local endpoint).
+    """
+
+    publisher: str | None = None
+    offer: str | None = None
+    sku: str | None = None
+    version: str | None = None
+    virtual_machine_image_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PoolSpec:
-    """A pool to create. `image` is backend-specific: a Docker image, or an Azure image URN."""
+    """A pool to create. `image` is backend-specific: a Docker image, or an Azure image URN;
+    `image_reference`, when given, is the image as the Batch API names it (the azure backend
+    sends it instead of `image`; the local endpoint shows it back).
+
+    `display_name`, `metadata` (name -> value, in order), `resize_timeout` and
+    `enable_inter_node_communication` are Batch's pool properties of those names: kept and
+    reported back (containers of one pool can reach each other).
+    """
 
     id: str
     vm_size: str = "standard_d1_v2"
@@ -156,6 +177,11 @@ class PoolSpec:
     node_fill_type: NodeFillType = NodeFillType.PACK
     image: str | None = None
     node_agent_sku_id: str | None = None
+    image_reference: ImageReference | None = None
+    display_name: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    resize_timeout: timedelta = DEFAULT_RESIZE_TIMEOUT
+    enable_inter_node_communication: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +216,8 @@ class JobSpec:
     common_environment: Mapping[str, str] = field(default_factory=dict)
     on_all_tasks_complete: OnAllTasksComplete = OnAllTasksComplete.NO_ACTION
     max_task_retry_count: int = 0
+    display_name: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +229,7 @@ class TaskSpec:
     resource_files: Sequence[ResourceFile] = ()
     user_identity: UserIdentity = field(default_factory=UserIdentity)
     required_slots: int = 1
+    display_name: str | None = None
 
 
 # --- views: what the service reports ---------------------------------------------------------

@@ -100,7 +100,7 @@ async def csharp_flow(steps_per_read: int) -> Counter[str]:
     from azure.batch.aio import BatchClient
     from azure.core.credentials import AzureNamedKeyCredential
 
-    from jobprep_release.backends.azure import convert
+    from jobprep_release.backends.schema import requests as convert
     from jobprep_release.flow import job_spec, pool_spec, task_specs
     from jobprep_release.options import SampleOptions
     from tests.azure.emulator import running_emulator

@@ -22,7 +22,6 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 
-from jobprep_release.backends.azure import convert
 from jobprep_release.backends.azure.retry import BoundedRetryPolicy
 from jobprep_release.backends.azure.sdk_errors import Redactor, translate
 from jobprep_release.backends.base import (
@@ -44,6 +43,21 @@ from jobprep_release.backends.errors import (
     NotFound,
     ServiceError,
     WaitTimeout,
+)
+from jobprep_release.backends.schema.requests import (
+    job_create_options,
+    job_spec,
+    pool_create_options,
+    task_create_options,
+    wire_value,
+)
+from jobprep_release.backends.schema.results import (
+    job_view,
+    node_view,
+    pool_view,
+    prep_release_view,
+    task_counts_view,
+    task_view,
 )
 
 MAX_TASKS_PER_REQUEST = 100
@@ -170,14 +184,14 @@ class AzureBackend:
     # --- pools -------------------------------------------------------------------------------
 
     async def create_pool(self, spec: PoolSpec) -> None:
-        options = convert.pool_create_options(spec)
+        options = pool_create_options(spec)
         async with self._call(f"create pool {spec.id}"):
             await self._client.create_pool(options)
 
     async def get_pool(self, pool_id: str) -> Pool:
         async with self._call(f"get pool {pool_id}"):
             pool = await self._client.get_pool(pool_id)
-        return convert.pool_view(pool)
+        return pool_view(pool)
 
     async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
         options = models.BatchPoolResizeOptions(target_dedicated_nodes=target_dedicated_nodes)
@@ -199,7 +213,7 @@ class AzureBackend:
     async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
         async with self._call(f"list nodes of pool {pool_id}"):
             nodes = [node async for node in self._client.list_nodes(pool_id, select=NODE_SELECT)]
-        return [convert.node_view(node) for node in nodes]
+        return [node_view(node) for node in nodes]
 
     # --- jobs --------------------------------------------------------------------------------
 
@@ -213,22 +227,22 @@ class AzureBackend:
                     filter=f"id eq '{job_id}'", select=JOB_SELECT
                 )
             ]
-        return convert.job_view(jobs[0]) if jobs else None
+        return job_view(jobs[0]) if jobs else None
 
     async def create_job(self, spec: JobSpec) -> None:
-        options = convert.job_create_options(spec)
+        options = job_create_options(spec)
         async with self._call(f"create job {spec.id}"):
             await self._client.create_job(options)
 
     async def get_job(self, job_id: str) -> Job:
         async with self._call(f"get job {job_id}"):
             job = await self._client.get_job(job_id, select=JOB_SELECT)
-        return convert.job_view(job)
+        return job_view(job)
 
     async def get_job_spec(self, job_id: str) -> JobSpec:
         async with self._call(f"get job {job_id}"):
             job = await self._client.get_job(job_id)
-        return convert.job_spec_view(job)
+        return job_spec(job)
 
     async def terminate_job(self, job_id: str, reason: str | None = None) -> None:
         options = models._models.BatchJobTerminateOptions(  # not re-exported in 15.1.0
@@ -255,14 +269,14 @@ class AzureBackend:
                 entry
                 async for entry in self._client.list_job_preparation_and_release_task_status(job_id)
             ]
-        return [convert.prep_release_view(entry) for entry in entries]
+        return [prep_release_view(entry) for entry in entries]
 
     # --- tasks -------------------------------------------------------------------------------
 
     async def add_tasks(self, job_id: str, tasks: Sequence[TaskSpec]) -> None:
         _check_task_ids(tasks)
         action = f"add tasks to job {job_id}"
-        options = [convert.task_create_options(task) for task in tasks]
+        options = [task_create_options(task) for task in tasks]
         async with self._call(action, limit=self._add_tasks_timeout):
             for start in range(0, len(options), MAX_TASKS_PER_REQUEST):
                 await self._add_chunk(job_id, options[start : start + MAX_TASKS_PER_REQUEST])
@@ -294,17 +308,17 @@ class AzureBackend:
     async def get_task_counts(self, job_id: str) -> TaskCounts:
         async with self._call(f"count tasks of job {job_id}"):
             result = await self._client.get_job_task_counts(job_id)
-        return convert.task_counts_view(result)
+        return task_counts_view(result)
 
     async def list_tasks(self, job_id: str) -> list[Task]:
         async with self._call(f"list tasks of job {job_id}"):
             tasks = [task async for task in self._client.list_tasks(job_id, select=TASK_SELECT)]
-        return [convert.task_view(task) for task in tasks]
+        return [task_view(task) for task in tasks]
 
     async def get_task(self, job_id: str, task_id: str) -> Task:
         async with self._call(f"get task {task_id} of job {job_id}"):
             task = await self._client.get_task(job_id, task_id, select=TASK_SELECT)
-        return convert.task_view(task)
+        return task_view(task)
 
     async def terminate_task(self, job_id: str, task_id: str) -> None:
         async with self._call(f"terminate task {task_id} of job {job_id}"):
@@ -376,7 +390,7 @@ def _raise_task_errors(job_id: str, results: Sequence[models.BatchTaskCreateResu
     """Raise for the first task the service refused; return ids refused by a server error."""
     retry_ids: set[str] = set()
     for result in results:
-        status = convert._raw(result.status)
+        status = wire_value(result.status)
         if status == "success":
             continue
         if status == "servererror":

@@ -30,7 +30,6 @@ from jobprep_release.backends.base import (
     TaskState,
     UserIdentity,
 )
-from jobprep_release.backends.docker.rest.wire import parse_duration
 from jobprep_release.backends.errors import (
     AlreadyExists,
     Conflict,
@@ -38,6 +37,7 @@ from jobprep_release.backends.errors import (
     NotFound,
     ServiceError,
 )
+from jobprep_release.backends.schema.shapes import parse_duration
 from tests.azure.emulator import Emulator
 from tests.azure.support import make_backend
 
@@ -116,7 +116,7 @@ async def test_create_pool_sends_a_linux_virtual_machine_pool(
     )
     # The endpoint emulates no low-priority nodes and refuses the pool (501); the request is
     # what is checked here.
-    with pytest.raises(ServiceError, match="low-priority"):
+    with pytest.raises(ServiceError, match="targetLowPriorityNodes"):
         await backend.create_pool(spec)
 
     [request] = emulator.calls("POST", "/pools")

@@ -10,12 +10,8 @@ from azure.batch._serialization import Serializer  # the SDK's own duration writ
 from jobprep_release.backends.docker.rest.auth import SharedKey
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.odata import Query, compile_filter, page
-from jobprep_release.backends.docker.rest.wire import (
-    UNLIMITED,
-    Body,
-    format_duration,
-    parse_duration,
-)
+from jobprep_release.backends.docker.rest.wire import Body
+from jobprep_release.backends.schema.shapes import UNLIMITED, format_duration, parse_duration
 from tests.endpoint.harness import KEY
 
 TASKS = [

@@ -1,15 +1,17 @@
-"""A local Azure Batch endpoint backed by Docker: the Batch data-plane REST API (api-version
-2025-06-01) over the Docker backend's `BatchService`.
+"""A local Azure Batch endpoint: the Batch data-plane REST API (api-version 2025-06-01) over any
+service implementing `interface.EndpointService` (the Batch core on Docker, or on the fake
+executor).
 
 Any Batch client (azure-batch, the az CLI, plain HTTP) signs in with the endpoint's account name
 and Shared Key and drives pools, nodes, jobs, tasks and files that are containers on the local
 engine; the service's scheduler runs inside the endpoint, so work goes on between requests.
 
 Modules: `server` (running it), `app` (routes and per-request checks), `auth` (Shared Key),
-`pools`/`jobs`/`tasks`/`files` (routes), `specs` (request bodies to specs), `render` (models to
-JSON), `wire` (durations, times, bodies), `odata` (``$filter``, ``$select``, paging), `timeline`
-(times and ETags), `nodefs` (files in node containers), `errors`, `unsupported`, `context`,
-`replies`; `faults` (injected faults and a request log, for testing clients).
+`pools`/`jobs`/`tasks`/`files` (routes), `specs` (request bodies to specs) and `render` (views to
+JSON), both through the shared schema (`jobprep_release.backends.schema`), `wire` (times, small
+bodies), `odata` (``$filter``, ``$select``, paging), `interface` (what the endpoint needs of a
+service), `errors`, `unsupported`, `context`, `replies`; `faults` (injected faults and a request
+log, for testing clients).
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio.abc
 import structlog
@@ -31,8 +30,6 @@ class Context:
     service: EndpointService
     keys: SharedKey
     group: anyio.abc.TaskGroup
-    image_references: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Pool id (lower case) -> the image reference it was created with, to show it back."""
     deleting_pools: set[str] = field(default_factory=set)
     deleting_jobs: set[str] = field(default_factory=set)
 
@@ -73,8 +70,6 @@ class Context:
             except Exception:
                 log.exception("delete failed", what=what)
             else:
-                if what.startswith("pool:"):
-                    self.image_references.pop(object_id.lower(), None)
                 log.info("deleted", what=what)
             finally:
                 pending.discard(object_id.lower())

@@ -25,7 +25,7 @@ async def _job_json(ctx: Context, base: str, job_id: str) -> dict[str, Any]:
 @routes.post("/jobs")
 async def add_job(request: web.Request) -> web.Response:
     ctx = context(request)
-    spec = specs.job_spec(await body(request))
+    spec = specs.job_spec((await body(request)).document)
     ctx.refuse_if_job_deleting(spec.id)
     await ctx.service.create_job(spec)
     view = await ctx.service.get_job(spec.id)

@@ -23,21 +23,15 @@ _TERMINATE = "terminate"
 async def _pool_json(ctx: Context, base: str, pool_id: str) -> dict[str, Any]:
     view = await ctx.service.get_pool(pool_id)
     spec = ctx.service.pool_spec(pool_id)
-    reference = render.image_reference(spec, ctx.image_references.get(pool_id.lower()))
-    return render.pool(base, view, spec, reference, deleting=ctx.pool_deleting(pool_id))
+    return render.pool(base, view, spec, deleting=ctx.pool_deleting(pool_id))
 
 
 @routes.post("/pools")
 async def add_pool(request: web.Request) -> web.Response:
     ctx = context(request)
-    content = await body(request)
-    spec = specs.pool_spec(content)
+    spec = specs.pool_spec((await body(request)).document)
     ctx.refuse_if_pool_deleting(spec.id)
     await ctx.service.create_pool(spec)
-    reference = dict(content.raw("virtualMachineConfiguration")["imageReference"])
-    if "publisher" in reference:
-        reference.setdefault("version", "latest")
-    ctx.image_references[spec.id.lower()] = reference
     view = await ctx.service.get_pool(spec.id)
     return created(f"{base_url(request)}/pools/{spec.id}", view.etag, view.last_modified)
 
@@ -103,17 +97,9 @@ async def _nodes_json(ctx: Context, base: str, pool_id: str) -> list[dict[str, A
     await ctx.service.get_pool(pool_id)  # PoolNotFound first; takes over a pool known by labels
     views = await ctx.service.list_nodes(pool_id)
     spec = ctx.service.pool_spec(pool_id)
-    reference = render.image_reference(spec, ctx.image_references.get(pool_id.lower()))
     totals = await _totals(ctx)
     return [
-        render.node(
-            base,
-            spec.id,
-            view,
-            spec,
-            reference,
-            totals.get(view.id, render.NodeTotals()),
-        )
+        render.node(base, spec.id, view, spec, totals.get(view.id, render.NodeTotals()))
         for view in views
     ]
 

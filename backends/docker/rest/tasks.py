@@ -42,7 +42,7 @@ async def _task_json(
 @routes.post("/jobs/{job}/tasks")
 async def add_task(request: web.Request) -> web.Response:
     ctx, job_id = context(request), request.match_info["job"]
-    spec = specs.task_spec(await body(request))
+    spec = specs.task_spec((await body(request)).document)
     ctx.refuse_if_job_deleting(job_id)
     await ctx.service.add_tasks(job_id, [spec])
     view = await ctx.service.get_task(job_id, spec.id)
@@ -91,7 +91,7 @@ async def add_task_collection(request: web.Request) -> web.Response:
             f"The request holds {len(entries)} tasks; at most {MAX_TASKS_PER_REQUEST} can be "
             "added in one request.",
         )
-    task_specs = [specs.task_spec(entry) for entry in entries]
+    task_specs = [specs.task_spec(entry.document, entry.path) for entry in entries]
     await ctx.service.get_job(job_id)
     ctx.refuse_if_job_deleting(job_id)
     results: list[dict[str, Any]] = []

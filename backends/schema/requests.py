@@ -1,0 +1,373 @@
+"""Specs <-> azure-batch's create options, in both directions: the one mapping of Add Pool, Add
+Job and Add Task properties.
+
+Specs to SDK (`pool_create_options`, `job_create_options`, `task_create_options`): what the azure
+backend sends, and what the local endpoint reproduces of a request to check that it kept every
+property. SDK to specs (`pool_spec`, `job_spec`, `task_spec`): what the endpoint makes of a
+request, and what the azure backend reads back of a job's settings. The SDK-to-spec functions
+take a create-options model or the service's own object (`BatchPool`, `BatchJob`, `BatchTask`),
+whose properties have the same names.
+
+A property the specs do not hold is not mapped: the endpoint refuses it (`shapes.unreproduced`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from typing import Any, TypeVar
+
+from azure.batch import models
+
+from jobprep_release.backends.base import (
+    DEFAULT_RESIZE_TIMEOUT,
+    JOB_PREPARATION_TASK_ID,
+    JOB_RELEASE_TASK_ID,
+    RELEASE_MAX_WALL_CLOCK,
+    AutoUserScope,
+    ElevationLevel,
+    ImageReference,
+    JobPreparationTaskSpec,
+    JobReleaseTaskSpec,
+    JobSpec,
+    NodeFillType,
+    OnAllTasksComplete,
+    PoolSpec,
+    ResourceFile,
+    TaskConstraints,
+    TaskSpec,
+    UserIdentity,
+)
+from jobprep_release.backends.errors import InvalidRequest
+from jobprep_release.backends.schema.shapes import PropertyError, limited
+
+DEFAULT_IMAGE = "canonical:ubuntu-24_04-lts:server:latest"
+DEFAULT_NODE_AGENT_SKU = "batch.node.ubuntu 24.04"
+
+_E = TypeVar("_E", bound=Enum)
+
+
+def wire_value(value: Any) -> str | None:
+    """An SDK enum or plain string as the service's lower-case wire value."""
+    if value is None:
+        return None
+    if isinstance(value, Enum):
+        value = value.value
+    return str(value).lower()
+
+
+def choice(cls: type[_E], value: Any, fallback: _E) -> _E:
+    """`value` as a member of `cls`; `fallback` when absent or unknown (a later API's value)."""
+    raw = wire_value(value)
+    try:
+        return cls(raw)
+    except ValueError:
+        return fallback
+
+
+def optional_choice(cls: type[_E], value: Any) -> _E | None:
+    """`value` as a member of `cls`; None when absent or unknown."""
+    raw = wire_value(value)
+    return next((member for member in cls if member.value == raw), None)
+
+
+# --- what tasks share ------------------------------------------------------------------------
+
+
+def environment_settings(environment: Mapping[str, str]) -> list[models.EnvironmentSetting] | None:
+    if not environment:
+        return None
+    return [
+        models.EnvironmentSetting(name=name, value=value) for name, value in environment.items()
+    ]
+
+
+def environment(settings: Sequence[models.EnvironmentSetting] | None) -> dict[str, str]:
+    return {setting.name: setting.value or "" for setting in settings or ()}
+
+
+def metadata_items(metadata: Mapping[str, str]) -> list[models.BatchMetadataItem] | None:
+    if not metadata:
+        return None
+    return [models.BatchMetadataItem(name=name, value=value) for name, value in metadata.items()]
+
+
+def metadata(items: Sequence[models.BatchMetadataItem] | None) -> dict[str, str]:
+    return {item.name: item.value for item in items or ()}
+
+
+def resource_files(files: Sequence[ResourceFile]) -> list[models.ResourceFile] | None:
+    if not files:
+        return None
+    return [
+        models.ResourceFile(
+            http_url=file.http_url, file_path=file.file_path, file_mode=file.file_mode
+        )
+        for file in files
+    ]
+
+
+def resource_file_specs(files: Sequence[models.ResourceFile] | None) -> tuple[ResourceFile, ...]:
+    return tuple(
+        ResourceFile(http_url=f.http_url or "", file_path=f.file_path or "", file_mode=f.file_mode)
+        for f in files or ()
+    )
+
+
+def user_identity(identity: UserIdentity) -> models.UserIdentity:
+    return models.UserIdentity(
+        auto_user=models.AutoUserSpecification(
+            scope=identity.scope.value, elevation_level=identity.elevation_level.value
+        )
+    )
+
+
+def user_identity_spec(identity: models.UserIdentity | None) -> UserIdentity:
+    auto = identity.auto_user if identity else None
+    if auto is None:
+        return UserIdentity()
+    return UserIdentity(
+        elevation_level=choice(ElevationLevel, auto.elevation_level, ElevationLevel.NON_ADMIN),
+        scope=choice(AutoUserScope, auto.scope, AutoUserScope.POOL),
+    )
+
+
+def task_constraints(constraints: TaskConstraints) -> models.BatchTaskConstraints | None:
+    if constraints == TaskConstraints():
+        return None
+    return models.BatchTaskConstraints(
+        max_wall_clock_time=constraints.max_wall_clock_time,
+        retention_time=constraints.retention_time,
+        max_task_retry_count=constraints.max_task_retry_count,
+    )
+
+
+def task_constraints_spec(limits: models.BatchTaskConstraints | None) -> TaskConstraints:
+    if limits is None:
+        return TaskConstraints()
+    return TaskConstraints(
+        max_wall_clock_time=limited(limits.max_wall_clock_time),
+        retention_time=limited(limits.retention_time),
+        max_task_retry_count=limits.max_task_retry_count,
+    )
+
+
+# --- pools -----------------------------------------------------------------------------------
+
+
+def image_reference(urn: str) -> models.BatchVmImageReference:
+    """``publisher:offer:sku:version`` as an image reference; `InvalidRequest` otherwise."""
+    parts = urn.split(":")
+    if len(parts) != 4 or not all(part.strip() for part in parts):
+        raise InvalidRequest(
+            f"invalid image {urn!r}: give a marketplace image URN publisher:offer:sku:version, "
+            f"e.g. {DEFAULT_IMAGE}",
+            code="InvalidPropertyValue",
+        )
+    publisher, offer, sku, version = (part.strip() for part in parts)
+    return models.BatchVmImageReference(publisher=publisher, offer=offer, sku=sku, version=version)
+
+
+def image_reference_model(reference: ImageReference) -> models.BatchVmImageReference:
+    return models.BatchVmImageReference(
+        publisher=reference.publisher,
+        offer=reference.offer,
+        sku=reference.sku,
+        version=reference.version,
+        virtual_machine_image_id=reference.virtual_machine_image_id,
+    )
+
+
+def image_reference_spec(reference: models.BatchVmImageReference | None) -> ImageReference | None:
+    """The reference as asked; a marketplace image without a version is ``latest``."""
+    if reference is None:
+        return None
+    version = reference.version
+    if version is None and reference.publisher is not None:
+        version = "latest"
+    return ImageReference(
+        publisher=reference.publisher,
+        offer=reference.offer,
+        sku=reference.sku,
+        version=version,
+        virtual_machine_image_id=reference.virtual_machine_image_id,
+    )
+
+
+def pool_create_options(spec: PoolSpec) -> models.BatchPoolCreateOptions:
+    if spec.image_reference is not None:
+        reference = image_reference_model(spec.image_reference)
+    else:
+        reference = image_reference(spec.image or DEFAULT_IMAGE)
+    return models.BatchPoolCreateOptions(
+        id=spec.id,
+        display_name=spec.display_name,
+        vm_size=spec.vm_size,
+        virtual_machine_configuration=models.VirtualMachineConfiguration(
+            image_reference=reference,
+            node_agent_sku_id=spec.node_agent_sku_id or DEFAULT_NODE_AGENT_SKU,
+        ),
+        # the service's defaults go unsaid (`shapes.DEFAULTS` has them)
+        resize_timeout=None
+        if spec.resize_timeout == DEFAULT_RESIZE_TIMEOUT
+        else spec.resize_timeout,
+        target_dedicated_nodes=spec.target_dedicated_nodes,
+        target_low_priority_nodes=spec.target_low_priority_nodes,
+        enable_inter_node_communication=spec.enable_inter_node_communication or None,
+        task_slots_per_node=spec.task_slots_per_node,
+        task_scheduling_policy=models.BatchTaskSchedulingPolicy(
+            node_fill_type=spec.node_fill_type.value
+        ),
+        metadata=metadata_items(spec.metadata),
+    )
+
+
+def pool_spec(pool: models.BatchPoolCreateOptions | models.BatchPool) -> PoolSpec:
+    """A pool's settings as a `PoolSpec` (``image`` None: the backend's choice)."""
+    configuration = pool.virtual_machine_configuration
+    policy = pool.task_scheduling_policy
+    return PoolSpec(
+        id=pool.id or "",
+        vm_size=pool.vm_size or "",
+        target_dedicated_nodes=pool.target_dedicated_nodes or 0,
+        target_low_priority_nodes=pool.target_low_priority_nodes or 0,
+        task_slots_per_node=pool.task_slots_per_node or 1,
+        node_fill_type=choice(
+            NodeFillType, policy.node_fill_type if policy else None, NodeFillType.SPREAD
+        ),
+        node_agent_sku_id=configuration.node_agent_sku_id if configuration else None,
+        image_reference=image_reference_spec(
+            configuration.image_reference if configuration else None
+        ),
+        display_name=pool.display_name,
+        metadata=metadata(pool.metadata),
+        resize_timeout=pool.resize_timeout or DEFAULT_RESIZE_TIMEOUT,
+        enable_inter_node_communication=bool(pool.enable_inter_node_communication),
+    )
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+
+def _task_settings(spec: JobPreparationTaskSpec | JobReleaseTaskSpec | TaskSpec) -> dict[str, Any]:
+    """What every kind of task has: id, command line, files, environment, identity."""
+    return {
+        "id": spec.id,
+        "command_line": spec.command_line,
+        "resource_files": resource_files(spec.resource_files),
+        "environment_settings": environment_settings(spec.environment),
+        "user_identity": user_identity(spec.user_identity),
+    }
+
+
+def _task_settings_spec(
+    task: models.BatchJobPreparationTask
+    | models.BatchJobReleaseTask
+    | models.BatchTaskCreateOptions
+    | models.BatchTask,
+) -> dict[str, Any]:
+    return {
+        "command_line": task.command_line or "",
+        "environment": environment(task.environment_settings),
+        "resource_files": resource_file_specs(task.resource_files),
+        "user_identity": user_identity_spec(task.user_identity),
+    }
+
+
+def preparation_task(spec: JobPreparationTaskSpec) -> models.BatchJobPreparationTask:
+    return models.BatchJobPreparationTask(
+        **_task_settings(spec),
+        constraints=task_constraints(spec.constraints),
+        wait_for_success=spec.wait_for_success,
+        rerun_on_node_reboot_after_success=spec.rerun_on_node_reboot_after_success,
+    )
+
+
+def preparation_task_spec(task: models.BatchJobPreparationTask) -> JobPreparationTaskSpec:
+    return JobPreparationTaskSpec(
+        **_task_settings_spec(task),
+        id=task.id or JOB_PREPARATION_TASK_ID,
+        wait_for_success=task.wait_for_success is not False,
+        rerun_on_node_reboot_after_success=task.rerun_on_node_reboot_after_success is not False,
+        constraints=task_constraints_spec(task.constraints),
+    )
+
+
+def release_task(spec: JobReleaseTaskSpec) -> models.BatchJobReleaseTask:
+    return models.BatchJobReleaseTask(
+        **_task_settings(spec),
+        max_wall_clock_time=spec.max_wall_clock_time,
+        retention_time=spec.retention_time,
+    )
+
+
+def release_task_spec(task: models.BatchJobReleaseTask) -> JobReleaseTaskSpec:
+    """A release task's settings; its wall clock is 15 minutes unless shorter (Batch's rule)."""
+    wall_clock = task.max_wall_clock_time
+    if wall_clock is not None and (
+        limited(wall_clock) is None or wall_clock > RELEASE_MAX_WALL_CLOCK
+    ):
+        raise PropertyError(
+            "jobReleaseTask.maxWallClockTime", "a job release task runs 15 minutes at most"
+        )
+    return JobReleaseTaskSpec(
+        **_task_settings_spec(task),
+        id=task.id or JOB_RELEASE_TASK_ID,
+        max_wall_clock_time=wall_clock or RELEASE_MAX_WALL_CLOCK,
+        retention_time=limited(task.retention_time),
+    )
+
+
+def job_create_options(spec: JobSpec) -> models.BatchJobCreateOptions:
+    return models.BatchJobCreateOptions(
+        id=spec.id,
+        display_name=spec.display_name,
+        pool_info=models.BatchPoolInfo(pool_id=spec.pool_id),
+        job_preparation_task=preparation_task(spec.preparation) if spec.preparation else None,
+        job_release_task=release_task(spec.release) if spec.release else None,
+        common_environment_settings=environment_settings(spec.common_environment),
+        all_tasks_complete_mode=spec.on_all_tasks_complete.value,
+        constraints=models.BatchJobConstraints(max_task_retry_count=spec.max_task_retry_count),
+        metadata=metadata_items(spec.metadata),
+    )
+
+
+def job_spec(job: models.BatchJobCreateOptions | models.BatchJob) -> JobSpec:
+    """A job's settings (a request's, or as the service reports them) as a `JobSpec`."""
+    prep, release, constraints = job.job_preparation_task, job.job_release_task, job.constraints
+    return JobSpec(
+        id=job.id or "",
+        pool_id=job.pool_info.pool_id if job.pool_info and job.pool_info.pool_id else "",
+        preparation=preparation_task_spec(prep) if prep is not None else None,
+        release=release_task_spec(release) if release is not None else None,
+        common_environment=environment(job.common_environment_settings),
+        on_all_tasks_complete=choice(
+            OnAllTasksComplete, job.all_tasks_complete_mode, OnAllTasksComplete.NO_ACTION
+        ),
+        max_task_retry_count=(constraints.max_task_retry_count or 0) if constraints else 0,
+        display_name=job.display_name,
+        metadata=metadata(job.metadata),
+    )
+
+
+# --- tasks -----------------------------------------------------------------------------------
+
+
+def task_create_options(spec: TaskSpec) -> models.BatchTaskCreateOptions:
+    return models.BatchTaskCreateOptions(
+        **_task_settings(spec),
+        display_name=spec.display_name,
+        constraints=task_constraints(spec.constraints),
+        required_slots=spec.required_slots,
+    )
+
+
+def task_spec(task: models.BatchTaskCreateOptions | models.BatchTask) -> TaskSpec:
+    """A task's settings (a request's, or as the service reports them) as a `TaskSpec`."""
+    return TaskSpec(
+        **_task_settings_spec(task),
+        id=task.id or "",
+        constraints=task_constraints_spec(task.constraints),
+        required_slots=task.required_slots or 1,
+        display_name=task.display_name,
+    )

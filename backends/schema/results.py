@@ -1,0 +1,335 @@
+"""Views <-> azure-batch's result models, in both directions: pools, nodes, jobs, tasks, their
+execution, task counts and the preparation/release status per node.
+
+SDK to views (`pool_view`, `node_view`, ...): what the azure backend reads. Views to SDK
+(`pool_model`, `node_model`, ...): what the local endpoint renders (``shapes.as_json``), the
+object's settings from its spec (`requests`) and its state from its view. Values a later API
+version may add (a new node state, say) map to a neutral fallback rather than failing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from azure.batch import models
+
+from jobprep_release.backends.base import (
+    AllocationState,
+    ComputeNode,
+    ErrorCategory,
+    ExecutionInfo,
+    ExecutionResult,
+    FailureInfo,
+    Job,
+    JobSpec,
+    JobState,
+    NodeFillType,
+    NodeState,
+    Pool,
+    PoolSpec,
+    PoolState,
+    PrepReleaseExecution,
+    PrepReleaseStatus,
+    PrepReleaseTaskState,
+    Task,
+    TaskCounts,
+    TaskSpec,
+    TaskState,
+)
+from jobprep_release.backends.schema.requests import (
+    choice,
+    job_create_options,
+    optional_choice,
+    pool_create_options,
+    task_create_options,
+    wire_value,
+)
+
+# Node states of the service that the views fold into a neighbour.
+_NODE_STATE_ALIASES = {
+    "waitingforstarttask": NodeState.STARTING,
+    "starttaskfailed": NodeState.UNUSABLE,
+    "preempted": NodeState.OFFLINE,
+}
+
+ExecutionModel = (
+    models.BatchTaskExecutionInfo
+    | models.BatchJobPreparationTaskExecutionInfo
+    | models.BatchJobReleaseTaskExecutionInfo
+)
+
+
+# --- what the service recorded of an object's history ----------------------------------------
+
+HistoryModel = models.BatchPool | models.BatchJob | models.BatchTask
+
+
+def _history_view(model: HistoryModel) -> dict[str, Any]:
+    """The creation and transition times, ETag and previous state of a pool, job or task."""
+    return {
+        "creation_time": model.creation_time,
+        "last_modified": model.last_modified,
+        "etag": model.etag,
+        "state_transition_time": model.state_transition_time,
+    }
+
+
+def _set_known(model: Any, **values: Any) -> None:
+    """Set the SDK model's properties whose value is known; the others stay absent."""
+    for name, value in values.items():
+        if value is not None:
+            setattr(model, name, value)
+
+
+def _set_history(model: HistoryModel, view: Pool | Job | Task) -> None:
+    _set_known(
+        model,
+        etag=view.etag,
+        last_modified=view.last_modified,
+        creation_time=view.creation_time,
+        state_transition_time=view.state_transition_time,
+    )
+
+
+# --- pools and nodes -------------------------------------------------------------------------
+
+
+def pool_view(pool: models.BatchPool) -> Pool:
+    policy = pool.task_scheduling_policy
+    return Pool(
+        id=pool.id or "",
+        vm_size=pool.vm_size or "",
+        state=choice(PoolState, pool.state, PoolState.ACTIVE),
+        allocation_state=choice(AllocationState, pool.allocation_state, AllocationState.STEADY),
+        target_dedicated_nodes=pool.target_dedicated_nodes or 0,
+        current_dedicated_nodes=pool.current_dedicated_nodes or 0,
+        task_slots_per_node=pool.task_slots_per_node or 1,
+        node_fill_type=choice(
+            NodeFillType, policy.node_fill_type if policy else None, NodeFillType.SPREAD
+        ),
+        allocation_state_transition_time=pool.allocation_state_transition_time,
+        **_history_view(pool),
+    )
+
+
+def pool_model(view: Pool, spec: PoolSpec) -> models.BatchPool:
+    """The pool as the service reports it: its settings from `spec`, its state from `view`."""
+    pool = models.BatchPool(pool_create_options(spec).as_dict())
+    pool.vm_size = view.vm_size
+    pool.state = view.state.value
+    pool.allocation_state = view.allocation_state.value
+    pool.target_dedicated_nodes = view.target_dedicated_nodes
+    pool.current_dedicated_nodes = view.current_dedicated_nodes
+    pool.task_slots_per_node = view.task_slots_per_node
+    pool.task_scheduling_policy = models.BatchTaskSchedulingPolicy(
+        node_fill_type=view.node_fill_type.value
+    )
+    _set_known(pool, allocation_state_transition_time=view.allocation_state_transition_time)
+    _set_history(pool, view)
+    return pool
+
+
+def node_view(node: models.BatchNode) -> ComputeNode:
+    raw_state = wire_value(node.state)
+    state = _NODE_STATE_ALIASES.get(raw_state or "") or choice(
+        NodeState, raw_state, NodeState.UNKNOWN
+    )
+    return ComputeNode(
+        id=node.id or "",
+        state=state,
+        running_tasks_count=node.running_tasks_count or 0,
+        state_transition_time=node.state_transition_time,
+        allocation_time=node.allocation_time,
+        last_boot_time=node.last_boot_time,
+    )
+
+
+def node_model(view: ComputeNode) -> models.BatchNode:
+    node = models.BatchNode(
+        id=view.id, state=view.state.value, running_tasks_count=view.running_tasks_count
+    )
+    _set_known(
+        node,
+        state_transition_time=view.state_transition_time,
+        allocation_time=view.allocation_time,
+        last_boot_time=view.last_boot_time,
+    )
+    return node
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+
+def job_view(job: models.BatchJob) -> Job:
+    execution = job.execution_info
+    return Job(
+        id=job.id or "",
+        pool_id=job.pool_info.pool_id if job.pool_info and job.pool_info.pool_id else "",
+        state=choice(JobState, job.state, JobState.ACTIVE),
+        terminate_reason=execution.termination_reason if execution else None,
+        previous_state=optional_choice(JobState, job.previous_state),
+        previous_state_transition_time=job.previous_state_transition_time,
+        end_time=execution.end_time if execution else None,
+        **_history_view(job),
+    )
+
+
+def job_model(view: Job, spec: JobSpec) -> models.BatchJob:
+    """The job as the service reports it: settings from `spec`, state and history from `view`
+    (it started when it was created: jobs here run on an existing pool at once)."""
+    job = models.BatchJob(job_create_options(spec).as_dict())
+    job.state = view.state.value
+    job.pool_info = models.BatchPoolInfo(pool_id=view.pool_id)
+    job.execution_info = models.BatchJobExecutionInfo({"poolId": view.pool_id})
+    _set_known(
+        job.execution_info,
+        start_time=view.creation_time,
+        end_time=view.end_time,
+        termination_reason=view.terminate_reason,
+    )
+    _set_history(job, view)
+    if view.previous_state is not None:
+        job.previous_state = view.previous_state.value
+        _set_known(job, previous_state_transition_time=view.previous_state_transition_time)
+    return job
+
+
+# --- tasks and their execution ---------------------------------------------------------------
+
+
+def failure_view(info: models.BatchTaskFailureInfo | None) -> FailureInfo | None:
+    if info is None:
+        return None
+    return FailureInfo(
+        category=choice(ErrorCategory, info.category, ErrorCategory.SERVER_ERROR),
+        code=info.code or "",
+        message=info.message or "",
+    )
+
+
+def failure_model(info: FailureInfo | None) -> models.BatchTaskFailureInfo | None:
+    if info is None:
+        return None
+    return models.BatchTaskFailureInfo(
+        category=info.category.value, code=info.code, message=info.message
+    )
+
+
+def execution_view(info: ExecutionModel | None) -> ExecutionInfo:
+    if info is None:
+        return ExecutionInfo()
+    result = wire_value(info.result)
+    return ExecutionInfo(
+        start_time=info.start_time,
+        end_time=info.end_time,
+        exit_code=info.exit_code,
+        result=ExecutionResult(result) if result in set(ExecutionResult) else None,
+        failure_info=failure_view(info.failure_info),
+        retry_count=getattr(info, "retry_count", None) or 0,
+        requeue_count=getattr(info, "requeue_count", None) or 0,
+    )
+
+
+def _execution_fields(info: ExecutionInfo) -> dict[str, Any]:
+    return {
+        "start_time": info.start_time,
+        "end_time": info.end_time,
+        "exit_code": info.exit_code,
+        "failure_info": failure_model(info.failure_info),
+        "result": info.result.value if info.result else None,
+    }
+
+
+def execution_model(info: ExecutionInfo) -> models.BatchTaskExecutionInfo:
+    return models.BatchTaskExecutionInfo(
+        retry_count=info.retry_count, requeue_count=info.requeue_count, **_execution_fields(info)
+    )
+
+
+def task_view(task: models.BatchTask) -> Task:
+    return Task(
+        id=task.id or "",
+        state=choice(TaskState, task.state, TaskState.ACTIVE),
+        node_id=task.node_info.node_id if task.node_info else None,
+        execution_info=execution_view(task.execution_info),
+        previous_state=optional_choice(TaskState, task.previous_state),
+        previous_state_transition_time=task.previous_state_transition_time,
+        **_history_view(task),
+    )
+
+
+def task_model(view: Task, spec: TaskSpec) -> models.BatchTask:
+    """The task as the service reports it: settings from `spec`, state from `view`."""
+    task = models.BatchTask(task_create_options(spec).as_dict())
+    task.state = view.state.value
+    task.execution_info = execution_model(view.execution_info)
+    if view.node_id is not None:
+        task.node_info = models.BatchNodeInfo(node_id=view.node_id)
+    _set_history(task, view)
+    if view.previous_state is not None:
+        task.previous_state = view.previous_state.value
+        _set_known(task, previous_state_transition_time=view.previous_state_transition_time)
+    return task
+
+
+_COUNTS = tuple(field.name for field in fields(TaskCounts))
+"""The counts by state: the same names on the SDK's ``BatchTaskCounts``/``BatchTaskSlotCounts``."""
+
+
+def task_counts_view(result: models.BatchTaskCountsResult) -> TaskCounts:
+    return TaskCounts(**{name: getattr(result.task_counts, name) for name in _COUNTS})
+
+
+def task_counts_model(counts: TaskCounts, slots: TaskCounts) -> models.BatchTaskCountsResult:
+    """Counts of tasks and of the slots they take, by state."""
+    return models.BatchTaskCountsResult(
+        task_counts=models.BatchTaskCounts(**{name: getattr(counts, name) for name in _COUNTS}),
+        task_slot_counts=models.BatchTaskSlotCounts(
+            **{name: getattr(slots, name) for name in _COUNTS}
+        ),
+    )
+
+
+# --- preparation and release tasks per node --------------------------------------------------
+
+
+def _prep_release_execution(
+    info: models.BatchJobPreparationTaskExecutionInfo
+    | models.BatchJobReleaseTaskExecutionInfo
+    | None,
+) -> PrepReleaseExecution | None:
+    if info is None:
+        return None
+    return PrepReleaseExecution(
+        state=choice(PrepReleaseTaskState, info.state, PrepReleaseTaskState.RUNNING),
+        execution_info=execution_view(info),
+    )
+
+
+def prep_release_view(status: models.BatchJobPreparationAndReleaseTaskStatus) -> PrepReleaseStatus:
+    return PrepReleaseStatus(
+        pool_id=status.pool_id or "",
+        node_id=status.node_id or "",
+        preparation=_prep_release_execution(status.job_preparation_task_execution_info),
+        release=_prep_release_execution(status.job_release_task_execution_info),
+    )
+
+
+def prep_release_model(status: PrepReleaseStatus) -> models.BatchJobPreparationAndReleaseTaskStatus:
+    model = models.BatchJobPreparationAndReleaseTaskStatus(
+        pool_id=status.pool_id, node_id=status.node_id
+    )
+    if status.preparation is not None:
+        run = status.preparation
+        model.job_preparation_task_execution_info = models.BatchJobPreparationTaskExecutionInfo(
+            state=run.state.value,
+            retry_count=run.execution_info.retry_count,
+            **_execution_fields(run.execution_info),
+        )
+    if status.release is not None:
+        run = status.release
+        model.job_release_task_execution_info = models.BatchJobReleaseTaskExecutionInfo(
+            state=run.state.value, **_execution_fields(run.execution_info)
+        )
+    return model

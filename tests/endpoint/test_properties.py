@@ -1,0 +1,360 @@
+"""Every property of Add Pool, Add Job and Add Task (api-version 2025-06-01) is either honoured,
+and returned by GET with the value sent, or refused with 501 ``NotSupported`` naming it: never
+accepted and dropped.
+
+The properties are enumerated from azure-batch's own create-options models, recursively, so a
+property the SDK knows cannot be missed here. Each test sends a valid minimal body plus that one
+property (with the required properties of the objects holding it), then reads the object back.
+Pools have no nodes (no containers are made); jobs and tasks use one such pool and one job.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import types
+import typing
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import anyio
+import docker
+import isodate  # type: ignore[import-untyped]
+import pytest
+from azure.batch import BatchClient, models
+from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.exceptions import HttpResponseError
+from azure.core.rest import HttpRequest
+
+from jobprep_release.backends.docker.rest import RunningEndpoint
+from tests.conftest import labelled, remove_labelled
+from tests.endpoint.harness import endpoint
+from tests.endpoint.support import API_VERSION
+
+SUFFIX = uuid.uuid4().hex[:8]
+POOL = f"TestPool-{SUFFIX}-props"
+JOB = f"TestJob-{SUFFIX}-props"
+
+
+# --- the properties, from the SDK's models ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leaf:
+    path: str
+    """REST names from the body down, ``[0]`` for an array's first item."""
+    kind: Any
+    """The Python type the SDK declares (str, int, bool, timedelta, ...) or an Enum class."""
+    is_list: bool
+
+
+def _fields(model: type) -> list[tuple[str, Any, bool, bool]]:
+    """(REST name, type, is required, is sent on create) of each property of `model`."""
+    model()  # the SDK builds its field table on first use
+    hints = typing.get_type_hints(model, localns={"_models": models})
+    found = []
+    for attribute, field in model._attr_to_rest_field.items():  # type: ignore[attr-defined]
+        hint = hints[attribute]
+        args = typing.get_args(hint)
+        optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+        visibility = field._visibility
+        found.append(
+            (field._rest_name, hint, not optional, visibility is None or "create" in visibility)
+        )
+    return found
+
+
+def _plain(hint: Any) -> tuple[Any, bool]:
+    """The item type of a hint (Optional and list removed; a str enum as its Enum) and whether
+    it was a list."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        enums = [arg for arg in args if isinstance(arg, type) and issubclass(arg, Enum)]
+        if enums:
+            return enums[0], False
+        return _plain(args[0])
+    if typing.get_origin(hint) is list:
+        return _plain(typing.get_args(hint)[0])[0], True
+    return hint, False
+
+
+def _is_model(kind: Any) -> bool:
+    return isinstance(kind, type) and hasattr(kind, "as_dict")
+
+
+def leaves(model: type, path: str = "") -> list[Leaf]:
+    found: list[Leaf] = []
+    for name, hint, _, writable in _fields(model):
+        if not writable:
+            continue
+        kind, is_list = _plain(hint)
+        where = f"{path}.{name}" if path else name
+        if _is_model(kind):
+            found += leaves(kind, where + ("[0]" if is_list else ""))
+        else:
+            found.append(Leaf(where, kind, is_list))
+    return found
+
+
+# --- sample values ---------------------------------------------------------------------------
+
+# Values that must make sense to what runs them (the rest are any value of their type).
+OVERRIDES: dict[str, Any] = {
+    "vmSize": "standard_d2_v3",
+    "targetDedicatedNodes": 0,  # no containers
+    "virtualMachineConfiguration.nodeAgentSKUId": "batch.node.ubuntu 24.04",
+    "virtualMachineConfiguration.imageReference.virtualMachineImageId": "debian:bookworm-slim",
+    "poolInfo.poolId": POOL,
+    "requiredSlots": 2,
+}
+# Properties an object needs beside the one under test, where the SDK cannot say so (one of
+# several sources): a resource file's URL and path.
+SIBLINGS: dict[type, dict[str, Any]] = {
+    models.ResourceFile: {"httpUrl": "https://example.com/data.txt", "filePath": "data.txt"},
+}
+
+
+def sample(kind: Any, name: str) -> Any:
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return str(list(kind)[-1].value)
+    if kind is bool:
+        return True
+    if kind is int:
+        return 2
+    if kind is float:
+        return 1.5
+    if kind is timedelta:
+        return "PT10M"
+    if kind is datetime:
+        return "2025-06-01T00:00:00Z"
+    if typing.get_origin(kind) is dict:
+        return {"key": "value"}
+    if name in ("commandLine", "coordinationCommandLine"):
+        return "/bin/true"
+    return f"sample-{name}"
+
+
+def required_of(model: type) -> dict[str, Any]:
+    """A minimal valid object of `model`: its required properties, recursively."""
+    document: dict[str, Any] = dict(SIBLINGS.get(model, {}))
+    for name, hint, required, writable in _fields(model):
+        if not (required and writable) or name in document:
+            continue
+        kind, is_list = _plain(hint)
+        value = required_of(kind) if _is_model(kind) else sample(kind, name)
+        document[name] = [value] if is_list else value
+    return document
+
+
+def body_with(base: dict[str, Any], model: type, leaf: Leaf) -> tuple[dict[str, Any], Any]:
+    """`base` with `leaf` set to a sample value (and the objects on its way made valid)."""
+    body = _merge(required_of(model), base)
+    node, current = body, model
+    parts = leaf.path.split(".")
+    for part in parts[:-1]:
+        name, is_item = part.removesuffix("[0]"), part.endswith("[0]")
+        (hint,) = [h for n, h, _, _ in _fields(current) if n == name]
+        current = _plain(hint)[0]
+        existing = node.get(name)
+        if is_item:
+            existing = (existing or [{}])[0]
+        child = _merge(required_of(current), existing or {})
+        node[name] = [child] if is_item else child
+        node = child
+    value = OVERRIDES.get(leaf.path, sample(leaf.kind, parts[-1]))
+    node[parts[-1]] = [value] if leaf.is_list else value
+    return body, node[parts[-1]]
+
+
+def _merge(defaults: Any, given: Any) -> Any:
+    if isinstance(defaults, dict) and isinstance(given, dict):
+        return {**defaults, **{k: _merge(defaults.get(k), v) for k, v in given.items()}}
+    return defaults if given is None else given
+
+
+def at(document: Any, path: str) -> Any:
+    for part in path.split("."):
+        name, is_item = part.removesuffix("[0]"), part.endswith("[0]")
+        if not isinstance(document, dict) or name not in document:
+            return None
+        document = document[name]
+        if is_item:
+            document = document[0] if isinstance(document, list) and document else None
+    return document
+
+
+def same(kind: Any, sent: Any, got: Any) -> bool:
+    """Equal as the service means it: enums without regard to case, durations by length."""
+    if isinstance(sent, list) and isinstance(got, list) and len(sent) == len(got):
+        return all(same(kind, a, b) for a, b in zip(sent, got, strict=True))
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return isinstance(got, str) and got.lower() == str(sent).lower()
+    if kind is timedelta:
+        return isinstance(got, str) and isodate.parse_duration(got) == isodate.parse_duration(sent)
+    return bool(got == sent)
+
+
+# --- the endpoint, once for the module -------------------------------------------------------
+
+
+@dataclass
+class Served:
+    running: RunningEndpoint
+    client: BatchClient
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        request = HttpRequest(method, path, params={"api-version": API_VERSION}, json=body)
+        response: Any
+        try:
+            response = self.client.send_request(request)
+        except HttpResponseError as exc:  # the pipeline raises for errors; their answer stands
+            assert exc.response is not None
+            response = exc.response
+        content = response.content
+        return response.status_code, (response.json() if content else None)
+
+
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
+) -> Iterator[Served]:
+    """The endpoint served from a thread of its own for the module's tests, with a pool that
+    has no nodes and a job on it; afterwards, nothing of the module's pools is left."""
+    state_dir: Path = tmp_path_factory.mktemp("state")
+    ready: queue.Queue[RunningEndpoint | BaseException] = queue.Queue()
+    stop = threading.Event()
+
+    async def serve() -> None:
+        try:
+            async with endpoint(state_dir) as running:
+                ready.put(running)
+                await anyio.to_thread.run_sync(stop.wait)
+        except BaseException as exc:
+            ready.put(exc)
+            raise
+
+    thread = threading.Thread(target=anyio.run, args=(serve,), daemon=True)
+    thread.start()
+    running = ready.get(timeout=120)
+    assert isinstance(running, RunningEndpoint), running
+    credential = AzureNamedKeyCredential(running.account, running.key)
+    client = BatchClient(running.url, credential, retry_total=0, connection_timeout=10)
+    server = Served(running, client)
+    try:
+        pool = {**POOL_BASE, "id": POOL, "taskSlotsPerNode": 4}
+        assert server.call("POST", "/pools", pool)[0] == 201
+        assert server.call("POST", "/jobs", {"id": JOB, "poolInfo": {"poolId": POOL}})[0] == 201
+        yield server
+        left = [p["id"] for p in server.call("GET", "/pools")[1]["value"] if SUFFIX in p["id"]]
+        assert left == [POOL], left  # each test removed its own pool
+        assert labelled(docker_client, POOL) == (0, 0)  # a pool without nodes has no containers
+    finally:
+        server.call("DELETE", f"/jobs/{JOB}")
+        server.call("DELETE", f"/pools/{POOL}")
+        client.close()
+        stop.set()
+        thread.join(60)
+        remove_labelled(docker_client, POOL)
+
+
+POOL_BASE: dict[str, Any] = {
+    "vmSize": "standard_d1_v2",
+    "virtualMachineConfiguration": {
+        "imageReference": {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server"},
+        "nodeAgentSKUId": "batch.node.ubuntu 24.04",
+    },
+    "targetDedicatedNodes": 0,
+}
+
+
+def check(served: Served, leaf: Leaf, status: int, answer: Any, sent: Any, get: str) -> None:
+    """201 and GET shows `sent` at the leaf's path, or 501 naming the leaf (or an object
+    holding it)."""
+    if status == 201:
+        got_status, got = served.call("GET", get)
+        assert got_status == 200, got
+        assert same(leaf.kind, sent, at(got, leaf.path)), (
+            f"{leaf.path} was accepted and dropped: sent {sent!r}, GET has {at(got, leaf.path)!r}"
+        )
+        return
+    assert status == 501, (leaf.path, status, answer)
+    assert answer["code"] == "NotSupported", answer
+    named = [value["value"] for value in answer.get("values", []) if value["key"] == "PropertyName"]
+    assert any(
+        leaf.path == name or leaf.path.startswith((name + ".", name + "[")) for name in named
+    ), (leaf.path, named, answer["message"]["value"])
+    assert any(name in answer["message"]["value"] for name in named)
+
+
+# --- the tests -------------------------------------------------------------------------------
+
+POOL_LEAVES = leaves(models.BatchPoolCreateOptions)
+JOB_LEAVES = leaves(models.BatchJobCreateOptions)
+TASK_LEAVES = leaves(models.BatchTaskCreateOptions)
+
+
+def test_the_models_are_read_whole() -> None:
+    """The enumeration reaches the properties the REST reference lists (spot checks in each
+    create body, nested objects and arrays of objects included)."""
+    pool = {leaf.path for leaf in POOL_LEAVES}
+    assert {"displayName", "metadata[0].name", "resizeTimeout"} <= pool
+    assert "virtualMachineConfiguration.osDisk.diskSizeGB" in pool
+    assert "virtualMachineConfiguration.securityProfile.encryptionAtHost" in pool
+    assert "startTask.resourceFiles[0].httpUrl" in pool
+    assert "virtualMachineConfiguration.imageReference.exactVersion" not in pool  # read-only
+    job = {leaf.path for leaf in JOB_LEAVES}
+    assert {"priority", "jobPreparationTask.waitForSuccess", "jobReleaseTask.retentionTime"} <= job
+    assert "poolInfo.autoPoolSpecification.pool.vmSize" in job
+    task = {leaf.path for leaf in TASK_LEAVES}
+    assert {"affinityInfo.affinityId", "constraints.maxTaskRetryCount", "requiredSlots"} <= task
+
+
+def add_and_check(
+    served: Served, leaf: Leaf, model: type, base: dict[str, Any], collection: str
+) -> None:
+    """Add an object of `base` with `leaf` set, check the answer, remove what was added."""
+    object_id = base["id"]
+    body, sent = body_with(base, model, leaf)
+    if leaf.path == "id":
+        body["id"] = sent = object_id
+    status, answer = served.call("POST", collection, body)
+    try:
+        check(served, leaf, status, answer, sent, f"{collection}/{object_id}")
+    finally:
+        if status == 201:
+            served.call("DELETE", f"{collection}/{object_id}")
+
+
+@pytest.mark.parametrize("leaf", POOL_LEAVES, ids=lambda leaf: leaf.path)
+def test_add_pool_property(served: Served, leaf: Leaf) -> None:
+    pool_id = f"TestPool-{SUFFIX}-{uuid.uuid4().hex[:6]}"
+    add_and_check(
+        served, leaf, models.BatchPoolCreateOptions, {**POOL_BASE, "id": pool_id}, "/pools"
+    )
+
+
+@pytest.mark.parametrize("leaf", JOB_LEAVES, ids=lambda leaf: leaf.path)
+def test_add_job_property(served: Served, leaf: Leaf) -> None:
+    base: dict[str, Any] = {"id": f"TestJob-{SUFFIX}-{uuid.uuid4().hex[:6]}"}
+    base["poolInfo"] = {"poolId": POOL}
+    if leaf.path.startswith("jobReleaseTask."):  # a release task needs a preparation task
+        base["jobPreparationTask"] = {"commandLine": "/bin/true"}
+    add_and_check(served, leaf, models.BatchJobCreateOptions, base, "/jobs")
+
+
+@pytest.mark.parametrize("leaf", TASK_LEAVES, ids=lambda leaf: leaf.path)
+def test_add_task_property(served: Served, leaf: Leaf) -> None:
+    """Tasks stay in the module's job (a pool without nodes never runs them)."""
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    body, sent = body_with(
+        {"id": task_id, "commandLine": "/bin/true"}, models.BatchTaskCreateOptions, leaf
+    )
+    if leaf.path == "id":
+        body["id"] = sent = task_id
+    status, answer = served.call("POST", f"/jobs/{JOB}/tasks", body)
+    check(served, leaf, status, answer, sent, f"/jobs/{JOB}/tasks/{task_id}")
