@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,12 +16,19 @@ from tests.conftest import REPO
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The project's wheel, built from the working tree without dependencies or the network."""
+    """The project's wheel, built from a copy of the sources (a build in the working tree would
+    leave its `build/` there) without dependencies or the network."""
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    ignore = shutil.ignore_patterns("__pycache__")
+    for name in ("jobprep_release", "backends"):
+        shutil.copytree(REPO / name, source / name, symlinks=True, ignore=ignore)
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [
             *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"),
-            *("--wheel-dir", str(out), str(REPO)),
+            *("--wheel-dir", str(out), str(source)),
         ],
         check=True,
         capture_output=True,
