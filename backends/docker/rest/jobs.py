@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from azure.batch import models
 
 from jobprep_release.backends.base import ExecutionResult, TaskCounts, TaskState
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
-from jobprep_release.backends.docker.rest.odata import Query, page, select
+from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
 from jobprep_release.backends.docker.rest.replies import accepted, body, created, document
 
 routes = web.RouteTableDef()
@@ -18,8 +19,7 @@ routes = web.RouteTableDef()
 
 async def _job_json(ctx: Context, base: str, job_id: str) -> dict[str, Any]:
     view = await ctx.service.get_job(job_id)
-    spec = ctx.service.job_spec(job_id)
-    return render.job(base, view, spec, deleting=ctx.job_deleting(job_id))
+    return render.job(base, view, ctx.service.job_spec(job_id))
 
 
 @routes.post("/jobs")
@@ -35,15 +35,23 @@ async def add_job(request: web.Request) -> web.Response:
 @routes.get("/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     ctx, base = context(request), base_url(request)
-    jobs = [await _job_json(ctx, base, job.id) for job in await ctx.service.list_jobs()]
-    return document(page(Query(request.path, request.query), jobs, base))
+    spec = ctx.service.job_spec
+    listing = Listing(
+        await ctx.service.list_jobs(),
+        render=lambda view: render.job(base, view, spec(view.id)),
+        index=lambda view: render.job_index(view, spec(view.id)),
+        indexed=render.JOB_INDEXED,
+        names=render.names(models.BatchJob),
+    )
+    return document(page(Query(request.path, request.query), listing, base))
 
 
 @routes.get("/jobs/{job}")
 async def get_job(request: web.Request) -> web.Response:
     ctx = context(request)
     job = await _job_json(ctx, base_url(request), request.match_info["job"])
-    return document(select([job], request.query.get("$select"))[0], etag=job["eTag"])
+    chosen = Query(request.path, request.query).select
+    return document(select([job], chosen, render.names(models.BatchJob))[0], etag=job["eTag"])
 
 
 @routes.delete("/jobs/{job}")
@@ -88,5 +96,9 @@ async def prep_release_status(request: web.Request) -> web.Response:
     ctx, job_id, base = context(request), request.match_info["job"], base_url(request)
     statuses = await ctx.service.list_prep_release_status(job_id)
     spec = ctx.service.job_spec(job_id)
-    entries = [render.prep_release_status(base, status, spec) for status in statuses]
-    return document(page(Query(request.path, request.query), entries, base))
+    listing = Listing(
+        statuses,
+        render=lambda status: render.prep_release_status(base, status, spec),
+        names=render.names(models.BatchJobPreparationAndReleaseTaskStatus),
+    )
+    return document(page(Query(request.path, request.query), listing, base))

@@ -8,17 +8,27 @@ item: comparisons (``eq ne gt ge lt le``) of a property path (``state``,
 Batch ids are unique without regard to case. Anything else is refused with 400
 ``InvalidQueryParameterValue`` naming the parameter.
 
-Pages hold at most ``maxresults`` items (default and maximum 1000); a page that is not the last
-carries ``odata.nextLink``: the same query with a ``$skiptoken``.
+Query parameters are named without regard to case, as the service takes them (``maxResults``,
+``$FILTER``). Pages hold at most ``maxresults`` items (1 to 1000, default 1000; anything else is
+400 ``InvalidQueryParameterValue`` naming ``maxresults``); a page that is not the last carries
+``odata.nextLink``: the same query with a ``$skiptoken``. ``$select`` names top-level properties
+of the listed type; a name the type does not have is refused the same way, naming ``$select``
+(inferred: the Batch error-code reference gives this code for any invalid query value).
+
+A list is a `Listing`: the items as cheap views, how to render one (through azure-batch's models,
+the expensive part) and, optionally, a cheap per-item index holding the properties a filter
+usually names. `page` evaluates ``$filter`` on the index when every property the filter names is
+indexed (else on the rendered item), stops as soon as it knows whether another page follows, and
+renders only the items of the page asked for.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
 from jobprep_release.backends.docker.rest.errors import RestError
@@ -33,6 +43,7 @@ _FUNCTIONS = ("startswith", "endswith")
 
 Item = Mapping[str, Any]
 Predicate = Callable[[Item], bool]
+T = TypeVar("T")
 
 
 def bad_query(parameter: str, value: str, reason: str) -> RestError:
@@ -132,6 +143,7 @@ class _Parser:
     def __init__(self, tokens: list[_Token]) -> None:
         self._tokens = tokens
         self._at = 0
+        self.paths: set[str] = set()
 
     def _peek(self) -> _Token | None:
         return self._tokens[self._at] if self._at < len(self._tokens) else None
@@ -231,6 +243,7 @@ class _Parser:
                 return _Literal(lowered == "true")
             if lowered == "null":
                 return _Literal(None)
+            self.paths.add(token.text)
             return _Path(tuple(token.text.split("/")))
         raise ValueError(f"unexpected {token.text!r}")
 
@@ -239,41 +252,83 @@ def _value(operand: _Operand, item: Item) -> Any:
     return operand.value(item) if isinstance(operand, _Path) else operand.value
 
 
-def compile_filter(text: str | None) -> Predicate:
-    """The predicate of a ``$filter`` (everything passes when there is none)."""
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A compiled ``$filter``: its predicate and the property paths it names (``a/b``)."""
+
+    predicate: Predicate | None
+    paths: frozenset[str] = frozenset()
+
+
+def parse_filter(text: str | None) -> Filter:
+    """Compile a ``$filter``; a syntax error is 400 ``InvalidQueryParameterValue``."""
     if text is None or not text.strip():
-        return lambda item: True
+        return Filter(None)
     try:
-        return _Parser(_tokens(text)).parse()
+        parser = _Parser(_tokens(text))
+        predicate = parser.parse()
     except ValueError as exc:
         raise bad_query("$filter", text, str(exc)) from None
+    return Filter(predicate, frozenset(parser.paths))
 
 
-def select(items: Sequence[Item], text: str | None) -> list[dict[str, Any]]:
-    """Keep only the ``$select``ed top-level properties of each item."""
+def compile_filter(text: str | None) -> Predicate:
+    """The predicate of a ``$filter`` (everything passes when there is none)."""
+    return parse_filter(text).predicate or (lambda item: True)
+
+
+def selected(text: str | None, names: Sequence[str] | None = None) -> list[str] | None:
+    """The top-level properties a ``$select`` keeps (None: all). With `names` (the listed
+    type's properties), a name it does not have is 400 ``InvalidQueryParameterValue``; names
+    match without regard to case and come back as the type spells them."""
     if not text:
+        return None
+    asked = [name.strip().split("/")[0] for name in text.split(",") if name.strip()]
+    if names is None:
+        return asked
+    known = {name.lower(): name for name in names}
+    unknown = [name for name in asked if name.lower() not in known]
+    if unknown:
+        raise bad_query("$select", text, f"the property {unknown[0]!r} does not exist")
+    return [known[name.lower()] for name in asked]
+
+
+def select(
+    items: Sequence[Item], text: str | None, names: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Keep only the ``$select``ed top-level properties of each item (see `selected`)."""
+    keep = selected(text, names)
+    if keep is None:
         return [dict(item) for item in items]
-    names = {name.strip().split("/")[0] for name in text.split(",") if name.strip()}
-    return [{key: value for key, value in item.items() if key in names} for item in items]
+    wanted = set(keep)
+    return [{key: value for key, value in item.items() if key in wanted} for item in items]
 
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """The list parameters of one request."""
+    """The list parameters of one request; `params` as sent (names in any case)."""
 
     path: str
     params: Mapping[str, str]
 
+    def get(self, name: str) -> str | None:
+        """A parameter by name without regard to case (the first one sent)."""
+        wanted = name.lower()
+        for key, value in self.params.items():
+            if key.lower() == wanted:
+                return value
+        return None
+
     @property
     def filter(self) -> str | None:
-        return self.params.get("$filter")
+        return self.get("$filter")
 
     @property
     def select(self) -> str | None:
-        return self.params.get("$select")
+        return self.get("$select")
 
     def max_results(self) -> int:
-        text = self.params.get("maxresults")
+        text = self.get("maxresults")
         if text is None:
             return MAX_RESULTS
         if not text.isdigit() or not 1 <= int(text) <= MAX_RESULTS:
@@ -281,26 +336,72 @@ class Query:
         return int(text)
 
     def skip(self) -> int:
-        text = self.params.get("$skiptoken") or self.params.get("$skipToken") or "0"
+        text = self.get("$skiptoken") or "0"
         if not text.isdigit():
             raise bad_query("$skiptoken", text, "not a token this endpoint gave")
         return int(text)
 
 
-def page(query: Query, items: Sequence[Item], base_url: str) -> dict[str, Any]:
-    """One page of a list answer: filter, then select, then cut at the skip token."""
-    predicate = compile_filter(query.filter)
-    kept = [item for item in items if predicate(item)]
+def _identity(item: Any) -> dict[str, Any]:
+    return dict(item)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[T]):
+    """What a list answer is made of: the items (cheap views, in the service's order),
+    `render` (one item's JSON: the expensive part), and optionally `index` (a cheap document
+    holding the properties named in `indexed`, as ``a/b`` paths, with the values `render`
+    gives them) and `names` (the listed type's top-level properties, for ``$select``)."""
+
+    items: Sequence[T]
+    render: Callable[[T], dict[str, Any]] = _identity
+    index: Callable[[T], Item] | None = None
+    indexed: frozenset[str] = field(default_factory=frozenset)
+    names: Sequence[str] | None = None
+
+
+def _window(query: Query, listing: Listing[T]) -> tuple[list[dict[str, Any]], int | None]:
+    """The rendered items of the page asked for, and the next page's skip (None: last)."""
+    the_filter = parse_filter(query.filter)
     start, size = query.skip(), query.max_results()
-    document: dict[str, Any] = {"value": select(kept[start : start + size], query.select)}
-    if start + size < len(kept):
+    items, render = listing.items, listing.render
+    if the_filter.predicate is None:
+        shown = [render(item) for item in items[start : start + size]]
+        return shown, start + size if start + size < len(items) else None
+    predicate = the_filter.predicate
+    index = listing.index if the_filter.paths <= listing.indexed else None
+    shown, matched = [], 0
+    for item in items:
+        document = index(item) if index is not None else render(item)
+        if not predicate(document):
+            continue
+        if matched == start + size:
+            return shown, matched
+        if matched >= start:
+            shown.append(render(item) if index is not None else dict(document))
+        matched += 1
+    return shown, None
+
+
+def page(query: Query, items: Sequence[Item] | Listing[Any], base_url: str) -> dict[str, Any]:
+    """One page of a list answer: filter, cut at the skip token, render, select.
+
+    `items` is a `Listing`, or the rendered items themselves (each kept as it is)."""
+    listing = items if isinstance(items, Listing) else Listing(items)
+    keep = selected(query.select, listing.names)  # a bad $select is refused before any work
+    shown, next_skip = _window(query, listing)
+    if keep is not None:
+        wanted = set(keep)
+        shown = [{key: value for key, value in item.items() if key in wanted} for item in shown]
+    document: dict[str, Any] = {"value": shown}
+    if next_skip is not None:
         params = {
             key: value
             for key, value in query.params.items()
-            if key.lower() != "$skiptoken" and key != "api-version"
+            if key.lower() not in ("$skiptoken", "api-version")
         }
-        params["$skiptoken"] = str(start + size)
-        params["api-version"] = query.params.get("api-version", "")
+        params["$skiptoken"] = str(next_skip)
+        params["api-version"] = query.get("api-version") or ""
         document["odata.nextLink"] = (
             f"{base_url}{query.path}?{urlencode(params, quote_via=quote, safe='$,')}"
         )

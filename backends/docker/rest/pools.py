@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from azure.batch import models
 
 from jobprep_release.backends.base import ExecutionResult, TaskState
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.errors import not_supported
-from jobprep_release.backends.docker.rest.odata import Query, page, select
+from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
 from jobprep_release.backends.docker.rest.replies import accepted, body, created, document
 
 routes = web.RouteTableDef()
@@ -22,8 +23,7 @@ _TERMINATE = "terminate"
 
 async def _pool_json(ctx: Context, base: str, pool_id: str) -> dict[str, Any]:
     view = await ctx.service.get_pool(pool_id)
-    spec = ctx.service.pool_spec(pool_id)
-    return render.pool(base, view, spec, deleting=ctx.pool_deleting(pool_id))
+    return render.pool(base, view, ctx.service.pool_spec(pool_id))
 
 
 @routes.post("/pools")
@@ -39,15 +39,23 @@ async def add_pool(request: web.Request) -> web.Response:
 @routes.get("/pools")
 async def list_pools(request: web.Request) -> web.Response:
     ctx, base = context(request), base_url(request)
-    pools = [await _pool_json(ctx, base, pool.id) for pool in await ctx.service.list_pools()]
-    return document(page(Query(request.path, request.query), pools, base))
+    spec = ctx.service.pool_spec
+    listing = Listing(
+        await ctx.service.list_pools(),
+        render=lambda view: render.pool(base, view, spec(view.id)),
+        index=lambda view: render.pool_index(view, spec(view.id)),
+        indexed=render.POOL_INDEXED,
+        names=render.names(models.BatchPool),
+    )
+    return document(page(Query(request.path, request.query), listing, base))
 
 
 @routes.get("/pools/{pool}")
 async def get_pool(request: web.Request) -> web.Response:
     ctx = context(request)
     pool = await _pool_json(ctx, base_url(request), request.match_info["pool"])
-    return document(select([pool], request.query.get("$select"))[0], etag=pool["eTag"])
+    chosen = Query(request.path, request.query).select
+    return document(select([pool], chosen, render.names(models.BatchPool))[0], etag=pool["eTag"])
 
 
 @routes.delete("/pools/{pool}")
@@ -108,7 +116,8 @@ async def _nodes_json(ctx: Context, base: str, pool_id: str) -> list[dict[str, A
 async def list_nodes(request: web.Request) -> web.Response:
     ctx, base = context(request), base_url(request)
     nodes = await _nodes_json(ctx, base, request.match_info["pool"])
-    return document(page(Query(request.path, request.query), nodes, base))
+    listing = Listing(nodes, names=render.names(models.BatchNode))
+    return document(page(Query(request.path, request.query), listing, base))
 
 
 @routes.get("/pools/{pool}/nodes/{node}")
@@ -117,7 +126,8 @@ async def get_node(request: web.Request) -> web.Response:
     nodes = await _nodes_json(ctx, base_url(request), pool_id)
     await ctx.service.get_node(pool_id, node_id)  # NodeNotFound when it is not in the pool
     (node,) = [node for node in nodes if node["id"] == node_id]
-    return document(select([node], request.query.get("$select"))[0])
+    chosen = Query(request.path, request.query).select
+    return document(select([node], chosen, render.names(models.BatchNode))[0])
 
 
 async def _end_tasks_on(ctx: Context, node_id: str) -> None:

@@ -11,6 +11,7 @@ transition times, previous states, ETags); what a node is made of comes from the
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +22,6 @@ from jobprep_release.backends.base import (
     ImageReference,
     Job,
     JobSpec,
-    JobState,
     Pool,
     PoolSpec,
     PrepReleaseStatus,
@@ -36,8 +36,86 @@ DEFAULT_NODE_AGENT_SKU = "batch.node.debian 12"
 NODE_AGENT_VERSION = "1.0.0-docker"
 
 
+def names(model: type) -> list[str]:
+    """The top-level properties of an SDK model's JSON (what ``$select`` may name)."""
+    return list(shapes.properties(model))
+
+
 def file_url(base: str, *parts: str) -> str:
     return base + "/" + "/".join(quote(part, safe="/") for part in parts)
+
+
+# --- list indexes: the properties a $filter usually names, without rendering -------------------
+#
+# Each index holds, for one item, the values its full rendering gives the paths in the matching
+# `*_INDEXED` set (tests/endpoint/test_lists.py holds them to that); a filter naming any other
+# path is evaluated on the rendered item instead (`odata.page`).
+
+
+def _time(value: datetime | None) -> str | None:
+    """A time as azure-batch's models write it (ISO 8601, UTC as ``Z``)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _history_index(view: Pool | Job | Task) -> dict[str, Any]:
+    previous = view.previous_state
+    return {
+        "id": view.id,
+        "state": view.state.value,
+        "previousState": previous.value if previous is not None else None,
+        "eTag": view.etag,
+        "creationTime": _time(view.creation_time),
+        "lastModified": _time(view.last_modified),
+        "stateTransitionTime": _time(view.state_transition_time),
+        "previousStateTransitionTime": _time(view.previous_state_transition_time),
+    }
+
+
+_HISTORY_INDEXED = frozenset(
+    {
+        "id",
+        "state",
+        "previousState",
+        "eTag",
+        "creationTime",
+        "lastModified",
+        "stateTransitionTime",
+        "previousStateTransitionTime",
+    }
+)
+POOL_INDEXED = _HISTORY_INDEXED | {
+    "displayName",
+    "vmSize",
+    "allocationState",
+    "allocationStateTransitionTime",
+    "targetDedicatedNodes",
+    "currentDedicatedNodes",
+    "taskSlotsPerNode",
+}
+JOB_INDEXED = _HISTORY_INDEXED | {
+    "displayName",
+    "poolInfo/poolId",
+    "executionInfo/poolId",
+    "executionInfo/startTime",
+    "executionInfo/endTime",
+    "executionInfo/terminateReason",
+}
+TASK_INDEXED = _HISTORY_INDEXED | {
+    "displayName",
+    "commandLine",
+    "requiredSlots",
+    "executionInfo/startTime",
+    "executionInfo/endTime",
+    "executionInfo/exitCode",
+    "executionInfo/result",
+    "executionInfo/retryCount",
+    "executionInfo/requeueCount",
+    "executionInfo/failureInfo/category",
+    "executionInfo/failureInfo/code",
+    "nodeInfo/nodeId",
+}
 
 
 # --- pools and nodes -------------------------------------------------------------------------
@@ -54,11 +132,24 @@ def shown_pool_spec(spec: PoolSpec) -> PoolSpec:
     )
 
 
-def pool(base: str, view: Pool, spec: PoolSpec, *, deleting: bool) -> Json:
+def pool(base: str, view: Pool, spec: PoolSpec) -> Json:
     model = results.pool_model(view, shown_pool_spec(spec))
-    model.state = "deleting" if deleting else view.state.value
     model.url = f"{base}/pools/{view.id}"
     return shapes.as_json(model)
+
+
+def pool_index(view: Pool, spec: PoolSpec) -> Json:
+    """The pool's filterable properties (`POOL_INDEXED`), as `pool` renders them."""
+    return {
+        **_history_index(view),
+        "displayName": spec.display_name,
+        "vmSize": view.vm_size,
+        "allocationState": view.allocation_state.value,
+        "allocationStateTransitionTime": _time(view.allocation_state_transition_time),
+        "targetDedicatedNodes": view.target_dedicated_nodes,
+        "currentDedicatedNodes": view.current_dedicated_nodes,
+        "taskSlotsPerNode": view.task_slots_per_node,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,17 +199,30 @@ def _with_job_retries(spec: TaskSpec, job_retries: int) -> TaskSpec:
     return replace(spec, constraints=replace(spec.constraints, max_task_retry_count=job_retries))
 
 
-def job(base: str, view: Job, spec: JobSpec, *, deleting: bool) -> Json:
-    state = JobState.DELETING.value if deleting else view.state.value
+def job(base: str, view: Job, spec: JobSpec) -> Json:
     if spec.preparation is not None and spec.preparation.constraints.max_task_retry_count is None:
         limits = replace(
             spec.preparation.constraints, max_task_retry_count=spec.max_task_retry_count
         )
         spec = replace(spec, preparation=replace(spec.preparation, constraints=limits))
     model = results.job_model(view, spec)
-    model.state = state
     model.url = f"{base}/jobs/{view.id}"
     return shapes.as_json(model)
+
+
+def job_index(view: Job, spec: JobSpec) -> Json:
+    """The job's filterable properties (`JOB_INDEXED`), as `job` renders them."""
+    return {
+        **_history_index(view),
+        "displayName": spec.display_name,
+        "poolInfo": {"poolId": view.pool_id},
+        "executionInfo": {
+            "poolId": view.pool_id,
+            "startTime": _time(view.creation_time),
+            "endTime": _time(view.end_time),
+            "terminateReason": view.terminate_reason,
+        },
+    }
 
 
 # --- tasks -----------------------------------------------------------------------------------
@@ -151,6 +255,30 @@ def task(
             ),
         )
     return shapes.as_json(model)
+
+
+def task_index(view: Task, spec: TaskSpec) -> Json:
+    """The task's filterable properties (`TASK_INDEXED`), as `task` renders them."""
+    run = view.execution_info
+    failure = run.failure_info
+    return {
+        **_history_index(view),
+        "displayName": spec.display_name,
+        "commandLine": spec.command_line,
+        "requiredSlots": spec.required_slots,
+        "executionInfo": {
+            "startTime": _time(run.start_time),
+            "endTime": _time(run.end_time),
+            "exitCode": run.exit_code,
+            "result": run.result.value if run.result is not None else None,
+            "retryCount": run.retry_count,
+            "requeueCount": run.requeue_count,
+            "failureInfo": None
+            if failure is None
+            else {"category": failure.category.value, "code": failure.code},
+        },
+        "nodeInfo": None if view.node_id is None else {"nodeId": view.node_id},
+    }
 
 
 def task_counts(counts: TaskCounts, slot_counts: TaskCounts) -> Json:

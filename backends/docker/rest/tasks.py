@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from azure.batch import models
 
-from jobprep_release.backends.base import check_id
+from jobprep_release.backends.base import Task, check_id
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.errors import RestError
-from jobprep_release.backends.docker.rest.odata import Query, page, select
+from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
 from jobprep_release.backends.docker.rest.replies import body, created, document, no_content
 from jobprep_release.backends.docker.rest.wire import Body
 from jobprep_release.backends.errors import InvalidRequest, NotFound
@@ -21,22 +22,16 @@ routes = web.RouteTableDef()
 MAX_TASKS_PER_REQUEST = 100
 
 
-async def _task_json(
-    ctx: Context, base: str, job_id: str, tasks: list[Any] | None = None
-) -> list[dict[str, Any]]:
+def _task_json(ctx: Context, base: str, job_id: str, view: Task) -> dict[str, Any]:
     spec = ctx.service.job_spec(job_id)
-    views = tasks if tasks is not None else await ctx.service.list_tasks(job_id)
-    return [
-        render.task(
-            base,
-            spec.id,
-            spec.pool_id,
-            view,
-            ctx.service.task_spec(job_id, view.id),
-            spec.max_task_retry_count,
-        )
-        for view in views
-    ]
+    return render.task(
+        base,
+        spec.id,
+        spec.pool_id,
+        view,
+        ctx.service.task_spec(job_id, view.id),
+        spec.max_task_retry_count,
+    )
 
 
 @routes.post("/jobs/{job}/tasks")
@@ -110,9 +105,7 @@ async def add_task_collection(request: web.Request) -> web.Response:
     for result in results:
         if result["status"] == "success":
             task_id = result["taskId"]
-            (task,) = await _task_json(
-                ctx, base, job_id, [await ctx.service.get_task(job_id, task_id)]
-            )
+            task = _task_json(ctx, base, job_id, await ctx.service.get_task(job_id, task_id))
             result.update(
                 eTag=task["eTag"],
                 lastModified=task["lastModified"],
@@ -123,17 +116,28 @@ async def add_task_collection(request: web.Request) -> web.Response:
 
 @routes.get("/jobs/{job}/tasks")
 async def list_tasks(request: web.Request) -> web.Response:
-    ctx, base = context(request), base_url(request)
-    tasks = await _task_json(ctx, base, request.match_info["job"])
-    return document(page(Query(request.path, request.query), tasks, base))
+    ctx, base, job_id = context(request), base_url(request), request.match_info["job"]
+    job = ctx.service.job_spec(job_id)
+    spec = ctx.service.task_spec
+    listing = Listing(
+        await ctx.service.list_tasks(job_id),
+        render=lambda view: render.task(
+            base, job.id, job.pool_id, view, spec(job_id, view.id), job.max_task_retry_count
+        ),
+        index=lambda view: render.task_index(view, spec(job_id, view.id)),
+        indexed=render.TASK_INDEXED,
+        names=render.names(models.BatchTask),
+    )
+    return document(page(Query(request.path, request.query), listing, base))
 
 
 @routes.get("/jobs/{job}/tasks/{task}")
 async def get_task(request: web.Request) -> web.Response:
     ctx, job_id = context(request), request.match_info["job"]
     view = await ctx.service.get_task(job_id, request.match_info["task"])
-    (task,) = await _task_json(ctx, base_url(request), job_id, [view])
-    return document(select([task], request.query.get("$select"))[0], etag=task["eTag"])
+    task = _task_json(ctx, base_url(request), job_id, view)
+    chosen = Query(request.path, request.query).select
+    return document(select([task], chosen, render.names(models.BatchTask))[0], etag=task["eTag"])
 
 
 @routes.post("/jobs/{job}/tasks/{task}/terminate")
