@@ -4,14 +4,12 @@ report (counts, the preparation and release status per node).
 Terminate Job (batch-semantics.md, "States"): the job goes `terminating`, running tasks are
 ended, active ones stay active and never run, release tasks run on every node that ran a task
 of the job and whose preparation completed, and the job is `completed` once they have all
-ended. Delete Job terminates an active job first (so release runs) and waits for that.
+ended. Delete Job (`deletions`) does the same work with the job ``deleting``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import anyio
 
 from jobprep_release.backends.base import (
     RELEASE_MAX_WALL_CLOCK,
@@ -25,7 +23,6 @@ from jobprep_release.backends.base import (
     check_id,
 )
 from jobprep_release.backends.docker.core import (
-    environment,
     outcomes,
     processes,
     resources,
@@ -46,7 +43,9 @@ from jobprep_release.backends.errors import AlreadyExists, Conflict, InvalidRequ
 
 async def create_job(core: Core, spec: JobSpec) -> None:
     check_id("job", spec.id)
-    if spec.id.lower() in core.state.jobs:
+    existing = core.state.jobs.get(spec.id.lower())
+    if existing is not None:
+        rules.refuse_if_deleting(existing)
         raise AlreadyExists(f"job {spec.id} already exists", code="JobExists")
     if spec.release is not None and spec.preparation is None:
         raise InvalidRequest(
@@ -70,6 +69,7 @@ async def create_job(core: Core, spec: JobSpec) -> None:
 
 async def add_tasks(core: Core, job_id: str, tasks: Sequence[TaskSpec]) -> None:
     job = core.job(job_id)
+    rules.refuse_if_deleting(job)
     if job.state is not JobState.ACTIVE:
         raise Conflict(
             f"job {job_id} is {job.state}; tasks can only be added to an active job",
@@ -106,6 +106,7 @@ def task_counts(core: Core, job_id: str) -> TaskCounts:
 async def terminate_task(core: Core, job_id: str, task_id: str) -> None:
     """End a task: an active one completes without running, a running one is killed."""
     job = core.job(job_id)
+    rules.refuse_if_deleting(job)
     task = core.task(job, task_id)
     if task.state is not TaskState.COMPLETED:
         await end_task(core, task, "the task was ended by Terminate Task")
@@ -115,6 +116,7 @@ async def terminate_task(core: Core, job_id: str, task_id: str) -> None:
 
 async def terminate_job(core: Core, job_id: str, reason: str | None = None) -> None:
     job = core.job(job_id)
+    rules.refuse_if_deleting(job)
     if job.state in (JobState.COMPLETED, JobState.TERMINATING):
         raise Conflict(f"job {job_id} is already {job.state}", code="JobCompleted")
     await terminate(core, job, reason or "UserTerminate")
@@ -124,9 +126,15 @@ async def terminate(core: Core, job: JobRecord, reason: str) -> None:
     """Terminate Job (see the module's docstring); saves the state before releases start."""
     if job.state is not JobState.ACTIVE:
         return
-    now = core.now()
-    move(job, JobState.TERMINATING, now)
+    move(job, JobState.TERMINATING, core.now())
     job.terminate_reason = reason
+    await end_work(core, job)
+
+
+async def end_work(core: Core, job: JobRecord) -> None:
+    """End the job's running tasks and unfinished preparation tasks, and start the release
+    tasks that are due (Terminate Job's work); saves the state before releases start. Doing it
+    again finds nothing left but what an interruption left undone."""
     for task in job.tasks.values():
         if task.state in (TaskState.RUNNING, TaskState.PREPARING):
             await end_task(core, task, "the task was ended by Terminate Job")
@@ -159,6 +167,10 @@ async def end_task(core: Core, task: TaskRecord, message: str) -> None:
     core.refresh_busy()
 
 
+def releases_running(job: JobRecord) -> bool:
+    return any(r.release is not None and not r.release.completed for r in job.nodes.values())
+
+
 def prep_release_status(core: Core, job_id: str) -> list[PrepReleaseStatus]:
     job = core.job(job_id)
     if job.spec.preparation is None:
@@ -183,21 +195,3 @@ def prep_release_status(core: Core, job_id: str) -> list[PrepReleaseStatus]:
         )
         for node_id, record in entries
     ]
-
-
-async def delete_job(core: Core, job_id: str) -> None:
-    """Delete Job: terminate an active job (its release tasks run), wait until it completed,
-    then remove its files from every node it used and forget it."""
-    job = core.job(job_id)
-    if job.state is JobState.ACTIVE:
-        await terminate(core, job, "UserTerminate")
-    with anyio.fail_after(RELEASE_MAX_WALL_CLOCK.total_seconds() + 60):
-        while job.state is JobState.TERMINATING:
-            await core.job_completed.wait()
-    move(job, JobState.DELETING, core.now())
-    await core.persist()
-    for node_id, record in job.nodes.items():
-        if record.has_files and core.node_by_id(node_id) is not None:
-            await processes.remove_tree(core, node_id, environment.job_dir(job.spec.id))
-    core.state.jobs.pop(job_id.lower(), None)
-    await core.persist()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -53,6 +53,16 @@ class Kind(Enum):
 
 
 @dataclass(slots=True)
+class Deletion:
+    """One deletion under way: `done` is set when it ended, `error` what stopped it (the object
+    then stays ``deleting``; the next `deletions.delete_pool`/`delete_job`, or the next start,
+    resumes it)."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    error: BaseException | None = None
+
+
+@dataclass(slots=True)
 class InFlight:
     """A process the core started and has not yet seen end."""
 
@@ -79,6 +89,9 @@ class Core:
         self.dirty = anyio.Event()
         self.persist_lock = anyio.Lock()
         self.job_completed = anyio.Event()
+        """Set (and replaced) whenever a job's release tasks have all ended."""
+        self.deletions: dict[str, Deletion] = {}
+        """Deletions under way, by ``pool:<id>`` / ``job:<id>`` (see `deletions`)."""
         self.group: anyio.abc.TaskGroup | None = None
         self.account_url = f"http://localhost/{settings.account_name}"
 

@@ -211,10 +211,15 @@ def lose_node_work(core: Core, node_id: str) -> None:
 
 
 def maybe_complete(core: Core, job: JobRecord) -> None:
-    """A terminating job completes once none of its release tasks runs any more."""
-    if job.state is not JobState.TERMINATING:
+    """A terminating job completes once none of its release tasks runs any more (a deleting
+    one carries on with its deletion then)."""
+    if job.state not in (JobState.TERMINATING, JobState.DELETING):
         return
     if any(r.release is not None and not r.release.completed for r in job.nodes.values()):
+        return
+    if job.state is JobState.DELETING:
+        core.job_completed.set()
+        core.job_completed = anyio.Event()
         return
     now = core.now()
     move(job, JobState.COMPLETED, now)

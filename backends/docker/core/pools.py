@@ -20,7 +20,6 @@ from jobprep_release.backends.base import (
     AllocationState,
     NodeState,
     PoolSpec,
-    PoolState,
     check_id,
 )
 from jobprep_release.backends.docker.core import outcomes, rules
@@ -42,7 +41,9 @@ MAX_SLOTS_PER_NODE = 256
 async def create_pool(core: Core, spec: PoolSpec) -> None:
     check_id("pool", spec.id)
     await adopt(core, spec.id)
-    if spec.id.lower() in core.state.pools:
+    existing = core.state.pools.get(spec.id.lower())
+    if existing is not None:
+        rules.refuse_if_deleting(existing)
         raise AlreadyExists(f"pool {spec.id} already exists", code="PoolExists")
     rules.check_node_count(spec.target_dedicated_nodes)
     if spec.target_low_priority_nodes:
@@ -96,6 +97,7 @@ def refresh_allocation(core: Core, pool: PoolRecord) -> None:
 
 async def resize_pool(core: Core, pool_id: str, target_dedicated_nodes: int) -> None:
     pool = core.pool(pool_id)
+    rules.refuse_if_deleting(pool)
     rules.check_node_count(target_dedicated_nodes)
     current = len(pool.nodes)
     pool.spec = replace(pool.spec, target_dedicated_nodes=target_dedicated_nodes)
@@ -108,18 +110,6 @@ async def resize_pool(core: Core, pool_id: str, target_dedicated_nodes: int) -> 
         await remove_node(core, pool, node)
     refresh_allocation(core, pool)
     await core.persist()
-
-
-async def delete_pool(core: Core, pool_id: str) -> None:
-    await adopt(core, pool_id)
-    pool = core.pool(pool_id)
-    move(pool, PoolState.DELETING, core.now())
-    for node in list(pool.nodes):
-        await remove_node(core, pool, node)
-    await core.executor.remove_pool(pool.spec.id)
-    del core.state.pools[pool.spec.id.lower()]
-    await core.persist()
-    log.info("pool deleted", pool=pool.spec.id)
 
 
 async def remove_node(core: Core, pool: PoolRecord, node: NodeRecord) -> None:

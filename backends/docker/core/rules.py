@@ -7,8 +7,10 @@ from collections.abc import Sequence
 
 from jobprep_release.backends.base import (
     ExecutionResult,
+    JobState,
     NodeFillType,
     NodeState,
+    PoolState,
     TaskSpec,
     check_id,
 )
@@ -20,7 +22,7 @@ from jobprep_release.backends.docker.core.records import (
     PoolRecord,
     TaskRecord,
 )
-from jobprep_release.backends.errors import AlreadyExists, InvalidRequest
+from jobprep_release.backends.errors import AlreadyExists, Conflict, InvalidRequest
 
 MAX_NODES = 64
 USABLE = (NodeState.IDLE, NodeState.RUNNING)
@@ -115,3 +117,17 @@ def confined(path: str) -> str:
             code="InvalidNodeFilePath",
         )
     return "/".join(parts)
+
+
+# The service's texts for these codes (Batch error code reference).
+POOL_BEING_DELETED = "The specified pool has been marked for deletion and is being reclaimed."
+JOB_BEING_DELETED = "The specified job has been marked for deletion and is being garbage collected."
+
+
+def refuse_if_deleting(record: PoolRecord | JobRecord) -> None:
+    """409 ``PoolBeingDeleted`` / ``JobBeingDeleted`` for an object being deleted."""
+    if isinstance(record, PoolRecord):
+        if record.state is PoolState.DELETING:
+            raise Conflict(POOL_BEING_DELETED, code="PoolBeingDeleted")
+    elif record.state is JobState.DELETING:
+        raise Conflict(JOB_BEING_DELETED, code="JobBeingDeleted")

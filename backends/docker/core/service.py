@@ -29,6 +29,7 @@ from jobprep_release.backends.base import (
     TaskSpec,
 )
 from jobprep_release.backends.docker.core import (
+    deletions,
     environment,
     jobs,
     outcomes,
@@ -81,6 +82,7 @@ class BatchService:
                     core.executor.create_node(core.setup(pool, node))
             group.start_soon(core.saver)
             group.start_soon(scheduler.sweep, core)
+            deletions.resume(core)
             core.poke()
             task_status.started()
             await scheduler.run(core)
@@ -107,9 +109,14 @@ class BatchService:
     async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
         await pools.resize_pool(self._core, pool_id, target_dedicated_nodes)
 
+    async def begin_delete_pool(self, pool_id: str) -> None:
+        """Delete Pool: the pool is ``deleting`` (recorded and saved) when this returns, and
+        removed in the background; `NotFound`, `Conflict` (``PoolBeingDeleted``)."""
+        await deletions.begin_delete_pool(self._core, pool_id)
+
     async def delete_pool(self, pool_id: str) -> None:
-        """Remove the pool's nodes and forget it; returns when it is gone."""
-        await pools.delete_pool(self._core, pool_id)
+        """Delete the pool, or carry on deleting it; returns when it is gone."""
+        await deletions.delete_pool(self._core, pool_id)
 
     async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
         busy = self._core.used_slots()
@@ -163,9 +170,15 @@ class BatchService:
     async def list_prep_release_status(self, job_id: str) -> list[PrepReleaseStatus]:
         return jobs.prep_release_status(self._core, job_id)
 
+    async def begin_delete_job(self, job_id: str) -> None:
+        """Delete Job: the job is ``deleting`` (recorded and saved) when this returns; its
+        running tasks are ended, its release tasks run, then its files are removed and it is
+        forgotten, in the background; `NotFound`, `Conflict` (``JobBeingDeleted``)."""
+        await deletions.begin_delete_job(self._core, job_id)
+
     async def delete_job(self, job_id: str) -> None:
-        """Terminate (when active), wait for release tasks, remove its files, forget it."""
-        await jobs.delete_job(self._core, job_id)
+        """Delete the job, or carry on deleting it; returns when it is gone."""
+        await deletions.delete_job(self._core, job_id)
 
     # --- specs: what was asked, for an endpoint that shows it ---------------------------------
 

@@ -43,8 +43,9 @@ class EndpointService(Protocol):
         """Resize Pool (dedicated nodes)."""
         ...
 
-    async def delete_pool(self, pool_id: str) -> None:
-        """Delete the pool; returns when it is gone."""
+    async def begin_delete_pool(self, pool_id: str) -> None:
+        """Delete Pool: returns once the pool reads ``deleting`` (recorded and saved), the
+        service removing it in the background; `NotFound`, `Conflict` (``PoolBeingDeleted``)."""
         ...
 
     def pool_spec(self, pool_id: str) -> PoolSpec:
@@ -87,8 +88,10 @@ class EndpointService(Protocol):
         """Terminate Job; `Conflict` (``JobCompleted``) when it already ended."""
         ...
 
-    async def delete_job(self, job_id: str) -> None:
-        """Delete the job (release first when active); returns when it is gone."""
+    async def begin_delete_job(self, job_id: str) -> None:
+        """Delete Job: returns once the job reads ``deleting`` (recorded and saved), the
+        service ending its tasks, running its release tasks and removing it in the background;
+        `NotFound`, `Conflict` (``JobBeingDeleted``)."""
         ...
 
     async def get_task_counts(self, job_id: str) -> TaskCounts:

@@ -26,7 +26,6 @@ async def _job_json(ctx: Context, base: str, job_id: str) -> dict[str, Any]:
 async def add_job(request: web.Request) -> web.Response:
     ctx = context(request)
     spec = specs.job_spec((await body(request)).document)
-    ctx.refuse_if_job_deleting(spec.id)
     await ctx.service.create_job(spec)
     view = await ctx.service.get_job(spec.id)
     return created(f"{base_url(request)}/jobs/{spec.id}", view.etag, view.last_modified)
@@ -56,10 +55,7 @@ async def get_job(request: web.Request) -> web.Response:
 
 @routes.delete("/jobs/{job}")
 async def delete_job(request: web.Request) -> web.Response:
-    ctx, job_id = context(request), request.match_info["job"]
-    await ctx.service.get_job(job_id)
-    ctx.refuse_if_job_deleting(job_id)
-    ctx.delete_job_later(job_id)
+    await context(request).service.begin_delete_job(request.match_info["job"])
     return accepted()
 
 
@@ -67,8 +63,6 @@ async def delete_job(request: web.Request) -> web.Response:
 async def terminate_job(request: web.Request) -> web.Response:
     ctx, job_id = context(request), request.match_info["job"]
     content = await body(request, optional=True)
-    await ctx.service.get_job(job_id)
-    ctx.refuse_if_job_deleting(job_id)
     await ctx.service.terminate_job(job_id, content.optional_text("terminateReason"))
     return accepted(f"{base_url(request)}/jobs/{job_id}")
 

@@ -30,7 +30,6 @@ async def _pool_json(ctx: Context, base: str, pool_id: str) -> dict[str, Any]:
 async def add_pool(request: web.Request) -> web.Response:
     ctx = context(request)
     spec = specs.pool_spec((await body(request)).document)
-    ctx.refuse_if_pool_deleting(spec.id)
     await ctx.service.create_pool(spec)
     view = await ctx.service.get_pool(spec.id)
     return created(f"{base_url(request)}/pools/{spec.id}", view.etag, view.last_modified)
@@ -60,10 +59,7 @@ async def get_pool(request: web.Request) -> web.Response:
 
 @routes.delete("/pools/{pool}")
 async def delete_pool(request: web.Request) -> web.Response:
-    ctx, pool_id = context(request), request.match_info["pool"]
-    await ctx.service.get_pool(pool_id)
-    ctx.refuse_if_pool_deleting(pool_id)
-    ctx.delete_pool_later(pool_id)
+    await context(request).service.begin_delete_pool(request.match_info["pool"])
     return accepted()
 
 
@@ -72,7 +68,6 @@ async def resize_pool(request: web.Request) -> web.Response:
     ctx, pool_id = context(request), request.match_info["pool"]
     content = await body(request)
     await ctx.service.get_pool(pool_id)
-    ctx.refuse_if_pool_deleting(pool_id)
     if content.integer("targetLowPriorityNodes", 0):
         raise not_supported("Resize Pool property targetLowPriorityNodes", "spot nodes")
     option = content.text("nodeDeallocationOption", _REQUEUE).lower()

@@ -113,7 +113,6 @@ async def running_endpoint(settings: EndpointSettings) -> AsyncIterator[RunningE
         runner: web.AppRunner | None = None
         try:
             ctx = Context(service=service, keys=keys, group=group)
-            await ctx.resume_deletions()
             runner = web.AppRunner(
                 build_app(ctx, settings.middlewares), access_log=None, handle_signals=False
             )

@@ -8,14 +8,15 @@ from typing import Any
 from aiohttp import web
 from azure.batch import models
 
-from jobprep_release.backends.base import Task, check_id
+from jobprep_release.backends.base import JobState, Task, check_id
+from jobprep_release.backends.docker.core.rules import JOB_BEING_DELETED
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
 from jobprep_release.backends.docker.rest.replies import body, created, document, no_content
 from jobprep_release.backends.docker.rest.wire import Body
-from jobprep_release.backends.errors import InvalidRequest, NotFound
+from jobprep_release.backends.errors import Conflict, InvalidRequest, NotFound
 
 routes = web.RouteTableDef()
 
@@ -38,7 +39,6 @@ def _task_json(ctx: Context, base: str, job_id: str, view: Task) -> dict[str, An
 async def add_task(request: web.Request) -> web.Response:
     ctx, job_id = context(request), request.match_info["job"]
     spec = specs.task_spec((await body(request)).document)
-    ctx.refuse_if_job_deleting(job_id)
     await ctx.service.add_tasks(job_id, [spec])
     view = await ctx.service.get_task(job_id, spec.id)
     url = f"{base_url(request)}/jobs/{job_id}/tasks/{spec.id}"
@@ -87,8 +87,8 @@ async def add_task_collection(request: web.Request) -> web.Response:
             "added in one request.",
         )
     task_specs = [specs.task_spec(entry.document, entry.path) for entry in entries]
-    await ctx.service.get_job(job_id)
-    ctx.refuse_if_job_deleting(job_id)
+    if (await ctx.service.get_job(job_id)).state is JobState.DELETING:
+        raise Conflict(JOB_BEING_DELETED, code="JobBeingDeleted")
     results: list[dict[str, Any]] = []
     accepted = []
     seen: set[str] = set()
@@ -143,6 +143,5 @@ async def get_task(request: web.Request) -> web.Response:
 @routes.post("/jobs/{job}/tasks/{task}/terminate")
 async def terminate_task(request: web.Request) -> web.Response:
     ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
-    ctx.refuse_if_job_deleting(job_id)
     await ctx.service.terminate_task(job_id, task_id)
     return no_content()

@@ -1,0 +1,142 @@
+"""Delete Pool and Delete Job, as the service carries them out: the object is recorded
+``deleting`` (with its transition time and previous state, saved) where the deletion starts, the
+work goes on in the core's own task group, and the object is forgotten when it is done.
+
+Delete Job on an active job ends its running tasks and runs its release tasks (batch-semantics.md,
+"States"), on a terminating one waits for them, the job staying ``deleting`` throughout; then its
+files are removed from every node it used. Delete Pool removes the pool's nodes. A service that
+stops in the middle of either resumes it when it starts again (`resume`), from the recorded
+state: every step is safe to do twice. While an object is ``deleting``, what would change it is
+refused with 409 ``PoolBeingDeleted`` / ``JobBeingDeleted`` (`rules.refuse_if_deleting`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import anyio
+import structlog
+
+from jobprep_release.backends.base import RELEASE_MAX_WALL_CLOCK, JobState, PoolState
+from jobprep_release.backends.docker.core import environment, jobs, pools, processes, rules
+from jobprep_release.backends.docker.core.kernel import Core, Deletion
+from jobprep_release.backends.docker.core.records import JobRecord, PoolRecord, move
+
+log = structlog.get_logger("jobprep_release.docker")
+
+
+# --- starting ----------------------------------------------------------------------------------
+
+
+async def begin_delete_pool(core: Core, pool_id: str) -> Deletion:
+    """Record the pool ``deleting`` (saved) and start removing it; `PoolBeingDeleted` when it
+    already is, `NotFound` when absent."""
+    await pools.adopt(core, pool_id)
+    pool = core.pool(pool_id)
+    rules.refuse_if_deleting(pool)
+    move(pool, PoolState.DELETING, core.now())
+    await core.persist()
+    return _start_pool(core, pool)
+
+
+async def begin_delete_job(core: Core, job_id: str) -> Deletion:
+    """Record the job ``deleting`` (saved) and start deleting it; `JobBeingDeleted` when it
+    already is, `NotFound` when absent."""
+    job = core.job(job_id)
+    rules.refuse_if_deleting(job)
+    move(job, JobState.DELETING, core.now())
+    await core.persist()
+    return _start_job(core, job)
+
+
+async def delete_pool(core: Core, pool_id: str) -> None:
+    """Delete the pool (or carry on deleting it) and return when it is gone."""
+    await pools.adopt(core, pool_id)
+    pool = core.pool(pool_id)
+    if pool.state is PoolState.DELETING:
+        await _wait(_start_pool(core, pool))
+    else:
+        await _wait(await begin_delete_pool(core, pool_id))
+
+
+async def delete_job(core: Core, job_id: str) -> None:
+    """Delete the job (or carry on deleting it) and return when it is gone."""
+    job = core.job(job_id)
+    if job.state is JobState.DELETING:
+        await _wait(_start_job(core, job))
+    else:
+        await _wait(await begin_delete_job(core, job_id))
+
+
+def resume(core: Core) -> None:
+    """Carry on with the deletions a stopped service had started (at start)."""
+    for job in list(core.state.jobs.values()):
+        if job.state is JobState.DELETING:
+            _start_job(core, job)
+    for pool in list(core.state.pools.values()):
+        if pool.state is PoolState.DELETING:
+            _start_pool(core, pool)
+
+
+async def _wait(deletion: Deletion) -> None:
+    await deletion.done.wait()
+    if deletion.error is not None:
+        raise deletion.error
+
+
+def _start_pool(core: Core, pool: PoolRecord) -> Deletion:
+    return _start(core, f"pool:{pool.spec.id.lower()}", lambda: _delete_pool(core, pool))
+
+
+def _start_job(core: Core, job: JobRecord) -> Deletion:
+    return _start(core, f"job:{job.spec.id.lower()}", lambda: _delete_job(core, job))
+
+
+def _start(core: Core, key: str, work: Callable[[], Awaitable[None]]) -> Deletion:
+    running = core.deletions.get(key)
+    if running is not None:
+        return running
+    deletion = core.deletions[key] = Deletion()
+
+    async def run() -> None:
+        try:
+            await work()
+        except Exception as exc:
+            deletion.error = exc
+            log.warning("deletion failed; it is resumed on the next start", what=key, error=exc)
+        else:
+            log.info("deleted", what=key)
+        finally:
+            core.deletions.pop(key, None)
+            deletion.done.set()
+
+    core.spawn(run)
+    return deletion
+
+
+# --- the work ----------------------------------------------------------------------------------
+
+
+async def _delete_pool(core: Core, pool: PoolRecord) -> None:
+    for node in list(pool.nodes):
+        await pools.remove_node(core, pool, node)
+    await core.executor.remove_pool(pool.spec.id)
+    if core.state.pools.get(pool.spec.id.lower()) is pool:
+        del core.state.pools[pool.spec.id.lower()]
+    await core.persist()
+    log.info("pool deleted", pool=pool.spec.id)
+
+
+async def _delete_job(core: Core, job: JobRecord) -> None:
+    # Ends what still runs and starts the release tasks that are due; done again on a resumed
+    # deletion, it finds nothing left to do but what a stop interrupted.
+    await jobs.end_work(core, job)
+    with anyio.fail_after(RELEASE_MAX_WALL_CLOCK.total_seconds() + 60):
+        while jobs.releases_running(job):
+            await core.job_completed.wait()
+    for node_id, record in job.nodes.items():
+        if record.has_files and core.node_by_id(node_id) is not None:
+            await processes.remove_tree(core, node_id, environment.job_dir(job.spec.id))
+    if core.state.jobs.get(job.spec.id.lower()) is job:
+        del core.state.jobs[job.spec.id.lower()]
+    await core.persist()
