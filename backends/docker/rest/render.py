@@ -85,7 +85,8 @@ _HISTORY_INDEXED = frozenset(
         "previousStateTransitionTime",
     }
 )
-POOL_INDEXED = _HISTORY_INDEXED | {
+# A pool has no previous state in the REST API.
+POOL_INDEXED = (_HISTORY_INDEXED - {"previousState", "previousStateTransitionTime"}) | {
     "displayName",
     "vmSize",
     "allocationState",
@@ -140,8 +141,10 @@ def pool(base: str, view: Pool, spec: PoolSpec) -> Json:
 
 def pool_index(view: Pool, spec: PoolSpec) -> Json:
     """The pool's filterable properties (`POOL_INDEXED`), as `pool` renders them."""
+    history = _history_index(view)
+    del history["previousState"], history["previousStateTransitionTime"]
     return {
-        **_history_index(view),
+        **history,
         "displayName": spec.display_name,
         "vmSize": view.vm_size,
         "allocationState": view.allocation_state.value,

@@ -1,0 +1,158 @@
+"""Delete Pool and Delete Job on the fake executor: ``deleting`` recorded where the deletion
+starts (time, previous state, saved), the refusals while it lasts, and a service stopped in the
+middle resuming it (batch-semantics.md, "States"; the REST reference's PoolBeingDeleted and
+JobBeingDeleted)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from jobprep_release.backends.base import (
+    JobPreparationTaskSpec,
+    JobReleaseTaskSpec,
+    JobState,
+    PoolState,
+)
+from jobprep_release.backends.docker.core import FakeClock, FakeExecutor, FakeOutcome, MemoryStore
+from jobprep_release.backends.docker.core.executor import NodeSetup
+from jobprep_release.backends.errors import Conflict, NotFound
+from tests.core.harness import JOB, POOL, job_spec, pool_spec, running_core, tasks
+
+PREP = JobPreparationTaskSpec("/bin/prep")
+RELEASE = JobReleaseTaskSpec("/bin/release")
+
+
+class HeldRemoval(FakeExecutor):
+    """The fake executor, with node removal held until `release` is set (a slow engine)."""
+
+    def __init__(self) -> None:
+        super().__init__(FakeClock())
+        self.release = anyio.Event()
+        self.removal_asked = 0
+
+    async def remove_node(self, node: NodeSetup) -> None:
+        self.removal_asked += 1
+        await self.release.wait()
+        await super().remove_node(node)
+
+
+def at(clock: FakeClock) -> datetime:
+    return datetime.fromtimestamp(clock.now(), UTC)
+
+
+async def test_a_pool_reads_deleting_from_the_delete_call_with_its_history() -> None:
+    fake = HeldRemoval()
+    async with running_core(fake=fake) as core:
+        await core.service.create_pool(pool_spec(2))
+        await core.settle()
+        before = await core.service.get_pool(POOL)
+        core.clock.advance(30)
+        await core.service.begin_delete_pool(POOL)
+        pool = await core.service.get_pool(POOL)
+        assert pool.state is PoolState.DELETING
+        assert pool.previous_state is PoolState.ACTIVE
+        assert pool.state_transition_time == at(core.clock)
+        assert pool.previous_state_transition_time == before.state_transition_time
+        assert pool.etag != before.etag
+        await core.settle()
+        assert fake.removal_asked == 1  # under way, held by the engine
+        # Reads do not change it: two looks, one history.
+        assert await core.service.get_pool(POOL) == await core.service.get_pool(POOL)
+        with pytest.raises(Conflict) as again:
+            await core.service.begin_delete_pool(POOL)
+        assert again.value.code == "PoolBeingDeleted"
+        with pytest.raises(Conflict) as resize:
+            await core.service.resize_pool(POOL, 3)
+        assert resize.value.code == "PoolBeingDeleted"
+        with pytest.raises(Conflict) as create:
+            await core.service.create_pool(pool_spec(1))
+        assert create.value.code == "PoolBeingDeleted"
+        fake.release.set()
+        await core.settle()
+        with pytest.raises(NotFound):
+            await core.service.get_pool(POOL)
+        assert fake.nodes == {}
+
+
+async def test_a_service_stopped_mid_pool_deletion_finishes_it_when_it_starts_again() -> None:
+    fake, store, crash = HeldRemoval(), MemoryStore(), anyio.CancelScope()
+    async with running_core(fake=fake, store=store, scope=crash) as core:
+        await core.service.create_pool(pool_spec(2))
+        await core.settle()
+        await core.service.begin_delete_pool(POOL)
+        await core.settle()
+        assert len(fake.nodes) == 2 and fake.removal_asked == 1
+        crash.cancel()
+        await anyio.lowlevel.checkpoint()
+    fake.release.set()
+    async with running_core(fake=fake, store=store) as again:
+        # Nobody asks again: the saved "deleting" is enough.
+        await again.settle()
+        with pytest.raises(NotFound):
+            await again.service.get_pool(POOL)
+        assert fake.nodes == {}
+
+
+async def test_a_job_reads_deleting_while_its_release_tasks_run_and_refuses_changes() -> None:
+    slow_release = FakeOutcome(duration=60)
+    async with running_core(
+        lambda s: slow_release if s.task_id == "jobrelease" else FakeOutcome()
+    ) as core:
+        await core.service.create_pool(pool_spec(1))
+        await core.service.create_job(job_spec(PREP, RELEASE))
+        await core.service.add_tasks(JOB, tasks(1))
+        await core.settle()
+        core.clock.advance(5)
+        await core.service.begin_delete_job(JOB)
+        job = await core.service.get_job(JOB)
+        assert (job.state, job.previous_state) == (JobState.DELETING, JobState.ACTIVE)
+        assert job.state_transition_time == at(core.clock)
+        assert job.terminate_reason is None
+        await core.settle()
+        assert len(core.starts_of("jobrelease")) == 1
+        assert (await core.service.get_job(JOB)).state is JobState.DELETING
+        for refused in (
+            core.service.begin_delete_job(JOB),
+            core.service.terminate_job(JOB),
+            core.service.add_tasks(JOB, tasks(2)[1:]),
+            core.service.terminate_task(JOB, "task001"),
+            core.service.create_job(job_spec()),
+        ):
+            with pytest.raises(Conflict) as refusal:
+                await refused
+            assert refusal.value.code == "JobBeingDeleted"
+        await core.advance(60)
+        with pytest.raises(NotFound):
+            await core.service.get_job(JOB)
+
+
+async def test_a_service_stopped_mid_job_deletion_finishes_it_when_it_starts_again() -> None:
+    slow_release = FakeOutcome(duration=60)
+    fake = FakeExecutor(
+        FakeClock(), lambda s: slow_release if s.task_id == "jobrelease" else FakeOutcome()
+    )
+    store, crash = MemoryStore(), anyio.CancelScope()
+    async with running_core(fake=fake, store=store, scope=crash) as core:
+        await core.service.create_pool(pool_spec(1))
+        await core.service.create_job(job_spec(PREP, RELEASE))
+        await core.service.add_tasks(JOB, tasks(1))
+        await core.settle()
+        await core.service.begin_delete_job(JOB)
+        await core.settle()
+        assert len(core.starts_of("jobrelease")) == 1
+        crash.cancel()
+        await anyio.lowlevel.checkpoint()
+    async with running_core(fake=fake, store=store) as again:
+        job = await again.service.get_job(JOB)
+        assert (job.state, job.previous_state) == (JobState.DELETING, JobState.ACTIVE)
+        await again.advance(60)
+        with pytest.raises(NotFound):
+            await again.service.get_job(JOB)
+        node_id = (await again.node_ids())[0]
+        assert fake.removed_trees == [(node_id, "/mnt/batch/tasks/workitems/job")]
+        # The release task ran once: the resumed deletion took over the one already running.
+        assert len(again.starts_of("jobrelease")) == 1
