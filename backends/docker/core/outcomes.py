@@ -16,6 +16,7 @@ from jobprep_release.backends.base import (
     ExecutionResult,
     FailureInfo,
     JobState,
+    NodeState,
     OnAllTasksComplete,
     TaskState,
 )
@@ -73,9 +74,11 @@ def on_exit(
     elif code != 0:
         failure = views.failure("FailureExitCode", f"the process exited with code {code}")
         if _wall_clock_expired(job, flight, start, end):
-            # Inferred code: named after the job's terminate reason for the same limit.
+            # The service ends a task at its maxWallClockTime; TaskFailureInformationCodes
+            # has one code for a task the service ended: TaskEnded. (MaxWallClockTimeExpiry
+            # is a job's terminate reason, not a task's failure code.)
             failure = views.failure(
-                "MaxWallClockTimeExpiry", "the process ran past its max wall clock time"
+                "TaskEnded", "the task was ended: it ran past its max wall clock time"
             )
     views.complete(run, exit_code, failure, end)
     if flight.kind is Kind.TASK:
@@ -118,16 +121,21 @@ def _on_task_exit(core: Core, job: JobRecord, task: TaskRecord, end: float) -> N
 
 
 def after_task_change(core: Core, job: JobRecord) -> None:
-    """onAllTasksComplete: terminatejob ends the job once every task has completed."""
-    if (
-        job.state is JobState.ACTIVE
-        and job.spec.on_all_tasks_complete is OnAllTasksComplete.TERMINATE_JOB
-        and job.tasks
-        and all(t.state is TaskState.COMPLETED for t in job.tasks.values())
-    ):
+    """onAllTasksComplete: terminatejob ends the job once every task has completed; a job
+    without tasks has all its tasks complete (REST OnAllTasksComplete), so it ends too."""
+    if all_tasks_complete(job):
         from jobprep_release.backends.docker.core import jobs
 
         core.spawn(jobs.terminate, core, job, "AllTasksComplete")
+
+
+def all_tasks_complete(job: JobRecord) -> bool:
+    """Whether an active job with onAllTasksComplete terminatejob is due to end."""
+    return (
+        job.state is JobState.ACTIVE
+        and job.spec.on_all_tasks_complete is OnAllTasksComplete.TERMINATE_JOB
+        and all(t.state is TaskState.COMPLETED for t in job.tasks.values())
+    )
 
 
 def _on_prep_exit(core: Core, job: JobRecord, node_id: str) -> None:
@@ -174,16 +182,26 @@ def _on_prep_exit(core: Core, job: JobRecord, node_id: str) -> None:
 
 
 def on_lost(core: Core, key: str, flight: InFlight) -> None:
-    """A process vanished with its node (restart, removal): requeue as the service does."""
+    """A process vanished with its node (reboot, restart, loss, removal): requeue as the
+    service does. A task goes back to the queue; a preparation task runs again before the
+    job's next task there; a release task runs again when its node is back, and the job
+    completes only after it (the scheduler starts it: `pending_releases`). A node that left
+    the pool runs nothing more: its release task is forgotten, so the job can complete."""
     core.in_flight.pop(key, None)
     job = core.state.jobs.get(flight.job_id.lower())
     if job is None:
         return
     now = core.now()
     if flight.kind is Kind.RELEASE:
-        release = job.nodes[flight.node_id].release
+        record = job.nodes[flight.node_id]
+        release = record.release
         assert release is not None
-        views.complete(release, None, views.failure("NodeUnavailable", "the node was lost"), now)
+        found = core.node_by_id(flight.node_id)
+        if found is None or found[1].state is NodeState.LEAVING_POOL:
+            record.release = None
+        else:
+            release.key = None
+            release.start_time = None
         maybe_complete(core, job)
     else:
         if flight.kind is Kind.TASK:
@@ -191,6 +209,7 @@ def on_lost(core: Core, key: str, flight: InFlight) -> None:
             move(task, TaskState.ACTIVE, now)
             task.node_id = None
             task.run.requeue_count += 1
+            task.run.last_requeue_time = now
             task.run.key = None
             touch(task, now)
             core.refresh_busy()

@@ -184,8 +184,10 @@ async def reimage_node(core: Core, pool_id: str, node_id: str) -> None:
     move(node, NodeState.REIMAGING, core.now())
     node.boot = 0
     outcomes.lose_node_work(core, node.id)
-    for job in core.state.jobs.values():
-        job.nodes.pop(node.id, None)
+    for job in list(core.state.jobs.values()):
+        if job.nodes.pop(node.id, None) is not None:
+            # A release task waiting for this node to come back has nothing to run on.
+            outcomes.maybe_complete(core, job)
     await core.executor.reimage_node(node.id)
     core.poke()
 

@@ -73,6 +73,7 @@ class Execution:
     requeue_count: int = 0
     completed: bool = False
     last_retry_time: float | None = None
+    last_requeue_time: float | None = None
 
 
 @dataclass(slots=True)
