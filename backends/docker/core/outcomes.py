@@ -64,7 +64,9 @@ def on_exit(
     if job is None:
         return
     run = execution(job, flight)
-    run.start_time = run.start_time or start
+    if run.start_time is None:
+        mark_started(run, start)
+    started = run.start_time if run.start_time is not None else start
     exit_code: int | None = code
     if failure is not None or why == NOT_FOUND:
         exit_code = None
@@ -84,13 +86,21 @@ def on_exit(
     if flight.kind is Kind.TASK:
         task = job.tasks[flight.task_id]
         if task.state is TaskState.RUNNING:
-            task.history.state_time = run.start_time
+            task.history.state_time = started
         _on_task_exit(core, job, task, end)
     elif flight.kind is Kind.PREP:
         _on_prep_exit(core, job, flight.node_id)
     else:
         maybe_complete(core, job)
     core.poke()
+
+
+def mark_started(run: Execution, start: float) -> None:
+    """The run's process started at `start`; a retry's start is its `lastRetryTime`."""
+    run.start_time = start
+    if run.retrying:
+        run.retrying = False
+        run.last_retry_time = start
 
 
 def _wall_clock_expired(job: JobRecord, flight: InFlight, start: float, end: float) -> bool:
@@ -110,7 +120,7 @@ def _on_task_exit(core: Core, job: JobRecord, task: TaskRecord, end: float) -> N
     limit = task.spec.constraints.max_task_retry_count
     if failed_by_exit and rules.retries_left(limit, job, run.retry_count):
         run.retry_count += 1
-        run.last_retry_time = end
+        run.retrying = True
         run.completed = False
         move(task, TaskState.ACTIVE, end)
         task.node_id = None
@@ -163,7 +173,7 @@ def _on_prep_exit(core: Core, job: JobRecord, node_id: str) -> None:
         and rules.retries_left(limit, job, prep.retry_count)
     ):
         prep.retry_count += 1
-        prep.last_retry_time = prep.end_time
+        prep.retrying = True
         prep.completed = False
         retry = processes.prepare_prep(core, job, node_id, found[1].boot)
         core.spawn(processes.start_all, core, [retry])

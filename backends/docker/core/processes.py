@@ -270,7 +270,7 @@ def started(core: Core, key: str, start: float) -> None:
     job = core.state.jobs.get(flight.job_id.lower())
     if job is None:
         return
-    outcomes.execution(job, flight).start_time = start
+    outcomes.mark_started(outcomes.execution(job, flight), start)
     if flight.kind is Kind.TASK:
         task = job.tasks[flight.task_id]
         # The task is running from the moment its process started.
