@@ -212,6 +212,11 @@ def on_node_hello(core: Core, node_id: str, boot: int) -> list[str]:
     if found is None:
         return []
     pool, node = found
+    # A node says hello once per link and again when asked; a second hello of the same boot
+    # to this core changes nothing, and asking it about processes started since the first
+    # would race their start (the agent would not know them yet, and they would run twice).
+    repeated = core.greeted.get(node.id) == boot
+    core.greeted[node.id] = boot
     if node.boot not in (0, boot):
         log.info("node restarted", node=node.id, boot=boot)
         outcomes.lose_node_work(core, node.id)
@@ -224,10 +229,13 @@ def on_node_hello(core: Core, node_id: str, boot: int) -> list[str]:
         move(node, NodeState.RUNNING if used else NodeState.IDLE, now)
     refresh_allocation(core, pool)
     core.poke()
+    if repeated:
+        return []
     return [key for key, flight in core.in_flight.items() if flight.node_id == node.id]
 
 
 def on_node_lost(core: Core, node_id: str) -> None:
+    core.greeted.pop(node_id, None)
     found = core.node_by_id(node_id)
     if found is None:
         return
