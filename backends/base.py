@@ -301,6 +301,10 @@ class ExecutionInfo:
     failure_info: FailureInfo | None = None
     retry_count: int = 0
     requeue_count: int = 0
+    last_retry_time: datetime | None = None
+    """When the latest retry started (set once the task was retried: REST TaskExecutionInfo)."""
+    last_requeue_time: datetime | None = None
+    """When the service last requeued the task (a node reboot, say); tasks only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +337,8 @@ class TaskCounts:
 class PrepReleaseExecution:
     state: PrepReleaseTaskState
     execution_info: ExecutionInfo
+    task_root_directory: str | None = None
+    """The task's directory relative to the node's root (``workitems/<job>/job-1/<id>``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -228,6 +228,8 @@ def execution_view(info: ExecutionModel | None) -> ExecutionInfo:
         failure_info=failure_view(info.failure_info),
         retry_count=getattr(info, "retry_count", None) or 0,
         requeue_count=getattr(info, "requeue_count", None) or 0,
+        last_retry_time=getattr(info, "last_retry_time", None),
+        last_requeue_time=getattr(info, "last_requeue_time", None),
     )
 
 
@@ -242,9 +244,15 @@ def _execution_fields(info: ExecutionInfo) -> dict[str, Any]:
 
 
 def execution_model(info: ExecutionInfo) -> models.BatchTaskExecutionInfo:
-    return models.BatchTaskExecutionInfo(
+    """A task's execution info (REST TaskExecutionInfo): `lastRetryTime` once it was retried,
+    `lastRequeueTime` once it was requeued, absent before."""
+    model = models.BatchTaskExecutionInfo(
         retry_count=info.retry_count, requeue_count=info.requeue_count, **_execution_fields(info)
     )
+    _set_known(
+        model, last_retry_time=info.last_retry_time, last_requeue_time=info.last_requeue_time
+    )
+    return model
 
 
 def task_view(task: models.BatchTask) -> Task:
@@ -304,6 +312,7 @@ def _prep_release_execution(
     return PrepReleaseExecution(
         state=choice(PrepReleaseTaskState, info.state, PrepReleaseTaskState.RUNNING),
         execution_info=execution_view(info),
+        task_root_directory=info.task_root_directory,
     )
 
 
@@ -327,9 +336,18 @@ def prep_release_model(status: PrepReleaseStatus) -> models.BatchJobPreparationA
             retry_count=run.execution_info.retry_count,
             **_execution_fields(run.execution_info),
         )
+        _set_known(
+            model.job_preparation_task_execution_info,
+            last_retry_time=run.execution_info.last_retry_time,
+            task_root_directory=run.task_root_directory,
+        )
     if status.release is not None:
         run = status.release
+        # The release task is never retried: REST JobReleaseTaskExecutionInfo has no counts.
         model.job_release_task_execution_info = models.BatchJobReleaseTaskExecutionInfo(
             state=run.state.value, **_execution_fields(run.execution_info)
+        )
+        _set_known(
+            model.job_release_task_execution_info, task_root_directory=run.task_root_directory
         )
     return model

@@ -106,13 +106,3 @@ async def test_terminate_ends_running_tasks_and_leaves_active_ones(
         assert long.execution_info.result is ExecutionResult.FAILURE
         await anyio.sleep(1)
         assert (await batch.backend.get_task(job, "queued")).state is TaskState.ACTIVE
-
-
-async def test_all_tasks_complete_terminates_the_job(open_backend: BackendOpener) -> None:
-    from jobprep_release.backends.base import OnAllTasksComplete
-
-    async with pool(open_backend) as batch:
-        job = await batch.create_job(on_all_tasks_complete=OnAllTasksComplete.TERMINATE_JOB)
-        await batch.backend.add_tasks(job, [TaskSpec("a", "/bin/true"), TaskSpec("b", "/bin/true")])
-        done = await batch.job_in(job, JobState.COMPLETED)
-        assert done.terminate_reason == "AllTasksComplete"

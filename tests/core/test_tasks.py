@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from jobprep_release.backends.base import (
     ExecutionResult,
     JobState,
@@ -13,6 +15,7 @@ from jobprep_release.backends.base import (
     TaskState,
 )
 from jobprep_release.backends.docker.core import FakeOutcome, FakeStart
+from jobprep_release.backends.errors import Conflict
 from tests.core.harness import JOB, POOL, job_spec, pool_spec, running_core, tasks
 
 
@@ -91,7 +94,7 @@ async def test_a_task_past_its_wall_clock_is_ended_and_says_so() -> None:
         assert task.state is TaskState.COMPLETED
         info = task.execution_info
         assert info.failure_info is not None
-        assert info.failure_info.code == "MaxWallClockTimeExpiry"
+        assert info.failure_info.code == "TaskEnded"
         assert info.start_time is not None and info.end_time is not None
         assert info.end_time - info.start_time == timedelta(seconds=30)
 
@@ -141,16 +144,31 @@ async def test_terminating_a_running_task_kills_it_and_an_active_one_never_runs(
         assert core.starts_of("task002") == []
 
 
-async def test_all_tasks_complete_terminates_the_job_when_asked() -> None:
+async def test_all_tasks_complete_ends_a_job_without_tasks_at_once_and_refuses_later_tasks() -> (
+    None
+):
+    # REST OnAllTasksComplete: "if a Job contains no Tasks, then all Tasks are considered
+    # complete"; Add Task to a completed job: 409 JobCompleted.
     async with running_core() as core:
         await core.service.create_pool(pool_spec(1))
         await core.service.create_job(
             job_spec(on_all_tasks_complete=OnAllTasksComplete.TERMINATE_JOB)
         )
-        await core.service.add_tasks(JOB, tasks(3))
         await core.settle()
         job = await core.service.get_job(JOB)
         assert (job.state, job.terminate_reason) == (JobState.COMPLETED, "AllTasksComplete")
+        with pytest.raises(Conflict) as refused:
+            await core.service.add_tasks(JOB, tasks(1))
+        assert refused.value.code == "JobCompleted"
+        assert core.fake.starts == []
+
+
+async def test_no_action_leaves_a_job_without_tasks_active() -> None:
+    async with running_core() as core:
+        await core.service.create_pool(pool_spec(1))
+        await core.service.create_job(job_spec())
+        await core.advance(60)
+        assert (await core.service.get_job(JOB)).state is JobState.ACTIVE
 
 
 async def test_a_task_lost_with_its_node_is_requeued_and_runs_again() -> None:

@@ -148,7 +148,7 @@ async def test_the_projects_errors_have_the_services_codes(ids: Ids, state_dir: 
         refused(
             await call(client, "POST", f"/jobs/{ids.job}/tasks", body={**task, "id": "late"}),
             409,
-            "JobNotActive",
+            "JobCompleted",
         )
         assert (await call(client, "DELETE", f"/jobs/{ids.job}")).status == 202
         assert (await call(client, "DELETE", f"/pools/{ids.pool}")).status == 202

@@ -60,7 +60,11 @@ def task_environment(
     task_environment: Mapping[str, str],
     job_prep_task_id: str | None,
 ) -> dict[str, str]:
-    """The variables a task sees: the job's, the task's over them, then the service's own."""
+    """The variables a task sees: the job's, the task's over them, then the service's own,
+    as the documentation's table has them for a task, a job preparation and a job release task
+    ("Azure Batch runtime environment variables"; values as real Linux nodes set them).
+    `job_prep_task_id`: the job's preparation task, for every task but that one itself (None
+    when the job has none); it gives ``AZ_BATCH_JOB_PREP_DIR`` and ``..._WORKING_DIR``."""
     directory = task_dir(job_id, task_id)
     working_dir = f"{directory}/wd"
     admin = identity.elevation_level is ElevationLevel.ADMIN
@@ -83,6 +87,9 @@ def task_environment(
             "AZ_BATCH_TASK_ID": task_id,
             "AZ_BATCH_TASK_DIR": directory,
             "AZ_BATCH_TASK_WORKING_DIR": working_dir,
+            # Documented for all tasks on Linux nodes; certificates are not emulated, so the
+            # directory holds none (and is not made).
+            "AZ_BATCH_CERTIFICATES_DIR": f"{directory}/certs",
             # Inferred: real Linux nodes name the auto-user account `_azbatch` for both levels
             # but an elevated task runs with root's rights; we run it as root.
             "AZ_BATCH_TASK_USER": "root" if admin else TASK_USER,

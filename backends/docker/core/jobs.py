@@ -23,6 +23,7 @@ from jobprep_release.backends.base import (
     check_id,
 )
 from jobprep_release.backends.docker.core import (
+    environment,
     outcomes,
     processes,
     resources,
@@ -39,6 +40,14 @@ from jobprep_release.backends.docker.core.records import (
     touch,
 )
 from jobprep_release.backends.errors import AlreadyExists, Conflict, InvalidRequest
+
+# The service's error codes for a job operation refused in the job's state (BatchErrorCode:
+# "the specified job is already in a completed state", ...).
+_NOT_ACTIVE_CODES = {
+    JobState.COMPLETED: "JobCompleted",
+    JobState.TERMINATING: "JobBeingTerminated",
+    JobState.DELETING: "JobBeingDeleted",
+}
 
 
 async def create_job(core: Core, spec: JobSpec) -> None:
@@ -63,8 +72,13 @@ async def create_job(core: Core, spec: JobSpec) -> None:
             for file in special.resource_files:
                 resources.check_file_path(file.file_path)
     now = core.now()
-    core.state.jobs[spec.id.lower()] = JobRecord(spec=spec, created=now, history=new_history(now))
+    job = JobRecord(spec=spec, created=now, history=new_history(now))
+    core.state.jobs[spec.id.lower()] = job
     await core.persist()
+    if outcomes.all_tasks_complete(job):
+        # REST OnAllTasksComplete: a job without tasks has all its tasks complete, so a job
+        # made with terminatejob ends at once, and refuses the tasks added later.
+        await terminate(core, job, "AllTasksComplete")
 
 
 async def add_tasks(core: Core, job_id: str, tasks: Sequence[TaskSpec]) -> None:
@@ -73,7 +87,7 @@ async def add_tasks(core: Core, job_id: str, tasks: Sequence[TaskSpec]) -> None:
     if job.state is not JobState.ACTIVE:
         raise Conflict(
             f"job {job_id} is {job.state}; tasks can only be added to an active job",
-            code="JobNotActive",
+            code=_NOT_ACTIVE_CODES.get(job.state, "JobNotActive"),
         )
     rules.check_new_tasks(job, tasks)
     now = core.now()
@@ -186,12 +200,19 @@ def prep_release_status(core: Core, job_id: str) -> list[PrepReleaseStatus]:
         if record.prep is not None or record.release is not None
     ]
     entries.sort(key=lambda item: order.get(item[0], len(order) + 1))
+    release_id = job.spec.release.id if job.spec.release else None
     return [
         PrepReleaseStatus(
             pool_id=job.spec.pool_id,
             node_id=node_id,
-            preparation=views.prep_release_view(record.prep),
-            release=views.prep_release_view(record.release),
+            preparation=views.prep_release_view(record.prep, _root(job, job.spec.preparation.id)),
+            release=views.prep_release_view(record.release, _root(job, release_id)),
         )
         for node_id, record in entries
     ]
+
+
+def _root(job: JobRecord, task_id: str | None) -> str | None:
+    if task_id is None:
+        return None
+    return environment.relative_to_root(environment.task_dir(job.spec.id, task_id))

@@ -85,6 +85,8 @@ class Core:
         self.state = ServiceState()
         self.journal_seq = 0
         self.in_flight: dict[str, InFlight] = {}
+        self.greeted: dict[str, int] = {}
+        """The boot number of each node's latest hello to this core (not saved)."""
         self.wake = anyio.Event()
         self.dirty = anyio.Event()
         self.persist_lock = anyio.Lock()

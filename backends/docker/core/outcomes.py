@@ -16,6 +16,7 @@ from jobprep_release.backends.base import (
     ExecutionResult,
     FailureInfo,
     JobState,
+    NodeState,
     OnAllTasksComplete,
     TaskState,
 )
@@ -63,7 +64,9 @@ def on_exit(
     if job is None:
         return
     run = execution(job, flight)
-    run.start_time = run.start_time or start
+    if run.start_time is None:
+        mark_started(run, start)
+    started = run.start_time if run.start_time is not None else start
     exit_code: int | None = code
     if failure is not None or why == NOT_FOUND:
         exit_code = None
@@ -73,21 +76,31 @@ def on_exit(
     elif code != 0:
         failure = views.failure("FailureExitCode", f"the process exited with code {code}")
         if _wall_clock_expired(job, flight, start, end):
-            # Inferred code: named after the job's terminate reason for the same limit.
+            # The service ends a task at its maxWallClockTime; TaskFailureInformationCodes
+            # has one code for a task the service ended: TaskEnded. (MaxWallClockTimeExpiry
+            # is a job's terminate reason, not a task's failure code.)
             failure = views.failure(
-                "MaxWallClockTimeExpiry", "the process ran past its max wall clock time"
+                "TaskEnded", "the task was ended: it ran past its max wall clock time"
             )
     views.complete(run, exit_code, failure, end)
     if flight.kind is Kind.TASK:
         task = job.tasks[flight.task_id]
         if task.state is TaskState.RUNNING:
-            task.history.state_time = run.start_time
+            task.history.state_time = started
         _on_task_exit(core, job, task, end)
     elif flight.kind is Kind.PREP:
         _on_prep_exit(core, job, flight.node_id)
     else:
         maybe_complete(core, job)
     core.poke()
+
+
+def mark_started(run: Execution, start: float) -> None:
+    """The run's process started at `start`; a retry's start is its `lastRetryTime`."""
+    run.start_time = start
+    if run.retrying:
+        run.retrying = False
+        run.last_retry_time = start
 
 
 def _wall_clock_expired(job: JobRecord, flight: InFlight, start: float, end: float) -> bool:
@@ -107,7 +120,7 @@ def _on_task_exit(core: Core, job: JobRecord, task: TaskRecord, end: float) -> N
     limit = task.spec.constraints.max_task_retry_count
     if failed_by_exit and rules.retries_left(limit, job, run.retry_count):
         run.retry_count += 1
-        run.last_retry_time = end
+        run.retrying = True
         run.completed = False
         move(task, TaskState.ACTIVE, end)
         task.node_id = None
@@ -118,16 +131,21 @@ def _on_task_exit(core: Core, job: JobRecord, task: TaskRecord, end: float) -> N
 
 
 def after_task_change(core: Core, job: JobRecord) -> None:
-    """onAllTasksComplete: terminatejob ends the job once every task has completed."""
-    if (
-        job.state is JobState.ACTIVE
-        and job.spec.on_all_tasks_complete is OnAllTasksComplete.TERMINATE_JOB
-        and job.tasks
-        and all(t.state is TaskState.COMPLETED for t in job.tasks.values())
-    ):
+    """onAllTasksComplete: terminatejob ends the job once every task has completed; a job
+    without tasks has all its tasks complete (REST OnAllTasksComplete), so it ends too."""
+    if all_tasks_complete(job):
         from jobprep_release.backends.docker.core import jobs
 
         core.spawn(jobs.terminate, core, job, "AllTasksComplete")
+
+
+def all_tasks_complete(job: JobRecord) -> bool:
+    """Whether an active job with onAllTasksComplete terminatejob is due to end."""
+    return (
+        job.state is JobState.ACTIVE
+        and job.spec.on_all_tasks_complete is OnAllTasksComplete.TERMINATE_JOB
+        and all(t.state is TaskState.COMPLETED for t in job.tasks.values())
+    )
 
 
 def _on_prep_exit(core: Core, job: JobRecord, node_id: str) -> None:
@@ -155,7 +173,7 @@ def _on_prep_exit(core: Core, job: JobRecord, node_id: str) -> None:
         and rules.retries_left(limit, job, prep.retry_count)
     ):
         prep.retry_count += 1
-        prep.last_retry_time = prep.end_time
+        prep.retrying = True
         prep.completed = False
         retry = processes.prepare_prep(core, job, node_id, found[1].boot)
         core.spawn(processes.start_all, core, [retry])
@@ -174,16 +192,26 @@ def _on_prep_exit(core: Core, job: JobRecord, node_id: str) -> None:
 
 
 def on_lost(core: Core, key: str, flight: InFlight) -> None:
-    """A process vanished with its node (restart, removal): requeue as the service does."""
+    """A process vanished with its node (reboot, restart, loss, removal): requeue as the
+    service does. A task goes back to the queue; a preparation task runs again before the
+    job's next task there; a release task runs again when its node is back, and the job
+    completes only after it (the scheduler starts it: `pending_releases`). A node that left
+    the pool runs nothing more: its release task is forgotten, so the job can complete."""
     core.in_flight.pop(key, None)
     job = core.state.jobs.get(flight.job_id.lower())
     if job is None:
         return
     now = core.now()
     if flight.kind is Kind.RELEASE:
-        release = job.nodes[flight.node_id].release
+        record = job.nodes[flight.node_id]
+        release = record.release
         assert release is not None
-        views.complete(release, None, views.failure("NodeUnavailable", "the node was lost"), now)
+        found = core.node_by_id(flight.node_id)
+        if found is None or found[1].state is NodeState.LEAVING_POOL:
+            record.release = None
+        else:
+            release.key = None
+            release.start_time = None
         maybe_complete(core, job)
     else:
         if flight.kind is Kind.TASK:
@@ -191,6 +219,7 @@ def on_lost(core: Core, key: str, flight: InFlight) -> None:
             move(task, TaskState.ACTIVE, now)
             task.node_id = None
             task.run.requeue_count += 1
+            task.run.last_requeue_time = now
             task.run.key = None
             touch(task, now)
             core.refresh_busy()

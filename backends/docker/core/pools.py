@@ -174,8 +174,10 @@ async def reimage_node(core: Core, pool_id: str, node_id: str) -> None:
     move(node, NodeState.REIMAGING, core.now())
     node.boot = 0
     outcomes.lose_node_work(core, node.id)
-    for job in core.state.jobs.values():
-        job.nodes.pop(node.id, None)
+    for job in list(core.state.jobs.values()):
+        if job.nodes.pop(node.id, None) is not None:
+            # A release task waiting for this node to come back has nothing to run on.
+            outcomes.maybe_complete(core, job)
     await core.executor.reimage_node(node.id)
     core.poke()
 
@@ -200,6 +202,11 @@ def on_node_hello(core: Core, node_id: str, boot: int) -> list[str]:
     if found is None:
         return []
     pool, node = found
+    # A node says hello once per link and again when asked; a second hello of the same boot
+    # to this core changes nothing, and asking it about processes started since the first
+    # would race their start (the agent would not know them yet, and they would run twice).
+    repeated = core.greeted.get(node.id) == boot
+    core.greeted[node.id] = boot
     if node.boot not in (0, boot):
         log.info("node restarted", node=node.id, boot=boot)
         outcomes.lose_node_work(core, node.id)
@@ -212,10 +219,13 @@ def on_node_hello(core: Core, node_id: str, boot: int) -> list[str]:
         move(node, NodeState.RUNNING if used else NodeState.IDLE, now)
     refresh_allocation(core, pool)
     core.poke()
+    if repeated:
+        return []
     return [key for key, flight in core.in_flight.items() if flight.node_id == node.id]
 
 
 def on_node_lost(core: Core, node_id: str) -> None:
+    core.greeted.pop(node_id, None)
     found = core.node_by_id(node_id)
     if found is None:
         return

@@ -128,7 +128,9 @@ async def dispatch(core: Core, item: Pending) -> None:
             what.identity,
             job_environment=job.spec.common_environment,
             task_environment=what.environment,
-            job_prep_task_id=prep.id if prep is not None else None,
+            # "All tasks except start task and job preparation task" (Azure Batch runtime
+            # environment variables): the preparation task does not see its own directory.
+            job_prep_task_id=prep.id if prep is not None and flight.kind is not Kind.PREP else None,
         )
         spec = ProcessSpec(
             argv=tuple(argv),
@@ -142,8 +144,7 @@ async def dispatch(core: Core, item: Pending) -> None:
         )
         started = await core.executor.start_process(flight.node_id, key, spec)
     except resources.DownloadFailed as exc:
-        # Inferred code: the service reports resource file failures as a user error.
-        _fail_before_start(core, key, flight, "ResourceFileDownloadFailed", str(exc))
+        _fail_before_start(core, key, flight, exc.code, str(exc))
         return
     except BackendError as exc:
         log.warning("could not start a process", node=flight.node_id, error=exc.one_line())
@@ -269,7 +270,7 @@ def started(core: Core, key: str, start: float) -> None:
     job = core.state.jobs.get(flight.job_id.lower())
     if job is None:
         return
-    outcomes.execution(job, flight).start_time = start
+    outcomes.mark_started(outcomes.execution(job, flight), start)
     if flight.kind is Kind.TASK:
         task = job.tasks[flight.task_id]
         # The task is running from the moment its process started.

@@ -73,6 +73,11 @@ class Execution:
     requeue_count: int = 0
     completed: bool = False
     last_retry_time: float | None = None
+    """When the latest retry started (REST: not moved by a restart for another reason)."""
+    last_requeue_time: float | None = None
+    """When the service last requeued the run (its node rebooted, was lost or removed)."""
+    retrying: bool = False
+    """A retry was decided and has not started yet; its start sets `last_retry_time`."""
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ a failure before it runs, as the service does.
 from __future__ import annotations
 
 import posixpath
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -24,7 +25,28 @@ DOWNLOAD_TIMEOUT = 60.0
 
 
 class DownloadFailed(Exception):
-    """A resource file could not be downloaded."""
+    """A resource file could not be downloaded; `code` is the service's failure code for
+    why (TaskFailureInformationCodes): ``BlobNotFound`` (404, 410), ``BlobAccessDenied``
+    (401, 403), ``BlobDownloadTimedOut`` (no answer in time), ``BlobDownloadMiscError``
+    (anything else: another status, a refused connection, an unsupported URL)."""
+
+    def __init__(self, message: str, code: str = "BlobDownloadMiscError") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def failure_code(exc: BaseException) -> str:
+    """The failure code for a download that raised `exc`."""
+    if isinstance(exc, urllib.error.HTTPError):
+        if exc.code in (404, 410):
+            return "BlobNotFound"
+        if exc.code in (401, 403):
+            return "BlobAccessDenied"
+        return "BlobDownloadMiscError"
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return "BlobDownloadTimedOut"
+    return "BlobDownloadMiscError"
 
 
 def check_file_path(path: str) -> str:
@@ -46,7 +68,7 @@ def _download(url: str) -> bytes:
             data: bytes = response.read()
             return data
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise DownloadFailed(f"{url}: {exc}") from exc
+        raise DownloadFailed(f"{url}: {exc}", failure_code(exc)) from exc
 
 
 async def fetch(files: Sequence[ResourceFile]) -> list[tuple[ResourceFile, bytes]]:

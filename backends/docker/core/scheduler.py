@@ -5,7 +5,9 @@ jobs in the order they were created, tasks in the order they were added, on usab
 enough free slots for the task's `requiredSlots`, by the pool's fill type (pack: the fullest
 node first; spread: the emptiest); a job's preparation task runs on a node before the job's
 first task there, and again after a reboot when asked to; with waitForSuccess the task waits
-(`preparing`) for it. A node whose preparation failed for good takes no more of that job.
+(`preparing`) for it. A terminating job's release task that was lost with its node (a reboot)
+runs again once the node is back. A node whose preparation failed for good takes no more of
+that job.
 The sweeper removes task directories whose retention time has passed.
 """
 
@@ -26,6 +28,7 @@ from jobprep_release.backends.docker.core.records import (
     JobNodeRecord,
     JobRecord,
     NodeRecord,
+    PoolRecord,
     TaskRecord,
     move,
 )
@@ -44,6 +47,8 @@ async def schedule_pass(core: Core) -> None:
     pending: list[processes.Pending] = []
     for job in sorted(core.state.jobs.values(), key=lambda j: j.created):
         pool = core.state.pools.get(job.spec.pool_id.lower())
+        if job.state is JobState.TERMINATING and pool is not None:
+            pending += pending_releases(core, job, pool)
         if job.state is not JobState.ACTIVE or pool is None:
             continue
         if pool.state is not PoolState.ACTIVE:
@@ -60,6 +65,20 @@ async def schedule_pass(core: Core) -> None:
                 pending += assign(core, job, task, node)
     core.refresh_busy(used)
     await processes.start_all(core, pending)
+
+
+def pending_releases(core: Core, job: JobRecord, pool: PoolRecord) -> list[processes.Pending]:
+    """Release tasks whose process was lost with their node (a reboot, say), on nodes that are
+    back: the service runs them again, and the job completes only after them."""
+    usable = {node.id for node in pool.nodes if node.state in rules.USABLE}
+    return [
+        processes.prepare_release(core, job, node_id)
+        for node_id, record in job.nodes.items()
+        if node_id in usable
+        and record.release is not None
+        and not record.release.completed
+        and record.release.key is None
+    ]
 
 
 def assign(

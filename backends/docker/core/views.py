@@ -62,6 +62,8 @@ def execution_info(execution: Execution) -> ExecutionInfo:
         failure_info=execution.failure,
         retry_count=execution.retry_count,
         requeue_count=execution.requeue_count,
+        last_retry_time=stamp(execution.last_retry_time) if execution.retry_count else None,
+        last_requeue_time=stamp(execution.last_requeue_time) if execution.requeue_count else None,
     )
 
 
@@ -82,11 +84,17 @@ def task_view(task: TaskRecord) -> Task:
     )
 
 
-def prep_release_view(execution: Execution | None) -> PrepReleaseExecution | None:
+def prep_release_view(
+    execution: Execution | None, directory: str | None = None
+) -> PrepReleaseExecution | None:
+    """A preparation or release task on one node; `directory`: its task directory relative to
+    the node's root (REST JobPreparationTaskExecutionInfo.taskRootDirectory)."""
     if execution is None:
         return None
     state = PrepReleaseTaskState.COMPLETED if execution.completed else PrepReleaseTaskState.RUNNING
-    return PrepReleaseExecution(state=state, execution_info=execution_info(execution))
+    return PrepReleaseExecution(
+        state=state, execution_info=execution_info(execution), task_root_directory=directory
+    )
 
 
 def job_view(job: JobRecord) -> Job:

@@ -4,7 +4,8 @@ The script makes the task directory and working directory (owned by the task use
 elevated), then execs the program through `setsid` (a session and process group of its own),
 `env -i` (exactly the process's variables), `setpriv` (the non-admin user) and, for a wall clock,
 `timeout` (which kills the task's whole process group on expiry). The program is looked up in
-the process's PATH first, so a missing one is reported as such rather than as a bare exit 127.
+the process's PATH first, so one that cannot be started (missing, a shell builtin, a directory,
+not executable) is reported as such rather than as a bare exit 127.
 """
 
 from __future__ import annotations
@@ -34,11 +35,19 @@ def launch_script(spec: ProcessSpec, *, agent_mark: str) -> str:
         'cd "$w" || exit 125',
     ]
     program = spec.argv[0]
-    lines.append(
-        f"PATH={q(spec.environment.get('PATH', SYSTEM_PATH))} command -v -- {q(program)} "
-        f">/dev/null || {{ echo {NOT_FOUND} >{q(agent_mark)}; "
-        f'echo "{program}: command not found" >"$e"; exit 127; }}'
-    )
+    # The service starts the first word as a program (no shell): a shell builtin (`cd`), a
+    # missing name, a directory or a file without execute permission cannot be started, and
+    # is reported as such (CommandProgramNotFound) rather than as an exit code from a tool
+    # of ours failing to exec it. A name without a slash is looked up in the process's PATH
+    # (an empty entry: the working directory); one with a slash is taken as it is.
+    lines += [
+        f"p={q(program)}",
+        f"s={q(spec.environment.get('PATH', SYSTEM_PATH))}",
+        "case $p in */*) f=$p ;; *) f=; IFS=:; for x in $s; do x=${x:-.}/$p; "
+        '[ -f "$x" ] && [ -x "$x" ] && { f=$x; break; }; done; unset IFS ;; esac',
+        f'[ -n "$f" ] && [ -f "$f" ] && [ -x "$f" ] || {{ echo {NOT_FOUND} >{q(agent_mark)}; '
+        'printf \'%s: program not found\\n\' "$p" >"$e"; exit 127; }',
+    ]
     # setsid: the task leads a session and process group of its own, which the agent's `kill`
     # and timeout's wall clock end as a whole.
     words = ["exec", "setsid", "env", "-i"]
