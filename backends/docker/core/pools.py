@@ -205,11 +205,19 @@ def on_node_state(core: Core, node_id: str, state: NodeState) -> None:
 
 def on_node_hello(core: Core, node_id: str, boot: int) -> list[str]:
     """The node is up with boot number `boot`. Returns the keys to ask it about: what the
-    core saw start there and not end."""
+    core saw start there and not end, before this node came up; none when the node was up
+    on this boot already."""
     found = core.node_by_id(node_id)
     if found is None:
         return []
     pool, node = found
+    # A hello repeated on the boot of a node that is up (the Docker node's agent says hello
+    # when it starts and again when its keeper asks) asks nothing: what ran before the node
+    # came up was asked about then, and what started since is the core's own. Asking races
+    # those starts: a node that has not recorded one yet says it has no trace of it, and the
+    # core would run it again while it still runs (a second preparation task truncating the
+    # shared file after a task appended to it).
+    repeated = node.boot == boot and node.state in rules.USABLE
     if node.boot not in (0, boot):
         log.info("node restarted", node=node.id, boot=boot)
         outcomes.lose_node_work(core, node.id)
@@ -222,6 +230,8 @@ def on_node_hello(core: Core, node_id: str, boot: int) -> list[str]:
         move(node, NodeState.RUNNING if used else NodeState.IDLE, now)
     refresh_allocation(core, pool)
     core.poke()
+    if repeated:
+        return []
     return [key for key, flight in core.in_flight.items() if flight.node_id == node.id]
 
 
