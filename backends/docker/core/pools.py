@@ -197,7 +197,8 @@ def on_node_state(core: Core, node_id: str, state: NodeState) -> None:
 
 def on_node_hello(core: Core, node_id: str, boot: int) -> list[str]:
     """The node is up with boot number `boot`. Returns the keys to ask it about: what the
-    core saw start there and not end."""
+    core saw start there and not end, before this node came up; none when the node was up
+    on this boot already."""
     found = core.node_by_id(node_id)
     if found is None:
         return []

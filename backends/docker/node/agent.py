@@ -16,7 +16,10 @@ attached stdin and answering on stdout, one line each::
 
 Every exit is also written to ``/mnt/batch/agent/<key>.exit`` on the node's volume before it is
 announced, so an app that was not listening (it crashed, or was restarted) learns it with
-`query`. The boot number grows by one each time the container starts: a reboot.
+`query`. A run is recorded (``<key>.run``, the boot it was read in) before the agent reads its
+next command, so a `query` right after a `run` says ``running``, never ``unknown``; its pid
+(``<key>.pid``, for `kill`) is known only once its subshell has started. The boot number grows
+by one each time the container starts: a reboot.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ echo "$boot" >"$A/boot"
 echo "hello $boot"
 run() {
   local key=$1 script=$2
+  echo "$boot" >"$A/$key.run"
   (
     start=$EPOCHREALTIME
     ( eval "$script" ) </dev/null >/dev/null 2>&1 &
@@ -79,7 +83,7 @@ while IFS=' ' read -r verb key size; do
       fi ;;
     query)
       if [ -s "$A/$key.exit" ]; then echo "exited $key $(<"$A/$key.exit")"
-      elif [ -s "$A/$key.pid" ] && read -r b p <"$A/$key.pid" && [ "$b" = "$boot" ]; then
+      elif [ -s "$A/$key.run" ] && read -r b <"$A/$key.run" && [ "$b" = "$boot" ]; then
         echo "running $key"
       else echo "unknown $key"; fi ;;
     hello) echo "hello $boot" ;;
