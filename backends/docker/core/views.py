@@ -7,6 +7,8 @@ happened); reading never changes a record.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from jobprep_release.backends.base import (
     ComputeNode,
@@ -26,11 +28,14 @@ from jobprep_release.backends.base import (
 )
 from jobprep_release.backends.docker.core.records import (
     Execution,
+    History,
     JobRecord,
     NodeRecord,
     PoolRecord,
     TaskRecord,
 )
+
+S = TypeVar("S", bound=StrEnum)
 
 
 def stamp(epoch: float | None) -> datetime | None:
@@ -67,20 +72,27 @@ def execution_info(execution: Execution) -> ExecutionInfo:
     )
 
 
-def task_view(task: TaskRecord) -> Task:
-    history = task.history
+def _history(history: History, states: type[S]) -> dict[str, Any]:
+    """The view fields of a record's history: creation and last change, ETag, and the last
+    transition (`states`: the enum its previous state reads as)."""
     previous = history.previous_state
+    return {
+        "creation_time": stamp(history.created),
+        "last_modified": stamp(history.modified),
+        "etag": history.etag,
+        "state_transition_time": stamp(history.state_time),
+        "previous_state": states(previous) if previous else None,
+        "previous_state_transition_time": stamp(history.previous_state_time),
+    }
+
+
+def task_view(task: TaskRecord) -> Task:
     return Task(
         id=task.spec.id,
         state=task.state,
         node_id=task.node_id,
         execution_info=execution_info(task.run),
-        creation_time=stamp(history.created),
-        last_modified=stamp(history.modified),
-        etag=history.etag,
-        state_transition_time=stamp(history.state_time),
-        previous_state=TaskState(previous) if previous else None,
-        previous_state_transition_time=stamp(history.previous_state_time),
+        **_history(task.history, TaskState),
     )
 
 
@@ -98,26 +110,17 @@ def prep_release_view(
 
 
 def job_view(job: JobRecord) -> Job:
-    history = job.history
-    previous = history.previous_state
     return Job(
         id=job.spec.id,
         pool_id=job.spec.pool_id,
         state=job.state,
         terminate_reason=job.terminate_reason,
-        creation_time=stamp(history.created),
-        last_modified=stamp(history.modified),
-        etag=history.etag,
-        state_transition_time=stamp(history.state_time),
-        previous_state=JobState(previous) if previous else None,
-        previous_state_transition_time=stamp(history.previous_state_time),
+        **_history(job.history, JobState),
         end_time=stamp(job.end_time) if job.state is JobState.COMPLETED else None,
     )
 
 
 def pool_view(pool: PoolRecord) -> Pool:
-    history = pool.history
-    previous = history.previous_state
     return Pool(
         id=pool.spec.id,
         vm_size=pool.spec.vm_size,
@@ -127,12 +130,7 @@ def pool_view(pool: PoolRecord) -> Pool:
         current_dedicated_nodes=sum(n.state is not NodeState.LEAVING_POOL for n in pool.nodes),
         task_slots_per_node=pool.spec.task_slots_per_node,
         node_fill_type=pool.spec.node_fill_type,
-        creation_time=stamp(history.created),
-        last_modified=stamp(history.modified),
-        etag=history.etag,
-        state_transition_time=stamp(history.state_time),
-        previous_state=PoolState(previous) if previous else None,
-        previous_state_transition_time=stamp(history.previous_state_time),
+        **_history(pool.history, PoolState),
         allocation_state_transition_time=stamp(pool.allocation_state_time),
     )
 
