@@ -4,10 +4,6 @@ failure codes (TaskFailureInformationCodes), execution info times, variables per
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import anyio
@@ -26,6 +22,7 @@ from jobprep_release.backends.base import (
 )
 from jobprep_release.backends.errors import Conflict
 from tests.contract.harness import BackendOpener, Batch, pool
+from tests.http_files import serving
 
 
 def bash(script: str) -> str:
@@ -190,31 +187,6 @@ async def test_variables_per_task_kind(open_backend: BackendOpener) -> None:
         )
 
 
-@contextmanager
-def answering(statuses: dict[str, int]) -> Iterator[str]:
-    """An HTTP server on 127.0.0.1 answering each path with its status (200 with a body)."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status = statuses.get(self.path, 404)
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 async def test_resource_file_failures_report_the_cause(
     open_backend: BackendOpener, backend_name: str
 ) -> None:
@@ -227,7 +199,7 @@ async def test_resource_file_failures_report_the_cause(
     }
     async with pool(open_backend) as batch:
         job = await batch.create_job()
-        with answering({"/denied": 403, "/failing": 503}) as base:
+        with serving({"/denied": (403, b"ok"), "/failing": (503, b"ok")}) as base:
             await batch.backend.add_tasks(
                 job,
                 [

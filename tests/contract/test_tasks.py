@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import anyio
@@ -27,6 +23,7 @@ from jobprep_release.backends.base import (
 )
 from jobprep_release.backends.errors import InvalidRequest, NotFound
 from tests.contract.harness import BackendOpener, pool
+from tests.http_files import serving
 
 
 def bash(script: str) -> str:
@@ -153,39 +150,12 @@ async def test_environment_job_settings_and_task_overrides(open_backend: Backend
         )
 
 
-@contextmanager
-def file_server(content: bytes) -> Iterator[str]:
-    """An HTTP server on 127.0.0.1 serving `content` at /data.txt (404 elsewhere)."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path != "/data.txt":
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 async def test_resource_files(open_backend: BackendOpener, backend_name: str) -> None:
     if backend_name == "azure":
         pytest.skip("the cloud cannot reach a server on this machine's loopback")
     async with pool(open_backend) as batch:
         job = await batch.create_job()
-        with file_server(b"payload\n") as base:
+        with serving({"/data.txt": (200, b"payload\n")}) as base:
             good = ResourceFile(f"{base}/data.txt", "in/data.txt", file_mode="0640")
             missing = ResourceFile(f"{base}/absent.txt", "absent.txt")
             show = bash("stat -c %a:%U in/data.txt; cat in/data.txt")

@@ -5,10 +5,7 @@ service documents (TaskFailureInformationCodes), execution info times, variables
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -28,6 +25,7 @@ from jobprep_release.backends.base import (
 )
 from jobprep_release.backends.docker.core import FakeOutcome, FakeStart, resources
 from tests.core.harness import JOB, POOL, Core, job_spec, pool_spec, running_core, tasks
+from tests.http_files import serving
 
 PREP = JobPreparationTaskSpec("/bin/prep")
 RELEASE = JobReleaseTaskSpec("/bin/release")
@@ -291,36 +289,6 @@ async def test_a_job_without_prep_gives_no_prep_variables() -> None:
 # --- resource files: the failure code by cause --------------------------------------------
 
 
-@contextmanager
-def answering(statuses: dict[str, int], slow: str | None = None) -> Iterator[str]:
-    """An HTTP server on 127.0.0.1: each path answers its status; `slow` never answers."""
-    gate = threading.Event()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == slow:
-                gate.wait(10)
-                return
-            status = statuses.get(self.path, 404)
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        gate.set()
-        server.shutdown()
-        server.server_close()
-
-
 async def settled(core: Core, task_id: str) -> Task:
     """The task once completed: downloads run in threads, in real time."""
     with anyio.fail_after(20):
@@ -338,9 +306,14 @@ async def test_resource_file_failures_by_cause(monkeypatch: pytest.MonkeyPatch) 
         "slow": ("/slow", "BlobDownloadTimedOut"),
         "broken": ("/broken", "BlobDownloadMiscError"),
     }
-    statuses = {"/denied": 403, "/unauthorized": 401, "/broken": 500}
+    answers = {
+        "/denied": (403, b"ok"),
+        "/unauthorized": (401, b"ok"),
+        "/broken": (500, b"ok"),
+        "/slow": None,
+    }
     async with running_core() as core:
-        with answering(statuses, slow="/slow") as base:
+        with serving(answers) as base:
             await core.service.create_pool(pool_spec(1, task_slots_per_node=8))
             await core.service.create_job(job_spec())
             specs = [
