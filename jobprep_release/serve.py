@@ -4,7 +4,9 @@ Serves the Batch data-plane REST API (api-version 2025-06-01) on 127.0.0.1 for p
 jobs, tasks and files, each node a container on the local Docker engine, until Ctrl-C or
 SIGTERM. Clients sign requests with the account's Shared Key: the account name and key come
 from ``--account``/``--key``, else ``JOBPREP_RELEASE_ACCOUNT``/``JOBPREP_RELEASE_KEY``, else
-``localbatch`` and a random key printed at start. The first line on stdout names the URL
+``AZURE_BATCH_ACCOUNT``/``AZURE_BATCH_ACCESS_KEY`` (the variables Batch clients read, so one set
+serves client and endpoint), else ``localbatch`` and a random key printed at start; each of the
+two is looked up on its own. The first line on stdout names the URL
 (``--port 0`` picks a free port); logs go to stderr.
 
 Exit statuses are the app's (``python -m jobprep_release --help``); stopping it with Ctrl-C or
@@ -39,6 +41,8 @@ log = structlog.get_logger("jobprep_release.serve")
 
 ENV_ACCOUNT = "JOBPREP_RELEASE_ACCOUNT"
 ENV_KEY = "JOBPREP_RELEASE_KEY"
+AZURE_ACCOUNT = "AZURE_BATCH_ACCOUNT"
+AZURE_KEY = "AZURE_BATCH_ACCESS_KEY"
 _ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 
 
@@ -76,11 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--account",
-        default=os.environ.get(ENV_ACCOUNT) or DEFAULT_ACCOUNT,
-        help=f"Batch account name (default ${ENV_ACCOUNT}, else {DEFAULT_ACCOUNT})",
+        default=os.environ.get(ENV_ACCOUNT) or os.environ.get(AZURE_ACCOUNT) or DEFAULT_ACCOUNT,
+        help=f"Batch account name (default ${ENV_ACCOUNT}, else ${AZURE_ACCOUNT}, "
+        f"else {DEFAULT_ACCOUNT})",
     )
     parser.add_argument(
-        "--key", help=f"account key, base64 (default ${ENV_KEY}, else a random one, printed)"
+        "--key",
+        help=f"account key, base64 (default ${ENV_KEY}, else ${AZURE_KEY}, "
+        "else a random one, printed)",
     )
     parser.add_argument(
         "--image", help="Docker image of pools' nodes (default debian:bookworm-slim)"
@@ -103,7 +110,12 @@ def _key(args: argparse.Namespace) -> tuple[str, str | None]:
     from jobprep_release.backends.docker.rest import new_key
     from jobprep_release.backends.docker.rest.auth import decode_key
 
-    for value, origin in ((args.key, "--key"), (os.environ.get(ENV_KEY), ENV_KEY)):
+    given = (
+        (args.key, "--key"),
+        (os.environ.get(ENV_KEY), ENV_KEY),
+        (os.environ.get(AZURE_KEY), AZURE_KEY),
+    )
+    for value, origin in given:
         if value and value.strip():
             try:
                 decode_key(value.strip())
