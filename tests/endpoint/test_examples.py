@@ -340,7 +340,7 @@ async def test_jobs_tasks_and_files(
         assert properties.content_length == 9 and str(properties.url).endswith("/shared/prep.txt")
         assert (await call(client, "HEAD", f"{node_files}/shared")).headers[
             "ocp-batch-file-isdirectory"
-        ] == "true"
+        ] == "True"
 
         # Terminate Task (a completed one: nothing to do), Terminate Job, Get Job.
         name = "Tasks_TerminateTask"

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from jobprep_release.backends.docker.rest import versions
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.wire import Body, http_date
 
@@ -25,7 +26,8 @@ async def body(request: web.Request, *, optional: bool = False) -> Body:
         document = json.loads(raw)
     except ValueError:
         raise RestError(400, "InvalidRequestBody", "The request body is not valid JSON.") from None
-    return Body.parse(document)
+    version = request.query.get("api-version", versions.LATEST)
+    return Body.parse(versions.request(version, document))
 
 
 def document(content: Any, *, status: int = 200, etag: str | None = None) -> web.Response:
