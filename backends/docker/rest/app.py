@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from jobprep_release.backends.docker.rest import files, jobs, pools, tasks, versions
+from jobprep_release.backends.docker.rest import files, jobs, metadata, pools, tasks, versions
 from jobprep_release.backends.docker.rest.context import CONTEXT, Context, base_url
 from jobprep_release.backends.docker.rest.errors import (
     RestError,
@@ -57,17 +57,16 @@ def _check_api_version(request: web.Request) -> None:
         )
 
 
-def _in_version(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
-    """A JSON answer in the shape of the request's api-version (`versions.answer`)."""
-    version = request.query.get("api-version", API_VERSION)
-    if version == API_VERSION or not isinstance(response, web.Response):
+def _as_the_service(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """A JSON answer as the service writes it: ``odata.metadata`` first
+    (`metadata.with_metadata`), in the shape of the request's api-version (`versions.answer`)."""
+    if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
         return response
     if response.content_type != "application/json" or not response.body:
         return response
-    assert isinstance(response.body, bytes)
-    shaped = versions.answer(
-        version, json.loads(response.body), task_counts=request.path.endswith("/taskcounts")
-    )
+    version = request.query.get("api-version", API_VERSION)
+    document = metadata.with_metadata(base_url(request), request.path, json.loads(response.body))
+    shaped = versions.answer(version, document, task_counts=request.path.endswith("/taskcounts"))
     response.body = json.dumps(shaped).encode()
     return response
 
@@ -85,7 +84,9 @@ def _error_response(request: web.Request, error: RestError, request_id: str) -> 
     body = error_document(base_url(request), error, request_id)
     if request.method == "HEAD":
         return web.Response(status=error.status, headers={"Content-Type": JSON_TYPE})
-    return web.json_response(body, status=error.status, content_type="application/json")
+    return web.Response(
+        status=error.status, body=json.dumps(body).encode(), headers={"Content-Type": JSON_TYPE}
+    )
 
 
 @web.middleware
@@ -97,7 +98,7 @@ async def service_middleware(request: web.Request, handler: Handler) -> web.Stre
         ctx.keys.check(request.method, request.headers, request.raw_path)
         _check_api_version(request)
         _check_unemulated_options(request)
-        response = _in_version(request, await handler(request))
+        response = _as_the_service(request, await handler(request))
     except RestError as error:
         response = _error_response(request, error, request_id)
     except JobPrepReleaseError as error:
