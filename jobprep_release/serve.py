@@ -1,9 +1,10 @@
 """`python -m jobprep_release serve`: a local Azure Batch endpoint backed by Docker (issue 8).
 
-Serves the Batch data-plane REST API (api-version 2025-06-01) on 127.0.0.1 for pools, nodes,
-jobs, tasks and files, each node a container on the local Docker engine, until Ctrl-C or
-SIGTERM. Clients sign requests with the account's Shared Key: the account name and key come
-from ``--account``/``--key``, else ``JOBPREP_RELEASE_ACCOUNT``/``JOBPREP_RELEASE_KEY``, else
+Serves the Batch data-plane REST API (api-versions 2018-03-01.6.1 to 2025-06-01) on
+127.0.0.1 for pools, nodes, jobs, tasks and files, each node a container on the local Docker
+engine, until Ctrl-C or SIGTERM. Clients sign requests with the account's Shared Key: the
+account name and key come from ``--account``/``--key``, else
+``JOBPREP_RELEASE_ACCOUNT``/``JOBPREP_RELEASE_KEY``, else
 ``AZURE_BATCH_ACCOUNT``/``AZURE_BATCH_ACCESS_KEY`` (the variables Batch clients read, so one set
 serves client and endpoint), else ``localbatch`` and a random key printed at start; each of the
 two is looked up on its own. The first line on stdout names the URL
@@ -64,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="python -m jobprep_release serve",
-        description="A local Azure Batch endpoint (REST API 2025-06-01) whose nodes are "
-        "containers on the local Docker engine.",
+        description="A local Azure Batch endpoint (REST API 2018-03-01.6.1 to 2025-06-01) whose "
+        "nodes are containers on the local Docker engine.",
         epilog="example:\n"
         "  python -m jobprep_release serve --port 8089\n"
         "  python -m jobprep_release --backend azure --endpoint http://127.0.0.1:8089 \\\n"
@@ -135,7 +136,7 @@ def _banner(url: str, account: str, key: str, key_origin: str | None) -> str:
         f"Azure Batch endpoint (local, Docker) at {url}\n"
         f"  account: {account}\n"
         f"  key:     {shown}\n"
-        f"  api-version: 2025-06-01\n"
+        "  api-versions: 2018-03-01.6.1 to 2025-06-01\n"
         "Run the sample against it:\n"
         f"  python -m jobprep_release --backend azure --endpoint {url} --account {account} "
         f"--key {key_arg}\n"
