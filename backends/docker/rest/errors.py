@@ -45,10 +45,12 @@ _STATUS_BY_CLASS: tuple[tuple[type[JobPrepReleaseError], int, str], ...] = (
     (BackendUnavailable, 503, "ServerBusy"),
 )
 
-# The service's sentence for each code (recorded answers of the real service where there are
-# some: PoolNotFound, JobExists, InvalidPropertyValue; Batch's documented error texts for the
-# rest). Codes the service answers with no detail values are in _WITHOUT_VALUES; for the others,
-# the endpoint's own sentence (naming the object or property) follows as the value "Reason".
+# The service's sentence for each code. Checked against recorded answers of the real service:
+# PoolNotFound, JobExists, InvalidPropertyValue (../shared/reference/recordings) and
+# InvalidQueryParameterValue (quoted in public SDK issues); the others follow the service's
+# pattern as its SDKs' users quote it, not checked against a recording. Codes the service
+# answers with no detail values are in _WITHOUT_VALUES; for the others, the endpoint's own
+# sentence (naming the object or property) follows as the value "Reason".
 SERVICE_MESSAGES = {
     "PoolNotFound": "The specified pool does not exist.",
     "JobNotFound": "The specified job does not exist.",
