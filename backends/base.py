@@ -265,6 +265,8 @@ class ComputeNode:
     allocation_time: datetime | None = None
     last_boot_time: datetime | None = None
     """None while the node has not booted (or where a backend does not report it)."""
+    ip_address: str | None = None
+    """The node's IP address (on docker, the container's); None while not known."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,13 @@
 """`python -m jobprep_release serve`: a local Azure Batch endpoint backed by Docker (issue 8).
 
-Serves the Batch data-plane REST API (api-version 2025-06-01) on 127.0.0.1 for pools, nodes,
-jobs, tasks and files, each node a container on the local Docker engine, until Ctrl-C or
-SIGTERM. Clients sign requests with the account's Shared Key: the account name and key come
-from ``--account``/``--key``, else ``JOBPREP_RELEASE_ACCOUNT``/``JOBPREP_RELEASE_KEY``, else
-``localbatch`` and a random key printed at start. The first line on stdout names the URL
+Serves the Batch data-plane REST API (api-versions 2018-03-01.6.1 to 2025-06-01) on
+127.0.0.1 for pools, nodes, jobs, tasks and files, each node a container on the local Docker
+engine, until Ctrl-C or SIGTERM. Clients sign requests with the account's Shared Key: the
+account name and key come from ``--account``/``--key``, else
+``JOBPREP_RELEASE_ACCOUNT``/``JOBPREP_RELEASE_KEY``, else
+``AZURE_BATCH_ACCOUNT``/``AZURE_BATCH_ACCESS_KEY`` (the variables Batch clients read, so one set
+serves client and endpoint), else ``localbatch`` and a random key printed at start; each of the
+two is looked up on its own. The first line on stdout names the URL
 (``--port 0`` picks a free port); logs go to stderr.
 
 Exit statuses are the app's (``python -m jobprep_release --help``); stopping it with Ctrl-C or
@@ -39,6 +42,8 @@ log = structlog.get_logger("jobprep_release.serve")
 
 ENV_ACCOUNT = "JOBPREP_RELEASE_ACCOUNT"
 ENV_KEY = "JOBPREP_RELEASE_KEY"
+AZURE_ACCOUNT = "AZURE_BATCH_ACCOUNT"
+AZURE_KEY = "AZURE_BATCH_ACCESS_KEY"
 _ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 
 
@@ -60,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="python -m jobprep_release serve",
-        description="A local Azure Batch endpoint (REST API 2025-06-01) whose nodes are "
-        "containers on the local Docker engine.",
+        description="A local Azure Batch endpoint (REST API 2018-03-01.6.1 to 2025-06-01) whose "
+        "nodes are containers on the local Docker engine.",
         epilog="example:\n"
         "  python -m jobprep_release serve --port 8089\n"
         "  python -m jobprep_release --backend azure --endpoint http://127.0.0.1:8089 \\\n"
@@ -76,11 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--account",
-        default=os.environ.get(ENV_ACCOUNT) or DEFAULT_ACCOUNT,
-        help=f"Batch account name (default ${ENV_ACCOUNT}, else {DEFAULT_ACCOUNT})",
+        default=os.environ.get(ENV_ACCOUNT) or os.environ.get(AZURE_ACCOUNT) or DEFAULT_ACCOUNT,
+        help=f"Batch account name (default ${ENV_ACCOUNT}, else ${AZURE_ACCOUNT}, "
+        f"else {DEFAULT_ACCOUNT})",
     )
     parser.add_argument(
-        "--key", help=f"account key, base64 (default ${ENV_KEY}, else a random one, printed)"
+        "--key",
+        help=f"account key, base64 (default ${ENV_KEY}, else ${AZURE_KEY}, "
+        "else a random one, printed)",
     )
     parser.add_argument(
         "--image", help="Docker image of pools' nodes (default debian:bookworm-slim)"
@@ -103,7 +111,12 @@ def _key(args: argparse.Namespace) -> tuple[str, str | None]:
     from jobprep_release.backends.docker.rest import new_key
     from jobprep_release.backends.docker.rest.auth import decode_key
 
-    for value, origin in ((args.key, "--key"), (os.environ.get(ENV_KEY), ENV_KEY)):
+    given = (
+        (args.key, "--key"),
+        (os.environ.get(ENV_KEY), ENV_KEY),
+        (os.environ.get(AZURE_KEY), AZURE_KEY),
+    )
+    for value, origin in given:
         if value and value.strip():
             try:
                 decode_key(value.strip())
@@ -123,7 +136,7 @@ def _banner(url: str, account: str, key: str, key_origin: str | None) -> str:
         f"Azure Batch endpoint (local, Docker) at {url}\n"
         f"  account: {account}\n"
         f"  key:     {shown}\n"
-        f"  api-version: 2025-06-01\n"
+        "  api-versions: 2018-03-01.6.1 to 2025-06-01\n"
         "Run the sample against it:\n"
         f"  python -m jobprep_release --backend azure --endpoint {url} --account {account} "
         f"--key {key_arg}\n"

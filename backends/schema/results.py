@@ -142,6 +142,7 @@ def node_view(node: models.BatchNode) -> ComputeNode:
         state_transition_time=node.state_transition_time,
         allocation_time=node.allocation_time,
         last_boot_time=node.last_boot_time,
+        ip_address=node.ip_address,
     )
 
 
@@ -154,6 +155,7 @@ def node_model(view: ComputeNode) -> models.BatchNode:
         state_transition_time=view.state_transition_time,
         allocation_time=view.allocation_time,
         last_boot_time=view.last_boot_time,
+        ip_address=view.ip_address,
     )
     return node
 

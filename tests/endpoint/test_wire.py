@@ -85,13 +85,22 @@ def test_pages_link_to_the_rest_with_the_same_query() -> None:
 
 def test_shared_key_accepts_the_forms_clients_sign() -> None:
     keys = SharedKey("acct", KEY)
-    headers = {"ocp-date": "Tue, 25 Nov 2025 07:00:00 GMT", "Content-Type": "application/json"}
+    headers = {
+        "ocp-date": "Tue, 25 Nov 2025 07:00:00 GMT",
+        "Content-Type": "application/json",
+        "Content-Length": "0",
+    }
     forms = keys.strings_to_sign("POST", headers, "/jobs/a%20b?api-version=2025-06-01&$Filter=x")
     assert forms[0] == (
         "POST\n\n\n0\n\napplication/json\n\n\n\n\n\n\nocp-date:Tue, 25 Nov 2025 07:00:00 GMT\n"
-        "/acct/jobs/a%20b\n$Filter:x\napi-version:2025-06-01"
+        "/acct/jobs/a%20b\n$filter:x\napi-version:2025-06-01"
+    )
+    assert any(
+        form.endswith("/acct/jobs/a%20b\n$Filter:x\napi-version:2025-06-01") for form in forms
     )
     assert any(form.endswith("/acct/jobs/a b\n$filter:x\napi-version:2025-06-01") for form in forms)
+    absent = keys.strings_to_sign("DELETE", {"ocp-date": "x"}, "/pools/p")
+    assert absent == ["DELETE\n" + "\n" * 11 + "ocp-date:x\n/acct/pools/p"]
 
 
 def test_bodies_take_numbers_and_booleans_written_as_strings() -> None:

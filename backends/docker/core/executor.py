@@ -152,6 +152,10 @@ class NodeExecutor(Protocol):
         does; report `creating`/`starting`, then hello. Returns at once."""
         ...
 
+    def node_address(self, node_id: str) -> str | None:
+        """The node's IP address on its network (dotted quad), None while not known."""
+        ...
+
     async def remove_node(self, node: NodeSetup) -> None:
         """Stop keeping the node and delete it and its disk; what runs there is gone."""
         ...

@@ -280,6 +280,16 @@ class FakeExecutor:
         self._emit(lambda listener: listener.on_node_state(node_id, NodeState.STARTING))
         self._boot(fake)
 
+    def node_address(self, node_id: str) -> str | None:
+        """A fixed private address per node (its pool's serial and its index), as a real
+        node's is fixed while it exists; None for an unknown node."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            return None
+        return (
+            f"10.{node.setup.serial % 250}.{node.setup.index // 250}.{node.setup.index % 250 + 4}"
+        )
+
     def release_hello(self) -> None:
         """Let nodes held by `hold_hello` say hello now."""
         self.hold_hello = False

@@ -135,8 +135,9 @@ def pool_view(pool: PoolRecord) -> Pool:
     )
 
 
-def node_view(node: NodeRecord, busy: dict[str, int]) -> ComputeNode:
-    """The node as recorded; `busy` gives the task slots in use on each node."""
+def node_view(node: NodeRecord, busy: dict[str, int], address: str | None = None) -> ComputeNode:
+    """The node as recorded; `busy` gives the task slots in use on each node, `address` its
+    IP address as the executor knows it."""
     return ComputeNode(
         id=node.id,
         state=node.state,
@@ -144,4 +145,5 @@ def node_view(node: NodeRecord, busy: dict[str, int]) -> ComputeNode:
         state_transition_time=stamp(node.history.state_time),
         allocation_time=stamp(node.history.created),
         last_boot_time=stamp(node.last_boot_time),
+        ip_address=address,
     )

@@ -138,6 +138,10 @@ class DockerExecutor:
     async def reimage_node(self, node_id: str) -> None:
         await self._keeper(node_id).reimage()
 
+    def node_address(self, node_id: str) -> str | None:
+        keeper = self._keepers.get(node_id)
+        return keeper.address if keeper is not None else None
+
     # --- processes -----------------------------------------------------------------------------
 
     async def start_process(self, node_id: str, key: str, spec: ProcessSpec) -> bool:

@@ -83,6 +83,18 @@ def container_name(setup: NodeSetup) -> str:
     return f"jobprep_release-{setup.pool.id.lower()}-{setup.index}-{setup.serial}"
 
 
+def container_address(attrs: dict[str, Any]) -> str | None:
+    """A running container's IP address, from its inspect document (the default bridge's, else
+    the first network's); None when it has none."""
+    settings = attrs.get("NetworkSettings") or {}
+    if settings.get("IPAddress"):
+        return str(settings["IPAddress"])
+    for network in (settings.get("Networks") or {}).values():
+        if network and network.get("IPAddress"):
+            return str(network["IPAddress"])
+    return None
+
+
 def container_limits(vm_size: str) -> dict[str, Any]:
     """Memory and process limits that follow the VM size's memory."""
     gib = VM_MEMORY_GIB.get(vm_size.lower(), DEFAULT_MEMORY_GIB)
@@ -104,6 +116,8 @@ class NodeKeeper:
         self.name = container_name(setup)
         self._listener = listener
         self.link: AgentLink | None = None
+        self.address: str | None = None
+        """The container's IP address, read when it last started (None before)."""
         self.mode = Mode.KEEP
         self._scope = anyio.CancelScope()
         self._lock = anyio.Lock()
@@ -153,6 +167,8 @@ class NodeKeeper:
         await self._engine.call(container.reload, what=f"inspect {self.name}")
         if container.status != "running":
             await self._engine.call(container.start, what=f"start {self.name}")
+            await self._engine.call(container.reload, what=f"inspect {self.name}")
+        self.address = container_address(container.attrs)
         await link.send(simple_command("hello"))
         return link
 

@@ -8,6 +8,7 @@ the signature and key never reach a log.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 
@@ -15,7 +16,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from jobprep_release.backends.docker.rest import files, jobs, pools, tasks
+from jobprep_release.backends.docker.rest import files, jobs, metadata, pools, tasks, versions
 from jobprep_release.backends.docker.rest.context import CONTEXT, Context, base_url
 from jobprep_release.backends.docker.rest.errors import (
     RestError,
@@ -23,16 +24,11 @@ from jobprep_release.backends.docker.rest.errors import (
     from_backend,
     not_supported,
 )
-from jobprep_release.backends.docker.rest.odata import bad_query
 from jobprep_release.backends.docker.rest.replies import JSON_TYPE
 from jobprep_release.backends.docker.rest.unsupported import unrouted
 from jobprep_release.backends.errors import JobPrepReleaseError
 
-API_VERSION = "2025-06-01"
-# Earlier versions whose requests for these operations read the same; answers are 2025-06-01's.
-COMPATIBLE_API_VERSIONS = frozenset(
-    {API_VERSION, "2024-07-01.20.0", "2024-02-01.19.0", "2023-11-01.18.0", "2023-05-01.17.0"}
-)
+API_VERSION = versions.LATEST
 MAX_BODY = 1024 * 1024
 CONDITIONAL_HEADERS = ("If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
 
@@ -48,8 +44,31 @@ def _check_api_version(request: web.Request) -> None:
             "A query parameter that's mandatory for this request is not specified: api-version",
             [("QueryParameterName", "api-version")],
         )
-    if version not in COMPATIBLE_API_VERSIONS:
-        raise bad_query("api-version", version, f"this endpoint speaks api-version {API_VERSION}")
+    if version not in versions.API_VERSIONS:
+        raise RestError(
+            400,
+            "InvalidQueryParameterValue",
+            "Value for one of the query parameters specified in the request URI is invalid.",
+            [
+                ("QueryParameterName", "api-version"),
+                ("QueryParameterValue", version),
+                ("Reason", "The specified api version is not supported."),
+            ],
+        )
+
+
+def _as_the_service(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """A JSON answer as the service writes it: ``odata.metadata`` first
+    (`metadata.with_metadata`), in the shape of the request's api-version (`versions.answer`)."""
+    if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+        return response
+    if response.content_type != "application/json" or not response.body:
+        return response
+    version = request.query.get("api-version", API_VERSION)
+    document = metadata.with_metadata(base_url(request), request.path, json.loads(response.body))
+    shaped = versions.answer(version, document, task_counts=request.path.endswith("/taskcounts"))
+    response.body = json.dumps(shaped).encode()
+    return response
 
 
 def _check_unemulated_options(request: web.Request) -> None:
@@ -65,7 +84,9 @@ def _error_response(request: web.Request, error: RestError, request_id: str) -> 
     body = error_document(base_url(request), error, request_id)
     if request.method == "HEAD":
         return web.Response(status=error.status, headers={"Content-Type": JSON_TYPE})
-    return web.json_response(body, status=error.status, content_type="application/json")
+    return web.Response(
+        status=error.status, body=json.dumps(body).encode(), headers={"Content-Type": JSON_TYPE}
+    )
 
 
 @web.middleware
@@ -77,7 +98,7 @@ async def service_middleware(request: web.Request, handler: Handler) -> web.Stre
         ctx.keys.check(request.method, request.headers, request.raw_path)
         _check_api_version(request)
         _check_unemulated_options(request)
-        response = await handler(request)
+        response = _as_the_service(request, await handler(request))
     except RestError as error:
         response = _error_response(request, error, request_id)
     except JobPrepReleaseError as error:

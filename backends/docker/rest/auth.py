@@ -1,15 +1,27 @@
-"""Shared Key authentication, checked as the Batch service checks it.
+"""Shared Key authentication, checked as the Batch service specifies it.
 
-A client signs each request with HMAC-SHA256 under the account key over: the method, eleven
-standard headers (``Content-Length`` ``0`` for a body-less write), every ``ocp-*`` header
-(lower-cased, sorted, ``name:value``), ``/<account><path>`` and each query parameter
-(``\\nname:value``, sorted by name, first value, empty ones left out), and sends
-``Authorization: SharedKey <account>:<base64 signature>`` with an ``ocp-date`` (or ``Date``).
-That is what azure-batch's ``BatchSharedKeyAuthPolicy`` signs; older clients lower-case the
-parameter names or sign the decoded path, and those forms are accepted too.
+A client signs each request with HMAC-SHA256 under the account key over (source: "Authenticate
+requests to the Azure Batch service", Batch REST API documentation)::
 
-A request without a usable ``Authorization`` header is refused with 401, a wrong signature or
-account, or a date more than 15 minutes away, with 403; both with code ``AuthenticationFailed``.
+    VERB \\n Content-Encoding \\n Content-Language \\n Content-Length \\n Content-MD5 \\n
+    Content-Type \\n Date \\n If-Modified-Since \\n If-Match \\n If-None-Match \\n
+    If-Unmodified-Since \\n Range \\n CanonicalizedHeaders CanonicalizedResource
+
+Each standard header is the value the request carries, and an empty line when it carries none,
+for every method (Node's DELETE sends no ``Content-Length`` and `@azure/batch` signs an empty
+line; Python's transports send ``Content-Length: 0`` and azure-batch signs ``0``). A
+``Content-Length: 0`` may also be signed as an empty line (Storage's rule since 2015), and the
+``Date`` line may be left empty when ``ocp-date`` is sent. CanonicalizedHeaders: every ``ocp-*``
+header with a value, the name lower-cased, sorted, ``name:value\\n`` (folded whitespace
+unfolded). CanonicalizedResource: ``/<account><encoded path>``, then ``\\nname:value`` per query
+parameter sorted by name, names and values URL-decoded. The documentation lower-cases the names
+and joins several values, sorted, with commas; the SDKs sign the names as sent (azure-batch:
+``timeOut``), azure-batch leaves out parameters with empty values and `@azure/batch` keeps them.
+Every one of those forms is accepted; nothing else is.
+
+The date checked is ``ocp-date``, else ``Date``. A request without a usable ``Authorization``
+header is refused with 401; a wrong signature or account, or a date more than 15 minutes away,
+with 403; both with code ``AuthenticationFailed``.
 """
 
 from __future__ import annotations
@@ -18,9 +30,10 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from datetime import timedelta
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qsl, unquote
 
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.wire import now, parse_http_date
@@ -39,6 +52,7 @@ SIGNED_HEADERS = (
     "range",
 )
 MAX_CLOCK_SKEW = timedelta(minutes=15)
+_FOLDED = re.compile(r"\s*\r?\n[ \t]+")
 _FAILED = (
     "Server failed to authenticate the request. Make sure the value of Authorization header is "
     "formed correctly including the signature."
@@ -73,38 +87,28 @@ class SharedKey:
     def strings_to_sign(
         self, method: str, headers: Mapping[str, str], raw_path_and_query: str
     ) -> list[str]:
-        """The texts a client may have signed for this request (the SDK's form first)."""
-        present = {name.lower(): value for name, value in headers.items() if value}
-        if method not in ("GET", "HEAD"):
-            present.setdefault("content-length", "0")
-        text = method + "\n" + "\n".join(present.get(name, "") for name in SIGNED_HEADERS) + "\n"
-        ocp = sorted((name, value) for name, value in present.items() if "ocp-" in name)
-        text += "".join(f"{name}:{value}\n" for name, value in ocp)
+        """Every text a client may have signed for this request, by the forms the module's
+        docstring lists (the documentation's form first)."""
+        heads = _standard_lines(method, _received(headers))
         raw_path, _, raw_query = raw_path_and_query.partition("?")
-        query = parse_qs(raw_query, keep_blank_values=True)
-        forms: list[str] = []
-        for path in dict.fromkeys((raw_path, unquote(raw_path))):
-            for lower in (False, True):
-                names = {
-                    (name.lower() if lower else name): values for name, values in query.items()
-                }
-                resource = f"/{self.account}{path}"
-                for name in sorted(names):
-                    if names[name][0]:
-                        resource += f"\n{name}:{names[name][0]}"
-                forms.append(text + resource)
-        return list(dict.fromkeys(forms))
+        resources = [
+            f"/{self.account}{path}{query}"
+            for path in dict.fromkeys((raw_path, unquote(raw_path)))
+            for query in _canonical_queries(raw_query)
+        ]
+        return list(dict.fromkeys(head + resource for head in heads for resource in resources))
 
     def check(self, method: str, headers: Mapping[str, str], raw_path_and_query: str) -> None:
         """Return when the request is signed with this account's key; else `RestError`."""
-        authorization = headers.get("Authorization", "")
+        authorization = _received(headers).get("authorization", "")
         scheme, _, credentials = authorization.partition(" ")
         account, _, signature = credentials.strip().rpartition(":")
         if scheme != "SharedKey" or not account or not signature:
             raise _refused(401, "The Authorization header is missing or is not SharedKey.")
         if account != self.account:
             raise _refused(403, f"The account {account!r} is not served here.")
-        sent = headers.get("ocp-date") or headers.get("Date")
+        received = _received(headers)
+        sent = received.get("ocp-date") or received.get("date")
         when = parse_http_date(sent) if sent else None
         if when is None:
             raise _refused(403, "The request has no valid ocp-date or Date header.")
@@ -114,3 +118,57 @@ class SharedKey:
             if hmac.compare_digest(self.sign(text), signature):
                 return
         raise _refused(403, "The signature is not the one computed with the account's key.")
+
+
+def _received(headers: Mapping[str, str]) -> dict[str, str]:
+    """The request's headers by lower-cased name; a repeated header's values joined by commas,
+    folded whitespace unfolded, values trimmed."""
+    joined: dict[str, list[str]] = {}
+    for name, value in headers.items():
+        joined.setdefault(name.lower(), []).append(_FOLDED.sub(" ", value).strip())
+    return {name: ",".join(values) for name, values in joined.items()}
+
+
+def _standard_lines(method: str, received: Mapping[str, str]) -> list[str]:
+    """The verb, the standard headers' lines and the canonicalized headers, in every accepted
+    form (as received first)."""
+    ocp = sorted((name, value) for name, value in received.items() if name.startswith("ocp-"))
+    canonical = "".join(f"{name}:{value}\n" for name, value in ocp if value)
+    lengths = [received.get("content-length", "")]
+    if lengths[0] == "0":
+        lengths.append("")
+    dates = [received.get("date", "")]
+    if dates[0] and received.get("ocp-date"):
+        dates.append("")
+    forms = []
+    for length in lengths:
+        for date in dates:
+            values = {**received, "content-length": length, "date": date}
+            lines = "".join(values.get(name, "") + "\n" for name in SIGNED_HEADERS)
+            forms.append(f"{method}\n{lines}{canonical}")
+    return forms
+
+
+def _canonical_queries(raw_query: str) -> list[str]:
+    """The query's canonicalized forms (``\nname:value`` each): the documentation's (names
+    lower-cased, several values sorted and joined by commas), and the SDKs' (names as sent,
+    the first value; empty values left out, or kept)."""
+    pairs = parse_qsl(raw_query, keep_blank_values=True)
+    forms: list[str] = []
+    for lower, first_only, drop_empty in (
+        (True, False, False),
+        (False, True, True),
+        (False, True, False),
+        (True, True, True),
+        (False, False, False),
+    ):
+        values: dict[str, list[str]] = {}
+        for name, value in pairs:
+            values.setdefault(name.lower() if lower else name, []).append(value)
+        text = ""
+        for name in sorted(values):
+            value = values[name][0] if first_only else ",".join(sorted(values[name]))
+            if value or not drop_empty:
+                text += f"\n{name}:{value}"
+        forms.append(text)
+    return list(dict.fromkeys(forms))

@@ -35,6 +35,7 @@ from aiohttp.typedefs import Handler
 
 from jobprep_release.backends.docker.rest.context import base_url
 from jobprep_release.backends.docker.rest.errors import RestError, error_document
+from jobprep_release.backends.docker.rest.replies import JSON_TYPE
 
 INJECTED = "Injected failure."
 
@@ -135,9 +136,13 @@ class FaultInjector:
             await anyio.sleep(fault.delay)
         if fault.status is None:
             return await handler(request)
-        headers = {"request-id": str(uuid.uuid4()), **fault.headers}
+        headers = {"request-id": str(uuid.uuid4()), "Content-Type": JSON_TYPE, **fault.headers}
         if fault.body is not None:
-            return web.json_response(fault.body, status=fault.status, headers=headers)
+            return web.Response(
+                status=fault.status, body=json.dumps(fault.body).encode(), headers=headers
+            )
         error = RestError(fault.status, fault.code, INJECTED)
         document = error_document(base_url(request), error, headers["request-id"])
-        return web.json_response(document, status=fault.status, headers=headers)
+        return web.Response(
+            status=fault.status, body=json.dumps(document).encode(), headers=headers
+        )

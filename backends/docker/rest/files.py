@@ -8,6 +8,7 @@ Node file paths are relative to the node's root (``shared/x.txt``,
 
 from __future__ import annotations
 
+import mimetypes
 import re
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +27,8 @@ from jobprep_release.backends.errors import NotFound
 routes = web.RouteTableDef()
 
 OCTET_STREAM = "application/octet-stream"
+# Python's own table only (not /etc/mime.types), so a name has one type on every machine.
+_TYPES = mimetypes.MimeTypes()
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
@@ -41,12 +44,21 @@ def relative(path: str) -> str:
     return "/".join(parts)
 
 
+def content_type(name: str) -> str:
+    """A file's type from its name, as the service gives it (``text/plain`` for ``.txt``)."""
+    return _TYPES.guess_type(name, strict=False)[0] or OCTET_STREAM
+
+
 def _headers(info: FileInfo, url: str) -> dict[str, str]:
+    """A file's headers as the service writes them (recorded answers of Get Node File): the
+    directory flag as ``True``/``False``, the URL percent-encoded whole. Node file systems keep
+    no creation time here, so ``ocp-creation-time`` is the last modification's."""
     return {
-        "Content-Type": OCTET_STREAM,
+        "Content-Type": content_type(url),
         "Last-Modified": http_date(info.modified),
-        "ocp-batch-file-isdirectory": "true" if info.is_directory else "false",
-        "ocp-batch-file-url": url,
+        "ocp-creation-time": http_date(info.modified),
+        "ocp-batch-file-isdirectory": "True" if info.is_directory else "False",
+        "ocp-batch-file-url": quote(url, safe=""),
         "ocp-batch-file-mode": info.mode,
     }
 
@@ -95,9 +107,10 @@ def _listing(prefix: str, entries: list[FileInfo]) -> list[dict[str, Any]]:
         }
         if not entry.is_directory:
             item["properties"] = {
+                "creationTime": format_time(entry.modified),
                 "lastModified": format_time(entry.modified),
                 "contentLength": str(entry.size),
-                "contentType": OCTET_STREAM,
+                "contentType": content_type(entry.name),
                 "fileMode": entry.mode,
             }
         listed.append(item)

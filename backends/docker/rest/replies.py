@@ -8,10 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
+from jobprep_release.backends.docker.rest import versions
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.wire import Body, http_date
 
-JSON_TYPE = "application/json;odata=minimalmetadata"
+JSON_TYPE = "application/json; odata=minimalmetadata"  # as recorded from the service
 
 
 async def body(request: web.Request, *, optional: bool = False) -> Body:
@@ -25,7 +26,8 @@ async def body(request: web.Request, *, optional: bool = False) -> Body:
         document = json.loads(raw)
     except ValueError:
         raise RestError(400, "InvalidRequestBody", "The request body is not valid JSON.") from None
-    return Body.parse(document)
+    version = request.query.get("api-version", versions.LATEST)
+    return Body.parse(versions.request(version, document))
 
 
 def document(content: Any, *, status: int = 200, etag: str | None = None) -> web.Response:
@@ -34,7 +36,7 @@ def document(content: Any, *, status: int = 200, etag: str | None = None) -> web
         headers["ETag"] = etag
     if isinstance(content, dict) and "lastModified" in content:
         headers["Last-Modified"] = http_date_of(content["lastModified"])
-    return web.Response(status=status, text=json.dumps(content), headers=headers)
+    return web.Response(status=status, body=json.dumps(content).encode(), headers=headers)
 
 
 def http_date_of(iso: str) -> str:

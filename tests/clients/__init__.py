@@ -1,0 +1,1 @@
+"""Batch clients other than the app's own, unchanged, against the local endpoint."""
