@@ -136,7 +136,7 @@ def shown_pool_spec(spec: PoolSpec) -> PoolSpec:
 def pool(base: str, view: Pool, spec: PoolSpec) -> Json:
     model = results.pool_model(view, shown_pool_spec(spec))
     model.url = f"{base}/pools/{view.id}"
-    return shapes.as_json(model)
+    return _with_no_certificates(shapes.as_json(model))
 
 
 def pool_index(view: Pool, spec: PoolSpec) -> Json:
@@ -189,7 +189,14 @@ def node(
     model.node_agent_info = models.BatchNodeAgentInfo({"version": NODE_AGENT_VERSION})
     if view.allocation_time is not None:
         model.node_agent_info.last_update_time = view.allocation_time
-    return shapes.as_json(model, defaults=False)
+    return _with_no_certificates(shapes.as_json(model, defaults=False))
+
+
+def _with_no_certificates(document: Json) -> Json:
+    """The service writes ``certificateReferences: []`` on pools and nodes without certificates
+    (its recorded answers, 2024-07-01.20.0); azure-batch 15 no longer models the property."""
+    document.setdefault("certificateReferences", [])
+    return document
 
 
 # --- jobs ------------------------------------------------------------------------------------

@@ -45,6 +45,9 @@ INTRODUCED: dict[str, str] = {
     "requiredSlots": SLOTS,
     "runningTaskSlotsCount": SLOTS,
     "taskSlotCounts": SLOTS,
+    # A pool's taskSchedulingPolicy.jobDefaultOrder is 2025-06-01's: a 2024-07-01.20.0 answer
+    # of the service has none (its recordings, ../shared/reference/recordings).
+    "jobDefaultOrder": LATEST,
 }
 """A property of an answer, by name, and the first version that has it."""
 
