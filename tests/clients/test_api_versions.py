@@ -71,6 +71,13 @@ async def test_every_accepted_version_is_answered_in_its_shape(emulator: Emulato
                 assert counts.json()["taskCounts"]["completed"] == 1
                 assert counts.json()["taskSlotCounts"]["completed"] == 1
                 assert got.json()["requiredSlots"] == 1
+            # Certificates left the API with 2025-06-01; before it, pools and nodes carry none.
+            nodes = await call(batch, "GET", "/pools/vpool/nodes", params=params)
+            for shown in (pool.json(), *nodes.json()["value"]):
+                if version == "2025-06-01":
+                    assert "certificateReferences" not in shown
+                else:
+                    assert shown["certificateReferences"] == []
 
 
 async def test_an_older_version_writes_max_tasks_per_node(emulator: Emulator) -> None:

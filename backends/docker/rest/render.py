@@ -194,7 +194,8 @@ def node(
 
 def _with_no_certificates(document: Json) -> Json:
     """The service writes ``certificateReferences: []`` on pools and nodes without certificates
-    (its recorded answers, 2024-07-01.20.0); azure-batch 15 no longer models the property."""
+    (its recorded answers, 2024-07-01.20.0); azure-batch 15 no longer models the property, and
+    `versions.answer` leaves it out of the versions that no longer have it."""
     document.setdefault("certificateReferences", [])
     return document
 

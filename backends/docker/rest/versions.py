@@ -51,6 +51,13 @@ INTRODUCED: dict[str, str] = {
 }
 """A property of an answer, by name, and the first version that has it."""
 
+REMOVED: dict[str, str] = {
+    # Pools and nodes carry ``certificateReferences: []`` up to 2024-07-01.20.0 (the service's
+    # recordings); 2025-06-01 has no certificates at all (azure-batch 15 models none).
+    "certificateReferences": LATEST,
+}
+"""A property of an answer, by name, and the first version that no longer has it."""
+
 
 def order(version: str) -> int:
     """The version's place in `API_VERSIONS` (`ValueError` for one that is not there)."""
@@ -64,7 +71,7 @@ def before(version: str, other: str) -> bool:
 def answer(version: str, document: Any, *, task_counts: bool = False) -> Any:
     """A 2025-06-01 JSON answer in `version`'s shape (`task_counts`: Get Task Counts')."""
     if version == LATEST:
-        return document
+        return _without_removed(document)
     if task_counts and before(version, SLOTS) and isinstance(document, dict):
         counts = document.get("taskCounts", {})
         return {key: value for key, value in document.items() if key == "odata.metadata"} | counts
@@ -80,10 +87,26 @@ def _walk(version: str, value: Any) -> Any:
     for key, item in value.items():
         if key in INTRODUCED and before(version, INTRODUCED[key]):
             continue
+        if key in REMOVED and not before(version, REMOVED[key]):
+            continue
         if key == "taskSlotsPerNode" and before(version, SLOTS):
             key = "maxTasksPerNode"  # noqa: PLW2901
         shaped[key] = _walk(version, item)
     return shaped
+
+
+def _without_removed(document: Any) -> Any:
+    """A latest-version answer without what that version removed: the removed properties sit
+    on the objects themselves (pools, nodes), so a shallow pass over the answer or its
+    ``value`` list is enough."""
+    if not isinstance(document, dict):
+        return document
+    items = document.get("value")
+    for item in [document, *(items if isinstance(items, list) else [])]:
+        if isinstance(item, dict):
+            for key in REMOVED:
+                item.pop(key, None)
+    return document
 
 
 def request(version: str, document: Any) -> Any:
