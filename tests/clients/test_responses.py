@@ -233,3 +233,28 @@ async def test_file_answers_carry_the_recorded_headers(
         assert "%2F" in recorded_url and "%2F" in answer.headers["ocp-batch-file-url"]
         checked += 1
     assert checked == 4
+
+
+async def test_a_malformed_azure_image_id_is_refused_as_the_service_does(
+    emulator: Emulator,
+) -> None:
+    """The service's recorded answer: 400 InvalidPropertyValue naming virtualMachineImageId
+    (``/gallery/`` where ``/galleries/`` belongs); a well-formed gallery image id is taken."""
+    prefix = "/subscriptions/0/resourceGroups/test/providers/Microsoft.Compute"
+    async with BatchClient(emulator.url, AzureNamedKeyCredential(ACCOUNT, KEY)) as batch:
+        for image_id, status in (
+            (f"{prefix}/gallery/FakeGallery/images/FakeImage/versions/1", 400),
+            (f"{prefix}/galleries/FakeGallery/images/FakeImage/versions/1", 201),
+        ):
+            reference = {"virtualMachineImageId": image_id}
+            configuration = {
+                "imageReference": reference,
+                "nodeAgentSKUId": "batch.node.ubuntu 24.04",
+            }
+            body = {**POOL, "id": f"img{status}", "virtualMachineConfiguration": configuration}
+            answer = await call(batch, "POST", "/pools", body=body)
+            assert answer.status == status, answer.body
+            if status == 400:
+                assert answer.json()["code"] == "InvalidPropertyValue"
+                names = [v["value"] for v in answer.json()["values"] if v["key"] == "PropertyName"]
+                assert names[0].endswith("virtualMachineImageId")

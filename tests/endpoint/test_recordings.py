@@ -86,6 +86,7 @@ REFUSED_PROPERTIES = {
     "virtualMachineConfiguration.diskEncryptionConfiguration": "no disks to encrypt",
     "targetNodeCommunicationMode": "nodes talk to the endpoint one way only",
     "poolInfo.autoPoolSpecification": "auto pools are not emulated",
+    "targetLowPriorityNodes": "spot/low-priority nodes are not emulated",
 }
 """Request properties refused with 501 by design (the request is then replayed without them)."""
 
@@ -355,10 +356,9 @@ def excused(replay: Replay, path: str) -> bool:
 
 
 DIFFERENCES = {
-    "create_pools.json": "an imageReference.virtualMachineImageId that is not a well-formed image "
-    "or gallery resource id is accepted (201); the service answers 400 InvalidPropertyValue",
-    "scale_pools.json": "Resize Pool to spot nodes is refused with 501 without naming the "
-    "property (PropertyName) as Add Pool's refusals do",
+    "create_pools.json": "a networkConfiguration whose subnet is in another subscription: the "
+    "service answers 400 InvalidPropertyValue naming subnetId; the endpoint refuses "
+    "networkConfiguration itself (501), and the pool sent again without it is created",
     "jobs.json": "Add Job with onTaskFailure performexitoptionsjobaction is refused with 501; "
     "the service accepts it",
 }

@@ -69,12 +69,16 @@ async def resize_pool(request: web.Request) -> web.Response:
     content = await body(request)
     await ctx.service.get_pool(pool_id)
     if content.integer("targetLowPriorityNodes", 0):
-        raise not_supported("Resize Pool property targetLowPriorityNodes", "spot nodes")
+        error = not_supported("Resize Pool property targetLowPriorityNodes", "spot nodes")
+        error.values += (("PropertyName", "targetLowPriorityNodes"),)
+        raise error
     option = content.text("nodeDeallocationOption", _REQUEUE).lower()
     if option != _REQUEUE:
         raise not_supported(f"Resize Pool with nodeDeallocationOption {option}", "use requeue")
     await ctx.service.resize_pool(pool_id, content.integer("targetDedicatedNodes", 0))
-    return accepted(f"{base_url(request)}/pools/{pool_id}")
+    pool = await ctx.service.get_pool(pool_id)
+    url = f"{base_url(request)}/pools/{pool_id}/resize"
+    return accepted(url, pool.etag, pool.last_modified)
 
 
 # --- nodes -----------------------------------------------------------------------------------

@@ -43,19 +43,27 @@ def http_date_of(iso: str) -> str:
     return http_date(datetime.fromisoformat(iso.replace("Z", "+00:00")))
 
 
-def created(url: str, etag: str | None, modified: datetime | None) -> web.Response:
-    """201 for a create, with the new object's address, ETag and time."""
-    headers = {"DataServiceId": url, "Location": url}
+def _changed(headers: dict[str, str], etag: str | None, modified: datetime | None) -> None:
     if etag is not None:
         headers["ETag"] = etag
     if modified is not None:
         headers["Last-Modified"] = http_date(modified)
+
+
+def created(url: str, etag: str | None, modified: datetime | None) -> web.Response:
+    """201 for a create, with the new object's address, ETag and time."""
+    headers = {"DataServiceId": url, "Location": url}
+    _changed(headers, etag, modified)
     return web.Response(status=201, headers=headers)
 
 
-def accepted(url: str | None = None) -> web.Response:
-    """202 for an operation the service goes on with after answering."""
+def accepted(
+    url: str | None = None, etag: str | None = None, modified: datetime | None = None
+) -> web.Response:
+    """202 for an operation the service goes on with after answering; `url` the operation's
+    address, `etag`/`modified` those of the object it changed, where the service sends them."""
     headers = {"DataServiceId": url} if url else {}
+    _changed(headers, etag, modified)
     return web.Response(status=202, headers=headers)
 
 

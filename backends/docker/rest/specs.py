@@ -16,6 +16,7 @@ image reference runs on the endpoint's default node image.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -81,6 +82,24 @@ def _resource_files_have_urls(document: Mapping[str, Any], path: str) -> None:
 # --- pools -----------------------------------------------------------------------------------
 
 
+_IMAGE_RESOURCE_ID = re.compile(
+    r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/"
+    r"(?:images/[^/]+|galleries/[^/]+/images/[^/]+(?:/versions/[^/]+)?)",
+    re.IGNORECASE,
+)
+_IMAGE_ID_FORMS = (
+    "The specified resource id must be of the format /subscriptions/{subscriptionId}/"
+    "resourceGroups/{resourceGroupName}/providers/Microsoft.Compute/images/{imageName}, "
+    "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/"
+    "Microsoft.Compute/galleries/{galleryName}/images/{galleryImageName}/versions/"
+    "{galleryImageVersionName}, or /subscriptions/{subscriptionId}/resourceGroups/"
+    "{resourceGroupName}/providers/Microsoft.Compute/galleries/{galleryName}/images/"
+    "{galleryImageName}"
+)
+"""An Azure image id (a path) as the service accepts it, and its refusal's reason (its
+recorded answer to a malformed one)."""
+
+
 def _pool_checks(spec: PoolSpec, asked: Mapping[str, Any]) -> None:
     if spec.target_low_priority_nodes:  # kept by the spec, but the Docker service has none
         error = not_supported("Add Pool property targetLowPriorityNodes", "spot nodes")
@@ -90,6 +109,11 @@ def _pool_checks(spec: PoolSpec, asked: Mapping[str, Any]) -> None:
     if configuration is None:
         raise PropertyError("virtualMachineConfiguration")
     reference = spec.image_reference
+    image_id = reference.virtual_machine_image_id if reference else None
+    if image_id and image_id.startswith("/") and not _IMAGE_RESOURCE_ID.fullmatch(image_id):
+        raise PropertyError(
+            "virtualMachineConfiguration.imageReference.virtualMachineImageId", _IMAGE_ID_FORMS
+        )
     if reference is None or reference.virtual_machine_image_id is None:
         for name in ("publisher", "offer", "sku"):
             if not configuration.get("imageReference", {}).get(name):
