@@ -133,7 +133,7 @@ class RestError(Exception):
 
 def not_supported(what: str, detail: str = "") -> RestError:
     """501 for an operation or property the local endpoint does not emulate, named."""
-    sentence = f"{what} is not emulated by the local Batch endpoint (Docker)"
+    sentence = f"{what} is not emulated by the local Batch endpoint"
     if detail:
         sentence = f"{sentence}: {detail}"
     return RestError(501, NOT_SUPPORTED, sentence, [("Operation", what)])
