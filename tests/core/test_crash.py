@@ -135,7 +135,7 @@ async def test_the_dry_run_counts_state_writes_and_journal_appends() -> None:
     store = CrashingStore(None)
     assert await _scenario(store, FakeExecutor(FakeClock(), script))
     assert store.appends > 0 and store.writes > 0
-    assert STEPS == store.writes + store.appends
+    assert store.writes + store.appends == STEPS
 
 
 @pytest.mark.parametrize("crash_after", range(1, STEPS + 1))
