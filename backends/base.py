@@ -261,12 +261,21 @@ class ComputeNode:
     id: str
     state: NodeState
     running_tasks_count: int = 0
+    """Tasks running on the node now (REST BatchNode runningTasksCount: normal tasks, not
+    preparation or release tasks)."""
     state_transition_time: datetime | None = None
     allocation_time: datetime | None = None
     last_boot_time: datetime | None = None
     """None while the node has not booted (or where a backend does not report it)."""
     ip_address: str | None = None
     """The node's IP address (on docker, the container's); None while not known."""
+    running_task_slots_count: int = 0
+    """Task slots those tasks hold (REST runningTaskSlotsCount)."""
+    total_tasks_run: int = 0
+    """Tasks completed on the node since it joined the pool, over every job, deleted jobs too
+    (REST totalTasksRun: normal tasks, not preparation or release tasks)."""
+    total_tasks_succeeded: int = 0
+    """Of those, the ones that succeeded (REST totalTasksSucceeded)."""
 
 
 @dataclass(frozen=True, slots=True)

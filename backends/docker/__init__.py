@@ -2,12 +2,39 @@
 
 `core` is the Batch service (no Docker in it), `node` its Docker node executor, `backend` the
 `BatchBackend` that composes the two, `rest` the local Batch REST endpoint over the service.
+
+The public names load lazily (module `__getattr__`, PEP 562), so importing `core` or `rest`
+over a fake executor never imports docker-py.
 """
 
 from __future__ import annotations
 
-from jobprep_release.backends.docker.backend import DockerBackend
-from jobprep_release.backends.docker.core.service import BatchService
-from jobprep_release.backends.docker.settings import DEFAULT_NODE_IMAGE, DockerSettings
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jobprep_release.backends.docker.backend import DockerBackend
+    from jobprep_release.backends.docker.core.service import BatchService
+    from jobprep_release.backends.docker.settings import DEFAULT_NODE_IMAGE, DockerSettings
 
 __all__ = ["DEFAULT_NODE_IMAGE", "BatchService", "DockerBackend", "DockerSettings"]
+
+_HOMES = {
+    "DockerBackend": "jobprep_release.backends.docker.backend",
+    "BatchService": "jobprep_release.backends.docker.core.service",
+    "DEFAULT_NODE_IMAGE": "jobprep_release.backends.docker.settings",
+    "DockerSettings": "jobprep_release.backends.docker.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -143,12 +143,20 @@ def node_view(node: models.BatchNode) -> ComputeNode:
         allocation_time=node.allocation_time,
         last_boot_time=node.last_boot_time,
         ip_address=node.ip_address,
+        running_task_slots_count=node.running_task_slots_count or 0,
+        total_tasks_run=node.total_tasks_run or 0,
+        total_tasks_succeeded=node.total_tasks_succeeded or 0,
     )
 
 
 def node_model(view: ComputeNode) -> models.BatchNode:
     node = models.BatchNode(
-        id=view.id, state=view.state.value, running_tasks_count=view.running_tasks_count
+        id=view.id,
+        state=view.state.value,
+        running_tasks_count=view.running_tasks_count,
+        running_task_slots_count=view.running_task_slots_count,
+        total_tasks_run=view.total_tasks_run,
+        total_tasks_succeeded=view.total_tasks_succeeded,
     )
     _set_known(
         node,

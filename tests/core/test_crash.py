@@ -121,24 +121,32 @@ async def _check(fake: FakeExecutor, store: CrashingStore) -> None:
         assert all(logged[f"task{n:03}"] == 1 for n in range(1, TASKS + 1)), logged
 
 
-async def _writes_of_a_whole_run() -> int:
+async def _steps_of_a_whole_run() -> int:
+    """A dry run: how many steps (state writes and journal appends) the scenario saves."""
     store = CrashingStore(None)
     assert await _scenario(store, FakeExecutor(FakeClock(), script))
-    return store.writes
+    return store.steps
 
 
-WRITES = anyio.run(_writes_of_a_whole_run)
+STEPS = anyio.run(_steps_of_a_whole_run)
 
 
-@pytest.mark.parametrize("crash_after", range(1, WRITES + 1))
+async def test_the_dry_run_counts_state_writes_and_journal_appends() -> None:
+    store = CrashingStore(None)
+    assert await _scenario(store, FakeExecutor(FakeClock(), script))
+    assert store.appends > 0 and store.writes > 0
+    assert store.writes + store.appends == STEPS
+
+
+@pytest.mark.parametrize("crash_after", range(1, STEPS + 1))
 async def test_a_crash_after_any_saved_step_loses_nothing_and_runs_nothing_twice(
     crash_after: int,
 ) -> None:
     fake = FakeExecutor(FakeClock(), script)
     store = CrashingStore(crash_after)
-    finished = await _scenario(store, fake)
-    if not finished:
-        # The app runs the sample again: it carries on where the crash left it.
-        store.limit = None
-        assert await _scenario(store, fake)
+    # Every point is a step of the dry run, so the core must crash there.
+    assert not await _scenario(store, fake), f"no crash after step {crash_after}"
+    # The app runs the sample again: it carries on where the crash left it.
+    store.limit = None
+    assert await _scenario(store, fake)
     await _check(fake, store)

@@ -156,3 +156,46 @@ async def test_a_service_stopped_mid_job_deletion_finishes_it_when_it_starts_aga
         assert fake.removed_trees == [(node_id, "/mnt/batch/tasks/workitems/job")]
         # The release task ran once: the resumed deletion took over the one already running.
         assert len(again.starts_of("jobrelease")) == 1
+
+
+class UnansweredChores(HeldRemoval):
+    """A slow engine on which a node being removed answers no chore (the Docker executor then
+    waits its chore timeout): `remove_tree` there never returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.leaving: set[str] = set()
+        self.trees_asked: list[str] = []
+
+    async def remove_node(self, node: NodeSetup) -> None:
+        self.leaving.add(node.node_id)
+        await super().remove_node(node)
+
+    async def remove_tree(self, node_id: str, path: str) -> None:
+        self.trees_asked.append(node_id)
+        if node_id in self.leaving:
+            await anyio.sleep_forever()
+        await super().remove_tree(node_id, path)
+
+
+async def test_delete_job_then_delete_pool_forgets_the_job_without_touching_leaving_nodes() -> None:
+    fake = UnansweredChores()
+    fake.outcome = lambda start: FakeOutcome(duration=None if start.task_id[:4] == "task" else 1)
+    async with running_core(fake=fake) as core:
+        await core.service.create_pool(pool_spec(2))
+        await core.settle()
+        await core.service.create_job(job_spec(PREP, RELEASE))
+        await core.service.add_tasks(JOB, tasks(2))
+        await core.advance(1)
+        assert len({start.node_id for start in fake.starts if start.task_id[:4] == "task"}) == 2
+        await core.service.begin_delete_job(JOB)
+        await core.service.begin_delete_pool(POOL)
+        for _ in range(5):  # the release tasks take 1 s
+            await core.advance(1)
+        assert await core.service.find_job(JOB) is None
+        assert fake.trees_asked == []
+        assert (await core.service.get_pool(POOL)).state is PoolState.DELETING
+        fake.release.set()
+        await core.settle()
+        with pytest.raises(NotFound):
+            await core.service.get_pool(POOL)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 import anyio
+from azure.batch.aio import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
 
 from jobprep_release.backends.azure import AzureBackend
@@ -40,3 +41,26 @@ async def test_the_endpoint_serves_the_core_over_the_fake_executor() -> None:
             data = await backend.read_node_file(POOL, task.node_id, path)
             assert data == f"hello from {task.node_id}\n".encode()
     assert [start.task_id for start in fake.starts] == ["task001", "task002"]
+
+
+async def test_a_nodes_task_counts_outlive_its_jobs_deletion() -> None:
+    fake = FakeExecutor(outcome=lambda start: FakeOutcome(exit_code=int(start.task_id[-1]) % 2))
+    settings = EndpointSettings(account="fakebatch", key=KEY, port=0, executor=fake)
+    async with running_endpoint(settings) as running:
+        credential = AzureNamedKeyCredential(running.account, running.key)
+        async with AzureBackend(running.url, credential, poll_interval=0.05) as backend:
+            await backend.create_pool(pool_spec(1, image=None))
+            await backend.create_job(job_spec())
+            await backend.add_tasks(JOB, tasks(3))
+            with anyio.fail_after(10):
+                while (await backend.get_task_counts(JOB)).completed < 3:
+                    await anyio.sleep(0.05)
+            (node_id,) = [node.id for node in await backend.list_nodes(POOL)]
+            await backend.delete_job(JOB)
+        async with BatchClient(running.url, credential) as client:
+            node = await client.get_node(POOL, node_id)
+            listed = [node async for node in client.list_nodes(POOL)]
+    # task001 and task003 exit 1, task002 exits 0
+    for seen in (node, *listed):
+        assert (seen.total_tasks_run, seen.total_tasks_succeeded) == (3, 1)
+        assert (seen.running_tasks_count, seen.running_task_slots_count) == (0, 0)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import structlog
 
-from jobprep_release.backends.base import RELEASE_MAX_WALL_CLOCK, JobState, PoolState
+from jobprep_release.backends.base import RELEASE_MAX_WALL_CLOCK, JobState, NodeState, PoolState
 from jobprep_release.backends.docker.core import environment, jobs, pools, processes, rules
 from jobprep_release.backends.docker.core.kernel import Core, Deletion
 from jobprep_release.backends.docker.core.records import JobRecord, PoolRecord, move
@@ -114,6 +114,17 @@ def _start(core: Core, key: str, work: Callable[[], Awaitable[None]]) -> Deletio
     return deletion
 
 
+def _keeps_files(core: Core, node_id: str) -> bool:
+    """Whether the node will still hold files: not gone, not leaving the pool, and not in a
+    pool being deleted (its disk goes with it; a chore sent there would wait for an answer that
+    never comes)."""
+    found = core.node_by_id(node_id)
+    if found is None:
+        return False
+    pool, node = found
+    return pool.state is not PoolState.DELETING and node.state is not NodeState.LEAVING_POOL
+
+
 # --- the work ----------------------------------------------------------------------------------
 
 
@@ -135,7 +146,7 @@ async def _delete_job(core: Core, job: JobRecord) -> None:
         while jobs.releases_running(job):
             await core.job_completed.wait()
     for node_id, record in job.nodes.items():
-        if record.has_files and core.node_by_id(node_id) is not None:
+        if record.has_files and _keeps_files(core, node_id):
             await processes.remove_tree(core, node_id, environment.job_dir(job.spec.id))
     if core.state.jobs.get(job.spec.id.lower()) is job:
         del core.state.jobs[job.spec.id.lower()]

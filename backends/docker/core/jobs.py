@@ -173,10 +173,11 @@ async def end_task(core: Core, task: TaskRecord, message: str) -> None:
     now = core.now()
     if task.state is TaskState.RUNNING and task.run.start_time is not None:
         task.history.state_time = min(task.run.start_time, now)
-    move(task, TaskState.COMPLETED, now)
     # Inferred from the REST spec's TaskExecutionInfo: a task ended by the service has no
     # exit code of its own, and a failure saying why.
     views.complete(task.run, None, views.failure("TaskEnded", message), now)
+    core.count_completion(task)
+    move(task, TaskState.COMPLETED, now)
     touch(task, now)
     core.refresh_busy()
 

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from jobprep_release.backends.base import NodeState, TaskState
+from jobprep_release.backends.base import ExecutionResult, NodeState, TaskState
 from jobprep_release.backends.docker.core.clock import Clock
 from jobprep_release.backends.docker.core.executor import NodeExecutor, NodeSetup
 from jobprep_release.backends.docker.core.records import (
@@ -183,15 +183,36 @@ class Core:
             index=node.index,
         )
 
-    def refresh_busy(self, used: dict[str, int] | None = None) -> None:
-        """Record each ready node as `running` while a task holds one of its slots, else
-        `idle` (`used`: the slots in use by node, when the caller has them)."""
-        used = self.used_slots() if used is None else used
+    def refresh_busy(self) -> None:
+        """Record on each node the tasks running there and the slots they hold, and each ready
+        node as `running` while a task holds one of its slots, else `idle`. Called where tasks
+        start and end, so that reading a node scans nothing."""
+        used = self.used_slots()
+        counts: dict[str, int] = {}
+        for job in self.state.jobs.values():
+            for task in job.tasks.values():
+                if task.node_id and task.state in (TaskState.PREPARING, TaskState.RUNNING):
+                    counts[task.node_id] = counts.get(task.node_id, 0) + 1
         now = self.now()
         for pool in self.state.pools.values():
             for node in pool.nodes:
+                node.running_tasks = counts.get(node.id, 0)
+                node.running_task_slots = used.get(node.id, 0)
                 if node.state in (NodeState.IDLE, NodeState.RUNNING):
                     move(node, NodeState.RUNNING if used.get(node.id) else NodeState.IDLE, now)
+
+    def count_completion(self, task: TaskRecord) -> None:
+        """Count `task`, about to be recorded ``completed``, on the node that ran it
+        (totalTasksRun, and totalTasksSucceeded when its run succeeded). Call before the move;
+        a task already completed is not counted twice."""
+        if task.state is TaskState.COMPLETED or task.node_id is None:
+            return
+        found = self.node_by_id(task.node_id)
+        if found is None:
+            return
+        node = found[1]
+        node.total_tasks_run += 1
+        node.total_tasks_succeeded += task.run.result is ExecutionResult.SUCCESS
 
     def used_slots(self) -> dict[str, int]:
         """Task slots in use, by node id."""

@@ -125,6 +125,7 @@ def _on_task_exit(core: Core, job: JobRecord, task: TaskRecord, end: float) -> N
         move(task, TaskState.ACTIVE, end)
         task.node_id = None
     else:
+        core.count_completion(task)
         move(task, TaskState.COMPLETED, end)
     core.refresh_busy()
     after_task_change(core, job)

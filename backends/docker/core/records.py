@@ -88,6 +88,15 @@ class NodeRecord:
     boot: int = 0
     history: History = field(default_factory=History)
     last_boot_time: float | None = None
+    total_tasks_run: int = 0
+    """Tasks completed on the node, over every job, deleted ones too (REST BatchNode
+    totalTasksRun: normal tasks, not preparation or release tasks). 0 in older state files."""
+    total_tasks_succeeded: int = 0
+    """Of those, the ones that succeeded (REST totalTasksSucceeded)."""
+    running_tasks: int = 0
+    """Tasks running (or preparing) on the node now (REST runningTasksCount)."""
+    running_task_slots: int = 0
+    """The task slots those tasks hold (REST runningTaskSlotsCount)."""
 
 
 @dataclass(slots=True)

@@ -63,7 +63,7 @@ async def schedule_pass(core: Core) -> None:
             if node is not None:
                 used[node.id] = used.get(node.id, 0) + task.spec.required_slots
                 pending += assign(core, job, task, node)
-    core.refresh_busy(used)
+    core.refresh_busy()
     await processes.start_all(core, pending)
 
 

@@ -119,16 +119,16 @@ class BatchService:
         await deletions.delete_pool(self._core, pool_id)
 
     async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
-        busy, executor = self._core.used_slots(), self._core.executor
+        executor = self._core.executor
         return [
-            views.node_view(node, busy, executor.node_address(node.id))
+            views.node_view(node, executor.node_address(node.id))
             for node in self._core.pool(pool_id).nodes
         ]
 
     async def get_node(self, pool_id: str, node_id: str) -> ComputeNode:
         node = self._core.find_node(pool_id, node_id)
         address = self._core.executor.node_address(node.id)
-        return views.node_view(node, self._core.used_slots(), address)
+        return views.node_view(node, address)
 
     async def reboot_node(self, pool_id: str, node_id: str) -> None:
         await pools.reboot_node(self._core, pool_id, node_id)

@@ -135,13 +135,16 @@ def pool_view(pool: PoolRecord) -> Pool:
     )
 
 
-def node_view(node: NodeRecord, busy: dict[str, int], address: str | None = None) -> ComputeNode:
-    """The node as recorded; `busy` gives the task slots in use on each node, `address` its
-    IP address as the executor knows it."""
+def node_view(node: NodeRecord, address: str | None = None) -> ComputeNode:
+    """The node as recorded (its task counts too: recorded where tasks start and end);
+    `address`: its IP address as the executor knows it."""
     return ComputeNode(
         id=node.id,
         state=node.state,
-        running_tasks_count=busy.get(node.id, 0),
+        running_tasks_count=node.running_tasks,
+        running_task_slots_count=node.running_task_slots,
+        total_tasks_run=node.total_tasks_run,
+        total_tasks_succeeded=node.total_tasks_succeeded,
         state_transition_time=stamp(node.history.state_time),
         allocation_time=stamp(node.history.created),
         last_boot_time=stamp(node.last_boot_time),

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from azure.batch import models
 
-from jobprep_release.backends.base import ExecutionResult, TaskState
+from jobprep_release.backends.base import TaskState
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.errors import not_supported
@@ -84,31 +84,11 @@ async def resize_pool(request: web.Request) -> web.Response:
 # --- nodes -----------------------------------------------------------------------------------
 
 
-async def _totals(ctx: Context) -> dict[str, render.NodeTotals]:
-    """Per node id: tasks completed there, how many succeeded, and how many run there now."""
-    counts: dict[str, list[int]] = {}
-    for job in await ctx.service.list_jobs():
-        for task in await ctx.service.list_tasks(job.id):
-            if task.node_id is None:
-                continue
-            entry = counts.setdefault(task.node_id, [0, 0, 0])
-            if task.state is TaskState.COMPLETED:
-                entry[0] += 1
-                entry[1] += task.execution_info.result is ExecutionResult.SUCCESS
-            elif task.state in (TaskState.RUNNING, TaskState.PREPARING):
-                entry[2] += 1
-    return {node: render.NodeTotals(*values) for node, values in counts.items()}
-
-
 async def _nodes_json(ctx: Context, base: str, pool_id: str) -> list[dict[str, Any]]:
     await ctx.service.get_pool(pool_id)  # PoolNotFound first; takes over a pool known by labels
     views = await ctx.service.list_nodes(pool_id)
     spec = ctx.service.pool_spec(pool_id)
-    totals = await _totals(ctx)
-    return [
-        render.node(base, spec.id, view, spec, totals.get(view.id, render.NodeTotals()))
-        for view in views
-    ]
+    return [render.node(base, spec.id, view, spec) for view in views]
 
 
 @routes.get("/pools/{pool}/nodes")

@@ -10,7 +10,7 @@ transition times, previous states, ETags); what a node is made of comes from the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -155,22 +155,7 @@ def pool_index(view: Pool, spec: PoolSpec) -> Json:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class NodeTotals:
-    """What ran on a node, counted over every job."""
-
-    run: int = 0
-    succeeded: int = 0
-    running: int = 0
-
-
-def node(
-    base: str,
-    pool_id: str,
-    view: ComputeNode,
-    spec: PoolSpec,
-    totals: NodeTotals,
-) -> Json:
+def node(base: str, pool_id: str, view: ComputeNode, spec: PoolSpec) -> Json:
     shown = shown_pool_spec(spec)
     assert shown.image_reference is not None
     reference = requests.image_reference_model(shown.image_reference)
@@ -180,10 +165,6 @@ def node(
     model.scheduling_state = "enabled"
     model.affinity_id = f"TVM:{view.id}"
     model.vm_size = spec.vm_size
-    model.total_tasks_run = totals.run
-    model.total_tasks_succeeded = totals.succeeded
-    model.running_tasks_count = totals.running
-    model.running_task_slots_count = view.running_tasks_count
     model.is_dedicated = True
     model.virtual_machine_info = models.VirtualMachineInfo(image_reference=reference)
     model.node_agent_info = models.BatchNodeAgentInfo({"version": NODE_AGENT_VERSION})

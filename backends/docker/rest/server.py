@@ -21,7 +21,6 @@ import anyio
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from jobprep_release.backends.docker.backend import DockerBackend
 from jobprep_release.backends.docker.core.clock import Clock
 from jobprep_release.backends.docker.core.executor import NodeExecutor
 from jobprep_release.backends.docker.core.kernel import CoreSettings
@@ -73,6 +72,9 @@ class RunningEndpoint:
 
 @asynccontextmanager
 async def _docker_service(settings: EndpointSettings) -> AsyncIterator[EndpointService]:
+    # Imported here: an endpoint over another executor never loads docker-py.
+    from jobprep_release.backends.docker.backend import DockerBackend
+
     docker = replace(settings.docker, account_name=settings.account)
     async with DockerBackend(docker) as backend:
         yield backend.service
