@@ -394,7 +394,7 @@ def _within(low: int | None = None, high: int | None = None) -> Limit:
     def check(value: Any) -> str | None:
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
-            return f"expected an integer {bounds}"
+            return f"{value} is not an integer {bounds}"
         return None
 
     return check
@@ -404,7 +404,7 @@ def _at_least(shortest: timedelta) -> Limit:
     def check(value: Any) -> str | None:
         length = parse_duration(value)
         if length is not None and length < shortest:
-            return f"expected a duration of at least {format_duration(shortest)}"
+            return f"{value} is shorter than {format_duration(shortest)}"
         return None
 
     return check
@@ -412,7 +412,9 @@ def _at_least(shortest: timedelta) -> Limit:
 
 def _longest_text(characters: int) -> Limit:
     def check(value: Any) -> str | None:
-        return f"expected at most {characters} characters" if len(value) > characters else None
+        if len(value) > characters:
+            return f"{len(value)} characters are more than {characters}"
+        return None
 
     return check
 
@@ -421,7 +423,7 @@ def _id(value: Any) -> str | None:
     try:
         check_id("object", value)
     except InvalidRequest:
-        return "expected 1 to 64 letters, digits, hyphens or underscores"
+        return f"{value!r} is not 1 to 64 letters, digits, hyphens or underscores"
     return None
 
 
