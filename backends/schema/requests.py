@@ -13,7 +13,8 @@ A property the specs do not hold is not mapped: the endpoint refuses it (`shapes
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -37,9 +38,18 @@ from jobprep_release.backends.base import (
     TaskConstraints,
     TaskSpec,
     UserIdentity,
+    check_id,
 )
 from jobprep_release.backends.errors import InvalidRequest
-from jobprep_release.backends.schema.shapes import PropertyError, limited
+from jobprep_release.backends.schema.shapes import (
+    Kind,
+    PropertyError,
+    format_duration,
+    join,
+    limited,
+    parse_duration,
+    properties,
+)
 
 DEFAULT_IMAGE = "canonical:ubuntu-24_04-lts:server:latest"
 DEFAULT_NODE_AGENT_SKU = "batch.node.ubuntu 24.04"
@@ -371,3 +381,120 @@ def task_spec(task: models.BatchTaskCreateOptions | models.BatchTask) -> TaskSpe
         required_slots=task.required_slots or 1,
         display_name=task.display_name,
     )
+
+
+# --- the service's limits --------------------------------------------------------------------
+
+Limit = Callable[[Any], str | None]
+"""A check of one property's value (JSON, as `shapes.conform` gives it): why the service
+refuses it, or None."""
+
+
+def _within(low: int | None = None, high: int | None = None) -> Limit:
+    def check(value: Any) -> str | None:
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+            return f"{value} is not an integer {bounds}"
+        return None
+
+    return check
+
+
+def _at_least(shortest: timedelta) -> Limit:
+    def check(value: Any) -> str | None:
+        length = parse_duration(value)
+        if length is not None and length < shortest:
+            return f"{value} is shorter than {format_duration(shortest)}"
+        return None
+
+    return check
+
+
+def _longest_text(characters: int) -> Limit:
+    def check(value: Any) -> str | None:
+        if len(value) > characters:
+            return f"{len(value)} characters are more than {characters}"
+        return None
+
+    return check
+
+
+def _id(value: Any) -> str | None:
+    try:
+        check_id("object", value)
+    except InvalidRequest:
+        return f"{value!r} is not 1 to 64 letters, digits, hyphens or underscores"
+    return None
+
+
+def _unique_names(value: Any) -> str | None:
+    names = [str(item.get("name", "")) for item in value if isinstance(item, Mapping)]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    return f"the name {repeated[0]} is given more than once" if repeated else None
+
+
+_POSITIVE = _at_least(timedelta(seconds=1))
+_DISPLAY_NAME = _longest_text(1024)
+_CONSTRAINTS = {"maxTaskRetryCount": _within(-1), "maxWallClockTime": _POSITIVE}
+_TASK_LIMITS = {"id": _id, "displayName": _DISPLAY_NAME, "environmentSettings": _unique_names}
+
+LIMITS: Mapping[type, Mapping[str, Limit]] = {
+    models.BatchPoolCreateOptions: {
+        "id": _id,
+        "displayName": _DISPLAY_NAME,
+        "resizeTimeout": _at_least(timedelta(minutes=5)),
+        "taskSlotsPerNode": _within(1, 256),
+        "targetDedicatedNodes": _within(0),
+        "targetLowPriorityNodes": _within(0),
+        "metadata": _unique_names,
+    },
+    models.BatchPoolResizeOptions: {
+        "resizeTimeout": _at_least(timedelta(minutes=5)),
+        "targetDedicatedNodes": _within(0),
+        "targetLowPriorityNodes": _within(0),
+    },
+    models.BatchJobCreateOptions: {
+        "id": _id,
+        "displayName": _DISPLAY_NAME,
+        "priority": _within(-1000, 1000),
+        "maxParallelTasks": _within(-1),
+        "metadata": _unique_names,
+        "commonEnvironmentSettings": _unique_names,
+    },
+    models.BatchJobConstraints: _CONSTRAINTS,
+    models.BatchTaskConstraints: _CONSTRAINTS,
+    models.BatchJobPreparationTask: _TASK_LIMITS,
+    models.BatchJobReleaseTask: {**_TASK_LIMITS, "maxWallClockTime": _POSITIVE},
+    models.BatchTaskCreateOptions: {**_TASK_LIMITS, "requiredSlots": _within(1)},
+}
+"""Per model, the limits the service sets on its properties' values, each refused with 400
+``InvalidPropertyValue`` naming the property. Source: the Batch REST API reference
+(api-version 2025-06-01): Add Pool (``id`` up to 64 letters, digits, hyphens and underscores;
+``displayName`` up to 1,024 characters; ``resizeTimeout`` at least 5 minutes;
+``taskSlotsPerNode`` at most 256), Resize Pool, Add Job (``priority`` -1000 to 1000;
+``maxParallelTasks`` -1 or more), Add Task (``requiredSlots`` at least 1), the constraints
+(``maxTaskRetryCount`` -1, unlimited, or more; ``maxWallClockTime`` a positive duration) and
+metadata and environment settings (names unique in their list)."""
+
+
+def check_limits(model: type, document: Mapping[str, Any], path: str = "") -> None:
+    """`PropertyError` (path and reason) for the first value of `document` (JSON of `model`,
+    conformed) outside the service's limits (`LIMITS`), recursively."""
+    known = properties(model)
+    limits = LIMITS.get(model, {})
+    for name, value in document.items():
+        where = join(path, name)
+        limit = limits.get(name)
+        reason = limit(value) if limit is not None and value is not None else None
+        if reason is not None:
+            raise PropertyError(where, reason)
+        found = known.get(name)
+        if found is None:
+            continue
+        shape = found.shape
+        if shape.kind is Kind.MODEL and shape.model is not None and isinstance(value, Mapping):
+            check_limits(shape.model, value, where)
+        elif shape.kind is Kind.LIST and shape.item and shape.item.model is not None:
+            for index, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    check_limits(shape.item.model, item, f"{where}[{index}]")

@@ -398,9 +398,18 @@ DEFAULTS: Mapping[type, Mapping[str, Any]] = {
     models.BatchTaskCreateOptions: _TASK,
     models.BatchTask: _TASK,
     models.AutoUserSpecification: {"scope": "pool", "elevationLevel": "nonadmin"},
+    models.BatchPoolResizeOptions: {
+        "targetDedicatedNodes": 0,
+        "targetLowPriorityNodes": 0,
+        "resizeTimeout": "PT15M",
+        "nodeDeallocationOption": "requeue",
+    },
+    sdk_models.BatchNodeRebootOptions: {"nodeRebootOption": "requeue"},
+    sdk_models.BatchNodeReimageOptions: {"nodeReimageOption": "requeue"},
 }
 """Per model, the values the service gives properties a request leaves out (REST reference,
-api-version 2025-06-01). An object default (``{}``) is filled in with its own defaults."""
+api-version 2025-06-01: Add Pool, Add Job, Add Task, Resize Pool, Reboot Node, Reimage Node).
+An object default (``{}``) is filled in with its own defaults."""
 
 
 def with_defaults(model: type, document: Mapping[str, Any]) -> Json:

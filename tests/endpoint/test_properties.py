@@ -119,11 +119,34 @@ SIBLINGS: dict[type, dict[str, Any]] = {
 }
 
 
+# The service's defaults (REST reference, api-version 2025-06-01) where a value of the type's
+# usual sample (True, an enum's last value) would be the default: a sample equal to the default
+# could not tell a property honoured from one dropped.
+SERVICE_DEFAULTS: dict[str, Any] = {
+    "waitForSuccess": True,
+    "rerunOnNodeRebootAfterSuccess": True,
+    "killJobOnCompletion": True,
+    "runExclusive": True,
+    "allowLowPriorityNode": True,
+    "enableAutomaticUpdates": True,
+    "scope": "pool",
+    "elevationLevel": "nonadmin",
+    "nodeFillType": "spread",
+    "jobDefaultOrder": "none",
+    "onAllTasksComplete": "noaction",
+    "onTaskFailure": "noaction",
+    "workingDirectory": "taskWorkingDirectory",
+}
+
+
 def sample(kind: Any, name: str) -> Any:
+    """A value of `kind` for the property `name`, never the service's default for it."""
+    default = SERVICE_DEFAULTS.get(name)
     if isinstance(kind, type) and issubclass(kind, Enum):
-        return str(list(kind)[-1].value)
+        values = [str(member.value) for member in reversed(list(kind))]
+        return next(value for value in values if value != default)
     if kind is bool:
-        return True
+        return default is not True
     if kind is int:
         return 2
     if kind is float:
@@ -272,9 +295,78 @@ POOL_BASE: dict[str, Any] = {
 }
 
 
-def check(served: Served, leaf: Leaf, status: int, answer: Any, sent: Any, get: str) -> None:
-    """201 and GET shows `sent` at the leaf's path, or 501 naming the leaf (or an object
-    holding it)."""
+_TASK_HONOURED = {
+    "id",
+    "commandLine",
+    "displayName",
+    "requiredSlots",
+    "constraints.maxTaskRetryCount",
+    "constraints.maxWallClockTime",
+    "constraints.retentionTime",
+    "environmentSettings[0].name",
+    "environmentSettings[0].value",
+    "resourceFiles[0].httpUrl",
+    "resourceFiles[0].filePath",
+    "resourceFiles[0].fileMode",
+    "userIdentity.autoUser.elevationLevel",
+    "userIdentity.autoUser.scope",
+}
+_PREP_RELEASE = {"id", "commandLine", *(p for p in _TASK_HONOURED if p.startswith(("env", "res")))}
+HONOURED: dict[type, set[str]] = {
+    models.BatchPoolCreateOptions: {
+        "id",
+        "vmSize",
+        "displayName",
+        "metadata[0].name",
+        "metadata[0].value",
+        "resizeTimeout",
+        "targetDedicatedNodes",
+        "taskSlotsPerNode",
+        "enableInterNodeCommunication",
+        "taskSchedulingPolicy.nodeFillType",
+        "virtualMachineConfiguration.nodeAgentSKUId",
+        *(
+            f"virtualMachineConfiguration.imageReference.{name}"
+            for name in ("publisher", "offer", "sku", "version", "virtualMachineImageId")
+        ),
+    },
+    models.BatchJobCreateOptions: {
+        "id",
+        "displayName",
+        "poolInfo.poolId",
+        "onAllTasksComplete",
+        "constraints.maxTaskRetryCount",
+        "commonEnvironmentSettings[0].name",
+        "commonEnvironmentSettings[0].value",
+        "metadata[0].name",
+        "metadata[0].value",
+        *(f"jobPreparationTask.{path}" for path in _PREP_RELEASE),
+        "jobPreparationTask.waitForSuccess",
+        "jobPreparationTask.rerunOnNodeRebootAfterSuccess",
+        "jobPreparationTask.constraints.maxTaskRetryCount",
+        "jobPreparationTask.constraints.maxWallClockTime",
+        "jobPreparationTask.constraints.retentionTime",
+        "jobPreparationTask.userIdentity.autoUser.elevationLevel",
+        "jobPreparationTask.userIdentity.autoUser.scope",
+        *(f"jobReleaseTask.{path}" for path in _PREP_RELEASE),
+        "jobReleaseTask.maxWallClockTime",
+        "jobReleaseTask.retentionTime",
+        "jobReleaseTask.userIdentity.autoUser.elevationLevel",
+        "jobReleaseTask.userIdentity.autoUser.scope",
+    },
+    models.BatchTaskCreateOptions: _TASK_HONOURED,
+}
+"""The properties the endpoint honours (README: what the Docker service emulates), written out
+so that one dropped into a refusal (or a refused one now accepted) fails its test."""
+
+
+def check(
+    served: Served, leaf: Leaf, status: int, answer: Any, sent: Any, get: str, model: type
+) -> None:
+    """For an honoured property (`HONOURED`), 201 and GET shows `sent` at the leaf's path; for
+    any other, 501 naming the leaf (or an object holding it)."""
+    honoured = leaf.path in HONOURED[model]
+    assert (status == 201) is honoured, (leaf.path, status, answer)
     if status == 201:
         got_status, got = served.call("GET", get)
         assert got_status == 200, got
@@ -314,6 +406,18 @@ def test_the_models_are_read_whole() -> None:
     assert {"affinityInfo.affinityId", "constraints.maxTaskRetryCount", "requiredSlots"} <= task
 
 
+def test_samples_are_not_the_services_defaults() -> None:
+    """Each sample differs from the service's default, so a dropped property shows."""
+    for leaf in POOL_LEAVES + JOB_LEAVES + TASK_LEAVES:
+        name = leaf.path.rsplit(".", 1)[-1]
+        if name in SERVICE_DEFAULTS:
+            assert sample(leaf.kind, name) != SERVICE_DEFAULTS[name], leaf.path
+        elif leaf.kind is bool:
+            assert sample(leaf.kind, name) is True  # the service's boolean default is false
+    assert sample(bool, "waitForSuccess") is False
+    assert sample(bool, "enableInterNodeCommunication") is True
+
+
 def add_and_check(
     served: Served, leaf: Leaf, model: type, base: dict[str, Any], collection: str
 ) -> None:
@@ -324,7 +428,7 @@ def add_and_check(
         body["id"] = sent = object_id
     status, answer = served.call("POST", collection, body)
     try:
-        check(served, leaf, status, answer, sent, f"{collection}/{object_id}")
+        check(served, leaf, status, answer, sent, f"{collection}/{object_id}", model)
     finally:
         if status == 201:
             served.call("DELETE", f"{collection}/{object_id}")
@@ -357,4 +461,12 @@ def test_add_task_property(served: Served, leaf: Leaf) -> None:
     if leaf.path == "id":
         body["id"] = sent = task_id
     status, answer = served.call("POST", f"/jobs/{JOB}/tasks", body)
-    check(served, leaf, status, answer, sent, f"/jobs/{JOB}/tasks/{task_id}")
+    check(
+        served,
+        leaf,
+        status,
+        answer,
+        sent,
+        f"/jobs/{JOB}/tasks/{task_id}",
+        models.BatchTaskCreateOptions,
+    )

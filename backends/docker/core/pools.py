@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -95,12 +95,19 @@ def refresh_allocation(core: Core, pool: PoolRecord) -> None:
         touch(pool, now)
 
 
-async def resize_pool(core: Core, pool_id: str, target_dedicated_nodes: int) -> None:
+async def resize_pool(
+    core: Core, pool_id: str, target_dedicated_nodes: int, resize_timeout: timedelta | None = None
+) -> None:
+    """Resize; `resize_timeout` (when given) becomes the pool's, as the service sets it."""
     pool = core.pool(pool_id)
     rules.refuse_if_deleting(pool)
     rules.check_node_count(target_dedicated_nodes)
     current = len(pool.nodes)
-    pool.spec = replace(pool.spec, target_dedicated_nodes=target_dedicated_nodes)
+    pool.spec = replace(
+        pool.spec,
+        target_dedicated_nodes=target_dedicated_nodes,
+        resize_timeout=resize_timeout or pool.spec.resize_timeout,
+    )
     touch(pool, core.now())
     if target_dedicated_nodes > current:
         add_nodes(core, pool, target_dedicated_nodes - current)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from datetime import timedelta
 
 import anyio
 import anyio.abc
@@ -106,8 +107,10 @@ class BatchService:
         await pools.adopt(self._core, pool_id)
         return views.pool_view(self._core.pool(pool_id))
 
-    async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
-        await pools.resize_pool(self._core, pool_id, target_dedicated_nodes)
+    async def resize_pool(
+        self, pool_id: str, target_dedicated_nodes: int, resize_timeout: timedelta | None = None
+    ) -> None:
+        await pools.resize_pool(self._core, pool_id, target_dedicated_nodes, resize_timeout)
 
     async def begin_delete_pool(self, pool_id: str) -> None:
         """Delete Pool: the pool is ``deleting`` (recorded and saved) when this returns, and

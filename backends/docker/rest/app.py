@@ -9,6 +9,7 @@ the signature and key never reach a log.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
 
@@ -71,10 +72,40 @@ def _as_the_service(request: web.Request, response: web.StreamResponse) -> web.S
     return response
 
 
+HONOURED_QUERY = frozenset(
+    {"api-version", "timeout", "$filter", "$select", "maxresults", "$skiptoken", "recursive"}
+)
+"""The query parameters the endpoint reads (names without regard to case); any other is 501."""
+
+
+def _check_query(request: web.Request) -> None:
+    """``timeout`` (the service's processing limit, whole seconds: 400 otherwise; the endpoint
+    answers well within it) and no parameter the endpoint does not honour (``force`` on Delete
+    Job, ``$expand``): refused 501 naming it, never ignored."""
+    for name, value in request.query.items():
+        folded = name.lower()
+        if folded == "$expand":
+            raise not_supported("$expand", "statistics are not kept")
+        if folded not in HONOURED_QUERY:
+            error = not_supported(f"the query parameter {name}")
+            error.values += (("QueryParameterName", name),)
+            raise error
+        if folded == "timeout" and not re.fullmatch(r"\d+", value.strip()):
+            raise RestError(
+                400,
+                "InvalidQueryParameterValue",
+                "Value for one of the query parameters specified in the request URI is invalid.",
+                [
+                    ("QueryParameterName", name),
+                    ("QueryParameterValue", value),
+                    ("Reason", "expected a whole number of seconds"),
+                ],
+            )
+
+
 def _check_unemulated_options(request: web.Request) -> None:
     """Options that would change an answer but are not emulated: refused, never ignored."""
-    if "$expand" in request.query:
-        raise not_supported("$expand", "statistics are not kept")
+    _check_query(request)
     for header in CONDITIONAL_HEADERS:
         if header in request.headers:
             raise not_supported(f"the conditional header {header}")

@@ -7,6 +7,7 @@ over the fake one); any other implementation can be served the same way (`app.bu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Protocol
 
 from jobprep_release.backends.base import (
@@ -39,8 +40,10 @@ class EndpointService(Protocol):
         """One pool; `NotFound` (``PoolNotFound``)."""
         ...
 
-    async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
-        """Resize Pool (dedicated nodes)."""
+    async def resize_pool(
+        self, pool_id: str, target_dedicated_nodes: int, resize_timeout: timedelta | None = None
+    ) -> None:
+        """Resize Pool (dedicated nodes); `resize_timeout`, when given, becomes the pool's."""
         ...
 
     async def begin_delete_pool(self, pool_id: str) -> None:

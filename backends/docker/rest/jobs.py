@@ -62,8 +62,8 @@ async def delete_job(request: web.Request) -> web.Response:
 @routes.post("/jobs/{job}/terminate")
 async def terminate_job(request: web.Request) -> web.Response:
     ctx, job_id = context(request), request.match_info["job"]
-    content = await body(request, optional=True)
-    await ctx.service.terminate_job(job_id, content.optional_text("terminateReason"))
+    reason = specs.terminate_reason((await body(request, optional=True)).document)
+    await ctx.service.terminate_job(job_id, reason)
     return accepted(f"{base_url(request)}/jobs/{job_id}")
 
 

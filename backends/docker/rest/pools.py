@@ -11,13 +11,11 @@ from azure.batch import models
 from jobprep_release.backends.base import TaskState
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
-from jobprep_release.backends.docker.rest.errors import not_supported
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
 from jobprep_release.backends.docker.rest.replies import accepted, body, created, document
 
 routes = web.RouteTableDef()
 
-_REQUEUE = "requeue"
 _TERMINATE = "terminate"
 
 
@@ -66,16 +64,9 @@ async def delete_pool(request: web.Request) -> web.Response:
 @routes.post("/pools/{pool}/resize")
 async def resize_pool(request: web.Request) -> web.Response:
     ctx, pool_id = context(request), request.match_info["pool"]
-    content = await body(request)
+    asked = specs.resize((await body(request)).document)
     await ctx.service.get_pool(pool_id)
-    if content.integer("targetLowPriorityNodes", 0):
-        error = not_supported("Resize Pool property targetLowPriorityNodes", "spot nodes")
-        error.values += (("PropertyName", "targetLowPriorityNodes"),)
-        raise error
-    option = content.text("nodeDeallocationOption", _REQUEUE).lower()
-    if option != _REQUEUE:
-        raise not_supported(f"Resize Pool with nodeDeallocationOption {option}", "use requeue")
-    await ctx.service.resize_pool(pool_id, content.integer("targetDedicatedNodes", 0))
+    await ctx.service.resize_pool(pool_id, asked.target_dedicated_nodes, asked.resize_timeout)
     pool = await ctx.service.get_pool(pool_id)
     url = f"{base_url(request)}/pools/{pool_id}/resize"
     return accepted(url, pool.etag, pool.last_modified)
@@ -117,18 +108,10 @@ async def _end_tasks_on(ctx: Context, node_id: str) -> None:
                 await ctx.service.terminate_task(job.id, task.id)
 
 
-async def _node_option(request: web.Request, name: str, operation: str) -> str:
-    """The reboot or reimage option asked for: ``requeue`` (default) or ``terminate``."""
-    option = (await body(request, optional=True)).text(name, _REQUEUE).lower()
-    if option not in (_REQUEUE, _TERMINATE):
-        raise not_supported(f"{operation} with {name} {option}", "use requeue or terminate")
-    return option
-
-
 @routes.post("/pools/{pool}/nodes/{node}/reboot")
 async def reboot_node(request: web.Request) -> web.Response:
     ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
-    option = await _node_option(request, "nodeRebootOption", "Reboot Node")
+    option = specs.reboot_option((await body(request, optional=True)).document)
     await ctx.service.get_pool(pool_id)
     await ctx.service.get_node(pool_id, node_id)
     if option == _TERMINATE:
@@ -140,7 +123,7 @@ async def reboot_node(request: web.Request) -> web.Response:
 @routes.post("/pools/{pool}/nodes/{node}/reimage")
 async def reimage_node(request: web.Request) -> web.Response:
     ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
-    option = await _node_option(request, "nodeReimageOption", "Reimage Node")
+    option = specs.reimage_option((await body(request, optional=True)).document)
     await ctx.service.get_pool(pool_id)
     await ctx.service.get_node(pool_id, node_id)
     if option == _TERMINATE:

@@ -1,5 +1,6 @@
-"""Request bodies to specs: Add Pool, Add Job and Add Task through azure-batch's models
-(`jobprep_release.backends.schema`), every property either kept or refused.
+"""Request bodies to specs: Add Pool, Add Job, Add Task and every other operation's body (Resize
+Pool, Terminate Job, Reboot and Reimage Node, Add Task Collection, Terminate Task) through
+azure-batch's models (`jobprep_release.backends.schema`), every property either kept or refused.
 
 Each body is checked against its SDK model (400 ``MissingRequiredProperty`` or
 ``InvalidPropertyValue`` naming the property's path), read into a spec by the shared mapping,
@@ -18,12 +19,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from azure.batch import models
+from azure.batch._utils.model_base import Model as SdkModel
+from azure.batch.models import _models as sdk_models
 
-from jobprep_release.backends.base import JobSpec, PoolSpec, TaskSpec
+from jobprep_release.backends.base import DEFAULT_RESIZE_TIMEOUT, JobSpec, PoolSpec, TaskSpec
 from jobprep_release.backends.docker.rest.errors import RestError, not_supported
 from jobprep_release.backends.schema import requests, shapes
 from jobprep_release.backends.schema.shapes import PropertyError
@@ -39,7 +43,7 @@ def _refusal(error: PropertyError) -> RestError:
     return RestError(status, error.code or "InvalidPropertyValue", error.message, values)
 
 
-def _read(
+def read_body(
     model: type[Any],
     document: Any,
     read: Callable[[Any], S],
@@ -48,9 +52,13 @@ def _read(
     path: str = "",
     check: Callable[[S, Mapping[str, Any]], None] | None = None,
 ) -> S:
-    """`document` as a spec, through `model`; refused when the spec would not keep all of it."""
+    """`document` as a spec, through `model` (the request's SDK model): read by `read`,
+    reproduced by `write`; 400 ``InvalidPropertyValue`` or ``MissingRequiredProperty`` for a
+    value of the wrong type or outside the service's limits (`requests.check_limits`), 501
+    ``NotSupported`` naming each property `write` does not reproduce (one `read` drops)."""
     try:
         asked = shapes.conform(model, document, path)
+        requests.check_limits(model, asked, path)
         spec = read(model(asked))
         kept = shapes.with_defaults(model, write(spec).as_dict())
         dropped = shapes.unreproduced(model, asked, kept)
@@ -123,7 +131,7 @@ def _pool_checks(spec: PoolSpec, asked: Mapping[str, Any]) -> None:
 def pool_spec(document: Any) -> PoolSpec:
     """Add Pool's body as a `PoolSpec`; ``image`` is the Docker image an image id names, else
     None (the endpoint's default node image)."""
-    spec = _read(
+    spec = read_body(
         models.BatchPoolCreateOptions,
         document,
         requests.pool_spec,
@@ -149,7 +157,7 @@ def _job_checks(spec: JobSpec, asked: Mapping[str, Any]) -> None:
 
 def job_spec(document: Any) -> JobSpec:
     """Add Job's body as a `JobSpec`."""
-    return _read(
+    return read_body(
         models.BatchJobCreateOptions,
         document,
         requests.job_spec,
@@ -165,7 +173,7 @@ def job_spec(document: Any) -> JobSpec:
 def task_spec(document: Any, path: str = "") -> TaskSpec:
     """Add Task's body (or, with `path` ``value[i]``, one entry of Add Task Collection) as a
     `TaskSpec`."""
-    return _read(
+    return read_body(
         models.BatchTaskCreateOptions,
         document,
         requests.task_spec,
@@ -174,3 +182,98 @@ def task_spec(document: Any, path: str = "") -> TaskSpec:
         path,
         check=lambda spec, asked: _resource_files_have_urls(asked, path),
     )
+
+
+# --- the other operations' bodies ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Resize:
+    """What Resize Pool honours: the dedicated node count and the resize's timeout (which the
+    service sets as the pool's ``resizeTimeout``)."""
+
+    target_dedicated_nodes: int
+    resize_timeout: timedelta
+
+
+def resize(document: Any) -> Resize:
+    """Resize Pool's body; other deallocation options than ``requeue`` and spot nodes are 501."""
+    return read_body(
+        models.BatchPoolResizeOptions,
+        document,
+        lambda options: Resize(
+            options.target_dedicated_nodes or 0,
+            options.resize_timeout or DEFAULT_RESIZE_TIMEOUT,
+        ),
+        lambda kept: models.BatchPoolResizeOptions(
+            target_dedicated_nodes=kept.target_dedicated_nodes,
+            resize_timeout=kept.resize_timeout,
+        ),
+        "Resize Pool",
+    )
+
+
+def terminate_reason(document: Any) -> str | None:
+    """Terminate Job's body: its ``terminateReason`` (None when not given)."""
+    reason: str | None = read_body(
+        sdk_models.BatchJobTerminateOptions,
+        document,
+        lambda options: options.termination_reason,
+        lambda kept: sdk_models.BatchJobTerminateOptions(termination_reason=kept),
+        "Terminate Job",
+    )
+    return reason
+
+
+NODE_OPTIONS = ("requeue", "terminate")
+"""The reboot and reimage options emulated (what happens to the node's running tasks)."""
+
+
+def _node_option(value: Any) -> str:
+    option = requests.wire_value(value) or NODE_OPTIONS[0]
+    return option if option in NODE_OPTIONS else ""
+
+
+def reboot_option(document: Any) -> str:
+    """Reboot Node's body: ``requeue`` (the default) or ``terminate``; the others are 501."""
+    return read_body(
+        sdk_models.BatchNodeRebootOptions,
+        document,
+        lambda options: _node_option(options.node_reboot_kind),
+        lambda kept: sdk_models.BatchNodeRebootOptions(node_reboot_kind=kept or None),
+        "Reboot Node",
+    )
+
+
+def reimage_option(document: Any) -> str:
+    """Reimage Node's body: ``requeue`` (the default) or ``terminate``; the others are 501."""
+    return read_body(
+        sdk_models.BatchNodeReimageOptions,
+        document,
+        lambda options: _node_option(options.node_reimage_option),
+        lambda kept: sdk_models.BatchNodeReimageOptions(node_reimage_option=kept or None),
+        "Reimage Node",
+    )
+
+
+def task_group(document: Any) -> list[Mapping[str, Any]]:
+    """Add Task Collection's body: its entries (each read by `task_spec`), the body's own
+    properties beside ``value`` refused."""
+    return read_body(
+        models.BatchTaskGroup,
+        document,
+        lambda group: [entry.as_dict() for entry in group.task_values or ()],
+        lambda kept: models.BatchTaskGroup(
+            task_values=[models.BatchTaskCreateOptions(e) for e in kept]
+        ),
+        "Add Task Collection",
+    )
+
+
+def nothing(document: Mapping[str, Any], what: str) -> None:
+    """A body for an operation that takes none (Terminate Task): any property is 501."""
+    read_body(_Empty, document, lambda _: None, lambda _: _Empty(), what)
+
+
+class _Empty(SdkModel):
+    """An operation's body with no properties."""

@@ -15,7 +15,6 @@ from jobprep_release.backends.docker.rest.context import Context, base_url, cont
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
 from jobprep_release.backends.docker.rest.replies import body, created, document, no_content
-from jobprep_release.backends.docker.rest.wire import Body
 from jobprep_release.backends.errors import Conflict, InvalidRequest, NotFound
 
 routes = web.RouteTableDef()
@@ -75,10 +74,7 @@ def _refusal(ctx: Context, job_id: str, task_id: str, seen: set[str]) -> dict[st
 @routes.post("/jobs/{job}/addtaskcollection")
 async def add_task_collection(request: web.Request) -> web.Response:
     ctx, job_id, base = context(request), request.match_info["job"], base_url(request)
-    content = await body(request)
-    entries: list[Body] = content.children("value")
-    if "value" not in content:
-        content.text("value", required=True)  # MissingRequiredProperty: value
+    entries = specs.task_group((await body(request)).document)
     if len(entries) > MAX_TASKS_PER_REQUEST:
         raise RestError(
             413,
@@ -86,7 +82,7 @@ async def add_task_collection(request: web.Request) -> web.Response:
             f"The request holds {len(entries)} tasks; at most {MAX_TASKS_PER_REQUEST} can be "
             "added in one request.",
         )
-    task_specs = [specs.task_spec(entry.document, entry.path) for entry in entries]
+    task_specs = [specs.task_spec(entry, f"value[{index}]") for index, entry in enumerate(entries)]
     if (await ctx.service.get_job(job_id)).state is JobState.DELETING:
         raise Conflict(JOB_BEING_DELETED, code="JobBeingDeleted")
     results: list[dict[str, Any]] = []
@@ -143,5 +139,6 @@ async def get_task(request: web.Request) -> web.Response:
 @routes.post("/jobs/{job}/tasks/{task}/terminate")
 async def terminate_task(request: web.Request) -> web.Response:
     ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
+    specs.nothing((await body(request, optional=True)).document, "Terminate Task")
     await ctx.service.terminate_task(job_id, task_id)
     return no_content()
