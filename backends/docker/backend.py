@@ -52,6 +52,13 @@ class DockerBackend:
         self._group: anyio.abc.TaskGroup | None = None
 
     @property
+    def engine(self) -> Engine:
+        """The Docker engine the backend drives (its `limiter` bounds the threads it uses)."""
+        if self._engine is None:
+            raise RuntimeError("DockerBackend is used outside `async with`")
+        return self._engine
+
+    @property
     def service(self) -> BatchService:
         if self._service is None:
             raise RuntimeError("DockerBackend is used outside `async with`")

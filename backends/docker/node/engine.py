@@ -1,8 +1,11 @@
 """The Docker engine, as the backend uses it: docker-py off the event loop, errors translated.
 
-Every docker-py call blocks, so each runs in a worker thread (`anyio.to_thread.run_sync`). Every
-object the backend creates carries the label ``jobprep_release.pool=<pool id>``; lookups filter
-on it, so nothing unlabelled is ever touched.
+Every docker-py call blocks, so each runs in a worker thread (`anyio.to_thread.run_sync`), at
+most `ENGINE_THREADS` at once per engine: the backend's own `CapacityLimiter`, so however many
+nodes or pools there are, docker-py never takes more of anyio's default thread pool than that
+(a call beyond it waits for one to end; none holds a thread for longer than one engine request,
+the agents' links reading without one). Every object the backend creates carries the label
+``jobprep_release.pool=<pool id>``; lookups filter on it, so nothing unlabelled is ever touched.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ from jobprep_release.backends.errors import (
 POOL_LABEL = "jobprep_release.pool"
 NODE_LABEL = "jobprep_release.node"
 ROLE_LABEL = "jobprep_release.role"
+
+ENGINE_THREADS = 10
+"""docker-py calls in flight at once: its client keeps 10 connections to the engine (docker-py's
+``DEFAULT_MAX_POOL_SIZE``), so more threads would only open connections it then discards."""
 
 T = TypeVar("T")
 
@@ -92,6 +99,8 @@ class Engine:
 
     def __init__(self, client: docker.DockerClient) -> None:
         self._client = client
+        self.limiter = anyio.CapacityLimiter(ENGINE_THREADS)
+        """The threads this engine's docker-py calls may use (`ENGINE_THREADS`)."""
 
     @classmethod
     async def connect(cls, base_url: str | None = None) -> Engine:
@@ -102,14 +111,17 @@ class Engine:
                 return docker.DockerClient(base_url=base_url)
             return docker.from_env()
 
-        engine = cls(await cls._run(connect, "connect"))
+        try:
+            client = await anyio.to_thread.run_sync(connect)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise _translate(exc, "connect") from exc
+        engine = cls(client)
         await engine.call(engine._client.ping, what="ping")
         return engine
 
-    @staticmethod
-    async def _run(func: Callable[[], T], what: str) -> T:
+    async def _run(self, func: Callable[[], T], what: str) -> T:
         try:
-            return await anyio.to_thread.run_sync(func)
+            return await anyio.to_thread.run_sync(func, limiter=self.limiter)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise _translate(exc, what) from exc
 
@@ -123,7 +135,7 @@ class Engine:
         return self._client.api
 
     async def close(self) -> None:
-        await anyio.to_thread.run_sync(self._client.close)
+        await anyio.to_thread.run_sync(self._client.close, limiter=self.limiter)
 
     async def engine_id(self) -> str:
         info: dict[str, Any] = await self.call(self._client.info, what="engine info")
