@@ -15,11 +15,14 @@ import contextlib
 import io
 import json
 import tarfile
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import docker
 import docker.errors
 import requests.exceptions
@@ -125,6 +128,32 @@ class Engine:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise _translate(exc, what) from exc
 
+    async def _run_abandonable(self, func: Callable[[], T], what: str) -> T:
+        """`_run` for a call that may take minutes (a pull), in a daemon thread of its own: a
+        cancelled caller returns at once, and the process may exit while the call goes on
+        (anyio's worker threads would hold both until the call ends)."""
+        outcome: list[tuple[bool, Any]] = []
+        done = anyio.Event()
+        token = anyio.lowlevel.current_token()
+
+        def target() -> None:
+            try:
+                outcome.append((True, func()))
+            except BaseException as exc:
+                outcome.append((False, exc))
+            with contextlib.suppress(RuntimeError):  # the event loop has ended: nobody waits
+                anyio.from_thread.run_sync(done.set, token=token)
+
+        async with self.limiter:
+            threading.Thread(target=target, name=f"jobprep_release {what}", daemon=True).start()
+            await done.wait()
+        ok, value = outcome[0]
+        if ok:
+            return value  # type: ignore[no-any-return]
+        if isinstance(value, (docker.errors.DockerException, requests.exceptions.RequestException)):
+            raise _translate(value, what) from value
+        raise value
+
     async def call(self, func: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
         """Run one blocking docker-py call in a worker thread."""
         return await self._run(lambda: func(*args, **kwargs), what)
@@ -153,7 +182,7 @@ class Engine:
         if await self.has_image(image):
             return
         try:
-            await self.call(self._client.images.pull, image, what=f"pull {image}")
+            await self._run_abandonable(lambda: self._client.images.pull(image), f"pull {image}")
         except BackendError as exc:
             raise NotFound(
                 f"node image {image!r} is not present and cannot be pulled",
