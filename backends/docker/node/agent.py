@@ -129,7 +129,8 @@ class AgentLink:
     @classmethod
     async def attach(cls, engine: Engine, container_id: str) -> AgentLink:
         """Attach to the container's stdin and stdout (a docker-py call, in the engine's
-        threads); `BackendUnavailable` when the engine cannot be reached."""
+        threads); the project's errors as `Engine.call` raises them (`BackendUnavailable` when
+        the engine cannot be reached, `NotFound` when the container is gone)."""
         params = {"stdin": 1, "stdout": 1, "stream": 1}
         sock = await engine.call(
             engine.api.attach_socket,
