@@ -3,6 +3,11 @@
 Entering it connects to the engine, takes the state lock, and starts the service (its executor's
 node links and its scheduler) in a task group; leaving it stops them and writes the state. Nodes
 and the tasks on them keep running between runs of the app.
+
+A call that changes state is shielded from cancellation for the change itself only (`_atomic`),
+never for what it waits on: an image pull before a pool is created, a deletion's wait for
+release tasks. So the first Ctrl-C stops the caller at once wherever it is, and what was
+asked for is either not begun or carried through by the service.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from jobprep_release.backends.docker.settings import DockerSettings
 
 def _atomic() -> anyio.CancelScope:
     """A change, once asked for, is carried through: cancelling (Ctrl-C) the caller midway
-    must not leave, say, a job terminating with half of its release tasks started."""
+    must not leave, say, a job terminating with half of its release tasks started. Only for
+    changes that do not wait (they end in well under a second)."""
     return anyio.CancelScope(shield=True)
 
 
@@ -50,6 +56,13 @@ class DockerBackend:
         self._store: StateStore | None = None
         self._service: BatchService | None = None
         self._group: anyio.abc.TaskGroup | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The Docker engine the backend drives (its `limiter` bounds the threads it uses)."""
+        if self._engine is None:
+            raise RuntimeError("DockerBackend is used outside `async with`")
+        return self._engine
 
     @property
     def service(self) -> BatchService:
@@ -98,6 +111,7 @@ class DockerBackend:
                 await self._engine.close()
 
     async def create_pool(self, spec: PoolSpec) -> None:
+        await self.service.prepare_pool(spec)  # a pull may take minutes: not shielded
         with _atomic():
             await self.service.create_pool(spec)
 
@@ -109,9 +123,11 @@ class DockerBackend:
             await self.service.resize_pool(pool_id, target_dedicated_nodes)
 
     async def delete_pool(self, pool_id: str, *, wait: bool = True) -> None:
-        # Deletion is done before this returns, whether or not the caller waits.
+        # Deletion is done before this returns, whether or not the caller waits; cancelled
+        # while it waits, the service carries the deletion on (a later call waits for it).
         with _atomic():
-            await self.service.delete_pool(pool_id)
+            deletion = await self.service.start_delete_pool(pool_id)
+        await deletion.wait()
 
     async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
         return await self.service.list_nodes(pool_id)
@@ -165,5 +181,7 @@ class DockerBackend:
         return await self.service.list_prep_release_status(job_id)
 
     async def delete_job(self, job_id: str, *, wait: bool = True) -> None:
+        # As delete_pool; the wait may be long (release tasks run up to 15 minutes).
         with _atomic():
-            await self.service.delete_job(job_id)
+            deletion = await self.service.start_delete_job(job_id)
+        await deletion.wait()

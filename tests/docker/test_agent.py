@@ -37,7 +37,7 @@ async def test_a_query_right_after_a_run_never_says_the_agent_has_no_trace_of_it
         mount_point="/mnt/batch",
         host_options={},
     )
-    link = await AgentLink.attach(engine.api, container.id)
+    link = await AgentLink.attach(engine, container.id)
     try:
         await engine.call(container.start, what="start the agent")
         keys = [f"key{n:03d}" for n in range(RUNS)]

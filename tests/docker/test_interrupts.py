@@ -16,7 +16,7 @@ import anyio
 import docker
 import pytest
 
-from jobprep_release.backends.base import JobState
+from jobprep_release.backends.base import JobState, PrepReleaseTaskState
 from jobprep_release.backends.docker import DockerBackend, DockerSettings
 from tests.conftest import REPO, Ids, labelled, remove_labelled, run_cli
 
@@ -30,12 +30,15 @@ STEPS = [
 
 
 class App:
-    """The app in a child process, its stdout and stderr read line by line as they come."""
+    """The app (or, with `argv`, another Python program) in a child process, its stdout and
+    stderr read line by line as they come."""
 
-    def __init__(self, ids: Ids, state_dir: Path, *extra: str) -> None:
-        args = ["--pool-id", ids.pool, "--job-id", ids.job, *extra]
+    def __init__(
+        self, ids: Ids, state_dir: Path, *extra: str, argv: list[str] | None = None
+    ) -> None:
+        args = argv or ["-m", "jobprep_release", "--pool-id", ids.pool, "--job-id", ids.job, *extra]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jobprep_release", *args],
+            [sys.executable, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -202,6 +205,45 @@ def test_a_second_signal_exits_at_once(
     assert not [line for line in stderr.splitlines() if line.startswith("interrupted")]
     # Exiting at once leaves behind what the run had made so far; this test removes it.
     remove_labelled(docker_client, ids.pool)
+
+
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
+def test_the_first_signal_stops_a_job_deletion_waiting_for_its_release_task_within_1s(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient, sent: signal.Signals
+) -> None:
+    # The release task sleeps 600 s, so Delete Job waits for it; the deletion was shielded
+    # whole, and the first signal took effect only once the release task had ended.
+    argv = ["-m", "tests.docker.deleting_child", ids.pool, ids.job]
+    with App(ids, state_dir, argv=argv) as app:
+        app.read_until("deleting", limit=180)
+        time.sleep(1)  # well into the wait: the release task has started by now
+        signalled = time.monotonic()
+        app.process.send_signal(sent)
+        app.read_until("stopped", limit=60, stderr=True)
+        stopped = time.monotonic() - signalled
+        app.process.wait(timeout=60)
+        exited = time.monotonic() - signalled
+        status, stderr = app.finish()
+    print(f"{sent.name}: stopped {stopped:.3f} s, exited {exited:.3f} s after the signal")
+    assert status == 130, stderr
+    assert "Traceback" not in stderr
+    assert stopped < 1.0, f"the wait stopped {stopped:.2f} s after the signal"
+    assert exited < 2.0, f"the process exited {exited:.2f} s after the signal"
+
+    async def recorded() -> None:
+        # The deletion was recorded before the wait: a new service finds it under way, with
+        # the release task still running; deleting the pool ends it.
+        async with DockerBackend(DockerSettings(state_dir=state_dir)) as backend:
+            job = await backend.find_job(ids.job)
+            assert job is not None and job.state is JobState.DELETING
+            (status,) = await backend.list_prep_release_status(ids.job)
+            assert status.release is not None
+            assert status.release.state is PrepReleaseTaskState.RUNNING
+            with anyio.fail_after(60):
+                await backend.delete_pool(ids.pool)
+
+    anyio.run(recorded)
+    assert labelled(docker_client, ids.pool) == (0, 0)
 
 
 @pytest.mark.parametrize("step", STEPS[:3])

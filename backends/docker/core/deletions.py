@@ -49,23 +49,31 @@ async def begin_delete_job(core: Core, job_id: str) -> Deletion:
     return _start_job(core, job)
 
 
-async def delete_pool(core: Core, pool_id: str) -> None:
-    """Delete the pool (or carry on deleting it) and return when it is gone."""
+async def start_delete_pool(core: Core, pool_id: str) -> Deletion:
+    """Begin deleting the pool, or find its deletion under way (resumed if it had stopped)."""
     await pools.adopt(core, pool_id)
     pool = core.pool(pool_id)
     if pool.state is PoolState.DELETING:
-        await _wait(_start_pool(core, pool))
-    else:
-        await _wait(await begin_delete_pool(core, pool_id))
+        return _start_pool(core, pool)
+    return await begin_delete_pool(core, pool_id)
+
+
+async def start_delete_job(core: Core, job_id: str) -> Deletion:
+    """Begin deleting the job, or find its deletion under way (resumed if it had stopped)."""
+    job = core.job(job_id)
+    if job.state is JobState.DELETING:
+        return _start_job(core, job)
+    return await begin_delete_job(core, job_id)
+
+
+async def delete_pool(core: Core, pool_id: str) -> None:
+    """Delete the pool (or carry on deleting it) and return when it is gone."""
+    await (await start_delete_pool(core, pool_id)).wait()
 
 
 async def delete_job(core: Core, job_id: str) -> None:
     """Delete the job (or carry on deleting it) and return when it is gone."""
-    job = core.job(job_id)
-    if job.state is JobState.DELETING:
-        await _wait(_start_job(core, job))
-    else:
-        await _wait(await begin_delete_job(core, job_id))
+    await (await start_delete_job(core, job_id)).wait()
 
 
 def resume(core: Core) -> None:
@@ -76,12 +84,6 @@ def resume(core: Core) -> None:
     for pool in list(core.state.pools.values()):
         if pool.state is PoolState.DELETING:
             _start_pool(core, pool)
-
-
-async def _wait(deletion: Deletion) -> None:
-    await deletion.done.wait()
-    if deletion.error is not None:
-        raise deletion.error
 
 
 def _start_pool(core: Core, pool: PoolRecord) -> Deletion:

@@ -61,6 +61,13 @@ class Deletion:
     done: anyio.Event = field(default_factory=anyio.Event)
     error: BaseException | None = None
 
+    async def wait(self) -> None:
+        """Return when the deletion has ended; raise what stopped it. Cancelling the wait
+        leaves the deletion going on in the core's task group."""
+        await self.done.wait()
+        if self.error is not None:
+            raise self.error
+
 
 @dataclass(slots=True)
 class InFlight:

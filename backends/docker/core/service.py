@@ -42,7 +42,7 @@ from jobprep_release.backends.docker.core import (
 )
 from jobprep_release.backends.docker.core.clock import Clock, SystemClock
 from jobprep_release.backends.docker.core.executor import FileInfo, NodeExecutor, ProcessExit
-from jobprep_release.backends.docker.core.kernel import Core, CoreSettings
+from jobprep_release.backends.docker.core.kernel import Core, CoreSettings, Deletion
 from jobprep_release.backends.docker.core.records import NodeRecord, fill_histories
 from jobprep_release.backends.docker.core.store import Store
 from jobprep_release.backends.errors import BackendError, NotFound
@@ -95,6 +95,13 @@ class BatchService:
 
     # --- pools and nodes ---------------------------------------------------------------------
 
+    async def prepare_pool(self, spec: PoolSpec) -> None:
+        """What creating the pool would wait for before changing anything: its node image,
+        pulled when absent (`NotFound` ``ImageNotFound``). Cancelling it changes nothing."""
+        image = spec.image or self._core.settings.default_image
+        if image is not None:
+            await self._core.executor.check_image(image)
+
     async def create_pool(self, spec: PoolSpec) -> None:
         """Create a pool and start its nodes; `AlreadyExists` (``PoolExists``)."""
         await pools.create_pool(self._core, spec)
@@ -120,6 +127,11 @@ class BatchService:
     async def delete_pool(self, pool_id: str) -> None:
         """Delete the pool, or carry on deleting it; returns when it is gone."""
         await deletions.delete_pool(self._core, pool_id)
+
+    async def start_delete_pool(self, pool_id: str) -> Deletion:
+        """The state change of `delete_pool`: the pool is ``deleting`` (saved) and its removal
+        under way when this returns; `Deletion.wait` waits for it to end."""
+        return await deletions.start_delete_pool(self._core, pool_id)
 
     async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
         executor = self._core.executor
@@ -187,6 +199,12 @@ class BatchService:
     async def delete_job(self, job_id: str) -> None:
         """Delete the job, or carry on deleting it; returns when it is gone."""
         await deletions.delete_job(self._core, job_id)
+
+    async def start_delete_job(self, job_id: str) -> Deletion:
+        """The state change of `delete_job`: the job is ``deleting`` (saved) and its deletion
+        (ending its tasks, its release tasks, its files) under way when this returns;
+        `Deletion.wait` waits for it to end."""
+        return await deletions.start_delete_job(self._core, job_id)
 
     # --- specs: what was asked, for an endpoint that shows it ---------------------------------
 

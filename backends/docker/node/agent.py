@@ -26,19 +26,19 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import anyio.to_thread
-import docker.errors
-import requests.exceptions
 
+from jobprep_release.backends.docker.node.engine import Engine
 from jobprep_release.backends.errors import BackendUnavailable
 
 AGENT_DIR = "/mnt/batch/agent"
+FRAME_HEADER = struct.Struct(">BxxxL")
 
 AGENT_SCRIPT = r"""
 export LC_ALL=C
@@ -102,51 +102,68 @@ class AgentEvent:
 
 
 class AgentLink:
-    """The attached stdin/stdout of one node's agent.
+    """The attached stdin/stdout of one node's agent, read and written without a thread.
 
-    `events` blocks in a worker thread until lines arrive; `send` writes commands. The link is
-    full duplex, so one reader and any number of (serialised) writers may use it at once.
+    The attached socket is put in non-blocking mode and waited on with the event loop's own
+    readiness (`anyio.wait_readable`), so a linked node costs no worker thread however long it
+    stays quiet: a pool of any size leaves anyio's thread pool free. The link is full duplex, so
+    one reader and any number of (serialised) writers may use it at once.
+
+    The engine multiplexes an attach without a TTY into frames: an 8-byte header (stream type,
+    three zero bytes, payload size as a big-endian 32-bit count), then the payload (Docker
+    Engine API, "Attach to a container": "Stream format").
     """
 
     def __init__(self, sock: Any) -> None:
         self._io = sock
         raw = getattr(sock, "_sock", sock)
         self._socket: socket.socket = raw
-        self._buffer = b""
-        self._pending = b""
+        self._socket.setblocking(False)
+        self._frames = bytearray()
+        """Bytes read from the socket not yet unframed (at most one partial frame)."""
+        self._pending = bytearray()
+        """Agent output unframed but not yet ending in a newline."""
         self._write_lock = anyio.Lock()
         self.closed = False
 
     @classmethod
-    async def attach(cls, api: Any, container_id: str) -> AgentLink:
+    async def attach(cls, engine: Engine, container_id: str) -> AgentLink:
+        """Attach to the container's stdin and stdout (a docker-py call, in the engine's
+        threads); the project's errors as `Engine.call` raises them (`BackendUnavailable` when
+        the engine cannot be reached, `NotFound` when the container is gone)."""
         params = {"stdin": 1, "stdout": 1, "stream": 1}
-        try:
-            sock = await anyio.to_thread.run_sync(
-                lambda: api.attach_socket(container_id, params=params)
-            )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise BackendUnavailable(f"cannot attach to a node's agent: {exc}") from exc
+        sock = await engine.call(
+            engine.api.attach_socket,
+            container_id,
+            params=params,
+            what="attach to a node's agent",
+        )
         return cls(sock)
 
     async def send(self, payload: bytes) -> None:
+        """Write `payload` whole; `BackendUnavailable` when the link is lost."""
         async with self._write_lock:
+            view = memoryview(payload)
             try:
-                await anyio.to_thread.run_sync(self._socket.sendall, payload)
-            except OSError as exc:
+                while view:
+                    try:
+                        sent = self._socket.send(view)
+                    except (BlockingIOError, ssl.SSLWantWriteError):
+                        await anyio.wait_writable(self._socket)
+                        continue
+                    view = view[sent:]
+            except (OSError, ValueError, anyio.ClosedResourceError) as exc:
                 raise BackendUnavailable(f"lost the link to a node agent: {exc}") from exc
 
     async def receive(self) -> list[AgentEvent]:
         """The next complete lines, waiting for at least one; [] when the link has closed."""
-        return await anyio.to_thread.run_sync(self._read_lines, abandon_on_cancel=True)
-
-    def _read_lines(self) -> list[AgentEvent]:
         while b"\n" not in self._pending:
-            chunk = self._read_frame()
-            if chunk is None:
+            if self.closed or not await self._read():
                 self.closed = True
                 return []
-            self._pending += chunk
-        complete, _, self._pending = self._pending.rpartition(b"\n")
+        end = self._pending.rindex(b"\n")
+        complete = bytes(self._pending[:end])
+        del self._pending[: end + 1]
         events = []
         for line in complete.decode(errors="replace").splitlines():
             words = line.split()
@@ -156,31 +173,47 @@ class AgentLink:
                 events.append(AgentEvent(words[0], "", ()))
         return events
 
-    def _read_frame(self) -> bytes | None:
-        header = self._read_exactly(8)
-        if header is None:
-            return None
-        _stream, size = struct.unpack(">BxxxL", header)
-        return self._read_exactly(size)
-
-    def _read_exactly(self, size: int) -> bytes | None:
-        while len(self._buffer) < size:
+    async def _read(self) -> bool:
+        """Read what the socket has (waiting until it has something) and unframe it; False
+        at the end of the stream or when the link was closed."""
+        while True:
             try:
                 chunk = self._socket.recv(65536)
-            except OSError:
-                return None
+            except (BlockingIOError, ssl.SSLWantReadError):
+                try:
+                    await anyio.wait_readable(self._socket)
+                except (OSError, ValueError, anyio.ClosedResourceError):
+                    return False
+                continue
+            except (OSError, ValueError):
+                return False
             if not chunk:
-                return None
-            self._buffer += chunk
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+                return False
+            self._unframe(chunk)
+            return True
+
+    def _unframe(self, chunk: bytes) -> None:
+        frames = self._frames
+        frames += chunk
+        while len(frames) >= FRAME_HEADER.size:
+            _stream, size = FRAME_HEADER.unpack_from(frames)
+            end = FRAME_HEADER.size + size
+            if len(frames) < end:
+                break
+            self._pending += frames[FRAME_HEADER.size : end]
+            del frames[:end]
 
     def close(self) -> None:
+        """Close the socket; a `receive` waiting on it returns [] and a `send` raises."""
         if self.closed and self._socket.fileno() < 0:
             return
         self.closed = True
-        with contextlib.suppress(OSError):
-            self._socket.shutdown(socket.SHUT_RDWR)
+        if self._socket.fileno() >= 0:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
+            # Wakes a task waiting for the socket, which would otherwise wait on a closed fd.
+            with contextlib.suppress(RuntimeError):
+                anyio.notify_closing(self._socket)
         self._socket.close()
         close_io: Callable[[], None] | None = getattr(self._io, "close", None)
         if close_io is not None:

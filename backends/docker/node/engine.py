@@ -1,8 +1,11 @@
 """The Docker engine, as the backend uses it: docker-py off the event loop, errors translated.
 
-Every docker-py call blocks, so each runs in a worker thread (`anyio.to_thread.run_sync`). Every
-object the backend creates carries the label ``jobprep_release.pool=<pool id>``; lookups filter
-on it, so nothing unlabelled is ever touched.
+Every docker-py call blocks, so each runs in a worker thread (`anyio.to_thread.run_sync`), at
+most `ENGINE_THREADS` at once per engine: the backend's own `CapacityLimiter`, so however many
+nodes or pools there are, docker-py never takes more of anyio's default thread pool than that
+(a call beyond it waits for one to end; none holds a thread for longer than one engine request,
+the agents' links reading without one). Every object the backend creates carries the label
+``jobprep_release.pool=<pool id>``; lookups filter on it, so nothing unlabelled is ever touched.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import contextlib
 import io
 import json
 import tarfile
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import docker
 import docker.errors
 import requests.exceptions
@@ -32,6 +38,10 @@ from jobprep_release.backends.errors import (
 POOL_LABEL = "jobprep_release.pool"
 NODE_LABEL = "jobprep_release.node"
 ROLE_LABEL = "jobprep_release.role"
+
+ENGINE_THREADS = 10
+"""docker-py calls in flight at once: its client keeps 10 connections to the engine (docker-py's
+``DEFAULT_MAX_POOL_SIZE``), so more threads would only open connections it then discards."""
 
 T = TypeVar("T")
 
@@ -92,6 +102,8 @@ class Engine:
 
     def __init__(self, client: docker.DockerClient) -> None:
         self._client = client
+        self.limiter = anyio.CapacityLimiter(ENGINE_THREADS)
+        """The threads this engine's docker-py calls may use (`ENGINE_THREADS`)."""
 
     @classmethod
     async def connect(cls, base_url: str | None = None) -> Engine:
@@ -102,16 +114,45 @@ class Engine:
                 return docker.DockerClient(base_url=base_url)
             return docker.from_env()
 
-        engine = cls(await cls._run(connect, "connect"))
+        try:
+            client = await anyio.to_thread.run_sync(connect)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise _translate(exc, "connect") from exc
+        engine = cls(client)
         await engine.call(engine._client.ping, what="ping")
         return engine
 
-    @staticmethod
-    async def _run(func: Callable[[], T], what: str) -> T:
+    async def _run(self, func: Callable[[], T], what: str) -> T:
         try:
-            return await anyio.to_thread.run_sync(func)
+            return await anyio.to_thread.run_sync(func, limiter=self.limiter)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise _translate(exc, what) from exc
+
+    async def _run_abandonable(self, func: Callable[[], T], what: str) -> T:
+        """`_run` for a call that may take minutes (a pull), in a daemon thread of its own: a
+        cancelled caller returns at once, and the process may exit while the call goes on
+        (anyio's worker threads would hold both until the call ends)."""
+        outcome: list[tuple[bool, Any]] = []
+        done = anyio.Event()
+        token = anyio.lowlevel.current_token()
+
+        def target() -> None:
+            try:
+                outcome.append((True, func()))
+            except BaseException as exc:
+                outcome.append((False, exc))
+            with contextlib.suppress(RuntimeError):  # the event loop has ended: nobody waits
+                anyio.from_thread.run_sync(done.set, token=token)
+
+        async with self.limiter:
+            threading.Thread(target=target, name=f"jobprep_release {what}", daemon=True).start()
+            await done.wait()
+        ok, value = outcome[0]
+        if ok:
+            return value  # type: ignore[no-any-return]
+        if isinstance(value, (docker.errors.DockerException, requests.exceptions.RequestException)):
+            raise _translate(value, what) from value
+        raise value
 
     async def call(self, func: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
         """Run one blocking docker-py call in a worker thread."""
@@ -123,7 +164,7 @@ class Engine:
         return self._client.api
 
     async def close(self) -> None:
-        await anyio.to_thread.run_sync(self._client.close)
+        await anyio.to_thread.run_sync(self._client.close, limiter=self.limiter)
 
     async def engine_id(self) -> str:
         info: dict[str, Any] = await self.call(self._client.info, what="engine info")
@@ -141,7 +182,7 @@ class Engine:
         if await self.has_image(image):
             return
         try:
-            await self.call(self._client.images.pull, image, what=f"pull {image}")
+            await self._run_abandonable(lambda: self._client.images.pull(image), f"pull {image}")
         except BackendError as exc:
             raise NotFound(
                 f"node image {image!r} is not present and cannot be pulled",

@@ -75,7 +75,7 @@ class DockerExecutor:
         self._close_links()
 
     def _close_links(self) -> None:
-        # A link's reader blocks in a worker thread until its socket closes.
+        # Closing a link wakes its keeper's reader, which then sees the link closed.
         for keeper in self._keepers.values():
             if keeper.link is not None:
                 keeper.link.close()

@@ -163,7 +163,7 @@ class NodeKeeper:
             container = await self._create()
         if self.mode is Mode.KEEP:
             self._listener.on_keeper_state(self.node_id, NodeState.STARTING)
-        link = await AgentLink.attach(self._engine.api, container.id)
+        link = await AgentLink.attach(self._engine, container.id)
         await self._engine.call(container.reload, what=f"inspect {self.name}")
         if container.status != "running":
             await self._engine.call(container.start, what=f"start {self.name}")
