@@ -10,7 +10,6 @@ from azure.batch._serialization import Serializer  # the SDK's own duration writ
 from jobprep_release.backends.docker.rest.auth import SharedKey
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.odata import Query, compile_filter, page
-from jobprep_release.backends.docker.rest.wire import Body
 from jobprep_release.backends.schema.shapes import UNLIMITED, format_duration, parse_duration
 from tests.endpoint.harness import KEY
 
@@ -101,13 +100,3 @@ def test_shared_key_accepts_the_forms_clients_sign() -> None:
     assert any(form.endswith("/acct/jobs/a b\n$filter:x\napi-version:2025-06-01") for form in forms)
     absent = keys.strings_to_sign("DELETE", {"ocp-date": "x"}, "/pools/p")
     assert absent == ["DELETE\n" + "\n" * 11 + "ocp-date:x\n/acct/pools/p"]
-
-
-def test_bodies_take_numbers_and_booleans_written_as_strings() -> None:
-    body = Body({"targetDedicatedNodes": "2", "enableAutoScale": "false", "taskSlotsPerNode": 1})
-    assert body.integer("targetDedicatedNodes", 0) == 2
-    assert body.boolean("enableAutoScale", True) is False
-    assert body.integer("taskSlotsPerNode", 0) == 1
-    with pytest.raises(RestError) as refused:
-        Body({"n": "two"}).integer("n", 0)
-    assert refused.value.code == "InvalidPropertyValue"

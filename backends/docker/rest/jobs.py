@@ -25,7 +25,7 @@ async def _job_json(ctx: Context, base: str, job_id: str) -> dict[str, Any]:
 @routes.post("/jobs")
 async def add_job(request: web.Request) -> web.Response:
     ctx = context(request)
-    spec = specs.job_spec((await body(request)).document)
+    spec = specs.job_spec(await body(request))
     await ctx.service.create_job(spec)
     view = await ctx.service.get_job(spec.id)
     return created(f"{base_url(request)}/jobs/{spec.id}", view.etag, view.last_modified)
@@ -62,7 +62,7 @@ async def delete_job(request: web.Request) -> web.Response:
 @routes.post("/jobs/{job}/terminate")
 async def terminate_job(request: web.Request) -> web.Response:
     ctx, job_id = context(request), request.match_info["job"]
-    reason = specs.terminate_reason((await body(request, optional=True)).document)
+    reason = specs.terminate_reason(await body(request, optional=True))
     await ctx.service.terminate_job(job_id, reason)
     return accepted(f"{base_url(request)}/jobs/{job_id}")
 

@@ -27,7 +27,7 @@ async def _pool_json(ctx: Context, base: str, pool_id: str) -> dict[str, Any]:
 @routes.post("/pools")
 async def add_pool(request: web.Request) -> web.Response:
     ctx = context(request)
-    spec = specs.pool_spec((await body(request)).document)
+    spec = specs.pool_spec(await body(request))
     await ctx.service.create_pool(spec)
     view = await ctx.service.get_pool(spec.id)
     return created(f"{base_url(request)}/pools/{spec.id}", view.etag, view.last_modified)
@@ -64,7 +64,7 @@ async def delete_pool(request: web.Request) -> web.Response:
 @routes.post("/pools/{pool}/resize")
 async def resize_pool(request: web.Request) -> web.Response:
     ctx, pool_id = context(request), request.match_info["pool"]
-    asked = specs.resize((await body(request)).document)
+    asked = specs.resize(await body(request))
     await ctx.service.get_pool(pool_id)
     await ctx.service.resize_pool(pool_id, asked.target_dedicated_nodes, asked.resize_timeout)
     pool = await ctx.service.get_pool(pool_id)
@@ -111,7 +111,7 @@ async def _end_tasks_on(ctx: Context, node_id: str) -> None:
 @routes.post("/pools/{pool}/nodes/{node}/reboot")
 async def reboot_node(request: web.Request) -> web.Response:
     ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
-    option = specs.reboot_option((await body(request, optional=True)).document)
+    option = specs.reboot_option(await body(request, optional=True))
     await ctx.service.get_pool(pool_id)
     await ctx.service.get_node(pool_id, node_id)
     if option == _TERMINATE:
@@ -123,7 +123,7 @@ async def reboot_node(request: web.Request) -> web.Response:
 @routes.post("/pools/{pool}/nodes/{node}/reimage")
 async def reimage_node(request: web.Request) -> web.Response:
     ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
-    option = specs.reimage_option((await body(request, optional=True)).document)
+    option = specs.reimage_option(await body(request, optional=True))
     await ctx.service.get_pool(pool_id)
     await ctx.service.get_node(pool_id, node_id)
     if option == _TERMINATE:

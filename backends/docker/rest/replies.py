@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -10,24 +11,28 @@ from aiohttp import web
 
 from jobprep_release.backends.docker.rest import versions
 from jobprep_release.backends.docker.rest.errors import RestError
-from jobprep_release.backends.docker.rest.wire import Body, http_date
+from jobprep_release.backends.docker.rest.wire import http_date
 
 JSON_TYPE = "application/json; odata=minimalmetadata"  # as recorded from the service
 
 
-async def body(request: web.Request, *, optional: bool = False) -> Body:
-    """The request's JSON object; an empty `Body` when `optional` and nothing was sent."""
+async def body(request: web.Request, *, optional: bool = False) -> Mapping[str, Any]:
+    """The request's JSON object (in the 2025-06-01 shape, whatever the api-version); an empty
+    one when `optional` and nothing was sent. 400 ``InvalidRequestBody`` otherwise."""
     raw = await request.read()
     if not raw.strip():
         if optional:
-            return Body({})
+            return {}
         raise RestError(400, "InvalidRequestBody", "The request body is missing.")
     try:
         document = json.loads(raw)
     except ValueError:
         raise RestError(400, "InvalidRequestBody", "The request body is not valid JSON.") from None
     version = request.query.get("api-version", versions.LATEST)
-    return Body.parse(versions.request(version, document))
+    document = versions.request(version, document)
+    if not isinstance(document, Mapping):
+        raise RestError(400, "InvalidRequestBody", "The request body must be a JSON object")
+    return document
 
 
 def document(content: Any, *, status: int = 200, etag: str | None = None) -> web.Response:

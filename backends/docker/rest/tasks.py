@@ -37,7 +37,7 @@ def _task_json(ctx: Context, base: str, job_id: str, view: Task) -> dict[str, An
 @routes.post("/jobs/{job}/tasks")
 async def add_task(request: web.Request) -> web.Response:
     ctx, job_id = context(request), request.match_info["job"]
-    spec = specs.task_spec((await body(request)).document)
+    spec = specs.task_spec(await body(request))
     await ctx.service.add_tasks(job_id, [spec])
     view = await ctx.service.get_task(job_id, spec.id)
     url = f"{base_url(request)}/jobs/{job_id}/tasks/{spec.id}"
@@ -74,7 +74,7 @@ def _refusal(ctx: Context, job_id: str, task_id: str, seen: set[str]) -> dict[st
 @routes.post("/jobs/{job}/addtaskcollection")
 async def add_task_collection(request: web.Request) -> web.Response:
     ctx, job_id, base = context(request), request.match_info["job"], base_url(request)
-    entries = specs.task_group((await body(request)).document)
+    entries = specs.task_group(await body(request))
     if len(entries) > MAX_TASKS_PER_REQUEST:
         raise RestError(
             413,
@@ -139,6 +139,6 @@ async def get_task(request: web.Request) -> web.Response:
 @routes.post("/jobs/{job}/tasks/{task}/terminate")
 async def terminate_task(request: web.Request) -> web.Response:
     ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
-    specs.nothing((await body(request, optional=True)).document, "Terminate Task")
+    specs.nothing(await body(request, optional=True), "Terminate Task")
     await ctx.service.terminate_task(job_id, task_id)
     return no_content()
