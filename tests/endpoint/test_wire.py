@@ -9,7 +9,7 @@ from azure.batch._serialization import Serializer  # the SDK's own duration writ
 
 from jobprep_release.backends.docker.rest.auth import SharedKey
 from jobprep_release.backends.docker.rest.errors import RestError
-from jobprep_release.backends.docker.rest.odata import Query, compile_filter, page
+from jobprep_release.backends.docker.rest.odata import Query, page, parse_filter
 from jobprep_release.backends.schema.shapes import UNLIMITED, format_duration, parse_duration
 from tests.endpoint.harness import KEY
 
@@ -59,14 +59,15 @@ def test_unlimited_and_malformed_durations() -> None:
     ],
 )
 def test_filters(expression: str, ids: list[str]) -> None:
-    predicate = compile_filter(expression)
+    predicate = parse_filter(expression).predicate
+    assert predicate is not None
     assert [task["id"] for task in TASKS if predicate(task)] == ids
 
 
 @pytest.mark.parametrize("expression", ["id eq", "id 'x'", "(id eq 'x'", "id eq 'x' junk", "#"])
 def test_bad_filters_are_refused_naming_the_parameter(expression: str) -> None:
     with pytest.raises(RestError) as refused:
-        compile_filter(expression)
+        parse_filter(expression)
     assert refused.value.status == 400 and refused.value.code == "InvalidQueryParameterValue"
     assert ("QueryParameterName", "$filter") in refused.value.values
 

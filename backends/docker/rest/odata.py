@@ -272,11 +272,6 @@ def parse_filter(text: str | None) -> Filter:
     return Filter(predicate, frozenset(parser.paths))
 
 
-def compile_filter(text: str | None) -> Predicate:
-    """The predicate of a ``$filter`` (everything passes when there is none)."""
-    return parse_filter(text).predicate or (lambda item: True)
-
-
 def selected(text: str | None, names: Sequence[str] | None = None) -> list[str] | None:
     """The top-level properties a ``$select`` keeps (None: all). With `names` (the listed
     type's properties), a name it does not have is 400 ``InvalidQueryParameterValue``; names
