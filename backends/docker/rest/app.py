@@ -25,7 +25,7 @@ from jobprep_release.backends.docker.rest.errors import (
     from_backend,
     not_supported,
 )
-from jobprep_release.backends.docker.rest.replies import JSON_TYPE
+from jobprep_release.backends.docker.rest.replies import DOCUMENT, JSON_TYPE
 from jobprep_release.backends.docker.rest.unsupported import unrouted
 from jobprep_release.backends.errors import JobPrepReleaseError
 
@@ -61,12 +61,10 @@ def _check_api_version(request: web.Request) -> None:
 def _as_the_service(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
     """A JSON answer as the service writes it: ``odata.metadata`` first
     (`metadata.with_metadata`), in the shape of the request's api-version (`versions.answer`)."""
-    if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
-        return response
-    if response.content_type != "application/json" or not response.body:
+    if not isinstance(response, web.Response) or DOCUMENT not in response:
         return response
     version = request.query.get("api-version", API_VERSION)
-    document = metadata.with_metadata(base_url(request), request.path, json.loads(response.body))
+    document = metadata.with_metadata(base_url(request), request.path, response.pop(DOCUMENT))
     shaped = versions.answer(version, document, task_counts=request.path.endswith("/taskcounts"))
     response.body = json.dumps(shaped).encode()
     return response

@@ -35,13 +35,21 @@ async def body(request: web.Request, *, optional: bool = False) -> Mapping[str, 
     return document
 
 
+DOCUMENT = web.ResponseKey("document", object)
+"""The key under which a JSON answer keeps its document until the endpoint's middleware writes
+it, once, in the service's form (``odata.metadata``, the request's api-version)."""
+
+
 def document(content: Any, *, status: int = 200, etag: str | None = None) -> web.Response:
+    """A JSON answer holding `content`; its body is written by the middleware."""
     headers = {"Content-Type": JSON_TYPE}
     if etag is not None:
         headers["ETag"] = etag
     if isinstance(content, dict) and "lastModified" in content:
         headers["Last-Modified"] = http_date_of(content["lastModified"])
-    return web.Response(status=status, body=json.dumps(content).encode(), headers=headers)
+    response = web.Response(status=status, headers=headers)
+    response[DOCUMENT] = content
+    return response
 
 
 def http_date_of(iso: str) -> str:
