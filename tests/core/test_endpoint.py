@@ -4,6 +4,8 @@ azure backend (azure-batch's own client) as the caller."""
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 from azure.batch.aio import BatchClient
@@ -12,10 +14,33 @@ from azure.core.credentials import AzureNamedKeyCredential
 from jobprep_release.backends.azure import AzureBackend
 from jobprep_release.backends.base import TaskState
 from jobprep_release.backends.docker.core import FakeExecutor, FakeOutcome, FakeStart
-from jobprep_release.backends.docker.rest import EndpointSettings, running_endpoint
+from jobprep_release.backends.docker.rest import (
+    EndpointSettings,
+    RunningEndpoint,
+    running_endpoint,
+)
 from tests.core.harness import JOB, POOL, job_spec, pool_spec, tasks
 
 KEY = base64.b64encode(b"core-endpoint-test-key-0123456789").decode()
+
+
+@asynccontextmanager
+async def sample_run(
+    fake: FakeExecutor, count: int
+) -> AsyncIterator[tuple[RunningEndpoint, AzureBackend]]:
+    """The endpoint over `fake`, the azure backend signed in to it, and a one-node pool whose
+    job's `count` tasks have completed."""
+    settings = EndpointSettings(account="fakebatch", key=KEY, port=0, executor=fake)
+    async with running_endpoint(settings) as running:
+        credential = AzureNamedKeyCredential(running.account, running.key)
+        async with AzureBackend(running.url, credential, poll_interval=0.05) as backend:
+            await backend.create_pool(pool_spec(1, image=None))
+            await backend.create_job(job_spec())
+            await backend.add_tasks(JOB, tasks(count))
+            with anyio.fail_after(10):
+                while (await backend.get_task_counts(JOB)).completed < count:
+                    await anyio.sleep(0.05)
+            yield running, backend
 
 
 def script(start: FakeStart) -> FakeOutcome:
@@ -24,39 +49,22 @@ def script(start: FakeStart) -> FakeOutcome:
 
 async def test_the_endpoint_serves_the_core_over_the_fake_executor() -> None:
     fake = FakeExecutor(outcome=script)
-    settings = EndpointSettings(account="fakebatch", key=KEY, port=0, executor=fake)
-    async with running_endpoint(settings) as running:
-        credential = AzureNamedKeyCredential(running.account, running.key)
-        async with AzureBackend(running.url, credential, poll_interval=0.05) as backend:
-            await backend.create_pool(pool_spec(1, image=None))
-            await backend.create_job(job_spec())
-            await backend.add_tasks(JOB, tasks(2))
-            with anyio.fail_after(10):
-                while (await backend.get_task_counts(JOB)).completed < 2:
-                    await anyio.sleep(0.05)
-            task = await backend.get_task(JOB, "task001")
-            assert task.state is TaskState.COMPLETED
-            assert task.node_id is not None
-            path = f"workitems/{JOB}/job-1/task001/stdout.txt"
-            data = await backend.read_node_file(POOL, task.node_id, path)
-            assert data == f"hello from {task.node_id}\n".encode()
+    async with sample_run(fake, 2) as (_, backend):
+        task = await backend.get_task(JOB, "task001")
+        assert task.state is TaskState.COMPLETED
+        assert task.node_id is not None
+        path = f"workitems/{JOB}/job-1/task001/stdout.txt"
+        data = await backend.read_node_file(POOL, task.node_id, path)
+        assert data == f"hello from {task.node_id}\n".encode()
     assert [start.task_id for start in fake.starts] == ["task001", "task002"]
 
 
 async def test_a_nodes_task_counts_outlive_its_jobs_deletion() -> None:
     fake = FakeExecutor(outcome=lambda start: FakeOutcome(exit_code=int(start.task_id[-1]) % 2))
-    settings = EndpointSettings(account="fakebatch", key=KEY, port=0, executor=fake)
-    async with running_endpoint(settings) as running:
+    async with sample_run(fake, 3) as (running, backend):
+        (node_id,) = [node.id for node in await backend.list_nodes(POOL)]
+        await backend.delete_job(JOB)
         credential = AzureNamedKeyCredential(running.account, running.key)
-        async with AzureBackend(running.url, credential, poll_interval=0.05) as backend:
-            await backend.create_pool(pool_spec(1, image=None))
-            await backend.create_job(job_spec())
-            await backend.add_tasks(JOB, tasks(3))
-            with anyio.fail_after(10):
-                while (await backend.get_task_counts(JOB)).completed < 3:
-                    await anyio.sleep(0.05)
-            (node_id,) = [node.id for node in await backend.list_nodes(POOL)]
-            await backend.delete_job(JOB)
         async with BatchClient(running.url, credential) as client:
             node = await client.get_node(POOL, node_id)
             listed = [node async for node in client.list_nodes(POOL)]
