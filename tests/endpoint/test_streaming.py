@@ -24,7 +24,7 @@ from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.files import byte_range
 from tests.conftest import Ids
 from tests.endpoint.harness import endpoint, sdk_client
-from tests.endpoint.support import call, wait_until
+from tests.endpoint.support import call, linux_pool, wait_until
 
 COUNT = 9_000_000
 FILE = "shared/big.txt"
@@ -46,19 +46,7 @@ def _peak_resident() -> int:
 
 async def _make_file(client: BatchClient, ids: Ids) -> str:
     """A one-node pool whose node holds `FILE`; its node id."""
-    await client.create_pool(
-        models.BatchPoolCreateOptions(
-            id=ids.pool,
-            vm_size="standard_d1_v2",
-            target_dedicated_nodes=1,
-            virtual_machine_configuration=models.VirtualMachineConfiguration(
-                image_reference=models.BatchVmImageReference(
-                    publisher="canonical", offer="ubuntu-24_04-lts", sku="server"
-                ),
-                node_agent_sku_id="batch.node.ubuntu 24.04",
-            ),
-        )
-    )
+    await client.create_pool(linux_pool(ids.pool))
     await client.create_job(
         models.BatchJobCreateOptions(id=ids.job, pool_info=models.BatchPoolInfo(pool_id=ids.pool))
     )
