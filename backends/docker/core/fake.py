@@ -144,7 +144,8 @@ class FakeExecutor:
 
     For tests: `starts` lists every process started, in order; `nodes` the fake nodes by id;
     `lose_node` takes a node away (its processes vanish without a trace) and `restore_node`
-    brings it back with the next boot number; `hold_hello` keeps new nodes from saying hello.
+    brings it back with the next boot number; `hold_hello` keeps new nodes from saying hello,
+    `hold_creation` keeps them ``creating``.
     """
 
     def __init__(self, clock: Clock | None = None, outcome: Script = succeed) -> None:
@@ -156,6 +157,9 @@ class FakeExecutor:
         self.images: set[str] | None = None
         """Images `check_image` accepts (None: any)."""
         self.hold_hello = False
+        self.hold_creation = False
+        """New nodes stay ``creating`` until `release_creation` (a slow allocation)."""
+        self._creating: list[FakeNode] = []
         self._listener: ExecutorListener | None = None
         self._events: list[Callable[[ExecutorListener], None]] = []
         self._wake = anyio.Event()
@@ -279,8 +283,23 @@ class FakeExecutor:
         self.nodes[node.node_id] = fake
         node_id = node.node_id
         self._emit(lambda listener: listener.on_node_state(node_id, NodeState.CREATING))
+        if self.hold_creation:
+            self._creating.append(fake)
+            return
+        self._created(fake)
+
+    def _created(self, node: FakeNode) -> None:
+        node_id = node.setup.node_id
         self._emit(lambda listener: listener.on_node_state(node_id, NodeState.STARTING))
-        self._boot(fake)
+        self._boot(node)
+
+    def release_creation(self) -> None:
+        """Let the nodes held by `hold_creation` (and not removed since) come up now."""
+        self.hold_creation = False
+        for node in self._creating:
+            if self.nodes.get(node.setup.node_id) is node:
+                self._created(node)
+        self._creating.clear()
 
     def node_address(self, node_id: str) -> str | None:
         """A fixed private address per node (its pool's serial and its index), as a real

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Protocol
 
+from jobprep_release.backends.administration import NodeAdministration
 from jobprep_release.backends.base import (
     ComputeNode,
     Job,
@@ -24,9 +25,14 @@ from jobprep_release.backends.base import (
 from jobprep_release.backends.docker.core.executor import FileInfo
 
 
-class EndpointService(Protocol):
+class EndpointService(NodeAdministration, Protocol):
     """A Batch service, as the REST handlers call it. Errors are the project's
-    (`NotFound`, `Conflict`, ... with the service's codes); reads never change anything."""
+    (`NotFound`, `Conflict`, ... with the service's codes); reads never change anything.
+    Pool sizes and node administration: `NodeAdministration`."""
+
+    async def preempt_node(self, pool_id: str, node_id: str) -> None:
+        """Evict a spot/low-priority node (the endpoint's own operation; no Batch API)."""
+        ...
 
     async def create_pool(self, spec: PoolSpec) -> None:
         """Add Pool; `AlreadyExists` (``PoolExists``)."""
