@@ -162,10 +162,15 @@ async def test_job_and_task_conditions() -> None:
         assert service is not None
         assert (await service.get_job(JOB)).state is JobState.ACTIVE
         assert (await service.get_task(JOB, "task001")).state is TaskState.COMPLETED
-        await client.begin_terminate_job(
-            JOB, STOP, etag=job.etag, match_condition=MatchConditions.IfNotModified
-        )
-        assert (await service.get_job(JOB)).state is not JobState.ACTIVE
+        path = f"/jobs/{JOB}/terminate"
+        answer = await call(client, "POST", path, headers={"If-Match": f'"{job.etag}"'})
+        assert answer.status == 202
+        ended = await service.get_job(JOB)
+        assert ended.state is not JobState.ACTIVE
+        # As recorded from the service: the operation's address, the job's new ETag and time.
+        assert answer.headers["DataServiceId"].endswith(path)
+        assert answer.headers["ETag"] == ended.etag != job.etag
+        assert "Last-Modified" in answer.headers
 
 
 async def test_files_take_the_time_conditions_only() -> None:
