@@ -95,6 +95,12 @@ async def test_get_pool_honours_each_header() -> None:
         assert unchanged.value.status_code == 304
         raw = await call(client, "GET", f"/pools/{POOL}", headers={"If-None-Match": f'"{etag}"'})
         assert (raw.status, raw.headers["ETag"], raw.body) == (304, etag, b"")
+        # Pool Exists (HEAD) takes them too.
+        exists = await call(client, "HEAD", f"/pools/{POOL}", headers={"If-Match": OTHER_ETAG})
+        assert exists.status == 412
+        assert await client.pool_exists(
+            POOL, etag=etag, match_condition=MatchConditions.IfNotModified
+        )
         assert (
             await client.get_pool(POOL, etag=OTHER_ETAG, match_condition=MatchConditions.IfModified)
         ).id == POOL
