@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ from jobprep_release.backends.docker.rest import (
     RunningEndpoint,
     running_endpoint,
 )
+from jobprep_release.backends.docker.rest.auth import check_token
+from jobprep_release.backends.docker.rest.errors import RestError
 from tests.conftest import REPO
 from tests.core.harness import all_blocked
 from tests.endpoint.support import linux_pool
@@ -281,3 +284,50 @@ def test_serve_https_prints_how_to_trust_its_certificate(state_dir: Path) -> Non
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=60)
     assert server.returncode == 0, stderr
+
+
+def _token(**claims: Any) -> str:
+    now = int(time.time())
+    base = {
+        "aud": "https://batch.core.windows.net/",
+        "iss": f"https://sts.windows.net/{TENANT}/",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+    }
+    present = {name: value for name, value in {**base, **claims}.items() if value is not None}
+    return f"{_part({'alg': 'RS256'})}.{_part(present)}.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    ("token", "detail"),
+    [
+        ("not-a-token", "The access token is not a JSON Web Token."),
+        ("a.b.c", "The access token is not a JSON Web Token."),
+        (_token(nbf=None), "The access token has no nbf, exp or iat claim."),
+        (_token(iat=None), "The access token has no nbf, exp or iat claim."),
+        (_token(nbf=int(time.time()) + 3600), "Lifetime validation failed. The token is not yet"),
+        (_token(exp=int(time.time()) - 1), "Lifetime validation failed. The token is expired."),
+        (_token(iss="https://example.com/tenant/"), "Invalid token issuer."),
+        (_token(aud="https://management.azure.com/"), "Invalid token audience."),
+        (_token(aud="https://batch.core.windows.net//"), "Invalid token audience."),
+    ],
+)
+def test_tokens_are_checked_as_azurite_basic_oauth_checks_them(token: str, detail: str) -> None:
+    with pytest.raises(RestError) as refused:
+        check_token(token, datetime.now(UTC))
+    assert (refused.value.status, refused.value.code) == (401, "AuthenticationFailed")
+    assert detail in dict(refused.value.values)["AuthenticationErrorDetail"]
+    assert 'error="invalid_token"' in refused.value.headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize(
+    "audience",
+    ["https://batch.core.windows.net/", "https://batch.core.windows.net"],
+)
+def test_the_batch_audience_with_or_without_the_slash(audience: str) -> None:
+    check_token(_token(aud=audience), datetime.now(UTC))
+    check_token(
+        _token(aud=audience, iss=f"https://login.microsoftonline.com/{TENANT}/v2.0"),
+        datetime.now(UTC),
+    )

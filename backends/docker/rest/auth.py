@@ -175,7 +175,7 @@ class SharedKey:
         """Return when the request is signed with this account's key; else `RestError`."""
         authorization = _received(headers).get("authorization", "")
         scheme, _, credentials = authorization.partition(" ")
-        if scheme == "Bearer":
+        if scheme.lower() == "bearer":
             if not self.bearer_tokens:
                 raise _refused(401, "Authentication scheme Bearer is not allowed with HTTP.")
             check_token(credentials.strip(), now())
