@@ -171,7 +171,7 @@ async def test_an_expired_or_foreign_token_is_refused(
             await client.get_pool(POOL)
     error = refused.value
     assert error.status_code == 401
-    assert error.error is not None and error.error.code == "AuthenticationFailed"
+    assert error.error is not None and error.error.code == "InvalidAuthenticationInfo"
     assert any(detail in str(item.message) for item in error.error.details)
     assert error.response is not None
     challenge = error.response.headers["WWW-Authenticate"]  # type: ignore[attr-defined]
@@ -316,7 +316,7 @@ def _token(**claims: Any) -> str:
 def test_tokens_are_checked_as_azurite_basic_oauth_checks_them(token: str, detail: str) -> None:
     with pytest.raises(RestError) as refused:
         check_token(token, datetime.now(UTC))
-    assert (refused.value.status, refused.value.code) == (401, "AuthenticationFailed")
+    assert (refused.value.status, refused.value.code) == (401, "InvalidAuthenticationInfo")
     assert detail in dict(refused.value.values)["AuthenticationErrorDetail"]
     assert 'error="invalid_token"' in refused.value.headers["WWW-Authenticate"]
 

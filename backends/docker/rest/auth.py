@@ -31,9 +31,12 @@ within ``nbf``..``exp``, whose issuer is Microsoft Entra ID's (`ISSUER_PREFIXES`
 audience is the Batch resource (`BATCH_AUDIENCES`: the resource endpoint the Batch
 documentation names, ``https://batch.core.windows.net/``, with or without the slash, and the
 national clouds' forms); the signature is not checked. A token that fails is 401
-``AuthenticationFailed`` with the cause as ``AuthenticationErrorDetail`` and a
-``WWW-Authenticate: Bearer`` challenge naming ``error="invalid_token"`` (RFC 6750 section 3.1),
-which azure-core's bearer policy does not retry.
+``InvalidAuthenticationInfo`` ("the authentication information is invalid", Batch's error
+codes) with the Azure front end's sentence for a refused token (as Azure Storage answers one),
+the cause as ``AuthenticationErrorDetail`` (Azurite's texts) and a ``WWW-Authenticate: Bearer``
+challenge naming ``error="invalid_token"`` (RFC 6750 section 3.1), which azure-core's bearer
+policy does not retry. No recording of the Batch service refusing a token was at hand: the code
+is the documented one; the sentence and the challenge's form are not from Batch itself.
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ SIGNED_HEADERS = (
     "range",
 )
 MAX_CLOCK_SKEW = timedelta(minutes=15)
+_SEE_CHALLENGE = (
+    "Server failed to authenticate the request. Please refer to the information in the "
+    "www-authenticate header."
+)
 _FOLDED = re.compile(r"\s*\r?\n[ \t]+")
 _FAILED = (
     "Server failed to authenticate the request. Make sure the value of Authorization header is "
@@ -99,7 +106,9 @@ def _base64url(part: str) -> Any:
 
 
 def _token_refused(detail: str) -> RestError:
-    error = _refused(401, detail)
+    error = RestError(
+        401, "InvalidAuthenticationInfo", _SEE_CHALLENGE, [("AuthenticationErrorDetail", detail)]
+    )
     error.headers = {"WWW-Authenticate": f'{BEARER_CHALLENGE}, error_description="{detail}"'}
     return error
 
