@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -39,6 +39,8 @@ from jobprep_release.backends.errors import NotFound
 
 KILLED = 137
 """The exit code of a process killed by SIGKILL (a kill, or its wall clock)."""
+STREAM_CHUNK = 64 * 1024
+"""Bytes per chunk of `FakeExecutor.stream_file`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +430,14 @@ class FakeExecutor:
         if absolute not in node.files:
             raise NotFound(f"{path}: no such file", code="FileNotFound")
         return node.files[absolute]
+
+    async def stream_file(
+        self, node_id: str, path: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        data = await self.read_file(node_id, path)
+        end = len(data) if length is None else min(len(data), start + length)
+        for offset in range(start, end, STREAM_CHUNK):
+            yield data[offset : min(end, offset + STREAM_CHUNK)]
 
     def _info(self, node: FakeNode, absolute: str, name: str) -> FileInfo:
         when = datetime.fromtimestamp(node.times.get(absolute, self.clock.now()), UTC)

@@ -11,7 +11,7 @@ so a service that crashes between any two steps loses nothing and runs nothing t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 import anyio
@@ -290,6 +290,14 @@ class BatchService:
         """A file's bytes, `path` relative to the node's root; `NotFound`, `InvalidRequest`."""
         node = self._node(pool_id, node_id)
         return await self._core.executor.read_file(node.id, rules.confined(path))
+
+    def stream_node_file(
+        self, pool_id: str, node_id: str, path: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """A file's bytes from `start`, `length` of them (all when None), streamed
+        (`NodeExecutor.stream_file`); `NotFound`, `InvalidRequest`."""
+        node = self._node(pool_id, node_id)
+        return self._core.executor.stream_file(node.id, rules.confined(path), start, length)
 
     async def node_file_properties(self, pool_id: str, node_id: str, path: str) -> FileInfo:
         """A file's or directory's properties, `path` relative to the node's root."""

@@ -6,7 +6,7 @@ over the fake one); any other implementation can be served the same way (`app.bu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Protocol
 
@@ -140,8 +140,11 @@ class EndpointService(NodeAdministration, Protocol):
         """A node file's or directory's properties, `path` relative to the node's root."""
         ...
 
-    async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
-        """A node file's bytes, `path` relative to the node's root."""
+    def stream_node_file(
+        self, pool_id: str, node_id: str, path: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """A node file's bytes from offset `start`, `length` of them (to the end when None),
+        as chunks read while they are sent: never the whole file in memory."""
         ...
 
     async def list_node_files(
