@@ -21,6 +21,7 @@ JOB_PREPARATION_TASK_ID = "jobpreparation"
 JOB_RELEASE_TASK_ID = "jobrelease"
 RELEASE_MAX_WALL_CLOCK = timedelta(minutes=15)
 DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=15)
+DEFAULT_AUTO_SCALE_EVALUATION_INTERVAL = timedelta(minutes=15)
 DEFAULT_RETENTION = timedelta(days=7)
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -182,6 +183,11 @@ class PoolSpec:
     metadata: Mapping[str, str] = field(default_factory=dict)
     resize_timeout: timedelta = DEFAULT_RESIZE_TIMEOUT
     enable_inter_node_communication: bool = False
+    enable_auto_scale: bool = False
+    """Autoscale (REST enableAutoScale): the targets come from `auto_scale_formula`, evaluated
+    every `auto_scale_evaluation_interval` (15 minutes when None)."""
+    auto_scale_formula: str | None = None
+    auto_scale_evaluation_interval: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +260,27 @@ class Pool:
     allocation_state_transition_time: datetime | None = None
     """The times, ETag and previous state are those the service recorded when the change
     happened; None where a backend does not report them."""
+    auto_scale_run: AutoScaleRun | None = None
+    """The last autoscale evaluation (REST autoScaleRun); None before the first."""
+
+
+@dataclass(frozen=True, slots=True)
+class AutoScaleRun:
+    """One evaluation of an autoscale formula (REST AutoScaleRun): when, the final value of
+    each variable (``$TargetDedicatedNodes=3;...``), or why it failed (`error`)."""
+
+    timestamp: datetime
+    results: str | None = None
+    error: AutoScaleRunError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AutoScaleRunError:
+    """Why an evaluation failed (REST AutoScaleRunError): code, message, detail values."""
+
+    code: str
+    message: str
+    values: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from jobprep_release.backends.base import (
+    AutoScaleRun,
+    AutoScaleRunError,
     ComputeNode,
     ErrorCategory,
     ExecutionInfo,
@@ -27,6 +29,7 @@ from jobprep_release.backends.base import (
     TaskState,
 )
 from jobprep_release.backends.docker.core.records import (
+    AutoscaleRecord,
     Execution,
     History,
     JobRecord,
@@ -132,6 +135,20 @@ def pool_view(pool: PoolRecord) -> Pool:
         node_fill_type=pool.spec.node_fill_type,
         **_history(pool.history, PoolState),
         allocation_state_transition_time=stamp(pool.allocation_state_time),
+        auto_scale_run=auto_scale_run(pool.autoscale),
+    )
+
+
+def auto_scale_run(record: AutoscaleRecord | None) -> AutoScaleRun | None:
+    """The pool's last autoscale evaluation (REST autoScaleRun); None before the first."""
+    if record is None or record.run_time is None:
+        return None
+    error = None
+    if record.error_code is not None:
+        values = (("Message", record.error_detail),) if record.error_detail else ()
+        error = AutoScaleRunError(record.error_code, record.error_message or "", values)
+    return AutoScaleRun(
+        timestamp=datetime.fromtimestamp(record.run_time, UTC), results=record.results, error=error
     )
 
 
