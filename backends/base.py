@@ -428,6 +428,23 @@ class BatchBackend(Protocol):
         """Start resizing the pool to that many dedicated nodes."""
         ...
 
+    async def enable_auto_scale(
+        self, pool_id: str, formula: str | None, interval: timedelta | None = None
+    ) -> None:
+        """Enable Autoscale on the pool, or change its formula or evaluation interval (REST
+        Enable Pool Auto Scale); the service evaluates it at once when newly enabled."""
+        ...
+
+    async def evaluate_auto_scale(self, pool_id: str, formula: str) -> AutoScaleRun:
+        """The formula's evaluation on the pool now, not applied (REST Evaluate Pool Auto
+        Scale); `Conflict` unless autoscale is enabled on the pool."""
+        ...
+
+    async def disable_auto_scale(self, pool_id: str) -> None:
+        """Disable Autoscale: the pool keeps its current targets (REST Disable Pool Auto
+        Scale)."""
+        ...
+
     async def delete_pool(self, pool_id: str, *, wait: bool = True) -> None:
         """Delete the pool and its nodes; with `wait`, until it is gone (its deletion's final
         status checked), else once the service has accepted the deletion."""

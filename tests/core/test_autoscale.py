@@ -12,7 +12,7 @@ import pytest
 
 from jobprep_release.backends.base import NodeState
 from jobprep_release.backends.docker.core import FakeOutcome, FakeStart
-from jobprep_release.backends.docker.core.autoscaling import FormulaRefused
+from jobprep_release.backends.docker.core.autoscaling import FIRST_EVALUATION_DELAY, FormulaRefused
 from jobprep_release.backends.errors import Conflict, InvalidRequest, NotSupported
 from tests.core.harness import JOB, POOL, Core, job_spec, pool_spec, running_core, tasks
 
@@ -33,23 +33,33 @@ def autoscaled(formula: str, interval: timedelta | None = FIVE_MINUTES) -> objec
     )
 
 
+async def first_run(core: Core) -> None:
+    """Let the first evaluation after enabling happen (a few seconds later, as the service)."""
+    await core.advance(FIRST_EVALUATION_DELAY)
+
+
 async def minutes(core: Core, count: float) -> None:
     """Move the clock `count` minutes in 30-second steps (the sampling period)."""
     for _ in range(int(count * 2)):
         await core.advance(30)
 
 
-async def test_add_pool_evaluates_the_formula_at_once_and_sets_the_target() -> None:
+async def test_add_pool_evaluates_the_formula_soon_after_and_sets_the_target() -> None:
     async with running_core() as core:
         await core.service.create_pool(autoscaled("$TargetDedicatedNodes=2"))  # type: ignore[arg-type]
         await core.settle()
+        pool = await core.service.get_pool(POOL)
+        # As the recorded service a second after enabling: no run yet, the old target.
+        assert pool.auto_scale_run is None and pool.target_dedicated_nodes == 0
+        await first_run(core)
         pool = await core.service.get_pool(POOL)
         assert pool.target_dedicated_nodes == 2
         assert len(await core.node_ids()) == 2
         run = pool.auto_scale_run
         assert run is not None and run.error is None
         assert run.results == "$TargetDedicatedNodes=2" + SERVICE_DEFAULTS
-        assert run.timestamp == pool.creation_time
+        assert pool.creation_time is not None
+        assert run.timestamp.timestamp() == pool.creation_time.timestamp() + 5
         spec = core.service.pool_spec(POOL)
         assert spec.enable_auto_scale and spec.auto_scale_evaluation_interval == FIVE_MINUTES
 
@@ -59,9 +69,11 @@ async def test_the_formula_is_evaluated_again_each_interval() -> None:
     formula = "$TargetDedicatedNodes = min(3, $PendingTasks)"
     async with running_core(long_tasks) as core:
         await core.service.create_pool(autoscaled(formula))  # type: ignore[arg-type]
+        created = core.clock.now()
+        await first_run(core)
+        assert (await core.service.get_pool(POOL)).target_dedicated_nodes == 0
         await core.service.create_job(job_spec())
         await core.service.add_tasks(JOB, tasks(4))
-        created = core.clock.now()
         await minutes(core, 4.5)
         pool = await core.service.get_pool(POOL)
         assert pool.target_dedicated_nodes == 0  # the next evaluation is at 5 minutes
@@ -69,15 +81,16 @@ async def test_the_formula_is_evaluated_again_each_interval() -> None:
         pool = await core.service.get_pool(POOL)
         assert pool.target_dedicated_nodes == 3
         assert pool.auto_scale_run is not None
-        assert pool.auto_scale_run.timestamp.timestamp() == created + 300
+        assert pool.auto_scale_run.timestamp.timestamp() == created + 305
         assert pool.auto_scale_run.results == "$TargetDedicatedNodes=3" + SERVICE_DEFAULTS
         assert len(await core.node_ids()) == 3
 
 
 async def test_the_documentations_pending_tasks_formula_on_the_core_samples() -> None:
-    # Samples every 30 s from the pool's creation; 5 tasks stay active (no node yet). At the
-    # 5-minute evaluation, (120 s, 300 s] holds the 6 samples at 150 ... 300 s, all 5: 100%,
-    # average 5, min(25, 5) = 5.
+    # A sample at the pool's creation (t), then one at each step of the clock from t+5 s on
+    # (t+35, t+65, ...); 5 tasks pending throughout. First evaluation at t+5: 1 sample of the 6
+    # a 180-second window holds (16%): startingNumberOfVMs, 1. The next at t+305: (t+125,
+    # t+305] holds the 6 samples t+155 ... t+305, all 5: 100%, average 5, min(25, 5) = 5.
     formula = """startingNumberOfVMs = 1;
     maxNumberofVMs = 25;
     pendingTaskSamplePercent = $PendingTasks.GetSamplePercent(180 * TimeInterval_Second);
@@ -89,8 +102,7 @@ async def test_the_documentations_pending_tasks_formula_on_the_core_samples() ->
         await core.service.create_job(job_spec())
         await core.service.add_tasks(JOB, tasks(5))
         await core.service.create_pool(autoscaled(formula))  # type: ignore[arg-type]
-        await core.settle()
-        # At creation: one sample of the six (16%): startingNumberOfVMs.
+        await first_run(core)
         assert (await core.service.get_pool(POOL)).target_dedicated_nodes == 1
         await minutes(core, 5)
         pool = await core.service.get_pool(POOL)
@@ -102,13 +114,13 @@ async def test_the_documentations_pending_tasks_formula_on_the_core_samples() ->
 
 
 async def test_a_failed_evaluation_is_recorded_and_changes_nothing() -> None:
-    # 10 minutes hold 20 samples; at creation there is one (5%), 90 wanted.
+    # 10 minutes hold 20 samples; at the first evaluation there is one (5%), 90 wanted.
     formula = (
         "x = $PendingTasks.GetSample(TimeInterval_Minute * 10, 90);\n$TargetDedicatedNodes = 2"
     )
     async with running_core() as core:
         await core.service.create_pool(autoscaled(formula))  # type: ignore[arg-type]
-        await core.settle()
+        await first_run(core)
         pool = await core.service.get_pool(POOL)
         assert pool.target_dedicated_nodes == 0
         run = pool.auto_scale_run
@@ -122,7 +134,7 @@ async def test_a_failed_evaluation_is_recorded_and_changes_nothing() -> None:
                 "received 5%",
             ),
         )
-        # Ten minutes later 20 of the 20 samples are there: the formula applies.
+        # Ten minutes later (t+605) the 20 samples t+35 ... t+605 are there: it applies.
         await minutes(core, 10)
         pool = await core.service.get_pool(POOL)
         assert pool.target_dedicated_nodes == 2
@@ -135,14 +147,14 @@ async def test_enable_on_a_fixed_pool_then_a_new_interval_restarts_the_schedule(
         await core.service.create_pool(pool_spec(nodes=1))
         await core.settle()
         await core.service.enable_auto_scale(POOL, formula, FIVE_MINUTES)
-        await core.settle()
-        assert (await core.service.get_pool(POOL)).target_dedicated_nodes == 2  # 1 + 1, now
+        await first_run(core)
+        assert (await core.service.get_pool(POOL)).target_dedicated_nodes == 2  # 1 + 1
         await minutes(core, 5)
         assert (await core.service.get_pool(POOL)).target_dedicated_nodes == 3  # 2 + 1
         await minutes(core, 2)
         await core.service.enable_auto_scale(POOL, None, timedelta(minutes=10))
-        await core.settle()
-        assert (await core.service.get_pool(POOL)).target_dedicated_nodes == 4  # now, again
+        await first_run(core)
+        assert (await core.service.get_pool(POOL)).target_dedicated_nodes == 4  # again
         await minutes(core, 9.5)
         assert (await core.service.get_pool(POOL)).target_dedicated_nodes == 4
         await minutes(core, 0.5)
@@ -152,6 +164,7 @@ async def test_enable_on_a_fixed_pool_then_a_new_interval_restarts_the_schedule(
 async def test_a_new_formula_alone_keeps_the_schedule() -> None:
     async with running_core() as core:
         await core.service.create_pool(autoscaled("$TargetDedicatedNodes = 1"))  # type: ignore[arg-type]
+        await first_run(core)
         await minutes(core, 2)
         await core.service.enable_auto_scale(POOL, "$TargetDedicatedNodes = 2")
         await core.settle()
@@ -163,7 +176,7 @@ async def test_a_new_formula_alone_keeps_the_schedule() -> None:
 async def test_evaluate_answers_a_run_without_applying_it() -> None:
     async with running_core() as core:
         await core.service.create_pool(autoscaled("$TargetDedicatedNodes = 1"))  # type: ignore[arg-type]
-        await core.settle()
+        await first_run(core)
         run = await core.service.evaluate_auto_scale(POOL, "$TargetDedicatedNodes=3")
         assert run.results == "$TargetDedicatedNodes=3" + SERVICE_DEFAULTS
         assert run.timestamp.timestamp() == core.clock.now()
@@ -179,7 +192,7 @@ async def test_evaluate_answers_a_run_without_applying_it() -> None:
 async def test_disable_keeps_the_targets_and_allows_resizing_again() -> None:
     async with running_core() as core:
         await core.service.create_pool(autoscaled("$TargetDedicatedNodes = 2"))  # type: ignore[arg-type]
-        await core.settle()
+        await first_run(core)
         with pytest.raises(Conflict) as refused:
             await core.service.resize_pool(POOL, 1)
         assert refused.value.code == "OperationInvalidForCurrentState"
@@ -201,10 +214,10 @@ async def test_disable_keeps_the_targets_and_allows_resizing_again() -> None:
 async def test_shrinking_removes_nodes() -> None:
     async with running_core() as core:
         await core.service.create_pool(autoscaled("$TargetDedicatedNodes = 3"))  # type: ignore[arg-type]
-        await core.settle()
+        await first_run(core)
         assert len(await core.node_ids()) == 3
         await core.service.enable_auto_scale(POOL, "$TargetDedicatedNodes = 1", FIVE_MINUTES)
-        await core.settle()
+        await first_run(core)
         nodes = await core.service.list_nodes(POOL)
         assert [node.state for node in nodes] == [NodeState.IDLE]
 

@@ -60,9 +60,6 @@ REFUSED_OPERATIONS = {
     "List Pool Node Counts": "spot nodes and node states by pool are not counted",
     "Replace Pool Properties": "updates of pools are not emulated",
     "Update Pool": "updates of pools are not emulated",
-    "Enable Pool Auto Scale": "autoscale is not emulated",
-    "Disable Pool Auto Scale": "autoscale is not emulated",
-    "Evaluate Pool Auto Scale": "autoscale is not emulated",
     "Stop Pool Resize": "a resize is done at once, nothing to stop",
     "Remove Nodes": "nodes are removed by resizing or deleting the pool",
     "Replace Job": "updates of jobs are not emulated",
@@ -97,8 +94,6 @@ NOT_EMULATED = {
 
 ABSENT_BY_DESIGN = {
     "enableAutoScale": set(),
-    "autoScaleFormula": {"autoscale is not emulated"},
-    "autoScaleEvaluationInterval": {"autoscale is not emulated"},
     "resizeErrors": {"a resize is done at once and cannot be stopped, so it has no errors"},
     "endpointConfiguration": {"containers have no inbound endpoints (RDP/SSH NAT)"},
     "currentNodeCommunicationMode": {"nodes talk to the endpoint one way only"},

@@ -8,9 +8,9 @@ As the service does (REST Enable/Evaluate/Disable Pool Auto Scale; learn.microso
 - Enabling autoscale (Add Pool with ``enableAutoScale``, or Enable Autoscale) checks the
   formula (400 ``AutoScalingFormulaSyntaxError``, ``AutoScalingFormulaTooLong``) and the
   interval (5 minutes to 168 hours, 15 minutes when not given: 400 ``InvalidPropertyValue``);
-  a pool newly enabled, or given a new interval, starts its schedule at once: evaluated now,
-  then every interval. A new formula alone keeps the schedule. Enabling is refused while the
-  pool resizes (409 ``PoolBeingResized``).
+  a pool newly enabled, or given a new interval, starts its schedule at once: evaluated a few
+  seconds later (`FIRST_EVALUATION_DELAY`), then every interval. A new formula alone keeps the
+  schedule. Enabling is refused while the pool resizes (409 ``PoolBeingResized``).
 - Each evaluation records the pool's ``autoScaleRun`` (time, ``results`` or ``error``) and
   applies the targets through `pools.resize_pool` (a target is the formula's double, its
   fraction dropped), unless it failed: then nothing changes.
@@ -58,6 +58,10 @@ from jobprep_release.backends.docker.core.kernel import Core
 from jobprep_release.backends.docker.core.records import AutoscaleRecord, PoolRecord, touch
 from jobprep_release.backends.errors import BackendError, Conflict, InvalidRequest, NotSupported
 
+FIRST_EVALUATION_DELAY = 5.0
+"""Seconds from enabling autoscale to the first evaluation. Inferred: the service evaluates
+soon after, not during, the request (its recording shows a pool read a second after Enable
+Autoscale with no ``autoScaleRun`` and the old target); how soon is not documented."""
 MIN_INTERVAL = timedelta(minutes=5)
 MAX_INTERVAL = timedelta(hours=168)
 INVALID_STATE = "The specified operation is not valid for the current state of the resource."
@@ -73,6 +77,7 @@ class FormulaRefused(InvalidRequest):
 
     def __init__(self, error: FormulaError) -> None:
         super().__init__(f"{error.message} {error.detail}", code=error.code)
+        self.sentence = error.message
         self.values = error.values
 
 
@@ -147,6 +152,7 @@ class Autoscaler:
             wake = SAMPLE_PERIOD
             for key, pool in list(core.state.pools.items()):
                 self.sample(pool)
+                wake = min(wake, self._histories[key].next_due() - now)
                 record = pool.autoscale
                 if record is None or pool.state is not PoolState.ACTIVE:
                     continue
@@ -159,6 +165,18 @@ class Autoscaler:
                 if key not in core.state.pools:
                     del self._histories[key]
             await core.clock.sleep(max(wake, 0.0))
+
+    async def _first(self, key: str) -> None:
+        """The first evaluation after enabling, `FIRST_EVALUATION_DELAY` on (unless the loop
+        ran it, or autoscale was disabled, first)."""
+        core = self._core
+        await core.clock.sleep(FIRST_EVALUATION_DELAY)
+        pool = core.state.pools.get(key)
+        record = pool.autoscale if pool is not None else None
+        if pool is None or record is None or pool.state is not PoolState.ACTIVE:
+            return
+        if record.next_evaluation <= core.now():
+            await self._scheduled(pool, record)
 
     def sample(self, pool: PoolRecord) -> None:
         """Record the pool's measured variables, when a sample is due."""
@@ -194,7 +212,8 @@ class Autoscaler:
         self, pool: PoolRecord, formula: str, interval: timedelta | None, *, restart: bool
     ) -> None:
         """Set the pool's formula (`compile_checked` by the caller) and interval (None: keep
-        it, or 15 minutes); with `restart`, start its schedule now (sample, evaluate, apply).
+        it, or 15 minutes); with `restart`, start its schedule now (the first evaluation
+        `FIRST_EVALUATION_DELAY` on).
         Saves the state."""
         core = self._core
         spec = pool.spec
@@ -208,9 +227,9 @@ class Autoscaler:
         now = core.now()
         touch(pool, now)
         if restart or pool.autoscale is None:
-            pool.autoscale = AutoscaleRecord(next_evaluation=now)
+            pool.autoscale = AutoscaleRecord(next_evaluation=now + FIRST_EVALUATION_DELAY)
             self.sample(pool)
-            await self._scheduled(pool, pool.autoscale)
+            core.spawn(self._first, pool.spec.id.lower())
         await core.persist()
 
     async def disable(self, pool_id: str) -> None:

@@ -110,7 +110,7 @@ class BatchService:
     async def create_pool(self, spec: PoolSpec) -> None:
         """Create a pool and start its nodes; `AlreadyExists` (``PoolExists``). With
         `enable_auto_scale` its targets are ignored: its formula (checked first, as Enable
-        Autoscale checks it) is evaluated at once and sets them."""
+        Autoscale checks it) is evaluated soon after and sets them."""
         formula = spec.auto_scale_formula
         if not spec.enable_auto_scale:
             await pools.create_pool(self._core, spec)

@@ -13,6 +13,7 @@ _ID = r"[^/]+"
 _ENTITY_SETS = (
     (r"/pools", "pools"),
     (rf"/pools/{_ID}", "pools/@Element"),
+    (rf"/pools/{_ID}/evaluateautoscale", "Microsoft.Azure.Batch.Protocol.Entities.AutoScaleRun"),
     (rf"/pools/{_ID}/nodes", "nodes"),
     (rf"/pools/{_ID}/nodes/{_ID}", "nodes/@Element"),
     (rf"/pools/{_ID}/nodes/{_ID}/files", "files"),

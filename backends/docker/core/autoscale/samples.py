@@ -39,6 +39,10 @@ class MetricHistory:
         """Whether a sample is due at `now`: none taken yet, or the last one a period ago."""
         return not self._samples or now - self._samples[-1].time >= SAMPLE_PERIOD
 
+    def next_due(self) -> float:
+        """When the next sample is due (epoch seconds); 0 when none was taken."""
+        return self._samples[-1].time + SAMPLE_PERIOD if self._samples else 0.0
+
     def record(self, time: float, values: Mapping[str, float]) -> None:
         self._samples.append(Sample(time, dict(values)))
         while self._samples and time - self._samples[0].time > HISTORY:
