@@ -476,6 +476,10 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "targetDedicatedNodes": _within(0),
         "targetLowPriorityNodes": _within(0),
     },
+    models.BatchNodeRemoveOptions: {
+        "resizeTimeout": _at_least(timedelta(minutes=5)),
+        "nodeList": lambda value: None if 1 <= len(value) <= 100 else "give 1 to 100 node ids",
+    },
     models.BatchJobCreateOptions: {
         "id": _id,
         "displayName": _DISPLAY_NAME,
@@ -495,7 +499,8 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
 (api-version 2025-06-01): Add Pool (``id`` up to 64 letters, digits, hyphens and underscores;
 ``displayName`` up to 1,024 characters; ``resizeTimeout`` at least 5 minutes;
 ``taskSlotsPerNode`` at most 256; ``autoScaleEvaluationInterval`` 5 minutes to 168 hours, as
-Enable Pool Auto Scale has it too), Resize Pool, Add Job (``priority`` -1000 to 1000;
+Enable Pool Auto Scale has it too), Resize Pool, Remove Nodes (``nodeList`` of at most 100
+ids), Add Job (``priority`` -1000 to 1000;
 ``maxParallelTasks`` -1 or more), Add Task (``requiredSlots`` at least 1), the constraints
 (``maxTaskRetryCount`` -1, unlimited, or more; ``maxWallClockTime`` a positive duration) and
 metadata and environment settings (names unique in their list)."""

@@ -14,7 +14,7 @@ from datetime import timedelta
 import anyio
 import pytest
 
-from jobprep_release.backends.base import BatchBackend, Pool, PoolSpec
+from jobprep_release.backends.base import AllocationState, BatchBackend, Pool, PoolSpec
 from jobprep_release.backends.errors import BackendError, Conflict, InvalidRequest, NotFound
 from tests.contract.harness import WAIT_LIMIT, BackendOpener, pool
 
@@ -30,8 +30,12 @@ async def evaluated(backend: BatchBackend, pool_id: str) -> Pool:
 
 
 async def node_count(backend: BatchBackend, pool_id: str, count: int) -> None:
+    """Wait for the pool to have `count` nodes and be steady (no node coming or going)."""
     with anyio.fail_after(WAIT_LIMIT):
-        while len(await backend.list_nodes(pool_id)) != count:
+        while (
+            len(await backend.list_nodes(pool_id)) != count
+            or (await backend.get_pool(pool_id)).allocation_state is not AllocationState.STEADY
+        ):
             await anyio.sleep(backend.poll_interval)
 
 

@@ -253,3 +253,27 @@ async def test_formulas_the_service_refuses() -> None:
             )
         assert "$CPUPercent" in str(cpu.value)
         assert not core.service.pool_spec(POOL).enable_auto_scale
+
+
+async def test_low_priority_target_and_the_deallocation_option_apply() -> None:
+    # Two nodes each running a long task; the formula keeps one dedicated node, adds a
+    # low-priority one, and lets the leaving node finish its task (taskcompletion).
+    formula = """$TargetDedicatedNodes = 1;
+    $TargetLowPriorityNodes = 1;
+    $NodeDeallocationOption = taskcompletion;"""
+    async with running_core(long_tasks) as core:
+        await core.service.create_pool(pool_spec(nodes=2))
+        await core.service.create_job(job_spec())
+        await core.service.add_tasks(JOB, tasks(2))
+        await core.settle()
+        await core.service.enable_auto_scale(POOL, formula, FIVE_MINUTES)
+        await first_run(core)
+        pool = await core.service.get_pool(POOL)
+        assert (pool.target_dedicated_nodes, pool.target_low_priority_nodes) == (1, 1)
+        nodes = await core.service.list_nodes(POOL)
+        states = sorted((node.is_dedicated, node.state.value) for node in nodes)
+        assert states == [(False, "idle"), (True, "leavingpool"), (True, "running")]
+        assert [(await core.task(t)).state.value for t in ("task001", "task002")] == [
+            "running",
+            "running",
+        ]

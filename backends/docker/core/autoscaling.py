@@ -36,6 +36,7 @@ from jobprep_release.backends.base import (
     AutoScaleRunError,
     ExecutionResult,
     JobState,
+    NodeDeallocationOption,
     NodeState,
     PoolState,
     TaskState,
@@ -98,6 +99,13 @@ def compile_checked(formula: str) -> list[Statement]:
     return statements
 
 
+def refuse_if_autoscaled(pool: PoolRecord) -> None:
+    """409 ``OperationInvalidForCurrentState`` for a resize of a pool autoscale sizes (the
+    documentation: to resize it by hand, disable autoscale first)."""
+    if pool.spec.enable_auto_scale:
+        raise Conflict(INVALID_STATE, code="OperationInvalidForCurrentState")
+
+
 def check_interval(interval: timedelta) -> None:
     """400 ``InvalidPropertyValue`` outside 5 minutes to 168 hours (the service's limits)."""
     if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
@@ -125,10 +133,10 @@ def measure(core: Core, pool: PoolRecord) -> dict[str, float]:
                 counts["$RunningTasks" if running else "$ActiveTasks"] += 1
     counts["$PendingTasks"] = counts["$ActiveTasks"] + counts["$RunningTasks"]
     members = [node for node in pool.nodes if node.state is not NodeState.LEAVING_POOL]
-    dedicated = [node for node in members if getattr(node, "dedicated", True)]
+    dedicated = [node for node in members if node.dedicated]
     counts["$CurrentDedicatedNodes"] = float(len(dedicated))
     counts["$CurrentLowPriorityNodes"] = float(len(members) - len(dedicated))
-    counts["$PreemptedNodeCount"] = float(sum(n.state == "preempted" for n in members))
+    counts["$PreemptedNodeCount"] = float(sum(n.state is NodeState.PREEMPTED for n in members))
     counts["$UsableNodeCount"] = float(sum(n.state in rules.USABLE for n in members))
     counts["$SampleNodeCount"] = float(len(members))
     return counts
@@ -279,11 +287,12 @@ class Autoscaler:
             samples=history.samples,
         )
         outcome = evaluate(statements, inputs)
-        _node_count(names.TARGET_DEDICATED, outcome.target_dedicated)
-        if _node_count(names.TARGET_LOW_PRIORITY, outcome.target_low_priority):
+        dedicated = _node_count(names.TARGET_DEDICATED, outcome.target_dedicated)
+        low_priority = _node_count(names.TARGET_LOW_PRIORITY, outcome.target_low_priority)
+        if dedicated + low_priority > rules.MAX_NODES:
             raise evaluation_error(
-                f"{names.TARGET_LOW_PRIORITY} is {outcome.target_low_priority:g}: low-priority "
-                "nodes are not emulated by the local service"
+                f"{dedicated} dedicated and {low_priority} low-priority nodes: a local pool has "
+                f"at most {rules.MAX_NODES}"
             )
         return outcome
 
@@ -314,22 +323,31 @@ class Autoscaler:
             await self._apply(pool, outcome)
 
     async def _apply(self, pool: PoolRecord, outcome: Outcome) -> None:
-        target = int(outcome.target_dedicated)
-        if target == pool.spec.target_dedicated_nodes:
+        """Set the pool's targets to the outcome's (their fractions dropped), nodes leaving by
+        its ``$NodeDeallocationOption``; once the pool is steady, if it is resizing now."""
+        dedicated, low_priority = int(outcome.target_dedicated), int(outcome.target_low_priority)
+        spec = pool.spec
+        if (dedicated, low_priority) == (
+            spec.target_dedicated_nodes,
+            spec.target_low_priority_nodes,
+        ):
             return
         if pool.allocation_state is not AllocationState.STEADY:
-            self._pending[pool.spec.id.lower()] = outcome
+            self._pending[spec.id.lower()] = outcome
             return
-        await pools.resize_pool(self._core, pool.spec.id, target)
+        await pools.resize_pool(
+            self._core,
+            spec.id,
+            dedicated,
+            target_low_priority_nodes=low_priority,
+            deallocation=NodeDeallocationOption(outcome.deallocation),
+        )
 
 
 def _node_count(name: str, value: float) -> int:
-    """`value` as a node count: its fraction dropped; an evaluation error when it is no count
-    or more than a local pool has."""
+    """`value` as a node count, its fraction dropped; an evaluation error when it is none."""
     if not math.isfinite(value) or value < 0:
         raise evaluation_error(f"{name} is {value:g}, not a number of nodes")
-    if value >= rules.MAX_NODES + 1:
-        raise evaluation_error(f"{name} is {value:g}: a local pool has 0 to {rules.MAX_NODES}")
     return int(value)
 
 
