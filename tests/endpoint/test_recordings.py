@@ -59,9 +59,6 @@ FILES = (
 REFUSED_OPERATIONS = {
     "Replace Pool Properties": "updates of pools are not emulated",
     "Update Pool": "updates of pools are not emulated",
-    "Enable Pool Auto Scale": "autoscale is not emulated",
-    "Disable Pool Auto Scale": "autoscale is not emulated",
-    "Evaluate Pool Auto Scale": "autoscale is not emulated",
     "Replace Job": "updates of jobs are not emulated",
     "Update Job": "updates of jobs are not emulated",
     "Disable Job": "disabling jobs is not emulated",
@@ -91,8 +88,6 @@ NOT_EMULATED = {
 
 ABSENT_BY_DESIGN = {
     "enableAutoScale": set(),
-    "autoScaleFormula": {"autoscale is not emulated"},
-    "autoScaleEvaluationInterval": {"autoscale is not emulated"},
     "endpointConfiguration": {"containers have no inbound endpoints (RDP/SSH NAT)"},
     "currentNodeCommunicationMode": {"nodes talk to the endpoint one way only"},
 }
