@@ -489,6 +489,22 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "commonEnvironmentSettings": _unique_names,
     },
     models.BatchJobConstraints: _CONSTRAINTS,
+    models.BatchJobScheduleCreateOptions: {
+        "id": _id,
+        "displayName": _DISPLAY_NAME,
+        "metadata": _unique_names,
+    },
+    models.BatchJobScheduleConfiguration: {
+        "startWindow": _at_least(timedelta(minutes=1)),
+        "recurrenceInterval": _at_least(timedelta(minutes=1)),
+    },
+    models.BatchJobSpecification: {
+        "displayName": _DISPLAY_NAME,
+        "priority": _within(-1000, 1000),
+        "maxParallelTasks": _within(-1),
+        "metadata": _unique_names,
+        "commonEnvironmentSettings": _unique_names,
+    },
     models.BatchTaskConstraints: _CONSTRAINTS,
     models.BatchJobPreparationTask: _TASK_LIMITS,
     models.BatchJobReleaseTask: {**_TASK_LIMITS, "maxWallClockTime": _POSITIVE},
@@ -503,7 +519,8 @@ Enable Pool Auto Scale has it too), Resize Pool, Remove Nodes (``nodeList`` of a
 ids), Add Job (``priority`` -1000 to 1000;
 ``maxParallelTasks`` -1 or more), Add Task (``requiredSlots`` at least 1), the constraints
 (``maxTaskRetryCount`` -1, unlimited, or more; ``maxWallClockTime`` a positive duration) and
-metadata and environment settings (names unique in their list)."""
+metadata and environment settings (names unique in their list), Add Job Schedule
+(``startWindow`` and ``recurrenceInterval`` at least 1 minute)."""
 
 
 def check_limits(model: type, document: Mapping[str, Any], path: str = "") -> None:

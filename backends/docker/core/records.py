@@ -26,6 +26,7 @@ from jobprep_release.backends.base import (
     TaskSpec,
     TaskState,
 )
+from jobprep_release.backends.schedules import JobScheduleSpec, JobScheduleState
 
 STATE_VERSION = 1
 
@@ -176,15 +177,34 @@ class JobRecord:
 
 
 @dataclass(slots=True)
+class ScheduleRecord:
+    """A job schedule (`core.schedules`): the recurrence it is due at, the jobs it made."""
+
+    spec: JobScheduleSpec
+    state: JobScheduleState = JobScheduleState.ACTIVE
+    history: History = field(default_factory=History)
+    next_run: float | None = None
+    """When the next job is due (REST executionInfo.nextRunTime); None: no more are."""
+    last_due: float | None = None
+    """When the last job created was due."""
+    jobs_created: int = 0
+    """Jobs created so far; the next is ``{id}:job-{jobs_created + 1}``."""
+    jobs: list[str] = field(default_factory=list)
+    """The ids of the jobs it created that may still exist (deleted ones are dropped)."""
+    end_time: float | None = None
+
+
+@dataclass(slots=True)
 class ServiceState:
     version: int = STATE_VERSION
     journal_seq: int = 0
     """The last journal entry (`store.Store.append`) this state includes."""
     pools: dict[str, PoolRecord] = field(default_factory=dict)
     jobs: dict[str, JobRecord] = field(default_factory=dict)
+    schedules: dict[str, ScheduleRecord] = field(default_factory=dict)
 
 
-Record = PoolRecord | NodeRecord | JobRecord | TaskRecord
+Record = PoolRecord | NodeRecord | JobRecord | TaskRecord | ScheduleRecord
 
 
 def move(record: Record, state: StrEnum, at: float) -> None:
