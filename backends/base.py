@@ -264,6 +264,9 @@ class TaskSpec:
     user_identity: UserIdentity = field(default_factory=UserIdentity)
     required_slots: int = 1
     display_name: str | None = None
+    authentication_token_access: Sequence[str] = ()
+    """REST authenticationTokenSettings.access (api-versions up to 2024-07-01.20.0; azure-batch
+    15 has no such property): ``job`` gives the task a token for the operations on its job."""
 
 
 # --- views: what the service reports ---------------------------------------------------------

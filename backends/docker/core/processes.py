@@ -25,7 +25,7 @@ from jobprep_release.backends.base import (
     TaskState,
     UserIdentity,
 )
-from jobprep_release.backends.docker.core import environment, outcomes, resources, views
+from jobprep_release.backends.docker.core import environment, outcomes, resources, tokens, views
 from jobprep_release.backends.docker.core.codec import decode, encode
 from jobprep_release.backends.docker.core.executor import ProcessSpec
 from jobprep_release.backends.docker.core.kernel import Core, InFlight, Kind
@@ -132,6 +132,10 @@ async def dispatch(core: Core, item: Pending) -> None:
             # environment variables): the preparation task does not see its own directory.
             job_prep_task_id=prep.id if prep is not None and flight.kind is not Kind.PREP else None,
         )
+        if flight.kind is Kind.TASK:
+            access = job.tasks[flight.task_id].spec.authentication_token_access
+            if tokens.ACCESS_JOB in access:
+                env["AZ_BATCH_AUTHENTICATION_TOKEN"] = tokens.mint(core, job.spec.id, what.task_id)
         spec = ProcessSpec(
             argv=tuple(argv),
             environment=env,

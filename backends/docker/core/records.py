@@ -202,6 +202,8 @@ class ServiceState:
     pools: dict[str, PoolRecord] = field(default_factory=dict)
     jobs: dict[str, JobRecord] = field(default_factory=dict)
     schedules: dict[str, ScheduleRecord] = field(default_factory=dict)
+    token_secret: str = ""
+    """The key of the tasks' authentication tokens (`core.tokens`); made on first start."""
 
 
 Record = PoolRecord | NodeRecord | JobRecord | TaskRecord | ScheduleRecord

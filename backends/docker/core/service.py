@@ -45,6 +45,7 @@ from jobprep_release.backends.docker.core import (
     rules,
     scheduler,
     schedules,
+    tokens,
     views,
 )
 from jobprep_release.backends.docker.core.clock import Clock, SystemClock
@@ -80,6 +81,8 @@ class BatchService:
         core.state = await core.store.load()
         processes.replay(core, await core.store.journal())
         fill_histories(core.state, core.now())
+        if tokens.ensure_key(core):
+            await core.persist()  # before any task is given a token signed with it
         async with anyio.create_task_group() as group:
             core.group = group
             await group.start(core.executor.run, self)
@@ -352,6 +355,11 @@ class BatchService:
     async def list_schedule_jobs(self, schedule_id: str) -> list[Job]:
         """List Jobs from Job Schedule; `NotFound` (``JobScheduleNotFound``)."""
         return [views.job_view(job) for job in schedules.schedule_jobs(self._core, schedule_id)]
+
+    def task_token_job(self, token: str) -> str | None:
+        """The job a task's authentication token grants access to; None when `token` is not
+        one this service gave a task (`tokens`)."""
+        return tokens.job_of(self._core, token)
 
     # --- specs: what was asked, for an endpoint that shows it ---------------------------------
 

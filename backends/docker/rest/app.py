@@ -24,6 +24,7 @@ from jobprep_release.backends.docker.rest import (
     pools,
     schedules,
     tasks,
+    tokens,
     versions,
 )
 from jobprep_release.backends.docker.rest.conditions import check_conditions
@@ -123,7 +124,8 @@ async def service_middleware(request: web.Request, handler: Handler) -> web.Stre
     ctx: Context = request.app[CONTEXT]
     response: web.StreamResponse
     try:
-        ctx.keys.check(request.method, request.headers, request.raw_path)
+        if not tokens.authorized(ctx, request):
+            ctx.keys.check(request.method, request.headers, request.raw_path)
         _check_api_version(request)
         _check_query(request)
         not_modified = await check_conditions(request)

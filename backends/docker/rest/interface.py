@@ -137,6 +137,11 @@ class EndpointService(NodeAdministration, Protocol):
         """List Jobs from Job Schedule."""
         ...
 
+    def task_token_job(self, token: str) -> str | None:
+        """The job a task's authentication token (``AZ_BATCH_AUTHENTICATION_TOKEN``) grants
+        access to; None when it is not one the service gave."""
+        ...
+
     async def create_job(self, spec: JobSpec) -> None:
         """Add Job; `AlreadyExists` (``JobExists``)."""
         ...

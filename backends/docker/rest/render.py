@@ -249,7 +249,10 @@ def task(
                 base, "pools", pool_id, "nodes", view.node_id, "files", directory
             ),
         )
-    return shapes.as_json(model)
+    rendered = shapes.as_json(model)
+    if spec.authentication_token_access:
+        rendered["authenticationTokenSettings"] = {"access": list(spec.authentication_token_access)}
+    return rendered
 
 
 def task_index(view: Task, spec: TaskSpec) -> Json:
