@@ -18,11 +18,10 @@ from typing import Any
 import anyio
 from azure.batch import models
 from azure.batch.aio import BatchClient
-from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import HttpResponseError
 
-from jobprep_release.backends.docker.core import FakeClock, FakeExecutor
-from jobprep_release.backends.docker.rest import EndpointSettings, running_endpoint
+from jobprep_release.backends.docker.core import FakeClock
+from tests.core.harness import fake_endpoint
 from tests.endpoint.support import call
 
 KEY = base64.b64encode(b"schedules-endpoint-test-key-0123").decode()
@@ -59,25 +58,9 @@ class Service:
 
 @asynccontextmanager
 async def service() -> AsyncIterator[Service]:
-    clock = FakeClock()
-    executor = FakeExecutor(clock)
-    settings = EndpointSettings(
-        account="fakebatch", key=KEY, port=0, executor=executor, clock=clock
-    )
-    async with running_endpoint(settings) as running:
-        credential = AzureNamedKeyCredential(running.account, running.key)
-        async with BatchClient(running.url, credential, retry_total=0) as batch:
-            await call(
-                batch,
-                "POST",
-                "/pools",
-                body={
-                    "id": "pool1",
-                    "vmSize": "standard_d2_v2",
-                    "virtualMachineConfiguration": IMAGE,
-                },
-            )
-            yield Service(batch, clock)
+    pool = {"id": "pool1", "vmSize": "standard_d2_v2", "virtualMachineConfiguration": IMAGE}
+    async with fake_endpoint(KEY, pool) as running:
+        yield Service(running.batch, running.clock)
 
 
 def job_schedule(

@@ -17,10 +17,9 @@ from typing import Any
 import aiohttp
 import anyio
 from azure.batch.aio import BatchClient
-from azure.core.credentials import AzureNamedKeyCredential
 
 from jobprep_release.backends.docker.core import FakeClock, FakeExecutor
-from jobprep_release.backends.docker.rest import EndpointSettings, running_endpoint
+from tests.core.harness import fake_endpoint
 from tests.endpoint.support import call
 
 KEY = base64.b64encode(b"token-endpoint-test-key-01234567").decode()
@@ -33,26 +32,18 @@ IMAGE = {
 
 @asynccontextmanager
 async def service() -> AsyncIterator[tuple[BatchClient, FakeExecutor, FakeClock, str]]:
-    clock = FakeClock()
-    executor = FakeExecutor(clock)
-    settings = EndpointSettings(
-        account="fakebatch", key=KEY, port=0, executor=executor, clock=clock
-    )
-    async with running_endpoint(settings) as running:
-        credential = AzureNamedKeyCredential(running.account, running.key)
-        async with BatchClient(running.url, credential, retry_total=0) as batch:
-            pool = {
-                "id": "pool1",
-                "vmSize": "standard_d2_v2",
-                "targetDedicatedNodes": 1,
-                "virtualMachineConfiguration": IMAGE,
-            }
-            assert (await call(batch, "POST", "/pools", body=pool)).status == 201
-            job = {"id": "job1", "poolInfo": {"poolId": "pool1"}}
+    pool = {
+        "id": "pool1",
+        "vmSize": "standard_d2_v2",
+        "targetDedicatedNodes": 1,
+        "virtualMachineConfiguration": IMAGE,
+    }
+    async with fake_endpoint(KEY, pool) as running:
+        batch = running.batch
+        for job_id in ("job1", "other"):
+            job = {"id": job_id, "poolInfo": {"poolId": "pool1"}}
             assert (await call(batch, "POST", "/jobs", body=job)).status == 201
-            job = {"id": "other", "poolInfo": {"poolId": "pool1"}}
-            assert (await call(batch, "POST", "/jobs", body=job)).status == 201
-            yield batch, executor, clock, running.url
+        yield batch, running.executor, running.clock, running.url
 
 
 async def add_task(batch: BatchClient, task_id: str, **extra: Any) -> int:
