@@ -32,6 +32,8 @@ from jobprep_release.backends.base import (
     PrepReleaseExecution,
     PrepReleaseStatus,
     PrepReleaseTaskState,
+    StartTaskInfo,
+    StartTaskState,
     Task,
     TaskCounts,
     TaskSpec,
@@ -48,8 +50,6 @@ from jobprep_release.backends.schema.requests import (
 
 # Node states of the service that the views fold into a neighbour.
 _NODE_STATE_ALIASES = {
-    "waitingforstarttask": NodeState.STARTING,
-    "starttaskfailed": NodeState.UNUSABLE,
     "preempted": NodeState.OFFLINE,
 }
 
@@ -57,6 +57,7 @@ ExecutionModel = (
     models.BatchTaskExecutionInfo
     | models.BatchJobPreparationTaskExecutionInfo
     | models.BatchJobReleaseTaskExecutionInfo
+    | models.BatchStartTaskInfo
 )
 
 
@@ -146,7 +147,28 @@ def node_view(node: models.BatchNode) -> ComputeNode:
         running_task_slots_count=node.running_task_slots_count or 0,
         total_tasks_run=node.total_tasks_run or 0,
         total_tasks_succeeded=node.total_tasks_succeeded or 0,
+        start_task_info=start_task_info_view(node.start_task_info),
     )
+
+
+def start_task_info_view(info: models.BatchStartTaskInfo | None) -> StartTaskInfo | None:
+    if info is None:
+        return None
+    return StartTaskInfo(
+        state=choice(StartTaskState, info.state, StartTaskState.RUNNING),
+        execution_info=execution_view(info),
+    )
+
+
+def start_task_info_model(info: StartTaskInfo) -> models.BatchStartTaskInfo:
+    """REST StartTaskInformation: `retryCount` always, `lastRetryTime` once retried; no
+    requeue count and no container info (no container runs it here)."""
+    run = info.execution_info
+    model = models.BatchStartTaskInfo(
+        state=info.state.value, retry_count=run.retry_count, **_execution_fields(run)
+    )
+    _set_known(model, last_retry_time=run.last_retry_time)
+    return model
 
 
 def node_model(view: ComputeNode) -> models.BatchNode:
@@ -165,6 +187,8 @@ def node_model(view: ComputeNode) -> models.BatchNode:
         last_boot_time=view.last_boot_time,
         ip_address=view.ip_address,
     )
+    if view.start_task_info is not None:
+        node.start_task_info = start_task_info_model(view.start_task_info)
     return node
 
 

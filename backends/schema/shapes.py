@@ -398,6 +398,7 @@ DEFAULTS: Mapping[type, Mapping[str, Any]] = {
     models.BatchTaskCreateOptions: _TASK,
     models.BatchTask: _TASK,
     models.AutoUserSpecification: {"scope": "pool", "elevationLevel": "nonadmin"},
+    models.BatchStartTask: {"maxTaskRetryCount": 0, "waitForSuccess": True},
     models.BatchPoolResizeOptions: {
         "targetDedicatedNodes": 0,
         "targetLowPriorityNodes": 0,

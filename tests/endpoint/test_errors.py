@@ -76,12 +76,12 @@ async def test_the_projects_errors_have_the_services_codes(ids: Ids, state_dir: 
                 client,
                 "POST",
                 "/pools",
-                body=pool_body("p2", startTask={"commandLine": "/bin/true"}),
+                body=pool_body("p2", targetNodeCommunicationMode="simplified"),
             ),
             501,
             "NotSupported",
         )
-        assert "startTask" in message
+        assert "targetNodeCommunicationMode" in message
 
         job = {"id": ids.job, "poolInfo": {"poolId": ids.pool}}
         refused(
@@ -170,8 +170,8 @@ async def test_unemulated_operations_are_named(state_dir: Path) -> None:
         assert "Job Schedules" in refused(
             await call(client, "POST", "/jobschedules", body=schedule), 501, "NotSupported"
         )
-        assert "Update Pool" in refused(
-            await call(client, "PATCH", "/pools/p", body={}), 501, "NotSupported"
+        assert "List Node Extensions" in refused(
+            await call(client, "GET", "/pools/p/nodes/n/extensions"), 501, "NotSupported"
         )
         assert "Delete Task" in refused(
             await call(client, "DELETE", "/jobs/j/tasks/t"), 501, "NotSupported"

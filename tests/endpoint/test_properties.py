@@ -329,6 +329,11 @@ HONOURED: dict[type, set[str]] = {
             f"virtualMachineConfiguration.imageReference.{name}"
             for name in ("publisher", "offer", "sku", "version", "virtualMachineImageId")
         ),
+        *(f"startTask.{path}" for path in _PREP_RELEASE if path != "id"),
+        "startTask.maxTaskRetryCount",
+        "startTask.waitForSuccess",
+        "startTask.userIdentity.autoUser.elevationLevel",
+        "startTask.userIdentity.autoUser.scope",
     },
     models.BatchJobCreateOptions: {
         "id",

@@ -58,8 +58,6 @@ FILES = (
 
 REFUSED_OPERATIONS = {
     "List Pool Node Counts": "spot nodes and node states by pool are not counted",
-    "Replace Pool Properties": "updates of pools are not emulated",
-    "Update Pool": "updates of pools are not emulated",
     "Enable Pool Auto Scale": "autoscale is not emulated",
     "Disable Pool Auto Scale": "autoscale is not emulated",
     "Evaluate Pool Auto Scale": "autoscale is not emulated",
@@ -79,7 +77,6 @@ REFUSED_OPERATIONS = {
 
 REFUSED_PROPERTIES = {
     "userAccounts": "named users are not emulated",
-    "startTask": "start tasks are not emulated",
     "networkConfiguration": "containers have no virtual network or inbound NAT pools",
     "virtualMachineConfiguration.windowsConfiguration": "nodes are Linux containers",
     "virtualMachineConfiguration.dataDisks": "containers have no data disks",

@@ -20,6 +20,7 @@ from jobprep_release.backends.base import (
     NodeState,
     PoolSpec,
     PoolState,
+    StartTaskSpec,
     TaskSpec,
     TaskState,
 )
@@ -97,6 +98,14 @@ class NodeRecord:
     """Tasks running (or preparing) on the node now (REST runningTasksCount)."""
     running_task_slots: int = 0
     """The task slots those tasks hold (REST runningTaskSlotsCount)."""
+    start: Execution | None = None
+    """The pool's start task's latest run here (None: none ran since the node's last boot
+    or reimage; older state files)."""
+    start_boot: int = 0
+    """The boot that run belongs to: a node booting again runs the start task again."""
+    start_task: StartTaskSpec | None = None
+    """The start task that run is of: the pool's when it started (a replaced one applies
+    from the node's next boot, as the service does)."""
 
 
 @dataclass(slots=True)

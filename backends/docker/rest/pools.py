@@ -1,5 +1,5 @@
-"""Routes for pools and their compute nodes: add, get, list, delete, resize; list, get, reboot,
-reimage nodes."""
+"""Routes for pools and their compute nodes: add, update, replace properties, get, list, delete,
+resize; list, get, reboot, reimage nodes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from jobprep_release.backends.base import TaskState
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
-from jobprep_release.backends.docker.rest.replies import accepted, body, created, document
+from jobprep_release.backends.docker.rest.replies import (
+    accepted,
+    body,
+    created,
+    document,
+    updated,
+)
 
 routes = web.RouteTableDef()
 
@@ -31,6 +37,27 @@ async def add_pool(request: web.Request) -> web.Response:
     await ctx.service.create_pool(spec)
     view = await ctx.service.get_pool(spec.id)
     return created(f"{base_url(request)}/pools/{spec.id}", view.etag, view.last_modified)
+
+
+@routes.patch("/pools/{pool}")
+async def update_pool(request: web.Request) -> web.Response:
+    ctx, pool_id = context(request), request.match_info["pool"]
+    update = specs.pool_update(await body(request))
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.update_pool(pool_id, update)
+    pool = await ctx.service.get_pool(pool_id)
+    return updated(200, f"{base_url(request)}/pools/{pool_id}", pool.etag, pool.last_modified)
+
+
+@routes.post("/pools/{pool}/updateproperties")
+async def replace_pool_properties(request: web.Request) -> web.Response:
+    ctx, pool_id = context(request), request.match_info["pool"]
+    start_task, metadata = specs.pool_replacement(await body(request))
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.replace_pool_properties(pool_id, start_task, metadata)
+    pool = await ctx.service.get_pool(pool_id)
+    url = f"{base_url(request)}/pools/{pool_id}/updateproperties"
+    return updated(204, url, pool.etag, pool.last_modified)
 
 
 @routes.get("/pools")

@@ -168,6 +168,8 @@ def node(base: str, pool_id: str, view: ComputeNode, spec: PoolSpec) -> Json:
     model.is_dedicated = True
     model.virtual_machine_info = models.VirtualMachineInfo(image_reference=reference)
     model.node_agent_info = models.BatchNodeAgentInfo({"version": NODE_AGENT_VERSION})
+    if spec.start_task is not None:
+        model.start_task = requests.start_task(spec.start_task)
     if view.allocation_time is not None:
         model.node_agent_info.last_update_time = view.allocation_time
     return _with_no_certificates(shapes.as_json(model, defaults=False))

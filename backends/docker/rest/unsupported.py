@@ -24,8 +24,6 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", r"/poolusagemetrics", "List Pool Usage Metrics"),
     ("GET", r"/supportedimages", "List Supported Images"),
     ("GET", r"/nodecounts", "List Pool Node Counts"),
-    ("PATCH", rf"/pools/{_ID}", "Update Pool"),
-    ("POST", rf"/pools/{_ID}/updateproperties", "Replace Pool Properties"),
     ("POST", rf"/pools/{_ID}/enableautoscale", "Enable Pool Auto Scale"),
     ("POST", rf"/pools/{_ID}/disableautoscale", "Disable Pool Auto Scale"),
     ("POST", rf"/pools/{_ID}/evaluateautoscale", "Evaluate Pool Auto Scale"),
