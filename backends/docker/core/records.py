@@ -17,9 +17,12 @@ from jobprep_release.backends.base import (
     FailureInfo,
     JobSpec,
     JobState,
+    NodeDeallocationOption,
     NodeState,
     PoolSpec,
     PoolState,
+    ResizeError,
+    SchedulingState,
     StartTaskSpec,
     TaskSpec,
     TaskState,
@@ -106,6 +109,12 @@ class NodeRecord:
     start_task: StartTaskSpec | None = None
     """The start task that run is of: the pool's when it started (a replaced one applies
     from the node's next boot, as the service does)."""
+    scheduling: SchedulingState = SchedulingState.ENABLED
+    """Disable/Enable Node Scheduling (REST schedulingState)."""
+    dedicated: bool = True
+    """False for a spot/low-priority node (REST isDedicated)."""
+    deallocation: NodeDeallocationOption | None = None
+    """While the node is `leavingpool`: how it leaves (`pools.settle_leaving`)."""
 
 
 @dataclass(slots=True)
@@ -118,6 +127,10 @@ class PoolRecord:
     history: History = field(default_factory=History)
     allocation_state: AllocationState = AllocationState.STEADY
     allocation_state_time: float = 0.0
+    resize_started: float | None = None
+    """When the current (or last) resize began: its deadline is this plus `resizeTimeout`."""
+    resize_errors: list[ResizeError] = field(default_factory=list)
+    """Errors of the last resize (REST resizeErrors)."""
 
 
 @dataclass(slots=True)

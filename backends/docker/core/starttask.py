@@ -19,9 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 from jobprep_release.backends.base import ExecutionResult, FailureInfo, NodeState, StartTaskSpec
-from jobprep_release.backends.docker.core import environment, outcomes, processes, views
+from jobprep_release.backends.docker.core import environment, outcomes, processes, rules, views
 from jobprep_release.backends.docker.core.codec import decode, encode
-from jobprep_release.backends.docker.core.kernel import Core, InFlight, Kind
+from jobprep_release.backends.docker.core.kernel import READY, Core, InFlight, Kind
 from jobprep_release.backends.docker.core.records import (
     Execution,
     NodeRecord,
@@ -154,9 +154,7 @@ def on_lost(core: Core, flight: InFlight) -> None:
 
 def settle(core: Core, node: NodeRecord) -> None:
     """Move a node that is up to the state its start task and its tasks give it."""
-    if node.state not in (*HELD_STATES, NodeState.IDLE, NodeState.RUNNING):
+    if node.state not in (*HELD_STATES, *READY):
         return
-    used = core.used_slots().get(node.id, 0)
-    state = held(node) or (NodeState.RUNNING if used else NodeState.IDLE)
-    move(node, state, core.now())
+    move(node, held(node) or rules.ready_state(node, core.used_slots()), core.now())
     core.poke()
