@@ -153,10 +153,27 @@ class OnAllTasksComplete(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class UserIdentity:
-    """An auto-user: pool-scoped non-admin `_azbatch` by default, as on Linux nodes."""
+    """An auto-user: pool-scoped non-admin `_azbatch` by default, as on Linux nodes; or, with
+    `user_name`, one of the pool's user accounts (REST UserIdentity.username; the auto-user's
+    settings then do not apply)."""
 
     elevation_level: ElevationLevel = ElevationLevel.NON_ADMIN
     scope: AutoUserScope = AutoUserScope.POOL
+    user_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserAccount:
+    """A user account the service creates on every node of a pool (REST UserAccount, with its
+    linuxUserConfiguration: `uid` and `gid` chosen by the node when None, `ssh_private_key`
+    for SSH between the pool's nodes)."""
+
+    name: str
+    password: str
+    elevation_level: ElevationLevel = ElevationLevel.NON_ADMIN
+    uid: int | None = None
+    gid: int | None = None
+    ssh_private_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +245,7 @@ class PoolSpec:
     resize_timeout: timedelta = DEFAULT_RESIZE_TIMEOUT
     enable_inter_node_communication: bool = False
     start_task: StartTaskSpec | None = None
+    user_accounts: Sequence[UserAccount] = ()
 
 
 @dataclass(frozen=True, slots=True)

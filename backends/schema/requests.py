@@ -39,6 +39,7 @@ from jobprep_release.backends.base import (
     StartTaskSpec,
     TaskConstraints,
     TaskSpec,
+    UserAccount,
     UserIdentity,
     check_id,
 )
@@ -127,6 +128,8 @@ def resource_file_specs(files: Sequence[models.ResourceFile] | None) -> tuple[Re
 
 
 def user_identity(identity: UserIdentity) -> models.UserIdentity:
+    if identity.user_name is not None:
+        return models.UserIdentity(username=identity.user_name)
     return models.UserIdentity(
         auto_user=models.AutoUserSpecification(
             scope=identity.scope.value, elevation_level=identity.elevation_level.value
@@ -135,6 +138,10 @@ def user_identity(identity: UserIdentity) -> models.UserIdentity:
 
 
 def user_identity_spec(identity: models.UserIdentity | None) -> UserIdentity:
+    """A task's user: a named user account (``username``, the auto-user then ignored), else
+    the auto-user."""
+    if identity is not None and identity.username:
+        return UserIdentity(user_name=identity.username)
     auto = identity.auto_user if identity else None
     if auto is None:
         return UserIdentity()
@@ -206,6 +213,43 @@ def image_reference_spec(reference: models.BatchVmImageReference | None) -> Imag
     )
 
 
+def user_accounts(accounts: Sequence[UserAccount]) -> list[models.UserAccount] | None:
+    if not accounts:
+        return None
+    return [
+        models.UserAccount(
+            name=account.name,
+            password=account.password,
+            elevation_level=account.elevation_level.value,
+            linux_user_configuration=models.LinuxUserConfiguration(
+                uid=account.uid, gid=account.gid, ssh_private_key=account.ssh_private_key
+            )
+            if (account.uid, account.gid, account.ssh_private_key) != (None, None, None)
+            else None,
+        )
+        for account in accounts
+    ]
+
+
+def user_account_specs(accounts: Sequence[models.UserAccount] | None) -> tuple[UserAccount, ...]:
+    specs = []
+    for account in accounts or ():
+        linux = account.linux_user_configuration
+        specs.append(
+            UserAccount(
+                name=account.name,
+                password=account.password,
+                elevation_level=choice(
+                    ElevationLevel, account.elevation_level, ElevationLevel.NON_ADMIN
+                ),
+                uid=linux.uid if linux else None,
+                gid=linux.gid if linux else None,
+                ssh_private_key=linux.ssh_private_key if linux else None,
+            )
+        )
+    return tuple(specs)
+
+
 def start_task(spec: StartTaskSpec) -> models.BatchStartTask:
     return models.BatchStartTask(
         command_line=spec.command_line,
@@ -257,6 +301,7 @@ def pool_create_options(spec: PoolSpec) -> models.BatchPoolCreateOptions:
         ),
         metadata=metadata_items(spec.metadata),
         start_task=start_task(spec.start_task) if spec.start_task else None,
+        user_accounts=user_accounts(spec.user_accounts),
     )
 
 
@@ -282,6 +327,7 @@ def pool_spec(pool: models.BatchPoolCreateOptions | models.BatchPool) -> PoolSpe
         resize_timeout=pool.resize_timeout or DEFAULT_RESIZE_TIMEOUT,
         enable_inter_node_communication=bool(pool.enable_inter_node_communication),
         start_task=start_task_spec(pool.start_task),
+        user_accounts=user_account_specs(pool.user_accounts),
     )
 
 
@@ -537,7 +583,9 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "targetDedicatedNodes": _within(0),
         "targetLowPriorityNodes": _within(0),
         "metadata": _unique_names,
+        "userAccounts": _unique_names,
     },
+    models.UserAccount: {"name": _longest_text(20)},
     models.BatchPoolUpdateOptions: {
         "displayName": _DISPLAY_NAME,
         "taskSlotsPerNode": _within(1, 256),

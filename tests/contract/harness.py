@@ -33,6 +33,7 @@ from jobprep_release.backends.base import (
     StartTaskSpec,
     Task,
     TaskState,
+    UserAccount,
 )
 from jobprep_release.backends.errors import NotFound
 
@@ -159,6 +160,7 @@ async def pool(
     fill: NodeFillType = NodeFillType.PACK,
     start_task: StartTaskSpec | None = None,
     ready: bool = True,
+    user_accounts: tuple[UserAccount, ...] = (),
 ) -> AsyncIterator[Batch]:
     """A pool (with `ready`, once every node is idle) on a fresh backend connection; all
     deleted afterwards."""
@@ -170,6 +172,7 @@ async def pool(
             task_slots_per_node=slots,
             node_fill_type=fill,
             start_task=start_task,
+            user_accounts=user_accounts,
         )
         await backend.create_pool(spec)
         batch = Batch(backend=backend, pool_id=pool_id, node_ids=[])

@@ -71,7 +71,6 @@ REFUSED_OPERATIONS = {
 """Operations answered 501 by design, by their REST reference name, and why."""
 
 REFUSED_PROPERTIES = {
-    "userAccounts": "named users are not emulated",
     "networkConfiguration": "containers have no virtual network or inbound NAT pools",
     "virtualMachineConfiguration.windowsConfiguration": "nodes are Linux containers",
     "virtualMachineConfiguration.dataDisks": "containers have no data disks",

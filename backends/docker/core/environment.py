@@ -45,7 +45,11 @@ class NodeContext:
 
 
 def identity_name(identity: UserIdentity) -> str:
-    """`AZ_BATCH_TASK_USER_IDENTITY`: PoolNonAdmin, PoolAdmin, TaskNonAdmin or TaskAdmin."""
+    """`AZ_BATCH_TASK_USER_IDENTITY`: PoolNonAdmin, PoolAdmin, TaskNonAdmin or TaskAdmin for
+    the auto-user; a named user account's name (inferred: the table documents the auto-user's
+    values only)."""
+    if identity.user_name is not None:
+        return identity.user_name
     scope = "Pool" if identity.scope is AutoUserScope.POOL else "Task"
     level = "Admin" if identity.elevation_level is ElevationLevel.ADMIN else "NonAdmin"
     return scope + level
@@ -92,11 +96,11 @@ def start_task_environment(
 def _service_variables(node: NodeContext, directory: str, identity: UserIdentity) -> dict[str, str]:
     """What the service sets for every kind of task, the start task too, run in `directory`."""
     working_dir = f"{directory}/wd"
-    admin = identity.elevation_level is ElevationLevel.ADMIN
+    user = process_user(identity)
     return {
         "PATH": f"{SHARED_DIR}:{working_dir}:{SYSTEM_PATH}",
         "HOME": working_dir,
-        "USER": "root" if admin else TASK_USER,
+        "USER": user,
         "AZ_BATCH_ACCOUNT_NAME": node.account_name,
         "AZ_BATCH_ACCOUNT_URL": node.account_url,
         "AZ_BATCH_POOL_ID": node.pool_id,
@@ -112,11 +116,18 @@ def _service_variables(node: NodeContext, directory: str, identity: UserIdentity
         # Documented for all tasks on Linux nodes; certificates are not emulated, so the
         # directory holds none (and is not made).
         "AZ_BATCH_CERTIFICATES_DIR": f"{directory}/certs",
-        # Inferred: real Linux nodes name the auto-user account `_azbatch` for both levels
-        # but an elevated task runs with root's rights; we run it as root.
-        "AZ_BATCH_TASK_USER": "root" if admin else TASK_USER,
+        "AZ_BATCH_TASK_USER": user,
         "AZ_BATCH_TASK_USER_IDENTITY": identity_name(identity),
     }
+
+
+def process_user(identity: UserIdentity) -> str:
+    """The account a process runs as: a named user account as itself; the auto-user as
+    `_azbatch`, or root when elevated (inferred: real Linux nodes name the auto-user account
+    `_azbatch` for both levels but an elevated task runs with root's rights)."""
+    if identity.user_name is not None:
+        return identity.user_name
+    return "root" if identity.elevation_level is ElevationLevel.ADMIN else TASK_USER
 
 
 def split_command_line(command_line: str) -> list[str]:

@@ -60,6 +60,7 @@ async def create_pool(core: Core, spec: PoolSpec) -> None:
             f"task slots per node must be 1 to {MAX_SLOTS_PER_NODE}",
             code="InvalidPropertyValue",
         )
+    rules.check_user_accounts(spec)
     image = spec.image or core.settings.default_image
     if image is not None:
         await core.executor.check_image(image)
@@ -216,6 +217,7 @@ async def update_pool(core: Core, pool_id: str, update: PoolUpdate) -> None:
             f"task slots per node must be 1 to {MAX_SLOTS_PER_NODE}",
             code="InvalidPropertyValue",
         )
+    rules.check_user_accounts(spec)
     if spec.image_reference != pool.spec.image_reference:
         spec = replace(spec, image=spec.image or core.settings.default_image)
         if spec.image is not None:
@@ -230,7 +232,9 @@ async def replace_pool_properties(
     a start task applies on nodes that join the pool or boot afresh from now on."""
     pool = core.pool(pool_id)
     rules.refuse_if_deleting(pool)
-    await _set_spec(core, pool, replace(pool.spec, start_task=start_task, metadata=metadata))
+    spec = replace(pool.spec, start_task=start_task, metadata=metadata)
+    rules.check_user_accounts(spec)
+    await _set_spec(core, pool, spec)
 
 
 async def _set_spec(core: Core, pool: PoolRecord, spec: PoolSpec) -> None:

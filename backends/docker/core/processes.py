@@ -145,7 +145,8 @@ async def launch(
         _fail_before_start(core, key, flight, "CommandLineInvalid", str(exc))
         return
     working_dir = f"{directory}/wd"
-    elevated = what.identity.elevation_level is ElevationLevel.ADMIN
+    user = what.identity.user_name
+    elevated = user is None and what.identity.elevation_level is ElevationLevel.ADMIN
     try:
         if what.resource_files:
             fetched = await resources.fetch(what.resource_files)
@@ -160,6 +161,7 @@ async def launch(
             stderr_path=f"{directory}/stderr.txt",
             elevated=elevated,
             wall_clock=what.wall_clock,
+            user=user,
         )
         started = await core.executor.start_process(flight.node_id, key, spec)
     except resources.DownloadFailed as exc:
