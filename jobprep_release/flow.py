@@ -56,7 +56,13 @@ SETTLING_NODE_STATES = frozenset(
     }
 )
 UNUSABLE_NODE_STATES = frozenset(
-    {NodeState.UNUSABLE, NodeState.START_TASK_FAILED, NodeState.OFFLINE, NodeState.LEAVING_POOL}
+    {
+        NodeState.UNUSABLE,
+        NodeState.START_TASK_FAILED,
+        NodeState.OFFLINE,
+        NodeState.LEAVING_POOL,
+        NodeState.PREEMPTED,
+    }
 )
 NODE_CHECK_EVERY = 20
 """Polls between checks that the pool still has a node that can run tasks."""

@@ -161,6 +161,7 @@ async def pool(
     start_task: StartTaskSpec | None = None,
     ready: bool = True,
     user_accounts: tuple[UserAccount, ...] = (),
+    low_priority: int = 0,
 ) -> AsyncIterator[Batch]:
     """A pool (with `ready`, once every node is idle) on a fresh backend connection; all
     deleted afterwards."""
@@ -169,6 +170,7 @@ async def pool(
         spec = PoolSpec(
             id=pool_id,
             target_dedicated_nodes=nodes,
+            target_low_priority_nodes=low_priority,
             task_slots_per_node=slots,
             node_fill_type=fill,
             start_task=start_task,
