@@ -260,7 +260,8 @@ class PoolUpdate:
     None leaves it as it is. A start task given applies on nodes that join the pool or boot
     afresh from then on (REST BatchPoolUpdateOptions.startTask); `metadata` replaces all of
     it (an empty mapping removes it). The others (display name, VM size, slots, fill type,
-    image, inter-node communication) "can be updated only when the pool is empty"."""
+    image, inter-node communication, user accounts) "can be updated only when the pool is
+    empty"."""
 
     display_name: str | None = None
     vm_size: str | None = None
@@ -271,6 +272,7 @@ class PoolUpdate:
     node_fill_type: NodeFillType | None = None
     image_reference: ImageReference | None = None
     node_agent_sku_id: str | None = None
+    user_accounts: Sequence[UserAccount] | None = None
     image: str | None = None
     """The backend's image for `image_reference` (a Docker image on the local endpoint)."""
 

@@ -360,6 +360,9 @@ def pool_update_options(update: PoolUpdate) -> models.BatchPoolUpdateOptions:
         task_scheduling_policy=models.BatchTaskSchedulingPolicy(node_fill_type=fill.value)
         if fill is not None
         else None,
+        user_accounts=None
+        if update.user_accounts is None
+        else user_accounts(update.user_accounts) or [],
     )
 
 
@@ -379,6 +382,9 @@ def pool_update(options: models.BatchPoolUpdateOptions) -> PoolUpdate:
         if configuration
         else None,
         node_agent_sku_id=configuration.node_agent_sku_id if configuration else None,
+        user_accounts=None
+        if options.user_accounts is None
+        else user_account_specs(options.user_accounts),
     )
 
 
@@ -612,6 +618,7 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "displayName": _DISPLAY_NAME,
         "taskSlotsPerNode": _within(1, 256),
         "metadata": _unique_names,
+        "userAccounts": _unique_names,
     },
     models.BatchPoolReplaceOptions: {"metadata": _unique_names},
     models.BatchPoolEnableAutoScaleOptions: {"autoScaleEvaluationInterval": _EVALUATION_INTERVAL},

@@ -23,6 +23,7 @@ from jobprep_release.backends.base import (
     StartTaskSpec,
     StartTaskState,
     TaskState,
+    UserAccount,
 )
 from jobprep_release.backends.docker.core import FakeClock, FakeExecutor, FakeOutcome, FakeStart
 from jobprep_release.backends.errors import InvalidRequest
@@ -275,6 +276,7 @@ async def test_properties_of_an_empty_pool_only_are_refused_while_it_has_nodes()
             PoolUpdate(vm_size="standard_d2_v3"),
             PoolUpdate(task_slots_per_node=2),
             PoolUpdate(node_fill_type=NodeFillType.SPREAD),
+            PoolUpdate(user_accounts=(UserAccount("alice", "secret"),)),
         ):
             with pytest.raises(InvalidRequest) as refused:
                 await core.service.update_pool("pool", update)

@@ -192,6 +192,7 @@ _EMPTY_POOL_ONLY = {
     "node_fill_type": "taskSchedulingPolicy",
     "image_reference": "virtualMachineConfiguration",
     "node_agent_sku_id": "virtualMachineConfiguration",
+    "user_accounts": "userAccounts",
 }
 
 
