@@ -421,6 +421,9 @@ class ComputeNode:
     """Of those, the ones that succeeded (REST totalTasksSucceeded)."""
     start_task_info: StartTaskInfo | None = None
     """The start task's latest run there (None: the pool has none, or it has not started)."""
+    start_task: StartTaskSpec | None = None
+    """The start task that run is of (REST BatchNode.startTask): the pool's when it started,
+    so a start task replaced on the pool shows here from the node's next boot."""
     scheduling_state: SchedulingState = SchedulingState.ENABLED
     is_dedicated: bool = True
     """False for a spot/low-priority node (REST isDedicated)."""

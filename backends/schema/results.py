@@ -49,6 +49,8 @@ from jobprep_release.backends.schema.requests import (
     job_create_options,
     optional_choice,
     pool_create_options,
+    start_task,
+    start_task_spec,
     task_create_options,
     wire_value,
 )
@@ -194,6 +196,7 @@ def node_view(node: models.BatchNode) -> ComputeNode:
         total_tasks_run=node.total_tasks_run or 0,
         total_tasks_succeeded=node.total_tasks_succeeded or 0,
         start_task_info=start_task_info_view(node.start_task_info),
+        start_task=start_task_spec(node.start_task),
         scheduling_state=choice(SchedulingState, node.scheduling_state, SchedulingState.ENABLED),
         is_dedicated=node.is_dedicated is not False,
     )
@@ -239,6 +242,8 @@ def node_model(view: ComputeNode) -> models.BatchNode:
     )
     if view.start_task_info is not None:
         node.start_task_info = start_task_info_model(view.start_task_info)
+    if view.start_task is not None:
+        node.start_task = start_task(view.start_task)
     return node
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 from jobprep_release.backends.base import (
     ExecutionResult,
     NodeState,
+    ResourceFile,
     StartTaskSpec,
     StartTaskState,
     TaskSpec,
     TaskState,
 )
 from tests.contract.harness import BackendOpener, pool
+from tests.http_files import serving
 
 
 def bash(script: str) -> str:
@@ -101,3 +103,23 @@ async def test_without_wait_for_success_a_task_runs_beside_the_start_task(
         assert task.execution_info.exit_code == 0
         (node,) = await batch.nodes_in(NodeState.IDLE)
         assert node.start_task_info is not None
+
+
+async def test_a_start_tasks_resource_files_land_in_startup_wd(
+    open_backend: BackendOpener,
+) -> None:
+    with serving({"/setup.sh": (200, b"echo set up from a file\n")}) as base:
+        files = [ResourceFile(f"{base}/setup.sh", "setup.sh", file_mode="0750")]
+        show = bash("stat -c %a:%U setup.sh; bash setup.sh")
+        start_task = StartTaskSpec(show, resource_files=files)
+        async with pool(open_backend, start_task=start_task) as batch:
+            (node_id,) = batch.node_ids
+            out = await batch.backend.read_node_file(batch.pool_id, node_id, "startup/stdout.txt")
+            assert out.decode().splitlines() == ["750:_azbatch", "set up from a file"]
+        missing = StartTaskSpec("/bin/true", resource_files=[ResourceFile(f"{base}/x", "x")])
+        async with pool(open_backend, start_task=missing, ready=False) as batch:
+            (node,) = await batch.nodes_in(NodeState.START_TASK_FAILED)
+            assert node.start_task_info is not None
+            run = node.start_task_info.execution_info
+            assert run.exit_code is None and run.result is ExecutionResult.FAILURE
+            assert run.failure_info is not None and run.failure_info.code == "BlobNotFound"

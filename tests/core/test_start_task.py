@@ -230,6 +230,8 @@ async def test_a_new_start_task_applies_from_a_nodes_next_boot_and_to_new_nodes(
         spec = core.service.pool_spec("pool")
         assert spec.start_task == StartTaskSpec("/bin/new") and spec.metadata == {"k": "v"}
         assert commands(core.fake, first) == ["/bin/old"]  # running nodes keep theirs
+        (node,) = await core.service.list_nodes("pool")
+        assert node.start_task == StartTaskSpec("/bin/old")  # REST BatchNode.startTask
         await core.service.resize_pool("pool", 2)
         await core.advance(1)
         (second,) = [node for node in await core.node_ids() if node != first]
@@ -237,6 +239,8 @@ async def test_a_new_start_task_applies_from_a_nodes_next_boot_and_to_new_nodes(
         await core.service.reboot_node("pool", first)
         await core.advance(1)
         assert commands(core.fake, first) == ["/bin/old", "/bin/new"]
+        node = await core.service.get_node("pool", first)
+        assert node.start_task == StartTaskSpec("/bin/new")
 
 
 async def test_update_pool_leaves_what_it_does_not_name() -> None:

@@ -182,6 +182,7 @@ def node_view(node: NodeRecord, address: str | None = None) -> ComputeNode:
         last_boot_time=stamp(node.last_boot_time),
         ip_address=address,
         start_task_info=start_task_info(node.start),
+        start_task=node.start_task,
         scheduling_state=node.scheduling,
         is_dedicated=node.dedicated,
     )

@@ -171,7 +171,8 @@ def node(base: str, pool_id: str, view: ComputeNode, spec: PoolSpec) -> Json:
     model.vm_size = spec.vm_size
     model.virtual_machine_info = models.VirtualMachineInfo(image_reference=reference)
     model.node_agent_info = models.BatchNodeAgentInfo({"version": NODE_AGENT_VERSION})
-    if spec.start_task is not None:
+    if model.start_task is None and spec.start_task is not None:
+        # Not started there yet: the pool's, which the node runs when it is up.
         model.start_task = requests.start_task(spec.start_task)
     if view.allocation_time is not None:
         model.node_agent_info.last_update_time = view.allocation_time
