@@ -288,3 +288,21 @@ async def test_properties_of_an_empty_pool_only_are_refused_while_it_has_nodes()
         await core.service.resize_pool("pool", 0)
         await core.service.update_pool("pool", PoolUpdate(vm_size="standard_d2_v3"))
         assert core.service.pool_spec("pool").vm_size == "standard_d2_v3"
+
+
+async def test_a_pool_found_again_from_its_nodes_reruns_no_start_task_until_a_reboot() -> None:
+    fake = FakeExecutor(FakeClock(), script(start_seconds=1.0))
+    async with running_core(fake=fake) as core:
+        await core.service.create_pool(pool_spec(1, start_task=StartTaskSpec("/bin/setup")))
+        await core.advance(1)
+        (node_id,) = await core.node_ids()
+    # The state is lost (a new store); the pool is taken back from its nodes.
+    async with running_core(fake=fake) as core:
+        await core.service.get_pool("pool")
+        await core.advance(1)
+        assert len(start_runs(fake, node_id)) == 1  # whether it ran on this boot is not known
+        (node,) = await core.service.list_nodes("pool")
+        assert node.state is NodeState.IDLE
+        await core.service.reboot_node("pool", node_id)
+        await core.advance(1)
+        assert len(start_runs(fake, node_id)) == 2

@@ -431,6 +431,7 @@ async def adopt(core: Core, pool_id: str) -> None:
     for node_id, index in sorted(found.nodes, key=lambda item: item[1]):
         node = NodeRecord(id=node_id, index=index, history=new_history(now))
         node.state = NodeState.STARTING
+        starttask.adopted(node)
         pool.nodes.append(node)
     core.state.pools[pool_id.lower()] = pool
     for node in pool.nodes:

@@ -105,7 +105,8 @@ class NodeRecord:
     """The pool's start task's latest run here (None: none ran since the node's last boot
     or reimage; older state files)."""
     start_boot: int = 0
-    """The boot that run belongs to: a node booting again runs the start task again."""
+    """The boot the start task was last decided for (run, or none to run): a node booting
+    again runs it again (`starttask.ADOPTED` for a node found again from the executor)."""
     start_task: StartTaskSpec | None = None
     """The start task that run is of: the pool's when it started (a replaced one applies
     from the node's next boot, as the service does)."""

@@ -33,18 +33,29 @@ HELD_STATES = (NodeState.WAITING_FOR_START_TASK, NodeState.START_TASK_FAILED)
 """The states a start task holds a node in (it takes no task)."""
 
 
+ADOPTED = -1
+"""`NodeRecord.start_boot` of a node found again from the executor (`pools.adopt`): whether its
+start task ran on its current boot is not known, so that boot runs none; its next boot does."""
+
+
+def adopted(node: NodeRecord) -> None:
+    node.start_boot = ADOPTED
+
+
 def on_hello(core: Core, pool: PoolRecord, node: NodeRecord) -> None:
     """The node is up (its boot number recorded): run the pool's start task when this boot
     has not run it yet, or carry on with one lost with the node's link."""
     run = node.start
-    if run is None or node.start_boot != node.boot:
+    if node.start_boot == ADOPTED:
+        node.start_boot = node.boot
+    elif node.start_boot != node.boot:
+        node.start_boot = node.boot
         node.start = node.start_task = None
         spec = pool.spec.start_task
-        if spec is None:
-            return
-        node.start, node.start_boot, node.start_task = Execution(), node.boot, spec
-        core.spawn(begin, core, node.id)
-    elif not run.completed and run.key is None:
+        if spec is not None:
+            node.start, node.start_task = Execution(), spec
+            core.spawn(begin, core, node.id)
+    elif run is not None and not run.completed and run.key is None:
         core.spawn(begin, core, node.id)
 
 
@@ -63,6 +74,7 @@ def held(node: NodeRecord) -> NodeState | None:
 def forget(node: NodeRecord) -> None:
     """The node's disk is new (reimage): its next boot runs the start task again."""
     node.start = node.start_task = None
+    node.start_boot = 0
 
 
 async def begin(core: Core, node_id: str) -> None:
