@@ -265,11 +265,16 @@ def bench(rounds: int) -> Result:
             f"{median(cli) - median(inproc):.3f} s",
         ]
     )
+    name = (
+        "the sample with `--yes` (2 nodes, 8 tasks): CLI wall time / the parallel raw-docker "
+        f"floor (docker-py doing the sample's work, both nodes at once), at most {TARGET_RATIO}x"
+    )
     return Result(
         "1. Sample latency (docker backend, 2 nodes, 8 tasks)",
         body,
+        {name: ratio_cli <= TARGET_RATIO},
         {
-            f"sample, CLI <= {TARGET_RATIO}x the parallel raw-docker floor": ratio_cli
-            <= TARGET_RATIO
+            name: f"{ratio_cli:.2f}x ({median(cli):.2f} s vs {median(floor_totals):.2f} s; "
+            f"in process {ratio_inproc:.2f}x; the serial floor {median(serial):.2f} s)"
         },
     )

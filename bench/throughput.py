@@ -239,8 +239,18 @@ def bench(rounds: int, tasks: int) -> Result:
             f"before the clock: {spread([r.node_startup for r in backend])}",
         ]
     )
+    name = (
+        f"throughput, {tasks:,} tasks `{COMMAND}` on {NODES} nodes x {SLOTS} slots: the "
+        "backend / the node-mechanism floor (a shell per node fed over attached stdin, each "
+        f"task a process with its own output and exit code files, {SLOTS} at a time per "
+        f"node), at least {TARGET_RATIO:g}x"
+    )
     return Result(
         f"2. Throughput at scale ({tasks} tasks, {NODES} nodes x {SLOTS} slots)",
         body,
-        {f"throughput >= {TARGET_RATIO:g}x the node-mechanism floor": met},
+        {name: met},
+        {
+            name: f"{ratio:.2f}x ({backend_rate:.0f} vs {median([tasks / s for s in floor]):.0f}"
+            f" tasks/s; `docker exec` as context: {CONTEXT_TASKS / xargs:.0f} tasks/s)"
+        },
     )
