@@ -12,6 +12,7 @@ import binascii
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -22,12 +23,16 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 
+from jobprep_release.backends.administration import PoolNodeCounts
 from jobprep_release.backends.azure.retry import BoundedRetryPolicy
 from jobprep_release.backends.azure.sdk_errors import Redactor, translate
 from jobprep_release.backends.base import (
+    AutoScaleRun,
     ComputeNode,
+    DisableSchedulingOption,
     Job,
     JobSpec,
+    NodeDeallocationOption,
     Pool,
     PoolSpec,
     PrepReleaseStatus,
@@ -52,8 +57,10 @@ from jobprep_release.backends.schema.requests import (
     wire_value,
 )
 from jobprep_release.backends.schema.results import (
+    auto_scale_run_view,
     job_view,
     node_view,
+    pool_node_counts_view,
     pool_view,
     prep_release_view,
     task_counts_view,
@@ -62,7 +69,7 @@ from jobprep_release.backends.schema.results import (
 
 MAX_TASKS_PER_REQUEST = 100
 TASK_SELECT = ["id", "state", "executionInfo", "nodeInfo"]
-NODE_SELECT = ["id", "state", "runningTasksCount"]
+NODE_SELECT = ["id", "state", "runningTasksCount", "schedulingState", "isDedicated"]
 JOB_SELECT = ["id", "poolInfo", "state", "executionInfo"]
 DEFAULT_TERMINATE_REASON = "UserTerminate"
 
@@ -200,6 +207,27 @@ class AzureBackend:
             await self._client.begin_resize_pool(
                 pool_id, options, polling_interval=self._lro_poll_interval
             )
+
+    async def enable_auto_scale(
+        self, pool_id: str, formula: str | None, interval: timedelta | None = None
+    ) -> None:
+        options = models.BatchPoolEnableAutoScaleOptions(
+            auto_scale_formula=formula, auto_scale_evaluation_interval=interval
+        )
+        async with self._call(f"enable autoscale on pool {pool_id}"):
+            await self._client.enable_pool_auto_scale(pool_id, options)
+
+    async def evaluate_auto_scale(self, pool_id: str, formula: str) -> AutoScaleRun:
+        options = models.BatchPoolEvaluateAutoScaleOptions(auto_scale_formula=formula)
+        async with self._call(f"evaluate autoscale on pool {pool_id}"):
+            run = await self._client.evaluate_pool_auto_scale(pool_id, options)
+        view = auto_scale_run_view(run)
+        assert view is not None
+        return view
+
+    async def disable_auto_scale(self, pool_id: str) -> None:
+        async with self._call(f"disable autoscale on pool {pool_id}"):
+            await self._client.disable_pool_auto_scale(pool_id)
 
     async def delete_pool(self, pool_id: str, *, wait: bool = True) -> None:
         action = f"delete pool {pool_id}"
@@ -341,6 +369,78 @@ class AzureBackend:
             await self._client.begin_reimage_node(
                 pool_id, node_id, options, polling_interval=self._lro_poll_interval
             )
+
+    # --- pool sizes and node administration (`administration.NodeAdministration`) ----------
+
+    async def set_pool_targets(
+        self,
+        pool_id: str,
+        target_dedicated_nodes: int,
+        target_low_priority_nodes: int = 0,
+        *,
+        resize_timeout: timedelta | None = None,
+        deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE,
+    ) -> None:
+        options = models.BatchPoolResizeOptions(
+            target_dedicated_nodes=target_dedicated_nodes,
+            target_low_priority_nodes=target_low_priority_nodes,
+            resize_timeout=resize_timeout,
+            node_deallocation_option=deallocation.value,
+        )
+        async with self._call(f"resize pool {pool_id}"):
+            await self._client.begin_resize_pool(
+                pool_id, options, polling_interval=self._lro_poll_interval
+            )
+
+    async def stop_pool_resize(self, pool_id: str) -> None:
+        async with self._call(f"stop resizing pool {pool_id}"):
+            await self._client.begin_stop_pool_resize(
+                pool_id, polling_interval=self._lro_poll_interval
+            )
+
+    async def remove_nodes(
+        self,
+        pool_id: str,
+        node_ids: Sequence[str],
+        *,
+        resize_timeout: timedelta | None = None,
+        deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE,
+    ) -> None:
+        options = models.BatchNodeRemoveOptions(
+            node_ids=list(node_ids),
+            resize_timeout=resize_timeout,
+            node_deallocation_option=deallocation.value,
+        )
+        async with self._call(f"remove nodes from pool {pool_id}"):
+            await self._client.begin_remove_nodes(
+                pool_id, options, polling_interval=self._lro_poll_interval
+            )
+
+    async def disable_node_scheduling(
+        self,
+        pool_id: str,
+        node_id: str,
+        option: DisableSchedulingOption = DisableSchedulingOption.REQUEUE,
+    ) -> None:
+        options = models.BatchNodeDisableSchedulingOptions(
+            node_disable_scheduling_option=option.value
+        )
+        async with self._call(f"disable scheduling on node {node_id}"):
+            await self._client.disable_node_scheduling(pool_id, node_id, options)
+
+    async def enable_node_scheduling(self, pool_id: str, node_id: str) -> None:
+        async with self._call(f"enable scheduling on node {node_id}"):
+            await self._client.enable_node_scheduling(pool_id, node_id)
+
+    async def get_node(self, pool_id: str, node_id: str) -> ComputeNode:
+        async with self._call(f"get node {node_id}"):
+            node = await self._client.get_node(pool_id, node_id)
+        return node_view(node)
+
+    async def list_pool_node_counts(self) -> list[PoolNodeCounts]:
+        async with self._call("list pool node counts"):
+            entries = [entry async for entry in self._client.list_pool_node_counts()]
+        return [pool_node_counts_view(entry) for entry in entries]
 
     # --- files -------------------------------------------------------------------------------
 

@@ -14,8 +14,11 @@ from typing import Any
 
 from azure.batch import models
 
+from jobprep_release.backends.administration import NodeCounts, PoolNodeCounts
 from jobprep_release.backends.base import (
     AllocationState,
+    AutoScaleRun,
+    AutoScaleRunError,
     ComputeNode,
     ErrorCategory,
     ExecutionInfo,
@@ -32,6 +35,8 @@ from jobprep_release.backends.base import (
     PrepReleaseExecution,
     PrepReleaseStatus,
     PrepReleaseTaskState,
+    ResizeError,
+    SchedulingState,
     Task,
     TaskCounts,
     TaskSpec,
@@ -50,7 +55,6 @@ from jobprep_release.backends.schema.requests import (
 _NODE_STATE_ALIASES = {
     "waitingforstarttask": NodeState.STARTING,
     "starttaskfailed": NodeState.UNUSABLE,
-    "preempted": NodeState.OFFLINE,
 }
 
 ExecutionModel = (
@@ -109,7 +113,47 @@ def pool_view(pool: models.BatchPool) -> Pool:
             NodeFillType, policy.node_fill_type if policy else None, NodeFillType.SPREAD
         ),
         allocation_state_transition_time=pool.allocation_state_transition_time,
+        auto_scale_run=auto_scale_run_view(pool.auto_scale_run),
         **_history_view(pool),
+        resize_errors=tuple(
+            ResizeError(code=error.code or "", message=error.message or "")
+            for error in pool.resize_errors or ()
+        ),
+        target_low_priority_nodes=pool.target_low_priority_nodes or 0,
+        current_low_priority_nodes=pool.current_low_priority_nodes or 0,
+    )
+
+
+def auto_scale_run_view(run: models.AutoScaleRun | None) -> AutoScaleRun | None:
+    if run is None:
+        return None
+    error = run.error
+    return AutoScaleRun(
+        timestamp=run.timestamp,
+        results=run.results,
+        error=None
+        if error is None
+        else AutoScaleRunError(
+            code=error.code or "",
+            message=error.message or "",
+            values=tuple((pair.name or "", pair.value or "") for pair in error.error_values or ()),
+        ),
+    )
+
+
+def auto_scale_run_model(run: AutoScaleRun) -> models.AutoScaleRun:
+    """A run as the service reports it (REST AutoScaleRun: ``error.values`` name/value)."""
+    error = run.error
+    return models.AutoScaleRun(
+        timestamp=run.timestamp,
+        results=run.results,
+        error=None
+        if error is None
+        else models.AutoScaleRunError(
+            code=error.code,
+            message=error.message,
+            error_values=[models.NameValuePair(name=k, value=v) for k, v in error.values] or None,
+        ),
     )
 
 
@@ -122,10 +166,19 @@ def pool_model(view: Pool, spec: PoolSpec) -> models.BatchPool:
     pool.target_dedicated_nodes = view.target_dedicated_nodes
     pool.current_dedicated_nodes = view.current_dedicated_nodes
     pool.task_slots_per_node = view.task_slots_per_node
+    pool.target_low_priority_nodes = view.target_low_priority_nodes
+    pool.current_low_priority_nodes = view.current_low_priority_nodes
+    if view.resize_errors:
+        pool.resize_errors = [
+            models.ResizeError(code=error.code, message=error.message)
+            for error in view.resize_errors
+        ]
     pool.task_scheduling_policy = models.BatchTaskSchedulingPolicy(
         node_fill_type=view.node_fill_type.value
     )
     _set_known(pool, allocation_state_transition_time=view.allocation_state_transition_time)
+    if view.auto_scale_run is not None:
+        pool.auto_scale_run = auto_scale_run_model(view.auto_scale_run)
     _set_history(pool, view)
     return pool
 
@@ -146,6 +199,8 @@ def node_view(node: models.BatchNode) -> ComputeNode:
         running_task_slots_count=node.running_task_slots_count or 0,
         total_tasks_run=node.total_tasks_run or 0,
         total_tasks_succeeded=node.total_tasks_succeeded or 0,
+        scheduling_state=choice(SchedulingState, node.scheduling_state, SchedulingState.ENABLED),
+        is_dedicated=node.is_dedicated is not False,
     )
 
 
@@ -157,6 +212,8 @@ def node_model(view: ComputeNode) -> models.BatchNode:
         running_task_slots_count=view.running_task_slots_count,
         total_tasks_run=view.total_tasks_run,
         total_tasks_succeeded=view.total_tasks_succeeded,
+        scheduling_state=view.scheduling_state.value,
+        is_dedicated=view.is_dedicated,
     )
     _set_known(
         node,
@@ -361,3 +418,18 @@ def prep_release_model(status: PrepReleaseStatus) -> models.BatchJobPreparationA
             model.job_release_task_execution_info, task_root_directory=run.task_root_directory
         )
     return model
+
+
+def pool_node_counts_view(entry: models.BatchPoolNodeCounts) -> PoolNodeCounts:
+    """One entry of List Pool Node Counts, as `PoolNodeCounts`."""
+
+    def counts(model: models.BatchNodeCounts | None) -> NodeCounts:
+        return NodeCounts(
+            **{field.name: getattr(model, field.name, 0) or 0 for field in fields(NodeCounts)}
+        )
+
+    return PoolNodeCounts(
+        pool_id=entry.pool_id or "",
+        dedicated=counts(entry.dedicated),
+        low_priority=counts(entry.low_priority),
+    )

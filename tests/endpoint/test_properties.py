@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 import types
 import typing
 import uuid
@@ -321,6 +322,7 @@ HONOURED: dict[type, set[str]] = {
         "metadata[0].value",
         "resizeTimeout",
         "targetDedicatedNodes",
+        "targetLowPriorityNodes",
         "taskSlotsPerNode",
         "enableInterNodeCommunication",
         "taskSchedulingPolicy.nodeFillType",
@@ -432,14 +434,55 @@ def add_and_check(
     finally:
         if status == 201:
             served.call("DELETE", f"{collection}/{object_id}")
+            gone_within(served, f"{collection}/{object_id}", 120)
+
+
+def gone_within(served: Served, path: str, seconds: float) -> None:
+    """Wait until GET `path` is 404: a pool with nodes (spot nodes) is deleted in the
+    background, its containers first."""
+    deadline = time.monotonic() + seconds
+    while served.call("GET", path)[0] != 404:
+        assert time.monotonic() < deadline, f"{path} was not deleted within {seconds} s"
+        time.sleep(0.1)
+
+
+AUTOSCALE = ("enableAutoScale", "autoScaleFormula", "autoScaleEvaluationInterval")
+"""Add Pool's autoscale properties, honoured together only (REST Add Pool: with
+``enableAutoScale`` a formula and no target counts; without it, no formula and no interval)."""
 
 
 @pytest.mark.parametrize("leaf", POOL_LEAVES, ids=lambda leaf: leaf.path)
 def test_add_pool_property(served: Served, leaf: Leaf) -> None:
     pool_id = f"TestPool-{SUFFIX}-{uuid.uuid4().hex[:6]}"
+    if leaf.path in AUTOSCALE:  # alone, each is refused as the service refuses it
+        body, _ = body_with({**POOL_BASE, "id": pool_id}, models.BatchPoolCreateOptions, leaf)
+        status, answer = served.call("POST", "/pools", body)
+        assert status == 400, answer
+        assert answer["code"] in ("MissingRequiredProperty", "InvalidPropertyValue"), answer
+        return
     add_and_check(
         served, leaf, models.BatchPoolCreateOptions, {**POOL_BASE, "id": pool_id}, "/pools"
     )
+
+
+def test_add_pool_autoscale_properties(served: Served) -> None:
+    """Together (and without target counts), the autoscale properties are honoured."""
+    pool_id = f"TestPool-{SUFFIX}-{uuid.uuid4().hex[:6]}"
+    base = {name: value for name, value in POOL_BASE.items() if name != "targetDedicatedNodes"}
+    sent = {
+        "enableAutoScale": True,
+        "autoScaleFormula": "$TargetDedicatedNodes = 0;",
+        "autoScaleEvaluationInterval": "PT6M",
+    }
+    status, answer = served.call("POST", "/pools", {**base, **sent, "id": pool_id})
+    try:
+        assert status == 201, answer
+        got_status, got = served.call("GET", f"/pools/{pool_id}")
+        assert got_status == 200, got
+        assert {name: got.get(name) for name in sent} == sent
+    finally:
+        if status == 201:
+            served.call("DELETE", f"/pools/{pool_id}")
 
 
 @pytest.mark.parametrize("leaf", JOB_LEAVES, ids=lambda leaf: leaf.path)

@@ -11,16 +11,21 @@ so a service that crashes between any two steps loses nothing and runs nothing t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import anyio
 import anyio.abc
 
+from jobprep_release.backends.administration import PoolNodeCounts
 from jobprep_release.backends.base import (
+    AutoScaleRun,
     ComputeNode,
+    DisableSchedulingOption,
     Job,
     JobSpec,
+    NodeDeallocationOption,
     NodeState,
     Pool,
     PoolSpec,
@@ -30,6 +35,7 @@ from jobprep_release.backends.base import (
     TaskSpec,
 )
 from jobprep_release.backends.docker.core import (
+    autoscaling,
     deletions,
     environment,
     jobs,
@@ -45,7 +51,7 @@ from jobprep_release.backends.docker.core.executor import FileInfo, NodeExecutor
 from jobprep_release.backends.docker.core.kernel import Core, CoreSettings, Deletion
 from jobprep_release.backends.docker.core.records import NodeRecord, fill_histories
 from jobprep_release.backends.docker.core.store import Store
-from jobprep_release.backends.errors import BackendError, NotFound
+from jobprep_release.backends.errors import BackendError, InvalidRequest, NotFound
 
 
 class BatchService:
@@ -60,6 +66,7 @@ class BatchService:
         clock: Clock | None = None,
     ) -> None:
         self._core = Core(executor, store, clock or SystemClock(), settings or CoreSettings())
+        self._autoscaler = autoscaling.Autoscaler(self._core)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -78,11 +85,16 @@ class BatchService:
             processes.index_in_flight(core)
             for pool in core.state.pools.values():
                 for node in pool.nodes:
-                    # Nothing runs on a node until it has said hello to this service.
-                    node.state = NodeState.STARTING
+                    if node.state is NodeState.PREEMPTED:
+                        continue  # its VM is gone (`pools.preempt_node`)
+                    # Nothing runs on a node until it has said hello to this service; a node
+                    # leaving when its tasks end stays leaving.
+                    if node.deallocation is None:
+                        node.state = NodeState.STARTING
                     core.executor.create_node(core.setup(pool, node))
             group.start_soon(core.saver)
             group.start_soon(scheduler.sweep, core)
+            group.start_soon(self._autoscaler.run)
             deletions.resume(core)
             core.poke()
             task_status.started()
@@ -103,8 +115,26 @@ class BatchService:
             await self._core.executor.check_image(image)
 
     async def create_pool(self, spec: PoolSpec) -> None:
-        """Create a pool and start its nodes; `AlreadyExists` (``PoolExists``)."""
-        await pools.create_pool(self._core, spec)
+        """Create a pool and start its nodes; `AlreadyExists` (``PoolExists``). With
+        `enable_auto_scale` its targets are ignored: its formula (checked first, as Enable
+        Autoscale checks it) is evaluated soon after and sets them."""
+        formula = spec.auto_scale_formula
+        if not spec.enable_auto_scale:
+            await pools.create_pool(self._core, spec)
+            return
+        if formula is None:
+            raise InvalidRequest(
+                "A required property was not specified in the request body: autoScaleFormula",
+                code="MissingRequiredProperty",
+            )
+        autoscaling.compile_checked(formula)
+        interval = spec.auto_scale_evaluation_interval
+        if interval is not None:
+            autoscaling.check_interval(interval)
+        unscaled = replace(spec, target_dedicated_nodes=0, target_low_priority_nodes=0)
+        await pools.create_pool(self._core, unscaled)
+        pool = self._core.pool(spec.id)
+        await self._autoscaler.begin(pool, formula, interval, restart=True)
 
     async def list_pools(self) -> list[Pool]:
         return [views.pool_view(pool) for pool in self._core.state.pools.values()]
@@ -117,7 +147,27 @@ class BatchService:
     async def resize_pool(
         self, pool_id: str, target_dedicated_nodes: int, resize_timeout: timedelta | None = None
     ) -> None:
+        """Resize Pool; 409 ``OperationInvalidForCurrentState`` while autoscale sets the
+        pool's targets (the documentation: disable autoscale, then resize)."""
+        autoscaling.refuse_if_autoscaled(self._core.pool(pool_id))
         await pools.resize_pool(self._core, pool_id, target_dedicated_nodes, resize_timeout)
+
+    async def enable_auto_scale(
+        self, pool_id: str, formula: str | None, interval: timedelta | None = None
+    ) -> None:
+        """Enable Autoscale, or change the formula or interval (`autoscaling`): 400
+        ``AutoScalingFormulaSyntaxError`` (`autoscaling.FormulaRefused`), 409
+        ``PoolBeingResized``, `NotSupported` for a metric the core does not measure."""
+        await self._autoscaler.enable(pool_id, formula, interval)
+
+    async def disable_auto_scale(self, pool_id: str) -> None:
+        """Disable Autoscale: the targets stay as the last evaluation set them."""
+        await self._autoscaler.disable(pool_id)
+
+    async def evaluate_auto_scale(self, pool_id: str, formula: str) -> AutoScaleRun:
+        """Evaluate Autoscale: the formula's run now, not applied; 409
+        ``OperationInvalidForCurrentState`` unless autoscale is enabled on the pool."""
+        return self._autoscaler.evaluate(pool_id, formula)
 
     async def begin_delete_pool(self, pool_id: str) -> None:
         """Delete Pool: the pool is ``deleting`` (recorded and saved) when this returns, and
@@ -147,6 +197,61 @@ class BatchService:
 
     async def reboot_node(self, pool_id: str, node_id: str) -> None:
         await pools.reboot_node(self._core, pool_id, node_id)
+
+    # --- pool sizes and node administration (`administration.NodeAdministration`) ----------
+
+    async def set_pool_targets(
+        self,
+        pool_id: str,
+        target_dedicated_nodes: int,
+        target_low_priority_nodes: int = 0,
+        *,
+        resize_timeout: timedelta | None = None,
+        deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE,
+    ) -> None:
+        """Resize Pool with both targets (also the entry point of autoscale);
+        `Conflict` (``PoolBeingResized``) unless the pool is steady, (``OperationInvalidFor
+        CurrentState``) while autoscale sets its targets."""
+        autoscaling.refuse_if_autoscaled(self._core.pool(pool_id))
+        await pools.resize_pool(
+            self._core,
+            pool_id,
+            target_dedicated_nodes,
+            resize_timeout,
+            target_low_priority_nodes=target_low_priority_nodes,
+            deallocation=deallocation,
+        )
+
+    async def stop_pool_resize(self, pool_id: str) -> None:
+        await pools.stop_resize(self._core, pool_id)
+
+    async def remove_nodes(
+        self,
+        pool_id: str,
+        node_ids: Sequence[str],
+        *,
+        resize_timeout: timedelta | None = None,
+        deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE,
+    ) -> None:
+        await pools.remove_nodes(self._core, pool_id, node_ids, resize_timeout, deallocation)
+
+    async def disable_node_scheduling(
+        self,
+        pool_id: str,
+        node_id: str,
+        option: DisableSchedulingOption = DisableSchedulingOption.REQUEUE,
+    ) -> None:
+        await pools.disable_scheduling(self._core, pool_id, node_id, option)
+
+    async def enable_node_scheduling(self, pool_id: str, node_id: str) -> None:
+        await pools.enable_scheduling(self._core, pool_id, node_id)
+
+    async def preempt_node(self, pool_id: str, node_id: str) -> None:
+        """Evict a spot/low-priority node (a local operation: `pools.preempt_node`)."""
+        await pools.preempt_node(self._core, pool_id, node_id)
+
+    async def list_pool_node_counts(self) -> list[PoolNodeCounts]:
+        return [views.node_counts(pool) for pool in self._core.state.pools.values()]
 
     async def reimage_node(self, pool_id: str, node_id: str) -> None:
         await pools.reimage_node(self._core, pool_id, node_id)
@@ -230,6 +335,14 @@ class BatchService:
         """A file's bytes, `path` relative to the node's root; `NotFound`, `InvalidRequest`."""
         node = self._node(pool_id, node_id)
         return await self._core.executor.read_file(node.id, rules.confined(path))
+
+    def stream_node_file(
+        self, pool_id: str, node_id: str, path: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """A file's bytes from `start`, `length` of them (all when None), streamed
+        (`NodeExecutor.stream_file`); `NotFound`, `InvalidRequest`."""
+        node = self._node(pool_id, node_id)
+        return self._core.executor.stream_file(node.id, rules.confined(path), start, length)
 
     async def node_file_properties(self, pool_id: str, node_id: str, path: str) -> FileInfo:
         """A file's or directory's properties, `path` relative to the node's root."""

@@ -27,7 +27,14 @@ from azure.batch import models
 from azure.batch._utils.model_base import Model as SdkModel
 from azure.batch.models import _models as sdk_models
 
-from jobprep_release.backends.base import DEFAULT_RESIZE_TIMEOUT, JobSpec, PoolSpec, TaskSpec
+from jobprep_release.backends.base import (
+    DEFAULT_RESIZE_TIMEOUT,
+    DisableSchedulingOption,
+    JobSpec,
+    NodeDeallocationOption,
+    PoolSpec,
+    TaskSpec,
+)
 from jobprep_release.backends.docker.rest.errors import RestError, not_supported
 from jobprep_release.backends.schema import requests, shapes
 from jobprep_release.backends.schema.shapes import PropertyError
@@ -109,10 +116,6 @@ recorded answer to a malformed one)."""
 
 
 def _pool_checks(spec: PoolSpec, asked: Mapping[str, Any]) -> None:
-    if spec.target_low_priority_nodes:  # kept by the spec, but the Docker service has none
-        error = not_supported("Add Pool property targetLowPriorityNodes", "spot nodes")
-        error.values += (("PropertyName", "targetLowPriorityNodes"),)
-        raise error
     configuration = asked.get("virtualMachineConfiguration")
     if configuration is None:
         raise PropertyError("virtualMachineConfiguration")
@@ -131,6 +134,12 @@ def _pool_checks(spec: PoolSpec, asked: Mapping[str, Any]) -> None:
 def pool_spec(document: Any) -> PoolSpec:
     """Add Pool's body as a `PoolSpec`; ``image`` is the Docker image an image id names, else
     None (the endpoint's default node image)."""
+    if isinstance(document, Mapping):
+        try:
+            # before the round trip, which leaves an autoscaled pool's targets out
+            _autoscale_checks(document)
+        except PropertyError as error:
+            raise _refusal(error) from None
     spec = read_body(
         models.BatchPoolCreateOptions,
         document,
@@ -144,6 +153,57 @@ def pool_spec(document: Any) -> PoolSpec:
     if image_id and not image_id.startswith("/"):
         return replace(spec, image=image_id)
     return spec
+
+
+def _autoscale_checks(asked: Mapping[str, Any]) -> None:
+    """Add Pool's autoscale settings as the service validates them (REST Add Pool): with
+    ``enableAutoScale`` a formula is required and the target counts must not be given;
+    without it, neither a formula nor an interval."""
+    if asked.get("enableAutoScale"):
+        if not asked.get("autoScaleFormula"):
+            raise PropertyError("autoScaleFormula")
+        for name in ("targetDedicatedNodes", "targetLowPriorityNodes"):
+            if name in asked:
+                raise PropertyError(name, "not allowed when enableAutoScale is true")
+        return
+    for name in ("autoScaleFormula", "autoScaleEvaluationInterval"):
+        if name in asked:
+            raise PropertyError(name, "allowed only when enableAutoScale is true")
+
+
+@dataclass(frozen=True, slots=True)
+class EnableAutoScale:
+    """Enable Pool Auto Scale's body: a formula and an interval, each None when not given."""
+
+    formula: str | None
+    interval: timedelta | None
+
+
+def enable_auto_scale(document: Any) -> EnableAutoScale:
+    """Enable Pool Auto Scale's body (``autoScaleEvaluationInterval`` 5 minutes to 168 hours)."""
+    return read_body(
+        models.BatchPoolEnableAutoScaleOptions,
+        document,
+        lambda options: EnableAutoScale(
+            options.auto_scale_formula, options.auto_scale_evaluation_interval
+        ),
+        lambda kept: models.BatchPoolEnableAutoScaleOptions(
+            auto_scale_formula=kept.formula, auto_scale_evaluation_interval=kept.interval
+        ),
+        "Enable Pool Auto Scale",
+    )
+
+
+def evaluate_auto_scale(document: Any) -> str:
+    """Evaluate Pool Auto Scale's body: its formula (required)."""
+    formula: str = read_body(
+        models.BatchPoolEvaluateAutoScaleOptions,
+        document,
+        lambda options: options.auto_scale_formula,
+        lambda kept: models.BatchPoolEvaluateAutoScaleOptions(auto_scale_formula=kept),
+        "Evaluate Pool Auto Scale",
+    )
+    return formula
 
 
 # --- jobs ------------------------------------------------------------------------------------
@@ -189,27 +249,83 @@ def task_spec(document: Any, path: str = "") -> TaskSpec:
 
 @dataclass(frozen=True, slots=True)
 class Resize:
-    """What Resize Pool honours: the dedicated node count and the resize's timeout (which the
-    service sets as the pool's ``resizeTimeout``)."""
+    """What Resize Pool honours: both targets, the resize's timeout (which the service sets as
+    the pool's ``resizeTimeout``) and what happens to the tasks of nodes that leave."""
 
     target_dedicated_nodes: int
     resize_timeout: timedelta
+    target_low_priority_nodes: int = 0
+    deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE
+
+
+def _deallocation(value: Any) -> NodeDeallocationOption:
+    return requests.choice(NodeDeallocationOption, value, NodeDeallocationOption.REQUEUE)
 
 
 def resize(document: Any) -> Resize:
-    """Resize Pool's body; other deallocation options than ``requeue`` and spot nodes are 501."""
+    """Resize Pool's body."""
     return read_body(
         models.BatchPoolResizeOptions,
         document,
         lambda options: Resize(
             options.target_dedicated_nodes or 0,
             options.resize_timeout or DEFAULT_RESIZE_TIMEOUT,
+            options.target_low_priority_nodes or 0,
+            _deallocation(options.node_deallocation_option),
         ),
         lambda kept: models.BatchPoolResizeOptions(
             target_dedicated_nodes=kept.target_dedicated_nodes,
             resize_timeout=kept.resize_timeout,
+            target_low_priority_nodes=kept.target_low_priority_nodes,
+            node_deallocation_option=kept.deallocation.value,
         ),
         "Resize Pool",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What Remove Nodes honours: the nodes, the resize's timeout, the deallocation option."""
+
+    node_ids: tuple[str, ...]
+    resize_timeout: timedelta | None
+    deallocation: NodeDeallocationOption
+
+
+def removal(document: Any) -> Removal:
+    """Remove Nodes' body (``nodeList`` of 1 to 100 ids: `requests.LIMITS`)."""
+    return read_body(
+        models.BatchNodeRemoveOptions,
+        document,
+        lambda options: Removal(
+            tuple(options.node_ids or ()),
+            options.resize_timeout,
+            _deallocation(options.node_deallocation_option),
+        ),
+        lambda kept: models.BatchNodeRemoveOptions(
+            node_ids=list(kept.node_ids),
+            resize_timeout=kept.resize_timeout,
+            node_deallocation_option=kept.deallocation.value,
+        ),
+        "Remove Nodes",
+    )
+
+
+def disable_scheduling_option(document: Any) -> DisableSchedulingOption:
+    """Disable Node Scheduling's body: ``requeue`` (the default), ``terminate`` or
+    ``taskcompletion``."""
+    return read_body(
+        models.BatchNodeDisableSchedulingOptions,
+        document,
+        lambda options: requests.choice(
+            DisableSchedulingOption,
+            options.node_disable_scheduling_option,
+            DisableSchedulingOption.REQUEUE,
+        ),
+        lambda kept: models.BatchNodeDisableSchedulingOptions(
+            node_disable_scheduling_option=kept.value
+        ),
+        "Disable Node Scheduling",
     )
 
 
