@@ -17,13 +17,20 @@ import fcntl
 import json
 import os
 import re
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 import anyio.to_thread
 
+from jobprep_release.backends.base import TaskState
 from jobprep_release.backends.docker.core.codec import decode, encode
-from jobprep_release.backends.docker.core.records import STATE_VERSION, ServiceState
+from jobprep_release.backends.docker.core.records import (
+    STATE_VERSION,
+    JobRecord,
+    ServiceState,
+    TaskRecord,
+)
 from jobprep_release.backends.errors import Conflict
 
 
@@ -34,7 +41,7 @@ class Store(Protocol):
         """The state last written (an empty one when none was). `Conflict` when unreadable."""
         ...
 
-    async def write(self, document: Any) -> None:
+    async def write(self, document: Document) -> None:
         """Replace the kept state with `document` (from `serialize`), atomically; journal
         entries it includes may go."""
         ...
@@ -48,10 +55,71 @@ class Store(Protocol):
         ...
 
 
-def serialize(state: ServiceState) -> Any:
-    """A snapshot of the state as plain JSON values, sharing nothing that changes later: it
-    may be written by another thread while the state moves on."""
-    return encode(state)
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A state as JSON text, and the last journal entry it includes."""
+
+    text: str
+    journal_seq: int
+
+
+_COMPACT = (",", ":")
+_JOB_FIELDS = tuple(field.name for field in fields(JobRecord) if field.name != "tasks")
+
+
+class _CompletedTexts:
+    """The JSON text of each completed task, kept between documents.
+
+    A state is written often and, in a large job, is mostly completed tasks, which change only
+    by a transition (a new history tick: reactivation) or when their files are swept: their
+    text is reused while (tick, files_removed) stays, so writing the state costs a look-up per
+    completed task, not an encoding. Only the texts of the last document are kept.
+    """
+
+    def __init__(self) -> None:
+        self.texts: dict[int, tuple[TaskRecord, int, bool, str]] = {}
+
+    def document(self, state: ServiceState) -> str:
+        kept: dict[int, tuple[TaskRecord, int, bool, str]] = {}
+        jobs = []
+        for key, job in state.jobs.items():
+            tasks = [self._text(id_, task, kept) for id_, task in job.tasks.items()]
+            shell = json.dumps(
+                {name: encode(getattr(job, name)) for name in _JOB_FIELDS}, separators=_COMPACT
+            )
+            jobs.append(f'{json.dumps(key)}:{shell[:-1]},"tasks":{{{",".join(tasks)}}}}}')
+        self.texts = kept
+        rest = {
+            field.name: encode(getattr(state, field.name))
+            for field in fields(ServiceState)
+            if field.name != "jobs"
+        }
+        head = json.dumps(rest, separators=_COMPACT)
+        return f'{head[:-1]},"jobs":{{{",".join(jobs)}}}}}'
+
+    def _text(
+        self, key: str, task: TaskRecord, kept: dict[int, tuple[TaskRecord, int, bool, str]]
+    ) -> str:
+        """``"<key>":<the task's JSON>``."""
+        if task.state is not TaskState.COMPLETED:
+            return f"{json.dumps(key)}:{json.dumps(encode(task), separators=_COMPACT)}"
+        tick, removed = task.history.tick, task.files_removed
+        known = self.texts.get(id(task))
+        if known is not None and known[0] is task and known[1] == tick and known[2] == removed:
+            text = known[3]
+        else:
+            text = f"{json.dumps(key)}:{json.dumps(encode(task), separators=_COMPACT)}"
+        kept[id(task)] = (task, tick, removed, text)
+        return text
+
+
+_completed = _CompletedTexts()
+
+
+def serialize(state: ServiceState) -> Document:
+    """A snapshot of the state as JSON text: it may be written by another thread while the
+    state moves on."""
+    return Document(_completed.document(state), state.journal_seq)
 
 
 def parse(raw: Any) -> ServiceState:
@@ -98,10 +166,10 @@ class MemoryStore:
             return ServiceState()
         return parse(json.loads(self.document))
 
-    async def write(self, document: Any) -> None:
-        self.document = json.dumps(document)
+    async def write(self, document: Document) -> None:
+        self.document = document.text
         self.writes += 1
-        done = int(document.get("journal_seq", 0))
+        done = document.journal_seq
         self.entries = [e for e in self.entries if json.loads(e)["seq"] > done]
 
 
@@ -153,9 +221,9 @@ class StateStore:
             ) from exc
         return parse(raw)
 
-    async def write(self, document: Any) -> None:
+    async def write(self, document: Document) -> None:
         await anyio.to_thread.run_sync(self.write_now, document)
-        done = int(document.get("journal_seq", 0))
+        done = document.journal_seq
         async with self._journal_lock:
             await anyio.to_thread.run_sync(self._compact, done)
 
@@ -192,9 +260,9 @@ class StateStore:
         temporary.write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in kept))
         temporary.replace(self.journal_path)
 
-    def write_now(self, document: Any) -> None:
+    def write_now(self, document: Document) -> None:
         """`write`, blocking."""
-        data = json.dumps(document, separators=(",", ":")).encode()
+        data = document.text.encode()
         temporary = self.path.with_suffix(".tmp")
         with temporary.open("wb") as handle:
             handle.write(data)
