@@ -67,20 +67,21 @@ _COMPACT = (",", ":")
 _JOB_FIELDS = tuple(field.name for field in fields(JobRecord) if field.name != "tasks")
 
 
-class _CompletedTexts:
-    """The JSON text of each completed task, kept between documents.
+class _TaskTexts:
+    """The JSON text of each completed or waiting (``active``) task, kept between documents.
 
-    A state is written often and, in a large job, is mostly completed tasks, which change only
-    by a transition (a new history tick: reactivation) or when their files are swept: their
-    text is reused while (tick, files_removed) stays, so writing the state costs a look-up per
-    completed task, not an encoding. Only the texts of the last document are kept.
+    A state is written often and, in a large job, is mostly tasks completed or waiting, which
+    change only by a transition or an update (each a new history tick: reactivation, a retry,
+    a requeue, Update Task), by being placed on a node or when their files are swept: their
+    text is reused while (state, tick, node, files_removed) stays, so writing the state costs a
+    look-up per such task, not an encoding. Only the texts of the last document are kept.
     """
 
     def __init__(self) -> None:
-        self.texts: dict[int, tuple[TaskRecord, int, bool, str]] = {}
+        self.texts: dict[int, tuple[TaskRecord, tuple[Any, ...], str]] = {}
 
     def document(self, state: ServiceState) -> str:
-        kept: dict[int, tuple[TaskRecord, int, bool, str]] = {}
+        kept: dict[int, tuple[TaskRecord, tuple[Any, ...], str]] = {}
         jobs = []
         for key, job in state.jobs.items():
             tasks = [self._text(id_, task, kept) for id_, task in job.tasks.items()]
@@ -98,28 +99,29 @@ class _CompletedTexts:
         return f'{head[:-1]},"jobs":{{{",".join(jobs)}}}}}'
 
     def _text(
-        self, key: str, task: TaskRecord, kept: dict[int, tuple[TaskRecord, int, bool, str]]
+        self, key: str, task: TaskRecord, kept: dict[int, tuple[TaskRecord, tuple[Any, ...], str]]
     ) -> str:
         """``"<key>":<the task's JSON>``."""
-        if task.state is not TaskState.COMPLETED:
+        if task.state not in _STABLE:
             return f"{json.dumps(key)}:{json.dumps(encode(task), separators=_COMPACT)}"
-        tick, removed = task.history.tick, task.files_removed
+        version = (task.state, task.history.tick, task.node_id, task.files_removed)
         known = self.texts.get(id(task))
-        if known is not None and known[0] is task and known[1] == tick and known[2] == removed:
-            text = known[3]
+        if known is not None and known[0] is task and known[1] == version:
+            text = known[2]
         else:
             text = f"{json.dumps(key)}:{json.dumps(encode(task), separators=_COMPACT)}"
-        kept[id(task)] = (task, tick, removed, text)
+        kept[id(task)] = (task, version, text)
         return text
 
 
-_completed = _CompletedTexts()
+_STABLE = (TaskState.COMPLETED, TaskState.ACTIVE)
+_task_texts = _TaskTexts()
 
 
 def serialize(state: ServiceState) -> Document:
     """A snapshot of the state as JSON text: it may be written by another thread while the
     state moves on."""
-    return Document(_completed.document(state), state.journal_seq)
+    return Document(_task_texts.document(state), state.journal_seq)
 
 
 def parse(raw: Any) -> ServiceState:
