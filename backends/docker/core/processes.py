@@ -183,6 +183,7 @@ def _fail_before_start(core: Core, key: str, flight: InFlight, code: str, messag
 
 def prepare_task(core: Core, job: JobRecord, task: TaskRecord, node_id: str) -> Pending:
     move(task, TaskState.RUNNING, core.now())
+    core.index.placed(task)
     task.files_removed = False
     job.nodes.setdefault(node_id, JobNodeRecord()).ran_tasks = True
     spec = task.spec

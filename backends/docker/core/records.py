@@ -31,6 +31,16 @@ from jobprep_release.backends.base import (
 STATE_VERSION = 1
 
 
+class _Activations:
+    """How many times any record moved into ``active`` in this process (`move` counts): the
+    core's task indexes (`index.TaskIndex`) are rebuilt when it changes."""
+
+    count = 0
+
+
+activations = _Activations()
+
+
 @dataclass(slots=True)
 class History:
     """When an object was created and last changed, its ETag tick, and its last transition.
@@ -205,6 +215,8 @@ def move(record: Record, state: StrEnum, at: float) -> None:
     history.previous_state = str(record.state)
     history.previous_state_time = history.state_time
     record.state = state  # type: ignore[assignment]
+    if state == "active":
+        activations.count += 1
     history.state_time = at
     touch_history(history, at)
 

@@ -29,6 +29,7 @@ from jobprep_release.backends.base import (
     Task,
     TaskCounts,
     TaskSpec,
+    TaskState,
 )
 from jobprep_release.backends.schema import requests, results, shapes
 
@@ -230,7 +231,35 @@ def task_directory(job_id: str, task_id: str) -> str:
     return f"workitems/{job_id}/job-1/{task_id}"
 
 
+_COMPLETED_TASKS: dict[tuple[str, str, str, int, Task], tuple[TaskSpec, Json]] = {}
+"""Rendered completed tasks, by everything their rendering depends on (the view compared whole,
+the spec by identity: specs are frozen): a page of a large job's list renders each once, not
+on every request."""
+COMPLETED_TASKS_KEPT = 20_000
+
+
 def task(
+    base: str,
+    job_id: str,
+    pool_id: str,
+    view: Task,
+    spec: TaskSpec,
+    job_retries: int,
+) -> Json:
+    """The task's JSON (a new dict each call: callers may drop keys from it)."""
+    if view.state is not TaskState.COMPLETED:
+        return _task(base, job_id, pool_id, view, spec, job_retries)
+    key = (base, job_id, pool_id, job_retries, view)
+    known = _COMPLETED_TASKS.get(key)
+    if known is None or known[0] is not spec:
+        known = (spec, _task(base, job_id, pool_id, view, spec, job_retries))
+        _COMPLETED_TASKS[key] = known
+        if len(_COMPLETED_TASKS) > COMPLETED_TASKS_KEPT:
+            del _COMPLETED_TASKS[next(iter(_COMPLETED_TASKS))]
+    return dict(known[1])
+
+
+def _task(
     base: str,
     job_id: str,
     pool_id: str,
