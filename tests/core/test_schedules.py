@@ -20,8 +20,10 @@ from azure.batch import models
 from azure.batch.aio import BatchClient
 from azure.core.exceptions import HttpResponseError
 
-from jobprep_release.backends.docker.core import FakeClock
-from tests.core.harness import fake_endpoint
+from jobprep_release.backends.base import JobSpec, OnAllTasksComplete
+from jobprep_release.backends.docker.core import FakeClock, FakeExecutor, MemoryStore
+from jobprep_release.backends.schedules import JobScheduleSpec, Schedule
+from tests.core.harness import fake_endpoint, running_core
 from tests.endpoint.support import call
 
 KEY = base64.b64encode(b"schedules-endpoint-test-key-0123").decode()
@@ -270,3 +272,53 @@ async def test_the_service_refusals() -> None:
             raise AssertionError("a missing schedule was found")
         stats = await call(svc.batch, "GET", "/jobschedules/dup", params={"$expand": "stats"})
         assert stats.status == 501
+        auto = job_schedule("auto")
+        auto["jobSpecification"]["poolInfo"] = {
+            "autoPoolSpecification": {"poolLifetimeOption": "jobschedule", "pool": {"vmSize": "a"}}
+        }
+        refused = await call(svc.batch, "POST", "/jobschedules", body=auto)
+        assert (refused.status, refused.json()["code"]) == (501, "NotSupported")
+
+
+async def test_conditional_headers_on_a_schedule() -> None:
+    """The operations take If-Match and the others (REST: BatchJobScheduleHeaders), against
+    the schedule's ETag: 412 ConditionNotMet for a write, 304 for a read."""
+    async with service() as svc:
+        assert await add(svc, job_schedule("cond", recurrenceInterval="PT5M")) == 201
+        etag = (await svc.schedule("cond")).etag
+        assert etag is not None
+        stale = await call(
+            svc.batch, "POST", "/jobschedules/cond/disable", headers={"If-Match": '"0x8D0"'}
+        )
+        assert (stale.status, stale.json()["code"]) == (412, "ConditionNotMet")
+        same = await call(svc.batch, "GET", "/jobschedules/cond", headers={"If-None-Match": etag})
+        assert same.status == 304
+        fresh = await call(
+            svc.batch, "POST", "/jobschedules/cond/disable", headers={"If-Match": etag}
+        )
+        assert fresh.status == 204
+        assert (await svc.schedule("cond")).etag != etag
+
+
+async def test_a_schedule_carries_on_after_the_service_restarts() -> None:
+    """The schedule, its due time and its job count are the service's state: a new service on
+    the same store creates the next recurrence's job, numbered after the last."""
+    fake = FakeExecutor(FakeClock())
+    store = MemoryStore()
+    spec = JobScheduleSpec(
+        id="kept",
+        job_specification=JobSpec(
+            id="", pool_id="pool", on_all_tasks_complete=OnAllTasksComplete.TERMINATE_JOB
+        ),
+        schedule=Schedule(recurrence_interval=timedelta(minutes=5)),
+    )
+    async with running_core(fake=fake, store=store) as core:
+        await core.service.create_job_schedule(spec)
+        await core.settle()
+        assert [job.id for job in await core.service.list_schedule_jobs("kept")] == ["kept:job-1"]
+    async with running_core(fake=fake, store=store) as core:
+        await core.advance(5 * MINUTE)
+        ids = [job.id for job in await core.service.list_schedule_jobs("kept")]
+        assert ids == ["kept:job-1", "kept:job-2"]
+        found = await core.service.get_job_schedule("kept")
+        assert found.recent_job_id == "kept:job-2"
