@@ -181,6 +181,13 @@ async def test_disabled_creates_nothing_enable_creates_the_due_job() -> None:
         assert await add(svc, body) == 201
         await svc.batch.disable_job_schedule("pause")
         assert (await svc.schedule("pause")).state == "disabled"
+        assert (
+            await add(svc, job_schedule("other", doNotRunUntil=svc.at(MINUTE).isoformat())) == 201
+        )
+        every = sorted([found.id async for found in svc.batch.list_job_schedules()])
+        assert every == ["other", "pause"]
+        listed = svc.batch.list_job_schedules(filter="state eq 'disabled'")
+        assert [found.id async for found in listed] == ["pause"]
         await svc.advance(2 * MINUTE)
         assert await svc.job_ids("pause") == []
         await svc.batch.enable_job_schedule("pause")

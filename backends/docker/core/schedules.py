@@ -120,7 +120,7 @@ def view(core: Core, record: ScheduleRecord) -> JobSchedule:
         previous_state=JobScheduleState(previous) if previous else None,
         previous_state_transition_time=views.stamp(history.previous_state_time),
         next_run_time=views.stamp(due),
-        recent_job_id=record.jobs[-1] if record.jobs else _made(record),
+        recent_job_id=_made(record),
         end_time=views.stamp(record.end_time),
     )
 
@@ -129,7 +129,7 @@ _CREATING = (JobScheduleState.ACTIVE, JobScheduleState.DISABLED)
 
 
 def _made(record: ScheduleRecord) -> str | None:
-    """The id of the last job made, once it was deleted (REST recentJob stays)."""
+    """The id of the last job made (REST recentJob; kept once that job is deleted)."""
     count = record.jobs_created
     return f"{record.spec.id}:job-{count}" if count else None
 
