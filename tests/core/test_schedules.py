@@ -249,6 +249,8 @@ async def test_update_keeps_what_is_not_given_and_replace_removes_it() -> None:
             },
         )
         assert replaced.status == 200
+        renamed = await call(svc.batch, "PATCH", "/jobschedules/change", body={"displayName": "x"})
+        assert (renamed.status, renamed.json()["code"]) == (400, "PropertyCannotBeUpdated")
         now = await svc.schedule("change")
         assert not now.metadata
         assert now.schedule is not None

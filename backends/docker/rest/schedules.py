@@ -104,6 +104,17 @@ async def _update(request: web.Request, *, replace_all: bool) -> web.Response:
     ctx, schedule_id = context(request), request.match_info["schedule"]
     document = await body(request)
     current = ctx.service.job_schedule_spec(schedule_id)
+    fixed = {"id": current.id, "displayName": current.display_name}
+    for name, value in fixed.items():
+        sent = document.get(name)
+        if sent is not None and str(sent).lower() != str(value).lower():
+            raise RestError(
+                400,
+                "PropertyCannotBeUpdated",
+                "A property that cannot be updated was specified as part of the request body.",
+                [("PropertyName", name)],
+            )
+    document = {name: value for name, value in document.items() if name not in fixed}
     if replace_all:
         _required(document, "schedule", "jobSpecification")
         asked = {**document, "id": current.id}
