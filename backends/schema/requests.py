@@ -31,6 +31,7 @@ from jobprep_release.backends.base import (
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     JobSpec,
+    MultiInstanceSettings,
     NodeFillType,
     OnAllTasksComplete,
     PoolSpec,
@@ -520,6 +521,29 @@ def task_create_options(spec: TaskSpec) -> models.BatchTaskCreateOptions:
         display_name=spec.display_name,
         constraints=task_constraints(spec.constraints),
         required_slots=spec.required_slots,
+        multi_instance_settings=_multi_instance(spec.multi_instance),
+    )
+
+
+def _multi_instance(settings: MultiInstanceSettings | None) -> models.MultiInstanceSettings | None:
+    if settings is None:
+        return None
+    model = models.MultiInstanceSettings({"numberOfInstances": settings.number_of_instances})
+    if settings.coordination_command_line is not None:
+        model.coordination_command_line = settings.coordination_command_line
+    model.common_resource_files = resource_files(settings.common_resource_files)
+    return model
+
+
+def _multi_instance_spec(
+    settings: models.MultiInstanceSettings | None,
+) -> MultiInstanceSettings | None:
+    if settings is None:
+        return None
+    return MultiInstanceSettings(
+        number_of_instances=settings.number_of_instances or 1,
+        coordination_command_line=settings.coordination_command_line,
+        common_resource_files=resource_file_specs(settings.common_resource_files),
     )
 
 
@@ -531,6 +555,7 @@ def task_spec(task: models.BatchTaskCreateOptions | models.BatchTask) -> TaskSpe
         constraints=task_constraints_spec(task.constraints),
         required_slots=task.required_slots or 1,
         display_name=task.display_name,
+        multi_instance=_multi_instance_spec(task.multi_instance_settings),
     )
 
 
@@ -664,6 +689,7 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
     models.BatchJobPreparationTask: _TASK_LIMITS,
     models.BatchJobReleaseTask: {**_TASK_LIMITS, "maxWallClockTime": _POSITIVE},
     models.BatchTaskCreateOptions: {**_TASK_LIMITS, "requiredSlots": _within(1)},
+    models.MultiInstanceSettings: {"numberOfInstances": _within(1)},
 }
 """Per model, the limits the service sets on its properties' values, each refused with 400
 ``InvalidPropertyValue`` naming the property. Source: the Batch REST API reference

@@ -181,6 +181,20 @@ class TaskRecord:
     run: Execution = field(default_factory=Execution)
     files_removed: bool = False
     history: History = field(default_factory=History)
+    instances: list[InstanceRecord] = field(default_factory=list)
+    """A multi-instance task's instances while placed (`core.multiinstance`): the primary
+    first (its coordination command's run), then the subtasks (ids 1, 2, ...)."""
+
+
+@dataclass(slots=True)
+class InstanceRecord:
+    """One instance of a multi-instance task on its node: its coordination command's run and
+    its state as List Subtasks reports it (``running`` until the primary ends)."""
+
+    node_id: str
+    run: Execution = field(default_factory=Execution)
+    state: TaskState = TaskState.RUNNING
+    history: History = field(default_factory=History)
 
 
 @dataclass(slots=True)
@@ -226,7 +240,7 @@ class ServiceState:
     """The key of the tasks' authentication tokens (`core.tokens`); made on first start."""
 
 
-Record = PoolRecord | NodeRecord | JobRecord | TaskRecord | ScheduleRecord
+Record = PoolRecord | NodeRecord | JobRecord | TaskRecord | ScheduleRecord | InstanceRecord
 
 
 def move(record: Record, state: StrEnum, at: float) -> None:

@@ -41,6 +41,7 @@ from jobprep_release.backends.docker.core import (
     deletions,
     environment,
     jobs,
+    multiinstance,
     outcomes,
     pools,
     processes,
@@ -53,6 +54,7 @@ from jobprep_release.backends.docker.core import (
 from jobprep_release.backends.docker.core.clock import Clock, SystemClock
 from jobprep_release.backends.docker.core.executor import FileInfo, NodeExecutor, ProcessExit
 from jobprep_release.backends.docker.core.kernel import Core, CoreSettings, Deletion
+from jobprep_release.backends.docker.core.multiinstance import Subtask
 from jobprep_release.backends.docker.core.records import NodeRecord, fill_histories
 from jobprep_release.backends.docker.core.store import Store
 from jobprep_release.backends.errors import BackendError, InvalidRequest, NotFound
@@ -368,6 +370,11 @@ class BatchService:
     async def list_schedule_jobs(self, schedule_id: str) -> list[Job]:
         """List Jobs from Job Schedule; `NotFound` (``JobScheduleNotFound``)."""
         return [views.job_view(job) for job in schedules.schedule_jobs(self._core, schedule_id)]
+
+    async def list_subtasks(self, job_id: str, task_id: str) -> list[Subtask]:
+        """List Subtasks of a multi-instance task (none for another task); `NotFound`."""
+        core = self._core
+        return multiinstance.subtasks(core.task(core.job(job_id), task_id))
 
     def task_token_job(self, token: str) -> str | None:
         """The job a task's authentication token grants access to; None when `token` is not

@@ -26,6 +26,7 @@ from jobprep_release.backends.base import (
     TaskSpec,
 )
 from jobprep_release.backends.docker.core.executor import FileInfo
+from jobprep_release.backends.docker.core.multiinstance import Subtask
 from jobprep_release.backends.schedules import JobSchedule, JobScheduleSpec
 
 
@@ -147,6 +148,10 @@ class EndpointService(NodeAdministration, Protocol):
 
     async def list_schedule_jobs(self, schedule_id: str) -> list[Job]:
         """List Jobs from Job Schedule."""
+        ...
+
+    async def list_subtasks(self, job_id: str, task_id: str) -> list[Subtask]:
+        """List Subtasks: a multi-instance task's subtasks (none for another task)."""
         ...
 
     def task_token_job(self, token: str) -> str | None:
