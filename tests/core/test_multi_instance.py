@@ -153,3 +153,18 @@ async def test_the_subtasks_nodes_are_taken_other_tasks_go_elsewhere() -> None:
         (other,) = [s for s in running.executor.starts if s.argv[0] == "coord-other"]
         assert other.node_id not in taken
         assert "AZ_BATCH_HOST_LIST" not in other.environment
+
+
+async def test_terminate_task_ends_the_subtasks() -> None:
+    async with service() as running:
+        await add_mpi(running, 3)
+        await advance(running, 5)
+        answer = await call(running.batch, "POST", "/jobs/job1/tasks/mpi/terminate")
+        assert answer.status == 204, answer.body
+        await advance(running, 1)
+        ended = await task_json(running)
+        assert ended["state"] == "completed"
+        assert ended["executionInfo"]["failureInfo"]["code"] == "TaskEnded"
+        assert [item["state"] for item in await subtasks(running)] == ["completed", "completed"]
+        await advance(running, 100)  # the coordination commands were stopped: nothing follows
+        assert [start.argv[0] for start in running.executor.starts] == ["coord"] * 3

@@ -188,6 +188,10 @@ async def end_task(core: Core, task: TaskRecord, message: str) -> None:
     core.count_completion(task)
     move(task, TaskState.COMPLETED, now)
     touch(task, now)
+    if task.instances:  # a multi-instance task's subtasks end with it
+        from jobprep_release.backends.docker.core import multiinstance
+
+        multiinstance.after_primary(core, task, now)
     core.refresh_busy()
 
 

@@ -162,7 +162,7 @@ def on_exit(core: Core, job: JobRecord, flight: InFlight, end: float) -> None:
         views.complete(run, instance.run.exit_code, instance.run.failure, end)
         _stop_instances(core, task)
         outcomes.task_exited(core, job, task, end)
-        after_primary(core, job, task, end)
+        after_primary(core, task, end)
         return
     if all(record.run.result is ExecutionResult.SUCCESS for record in task.instances):
         assert task.node_id is not None
@@ -170,7 +170,7 @@ def on_exit(core: Core, job: JobRecord, flight: InFlight, end: float) -> None:
         core.spawn(processes.start_all, core, [pending])
 
 
-def after_primary(core: Core, job: JobRecord, task: TaskRecord, end: float) -> None:
+def after_primary(core: Core, task: TaskRecord, end: float) -> None:
     """The primary ended (completed, or to be retried): the subtasks end with it."""
     _stop_instances(core, task)
     if task.state is TaskState.COMPLETED:

@@ -91,7 +91,7 @@ def on_exit(
         if task.instances:
             from jobprep_release.backends.docker.core import multiinstance
 
-            multiinstance.after_primary(core, job, task, end)
+            multiinstance.after_primary(core, task, end)
     elif flight.kind is Kind.INSTANCE:
         from jobprep_release.backends.docker.core import multiinstance
 
