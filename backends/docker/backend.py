@@ -19,7 +19,7 @@ from types import TracebackType
 import anyio
 import anyio.abc
 
-from jobprep_release.backends.administration import PoolNodeCounts
+from jobprep_release.backends.administration import PoolNodeCounts, SupportedImage
 from jobprep_release.backends.base import (
     ComputeNode,
     DisableSchedulingOption,
@@ -237,6 +237,9 @@ class DockerBackend:
 
     async def list_pool_node_counts(self) -> list[PoolNodeCounts]:
         return await self.service.list_pool_node_counts()
+
+    async def list_supported_images(self) -> list[SupportedImage]:
+        return await self.service.list_supported_images()
 
     async def terminate_job(self, job_id: str, reason: str | None = None) -> None:
         with _atomic():

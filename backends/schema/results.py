@@ -14,7 +14,7 @@ from typing import Any
 
 from azure.batch import models
 
-from jobprep_release.backends.administration import NodeCounts, PoolNodeCounts
+from jobprep_release.backends.administration import NodeCounts, PoolNodeCounts, SupportedImage
 from jobprep_release.backends.base import (
     AllocationState,
     ComputeNode,
@@ -22,6 +22,7 @@ from jobprep_release.backends.base import (
     ExecutionInfo,
     ExecutionResult,
     FailureInfo,
+    ImageReference,
     Job,
     JobSpec,
     JobState,
@@ -42,6 +43,8 @@ from jobprep_release.backends.base import (
 )
 from jobprep_release.backends.schema.requests import (
     choice,
+    image_reference_model,
+    image_reference_spec,
     job_create_options,
     optional_choice,
     pool_create_options,
@@ -394,4 +397,26 @@ def pool_node_counts_view(entry: models.BatchPoolNodeCounts) -> PoolNodeCounts:
         pool_id=entry.pool_id or "",
         dedicated=counts(entry.dedicated),
         low_priority=counts(entry.low_priority),
+    )
+
+
+def supported_image_view(image: models.BatchSupportedImage) -> SupportedImage:
+    """One entry of List Supported Images, as `SupportedImage`."""
+    return SupportedImage(
+        node_agent_sku_id=image.node_agent_sku_id or "",
+        image_reference=image_reference_spec(image.image_reference) or ImageReference(),
+        os_type=wire_value(image.os_type) or "linux",
+        verification_type=wire_value(image.verification_type) or "unverified",
+        capabilities=tuple(image.capabilities or ()),
+    )
+
+
+def supported_image_model(image: SupportedImage) -> models.BatchSupportedImage:
+    """A `SupportedImage` as the service writes it."""
+    return models.BatchSupportedImage(
+        node_agent_sku_id=image.node_agent_sku_id,
+        image_reference=image_reference_model(image.image_reference),
+        os_type=image.os_type,
+        verification_type=image.verification_type,
+        capabilities=list(image.capabilities) or None,
     )

@@ -223,3 +223,30 @@ async def test_spot_nodes_are_counted_apart_and_a_preempted_one_requeues_its_tas
         assert (mine.low_priority.preempted, mine.low_priority.total) == (1, 1)
         assert (mine.dedicated.running, mine.dedicated.total) == (1, 1)
         assert (await batch.backend.get_pool(batch.pool_id)).current_low_priority_nodes == 1
+
+
+async def test_every_supported_image_is_taken_by_add_pool(
+    open_backend: BackendOpener, backend_name: str
+) -> None:
+    if backend_name == "azure":
+        pytest.skip("pools of every image a real account supports would cost too much")
+    async with open_backend() as backend:
+        images = await admin(backend).list_supported_images()
+        assert images and all(image.os_type == "linux" for image in images)
+        for index, image in enumerate(images):
+            pool_id = f"Contract-{uuid.uuid4().hex[:8]}-{index}"
+            spec = PoolSpec(
+                id=pool_id,
+                target_dedicated_nodes=1 if index == 0 else 0,
+                image_reference=image.image_reference,
+                node_agent_sku_id=image.node_agent_sku_id,
+            )
+            await backend.create_pool(spec)
+            try:
+                if index == 0:
+                    batch = Batch(backend=backend, pool_id=pool_id, node_ids=[])
+                    assert len(await batch.nodes_idle(limit=WAIT_LIMIT * 5)) == 1
+                else:
+                    assert (await backend.get_pool(pool_id)).id == pool_id
+            finally:
+                await backend.delete_pool(pool_id)

@@ -17,7 +17,11 @@ from datetime import timedelta
 import anyio
 import anyio.abc
 
-from jobprep_release.backends.administration import PoolNodeCounts
+from jobprep_release.backends.administration import (
+    PoolNodeCounts,
+    SupportedImage,
+    local_catalogue,
+)
 from jobprep_release.backends.base import (
     ComputeNode,
     DisableSchedulingOption,
@@ -207,6 +211,10 @@ class BatchService:
 
     async def list_pool_node_counts(self) -> list[PoolNodeCounts]:
         return [views.node_counts(pool) for pool in self._core.state.pools.values()]
+
+    async def list_supported_images(self) -> list[SupportedImage]:
+        """The local catalogue (`administration.local_catalogue`): what any pool runs on."""
+        return local_catalogue(self._core.settings.default_image)
 
     async def reimage_node(self, pool_id: str, node_id: str) -> None:
         await pools.reimage_node(self._core, pool_id, node_id)

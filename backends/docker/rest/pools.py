@@ -14,6 +14,7 @@ from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
 from jobprep_release.backends.docker.rest.replies import accepted, body, created, document, ok
+from jobprep_release.backends.schema import results, shapes
 
 routes = web.RouteTableDef()
 
@@ -104,6 +105,17 @@ async def remove_nodes(request: web.Request) -> web.Response:
     pool = await ctx.service.get_pool(pool_id)
     url = f"{base_url(request)}/pools/{pool_id}/removenodes"
     return accepted(url, pool.etag, pool.last_modified)
+
+
+@routes.get("/supportedimages")
+async def list_supported_images(request: web.Request) -> web.Response:
+    ctx, base = context(request), base_url(request)
+    images = [
+        shapes.as_json(results.supported_image_model(image))
+        for image in await ctx.service.list_supported_images()
+    ]
+    listing = Listing(images, names=render.names(models.BatchSupportedImage))
+    return document(page(Query(request.path, request.query), listing, base))
 
 
 @routes.get("/nodecounts")

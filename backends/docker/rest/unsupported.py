@@ -22,7 +22,6 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", r"/applications", "List Applications"),
     ("GET", rf"/applications/{_ID}", "Get Application"),
     ("GET", r"/poolusagemetrics", "List Pool Usage Metrics"),
-    ("GET", r"/supportedimages", "List Supported Images"),
     ("PATCH", rf"/pools/{_ID}", "Update Pool"),
     ("POST", rf"/pools/{_ID}/updateproperties", "Replace Pool Properties"),
     ("POST", rf"/pools/{_ID}/enableautoscale", "Enable Pool Auto Scale"),
