@@ -19,8 +19,10 @@ from jobprep_release.backends.base import (
     ComputeNode,
     DisableSchedulingOption,
     ImageReference,
+    InboundEndpoint,
     NodeDeallocationOption,
     NodeState,
+    PoolSpec,
 )
 
 MAX_NODES_PER_REMOVAL = 100
@@ -121,6 +123,33 @@ def local_catalogue(node_image: str | None) -> list[SupportedImage]:
             SupportedImage(LOCAL_NODE_AGENT_SKU, reference, verification_type="unverified")
         )
     return images
+
+
+LOCAL_PUBLIC_ADDRESS = "127.0.0.1"
+"""Where a local node's inbound endpoints are published: the Docker host's loopback."""
+
+
+def inbound_endpoints(spec: PoolSpec, index: int) -> tuple[InboundEndpoint, ...]:
+    """The node at `index` (1-based) of a pool, reached through each of its inbound NAT pools:
+    the service names the endpoint ``<pool name>.<n>`` and gives each node a port of the
+    frontend range (the first node the range's start, as recorded); locally the port is
+    published on the host's loopback, the n-th port of the range for the node of index n+1
+    (wrapping round the range)."""
+    endpoints = []
+    for nat in spec.inbound_nat_pools:
+        size = nat.frontend_port_range_end - nat.frontend_port_range_start + 1
+        offset = (index - 1) % max(size, 1)
+        endpoints.append(
+            InboundEndpoint(
+                name=f"{nat.name}.{index - 1}",
+                protocol=nat.protocol,
+                public_ip_address=LOCAL_PUBLIC_ADDRESS,
+                public_fqdn="localhost",
+                frontend_port=nat.frontend_port_range_start + offset,
+                backend_port=nat.backend_port,
+            )
+        )
+    return tuple(endpoints)
 
 
 @runtime_checkable

@@ -187,6 +187,30 @@ class ImageReference:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundNatPool:
+    """An inbound NAT pool of the pool's endpoint configuration (REST BatchInboundNatPool):
+    each node's `backend_port` is reached from outside on a port of the frontend range."""
+
+    name: str
+    protocol: str
+    backend_port: int
+    frontend_port_range_start: int
+    frontend_port_range_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEndpoint:
+    """How a node is reached from outside through an inbound NAT pool (REST InboundEndpoint)."""
+
+    name: str
+    protocol: str
+    public_ip_address: str
+    public_fqdn: str
+    frontend_port: int
+    backend_port: int
+
+
+@dataclass(frozen=True, slots=True)
 class PoolSpec:
     """A pool to create. `image` is backend-specific: a Docker image, or an Azure image URN;
     `image_reference`, when given, is the image as the Batch API names it (the azure backend
@@ -210,6 +234,8 @@ class PoolSpec:
     metadata: Mapping[str, str] = field(default_factory=dict)
     resize_timeout: timedelta = DEFAULT_RESIZE_TIMEOUT
     enable_inter_node_communication: bool = False
+    inbound_nat_pools: tuple[InboundNatPool, ...] = ()
+    """``networkConfiguration.endpointConfiguration.inboundNATPools``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +337,8 @@ class ComputeNode:
     scheduling_state: SchedulingState = SchedulingState.ENABLED
     is_dedicated: bool = True
     """False for a spot/low-priority node (REST isDedicated)."""
+    inbound_endpoints: tuple[InboundEndpoint, ...] = ()
+    """One per inbound NAT pool of the pool (REST endpointConfiguration.inboundEndpoints)."""
 
 
 @dataclass(frozen=True, slots=True)

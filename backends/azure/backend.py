@@ -68,7 +68,14 @@ from jobprep_release.backends.schema.results import (
 
 MAX_TASKS_PER_REQUEST = 100
 TASK_SELECT = ["id", "state", "executionInfo", "nodeInfo"]
-NODE_SELECT = ["id", "state", "runningTasksCount", "schedulingState", "isDedicated"]
+NODE_SELECT = [
+    "id",
+    "state",
+    "runningTasksCount",
+    "schedulingState",
+    "isDedicated",
+    "endpointConfiguration",
+]
 JOB_SELECT = ["id", "poolInfo", "state", "executionInfo"]
 DEFAULT_TERMINATE_REASON = "UserTerminate"
 

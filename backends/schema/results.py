@@ -23,6 +23,7 @@ from jobprep_release.backends.base import (
     ExecutionResult,
     FailureInfo,
     ImageReference,
+    InboundEndpoint,
     Job,
     JobSpec,
     JobState,
@@ -166,6 +167,19 @@ def node_view(node: models.BatchNode) -> ComputeNode:
         total_tasks_succeeded=node.total_tasks_succeeded or 0,
         scheduling_state=choice(SchedulingState, node.scheduling_state, SchedulingState.ENABLED),
         is_dedicated=node.is_dedicated is not False,
+        inbound_endpoints=tuple(
+            InboundEndpoint(
+                name=endpoint.name,
+                protocol=wire_value(endpoint.protocol) or "tcp",
+                public_ip_address=endpoint.public_ip_address or "",
+                public_fqdn=endpoint.public_fqdn or "",
+                frontend_port=endpoint.frontend_port,
+                backend_port=endpoint.backend_port,
+            )
+            for endpoint in (
+                node.endpoint_configuration.inbound_endpoints if node.endpoint_configuration else ()
+            )
+        ),
     )
 
 
@@ -180,6 +194,20 @@ def node_model(view: ComputeNode) -> models.BatchNode:
         scheduling_state=view.scheduling_state.value,
         is_dedicated=view.is_dedicated,
     )
+    if view.inbound_endpoints:
+        node.endpoint_configuration = models.BatchNodeEndpointConfiguration(
+            inbound_endpoints=[
+                models.InboundEndpoint(
+                    name=endpoint.name,
+                    protocol=endpoint.protocol,
+                    public_ip_address=endpoint.public_ip_address,
+                    public_fqdn=endpoint.public_fqdn,
+                    frontend_port=endpoint.frontend_port,
+                    backend_port=endpoint.backend_port,
+                )
+                for endpoint in view.inbound_endpoints
+            ]
+        )
     _set_known(
         node,
         state_transition_time=view.state_transition_time,

@@ -146,15 +146,15 @@ class BatchService:
 
     async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
         executor = self._core.executor
+        pool = self._core.pool(pool_id)
         return [
-            views.node_view(node, executor.node_address(node.id))
-            for node in self._core.pool(pool_id).nodes
+            views.node_view(node, executor.node_address(node.id), pool.spec) for node in pool.nodes
         ]
 
     async def get_node(self, pool_id: str, node_id: str) -> ComputeNode:
         node = self._core.find_node(pool_id, node_id)
         address = self._core.executor.node_address(node.id)
-        return views.node_view(node, address)
+        return views.node_view(node, address, self._core.pool(pool_id).spec)
 
     async def reboot_node(self, pool_id: str, node_id: str) -> None:
         await pools.reboot_node(self._core, pool_id, node_id)

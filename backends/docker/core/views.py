@@ -10,7 +10,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from jobprep_release.backends.administration import PoolNodeCounts, count_states
+from jobprep_release.backends.administration import (
+    PoolNodeCounts,
+    count_states,
+    inbound_endpoints,
+)
 from jobprep_release.backends.base import (
     ComputeNode,
     ErrorCategory,
@@ -21,6 +25,7 @@ from jobprep_release.backends.base import (
     JobState,
     NodeState,
     Pool,
+    PoolSpec,
     PoolState,
     PrepReleaseExecution,
     PrepReleaseTaskState,
@@ -148,7 +153,9 @@ def pool_view(pool: PoolRecord) -> Pool:
     )
 
 
-def node_view(node: NodeRecord, address: str | None = None) -> ComputeNode:
+def node_view(
+    node: NodeRecord, address: str | None = None, pool: PoolSpec | None = None
+) -> ComputeNode:
     """The node as recorded (its task counts too: recorded where tasks start and end);
     `address`: its IP address as the executor knows it."""
     return ComputeNode(
@@ -164,6 +171,7 @@ def node_view(node: NodeRecord, address: str | None = None) -> ComputeNode:
         ip_address=address,
         scheduling_state=node.scheduling,
         is_dedicated=node.dedicated,
+        inbound_endpoints=inbound_endpoints(pool, node.index) if pool else (),
     )
 
 
