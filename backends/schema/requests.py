@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from datetime import timedelta
 from enum import Enum
 from typing import Any, TypeVar
@@ -266,16 +267,7 @@ def network_configuration(pools: Sequence[InboundNatPool]) -> models.NetworkConf
         return None
     return models.NetworkConfiguration(
         endpoint_configuration=models.BatchPoolEndpointConfiguration(
-            inbound_nat_pools=[
-                models.BatchInboundNatPool(
-                    name=nat.name,
-                    protocol=nat.protocol,
-                    backend_port=nat.backend_port,
-                    frontend_port_range_start=nat.frontend_port_range_start,
-                    frontend_port_range_end=nat.frontend_port_range_end,
-                )
-                for nat in pools
-            ]
+            inbound_nat_pools=[models.BatchInboundNatPool(**asdict(nat)) for nat in pools]
         )
     )
 

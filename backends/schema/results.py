@@ -9,7 +9,7 @@ version may add (a new node state, say) map to a neutral fallback rather than fa
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 from azure.batch import models
@@ -197,15 +197,7 @@ def node_model(view: ComputeNode) -> models.BatchNode:
     if view.inbound_endpoints:
         node.endpoint_configuration = models.BatchNodeEndpointConfiguration(
             inbound_endpoints=[
-                models.InboundEndpoint(
-                    name=endpoint.name,
-                    protocol=endpoint.protocol,
-                    public_ip_address=endpoint.public_ip_address,
-                    public_fqdn=endpoint.public_fqdn,
-                    frontend_port=endpoint.frontend_port,
-                    backend_port=endpoint.backend_port,
-                )
-                for endpoint in view.inbound_endpoints
+                models.InboundEndpoint(**asdict(endpoint)) for endpoint in view.inbound_endpoints
             ]
         )
     _set_known(
