@@ -286,3 +286,7 @@ class BatchService:
         flight = self._core.in_flight.get(key)
         if flight is not None:
             outcomes.on_lost(self._core, key, flight)
+
+    def on_process_absent(self, node_id: str, key: str) -> None:
+        if key in self._core.in_flight:
+            self._core.spawn(processes.resend, self._core, key)

@@ -90,7 +90,7 @@ class DockerExecutor:
             listener.on_node_hello(node_id, int(event.key))
             return
         if event.key in self._chores:
-            if event.verb in ("exited", "unknown"):
+            if event.verb in ("exited", "unknown", "absent"):
                 self._chores[event.key].set()
             return
         if event.verb == "started":
@@ -102,6 +102,9 @@ class DockerExecutor:
         elif event.verb == "unknown":
             # The process is gone without a trace: the node restarted while we were away.
             listener.on_process_lost(node_id, event.key)
+        elif event.verb == "absent":
+            # The node never got the launch: the app died after recording it, before sending.
+            listener.on_process_absent(node_id, event.key)
 
     def on_keeper_state(self, node_id: str, state: NodeState) -> None:
         if self._listener is not None:
