@@ -21,10 +21,14 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 import anyio.to_thread
+import structlog
 
 from jobprep_release.backends.docker.core.codec import decode, encode
+from jobprep_release.backends.docker.core.migrations import migrate
 from jobprep_release.backends.docker.core.records import STATE_VERSION, ServiceState
-from jobprep_release.backends.errors import Conflict
+from jobprep_release.backends.errors import Conflict, StateUnreadable
+
+log = structlog.get_logger("jobprep_release.docker")
 
 
 class Store(Protocol):
@@ -54,17 +58,19 @@ def serialize(state: ServiceState) -> Any:
     return encode(state)
 
 
-def parse(raw: Any) -> ServiceState:
-    """A state from a document `serialize` made; `Conflict` for an unknown version (a state
-    written by another version of the app is never silently dropped)."""
-    if raw.get("version") != STATE_VERSION:
-        raise Conflict(
-            f"the docker backend's state has version {raw.get('version')!r}, this app reads "
-            f"version {STATE_VERSION}",
-            code="StateUnreadable",
-            hint="use the app version that wrote it, or run `cleanup`",
-        )
-    return decode(ServiceState, raw)
+def parse(raw: Any, where: str = "document", entries: list[Any] | None = None) -> ServiceState:
+    """A state from a document `serialize` made, by this app version or an older one
+    (`migrations.migrate`, in place, with the journal `entries` written beside it);
+    `StateUnreadable`, naming `where`, when it cannot be read: a state is never reset."""
+    migrate(raw, [] if entries is None else entries, where)
+    try:
+        return decode(ServiceState, raw)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise StateUnreadable(
+            f"the docker backend's state {where} does not hold a state this app can read "
+            f"({type(exc).__name__}: {exc})",
+            hint="use the app version that wrote it (nothing was changed)",
+        ) from exc
 
 
 def default_state_dir() -> Path:
@@ -96,7 +102,7 @@ class MemoryStore:
     async def load(self) -> ServiceState:
         if self.document is None:
             return ServiceState()
-        return parse(json.loads(self.document))
+        return parse(json.loads(self.document), "in memory", await self.journal())
 
     async def write(self, document: Any) -> None:
         self.document = json.dumps(document)
@@ -139,19 +145,36 @@ class StateStore:
         return await anyio.to_thread.run_sync(self.load_now)
 
     def load_now(self) -> ServiceState:
-        """`load`, blocking (for commands that run outside an event loop's hot path)."""
+        """`load`, blocking (for commands that run outside an event loop's hot path). A state
+        of an older format is migrated and written back, the original kept beside it as
+        ``<name>.v<version>.json``; `StateUnreadable` names the file, left as it was."""
+        where = str(self.path)
         try:
-            raw: Any = json.loads(self.path.read_text())
+            text = self.path.read_text()
         except FileNotFoundError:
             return ServiceState()
-        except (OSError, ValueError) as exc:
-            broken = self.path.with_suffix(".broken")
-            self.path.replace(broken)
-            raise Conflict(
-                f"the docker backend's state file could not be read; moved it to {broken}",
-                code="StateUnreadable",
+        except OSError as exc:
+            raise StateUnreadable(
+                f"the docker backend's state {where} cannot be read: {exc.strerror}"
             ) from exc
-        return parse(raw)
+        try:
+            raw: Any = json.loads(text)
+        except ValueError as exc:
+            raise StateUnreadable(
+                f"the docker backend's state {where} is not JSON ({exc})",
+                hint="move it aside to start afresh: pools are found again from their "
+                "containers' labels (nothing was changed)",
+            ) from exc
+        entries = self._read_journal()
+        found = raw.get("version") if isinstance(raw, dict) else None
+        state = parse(raw, where, entries)
+        if found != STATE_VERSION:
+            backup = self.path.with_name(f"{self.path.stem}.v{found}.json")
+            backup.write_text(text)
+            self.write_now(raw)
+            self._write_journal(entries)
+            log.info("migrated the docker backend's state", file=where, version=found)
+        return state
 
     async def write(self, document: Any) -> None:
         await anyio.to_thread.run_sync(self.write_now, document)
@@ -187,7 +210,9 @@ class StateStore:
 
     def _compact(self, done: int) -> None:
         """Drop the entries the written state includes."""
-        kept = [entry for entry in self._read_journal() if int(entry["seq"]) > done]
+        self._write_journal([entry for entry in self._read_journal() if int(entry["seq"]) > done])
+
+    def _write_journal(self, kept: list[Any]) -> None:
         temporary = self.journal_path.with_suffix(".journal-tmp")
         temporary.write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in kept))
         temporary.replace(self.journal_path)
