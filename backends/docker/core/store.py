@@ -26,16 +26,20 @@ import structlog
 from jobprep_release.backends.docker.core.codec import decode, encode
 from jobprep_release.backends.docker.core.migrations import migrate
 from jobprep_release.backends.docker.core.records import STATE_VERSION, ServiceState
-from jobprep_release.backends.errors import Conflict, StateUnreadable
+from jobprep_release.backends.errors import StateUnreadable
 
 log = structlog.get_logger("jobprep_release.docker")
+
+LOCK_POLL = 0.2
+"""Seconds between two looks at a state lock another process holds."""
 
 
 class Store(Protocol):
     """The service's persistence: the last state written, and writing a new one."""
 
     async def load(self) -> ServiceState:
-        """The state last written (an empty one when none was). `Conflict` when unreadable."""
+        """The state last written (an empty one when none was); `StateUnreadable` when it
+        cannot be read."""
         ...
 
     async def write(self, document: Any) -> None:
@@ -122,19 +126,46 @@ class StateStore:
         self._lock: IO[str] | None = None
         self._journal_lock = anyio.Lock()
 
-    def acquire(self) -> None:
+    async def acquire(self) -> None:
+        """Take the state's lock, waiting while another process holds it (a run started
+        beside another waits its turn, saying once which process it waits for, rather than
+        failing); cancelling the wait (Ctrl-C) leaves nothing taken."""
+        waited = False
+        while not await anyio.to_thread.run_sync(self.try_acquire):
+            if not waited:
+                log.warning(
+                    "waiting for the docker backend's state: another jobprep_release process "
+                    "is using it; this run goes on when that one ends (Ctrl-C stops waiting)",
+                    file=str(self.path),
+                    holder=self.holder(),
+                )
+                waited = True
+            await anyio.sleep(LOCK_POLL)
+        if waited:
+            log.info("the docker backend's state is free: going on", file=str(self.path))
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free (blocking I/O, no waiting); False when it is held."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = self._lock_path.open("a+")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
+        except BlockingIOError:
             lock.close()
-            raise Conflict(
-                f"another jobprep_release run is using the docker backend's state ({self.path})",
-                code="StateLocked",
-                hint="wait for it to finish, or stop it",
-            ) from exc
+            return False
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}\n")
+        lock.flush()
         self._lock = lock
+        return True
+
+    def holder(self) -> str:
+        """Who holds the lock, as it wrote itself down (``pid N``); "" when unknown."""
+        try:
+            return self._lock_path.read_text().strip()
+        except OSError:
+            return ""
 
     def release(self) -> None:
         if self._lock is not None:
