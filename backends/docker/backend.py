@@ -82,7 +82,7 @@ class DockerBackend:
         try:
             engine_id = await self._engine.engine_id()
             self._store = StateStore(self.settings.state_dir or default_state_dir(), engine_id)
-            await anyio.to_thread.run_sync(self._store.acquire)
+            await self._store.acquire()
             core_settings = CoreSettings(
                 account_name=self.settings.account_name, default_image=self.settings.image
             )

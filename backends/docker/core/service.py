@@ -72,6 +72,7 @@ class BatchService:
         clock: Clock | None = None,
     ) -> None:
         self._core = Core(executor, store, clock or SystemClock(), settings or CoreSettings())
+        self._loaded = False
         self._autoscaler = autoscaling.Autoscaler(self._core)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -83,6 +84,7 @@ class BatchService:
         core = self._core
         core.state = await core.store.load()
         processes.replay(core, await core.store.journal())
+        self._loaded = True
         fill_histories(core.state, core.now())
         async with anyio.create_task_group() as group:
             core.group = group
@@ -107,8 +109,10 @@ class BatchService:
             await scheduler.run(core)
 
     async def close(self) -> None:
-        """Save the state and let the executor go."""
-        await self._core.persist()
+        """Save the state (when it was loaded: a state that could not be read stays as it
+        was, never replaced by an empty one) and let the executor go."""
+        if self._loaded:
+            await self._core.persist()
         await self._core.executor.close()
 
     # --- pools and nodes ---------------------------------------------------------------------
@@ -423,3 +427,7 @@ class BatchService:
         flight = self._core.in_flight.get(key)
         if flight is not None:
             outcomes.on_lost(self._core, key, flight)
+
+    def on_process_absent(self, node_id: str, key: str) -> None:
+        if key in self._core.in_flight:
+            self._core.spawn(processes.resend, self._core, key)
