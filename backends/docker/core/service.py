@@ -308,6 +308,10 @@ class BatchService:
     async def list_tasks(self, job_id: str) -> list[Task]:
         return [views.task_view(task) for task in self._core.job(job_id).tasks.values()]
 
+    async def task_views(self, job_id: str) -> Sequence[Task]:
+        """`list_tasks`, each view made when first read (`views.TaskViews`)."""
+        return views.TaskViews(list(self._core.job(job_id).tasks.values()))
+
     async def get_task(self, job_id: str, task_id: str) -> Task:
         core = self._core
         return views.task_view(core.task(core.job(job_id), task_id))

@@ -6,9 +6,10 @@ happened); reading never changes a record.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from jobprep_release.backends.administration import (
     PoolNodeCounts,
@@ -105,6 +106,33 @@ def task_view(task: TaskRecord) -> Task:
         execution_info=execution_info(task.run),
         **_history(task.history, TaskState),
     )
+
+
+class TaskViews(Sequence[Task]):
+    """A job's tasks as views, each made when first read: a page of a large job's list makes
+    the views of its page only. The records are those of the moment it was made; read it
+    before the next await."""
+
+    def __init__(self, records: Sequence[TaskRecord]) -> None:
+        self._records = records
+        self._views: list[Task | None] = [None] * len(records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @overload
+    def __getitem__(self, index: int) -> Task: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Task]: ...
+
+    def __getitem__(self, index: int | slice) -> Task | list[Task]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._records)))]
+        view = self._views[index]
+        if view is None:
+            view = self._views[index] = task_view(self._records[index])
+        return view
 
 
 def prep_release_view(
