@@ -124,6 +124,8 @@ class PoolRecord:
     """Errors of the last resize (REST resizeErrors)."""
     autoscale: AutoscaleRecord | None = None
     """The autoscale schedule and last evaluation, while autoscale is enabled."""
+    auto_pool_job: str | None = None
+    """The job whose auto pool this is, when it goes with the job (not `keepAlive`)."""
 
 
 @dataclass(slots=True)

@@ -32,6 +32,7 @@ from jobprep_release.backends.base import (
     DisableSchedulingOption,
     JobSpec,
     NodeDeallocationOption,
+    PoolLifetimeOption,
     PoolSpec,
     TaskSpec,
 )
@@ -148,6 +149,11 @@ def pool_spec(document: Any) -> PoolSpec:
         "Add Pool",
         check=_pool_checks,
     )
+    return _docker_image(spec)
+
+
+def _docker_image(spec: PoolSpec) -> PoolSpec:
+    """`spec` with the Docker image its ``virtualMachineImageId`` names, if it names one."""
     reference = spec.image_reference
     image_id = reference.virtual_machine_image_id if reference else None
     if image_id and not image_id.startswith("/"):
@@ -209,15 +215,32 @@ def evaluate_auto_scale(document: Any) -> str:
 # --- jobs ------------------------------------------------------------------------------------
 
 
+_AUTO_POOL = "poolInfo.autoPoolSpecification"
+
+
 def _job_checks(spec: JobSpec, asked: Mapping[str, Any]) -> None:
-    if not spec.pool_id:
+    if spec.auto_pool is None and not spec.pool_id:
         raise PropertyError("poolInfo.poolId")
+    if spec.auto_pool is not None:
+        if spec.pool_id:
+            raise PropertyError("poolInfo", "give poolId or autoPoolSpecification, not both")
+        if spec.auto_pool.lifetime is PoolLifetimeOption.JOB_SCHEDULE:
+            where = f"{_AUTO_POOL}.poolLifetimeOption"
+            error = not_supported(f"Add Job property {where} jobschedule", "job schedules")
+            error.values += (("PropertyName", where),)
+            raise error
+        try:
+            pool = asked["poolInfo"]["autoPoolSpecification"]["pool"]
+            _autoscale_checks(pool)
+            _pool_checks(spec.auto_pool.pool, pool)
+        except PropertyError as error:
+            raise PropertyError(f"{_AUTO_POOL}.pool.{error.path}", error.reason) from None
     _resource_files_have_urls(asked, "")
 
 
 def job_spec(document: Any) -> JobSpec:
-    """Add Job's body as a `JobSpec`."""
-    return read_body(
+    """Add Job's body as a `JobSpec` (an auto pool's image as Add Pool's, `pool_spec`)."""
+    spec: JobSpec = read_body(
         models.BatchJobCreateOptions,
         document,
         requests.job_spec,
@@ -225,6 +248,10 @@ def job_spec(document: Any) -> JobSpec:
         "Add Job",
         check=_job_checks,
     )
+    auto = spec.auto_pool
+    if auto is not None:
+        spec = replace(spec, auto_pool=replace(auto, pool=_docker_image(auto.pool)))
+    return spec
 
 
 # --- tasks -----------------------------------------------------------------------------------
