@@ -69,7 +69,7 @@ from jobprep_release.backends.schema.results import (
 
 MAX_TASKS_PER_REQUEST = 100
 TASK_SELECT = ["id", "state", "executionInfo", "nodeInfo"]
-NODE_SELECT = ["id", "state", "runningTasksCount"]
+NODE_SELECT = ["id", "state", "runningTasksCount", "schedulingState", "isDedicated"]
 JOB_SELECT = ["id", "poolInfo", "state", "executionInfo"]
 DEFAULT_TERMINATE_REASON = "UserTerminate"
 

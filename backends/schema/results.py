@@ -55,7 +55,6 @@ from jobprep_release.backends.schema.requests import (
 _NODE_STATE_ALIASES = {
     "waitingforstarttask": NodeState.STARTING,
     "starttaskfailed": NodeState.UNUSABLE,
-    "preempted": NodeState.OFFLINE,
 }
 
 ExecutionModel = (

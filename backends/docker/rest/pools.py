@@ -215,7 +215,7 @@ async def reboot_node(request: web.Request) -> web.Response:
     if option == _TERMINATE:
         await _end_tasks_on(ctx, node_id)
     await ctx.service.reboot_node(pool_id, node_id)
-    return accepted(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}")
+    return accepted(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}/reboot")
 
 
 @routes.post("/pools/{pool}/nodes/{node}/reimage")
@@ -227,7 +227,7 @@ async def reimage_node(request: web.Request) -> web.Response:
     if option == _TERMINATE:
         await _end_tasks_on(ctx, node_id)
     await ctx.service.reimage_node(pool_id, node_id)
-    return accepted(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}")
+    return accepted(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}/reimage")
 
 
 @routes.post("/pools/{pool}/nodes/{node}/disablescheduling")
