@@ -13,7 +13,7 @@ import pytest
 from jobprep_release.backends.base import NodeState
 from jobprep_release.backends.docker.core import FakeOutcome, FakeStart
 from jobprep_release.backends.docker.core.autoscaling import FIRST_EVALUATION_DELAY, FormulaRefused
-from jobprep_release.backends.errors import Conflict, InvalidRequest, NotSupported
+from jobprep_release.backends.errors import Conflict, InvalidRequest, NotSupported, ServiceError
 from tests.core.harness import JOB, POOL, Core, job_spec, pool_spec, running_core, tasks
 
 FIVE_MINUTES = timedelta(minutes=5)
@@ -277,3 +277,17 @@ async def test_low_priority_target_and_the_deallocation_option_apply() -> None:
             "running",
             "running",
         ]
+
+
+async def test_enable_at_most_once_every_30_seconds() -> None:
+    # REST Enable Pool Auto Scale: not more than once every 30 seconds for the same pool.
+    async with running_core() as core:
+        await core.service.create_pool(pool_spec(nodes=0))
+        await core.service.enable_auto_scale(POOL, "$TargetDedicatedNodes = 0")
+        await core.advance(29)
+        with pytest.raises(ServiceError) as refused:
+            await core.service.enable_auto_scale(POOL, "$TargetDedicatedNodes = 1")
+        assert refused.value.code == "TooManyEnableAutoScaleRequests"
+        await core.advance(1)
+        await core.service.enable_auto_scale(POOL, "$TargetDedicatedNodes = 1")
+        assert core.service.pool_spec(POOL).auto_scale_formula == "$TargetDedicatedNodes = 1"

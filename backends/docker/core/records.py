@@ -134,6 +134,8 @@ class AutoscaleRecord:
     autoScaleRun: its time, ``results``, or its error's code, message and ``Message`` detail)."""
 
     next_evaluation: float
+    enabled_at: float | None = None
+    """When Enable Autoscale last changed the pool (not Add Pool): the next may come 30 s on."""
     run_time: float | None = None
     results: str | None = None
     error_code: str | None = None
