@@ -17,6 +17,7 @@ from jobprep_release.backends.base import (
     PoolSpec,
     TaskState,
 )
+from jobprep_release.backends.docker.core import FakeClock, FakeExecutor, MemoryStore
 from jobprep_release.backends.errors import AlreadyExists, NotSupported
 from tests.core.harness import JOB, Core, running_core, tasks
 
@@ -83,3 +84,16 @@ async def test_what_is_refused_creates_no_pool() -> None:
             await core.service.create_job(auto_job())
         assert exists.value.code == "JobExists"
         assert len(await pool_ids(core)) == 1
+
+
+async def test_a_restarted_core_still_deletes_the_pool_with_its_job() -> None:
+    fake = FakeExecutor(FakeClock())
+    store = MemoryStore()
+    async with running_core(fake=fake, store=store) as core:
+        await core.service.create_job(auto_job())
+        await core.settle()
+    async with running_core(fake=fake, store=store) as core:
+        assert len(await pool_ids(core)) == 1
+        await core.service.terminate_job(JOB)
+        await core.advance(1)
+        assert await pool_ids(core) == []
