@@ -30,6 +30,8 @@ import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import structlog
+
 from jobprep_release.backends.base import (
     DEFAULT_AUTO_SCALE_EVALUATION_INTERVAL,
     AllocationState,
@@ -65,6 +67,8 @@ from jobprep_release.backends.errors import (
     NotSupported,
     ServiceError,
 )
+
+log = structlog.get_logger("jobprep_release.docker")
 
 FIRST_EVALUATION_DELAY = 5.0
 """Seconds from enabling autoscale to the first evaluation. Inferred: the service evaluates
@@ -354,13 +358,18 @@ class Autoscaler:
         if pool.allocation_state is not AllocationState.STEADY:
             self._pending[spec.id.lower()] = outcome
             return
-        await pools.resize_pool(
-            self._core,
-            spec.id,
-            dedicated,
-            target_low_priority_nodes=low_priority,
-            deallocation=NodeDeallocationOption(outcome.deallocation),
-        )
+        try:
+            await pools.resize_pool(
+                self._core,
+                spec.id,
+                dedicated,
+                target_low_priority_nodes=low_priority,
+                deallocation=NodeDeallocationOption(outcome.deallocation),
+            )
+        except Conflict:  # resizing (or being deleted) after all: tried again once steady
+            self._pending[spec.id.lower()] = outcome
+        except BackendError as error:  # the evaluation stands; the next one tries again
+            log.warning("autoscale could not resize", pool=spec.id, error=error.one_line())
 
 
 def _node_count(name: str, value: float) -> int:
