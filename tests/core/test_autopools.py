@@ -18,6 +18,7 @@ from jobprep_release.backends.base import (
     TaskState,
 )
 from jobprep_release.backends.docker.core import FakeClock, FakeExecutor, MemoryStore
+from jobprep_release.backends.docker.core.autoscaling import FIRST_EVALUATION_DELAY
 from jobprep_release.backends.errors import AlreadyExists, NotSupported
 from tests.core.harness import JOB, Core, running_core, tasks
 
@@ -97,3 +98,21 @@ async def test_a_restarted_core_still_deletes_the_pool_with_its_job() -> None:
         await core.service.terminate_job(JOB)
         await core.advance(1)
         assert await pool_ids(core) == []
+
+
+async def test_an_auto_pool_can_autoscale() -> None:
+    pool = PoolSpec(
+        id="",
+        image="fake",
+        enable_auto_scale=True,
+        auto_scale_formula="$TargetDedicatedNodes = 2",
+    )
+    async with running_core() as core:
+        await core.service.create_job(
+            JobSpec(id=JOB, pool_id="", auto_pool=AutoPoolSpec(pool=pool))
+        )
+        pool_id = (await core.service.get_job(JOB)).pool_id
+        await core.advance(FIRST_EVALUATION_DELAY)
+        scaled = await core.service.get_pool(pool_id)
+        assert scaled.target_dedicated_nodes == 2
+        assert scaled.auto_scale_run is not None
