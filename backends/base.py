@@ -348,6 +348,28 @@ class JobSpec:
     max_task_retry_count: int = 0
     display_name: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    auto_pool: AutoPoolSpec | None = None
+    """A pool the service creates for the job (REST poolInfo.autoPoolSpecification); the job's
+    `pool_id` is then the one the service gave it ("" when asked)."""
+
+
+class PoolLifetimeOption(StrEnum):
+    """How long an auto pool lives (REST BatchPoolLifetimeOption)."""
+
+    JOB = "job"
+    JOB_SCHEDULE = "jobschedule"
+
+
+@dataclass(frozen=True, slots=True)
+class AutoPoolSpec:
+    """An auto pool (REST BatchAutoPoolSpecification): the pool's settings (`pool`, its id
+    unused), a prefix for the id the service gives it, its lifetime, and whether it stays
+    after its job (`keep_alive`)."""
+
+    pool: PoolSpec
+    id_prefix: str | None = None
+    lifetime: PoolLifetimeOption = PoolLifetimeOption.JOB
+    keep_alive: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from jobprep_release.backends.base import (
     JOB_PREPARATION_TASK_ID,
     JOB_RELEASE_TASK_ID,
     RELEASE_MAX_WALL_CLOCK,
+    AutoPoolSpec,
     AutoUserScope,
     ElevationLevel,
     ImageReference,
@@ -36,6 +37,7 @@ from jobprep_release.backends.base import (
     JobSpec,
     NodeFillType,
     OnAllTasksComplete,
+    PoolLifetimeOption,
     PoolSpec,
     PoolUpdate,
     ResourceFile,
@@ -511,11 +513,43 @@ def release_task_spec(task: models.BatchJobReleaseTask) -> JobReleaseTaskSpec:
     )
 
 
+def pool_info(spec: JobSpec) -> models.BatchPoolInfo:
+    """The job's pool: its id, or the auto pool's specification (with the id too when a
+    request gave both, for the endpoint to refuse; the service reports the specification
+    alone, the auto pool's id in the job's ``executionInfo.poolId``)."""
+    auto = spec.auto_pool
+    if auto is None:
+        return models.BatchPoolInfo(pool_id=spec.pool_id)
+    pool = pool_create_options(auto.pool).as_dict()
+    pool.pop("id", None)
+    return models.BatchPoolInfo(
+        pool_id=spec.pool_id or None,
+        auto_pool_specification=models.BatchAutoPoolSpecification(
+            auto_pool_id_prefix=auto.id_prefix,
+            pool_lifetime_option=auto.lifetime.value,
+            keep_alive=auto.keep_alive or None,
+            pool=models.BatchPoolSpecification(pool),
+        ),
+    )
+
+
+def auto_pool_spec(auto: models.BatchAutoPoolSpecification | None) -> AutoPoolSpec | None:
+    if auto is None:
+        return None
+    pool = auto.pool.as_dict() if auto.pool is not None else {}
+    return AutoPoolSpec(
+        pool=pool_spec(models.BatchPoolCreateOptions({**pool, "id": ""})),
+        id_prefix=auto.auto_pool_id_prefix,
+        lifetime=choice(PoolLifetimeOption, auto.pool_lifetime_option, PoolLifetimeOption.JOB),
+        keep_alive=bool(auto.keep_alive),
+    )
+
+
 def job_create_options(spec: JobSpec) -> models.BatchJobCreateOptions:
     return models.BatchJobCreateOptions(
         id=spec.id,
         display_name=spec.display_name,
-        pool_info=models.BatchPoolInfo(pool_id=spec.pool_id),
+        pool_info=pool_info(spec),
         job_preparation_task=preparation_task(spec.preparation) if spec.preparation else None,
         job_release_task=release_task(spec.release) if spec.release else None,
         common_environment_settings=environment_settings(spec.common_environment),
@@ -531,6 +565,7 @@ def job_spec(job: models.BatchJobCreateOptions | models.BatchJob) -> JobSpec:
     return JobSpec(
         id=job.id or "",
         pool_id=job.pool_info.pool_id if job.pool_info and job.pool_info.pool_id else "",
+        auto_pool=auto_pool_spec(job.pool_info.auto_pool_specification if job.pool_info else None),
         preparation=preparation_task_spec(prep) if prep is not None else None,
         release=release_task_spec(release) if release is not None else None,
         common_environment=environment(job.common_environment_settings),
@@ -621,6 +656,12 @@ def _id(value: Any) -> str | None:
     return None
 
 
+def _id_prefix(value: Any) -> str | None:
+    if len(value) > 20 or not re.fullmatch(r"[A-Za-z0-9_-]*", value):
+        return f"{value!r} is not up to 20 letters, digits, hyphens or underscores"
+    return None
+
+
 def _unique_names(value: Any) -> str | None:
     names = [str(item.get("name", "")) for item in value if isinstance(item, Mapping)]
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -671,18 +712,21 @@ _DISPLAY_NAME = _longest_text(1024)
 _CONSTRAINTS = {"maxTaskRetryCount": _within(-1), "maxWallClockTime": _POSITIVE}
 _TASK_LIMITS = {"id": _id, "displayName": _DISPLAY_NAME, "environmentSettings": _unique_names}
 
+_POOL_LIMITS: Mapping[str, Limit] = {
+    "displayName": _DISPLAY_NAME,
+    "resizeTimeout": _at_least(timedelta(minutes=5)),
+    "taskSlotsPerNode": _within(1, 256),
+    "targetDedicatedNodes": _within(0),
+    "targetLowPriorityNodes": _within(0),
+    "metadata": _unique_names,
+    "userAccounts": _unique_names,
+    "autoScaleEvaluationInterval": _EVALUATION_INTERVAL,
+}
+"""Add Pool's limits, an auto pool's specification's too."""
+
 LIMITS: Mapping[type, Mapping[str, Limit]] = {
-    models.BatchPoolCreateOptions: {
-        "id": _id,
-        "displayName": _DISPLAY_NAME,
-        "resizeTimeout": _at_least(timedelta(minutes=5)),
-        "taskSlotsPerNode": _within(1, 256),
-        "targetDedicatedNodes": _within(0),
-        "targetLowPriorityNodes": _within(0),
-        "metadata": _unique_names,
-        "userAccounts": _unique_names,
-        "autoScaleEvaluationInterval": _EVALUATION_INTERVAL,
-    },
+    models.BatchPoolCreateOptions: {"id": _id, **_POOL_LIMITS},
+    models.BatchPoolSpecification: _POOL_LIMITS,
     models.UserAccount: {"name": _longest_text(20)},
     models.BatchPoolUpdateOptions: {
         "displayName": _DISPLAY_NAME,
@@ -692,6 +736,7 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
     },
     models.BatchPoolReplaceOptions: {"metadata": _unique_names},
     models.BatchPoolEnableAutoScaleOptions: {"autoScaleEvaluationInterval": _EVALUATION_INTERVAL},
+    models.BatchAutoPoolSpecification: {"autoPoolIdPrefix": _id_prefix},
     models.BatchPoolResizeOptions: {
         "resizeTimeout": _at_least(timedelta(minutes=5)),
         "targetDedicatedNodes": _within(0),

@@ -277,7 +277,9 @@ def job_view(job: models.BatchJob) -> Job:
     execution = job.execution_info
     return Job(
         id=job.id or "",
-        pool_id=job.pool_info.pool_id if job.pool_info and job.pool_info.pool_id else "",
+        pool_id=(job.pool_info.pool_id if job.pool_info else None)
+        or (execution.pool_id if execution else None)  # an auto pool's
+        or "",
         state=choice(JobState, job.state, JobState.ACTIVE),
         terminate_reason=execution.termination_reason if execution else None,
         previous_state=optional_choice(JobState, job.previous_state),
@@ -292,7 +294,10 @@ def job_model(view: Job, spec: JobSpec) -> models.BatchJob:
     (it started when it was created: jobs here run on an existing pool at once)."""
     job = models.BatchJob(job_create_options(spec).as_dict())
     job.state = view.state.value
-    job.pool_info = models.BatchPoolInfo(pool_id=view.pool_id)
+    automatic = job.pool_info.auto_pool_specification if job.pool_info else None
+    job.pool_info = models.BatchPoolInfo(
+        pool_id=None if automatic else view.pool_id, auto_pool_specification=automatic
+    )
     job.execution_info = models.BatchJobExecutionInfo({"poolId": view.pool_id})
     _set_known(
         job.execution_info,

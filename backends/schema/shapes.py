@@ -379,6 +379,8 @@ _TASK = {"requiredSlots": 1, "constraints": {}}
 DEFAULTS: Mapping[type, Mapping[str, Any]] = {
     models.BatchPoolCreateOptions: _POOL,
     models.BatchPool: {**_POOL, "currentLowPriorityNodes": 0},
+    models.BatchPoolSpecification: _POOL,
+    models.BatchAutoPoolSpecification: {"keepAlive": False},
     models.BatchTaskSchedulingPolicy: {"nodeFillType": "spread", "jobDefaultOrder": "none"},
     models.BatchJobCreateOptions: _JOB,
     models.BatchJob: _JOB,

@@ -75,7 +75,6 @@ REFUSED_PROPERTIES = {
     "virtualMachineConfiguration.dataDisks": "containers have no data disks",
     "virtualMachineConfiguration.diskEncryptionConfiguration": "no disks to encrypt",
     "targetNodeCommunicationMode": "nodes talk to the endpoint one way only",
-    "poolInfo.autoPoolSpecification": "auto pools are not emulated",
 }
 """Request properties refused with 501 by design (the request is then replayed without them)."""
 

@@ -41,6 +41,7 @@ from jobprep_release.backends.base import (
     TaskSpec,
 )
 from jobprep_release.backends.docker.core import (
+    autopools,
     autoscaling,
     deletions,
     environment,
@@ -103,6 +104,7 @@ class BatchService:
             group.start_soon(core.saver)
             group.start_soon(scheduler.sweep, core)
             group.start_soon(self._autoscaler.run)
+            autopools.watch_all(core)
             deletions.resume(core)
             core.poke()
             task_status.started()
@@ -287,7 +289,20 @@ class BatchService:
     # --- jobs and tasks ----------------------------------------------------------------------
 
     async def create_job(self, spec: JobSpec) -> None:
-        await jobs.create_job(self._core, spec)
+        """Add Job; with `spec.auto_pool`, its pool is created first (`autopools`) and, unless
+        kept alive, deleted once the job completes or is deleted."""
+        if spec.auto_pool is None:
+            await jobs.create_job(self._core, spec)
+            return
+        core = self._core
+        spec = await autopools.create(core, spec, self.create_pool)
+        try:
+            await jobs.create_job(core, spec)
+        except Exception:
+            await autopools.abandon(core, spec.pool_id)
+            raise
+        if core.pool(spec.pool_id).auto_pool_job is not None:
+            core.spawn(autopools.watch, core, spec.pool_id)
 
     async def list_jobs(self) -> list[Job]:
         return [views.job_view(job) for job in self._core.state.jobs.values()]

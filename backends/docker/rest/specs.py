@@ -34,6 +34,7 @@ from jobprep_release.backends.base import (
     ImageReference,
     JobSpec,
     NodeDeallocationOption,
+    PoolLifetimeOption,
     PoolSpec,
     PoolUpdate,
     StartTaskSpec,
@@ -292,15 +293,32 @@ def evaluate_auto_scale(document: Any) -> str:
 # --- jobs ------------------------------------------------------------------------------------
 
 
+_AUTO_POOL = "poolInfo.autoPoolSpecification"
+
+
 def _job_checks(spec: JobSpec, asked: Mapping[str, Any]) -> None:
-    if not spec.pool_id:
+    if spec.auto_pool is None and not spec.pool_id:
         raise PropertyError("poolInfo.poolId")
+    if spec.auto_pool is not None:
+        if spec.pool_id:
+            raise PropertyError("poolInfo", "give poolId or autoPoolSpecification, not both")
+        if spec.auto_pool.lifetime is PoolLifetimeOption.JOB_SCHEDULE:
+            where = f"{_AUTO_POOL}.poolLifetimeOption"
+            error = not_supported(f"Add Job property {where} jobschedule", "job schedules")
+            error.values += (("PropertyName", where),)
+            raise error
+        try:
+            pool = asked["poolInfo"]["autoPoolSpecification"]["pool"]
+            _autoscale_checks(pool)
+            _pool_checks(spec.auto_pool.pool, pool)
+        except PropertyError as error:
+            raise PropertyError(f"{_AUTO_POOL}.pool.{error.path}", error.reason) from None
     _resource_files_have_urls(asked, "")
 
 
 def job_spec(document: Any) -> JobSpec:
-    """Add Job's body as a `JobSpec`."""
-    return read_body(
+    """Add Job's body as a `JobSpec` (an auto pool's image as Add Pool's, `pool_spec`)."""
+    spec: JobSpec = read_body(
         models.BatchJobCreateOptions,
         document,
         requests.job_spec,
@@ -308,6 +326,11 @@ def job_spec(document: Any) -> JobSpec:
         "Add Job",
         check=_job_checks,
     )
+    auto = spec.auto_pool
+    image = _docker_image(auto.pool.image_reference) if auto is not None else None
+    if auto is not None and image is not None:
+        spec = replace(spec, auto_pool=replace(auto, pool=replace(auto.pool, image=image)))
+    return spec
 
 
 # --- tasks -----------------------------------------------------------------------------------
