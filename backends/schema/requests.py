@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from datetime import timedelta
 from enum import Enum
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ from jobprep_release.backends.base import (
     AutoUserScope,
     ElevationLevel,
     ImageReference,
+    InboundNatPool,
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     JobSpec,
@@ -304,6 +306,7 @@ def pool_create_options(spec: PoolSpec) -> models.BatchPoolCreateOptions:
         auto_scale_formula=spec.auto_scale_formula,
         auto_scale_evaluation_interval=spec.auto_scale_evaluation_interval,
         enable_inter_node_communication=spec.enable_inter_node_communication or None,
+        network_configuration=network_configuration(spec.inbound_nat_pools),
         task_slots_per_node=spec.task_slots_per_node,
         task_scheduling_policy=models.BatchTaskSchedulingPolicy(
             node_fill_type=spec.node_fill_type.value
@@ -340,6 +343,34 @@ def pool_spec(pool: models.BatchPoolCreateOptions | models.BatchPool) -> PoolSpe
         enable_auto_scale=bool(pool.enable_auto_scale),
         auto_scale_formula=pool.auto_scale_formula,
         auto_scale_evaluation_interval=pool.auto_scale_evaluation_interval,
+        inbound_nat_pools=inbound_nat_pools(pool.network_configuration),
+    )
+
+
+def network_configuration(pools: Sequence[InboundNatPool]) -> models.NetworkConfiguration | None:
+    """A pool's network configuration: its inbound NAT pools (None: none)."""
+    if not pools:
+        return None
+    return models.NetworkConfiguration(
+        endpoint_configuration=models.BatchPoolEndpointConfiguration(
+            inbound_nat_pools=[models.BatchInboundNatPool(**asdict(nat)) for nat in pools]
+        )
+    )
+
+
+def inbound_nat_pools(
+    configuration: models.NetworkConfiguration | None,
+) -> tuple[InboundNatPool, ...]:
+    endpoints = configuration.endpoint_configuration if configuration else None
+    return tuple(
+        InboundNatPool(
+            name=nat.name,
+            protocol=wire_value(nat.protocol) or "tcp",
+            backend_port=nat.backend_port,
+            frontend_port_range_start=nat.frontend_port_range_start,
+            frontend_port_range_end=nat.frontend_port_range_end,
+        )
+        for nat in (endpoints.inbound_nat_pools if endpoints else None) or ()
     )
 
 
@@ -638,6 +669,44 @@ def _unique_names(value: Any) -> str | None:
 
 
 _POSITIVE = _at_least(timedelta(seconds=1))
+_NAT_POOL_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,75}[A-Za-z0-9_])?")
+
+
+def _frontend_port(value: Any) -> str | None:
+    if 1 <= value <= 65534 and not 50000 <= value <= 55000:
+        return None
+    return "1 to 65534 but 50000 to 55000, which Batch reserves"
+
+
+LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+"""The subscription the local account is taken to be in (it has none): every real subnet is
+then one of another subscription, refused as the service refuses it."""
+_SUBNET_ID = re.compile(
+    r"/subscriptions/(?P<subscription>[^/]+)/resourceGroups/[^/]+/providers/"
+    r"Microsoft\.(?:Network|ClassicNetwork)/virtualNetworks/[^/]+/subnets/[^/]+",
+    re.IGNORECASE,
+)
+
+
+def subnet_refusal(subnet_id: str) -> str | None:
+    """Why a pool's ``subnetId`` is refused with 400 (the service's recorded reason for a
+    subnet of another subscription), or None for one of `LOCAL_SUBSCRIPTION` (the endpoint
+    then refuses it with 501: its nodes join no virtual network)."""
+    found = _SUBNET_ID.fullmatch(subnet_id)
+    if found is None:
+        return (
+            "The specified subnetId must be of the form /subscriptions/{subscription}/"
+            "resourceGroups/{group}/providers/Microsoft.Network/virtualNetworks/{vnet}/"
+            "subnets/{subnet}"
+        )
+    if found["subscription"].lower() != LOCAL_SUBSCRIPTION:
+        return (
+            "The specified subnetId is in a different subscription and cannot be used with "
+            f"the current Batch account in subscription {LOCAL_SUBSCRIPTION}"
+        )
+    return None
+
+
 _EVALUATION_INTERVAL = _duration_within(timedelta(minutes=5), timedelta(hours=168))
 _DISPLAY_NAME = _longest_text(1024)
 _CONSTRAINTS = {"maxTaskRetryCount": _within(-1), "maxWallClockTime": _POSITIVE}
@@ -672,6 +741,25 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "resizeTimeout": _at_least(timedelta(minutes=5)),
         "targetDedicatedNodes": _within(0),
         "targetLowPriorityNodes": _within(0),
+    },
+    models.NetworkConfiguration: {"subnetId": lambda value: subnet_refusal(str(value))},
+    models.BatchPoolEndpointConfiguration: {
+        "inboundNATPools": lambda value: None if len(value) <= 5 else "at most 5 NAT pools",
+    },
+    models.BatchInboundNatPool: {
+        "name": lambda value: (
+            None
+            if _NAT_POOL_NAME.fullmatch(str(value))
+            else "letters, digits, underscores, periods and hyphens, at most 77, starting with a "
+            "letter or digit, ending with a letter, digit or underscore"
+        ),
+        "backendPort": lambda value: (
+            None
+            if 1 <= value <= 65535 and value not in (29876, 29877)
+            else "1 to 65535 but 29876 and 29877, which Batch reserves"
+        ),
+        "frontendPortRangeStart": _frontend_port,
+        "frontendPortRangeEnd": _frontend_port,
     },
     models.BatchNodeRemoveOptions: {
         "resizeTimeout": _at_least(timedelta(minutes=5)),

@@ -409,6 +409,10 @@ DEFAULTS: Mapping[type, Mapping[str, Any]] = {
         "nodeDeallocationOption": "requeue",
     },
     sdk_models.BatchNodeRebootOptions: {"nodeRebootOption": "requeue"},
+    models.NetworkConfiguration: {
+        "dynamicVNetAssignmentScope": "none",
+        "enableAcceleratedNetworking": False,
+    },
     sdk_models.BatchNodeReimageOptions: {"nodeReimageOption": "requeue"},
 }
 """Per model, the values the service gives properties a request leaves out (REST reference,

@@ -33,6 +33,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
 
 from jobprep_release.backends.docker.rest import RunningEndpoint
+from jobprep_release.backends.schema.requests import LOCAL_SUBSCRIPTION
 from tests.conftest import labelled, remove_labelled
 from tests.endpoint.harness import endpoint
 from tests.endpoint.support import API_VERSION
@@ -126,6 +127,23 @@ OVERRIDES: dict[str, Any] = {
 # several sources): a resource file's URL and path.
 SIBLINGS: dict[type, dict[str, Any]] = {
     models.ResourceFile: {"httpUrl": "https://example.com/data.txt", "filePath": "data.txt"},
+    models.BatchInboundNatPool: {
+        "name": "web",
+        "protocol": "tcp",
+        "backendPort": 8080,
+        "frontendPortRangeStart": 47000,
+        "frontendPortRangeEnd": 47099,
+    },
+}
+
+# Samples where the type's usual one is outside the service's limits (REST InboundNATPool: a
+# frontend range of at least 40 ports; NetworkConfiguration.subnetId: an ARM subnet id, here
+# one of the subscription the local account is taken to be in).
+NAMED_SAMPLES: dict[str, Any] = {
+    "frontendPortRangeStart": 46000,
+    "frontendPortRangeEnd": 47199,
+    "subnetId": f"/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/g/providers/"
+    "Microsoft.Network/virtualNetworks/v/subnets/s",
 }
 
 
@@ -157,6 +175,8 @@ SERVICE_DEFAULTS: dict[str, Any] = {
 def sample(kind: Any, name: str) -> Any:
     """A value of `kind` for the property `name`, never the service's default for it."""
     default = SERVICE_DEFAULTS.get(name)
+    if name in NAMED_SAMPLES:
+        return NAMED_SAMPLES[name]
     if isinstance(kind, type) and issubclass(kind, Enum):
         values = [str(member.value) for member in reversed(list(kind))]
         return next(value for value in values if value != default)
@@ -341,6 +361,16 @@ _POOL_HONOURED = {
     "taskSlotsPerNode",
     "enableInterNodeCommunication",
     "taskSchedulingPolicy.nodeFillType",
+    *(
+        f"networkConfiguration.endpointConfiguration.inboundNATPools[0].{name}"
+        for name in (
+            "name",
+            "protocol",
+            "backendPort",
+            "frontendPortRangeStart",
+            "frontendPortRangeEnd",
+        )
+    ),
     "virtualMachineConfiguration.nodeAgentSKUId",
     *(
         f"virtualMachineConfiguration.imageReference.{name}"

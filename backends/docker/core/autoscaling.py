@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -45,19 +46,9 @@ from jobprep_release.backends.base import (
     TaskState,
 )
 from jobprep_release.backends.docker.core import pools, rules
-from jobprep_release.backends.docker.core.autoscale import (
-    SAMPLE_PERIOD,
-    FormulaError,
-    Inputs,
-    MetricHistory,
-    Outcome,
-    Statement,
-    compile_formula,
-    evaluate,
-    names,
-    unmeasured,
-)
-from jobprep_release.backends.docker.core.autoscale.errors import evaluation_error
+from jobprep_release.backends.docker.core.autoscale import names
+from jobprep_release.backends.docker.core.autoscale.errors import FormulaError, evaluation_error
+from jobprep_release.backends.docker.core.autoscale.samples import SAMPLE_PERIOD, MetricHistory
 from jobprep_release.backends.docker.core.kernel import Core
 from jobprep_release.backends.docker.core.records import AutoscaleRecord, PoolRecord, touch
 from jobprep_release.backends.errors import (
@@ -69,6 +60,10 @@ from jobprep_release.backends.errors import (
 )
 
 log = structlog.get_logger("jobprep_release.docker")
+
+if TYPE_CHECKING:  # the formula language loads when a formula is first read
+    from jobprep_release.backends.docker.core.autoscale.evaluator import Outcome
+    from jobprep_release.backends.docker.core.autoscale.parser import Statement
 
 FIRST_EVALUATION_DELAY = 5.0
 """Seconds from enabling autoscale to the first evaluation. Inferred: the service evaluates
@@ -101,9 +96,13 @@ def compile_checked(formula: str) -> list[Statement]:
     """The formula's statements; `FormulaRefused`, or `NotSupported` naming the unmeasured
     metrics it reads."""
     try:
-        statements = compile_formula(formula)
+        from jobprep_release.backends.docker.core.autoscale.parser import parse
+
+        statements = parse(formula)
     except FormulaError as error:
         raise FormulaRefused(error) from None
+    from jobprep_release.backends.docker.core.autoscale.evaluator import unmeasured
+
     missing = unmeasured(statements)
     if missing:
         raise NotSupported(
@@ -302,6 +301,8 @@ class Autoscaler:
         history = self._histories.get(pool.spec.id.lower()) or MetricHistory()
         current = measure(self._core, pool)
         current["$TaskSlotsPerNode"] = float(pool.spec.task_slots_per_node)
+        from jobprep_release.backends.docker.core.autoscale.evaluator import Inputs, evaluate
+
         inputs = Inputs(
             now=self._core.now(),
             target_dedicated=pool.spec.target_dedicated_nodes,

@@ -18,7 +18,11 @@ from datetime import timedelta
 import anyio
 import anyio.abc
 
-from jobprep_release.backends.administration import PoolNodeCounts
+from jobprep_release.backends.administration import (
+    PoolNodeCounts,
+    SupportedImage,
+    local_catalogue,
+)
 from jobprep_release.backends.base import (
     AutoScaleRun,
     ComputeNode,
@@ -69,6 +73,7 @@ class BatchService:
         clock: Clock | None = None,
     ) -> None:
         self._core = Core(executor, store, clock or SystemClock(), settings or CoreSettings())
+        self._loaded = False
         self._autoscaler = autoscaling.Autoscaler(self._core)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -80,6 +85,7 @@ class BatchService:
         core = self._core
         core.state = await core.store.load()
         processes.replay(core, await core.store.journal())
+        self._loaded = True
         fill_histories(core.state, core.now())
         async with anyio.create_task_group() as group:
             core.group = group
@@ -105,8 +111,10 @@ class BatchService:
             await scheduler.run(core)
 
     async def close(self) -> None:
-        """Save the state and let the executor go."""
-        await self._core.persist()
+        """Save the state (when it was loaded: a state that could not be read stays as it
+        was, never replaced by an empty one) and let the executor go."""
+        if self._loaded:
+            await self._core.persist()
         await self._core.executor.close()
 
     # --- pools and nodes ---------------------------------------------------------------------
@@ -152,7 +160,10 @@ class BatchService:
         await pools.replace_pool_properties(self._core, pool_id, start_task, metadata)
 
     async def list_pools(self) -> list[Pool]:
-        return [views.pool_view(pool) for pool in self._core.state.pools.values()]
+        """Every pool, ordered by id as the service lists them (its recorded List Pools pages
+        hold pools made in another order by their ids)."""
+        ordered = sorted(self._core.state.pools.items())  # keyed by the lower-cased id
+        return [views.pool_view(pool) for _, pool in ordered]
 
     async def get_pool(self, pool_id: str) -> Pool:
         """The pool (adopted from the executor when the state lost it); `NotFound`."""
@@ -200,15 +211,15 @@ class BatchService:
 
     async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
         executor = self._core.executor
+        pool = self._core.pool(pool_id)
         return [
-            views.node_view(node, executor.node_address(node.id))
-            for node in self._core.pool(pool_id).nodes
+            views.node_view(node, executor.node_address(node.id), pool.spec) for node in pool.nodes
         ]
 
     async def get_node(self, pool_id: str, node_id: str) -> ComputeNode:
         node = self._core.find_node(pool_id, node_id)
         address = self._core.executor.node_address(node.id)
-        return views.node_view(node, address)
+        return views.node_view(node, address, self._core.pool(pool_id).spec)
 
     async def reboot_node(self, pool_id: str, node_id: str) -> None:
         await pools.reboot_node(self._core, pool_id, node_id)
@@ -224,7 +235,7 @@ class BatchService:
         resize_timeout: timedelta | None = None,
         deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE,
     ) -> None:
-        """Resize Pool with both targets (also the entry point of autoscale);
+        """Resize Pool with both targets (autoscale sets them through `pools.resize_pool`);
         `Conflict` (``PoolBeingResized``) unless the pool is steady, (``OperationInvalidFor
         CurrentState``) while autoscale sets its targets."""
         autoscaling.refuse_if_autoscaled(self._core.pool(pool_id))
@@ -268,6 +279,10 @@ class BatchService:
     async def list_pool_node_counts(self) -> list[PoolNodeCounts]:
         return [views.node_counts(pool) for pool in self._core.state.pools.values()]
 
+    async def list_supported_images(self) -> list[SupportedImage]:
+        """The local catalogue (`administration.local_catalogue`): what any pool runs on."""
+        return local_catalogue(self._core.settings.default_image)
+
     async def reimage_node(self, pool_id: str, node_id: str) -> None:
         await pools.reimage_node(self._core, pool_id, node_id)
 
@@ -307,6 +322,10 @@ class BatchService:
 
     async def list_tasks(self, job_id: str) -> list[Task]:
         return [views.task_view(task) for task in self._core.job(job_id).tasks.values()]
+
+    async def task_views(self, job_id: str) -> Sequence[Task]:
+        """`list_tasks`, each view made when first read (`views.TaskViews`)."""
+        return views.TaskViews(list(self._core.job(job_id).tasks.values()))
 
     async def get_task(self, job_id: str, task_id: str) -> Task:
         core = self._core
@@ -427,3 +446,7 @@ class BatchService:
         flight = self._core.in_flight.get(key)
         if flight is not None:
             outcomes.on_lost(self._core, key, flight)
+
+    def on_process_absent(self, node_id: str, key: str) -> None:
+        if key in self._core.in_flight:
+            self._core.spawn(processes.resend, self._core, key)
