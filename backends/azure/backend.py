@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -23,7 +23,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 
-from jobprep_release.backends.administration import PoolNodeCounts
+from jobprep_release.backends.administration import PoolNodeCounts, SupportedImage
 from jobprep_release.backends.azure.retry import BoundedRetryPolicy
 from jobprep_release.backends.azure.sdk_errors import Redactor, translate
 from jobprep_release.backends.base import (
@@ -35,7 +35,9 @@ from jobprep_release.backends.base import (
     NodeDeallocationOption,
     Pool,
     PoolSpec,
+    PoolUpdate,
     PrepReleaseStatus,
+    StartTaskSpec,
     Task,
     TaskCounts,
     TaskSpec,
@@ -53,6 +55,9 @@ from jobprep_release.backends.schema.requests import (
     job_create_options,
     job_spec,
     pool_create_options,
+    pool_replace_options,
+    pool_spec,
+    pool_update_options,
     task_create_options,
     wire_value,
 )
@@ -63,13 +68,22 @@ from jobprep_release.backends.schema.results import (
     pool_node_counts_view,
     pool_view,
     prep_release_view,
+    supported_image_view,
     task_counts_view,
     task_view,
 )
 
 MAX_TASKS_PER_REQUEST = 100
 TASK_SELECT = ["id", "state", "executionInfo", "nodeInfo"]
-NODE_SELECT = ["id", "state", "runningTasksCount", "schedulingState", "isDedicated"]
+NODE_SELECT = [
+    "id",
+    "state",
+    "runningTasksCount",
+    "schedulingState",
+    "isDedicated",
+    "endpointConfiguration",
+    "startTaskInfo",
+]
 JOB_SELECT = ["id", "poolInfo", "state", "executionInfo"]
 DEFAULT_TERMINATE_REASON = "UserTerminate"
 
@@ -199,6 +213,23 @@ class AzureBackend:
         async with self._call(f"get pool {pool_id}"):
             pool = await self._client.get_pool(pool_id)
         return pool_view(pool)
+
+    async def get_pool_spec(self, pool_id: str) -> PoolSpec:
+        async with self._call(f"get pool {pool_id}"):
+            pool = await self._client.get_pool(pool_id)
+        return pool_spec(pool)
+
+    async def update_pool(self, pool_id: str, update: PoolUpdate) -> None:
+        options = pool_update_options(update)
+        async with self._call(f"update pool {pool_id}"):
+            await self._client.update_pool(pool_id, options)
+
+    async def replace_pool_properties(
+        self, pool_id: str, start_task: StartTaskSpec | None, metadata: Mapping[str, str]
+    ) -> None:
+        options = pool_replace_options(start_task, metadata)
+        async with self._call(f"replace the properties of pool {pool_id}"):
+            await self._client.replace_pool_properties(pool_id, options)
 
     async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
         options = models.BatchPoolResizeOptions(target_dedicated_nodes=target_dedicated_nodes)
@@ -441,6 +472,11 @@ class AzureBackend:
         async with self._call("list pool node counts"):
             entries = [entry async for entry in self._client.list_pool_node_counts()]
         return [pool_node_counts_view(entry) for entry in entries]
+
+    async def list_supported_images(self) -> list[SupportedImage]:
+        async with self._call("list supported images"):
+            images = [image async for image in self._client.list_supported_images()]
+        return [supported_image_view(image) for image in images]
 
     # --- files -------------------------------------------------------------------------------
 

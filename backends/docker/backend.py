@@ -12,14 +12,14 @@ asked for is either not begun or carried through by the service.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
 
 import anyio
 import anyio.abc
 
-from jobprep_release.backends.administration import PoolNodeCounts
+from jobprep_release.backends.administration import PoolNodeCounts, SupportedImage
 from jobprep_release.backends.base import (
     AutoScaleRun,
     ComputeNode,
@@ -29,7 +29,9 @@ from jobprep_release.backends.base import (
     NodeDeallocationOption,
     Pool,
     PoolSpec,
+    PoolUpdate,
     PrepReleaseStatus,
+    StartTaskSpec,
     Task,
     TaskCounts,
     TaskSpec,
@@ -80,7 +82,7 @@ class DockerBackend:
         try:
             engine_id = await self._engine.engine_id()
             self._store = StateStore(self.settings.state_dir or default_state_dir(), engine_id)
-            await anyio.to_thread.run_sync(self._store.acquire)
+            await self._store.acquire()
             core_settings = CoreSettings(
                 account_name=self.settings.account_name, default_image=self.settings.image
             )
@@ -122,6 +124,20 @@ class DockerBackend:
 
     async def get_pool(self, pool_id: str) -> Pool:
         return await self.service.get_pool(pool_id)
+
+    async def get_pool_spec(self, pool_id: str) -> PoolSpec:
+        await self.service.get_pool(pool_id)  # adopts a pool known by its labels
+        return self.service.pool_spec(pool_id)
+
+    async def update_pool(self, pool_id: str, update: PoolUpdate) -> None:
+        with _atomic():
+            await self.service.update_pool(pool_id, update)
+
+    async def replace_pool_properties(
+        self, pool_id: str, start_task: StartTaskSpec | None, metadata: Mapping[str, str]
+    ) -> None:
+        with _atomic():
+            await self.service.replace_pool_properties(pool_id, start_task, metadata)
 
     async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
         with _atomic():
@@ -251,6 +267,9 @@ class DockerBackend:
 
     async def list_pool_node_counts(self) -> list[PoolNodeCounts]:
         return await self.service.list_pool_node_counts()
+
+    async def list_supported_images(self) -> list[SupportedImage]:
+        return await self.service.list_supported_images()
 
     async def terminate_job(self, job_id: str, reason: str | None = None) -> None:
         with _atomic():

@@ -379,6 +379,8 @@ _TASK = {"requiredSlots": 1, "constraints": {}}
 DEFAULTS: Mapping[type, Mapping[str, Any]] = {
     models.BatchPoolCreateOptions: _POOL,
     models.BatchPool: {**_POOL, "currentLowPriorityNodes": 0},
+    models.BatchPoolSpecification: _POOL,
+    models.BatchAutoPoolSpecification: {"keepAlive": False},
     models.BatchTaskSchedulingPolicy: {"nodeFillType": "spread", "jobDefaultOrder": "none"},
     models.BatchJobCreateOptions: _JOB,
     models.BatchJob: _JOB,
@@ -398,6 +400,8 @@ DEFAULTS: Mapping[type, Mapping[str, Any]] = {
     models.BatchTaskCreateOptions: _TASK,
     models.BatchTask: _TASK,
     models.AutoUserSpecification: {"scope": "pool", "elevationLevel": "nonadmin"},
+    models.BatchStartTask: {"maxTaskRetryCount": 0, "waitForSuccess": True},
+    models.UserAccount: {"elevationLevel": "nonadmin"},
     models.BatchPoolResizeOptions: {
         "targetDedicatedNodes": 0,
         "targetLowPriorityNodes": 0,
@@ -405,10 +409,15 @@ DEFAULTS: Mapping[type, Mapping[str, Any]] = {
         "nodeDeallocationOption": "requeue",
     },
     sdk_models.BatchNodeRebootOptions: {"nodeRebootOption": "requeue"},
+    models.NetworkConfiguration: {
+        "dynamicVNetAssignmentScope": "none",
+        "enableAcceleratedNetworking": False,
+    },
     sdk_models.BatchNodeReimageOptions: {"nodeReimageOption": "requeue"},
 }
 """Per model, the values the service gives properties a request leaves out (REST reference,
-api-version 2025-06-01: Add Pool, Add Job, Add Task, Resize Pool, Reboot Node, Reimage Node).
+api-version 2025-06-01: Add Pool with its StartTask and UserAccount, Add Job, Add Task, Resize
+Pool, Reboot Node, Reimage Node).
 An object default (``{}``) is filled in with its own defaults."""
 
 

@@ -131,17 +131,20 @@ PENDING = history("$PendingTasks", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
 """Eleven samples: 10 at now, 9 at now-30 s, ..., 0 at now-300 s."""
 
 
+PENDING_TASKS_FORMULA = """startingNumberOfVMs = 1;
+maxNumberofVMs = 25;
+pendingTaskSamplePercent = $PendingTasks.GetSamplePercent(180 * TimeInterval_Second);
+pendingTaskSamples = pendingTaskSamplePercent < 70 ? startingNumberOfVMs :
+    avg($PendingTasks.GetSample(180 * TimeInterval_Second));
+$TargetDedicatedNodes=min(maxNumberofVMs, pendingTaskSamples);
+$NodeDeallocationOption = taskcompletion;"""
+"""The documentation's "Pending tasks" sample formula."""
+
+
 def test_pending_tasks_example_averages_the_last_180_seconds() -> None:
     # (now-180, now] holds the samples at now, -30, ..., -150: 10, 9, 8, 7, 6, 5; 6 of the 6
     # a 180-second window has (100%), their average 7.5; min(25, 7.5) = 7.5, applied as 7.
-    formula = """startingNumberOfVMs = 1;
-    maxNumberofVMs = 25;
-    pendingTaskSamplePercent = $PendingTasks.GetSamplePercent(180 * TimeInterval_Second);
-    pendingTaskSamples = pendingTaskSamplePercent < 70 ? startingNumberOfVMs :
-        avg($PendingTasks.GetSample(180 * TimeInterval_Second));
-    $TargetDedicatedNodes=min(maxNumberofVMs, pendingTaskSamples);
-    $NodeDeallocationOption = taskcompletion;"""
-    outcome = run(formula, PENDING)
+    outcome = run(PENDING_TASKS_FORMULA, PENDING)
     assert outcome.target_dedicated == 7.5
     assert variables(outcome)["pendingTaskSamplePercent"] == "100"
 

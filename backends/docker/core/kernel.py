@@ -53,6 +53,8 @@ class Kind(Enum):
     TASK = "task"
     PREP = "prep"
     RELEASE = "release"
+    START = "start"
+    """A pool's start task: `InFlight.job_id` and `task_id` are empty."""
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from jobprep_release.backends.base import (
     PoolState,
     ResizeError,
     SchedulingState,
+    StartTaskSpec,
     TaskSpec,
     TaskState,
 )
@@ -110,6 +111,15 @@ class NodeRecord:
     """Tasks running (or preparing) on the node now (REST runningTasksCount)."""
     running_task_slots: int = 0
     """The task slots those tasks hold (REST runningTaskSlotsCount)."""
+    start: Execution | None = None
+    """The pool's start task's latest run here (None: none ran since the node's last boot
+    or reimage; older state files)."""
+    start_boot: int = 0
+    """The boot the start task was last decided for (run, or none to run): a node booting
+    again runs it again (`starttask.ADOPTED` for a node found again from the executor)."""
+    start_task: StartTaskSpec | None = None
+    """The start task that run is of: the pool's when it started (a replaced one applies
+    from the node's next boot, as the service does)."""
     scheduling: SchedulingState = SchedulingState.ENABLED
     """Disable/Enable Node Scheduling (REST schedulingState)."""
     dedicated: bool = True
@@ -134,6 +144,8 @@ class PoolRecord:
     """Errors of the last resize (REST resizeErrors)."""
     autoscale: AutoscaleRecord | None = None
     """The autoscale schedule and last evaluation, while autoscale is enabled."""
+    auto_pool_job: str | None = None
+    """The job whose auto pool this is, when it goes with the job (not `keepAlive`)."""
 
 
 @dataclass(slots=True)
@@ -142,6 +154,8 @@ class AutoscaleRecord:
     autoScaleRun: its time, ``results``, or its error's code, message and ``Message`` detail)."""
 
     next_evaluation: float
+    enabled_at: float | None = None
+    """When Enable Autoscale last changed the pool (not Add Pool): the next may come 30 s on."""
     run_time: float | None = None
     results: str | None = None
     error_code: str | None = None

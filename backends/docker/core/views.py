@@ -11,7 +11,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar, overload
 
-from jobprep_release.backends.administration import PoolNodeCounts, count_states
+from jobprep_release.backends.administration import (
+    PoolNodeCounts,
+    count_states,
+    inbound_endpoints,
+)
 from jobprep_release.backends.base import (
     AutoScaleRun,
     AutoScaleRunError,
@@ -24,9 +28,12 @@ from jobprep_release.backends.base import (
     JobState,
     NodeState,
     Pool,
+    PoolSpec,
     PoolState,
     PrepReleaseExecution,
     PrepReleaseTaskState,
+    StartTaskInfo,
+    StartTaskState,
     Task,
     TaskState,
 )
@@ -193,7 +200,9 @@ def auto_scale_run(record: AutoscaleRecord | None) -> AutoScaleRun | None:
     )
 
 
-def node_view(node: NodeRecord, address: str | None = None) -> ComputeNode:
+def node_view(
+    node: NodeRecord, address: str | None = None, pool: PoolSpec | None = None
+) -> ComputeNode:
     """The node as recorded (its task counts too: recorded where tasks start and end);
     `address`: its IP address as the executor knows it."""
     return ComputeNode(
@@ -207,8 +216,11 @@ def node_view(node: NodeRecord, address: str | None = None) -> ComputeNode:
         allocation_time=stamp(node.history.created),
         last_boot_time=stamp(node.last_boot_time),
         ip_address=address,
+        start_task_info=start_task_info(node.start),
+        start_task=node.start_task,
         scheduling_state=node.scheduling,
         is_dedicated=node.dedicated,
+        inbound_endpoints=inbound_endpoints(pool, node.index) if pool else (),
     )
 
 
@@ -219,3 +231,12 @@ def node_counts(pool: PoolRecord) -> PoolNodeCounts:
         dedicated=count_states(node.state for node in pool.nodes if node.dedicated),
         low_priority=count_states(node.state for node in pool.nodes if not node.dedicated),
     )
+
+
+def start_task_info(run: Execution | None) -> StartTaskInfo | None:
+    """The start task's latest run on a node, once it started (REST StartTaskInformation
+    requires its start time)."""
+    if run is None or (run.start_time is None and not run.completed):
+        return None
+    state = StartTaskState.COMPLETED if run.completed else StartTaskState.RUNNING
+    return StartTaskInfo(state=state, execution_info=execution_info(run))

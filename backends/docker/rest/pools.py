@@ -1,9 +1,11 @@
-"""Routes for pools and their compute nodes: add, get, list, delete, resize, stop resize, remove
-nodes, node counts; enable, disable and evaluate autoscale; list, get, reboot, reimage nodes,
-disable/enable their scheduling, and the endpoint's own Preempt Node (spot nodes)."""
+"""Routes for pools and their compute nodes: add, update, replace properties, get, list, delete,
+resize, stop resize, remove nodes, node counts; enable, disable and evaluate autoscale; list,
+get, reboot, reimage nodes, disable/enable their scheduling, and the endpoint's own Preempt Node
+(spot nodes)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -14,8 +16,16 @@ from jobprep_release.backends.docker.core.autoscaling import FormulaRefused
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.errors import RestError
+from jobprep_release.backends.docker.rest.interface import EndpointService
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
-from jobprep_release.backends.docker.rest.replies import accepted, body, created, document, ok
+from jobprep_release.backends.docker.rest.replies import (
+    accepted,
+    body,
+    created,
+    document,
+    ok,
+    updated,
+)
 from jobprep_release.backends.docker.rest.wire import http_date
 from jobprep_release.backends.schema import results, shapes
 
@@ -39,6 +49,27 @@ async def add_pool(request: web.Request) -> web.Response:
         raise _formula_refused(error) from None
     view = await ctx.service.get_pool(spec.id)
     return created(f"{base_url(request)}/pools/{spec.id}", view.etag, view.last_modified)
+
+
+@routes.patch("/pools/{pool}")
+async def update_pool(request: web.Request) -> web.Response:
+    ctx, pool_id = context(request), request.match_info["pool"]
+    update = specs.pool_update(await body(request))
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.update_pool(pool_id, update)
+    pool = await ctx.service.get_pool(pool_id)
+    return updated(200, f"{base_url(request)}/pools/{pool_id}", pool.etag, pool.last_modified)
+
+
+@routes.post("/pools/{pool}/updateproperties")
+async def replace_pool_properties(request: web.Request) -> web.Response:
+    ctx, pool_id = context(request), request.match_info["pool"]
+    start_task, metadata = specs.pool_replacement(await body(request))
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.replace_pool_properties(pool_id, start_task, metadata)
+    pool = await ctx.service.get_pool(pool_id)
+    url = f"{base_url(request)}/pools/{pool_id}/updateproperties"
+    return updated(204, url, pool.etag, pool.last_modified)
 
 
 @routes.get("/pools")
@@ -69,48 +100,67 @@ async def delete_pool(request: web.Request) -> web.Response:
     return accepted()
 
 
+async def _pool_changed(
+    request: web.Request, operation: str, change: Callable[[EndpointService, str], Awaitable[None]]
+) -> web.Response:
+    """Run `change` on the pool the request names (404 first when it does not exist) and
+    answer 202 with the operation's address and the pool's new ETag and time, as recorded."""
+    ctx, pool_id = context(request), request.match_info["pool"]
+    await ctx.service.get_pool(pool_id)
+    await change(ctx.service, pool_id)
+    pool = await ctx.service.get_pool(pool_id)
+    url = f"{base_url(request)}/pools/{pool_id}/{operation}"
+    return accepted(url, pool.etag, pool.last_modified)
+
+
 @routes.post("/pools/{pool}/resize")
 async def resize_pool(request: web.Request) -> web.Response:
-    ctx, pool_id = context(request), request.match_info["pool"]
     asked = specs.resize(await body(request))
-    await ctx.service.get_pool(pool_id)
-    await ctx.service.set_pool_targets(
-        pool_id,
-        asked.target_dedicated_nodes,
-        asked.target_low_priority_nodes,
-        resize_timeout=asked.resize_timeout,
-        deallocation=asked.deallocation,
+    return await _pool_changed(
+        request,
+        "resize",
+        lambda service, pool_id: service.set_pool_targets(
+            pool_id,
+            asked.target_dedicated_nodes,
+            asked.target_low_priority_nodes,
+            resize_timeout=asked.resize_timeout,
+            deallocation=asked.deallocation,
+        ),
     )
-    pool = await ctx.service.get_pool(pool_id)
-    url = f"{base_url(request)}/pools/{pool_id}/resize"
-    return accepted(url, pool.etag, pool.last_modified)
 
 
 @routes.post("/pools/{pool}/stopresize")
 async def stop_resize(request: web.Request) -> web.Response:
-    ctx, pool_id = context(request), request.match_info["pool"]
     specs.nothing(await body(request, optional=True), "Stop Pool Resize")
-    await ctx.service.get_pool(pool_id)
-    await ctx.service.stop_pool_resize(pool_id)
-    pool = await ctx.service.get_pool(pool_id)
-    url = f"{base_url(request)}/pools/{pool_id}/stopresize"
-    return accepted(url, pool.etag, pool.last_modified)
+    return await _pool_changed(
+        request, "stopresize", lambda service, pool_id: service.stop_pool_resize(pool_id)
+    )
 
 
 @routes.post("/pools/{pool}/removenodes")
 async def remove_nodes(request: web.Request) -> web.Response:
-    ctx, pool_id = context(request), request.match_info["pool"]
     asked = specs.removal(await body(request))
-    await ctx.service.get_pool(pool_id)
-    await ctx.service.remove_nodes(
-        pool_id,
-        asked.node_ids,
-        resize_timeout=asked.resize_timeout,
-        deallocation=asked.deallocation,
+    return await _pool_changed(
+        request,
+        "removenodes",
+        lambda service, pool_id: service.remove_nodes(
+            pool_id,
+            asked.node_ids,
+            resize_timeout=asked.resize_timeout,
+            deallocation=asked.deallocation,
+        ),
     )
-    pool = await ctx.service.get_pool(pool_id)
-    url = f"{base_url(request)}/pools/{pool_id}/removenodes"
-    return accepted(url, pool.etag, pool.last_modified)
+
+
+@routes.get("/supportedimages")
+async def list_supported_images(request: web.Request) -> web.Response:
+    ctx, base = context(request), base_url(request)
+    images = [
+        shapes.as_json(results.supported_image_model(image))
+        for image in await ctx.service.list_supported_images()
+    ]
+    listing = Listing(images, names=render.names(models.BatchSupportedImage))
+    return document(page(Query(request.path, request.query), listing, base))
 
 
 @routes.get("/nodecounts")

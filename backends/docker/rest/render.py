@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from azure.batch import models
 
-from jobprep_release.backends.administration import PoolNodeCounts
+from jobprep_release.backends.administration import LOCAL_NODE_AGENT_SKU, PoolNodeCounts
 from jobprep_release.backends.base import (
     ComputeNode,
     ImageReference,
@@ -34,7 +34,7 @@ from jobprep_release.backends.base import (
 from jobprep_release.backends.schema import requests, results, shapes
 
 Json = dict[str, Any]
-DEFAULT_NODE_AGENT_SKU = "batch.node.debian 12"
+DEFAULT_NODE_AGENT_SKU = LOCAL_NODE_AGENT_SKU
 NODE_AGENT_VERSION = "1.0.0-docker"
 
 
@@ -172,6 +172,9 @@ def node(base: str, pool_id: str, view: ComputeNode, spec: PoolSpec) -> Json:
     model.vm_size = spec.vm_size
     model.virtual_machine_info = models.VirtualMachineInfo(image_reference=reference)
     model.node_agent_info = models.BatchNodeAgentInfo({"version": NODE_AGENT_VERSION})
+    if model.start_task is None and spec.start_task is not None:
+        # Not started there yet: the pool's, which the node runs when it is up.
+        model.start_task = requests.start_task(spec.start_task)
     if view.allocation_time is not None:
         model.node_agent_info.last_update_time = view.allocation_time
     return _with_no_certificates(shapes.as_json(model, defaults=False))
