@@ -45,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale-tasks", type=int, default=10_000, help="tasks of the endpoint and loop checks"
     )
+    parser.add_argument(
+        "--fake-sizes",
+        type=lambda text: tuple(int(n) for n in text.split(",")),
+        default=memory.FAKE_SIZES,
+        help="task counts of the memory benchmark over the fake executor (comma-separated)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     _quiet_app_logs()
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     suites: dict[str, Callable[[], Result]] = {
         "latency": lambda: latency.bench(args.rounds),
         "throughput": lambda: throughput.bench(args.throughput_rounds, args.tasks),
-        "memory": memory.bench,
+        "memory": lambda: memory.bench(fake_sizes=args.fake_sizes),
         "startup": lambda: startup.bench(args.startup_runs),
         "requests": azure_requests.bench,
         "endpoint": lambda: endpoint.bench(args.scale_tasks),
