@@ -22,7 +22,10 @@ import structlog
 from jobprep_release.backends.base import (
     RELEASE_MAX_WALL_CLOCK,
     ElevationLevel,
+    JobPreparationTaskSpec,
+    JobReleaseTaskSpec,
     ResourceFile,
+    TaskSpec,
     TaskState,
     UserIdentity,
 )
@@ -205,17 +208,8 @@ def prepare_task(core: Core, job: JobRecord, task: TaskRecord, node_id: str) -> 
     core.index.placed(task)
     task.files_removed = False
     job.nodes.setdefault(node_id, JobNodeRecord()).ran_tasks = True
-    spec = task.spec
-    what = Launch(
-        spec.id,
-        spec.command_line,
-        spec.user_identity,
-        dict(spec.environment),
-        spec.constraints.max_wall_clock_time,
-        spec.resource_files,
-    )
-    flight = InFlight(Kind.TASK, node_id, job.spec.id, spec.id.lower())
-    return prepare(core, flight, job, what, task.run)
+    flight = InFlight(Kind.TASK, node_id, job.spec.id, task.spec.id.lower())
+    return prepare(core, flight, job, launch_of(job, flight), task.run)
 
 
 def prepare_prep(core: Core, job: JobRecord, node_id: str, boot: int) -> Pending:
@@ -223,30 +217,70 @@ def prepare_prep(core: Core, job: JobRecord, node_id: str, boot: int) -> Pending
     record = job.nodes[node_id]
     assert prep is not None and record.prep is not None
     record.prep_boot = boot
-    what = Launch(
-        prep.id,
-        prep.command_line,
-        prep.user_identity,
-        dict(prep.environment),
-        prep.constraints.max_wall_clock_time,
-        prep.resource_files,
-    )
-    return prepare(core, InFlight(Kind.PREP, node_id, job.spec.id), job, what, record.prep)
+    flight = InFlight(Kind.PREP, node_id, job.spec.id)
+    return prepare(core, flight, job, launch_of(job, flight), record.prep)
 
 
 def prepare_release(core: Core, job: JobRecord, node_id: str) -> Pending:
     release = job.spec.release
     record = job.nodes[node_id]
     assert release is not None and record.release is not None
-    what = Launch(
-        release.id,
-        release.command_line,
-        release.user_identity,
-        dict(release.environment),
-        min(release.max_wall_clock_time, RELEASE_MAX_WALL_CLOCK),
-        release.resource_files,
+    flight = InFlight(Kind.RELEASE, node_id, job.spec.id)
+    return prepare(core, flight, job, launch_of(job, flight), record.release)
+
+
+def launch_of(job: JobRecord, flight: InFlight) -> Launch:
+    """What `flight` starts, from the job's specs (the same again for a launch sent anew)."""
+    spec: TaskSpec | JobPreparationTaskSpec | JobReleaseTaskSpec | None
+    if flight.kind is Kind.TASK:
+        spec = job.tasks[flight.task_id].spec
+        wall_clock = spec.constraints.max_wall_clock_time
+    elif flight.kind is Kind.PREP:
+        spec = job.spec.preparation
+        assert spec is not None
+        wall_clock = spec.constraints.max_wall_clock_time
+    else:
+        spec = job.spec.release
+        assert spec is not None
+        wall_clock = min(spec.max_wall_clock_time, RELEASE_MAX_WALL_CLOCK)
+    return Launch(
+        spec.id,
+        spec.command_line,
+        spec.user_identity,
+        dict(spec.environment),
+        wall_clock,
+        spec.resource_files,
     )
-    return prepare(core, InFlight(Kind.RELEASE, node_id, job.spec.id), job, what, record.release)
+
+
+def _flight_and_job(core: Core, key: str) -> tuple[InFlight, JobRecord] | None:
+    flight = core.in_flight.get(key)
+    if flight is None:
+        return None
+    job = core.state.jobs.get(flight.job_id.lower())
+    return None if job is None else (flight, job)
+
+
+async def resend(core: Core, key: str) -> None:
+    """The node says it never had the launch under `key`: the core recorded it (journal or
+    state) and crashed before telling the node. Send the same launch, under the same key, now;
+    a launch the core saw start and the node has no trace of is lost instead (requeued). No
+    requeue is counted for a launch that never reached its node: the task simply starts, as
+    the service's own scheduling delays are invisible to its users. A start task the node
+    never got starts afresh at the node's next hello (`starttask.on_lost`)."""
+    flight = core.in_flight.get(key)
+    if flight is not None and flight.kind is Kind.START:
+        outcomes.on_lost(core, key, flight)
+        return
+    found = _flight_and_job(core, key)
+    if found is None:
+        return
+    flight, job = found
+    if outcomes.execution(job, flight).start_time is not None:
+        outcomes.on_lost(core, key, flight)
+        return
+    log.info("sending a launch the node never got", node=flight.node_id, key=key)
+    await dispatch(core, Pending(key, flight, job, launch_of(job, flight)))
 
 
 async def stop(core: Core, key: str | None) -> None:
@@ -324,16 +358,15 @@ def index_in_flight(core: Core) -> None:
 def started(core: Core, key: str, start: float) -> None:
     """The executor says the process under `key` started at `start`."""
     flight = core.in_flight.get(key)
-    if flight is None:
-        return
-    if flight.kind is Kind.START:
+    if flight is not None and flight.kind is Kind.START:
         from jobprep_release.backends.docker.core import starttask
 
         starttask.started(core, flight, start)
         return
-    job = core.state.jobs.get(flight.job_id.lower())
-    if job is None:
+    found = _flight_and_job(core, key)
+    if found is None:
         return
+    flight, job = found
     outcomes.mark_started(outcomes.execution(job, flight), start)
     if flight.kind is Kind.TASK:
         task = job.tasks[flight.task_id]

@@ -145,6 +145,8 @@ class PoolRecord:
     """Errors of the last resize (REST resizeErrors)."""
     autoscale: AutoscaleRecord | None = None
     """The autoscale schedule and last evaluation, while autoscale is enabled."""
+    auto_pool_job: str | None = None
+    """The job whose auto pool this is, when it goes with the job (not `keepAlive`)."""
 
 
 @dataclass(slots=True)
@@ -153,6 +155,8 @@ class AutoscaleRecord:
     autoScaleRun: its time, ``results``, or its error's code, message and ``Message`` detail)."""
 
     next_evaluation: float
+    enabled_at: float | None = None
+    """When Enable Autoscale last changed the pool (not Add Pool): the next may come 30 s on."""
     run_time: float | None = None
     results: str | None = None
     error_code: str | None = None

@@ -201,6 +201,10 @@ class EndpointService(NodeAdministration, Protocol):
         """The job's tasks in the order they were added."""
         ...
 
+    async def task_views(self, job_id: str) -> Sequence[Task]:
+        """`list_tasks`, each view made when first read: read it before the next await."""
+        ...
+
     async def get_task(self, job_id: str, task_id: str) -> Task:
         """One task; `NotFound` (``TaskNotFound``)."""
         ...

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from azure.batch import models
 
-from jobprep_release.backends.administration import PoolNodeCounts
+from jobprep_release.backends.administration import LOCAL_NODE_AGENT_SKU, PoolNodeCounts
 from jobprep_release.backends.base import (
     ComputeNode,
     ImageReference,
@@ -35,7 +35,7 @@ from jobprep_release.backends.docker.core.multiinstance import Subtask
 from jobprep_release.backends.schema import requests, results, shapes
 
 Json = dict[str, Any]
-DEFAULT_NODE_AGENT_SKU = "batch.node.debian 12"
+DEFAULT_NODE_AGENT_SKU = LOCAL_NODE_AGENT_SKU
 NODE_AGENT_VERSION = "1.0.0-docker"
 
 

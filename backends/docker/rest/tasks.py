@@ -116,7 +116,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     job = ctx.service.job_spec(job_id)
     spec = ctx.service.task_spec
     listing = Listing(
-        await ctx.service.list_tasks(job_id),
+        await ctx.service.task_views(job_id),
         render=lambda view: render.task(
             base, job.id, job.pool_id, view, spec(job_id, view.id), job.max_task_retry_count
         ),
