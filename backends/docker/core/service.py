@@ -112,7 +112,7 @@ class BatchService:
             group.start_soon(scheduler.sweep, core)
             group.start_soon(self._autoscaler.run)
             autopools.watch_all(core)
-            group.start_soon(schedules.run, core)
+            group.start_soon(schedules.run, core, self.create_pool)
             deletions.resume(core)
             core.poke()
             task_status.started()
@@ -370,7 +370,7 @@ class BatchService:
 
     async def create_job_schedule(self, spec: JobScheduleSpec) -> None:
         """Add Job Schedule; `AlreadyExists` (``JobScheduleExists``)."""
-        await schedules.create(self._core, spec)
+        await schedules.create(self._core, spec, self.create_pool)
 
     async def list_job_schedules(self) -> list[JobSchedule]:
         core = self._core
@@ -387,19 +387,21 @@ class BatchService:
         self, schedule_id: str, spec: JobScheduleSpec, *, replace_all: bool
     ) -> None:
         """Update (PATCH, `spec` merged by the caller) or Replace (PUT) Job Schedule."""
-        await schedules.update(self._core, schedule_id, spec, replace_all=replace_all)
+        await schedules.update(
+            self._core, schedule_id, spec, self.create_pool, replace_all=replace_all
+        )
 
     async def disable_job_schedule(self, schedule_id: str) -> None:
         await schedules.disable(self._core, schedule_id)
 
     async def enable_job_schedule(self, schedule_id: str) -> None:
-        await schedules.enable(self._core, schedule_id)
+        await schedules.enable(self._core, schedule_id, self.create_pool)
 
     async def terminate_job_schedule(self, schedule_id: str) -> None:
-        await schedules.terminate(self._core, schedule_id)
+        await schedules.terminate(self._core, schedule_id, self.create_pool)
 
     async def begin_delete_job_schedule(self, schedule_id: str) -> None:
-        await schedules.begin_delete(self._core, schedule_id)
+        await schedules.begin_delete(self._core, schedule_id, self.create_pool)
 
     async def list_schedule_jobs(self, schedule_id: str) -> list[Job]:
         """List Jobs from Job Schedule; `NotFound` (``JobScheduleNotFound``)."""

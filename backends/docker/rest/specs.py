@@ -297,14 +297,22 @@ _AUTO_POOL = "poolInfo.autoPoolSpecification"
 
 
 def _job_checks(spec: JobSpec, asked: Mapping[str, Any]) -> None:
+    job_checks(spec, asked)
+
+
+def job_checks(spec: JobSpec, asked: Mapping[str, Any], *, scheduled: bool = False) -> None:
+    """A job's pool: a pool id or an auto pool (checked as Add Pool's body); `scheduled`: a
+    job schedule's ``jobSpecification``, whose auto pool may live as long as the schedule."""
     if spec.auto_pool is None and not spec.pool_id:
         raise PropertyError("poolInfo.poolId")
     if spec.auto_pool is not None:
         if spec.pool_id:
             raise PropertyError("poolInfo", "give poolId or autoPoolSpecification, not both")
-        if spec.auto_pool.lifetime is PoolLifetimeOption.JOB_SCHEDULE:
+        if spec.auto_pool.lifetime is PoolLifetimeOption.JOB_SCHEDULE and not scheduled:
             where = f"{_AUTO_POOL}.poolLifetimeOption"
-            error = not_supported(f"Add Job property {where} jobschedule", "job schedules")
+            error = not_supported(
+                f"Add Job property {where} jobschedule", "it applies to job schedules only"
+            )
             error.values += (("PropertyName", where),)
             raise error
         try:
@@ -326,6 +334,11 @@ def job_spec(document: Any) -> JobSpec:
         "Add Job",
         check=_job_checks,
     )
+    return with_auto_pool_image(spec)
+
+
+def with_auto_pool_image(spec: JobSpec) -> JobSpec:
+    """`spec` with its auto pool's node image read from its image reference (as Add Pool's)."""
     auto = spec.auto_pool
     image = _docker_image(auto.pool.image_reference) if auto is not None else None
     if auto is not None and image is not None:
