@@ -373,6 +373,17 @@ class AutoPoolSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class MultiInstanceSettings:
+    """REST multiInstanceSettings: the task runs on `number_of_instances` nodes at once, a
+    primary and subtasks; each runs `coordination_command_line` (when given) with
+    `common_resource_files` in its task directory, then the primary runs the command line."""
+
+    number_of_instances: int = 1
+    coordination_command_line: str | None = None
+    common_resource_files: Sequence[ResourceFile] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TaskSpec:
     id: str
     command_line: str
@@ -382,6 +393,10 @@ class TaskSpec:
     user_identity: UserIdentity = field(default_factory=UserIdentity)
     required_slots: int = 1
     display_name: str | None = None
+    multi_instance: MultiInstanceSettings | None = None
+    authentication_token_access: Sequence[str] = ()
+    """REST authenticationTokenSettings.access (api-versions up to 2024-07-01.20.0; azure-batch
+    15 has no such property): ``job`` gives the task a token for the operations on its job."""
 
 
 # --- views: what the service reports ---------------------------------------------------------

@@ -35,6 +35,7 @@ from jobprep_release.backends.base import (
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     JobSpec,
+    MultiInstanceSettings,
     NodeFillType,
     OnAllTasksComplete,
     PoolLifetimeOption,
@@ -587,6 +588,29 @@ def task_create_options(spec: TaskSpec) -> models.BatchTaskCreateOptions:
         display_name=spec.display_name,
         constraints=task_constraints(spec.constraints),
         required_slots=spec.required_slots,
+        multi_instance_settings=_multi_instance(spec.multi_instance),
+    )
+
+
+def _multi_instance(settings: MultiInstanceSettings | None) -> models.MultiInstanceSettings | None:
+    if settings is None:
+        return None
+    model = models.MultiInstanceSettings({"numberOfInstances": settings.number_of_instances})
+    if settings.coordination_command_line is not None:
+        model.coordination_command_line = settings.coordination_command_line
+    model.common_resource_files = resource_files(settings.common_resource_files)
+    return model
+
+
+def _multi_instance_spec(
+    settings: models.MultiInstanceSettings | None,
+) -> MultiInstanceSettings | None:
+    if settings is None:
+        return None
+    return MultiInstanceSettings(
+        number_of_instances=settings.number_of_instances or 1,
+        coordination_command_line=settings.coordination_command_line,
+        common_resource_files=resource_file_specs(settings.common_resource_files),
     )
 
 
@@ -598,6 +622,7 @@ def task_spec(task: models.BatchTaskCreateOptions | models.BatchTask) -> TaskSpe
         constraints=task_constraints_spec(task.constraints),
         required_slots=task.required_slots or 1,
         display_name=task.display_name,
+        multi_instance=_multi_instance_spec(task.multi_instance_settings),
     )
 
 
@@ -778,10 +803,27 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "maxTaskRetryCount": _within(-1),
     },
     models.BatchJobConstraints: _CONSTRAINTS,
+    models.BatchJobScheduleCreateOptions: {
+        "id": _id,
+        "displayName": _DISPLAY_NAME,
+        "metadata": _unique_names,
+    },
+    models.BatchJobScheduleConfiguration: {
+        "startWindow": _at_least(timedelta(minutes=1)),
+        "recurrenceInterval": _at_least(timedelta(minutes=1)),
+    },
+    models.BatchJobSpecification: {
+        "displayName": _DISPLAY_NAME,
+        "priority": _within(-1000, 1000),
+        "maxParallelTasks": _within(-1),
+        "metadata": _unique_names,
+        "commonEnvironmentSettings": _unique_names,
+    },
     models.BatchTaskConstraints: _CONSTRAINTS,
     models.BatchJobPreparationTask: _TASK_LIMITS,
     models.BatchJobReleaseTask: {**_TASK_LIMITS, "maxWallClockTime": _POSITIVE},
     models.BatchTaskCreateOptions: {**_TASK_LIMITS, "requiredSlots": _within(1)},
+    models.MultiInstanceSettings: {"numberOfInstances": _within(1)},
 }
 """Per model, the limits the service sets on its properties' values, each refused with 400
 ``InvalidPropertyValue`` naming the property. Source: the Batch REST API reference
@@ -792,7 +834,8 @@ Enable Pool Auto Scale has it too), Resize Pool, Remove Nodes (``nodeList`` of a
 ids), Add Job (``priority`` -1000 to 1000;
 ``maxParallelTasks`` -1 or more), Add Task (``requiredSlots`` at least 1), the constraints
 (``maxTaskRetryCount`` -1, unlimited, or more; ``maxWallClockTime`` a positive duration) and
-metadata and environment settings (names unique in their list)."""
+metadata and environment settings (names unique in their list), Add Job Schedule
+(``startWindow`` and ``recurrenceInterval`` at least 1 minute)."""
 
 
 def check_limits(model: type, document: Mapping[str, Any], path: str = "") -> None:

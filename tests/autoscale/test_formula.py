@@ -410,3 +410,34 @@ def test_unmeasured_metrics_are_named() -> None:
     x = $MemoryBytes + $PendingTasks;"""
     assert unmeasured(compile_formula(formula)) == ["$CPUPercent", "$MemoryBytes"]
     assert unmeasured(compile_formula("$TargetDedicatedNodes = $PendingTasks")) == []
+
+
+def test_timestamps_members_and_both_documented_time_forms() -> None:
+    # W3C-DTF and RFC 1123 name the same instant; 2026-01-05 is a Monday (weekday 1).
+    got = variables(
+        run(
+            'a = time("2026-01-05T09:30:15Z"); b = time("Mon, 05 Jan 2026 09:30:15 GMT");'
+            " same = a == b; y = a.year; mo = a.month; d = a.day; w = a.weekday;"
+            " h = a.hour; mi = a.minute; s = a.second"
+        )
+    )
+    assert got["same"] == "1"
+    assert [got[name] for name in ("y", "mo", "d", "w", "h", "mi", "s")] == [
+        "2026", "1", "5", "1", "9", "30", "15",
+    ]  # fmt: skip
+
+
+def test_get_sample_between_two_timestamps() -> None:
+    # Timestamps instead of look-backs: (now-120 s, now-30 s] holds the samples at -90, -60
+    # and -30 s: 7, 8, 9 (3 of the 3 the 90 seconds hold).
+    formula = (
+        "v = $PendingTasks.GetSample(time() - 120 * TimeInterval_Second,"
+        " time() - 30 * TimeInterval_Second, 100)"
+    )
+    assert variables(run(formula, PENDING))["v"] == "[9,8,7]"
+
+
+def test_a_vector_is_not_compared() -> None:
+    error = failure("a = $PendingTasks.GetSample(2) > 1", PENDING)
+    assert error.code == "AutoScalingFormulaEvaluationError"
+    assert "doubleVec > double" in error.detail

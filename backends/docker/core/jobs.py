@@ -49,8 +49,11 @@ _NOT_ACTIVE_CODES = {
 }
 
 
-async def create_job(core: Core, spec: JobSpec) -> None:
-    check_id("job", spec.id)
+async def create_job(core: Core, spec: JobSpec, *, scheduled: bool = False) -> None:
+    """Add Job; `scheduled`: a job schedule's, whose id (``{scheduleId}:job-{n}``) is the
+    service's own form, not one a client may give."""
+    if not scheduled:
+        check_id("job", spec.id)
     existing = core.state.jobs.get(spec.id.lower())
     if existing is not None:
         rules.refuse_if_deleting(existing)

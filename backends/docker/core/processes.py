@@ -29,7 +29,7 @@ from jobprep_release.backends.base import (
     TaskState,
     UserIdentity,
 )
-from jobprep_release.backends.docker.core import environment, outcomes, resources, views
+from jobprep_release.backends.docker.core import environment, outcomes, resources, tokens, views
 from jobprep_release.backends.docker.core.codec import decode, encode
 from jobprep_release.backends.docker.core.executor import ProcessSpec
 from jobprep_release.backends.docker.core.kernel import Core, InFlight, Kind
@@ -94,7 +94,7 @@ async def start_all(core: Core, pending: Sequence[Pending]) -> None:
     nodes: dict[tuple[str, str], Any] = {}
     for item in pending:
         job_key, node_id = item.job.spec.id.lower(), item.flight.node_id
-        if item.flight.kind is Kind.TASK:
+        if item.flight.kind in (Kind.TASK, Kind.INSTANCE):
             task = item.job.tasks[item.flight.task_id]
             tasks.append([job_key, item.flight.task_id, encode(task)])
         nodes[job_key, node_id] = encode(item.job.nodes[node_id])
@@ -124,7 +124,19 @@ async def dispatch(core: Core, item: Pending) -> None:
         # environment variables): the preparation task does not see its own directory.
         job_prep_task_id=prep.id if prep is not None and flight.kind is not Kind.PREP else None,
     )
-    await launch(core, key, flight, what, environment.task_dir(job.spec.id, what.task_id), env)
+    directory = environment.task_dir(job.spec.id, what.task_id)
+    files_dir = None
+    if flight.kind in (Kind.TASK, Kind.INSTANCE):
+        task = job.tasks[flight.task_id]
+        if tokens.ACCESS_JOB in task.spec.authentication_token_access:
+            env["AZ_BATCH_AUTHENTICATION_TOKEN"] = tokens.mint(core, job.spec.id, what.task_id)
+        if task.instances:
+            from jobprep_release.backends.docker.core import multiinstance
+
+            env.update(multiinstance.variables(core, job, task, flight.instance))
+        if flight.kind is Kind.INSTANCE:
+            files_dir = directory  # common resource files: the task directory, not wd
+    await launch(core, key, flight, what, directory, env, files_dir=files_dir)
 
 
 def node_context(core: Core, pool_id: str, node_id: str) -> environment.NodeContext:
@@ -137,7 +149,14 @@ def node_context(core: Core, pool_id: str, node_id: str) -> environment.NodeCont
 
 
 async def launch(
-    core: Core, key: str, flight: InFlight, what: Launch, directory: str, env: dict[str, str]
+    core: Core,
+    key: str,
+    flight: InFlight,
+    what: Launch,
+    directory: str,
+    env: dict[str, str],
+    *,
+    files_dir: str | None = None,
 ) -> None:
     """Place `what`'s resource files in ``directory/wd`` and start it there with `env`; a
     command line that cannot be split or a file that cannot be downloaded ends the run with
@@ -153,7 +172,7 @@ async def launch(
     try:
         if what.resource_files:
             fetched = await resources.fetch(what.resource_files)
-            files = resources.node_files(working_dir, fetched, elevated=elevated)
+            files = resources.node_files(files_dir or working_dir, fetched, elevated=elevated)
             await core.executor.put_files(flight.node_id, files)
         spec = ProcessSpec(
             argv=tuple(argv),
@@ -316,6 +335,15 @@ def index_in_flight(core: Core) -> None:
             if task.state is TaskState.RUNNING and task.run.key and task.node_id:
                 flight = InFlight(Kind.TASK, task.node_id, job.spec.id, task_id)
                 core.in_flight[task.run.key] = flight
+            for index, instance in enumerate(task.instances):
+                coordination = instance.run
+                if (
+                    task.state is TaskState.RUNNING
+                    and coordination.key
+                    and not coordination.completed
+                ):
+                    flight = InFlight(Kind.INSTANCE, instance.node_id, job.spec.id, task_id, index)
+                    core.in_flight[coordination.key] = flight
         for node_id, record in job.nodes.items():
             for kind, execution in ((Kind.PREP, record.prep), (Kind.RELEASE, record.release)):
                 if execution is not None and execution.key and not execution.completed:

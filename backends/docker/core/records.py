@@ -27,6 +27,7 @@ from jobprep_release.backends.base import (
     TaskSpec,
     TaskState,
 )
+from jobprep_release.backends.schedules import JobScheduleSpec, JobScheduleState
 
 STATE_VERSION = 1
 
@@ -184,10 +185,24 @@ class TaskRecord:
     run: Execution = field(default_factory=Execution)
     files_removed: bool = False
     history: History = field(default_factory=History)
+    instances: list[InstanceRecord] = field(default_factory=list)
+    """A multi-instance task's instances while placed (`core.multiinstance`): the primary
+    first (its coordination command's run), then the subtasks (ids 1, 2, ...)."""
     tally: TaskTally | None = field(
         default=None, repr=False, compare=False, metadata={"transient": True}
     )
     """The job's counts this task is counted in (`TaskTally`; not saved)."""
+
+
+@dataclass(slots=True)
+class InstanceRecord:
+    """One instance of a multi-instance task on its node: its coordination command's run and
+    its state as List Subtasks reports it (``running`` until the primary ends)."""
+
+    node_id: str
+    run: Execution = field(default_factory=Execution)
+    state: TaskState = TaskState.RUNNING
+    history: History = field(default_factory=History)
 
 
 @dataclass(slots=True)
@@ -224,15 +239,36 @@ class JobRecord:
 
 
 @dataclass(slots=True)
+class ScheduleRecord:
+    """A job schedule (`core.schedules`): the recurrence it is due at, the jobs it made."""
+
+    spec: JobScheduleSpec
+    state: JobScheduleState = JobScheduleState.ACTIVE
+    history: History = field(default_factory=History)
+    next_run: float | None = None
+    """When the next job is due (REST executionInfo.nextRunTime); None: no more are."""
+    last_due: float | None = None
+    """When the last job created was due."""
+    jobs_created: int = 0
+    """Jobs created so far; the next is ``{id}:job-{jobs_created + 1}``."""
+    jobs: list[str] = field(default_factory=list)
+    """The ids of the jobs it created that may still exist (deleted ones are dropped)."""
+    end_time: float | None = None
+
+
+@dataclass(slots=True)
 class ServiceState:
     version: int = STATE_VERSION
     journal_seq: int = 0
     """The last journal entry (`store.Store.append`) this state includes."""
     pools: dict[str, PoolRecord] = field(default_factory=dict)
     jobs: dict[str, JobRecord] = field(default_factory=dict)
+    schedules: dict[str, ScheduleRecord] = field(default_factory=dict)
+    token_secret: str = ""
+    """The key of the tasks' authentication tokens (`core.tokens`); made on first start."""
 
 
-Record = PoolRecord | NodeRecord | JobRecord | TaskRecord
+Record = PoolRecord | NodeRecord | JobRecord | TaskRecord | ScheduleRecord | InstanceRecord
 
 
 def move(record: Record, state: StrEnum, at: float) -> None:

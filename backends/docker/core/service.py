@@ -46,19 +46,24 @@ from jobprep_release.backends.docker.core import (
     deletions,
     environment,
     jobs,
+    multiinstance,
     outcomes,
     pools,
     processes,
     rules,
     scheduler,
+    schedules,
+    tokens,
     views,
 )
 from jobprep_release.backends.docker.core.clock import Clock, SystemClock
 from jobprep_release.backends.docker.core.executor import FileInfo, NodeExecutor, ProcessExit
 from jobprep_release.backends.docker.core.kernel import Core, CoreSettings, Deletion
+from jobprep_release.backends.docker.core.multiinstance import Subtask
 from jobprep_release.backends.docker.core.records import NodeRecord, fill_histories
 from jobprep_release.backends.docker.core.store import Store
 from jobprep_release.backends.errors import BackendError, InvalidRequest, NotFound
+from jobprep_release.backends.schedules import JobSchedule, JobScheduleSpec
 
 
 class BatchService:
@@ -87,6 +92,8 @@ class BatchService:
         processes.replay(core, await core.store.journal())
         self._loaded = True
         fill_histories(core.state, core.now())
+        if tokens.ensure_key(core):
+            await core.persist()  # before any task is given a token signed with it
         async with anyio.create_task_group() as group:
             core.group = group
             await group.start(core.executor.run, self)
@@ -105,6 +112,7 @@ class BatchService:
             group.start_soon(scheduler.sweep, core)
             group.start_soon(self._autoscaler.run)
             autopools.watch_all(core)
+            group.start_soon(schedules.run, core)
             deletions.resume(core)
             core.poke()
             task_status.started()
@@ -357,6 +365,55 @@ class BatchService:
         (ending its tasks, its release tasks, its files) under way when this returns;
         `Deletion.wait` waits for it to end."""
         return await deletions.start_delete_job(self._core, job_id)
+
+    # --- job schedules (`schedules`) ----------------------------------------------------------
+
+    async def create_job_schedule(self, spec: JobScheduleSpec) -> None:
+        """Add Job Schedule; `AlreadyExists` (``JobScheduleExists``)."""
+        await schedules.create(self._core, spec)
+
+    async def list_job_schedules(self) -> list[JobSchedule]:
+        core = self._core
+        return [schedules.view(core, record) for record in core.state.schedules.values()]
+
+    async def get_job_schedule(self, schedule_id: str) -> JobSchedule:
+        """One job schedule; `NotFound` (``JobScheduleNotFound``)."""
+        return schedules.view(self._core, schedules.find(self._core, schedule_id))
+
+    def job_schedule_spec(self, schedule_id: str) -> JobScheduleSpec:
+        return schedules.find(self._core, schedule_id).spec
+
+    async def update_job_schedule(
+        self, schedule_id: str, spec: JobScheduleSpec, *, replace_all: bool
+    ) -> None:
+        """Update (PATCH, `spec` merged by the caller) or Replace (PUT) Job Schedule."""
+        await schedules.update(self._core, schedule_id, spec, replace_all=replace_all)
+
+    async def disable_job_schedule(self, schedule_id: str) -> None:
+        await schedules.disable(self._core, schedule_id)
+
+    async def enable_job_schedule(self, schedule_id: str) -> None:
+        await schedules.enable(self._core, schedule_id)
+
+    async def terminate_job_schedule(self, schedule_id: str) -> None:
+        await schedules.terminate(self._core, schedule_id)
+
+    async def begin_delete_job_schedule(self, schedule_id: str) -> None:
+        await schedules.begin_delete(self._core, schedule_id)
+
+    async def list_schedule_jobs(self, schedule_id: str) -> list[Job]:
+        """List Jobs from Job Schedule; `NotFound` (``JobScheduleNotFound``)."""
+        return [views.job_view(job) for job in schedules.schedule_jobs(self._core, schedule_id)]
+
+    async def list_subtasks(self, job_id: str, task_id: str) -> list[Subtask]:
+        """List Subtasks of a multi-instance task (none for another task); `NotFound`."""
+        core = self._core
+        return multiinstance.subtasks(core.task(core.job(job_id), task_id))
+
+    def task_token_job(self, token: str) -> str | None:
+        """The job a task's authentication token grants access to; None when `token` is not
+        one this service gave a task (`tokens`)."""
+        return tokens.job_of(self._core, token)
 
     # --- specs: what was asked, for an endpoint that shows it ---------------------------------
 

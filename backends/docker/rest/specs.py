@@ -336,10 +336,19 @@ def job_spec(document: Any) -> JobSpec:
 # --- tasks -----------------------------------------------------------------------------------
 
 
+TOKEN_SETTINGS = "authenticationTokenSettings"
+TOKEN_SCOPES = frozenset({"job"})
+"""``AccessScope``: the only value the service knows (REST AuthenticationTokenSettings)."""
+
+
 def task_spec(document: Any, path: str = "") -> TaskSpec:
     """Add Task's body (or, with `path` ``value[i]``, one entry of Add Task Collection) as a
-    `TaskSpec`."""
-    return read_body(
+    `TaskSpec`. ``authenticationTokenSettings`` (api-versions before 2025-06-01, whose model
+    azure-batch 15 lacks) is read here: ``access`` a list of ``job``, else 400."""
+    settings = document.get(TOKEN_SETTINGS) if isinstance(document, Mapping) else None
+    if isinstance(document, Mapping):
+        document = {name: value for name, value in document.items() if name != TOKEN_SETTINGS}
+    spec = read_body(
         models.BatchTaskCreateOptions,
         document,
         requests.task_spec,
@@ -348,6 +357,14 @@ def task_spec(document: Any, path: str = "") -> TaskSpec:
         path,
         check=lambda spec, asked: _resource_files_have_urls(asked, path),
     )
+    if settings is None:
+        return spec
+    where = shapes.join(path, f"{TOKEN_SETTINGS}.access")
+    access = settings.get("access") if isinstance(settings, Mapping) else None
+    scopes = [str(scope).lower() for scope in access] if isinstance(access, list) else None
+    if scopes is None or not set(scopes) <= TOKEN_SCOPES:
+        raise _refusal(PropertyError(where, "the only access scope is job"))
+    return replace(spec, authentication_token_access=tuple(dict.fromkeys(scopes)))
 
 
 # --- the other operations' bodies ------------------------------------------------------------

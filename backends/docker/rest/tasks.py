@@ -136,6 +136,16 @@ async def get_task(request: web.Request) -> web.Response:
     return document(select([task], chosen, render.names(models.BatchTask))[0], etag=task["eTag"])
 
 
+@routes.get("/jobs/{job}/tasks/{task}/subtasksinfo")
+async def list_subtasks(request: web.Request) -> web.Response:
+    """List Subtasks (REST: ``{"value": [BatchSubtask, ...]}``, not paged)."""
+    ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
+    job = await ctx.service.get_job(job_id)
+    base = base_url(request)
+    found = await ctx.service.list_subtasks(job_id, task_id)
+    return document({"value": [render.subtask(base, job.pool_id, item) for item in found]})
+
+
 @routes.post("/jobs/{job}/tasks/{task}/terminate")
 async def terminate_task(request: web.Request) -> web.Response:
     ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
