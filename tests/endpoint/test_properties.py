@@ -332,12 +332,6 @@ POOL_BASE: dict[str, Any] = {
 
 _TASK_HONOURED = {
     "id",
-    "multiInstanceSettings.numberOfInstances",
-    "multiInstanceSettings.coordinationCommandLine",
-    *(
-        f"multiInstanceSettings.commonResourceFiles[0].{name}"
-        for name in ("httpUrl", "filePath", "fileMode")
-    ),
     "userIdentity.username",
     "commandLine",
     "displayName",
