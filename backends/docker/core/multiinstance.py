@@ -106,6 +106,7 @@ def place(
         dict(spec.environment),
         spec.constraints.max_wall_clock_time,
         settings.common_resource_files,
+        spec.container_settings,
     )
     key = spec.id.lower()
     return [
