@@ -12,7 +12,14 @@ settings"). No registry is reachable here: images are the node image, present lo
 
 from __future__ import annotations
 
+import contextlib
+import io
+from collections.abc import Iterator
 from datetime import timedelta
+
+import anyio
+import docker
+import pytest
 
 from jobprep_release.backends.base import (
     ContainerConfiguration,
@@ -29,8 +36,40 @@ IN_IMAGE = TaskContainerSettings(image_name=IMAGE)
 TASKS = "workitems/%s/job-1"
 
 
+MARKED = "jobprep-release-test/containers:marked"
+"""An image built here from the node image, with a file the node image lacks."""
+MARKED_DOCKERFILE = f"""FROM {IMAGE}
+RUN echo marked > /marker
+LABEL jobprep_release.test=containers
+"""
+
+
 def bash(script: str) -> str:
     return f"/bin/bash -c '{script}'"
+
+
+@pytest.fixture
+def marked_image(backend_name: str) -> Iterator[str]:
+    """`MARKED`, built on the local engine (no registry is needed), removed afterwards."""
+    if backend_name == "azure":
+        pytest.skip("the image is built on the local engine; a real pool cannot pull it")
+    client = docker.from_env()
+    try:
+        client.images.build(fileobj=io.BytesIO(MARKED_DOCKERFILE.encode()), tag=MARKED, rm=True)
+        yield MARKED
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(MARKED, force=True)
+        client.close()
+
+
+def task_containers(pool_id: str) -> list[object]:
+    client = docker.from_env()
+    try:
+        labels = [f"jobprep_release.pool={pool_id}", "jobprep_release.role=task"]
+        return list(client.containers.list(all=True, filters={"label": labels}))
+    finally:
+        client.close()
 
 
 async def test_a_container_task_runs_in_its_image_and_shares_the_node_directories(
@@ -122,3 +161,24 @@ async def test_container_settings_on_a_pool_without_container_configuration_fail
         assert run.result is ExecutionResult.FAILURE and run.exit_code is None
         assert run.failure_info is not None
         assert run.failure_info.code == "ContainerPoolNotSupported"
+
+
+async def test_a_container_task_runs_in_an_image_the_node_lacks_and_its_container_goes(
+    open_backend: BackendOpener, marked_image: str
+) -> None:
+    marked = ContainerConfiguration(container_image_names=(marked_image,))
+    async with pool(open_backend, container_configuration=marked) as batch:
+        job = await batch.create_job()
+        settings = TaskContainerSettings(marked_image)
+        await batch.backend.add_tasks(
+            job, [TaskSpec("m1", "cat /marker", container_settings=settings)]
+        )
+        done = (await batch.tasks_settled(job))["m1"]
+        assert done.execution_info.exit_code == 0 and done.node_id is not None
+        path = f"{TASKS % job}/m1/stdout.txt"
+        out = await batch.backend.read_node_file(batch.pool_id, done.node_id, path)
+        assert out.decode() == "marked\n"
+        # the node itself has no /marker: the task did not run there
+        with anyio.fail_after(10):
+            while task_containers(batch.pool_id):
+                await anyio.sleep(0.1)
