@@ -24,9 +24,14 @@ import pytest
 from jobprep_release.backends.base import (
     ContainerConfiguration,
     ExecutionResult,
+    JobPreparationTaskSpec,
+    JobReleaseTaskSpec,
+    JobState,
+    StartTaskSpec,
     TaskConstraints,
     TaskContainerSettings,
     TaskSpec,
+    TaskState,
 )
 from tests.contract.harness import BackendOpener, pool
 
@@ -182,3 +187,28 @@ async def test_a_container_task_runs_in_an_image_the_node_lacks_and_its_containe
         with anyio.fail_after(10):
             while task_containers(batch.pool_id):
                 await anyio.sleep(0.1)
+
+
+async def test_start_preparation_and_release_tasks_run_in_containers_and_terminate_kills(
+    open_backend: BackendOpener,
+) -> None:
+    def append(word: str) -> str:
+        return bash(f'echo {word} >> "$AZ_BATCH_NODE_SHARED_DIR/kinds"')
+
+    start = StartTaskSpec(append("start"), container_settings=IN_IMAGE)
+    async with pool(open_backend, container_configuration=DOCKER, start_task=start) as batch:
+        prep = JobPreparationTaskSpec(append("prep"), container_settings=IN_IMAGE)
+        release = JobReleaseTaskSpec(append("release"), container_settings=IN_IMAGE)
+        job = await batch.create_job(prep, release)
+        long = TaskSpec("long", "sleep 300", container_settings=IN_IMAGE)
+        await batch.backend.add_tasks(job, [long])
+        running = await batch.task_in(job, "long", TaskState.RUNNING)
+        assert running.node_id is not None
+        await batch.backend.terminate_task(job, "long")
+        ended = await batch.task_in(job, "long", TaskState.COMPLETED)
+        failure = ended.execution_info.failure_info
+        assert failure is not None and failure.code == "TaskEnded"
+        await batch.backend.terminate_job(job)
+        await batch.job_in(job, JobState.COMPLETED)
+        kinds = await batch.shared_file(running.node_id, "kinds")
+        assert kinds == "start\nprep\nrelease\n"

@@ -104,12 +104,26 @@ class ContainerTasks:
         self.engine = engine
         self._report = report
         self._watched: set[str] = set()
+        self._live: set[str] = set()
+        self._killed: set[str] = set()
+        """Keys killed before their container was started: it is not started."""
+        """Keys between `run`'s start and their container's end (or failure)."""
 
     async def run(
         self, pool_id: str, node_id: str, node_container: str, key: str, spec: ProcessSpec
     ) -> None:
         """Make, start and watch the container of `spec` (which has a container part) until
         it ends; report started, then exited. Never raises."""
+        self._live.add(key)
+        try:
+            await self._run(pool_id, node_id, node_container, key, spec)
+        finally:
+            self._live.discard(key)
+            self._killed.discard(key)
+
+    async def _run(
+        self, pool_id: str, node_id: str, node_container: str, key: str, spec: ProcessSpec
+    ) -> None:
         container = spec.container
         assert container is not None
         now = time.time()
@@ -128,6 +142,10 @@ class ContainerTasks:
         labels = {POOL_LABEL: pool_id, NODE_LABEL: node_id, ROLE_LABEL: "task", KEY_LABEL: key}
         try:
             created = await self._create(node_container, key, spec, container, options, labels)
+            if key in self._killed:
+                await self.engine.remove_container(created)
+                self._fail(node_id, key, ProcessExit(137, now, time.time()))
+                return
             await self.engine.call(self.engine.api.start, created, what=f"start task {key}")
         except BackendError as exc:
             log.warning("container task could not start", key=key, error=exc.one_line())
@@ -228,7 +246,13 @@ class ContainerTasks:
         self._report(node_id, "started", key, ProcessExit(0, exit.start, exit.start))
         self._report(node_id, "exited", key, exit)
 
+    def runs(self, key: str) -> bool:
+        """Whether `key` is a container process started or watched here, not yet ended."""
+        return key in self._live or key in self._watched
+
     async def kill(self, node_container: str, key: str) -> None:
+        if key in self._live:
+            self._killed.add(key)
         with contextlib.suppress(BackendError):
             await self.engine.call(
                 self.engine.api.kill, f"{node_container}-{key}", what=f"kill {key}"

@@ -215,8 +215,11 @@ class DockerExecutor:
 
     async def kill_process(self, node_id: str, key: str) -> None:
         keeper = self._keepers.get(node_id)
-        if keeper is not None:
+        if keeper is None:
+            return
+        if self._containers.runs(key):
             await self._containers.kill(keeper.name, key)
+        else:
             await keeper.send(simple_command("kill", key))
 
     async def query_processes(self, node_id: str, keys: Sequence[str]) -> None:
