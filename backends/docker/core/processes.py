@@ -232,6 +232,10 @@ def prepare_release(core: Core, job: JobRecord, node_id: str) -> Pending:
 def launch_of(job: JobRecord, flight: InFlight) -> Launch:
     """What `flight` starts, from the job's specs (the same again for a launch sent anew)."""
     spec: TaskSpec | JobPreparationTaskSpec | JobReleaseTaskSpec | None
+    if flight.kind is Kind.INSTANCE:
+        from jobprep_release.backends.docker.core import multiinstance
+
+        return multiinstance.coordination_launch(job.tasks[flight.task_id])
     if flight.kind is Kind.TASK:
         spec = job.tasks[flight.task_id].spec
         wall_clock = spec.constraints.max_wall_clock_time
