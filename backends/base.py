@@ -131,11 +131,42 @@ class UserIdentity:
 
 @dataclass(frozen=True, slots=True)
 class ResourceFile:
-    """A file downloaded into the task's working directory before the task starts."""
+    """Files downloaded into the task's working directory before the task starts, from one
+    source: `http_url` (any URL, a blob's SAS URL included; `file_path` is then the file's
+    name), `storage_container_url` (a container's URL with a SAS granting read and list:
+    every blob whose name starts with `blob_prefix`) or `auto_storage_container_name` (a
+    container of the account's linked storage); for a container, `file_path` is the directory
+    the blobs go to, their names kept below it (REST ResourceFile)."""
 
-    http_url: str
-    file_path: str
+    http_url: str = ""
+    file_path: str = ""
     file_mode: str | None = None
+    storage_container_url: str | None = None
+    auto_storage_container_name: str | None = None
+    blob_prefix: str | None = None
+
+
+class OutputFileUploadCondition(StrEnum):
+    """When output files are uploaded (REST OutputFileUploadCondition)."""
+
+    TASK_SUCCESS = "tasksuccess"
+    TASK_FAILURE = "taskfailure"
+    TASK_COMPLETION = "taskcompletion"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    """Files uploaded to a blob container after the task's process exits (REST OutputFile):
+    those matching `file_pattern` (relative to the working directory; ``*``, ``**``, ``?``,
+    ``[...]``), to `container_url` (SAS with write permission) under `path` (the blob's name
+    for a pattern without wildcards, else a virtual directory), with `upload_headers`
+    (name -> value, sent with each upload)."""
+
+    file_pattern: str
+    container_url: str
+    path: str | None = None
+    upload_condition: OutputFileUploadCondition = OutputFileUploadCondition.TASK_COMPLETION
+    upload_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +261,7 @@ class TaskSpec:
     user_identity: UserIdentity = field(default_factory=UserIdentity)
     required_slots: int = 1
     display_name: str | None = None
+    output_files: Sequence[OutputFile] = ()
 
 
 # --- views: what the service reports ---------------------------------------------------------

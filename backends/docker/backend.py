@@ -77,7 +77,9 @@ class DockerBackend:
             self._store = StateStore(self.settings.state_dir or default_state_dir(), engine_id)
             await anyio.to_thread.run_sync(self._store.acquire)
             core_settings = CoreSettings(
-                account_name=self.settings.account_name, default_image=self.settings.image
+                account_name=self.settings.account_name,
+                default_image=self.settings.image,
+                storage=self.settings.storage,
             )
             executor = DockerExecutor(self._engine)
             self._service = BatchService(executor, self._store, core_settings)

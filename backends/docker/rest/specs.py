@@ -74,15 +74,26 @@ def read_body(
     return spec
 
 
+_SOURCES = ("httpUrl", "storageContainerUrl", "autoStorageContainerName")
+
+
 def _resource_files_have_urls(document: Mapping[str, Any], path: str) -> None:
-    """Every resource file kept has its source and destination (``httpUrl``, ``filePath``)."""
+    """Every resource file kept has exactly one source (``httpUrl``, ``storageContainerUrl``,
+    ``autoStorageContainerName``) and, with ``httpUrl``, its ``filePath``."""
     for name, value in document.items():
         where = shapes.join(path, name)
         if name == "resourceFiles" and isinstance(value, list):
             for index, item in enumerate(value):
-                for required in ("httpUrl", "filePath"):
-                    if not item.get(required):
-                        raise PropertyError(f"{where}[{index}].{required}")
+                given = [source for source in _SOURCES if item.get(source)]
+                if not given:
+                    raise PropertyError(f"{where}[{index}].httpUrl")
+                if len(given) > 1:
+                    raise PropertyError(
+                        f"{where}[{index}].{given[1]}",
+                        f"only one of {', '.join(_SOURCES)} may be specified",
+                    )
+                if item.get("httpUrl") and not item.get("filePath"):
+                    raise PropertyError(f"{where}[{index}].filePath")
         elif isinstance(value, Mapping):
             _resource_files_have_urls(value, where)
 
