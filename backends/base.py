@@ -268,6 +268,25 @@ class TaskSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeLogsRequest:
+    """Upload Batch Service Logs' options: the container (`container_url`, a SAS URL with
+    write permission) and the time range (`end_time` None: until now)."""
+
+    container_url: str
+    start_time: datetime
+    end_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLogsUpload:
+    """What Upload Batch Service Logs answers: the virtual directory the node's log files go
+    to in the container (pool id, node id and a unique id), and how many there are."""
+
+    virtual_directory_name: str
+    number_of_files_uploaded: int
+
+
+@dataclass(frozen=True, slots=True)
 class Pool:
     id: str
     vm_size: str
@@ -488,6 +507,13 @@ class BatchBackend(Protocol):
 
     async def reimage_node(self, pool_id: str, node_id: str) -> None:
         """Start reimaging a node (running tasks are requeued; its disk starts afresh)."""
+        ...
+
+    async def upload_node_logs(
+        self, pool_id: str, node_id: str, request: NodeLogsRequest
+    ) -> NodeLogsUpload:
+        """Upload Batch Service Logs: the node's service log files with an entry in the
+        request's time range to its container. `NotFound` for an unknown pool or node."""
         ...
 
     async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:

@@ -22,6 +22,8 @@ from jobprep_release.backends.base import (
     ComputeNode,
     Job,
     JobSpec,
+    NodeLogsRequest,
+    NodeLogsUpload,
     Pool,
     PoolSpec,
     PrepReleaseStatus,
@@ -174,6 +176,11 @@ class DockerBackend:
 
     async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
         return await self.service.read_node_file(pool_id, node_id, path)
+
+    async def upload_node_logs(
+        self, pool_id: str, node_id: str, request: NodeLogsRequest
+    ) -> NodeLogsUpload:
+        return await self.service.upload_node_logs(pool_id, node_id, request)
 
     async def terminate_job(self, job_id: str, reason: str | None = None) -> None:
         with _atomic():

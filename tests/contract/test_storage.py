@@ -1,11 +1,13 @@
 """Azure Storage on every task kind, against a real Azurite: resource files from blob
 containers (``storageContainerUrl`` with ``blobPrefix``, ``autoStorageContainerName``, a
 blob's SAS ``httpUrl``), their failures by cause, and output files under each upload
-condition (REST ResourceFile, OutputFile; TaskFailureInformationCodes)."""
+condition (REST ResourceFile, OutputFile; TaskFailureInformationCodes), and Upload Batch
+Service Logs."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from jobprep_release.backends.base import (
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     JobState,
+    NodeLogsRequest,
     OutputFile,
     OutputFileUploadCondition,
     ResourceFile,
@@ -24,6 +27,7 @@ from jobprep_release.backends.base import (
     TaskState,
 )
 from jobprep_release.backends.docker.core.storage import LinkedStorage
+from jobprep_release.backends.errors import NotFound
 from tests.contract.harness import BackendOpener, opener, pool
 from tests.contract.test_tasks import bash, stdout
 from tests.storage import Blobs, blobs_on
@@ -205,3 +209,40 @@ async def test_output_file_upload_failure_fails_the_task(
     assert failure_code(task) == "FileUploadAccessDenied"
     assert task.execution_info.retry_count == 0
     assert await blobs.read(container) == {}
+
+
+async def test_upload_batch_service_logs(
+    local_only: None, linked_backend: BackendOpener, blobs: Blobs
+) -> None:
+    container = await blobs.container()
+    url = blobs.url(container, "w")
+    async with pool(linked_backend) as batch:
+        node = batch.node_ids[0]
+        before = datetime.now(UTC) - timedelta(minutes=1)
+        job = await batch.create_job()
+        await batch.backend.add_tasks(job, [TaskSpec("logged", "/bin/true")])
+        await batch.tasks_settled(job)
+        result = await batch.backend.upload_node_logs(
+            batch.pool_id, node, NodeLogsRequest(url, before)
+        )
+        # "built based poolId, nodeId and a unique identifier" (UploadBatchServiceLogsResult),
+        # after a first part (batch-22ECC15FFD102503 in the service's recorded answer)
+        first, pool_part, node_part, unique = result.virtual_directory_name.split("/")
+        assert first.startswith("batch-")
+        assert (pool_part, node_part) == (batch.pool_id, node)
+        assert unique
+        uploaded = await blobs.read(container)
+        assert result.number_of_files_uploaded == len(uploaded) >= 1
+        assert all(name.startswith(result.virtual_directory_name + "/") for name in uploaded)
+        assert any(b"logged" in data for data in uploaded.values())
+        # A range that ends before anything ran on the node holds no log line: nothing goes.
+        early = before - timedelta(days=1)
+        empty = await batch.backend.upload_node_logs(
+            batch.pool_id, node, NodeLogsRequest(url, early, early)
+        )
+        assert empty.number_of_files_uploaded == 0
+        assert empty.virtual_directory_name != result.virtual_directory_name
+        with pytest.raises(NotFound):
+            await batch.backend.upload_node_logs(
+                batch.pool_id, "tvm-0_0-nosuchnode", NodeLogsRequest(url, before)
+            )

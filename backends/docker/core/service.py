@@ -21,6 +21,8 @@ from jobprep_release.backends.base import (
     ComputeNode,
     Job,
     JobSpec,
+    NodeLogsRequest,
+    NodeLogsUpload,
     NodeState,
     Pool,
     PoolSpec,
@@ -33,6 +35,7 @@ from jobprep_release.backends.docker.core import (
     deletions,
     environment,
     jobs,
+    nodelogs,
     outcomes,
     pools,
     processes,
@@ -155,6 +158,11 @@ class BatchService:
 
     async def reimage_node(self, pool_id: str, node_id: str) -> None:
         await pools.reimage_node(self._core, pool_id, node_id)
+
+    async def upload_node_logs(
+        self, pool_id: str, node_id: str, request: NodeLogsRequest
+    ) -> NodeLogsUpload:
+        return await nodelogs.upload(self._core, pool_id, node_id, request)
 
     # --- jobs and tasks ----------------------------------------------------------------------
 

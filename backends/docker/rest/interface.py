@@ -14,6 +14,8 @@ from jobprep_release.backends.base import (
     ComputeNode,
     Job,
     JobSpec,
+    NodeLogsRequest,
+    NodeLogsUpload,
     Pool,
     PoolSpec,
     PrepReleaseStatus,
@@ -69,6 +71,12 @@ class EndpointService(Protocol):
 
     async def reimage_node(self, pool_id: str, node_id: str) -> None:
         """Reimage (running tasks requeued, disk afresh)."""
+        ...
+
+    async def upload_node_logs(
+        self, pool_id: str, node_id: str, request: NodeLogsRequest
+    ) -> NodeLogsUpload:
+        """Upload Batch Service Logs (`BatchBackend.upload_node_logs`)."""
         ...
 
     async def create_job(self, spec: JobSpec) -> None:

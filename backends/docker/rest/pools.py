@@ -1,5 +1,5 @@
 """Routes for pools and their compute nodes: add, get, list, delete, resize; list, get, reboot,
-reimage nodes."""
+reimage nodes, upload their Batch service logs."""
 
 from __future__ import annotations
 
@@ -130,3 +130,16 @@ async def reimage_node(request: web.Request) -> web.Response:
         await _end_tasks_on(ctx, node_id)
     await ctx.service.reimage_node(pool_id, node_id)
     return accepted(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}")
+
+
+@routes.post("/pools/{pool}/nodes/{node}/uploadbatchservicelogs")
+async def upload_node_logs(request: web.Request) -> web.Response:
+    ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
+    asked = specs.logs_upload(await body(request))
+    result = await ctx.service.upload_node_logs(pool_id, node_id, asked)
+    return document(
+        {
+            "virtualDirectoryName": result.virtual_directory_name,
+            "numberOfFilesUploaded": result.number_of_files_uploaded,
+        }
+    )

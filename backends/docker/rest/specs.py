@@ -27,7 +27,13 @@ from azure.batch import models
 from azure.batch._utils.model_base import Model as SdkModel
 from azure.batch.models import _models as sdk_models
 
-from jobprep_release.backends.base import DEFAULT_RESIZE_TIMEOUT, JobSpec, PoolSpec, TaskSpec
+from jobprep_release.backends.base import (
+    DEFAULT_RESIZE_TIMEOUT,
+    JobSpec,
+    NodeLogsRequest,
+    PoolSpec,
+    TaskSpec,
+)
 from jobprep_release.backends.docker.rest.errors import RestError, not_supported
 from jobprep_release.backends.schema import requests, shapes
 from jobprep_release.backends.schema.shapes import PropertyError
@@ -253,6 +259,27 @@ def reboot_option(document: Any) -> str:
         lambda options: _node_option(options.node_reboot_kind),
         lambda kept: sdk_models.BatchNodeRebootOptions(node_reboot_kind=kept or None),
         "Reboot Node",
+    )
+
+
+def _logs_upload(options: Any) -> NodeLogsRequest:
+    if not options.container_url:
+        raise PropertyError("containerUrl")
+    if options.start_time is None:
+        raise PropertyError("startTime")
+    return NodeLogsRequest(options.container_url, options.start_time, options.end_time)
+
+
+def logs_upload(document: Any) -> NodeLogsRequest:
+    """Upload Batch Service Logs' body; an ``identityReference`` is 501."""
+    return read_body(
+        sdk_models.UploadBatchServiceLogsOptions,
+        document,
+        _logs_upload,
+        lambda kept: sdk_models.UploadBatchServiceLogsOptions(
+            container_url=kept.container_url, start_time=kept.start_time, end_time=kept.end_time
+        ),
+        "Upload Batch Service Logs",
     )
 
 

@@ -39,7 +39,6 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("POST", rf"{_NODE}/disablescheduling", "Disable Node Scheduling"),
     ("POST", rf"{_NODE}/enablescheduling", "Enable Node Scheduling"),
     ("GET", rf"{_NODE}/remoteloginsettings", "Get Node Remote Login Settings"),
-    ("POST", rf"{_NODE}/uploadbatchservicelogs", "Upload Node Logs"),
     ("GET", rf"{_NODE}/extensions", "List Node Extensions"),
     ("GET", rf"{_NODE}/extensions/{_ID}", "Get Node Extension"),
     ("DELETE", rf"{_NODE}/files/.+", "Delete Node File"),
