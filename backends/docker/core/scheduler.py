@@ -21,7 +21,7 @@ from jobprep_release.backends.base import (
     PoolState,
     TaskState,
 )
-from jobprep_release.backends.docker.core import environment, processes, rules
+from jobprep_release.backends.docker.core import environment, pools, processes, rules
 from jobprep_release.backends.docker.core.kernel import Core
 from jobprep_release.backends.docker.core.records import (
     Execution,
@@ -65,6 +65,7 @@ async def schedule_pass(core: Core) -> None:
                 pending += assign(core, job, task, node)
     core.refresh_busy()
     await processes.start_all(core, pending)
+    pools.settle_leaving(core)
 
 
 def pending_releases(core: Core, job: JobRecord, pool: PoolRecord) -> list[processes.Pending]:
@@ -107,6 +108,7 @@ async def sweep(core: Core) -> None:
     """Remove task directories whose retention time has passed, until cancelled."""
     while True:
         await core.clock.sleep(core.settings.sweep_interval)
+        pools.check_resize_deadlines(core)
         now = core.now()
         for job in list(core.state.jobs.values()):
             for task in list(job.tasks.values()):
@@ -120,3 +122,4 @@ async def sweep(core: Core) -> None:
                     if core.node_by_id(task.node_id) is not None:
                         await processes.remove_tree(core, task.node_id, directory)
                     core.changed()
+        pools.settle_leaving(core)  # nodes leaving once their tasks' files are gone
