@@ -18,10 +18,12 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import anyio
 
 AZURITE_VERSION = "3.35.0"
 ACCOUNT = "devstoreaccount1"
@@ -45,7 +47,7 @@ def cache_dir() -> Path:
     return Path(base) / "jobprep_release" / "clients"
 
 
-def install() -> Path:
+async def install() -> Path:
     """The ``azurite-blob`` program of the pinned release, installed with npm when missing."""
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
@@ -60,28 +62,82 @@ def install() -> Path:
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
     (where / "package.json").write_text('{"name": "azurite-install", "private": true}\n')
-    result = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", f"azurite@{AZURITE_VERSION}"],
-        cwd=where,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    with anyio.fail_after(900):
+        result = await anyio.run_process(
+            ["npm", "install", "--no-audit", "--no-fund", f"azurite@{AZURITE_VERSION}"],
+            cwd=where,
+            check=False,
+        )
     if result.returncode != 0 or not program.exists():
-        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        tail = (result.stderr or result.stdout).decode(errors="replace").strip().splitlines()
         raise AzuriteUnavailable(
-            f"npm could not install azurite@{AZURITE_VERSION}: {' / '.join(tail)}"
+            f"npm could not install azurite@{AZURITE_VERSION}: {' / '.join(tail[-3:])}"
         )
     (where / DONE).write_text(f"azurite@{AZURITE_VERSION}\n")
     return program
 
 
-def free_port() -> int:
+def arguments(program: Path, host: str, port: int, location: Path) -> list[str]:
+    """The command line of Azurite's blob service on `host`:`port`, data in `location`."""
+    return [
+        str(program),
+        "--blobHost",
+        host,
+        "--blobPort",
+        str(port),
+        "--location",
+        str(location),
+        "--skipApiVersionCheck",
+        "--disableTelemetry",
+        "--silent",
+    ]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextlib.asynccontextmanager
+async def serving(host: str = "127.0.0.1") -> AsyncIterator[Azurite]:
+    """Azurite's blob service on a free port of `host` (an address of this machine: the
+    loopback, or the Docker bridge's gateway so that node containers reach it too), its data in
+    a temporary directory; stopped and removed when the block ends. For the app (`--azurite`)."""
+    program = await install()
+    with tempfile.TemporaryDirectory(prefix="azurite-") as location:
+        port = free_port(host)
+        process = await anyio.open_process(
+            arguments(program, host, port, Path(location)),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            with anyio.fail_after(START_TIMEOUT):
+                while True:
+                    if process.returncode is not None:
+                        raise AzuriteUnavailable(
+                            f"Azurite exited at start with status {process.returncode}"
+                        )
+                    try:
+                        stream = await anyio.connect_tcp(host, port)
+                    except OSError:
+                        await anyio.sleep(0.1)
+                        continue
+                    await stream.aclose()
+                    break
+            yield Azurite(port=port, host=host)
+        finally:
+            with anyio.CancelScope(shield=True):
+                process.terminate()
+                with anyio.move_on_after(10):
+                    await process.wait()
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,26 +187,16 @@ def container_sas_url(
 @contextlib.contextmanager
 def running(location: Path | None = None, port: int | None = None) -> Iterator[Azurite]:
     """Azurite's blob service on 127.0.0.1 (a free port unless `port`), its data in
-    `location` (a temporary directory, removed afterwards, unless given); stopped on exit."""
-    program = install()
+    `location` (a temporary directory, removed afterwards, unless given); stopped on exit.
+    For the tests' session, outside any event loop (`serving` is the app's)."""
+    program = anyio.run(install)
     with contextlib.ExitStack() as stack:
         if location is None:
             location = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="azurite-")))
         chosen = port or free_port()
         log = stack.enter_context((location / "azurite.log").open("wb"))
         process = subprocess.Popen(
-            [
-                str(program),
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                str(chosen),
-                "--location",
-                str(location),
-                "--skipApiVersionCheck",
-                "--disableTelemetry",
-                "--silent",
-            ],
+            arguments(program, "127.0.0.1", chosen, location),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -259,3 +259,13 @@ class DockerBackend:
         with _atomic():
             deletion = await self.service.start_delete_job(job_id)
         await deletion.wait()
+
+
+async def node_reachable_host(docker_host: str | None = None) -> str:
+    """The host's address that node containers reach it at (the engine's bridge gateway): a
+    storage emulator listening there serves both the app and the tasks on nodes."""
+    engine = await Engine.connect(docker_host)
+    try:
+        return await engine.bridge_gateway()
+    finally:
+        await engine.close()

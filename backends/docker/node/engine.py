@@ -207,6 +207,13 @@ class Engine:
         info: dict[str, Any] = await self.call(self._client.info, what="engine info")
         return str(info.get("ID") or info.get("Name") or "default")
 
+    async def bridge_gateway(self) -> str:
+        """The host's address on the engine's default bridge network (where node containers
+        are): a service listening there is reachable from every node."""
+        network = await self.call(self._client.networks.get, "bridge", what="bridge network")
+        configs = network.attrs.get("IPAM", {}).get("Config") or [{}]
+        return str(configs[0].get("Gateway") or "172.17.0.1")
+
     async def has_image(self, image: str) -> bool:
         try:
             await self.call(self._client.images.get, image, what=f"image {image}")
