@@ -8,8 +8,8 @@ absolute pattern must lie under the node root), matched with ``*`` and ``?`` wit
 ``**`` across directories, ``[...]`` classes, and names starting with ``.`` matched only by a
 pattern part starting with ``.``. A pattern without wildcards names one file, uploaded to the
 blob named `path` (else its file name); with wildcards, `path` is a virtual directory and each
-file keeps its path below the pattern's last directory without wildcards. Files are read back
-from the node (`NodeExecutor.read_file`) and written with azure-storage-blob (`storage`).
+file keeps its path below the pattern's last directory without wildcards. Files are streamed
+from the node (`NodeExecutor.stream_file`) to azure-storage-blob (`storage`) as they are sent.
 
 The first failed upload fails the task with ``FileUploadAccessDenied`` or
 ``FileUploadMiscError`` (category ``usererror``). Where the process itself failed, its
@@ -130,7 +130,8 @@ async def upload(
             continue
         try:
             files = await collect(executor, node_id, f"{task_dir}/wd", output)
-            blobs = [(blob, await executor.read_file(node_id, path)) for path, blob in files]
+            # Streamed from the node as they are sent: never a whole file in memory.
+            blobs = [(blob, executor.stream_file(node_id, path)) for path, blob in files]
             await storage.upload_blobs(output.container_url, blobs, dict(output.upload_headers))
         except (storage.UploadFailed, BackendError) as exc:
             failure = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,8 @@ from azure.core.exceptions import (
     ServiceResponseTimeoutError,
 )
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
+
+from jobprep_release.backends.errors import BackendError
 
 DOWNLOAD_TIMEOUT = 60.0
 """Seconds one resource file may take to download before ``BlobDownloadTimedOut``."""
@@ -157,10 +159,13 @@ async def download_container(
 
 
 async def upload_blobs(
-    container_url: str, blobs: list[tuple[str, bytes]], headers: dict[str, str] | None = None
+    container_url: str,
+    blobs: Sequence[tuple[str, bytes | AsyncIterable[bytes]]],
+    headers: dict[str, str] | None = None,
 ) -> None:
-    """Write each (blob name, contents) to the container at `container_url` (a SAS URL with
-    write permission), sending `headers` with each; `UploadFailed` with the service's code."""
+    """Write each (blob name, contents: bytes, or chunks read as they are sent) to the
+    container at `container_url` (a SAS URL with write permission), sending `headers` with
+    each; `UploadFailed` with the service's code."""
     try:
         with anyio.fail_after(UPLOAD_TIMEOUT):
             async with ContainerClient.from_container_url(container_url) as client:
@@ -168,7 +173,7 @@ async def upload_blobs(
                     await client.upload_blob(
                         blob_name, data, overwrite=True, headers=dict(headers or {})
                     )
-    except (AzureError, TimeoutError, ValueError) as exc:
+    except (AzureError, TimeoutError, ValueError, BackendError) as exc:
         raise UploadFailed(f"{_strip(container_url)}: {_describe(exc)}", upload_code(exc)) from exc
 
 
