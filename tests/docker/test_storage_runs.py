@@ -128,3 +128,33 @@ async def test_azure_backend_through_the_endpoint_stages_and_uploads(
 ) -> None:
     async with azure_on_endpoint(state_dir) as backend:
         await check_run(backend, ids, bridge_azurite)
+
+
+async def test_tasks_fail_when_nothing_was_staged(
+    ids: Ids, state_dir: Path, bridge_azurite: azurite.Azurite
+) -> None:
+    """An existing, empty staging container stages nothing: every task says so and fails."""
+    blobs = Blobs(bridge_azurite)
+    empty = await blobs.container()
+    use = storage_use.StorageUse(bridge_azurite.connection_string, stage_container=empty)
+    options = SampleOptions(
+        pool_id=ids.pool, job_id=ids.job, node_count=1, task_count=2, stage_container=empty
+    )
+    try:
+        prepared = await storage_use.prepare(use)
+        assert prepared.staged == []
+        async with DockerBackend(DockerSettings(state_dir=state_dir)) as backend:
+            out = io.StringIO()
+            outcome = await run_sample(backend, Console(Answer.NO, out=out), options, prepared)
+            assert f"stages 0 blobs from container {empty}" in out.getvalue()
+            assert sorted(outcome.failed_tasks) == ["task001", "task002"]
+            stderr = await backend.read_node_file(
+                ids.pool,
+                outcome.tasks[0].node_id or "",
+                f"workitems/{ids.job}/job-1/task001/stderr.txt",
+            )
+            assert b"no staged data" in stderr
+            await backend.delete_job(ids.job)
+            await backend.delete_pool(ids.pool)
+    finally:
+        await blobs.remove_all()
