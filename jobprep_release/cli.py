@@ -340,9 +340,23 @@ def parse(argv: Sequence[str], debug: _Debug | None = None) -> Invocation:
     return Invocation(args=args, options=options, answer=answer)
 
 
+_LOOPBACK = ("127.", "localhost", "[::1]")
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].lower()
+
+
 def _check_storage(args: argparse.Namespace, options: SampleOptions) -> None:
     if options.azurite and not options.uses_storage:
         raise UsageError("--azurite is for --stage-container or --logs-container: give one")
+    if options.azurite and args.backend == "azure":
+        endpoint = args.endpoint or os.environ.get("AZURE_BATCH_ENDPOINT") or ""
+        if not _host(endpoint).startswith(_LOOPBACK):
+            raise UsageError(
+                "--azurite runs the emulator on this machine, which Azure's nodes cannot "
+                "reach: give --storage-connection-string of a storage account instead"
+            )
     if not options.uses_storage or options.azurite:
         return
     if not options.storage_connection_string:
@@ -355,6 +369,16 @@ def _check_storage(args: argparse.Namespace, options: SampleOptions) -> None:
         raise UsageError(
             "the storage connection string has no AccountKey: the app signs the tasks' SAS "
             "URLs with the account key"
+        )
+    parts = dict(
+        part.split("=", 1) for part in options.storage_connection_string.split(";") if "=" in part
+    )
+    blob_endpoint = {name.lower(): value for name, value in parts.items()}.get("blobendpoint", "")
+    if options.logs_container and _host(blob_endpoint).startswith(_LOOPBACK):
+        raise UsageError(
+            f"the release tasks run on nodes, which cannot reach {blob_endpoint}: give an "
+            "address the nodes reach (on docker, the engine's bridge gateway, such as "
+            "172.17.0.1, with the emulator listening there), or --azurite"
         )
 
 

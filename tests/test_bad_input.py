@@ -21,6 +21,10 @@ NO_AZURE_ENV = {
     "AZURE_BATCH_ACCESS_KEY": "",
     "AZURE_STORAGE_CONNECTION_STRING": "",
 }
+LOOPBACK = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+)
 SAS_ONLY = "BlobEndpoint=https://acct.blob.core.windows.net;SharedAccessSignature=sv=2024"
 
 ROWS = [
@@ -39,6 +43,25 @@ ROWS = [
     ("storage: no account", ["--stage-container", "common"], 2, "--storage-connection-string"),
     ("storage: bad container", ["--logs-container", "Logs_1"], 2, "invalid container name"),
     ("storage: --azurite alone", ["--azurite"], 2, "--azurite is for"),
+    (
+        "storage: a loopback emulator the nodes cannot reach",
+        ["--logs-container", "logs", "--storage-connection-string", LOOPBACK],
+        2,
+        "cannot reach http://127.0.0.1:10000/devstoreaccount1",
+    ),
+    (
+        "storage: --azurite for Azure's nodes",
+        [
+            *AZURE,
+            "--endpoint",
+            "https://a.b.batch.azure.com",
+            "--logs-container",
+            "logs",
+            "--azurite",
+        ],
+        2,
+        "Azure's nodes cannot reach",
+    ),
     (
         "storage: no account key",
         ["--logs-container", "logs", "--storage-connection-string", SAS_ONLY],
