@@ -21,6 +21,7 @@ JOB_PREPARATION_TASK_ID = "jobpreparation"
 JOB_RELEASE_TASK_ID = "jobrelease"
 RELEASE_MAX_WALL_CLOCK = timedelta(minutes=15)
 DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=15)
+DEFAULT_AUTO_SCALE_EVALUATION_INTERVAL = timedelta(minutes=15)
 DEFAULT_RETENTION = timedelta(days=7)
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -241,6 +242,11 @@ class PoolSpec:
     metadata: Mapping[str, str] = field(default_factory=dict)
     resize_timeout: timedelta = DEFAULT_RESIZE_TIMEOUT
     enable_inter_node_communication: bool = False
+    enable_auto_scale: bool = False
+    """Autoscale (REST enableAutoScale): the targets come from `auto_scale_formula`, evaluated
+    every `auto_scale_evaluation_interval` (15 minutes when None)."""
+    auto_scale_formula: str | None = None
+    auto_scale_evaluation_interval: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +343,27 @@ class Pool:
     """Errors of the last resize (REST resizeErrors), once the pool is steady again."""
     target_low_priority_nodes: int = 0
     current_low_priority_nodes: int = 0
+    auto_scale_run: AutoScaleRun | None = None
+    """The last autoscale evaluation (REST autoScaleRun); None before the first."""
+
+
+@dataclass(frozen=True, slots=True)
+class AutoScaleRun:
+    """One evaluation of an autoscale formula (REST AutoScaleRun): when, the final value of
+    each variable (``$TargetDedicatedNodes=3;...``), or why it failed (`error`)."""
+
+    timestamp: datetime
+    results: str | None = None
+    error: AutoScaleRunError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AutoScaleRunError:
+    """Why an evaluation failed (REST AutoScaleRunError): code, message, detail values."""
+
+    code: str
+    message: str
+    values: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,6 +521,23 @@ class BatchBackend(Protocol):
 
     async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
         """Start resizing the pool to that many dedicated nodes."""
+        ...
+
+    async def enable_auto_scale(
+        self, pool_id: str, formula: str | None, interval: timedelta | None = None
+    ) -> None:
+        """Enable Autoscale on the pool, or change its formula or evaluation interval (REST
+        Enable Pool Auto Scale); the service evaluates it at once when newly enabled."""
+        ...
+
+    async def evaluate_auto_scale(self, pool_id: str, formula: str) -> AutoScaleRun:
+        """The formula's evaluation on the pool now, not applied (REST Evaluate Pool Auto
+        Scale); `Conflict` unless autoscale is enabled on the pool."""
+        ...
+
+    async def disable_auto_scale(self, pool_id: str) -> None:
+        """Disable Autoscale: the pool keeps its current targets (REST Disable Pool Auto
+        Scale)."""
         ...
 
     async def delete_pool(self, pool_id: str, *, wait: bool = True) -> None:

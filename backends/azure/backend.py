@@ -27,6 +27,7 @@ from jobprep_release.backends.administration import PoolNodeCounts
 from jobprep_release.backends.azure.retry import BoundedRetryPolicy
 from jobprep_release.backends.azure.sdk_errors import Redactor, translate
 from jobprep_release.backends.base import (
+    AutoScaleRun,
     ComputeNode,
     DisableSchedulingOption,
     Job,
@@ -58,6 +59,7 @@ from jobprep_release.backends.schema.requests import (
     wire_value,
 )
 from jobprep_release.backends.schema.results import (
+    auto_scale_run_view,
     job_view,
     node_view,
     pool_node_counts_view,
@@ -69,7 +71,7 @@ from jobprep_release.backends.schema.results import (
 
 MAX_TASKS_PER_REQUEST = 100
 TASK_SELECT = ["id", "state", "executionInfo", "nodeInfo"]
-NODE_SELECT = ["id", "state", "runningTasksCount"]
+NODE_SELECT = ["id", "state", "runningTasksCount", "schedulingState", "isDedicated"]
 JOB_SELECT = ["id", "poolInfo", "state", "executionInfo"]
 DEFAULT_TERMINATE_REASON = "UserTerminate"
 
@@ -207,6 +209,27 @@ class AzureBackend:
             await self._client.begin_resize_pool(
                 pool_id, options, polling_interval=self._lro_poll_interval
             )
+
+    async def enable_auto_scale(
+        self, pool_id: str, formula: str | None, interval: timedelta | None = None
+    ) -> None:
+        options = models.BatchPoolEnableAutoScaleOptions(
+            auto_scale_formula=formula, auto_scale_evaluation_interval=interval
+        )
+        async with self._call(f"enable autoscale on pool {pool_id}"):
+            await self._client.enable_pool_auto_scale(pool_id, options)
+
+    async def evaluate_auto_scale(self, pool_id: str, formula: str) -> AutoScaleRun:
+        options = models.BatchPoolEvaluateAutoScaleOptions(auto_scale_formula=formula)
+        async with self._call(f"evaluate autoscale on pool {pool_id}"):
+            run = await self._client.evaluate_pool_auto_scale(pool_id, options)
+        view = auto_scale_run_view(run)
+        assert view is not None
+        return view
+
+    async def disable_auto_scale(self, pool_id: str) -> None:
+        async with self._call(f"disable autoscale on pool {pool_id}"):
+            await self._client.disable_pool_auto_scale(pool_id)
 
     async def delete_pool(self, pool_id: str, *, wait: bool = True) -> None:
         action = f"delete pool {pool_id}"

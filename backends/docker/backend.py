@@ -21,6 +21,7 @@ import anyio.abc
 
 from jobprep_release.backends.administration import PoolNodeCounts
 from jobprep_release.backends.base import (
+    AutoScaleRun,
     ComputeNode,
     DisableSchedulingOption,
     Job,
@@ -129,6 +130,19 @@ class DockerBackend:
     async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
         with _atomic():
             await self.service.resize_pool(pool_id, target_dedicated_nodes)
+
+    async def enable_auto_scale(
+        self, pool_id: str, formula: str | None, interval: timedelta | None = None
+    ) -> None:
+        with _atomic():
+            await self.service.enable_auto_scale(pool_id, formula, interval)
+
+    async def evaluate_auto_scale(self, pool_id: str, formula: str) -> AutoScaleRun:
+        return await self.service.evaluate_auto_scale(pool_id, formula)
+
+    async def disable_auto_scale(self, pool_id: str) -> None:
+        with _atomic():
+            await self.service.disable_auto_scale(pool_id)
 
     async def delete_pool(self, pool_id: str, *, wait: bool = True) -> None:
         # Deletion is done before this returns, whether or not the caller waits; cancelled

@@ -285,8 +285,14 @@ def pool_create_options(spec: PoolSpec) -> models.BatchPoolCreateOptions:
         resize_timeout=None
         if spec.resize_timeout == DEFAULT_RESIZE_TIMEOUT
         else spec.resize_timeout,
-        target_dedicated_nodes=spec.target_dedicated_nodes,
-        target_low_priority_nodes=spec.target_low_priority_nodes,
+        # an autoscaled pool's targets come from its formula and are not asked for
+        target_dedicated_nodes=None if spec.enable_auto_scale else spec.target_dedicated_nodes,
+        target_low_priority_nodes=None
+        if spec.enable_auto_scale
+        else spec.target_low_priority_nodes,
+        enable_auto_scale=spec.enable_auto_scale or None,
+        auto_scale_formula=spec.auto_scale_formula,
+        auto_scale_evaluation_interval=spec.auto_scale_evaluation_interval,
         enable_inter_node_communication=spec.enable_inter_node_communication or None,
         task_slots_per_node=spec.task_slots_per_node,
         task_scheduling_policy=models.BatchTaskSchedulingPolicy(
@@ -317,6 +323,9 @@ def pool_spec(pool: models.BatchPoolCreateOptions | models.BatchPool) -> PoolSpe
         metadata=metadata(pool.metadata),
         resize_timeout=pool.resize_timeout or DEFAULT_RESIZE_TIMEOUT,
         enable_inter_node_communication=bool(pool.enable_inter_node_communication),
+        enable_auto_scale=bool(pool.enable_auto_scale),
+        auto_scale_formula=pool.auto_scale_formula,
+        auto_scale_evaluation_interval=pool.auto_scale_evaluation_interval,
     )
 
 
@@ -476,6 +485,17 @@ def _at_least(shortest: timedelta) -> Limit:
     return check
 
 
+def _duration_within(shortest: timedelta, longest: timedelta) -> Limit:
+    def check(value: Any) -> str | None:
+        length = parse_duration(value)
+        if length is not None and not shortest <= length <= longest:
+            bounds = f"{format_duration(shortest)} to {format_duration(longest)}"
+            return f"{value} is not from {bounds}"
+        return None
+
+    return check
+
+
 def _longest_text(characters: int) -> Limit:
     def check(value: Any) -> str | None:
         if len(value) > characters:
@@ -500,6 +520,7 @@ def _unique_names(value: Any) -> str | None:
 
 
 _POSITIVE = _at_least(timedelta(seconds=1))
+_EVALUATION_INTERVAL = _duration_within(timedelta(minutes=5), timedelta(hours=168))
 _DISPLAY_NAME = _longest_text(1024)
 _CONSTRAINTS = {"maxTaskRetryCount": _within(-1), "maxWallClockTime": _POSITIVE}
 _TASK_LIMITS = {"id": _id, "displayName": _DISPLAY_NAME, "environmentSettings": _unique_names}
@@ -513,7 +534,9 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "targetDedicatedNodes": _within(0),
         "targetLowPriorityNodes": _within(0),
         "metadata": _unique_names,
+        "autoScaleEvaluationInterval": _EVALUATION_INTERVAL,
     },
+    models.BatchPoolEnableAutoScaleOptions: {"autoScaleEvaluationInterval": _EVALUATION_INTERVAL},
     models.BatchPoolResizeOptions: {
         "resizeTimeout": _at_least(timedelta(minutes=5)),
         "targetDedicatedNodes": _within(0),
@@ -541,7 +564,8 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
 ``InvalidPropertyValue`` naming the property. Source: the Batch REST API reference
 (api-version 2025-06-01): Add Pool (``id`` up to 64 letters, digits, hyphens and underscores;
 ``displayName`` up to 1,024 characters; ``resizeTimeout`` at least 5 minutes;
-``taskSlotsPerNode`` at most 256), Resize Pool, Remove Nodes (``nodeList`` of at most 100
+``taskSlotsPerNode`` at most 256; ``autoScaleEvaluationInterval`` 5 minutes to 168 hours, as
+Enable Pool Auto Scale has it too), Resize Pool, Remove Nodes (``nodeList`` of at most 100
 ids), Add Job (``priority`` -1000 to 1000;
 ``maxParallelTasks`` -1 or more), Add Task (``requiredSlots`` at least 1), the constraints
 (``maxTaskRetryCount`` -1, unlimited, or more; ``maxWallClockTime`` a positive duration) and

@@ -17,6 +17,8 @@ from azure.batch import models
 from jobprep_release.backends.administration import NodeCounts, PoolNodeCounts
 from jobprep_release.backends.base import (
     AllocationState,
+    AutoScaleRun,
+    AutoScaleRunError,
     ComputeNode,
     ErrorCategory,
     ExecutionInfo,
@@ -53,7 +55,6 @@ from jobprep_release.backends.schema.requests import (
 _NODE_STATE_ALIASES = {
     "waitingforstarttask": NodeState.STARTING,
     "starttaskfailed": NodeState.UNUSABLE,
-    "preempted": NodeState.OFFLINE,
 }
 
 ExecutionModel = (
@@ -112,6 +113,7 @@ def pool_view(pool: models.BatchPool) -> Pool:
             NodeFillType, policy.node_fill_type if policy else None, NodeFillType.SPREAD
         ),
         allocation_state_transition_time=pool.allocation_state_transition_time,
+        auto_scale_run=auto_scale_run_view(pool.auto_scale_run),
         **_history_view(pool),
         resize_errors=tuple(
             ResizeError(code=error.code or "", message=error.message or "")
@@ -119,6 +121,39 @@ def pool_view(pool: models.BatchPool) -> Pool:
         ),
         target_low_priority_nodes=pool.target_low_priority_nodes or 0,
         current_low_priority_nodes=pool.current_low_priority_nodes or 0,
+    )
+
+
+def auto_scale_run_view(run: models.AutoScaleRun | None) -> AutoScaleRun | None:
+    if run is None:
+        return None
+    error = run.error
+    return AutoScaleRun(
+        timestamp=run.timestamp,
+        results=run.results,
+        error=None
+        if error is None
+        else AutoScaleRunError(
+            code=error.code or "",
+            message=error.message or "",
+            values=tuple((pair.name or "", pair.value or "") for pair in error.error_values or ()),
+        ),
+    )
+
+
+def auto_scale_run_model(run: AutoScaleRun) -> models.AutoScaleRun:
+    """A run as the service reports it (REST AutoScaleRun: ``error.values`` name/value)."""
+    error = run.error
+    return models.AutoScaleRun(
+        timestamp=run.timestamp,
+        results=run.results,
+        error=None
+        if error is None
+        else models.AutoScaleRunError(
+            code=error.code,
+            message=error.message,
+            error_values=[models.NameValuePair(name=k, value=v) for k, v in error.values] or None,
+        ),
     )
 
 
@@ -142,6 +177,8 @@ def pool_model(view: Pool, spec: PoolSpec) -> models.BatchPool:
         node_fill_type=view.node_fill_type.value
     )
     _set_known(pool, allocation_state_transition_time=view.allocation_state_transition_time)
+    if view.auto_scale_run is not None:
+        pool.auto_scale_run = auto_scale_run_model(view.auto_scale_run)
     _set_history(pool, view)
     return pool
 

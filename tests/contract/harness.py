@@ -145,12 +145,17 @@ async def pool(
     nodes: int = 1,
     slots: int = 1,
     fill: NodeFillType = NodeFillType.PACK,
+    low_priority: int = 0,
 ) -> AsyncIterator[Batch]:
     """A ready pool (every node idle) on a fresh backend connection; all deleted afterwards."""
     pool_id = f"Contract-{uuid.uuid4().hex[:8]}"
     async with open_backend() as backend:
         spec = PoolSpec(
-            id=pool_id, target_dedicated_nodes=nodes, task_slots_per_node=slots, node_fill_type=fill
+            id=pool_id,
+            target_dedicated_nodes=nodes,
+            target_low_priority_nodes=low_priority,
+            task_slots_per_node=slots,
+            node_fill_type=fill,
         )
         await backend.create_pool(spec)
         batch = Batch(backend=backend, pool_id=pool_id, node_ids=[])

@@ -157,11 +157,9 @@ async def test_the_projects_errors_have_the_services_codes(ids: Ids, state_dir: 
 async def test_unemulated_operations_are_named(state_dir: Path) -> None:
     async with endpoint(state_dir) as running, sdk_client(running) as client:
         message = refused(
-            await call(client, "POST", "/pools/p/enableautoscale", body={"autoScaleFormula": "x"}),
-            501,
-            "NotSupported",
+            await call(client, "POST", "/pools/p/nodes/n/deallocate", body={}), 501, "NotSupported"
         )
-        assert "Enable Pool Auto Scale" in message
+        assert "Deallocate Node" in message
         schedule = {
             "id": "schedule",
             "schedule": {"recurrenceInterval": "PT5M"},
@@ -188,9 +186,7 @@ async def test_unemulated_operations_are_named(state_dir: Path) -> None:
         )
         # And through the SDK: a clear error, never a silent success.
         with pytest.raises(HttpResponseError) as raised:
-            await client.enable_pool_auto_scale(
-                "p", models.BatchPoolEnableAutoScaleOptions(auto_scale_formula="$x=1;")
-            )
+            [metrics async for metrics in client.list_pool_usage_metrics()]
         assert raised.value.status_code == 501
         assert raised.value.error is not None and raised.value.error.code == "NotSupported"
 

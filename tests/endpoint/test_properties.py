@@ -467,12 +467,43 @@ def gone_within(served: Served, path: str, seconds: float) -> None:
         time.sleep(0.1)
 
 
+AUTOSCALE = ("enableAutoScale", "autoScaleFormula", "autoScaleEvaluationInterval")
+"""Add Pool's autoscale properties, honoured together only (REST Add Pool: with
+``enableAutoScale`` a formula and no target counts; without it, no formula and no interval)."""
+
+
 @pytest.mark.parametrize("leaf", POOL_LEAVES, ids=lambda leaf: leaf.path)
 def test_add_pool_property(served: Served, leaf: Leaf) -> None:
     pool_id = f"TestPool-{SUFFIX}-{uuid.uuid4().hex[:6]}"
+    if leaf.path in AUTOSCALE:  # alone, each is refused as the service refuses it
+        body, _ = body_with({**POOL_BASE, "id": pool_id}, models.BatchPoolCreateOptions, leaf)
+        status, answer = served.call("POST", "/pools", body)
+        assert status == 400, answer
+        assert answer["code"] in ("MissingRequiredProperty", "InvalidPropertyValue"), answer
+        return
     add_and_check(
         served, leaf, models.BatchPoolCreateOptions, {**POOL_BASE, "id": pool_id}, "/pools"
     )
+
+
+def test_add_pool_autoscale_properties(served: Served) -> None:
+    """Together (and without target counts), the autoscale properties are honoured."""
+    pool_id = f"TestPool-{SUFFIX}-{uuid.uuid4().hex[:6]}"
+    base = {name: value for name, value in POOL_BASE.items() if name != "targetDedicatedNodes"}
+    sent = {
+        "enableAutoScale": True,
+        "autoScaleFormula": "$TargetDedicatedNodes = 0;",
+        "autoScaleEvaluationInterval": "PT6M",
+    }
+    status, answer = served.call("POST", "/pools", {**base, **sent, "id": pool_id})
+    try:
+        assert status == 201, answer
+        got_status, got = served.call("GET", f"/pools/{pool_id}")
+        assert got_status == 200, got
+        assert {name: got.get(name) for name in sent} == sent
+    finally:
+        if status == 201:
+            served.call("DELETE", f"/pools/{pool_id}")
 
 
 @pytest.mark.parametrize("leaf", JOB_LEAVES, ids=lambda leaf: leaf.path)

@@ -122,6 +122,21 @@ class PoolRecord:
     """When the current (or last) resize began: its deadline is this plus `resizeTimeout`."""
     resize_errors: list[ResizeError] = field(default_factory=list)
     """Errors of the last resize (REST resizeErrors)."""
+    autoscale: AutoscaleRecord | None = None
+    """The autoscale schedule and last evaluation, while autoscale is enabled."""
+
+
+@dataclass(slots=True)
+class AutoscaleRecord:
+    """A pool's autoscale evaluations: when the next is due, and the last one (REST
+    autoScaleRun: its time, ``results``, or its error's code, message and ``Message`` detail)."""
+
+    next_evaluation: float
+    run_time: float | None = None
+    results: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    error_detail: str | None = None
 
 
 @dataclass(slots=True)

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from jobprep_release.backends.administration import PoolNodeCounts, count_states
 from jobprep_release.backends.base import (
+    AutoScaleRun,
+    AutoScaleRunError,
     ComputeNode,
     ErrorCategory,
     ExecutionInfo,
@@ -28,6 +30,7 @@ from jobprep_release.backends.base import (
     TaskState,
 )
 from jobprep_release.backends.docker.core.records import (
+    AutoscaleRecord,
     Execution,
     History,
     JobRecord,
@@ -145,6 +148,20 @@ def pool_view(pool: PoolRecord) -> Pool:
         resize_errors=tuple(pool.resize_errors) if pool.allocation_state.value == "steady" else (),
         target_low_priority_nodes=pool.spec.target_low_priority_nodes,
         current_low_priority_nodes=_current(pool, dedicated=False),
+        auto_scale_run=auto_scale_run(pool.autoscale),
+    )
+
+
+def auto_scale_run(record: AutoscaleRecord | None) -> AutoScaleRun | None:
+    """The pool's last autoscale evaluation (REST autoScaleRun); None before the first."""
+    if record is None or record.run_time is None:
+        return None
+    error = None
+    if record.error_code is not None:
+        values = (("Message", record.error_detail),) if record.error_detail else ()
+        error = AutoScaleRunError(record.error_code, record.error_message or "", values)
+    return AutoScaleRun(
+        timestamp=datetime.fromtimestamp(record.run_time, UTC), results=record.results, error=error
     )
 
 

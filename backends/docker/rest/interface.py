@@ -12,6 +12,7 @@ from typing import Protocol
 
 from jobprep_release.backends.administration import NodeAdministration
 from jobprep_release.backends.base import (
+    AutoScaleRun,
     ComputeNode,
     Job,
     JobSpec,
@@ -52,6 +53,21 @@ class EndpointService(NodeAdministration, Protocol):
         self, pool_id: str, target_dedicated_nodes: int, resize_timeout: timedelta | None = None
     ) -> None:
         """Resize Pool (dedicated nodes); `resize_timeout`, when given, becomes the pool's."""
+        ...
+
+    async def enable_auto_scale(
+        self, pool_id: str, formula: str | None, interval: timedelta | None = None
+    ) -> None:
+        """Enable Autoscale, or change its formula or interval; 400
+        ``AutoScalingFormulaSyntaxError``, 409 ``PoolBeingResized``."""
+        ...
+
+    async def disable_auto_scale(self, pool_id: str) -> None:
+        """Disable Autoscale (the targets stay)."""
+        ...
+
+    async def evaluate_auto_scale(self, pool_id: str, formula: str) -> AutoScaleRun:
+        """Evaluate Autoscale: the run, not applied; 409 unless autoscale is enabled."""
         ...
 
     async def begin_delete_pool(self, pool_id: str) -> None:

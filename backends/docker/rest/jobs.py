@@ -64,7 +64,8 @@ async def terminate_job(request: web.Request) -> web.Response:
     ctx, job_id = context(request), request.match_info["job"]
     reason = specs.terminate_reason(await body(request, optional=True))
     await ctx.service.terminate_job(job_id, reason)
-    return accepted(f"{base_url(request)}/jobs/{job_id}")
+    job = await ctx.service.get_job(job_id)  # the ETag and time of the change, as recorded
+    return accepted(f"{base_url(request)}/jobs/{job_id}/terminate", job.etag, job.last_modified)
 
 
 @routes.get("/jobs/{job}/taskcounts")

@@ -146,6 +146,12 @@ def _pool_checks(spec: PoolSpec, asked: Mapping[str, Any]) -> None:
 def pool_spec(document: Any) -> PoolSpec:
     """Add Pool's body as a `PoolSpec`; ``image`` is the Docker image an image id names, else
     None (the endpoint's default node image)."""
+    if isinstance(document, Mapping):
+        try:
+            # before the round trip, which leaves an autoscaled pool's targets out
+            _autoscale_checks(document)
+        except PropertyError as error:
+            raise _refusal(error) from None
     spec = read_body(
         models.BatchPoolCreateOptions,
         document,
@@ -159,6 +165,57 @@ def pool_spec(document: Any) -> PoolSpec:
     if image_id and not image_id.startswith("/"):
         return replace(spec, image=image_id)
     return spec
+
+
+def _autoscale_checks(asked: Mapping[str, Any]) -> None:
+    """Add Pool's autoscale settings as the service validates them (REST Add Pool): with
+    ``enableAutoScale`` a formula is required and the target counts must not be given;
+    without it, neither a formula nor an interval."""
+    if asked.get("enableAutoScale"):
+        if not asked.get("autoScaleFormula"):
+            raise PropertyError("autoScaleFormula")
+        for name in ("targetDedicatedNodes", "targetLowPriorityNodes"):
+            if name in asked:
+                raise PropertyError(name, "not allowed when enableAutoScale is true")
+        return
+    for name in ("autoScaleFormula", "autoScaleEvaluationInterval"):
+        if name in asked:
+            raise PropertyError(name, "allowed only when enableAutoScale is true")
+
+
+@dataclass(frozen=True, slots=True)
+class EnableAutoScale:
+    """Enable Pool Auto Scale's body: a formula and an interval, each None when not given."""
+
+    formula: str | None
+    interval: timedelta | None
+
+
+def enable_auto_scale(document: Any) -> EnableAutoScale:
+    """Enable Pool Auto Scale's body (``autoScaleEvaluationInterval`` 5 minutes to 168 hours)."""
+    return read_body(
+        models.BatchPoolEnableAutoScaleOptions,
+        document,
+        lambda options: EnableAutoScale(
+            options.auto_scale_formula, options.auto_scale_evaluation_interval
+        ),
+        lambda kept: models.BatchPoolEnableAutoScaleOptions(
+            auto_scale_formula=kept.formula, auto_scale_evaluation_interval=kept.interval
+        ),
+        "Enable Pool Auto Scale",
+    )
+
+
+def evaluate_auto_scale(document: Any) -> str:
+    """Evaluate Pool Auto Scale's body: its formula (required)."""
+    formula: str = read_body(
+        models.BatchPoolEvaluateAutoScaleOptions,
+        document,
+        lambda options: options.auto_scale_formula,
+        lambda kept: models.BatchPoolEvaluateAutoScaleOptions(auto_scale_formula=kept),
+        "Evaluate Pool Auto Scale",
+    )
+    return formula
 
 
 # --- jobs ------------------------------------------------------------------------------------

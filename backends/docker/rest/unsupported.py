@@ -1,7 +1,7 @@
 """The answer to every request no route takes: the Batch operation it is, named, and 501.
 
 Operations of the Batch API that the endpoint does not emulate are named after the REST
-reference (``Enable Pool Auto Scale``), so a client learns exactly what is missing; anything that
+reference (``Stop Pool Resize``), so a client learns exactly what is missing; anything that
 is no Batch operation at all is 400 ``InvalidUri``.
 """
 
@@ -25,9 +25,6 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", r"/supportedimages", "List Supported Images"),
     ("PATCH", rf"/pools/{_ID}", "Update Pool"),
     ("POST", rf"/pools/{_ID}/updateproperties", "Replace Pool Properties"),
-    ("POST", rf"/pools/{_ID}/enableautoscale", "Enable Pool Auto Scale"),
-    ("POST", rf"/pools/{_ID}/disableautoscale", "Disable Pool Auto Scale"),
-    ("POST", rf"/pools/{_ID}/evaluateautoscale", "Evaluate Pool Auto Scale"),
     ("POST", rf"{_NODE}/users", "Create Node User"),
     ("PUT", rf"{_NODE}/users/{_ID}", "Replace Node User"),
     ("DELETE", rf"{_NODE}/users/{_ID}", "Delete Node User"),
