@@ -148,6 +148,8 @@ RUN_EXAMPLES = """examples:
     AZURE_BATCH_ACCESS_KEY=... python -m jobprep_release --backend azure
   python -m jobprep_release --backend azure --endpoint http://127.0.0.1:8089 \\
     --account local --key ...              # against `python -m jobprep_release serve`
+  python -m jobprep_release --stage-container common --logs-container joblogs --azurite
+                                            # staged data and uploaded logs, on Azurite
 
 other commands:
   python -m jobprep_release status    the job's preparation and release tasks, per node
@@ -229,18 +231,21 @@ def build_parser() -> argparse.ArgumentParser:
     storage.add_argument(
         "--stage-container",
         type=_container_name,
+        metavar="NAME",
         help="(a) the job preparation task stages this blob container's blobs on each node "
         "(made, with a sample blob, when missing); each task reads them",
     )
     storage.add_argument(
         "--logs-container",
         type=_container_name,
+        metavar="NAME",
         help="(b) each node's release task uploads the node's job log to this container "
         "before deleting it; the uploaded logs are listed at the end",
     )
     storage.add_argument(
         "--storage-connection-string",
         default=os.environ.get(STORAGE_CONNECTION_STRING),
+        metavar="STRING",
         help=f"the storage account of both (default ${STORAGE_CONNECTION_STRING}); with the "
         "account key, which signs the SAS URLs the tasks get",
     )

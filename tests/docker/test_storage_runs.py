@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from jobprep_release import azurite, storage_use
@@ -21,6 +22,7 @@ from jobprep_release.console import Console
 from jobprep_release.flow import SampleOutcome, run_sample
 from jobprep_release.options import Answer, SampleOptions
 from tests.conftest import Ids, run_cli
+from tests.docker.test_output import SCHEMA
 from tests.docker.test_sample import by_node_in_run_order, compare, expected_transcript
 from tests.endpoint.harness import azure_on_endpoint
 from tests.storage import Blobs
@@ -58,6 +60,7 @@ def test_cli_with_azurite_stages_and_uploads(ids: Ids, state_dir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    jsonschema.validate(report, SCHEMA)
     files = {item["nodeId"]: item["text"] for item in report["nodeFiles"] if item["text"]}
     # A container made by the run holds the one sample blob the app puts there.
     assert report["storage"]["staged"] == {"container": STAGE, "blobs": [storage_use.SAMPLE_BLOB]}

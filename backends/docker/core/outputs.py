@@ -133,10 +133,11 @@ async def upload(
             # Streamed from the node as they are sent: never a whole file in memory.
             blobs = [(blob, executor.stream_file(node_id, path)) for path, blob in files]
             await storage.upload_blobs(output.container_url, blobs, dict(output.upload_headers))
-        except (storage.UploadFailed, BackendError) as exc:
-            failure = (
-                exc if isinstance(exc, storage.UploadFailed) else storage.UploadFailed(str(exc))
-            )
+        except storage.UploadFailed as exc:
+            failure = exc
+            break
+        except Exception as exc:  # the service goes on: anything else is a misc error
+            failure = storage.UploadFailed(f"{type(exc).__name__}: {exc}")
             break
         done += [f"{path} -> {blob}" for path, blob in files]
     logs = [
