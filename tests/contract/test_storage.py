@@ -6,6 +6,9 @@ Service Logs."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tracemalloc
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -246,3 +249,30 @@ async def test_upload_batch_service_logs(
             await batch.backend.upload_node_logs(
                 batch.pool_id, "tvm-0_0-nosuchnode", NodeLogsRequest(url, before)
             )
+
+
+async def test_a_large_blob_is_never_held_whole_in_memory(
+    local_only: None, backend_name: str, linked_backend: BackendOpener, blobs: Blobs
+) -> None:
+    """48 MiB staged from a container reaches the node intact, while the service's Python
+    allocations peak far below its size (downloads go through a scratch file)."""
+    if backend_name != "docker":
+        pytest.skip("the service runs in this process on docker: its allocations are traced")
+    data = os.urandom(1 << 20) * 48
+    container = await blobs.container({"big.bin": data})
+    files = [ResourceFile(storage_container_url=blobs.url(container, "rl"))]
+    async with pool(linked_backend) as batch:
+        job = await batch.create_job()
+        tracemalloc.start()
+        try:
+            await batch.backend.add_tasks(
+                job, [TaskSpec("big", "/usr/bin/sha256sum big.bin", resource_files=files)]
+            )
+            tasks = await batch.tasks_settled(job)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        node = tasks["big"].node_id or ""
+        output = await stdout(batch.backend, batch.pool_id, job, "big", node)
+    assert output.split()[0] == hashlib.sha256(data).hexdigest()
+    assert peak < 16 << 20, f"peak {peak >> 20} MiB for a 48 MiB blob"

@@ -112,9 +112,14 @@ async def dispatch(core: Core, item: Pending) -> None:
     elevated = what.identity.elevation_level is ElevationLevel.ADMIN
     try:
         if what.resource_files:
-            fetched = await resources.fetch(what.resource_files, core.settings.storage)
-            files = resources.node_files(working_dir, fetched, elevated=elevated)
-            await core.executor.put_files(flight.node_id, files)
+            await resources.place(
+                core.executor,
+                flight.node_id,
+                working_dir,
+                what.resource_files,
+                core.settings.storage,
+                elevated=elevated,
+            )
         prep = job.spec.preparation
         env = environment.task_environment(
             environment.NodeContext(

@@ -4,14 +4,19 @@ The node image need not have curl: the service fetches each file itself and has 
 place it on the node, with its `fileMode` (default 0770) and owned by the task's user, before
 the task starts. An `httpUrl` is fetched with a plain GET (off the event loop), as any URL
 may be given; a blob container (`storageContainerUrl`, `autoStorageContainerName`) is listed
-and read through azure-storage-blob (`storage`). A failed download completes the task with a
-failure before it runs, as the service does.
+and read through azure-storage-blob (`storage`). Downloads go to a scratch directory on the
+service's machine and are copied to the node from there (`NodeFile.source`), so no file is
+held whole in memory; the scratch directory goes once they are placed. A failed download
+completes the task with a failure before it runs, as the service does.
 """
 
 from __future__ import annotations
 
+import functools
 import posixpath
+import shutil
 import socket
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -20,11 +25,11 @@ import anyio.to_thread
 
 from jobprep_release.backends.base import ResourceFile
 from jobprep_release.backends.docker.core import storage
-from jobprep_release.backends.docker.core.executor import NodeFile
+from jobprep_release.backends.docker.core.executor import NodeExecutor, NodeFile
 from jobprep_release.backends.docker.core.storage import DownloadFailed, LinkedStorage
 from jobprep_release.backends.errors import InvalidRequest
 
-__all__ = ["DownloadFailed", "check_resource_file", "fetch", "node_files"]
+__all__ = ["DownloadFailed", "check_resource_file", "place"]
 
 DEFAULT_FILE_MODE = 0o770
 DOWNLOAD_TIMEOUT = storage.DOWNLOAD_TIMEOUT
@@ -84,53 +89,82 @@ def check_resource_file(file: ResourceFile) -> None:
     check_file_path(file.file_path, directory=not file.http_url)
 
 
-def _download(url: str) -> bytes:
+def _download(url: str, target: str) -> None:
     if not url.startswith(("http://", "https://")):
         raise DownloadFailed(f"{url}: only http and https URLs are supported")
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-            data: bytes = response.read()
-            return data
+        with (
+            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response,
+            open(target, "wb") as out,  # noqa: PTH123 (a plain path string)
+        ):
+            shutil.copyfileobj(response, out)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise DownloadFailed(f"{url}: {exc}", failure_code(exc)) from exc
 
 
 async def fetch(
-    files: Sequence[ResourceFile], linked: LinkedStorage | None = None
-) -> list[tuple[ResourceFile, str, bytes]]:
-    """Download every file: (the resource file, its path relative to the working directory,
-    contents), a container giving one per blob; `DownloadFailed` names the first that fails.
-    Contents are held in memory until placed on the node."""
-    fetched: list[tuple[ResourceFile, str, bytes]] = []
+    files: Sequence[ResourceFile], scratch: str, linked: LinkedStorage | None = None
+) -> list[tuple[ResourceFile, str, str]]:
+    """Download every file into the directory `scratch`: (the resource file, its path relative
+    to the working directory, the local copy), a container giving one per blob;
+    `DownloadFailed` names the first that fails."""
+    fetched: list[tuple[ResourceFile, str, str]] = []
     for file in files:
+        local = posixpath.join(scratch, str(len(fetched)))
         if file.http_url:
-            data = await anyio.to_thread.run_sync(_download, file.http_url)
-            fetched.append((file, check_file_path(file.file_path), data))
+            await anyio.to_thread.run_sync(_download, file.http_url, local)
+            fetched.append((file, check_file_path(file.file_path), local))
             continue
         base = check_file_path(file.file_path, directory=True)
-        blobs = await storage.download_container(
-            file.storage_container_url, file.auto_storage_container_name, file.blob_prefix, linked
+        names = await storage.download_container(
+            file.storage_container_url,
+            file.auto_storage_container_name,
+            file.blob_prefix,
+            linked,
+            lambda index: posixpath.join(scratch, f"{len(fetched)}-{index}"),
         )
-        for name, data in blobs:
+        for name, copy in names:
             try:
                 path = check_file_path(posixpath.join(base, name))
             except InvalidRequest as exc:
                 raise DownloadFailed(f"blob {name!r}: {exc}") from exc
-            fetched.append((file, path, data))
+            fetched.append((file, path, copy))
     return fetched
 
 
 def node_files(
-    working_dir: str, fetched: list[tuple[ResourceFile, str, bytes]], *, elevated: bool
+    working_dir: str, fetched: list[tuple[ResourceFile, str, str]], *, elevated: bool
 ) -> list[NodeFile]:
     """Each file under `working_dir` with its `fileMode` (default 0770), owned by the task's
-    user (root when `elevated`)."""
+    user (root when `elevated`), copied from its local download."""
     return [
         NodeFile(
             path=posixpath.join(working_dir, path),
-            data=data,
+            source=local,
             mode=int(file.file_mode, 8) if file.file_mode else DEFAULT_FILE_MODE,
             elevated=elevated,
         )
-        for file, path, data in fetched
+        for file, path, local in fetched
     ]
+
+
+async def place(
+    executor: NodeExecutor,
+    node_id: str,
+    working_dir: str,
+    files: Sequence[ResourceFile],
+    linked: LinkedStorage | None,
+    *,
+    elevated: bool,
+) -> None:
+    """Download `files` and place them under `working_dir` on the node (any task kind);
+    `DownloadFailed` with the service's code when one cannot be downloaded."""
+    scratch = await anyio.to_thread.run_sync(
+        functools.partial(tempfile.mkdtemp, prefix="jobprep-resources-")
+    )
+    try:
+        fetched = await fetch(files, scratch, linked)
+        await executor.put_files(node_id, node_files(working_dir, fetched, elevated=elevated))
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)

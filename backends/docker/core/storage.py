@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,9 @@ DOWNLOAD_TIMEOUT = 60.0
 UPLOAD_TIMEOUT = 300.0
 """Seconds one upload may take."""
 CONNECTION_STRING_VARIABLE = "AZURE_STORAGE_CONNECTION_STRING"
+CHUNK = 2 << 20
+"""Downloads go in requests of 2 MiB (the library's first is 32 MiB by default), each written
+out before the next: what a download holds in memory is a few of them, whatever the size."""
 
 
 class DownloadFailed(Exception):
@@ -67,10 +70,17 @@ class LinkedStorage:
 
     def service(self) -> BlobServiceClient:
         if self.connection_string:
-            return BlobServiceClient.from_connection_string(self.connection_string)
+            return BlobServiceClient.from_connection_string(
+                self.connection_string, max_single_get_size=CHUNK, max_chunk_get_size=CHUNK
+            )
         if not self.account_url:
             raise ValueError("a linked storage account needs a connection string or a URL")
-        return BlobServiceClient(self.account_url, credential=self.account_key)
+        return BlobServiceClient(
+            self.account_url,
+            credential=self.account_key,
+            max_single_get_size=CHUNK,
+            max_chunk_get_size=CHUNK,
+        )
 
     @classmethod
     def from_environment(cls, environ: Any = os.environ) -> LinkedStorage | None:
@@ -117,7 +127,9 @@ async def container(
 ) -> AsyncIterator[ContainerClient]:
     """A client of the container at `url`, or of `name` in `linked` storage."""
     if url:
-        async with ContainerClient.from_container_url(url) as client:
+        async with ContainerClient.from_container_url(
+            url, max_single_get_size=CHUNK, max_chunk_get_size=CHUNK
+        ) as client:
             yield client
         return
     if linked is None:
@@ -126,33 +138,29 @@ async def container(
         yield service.get_container_client(name or "")
 
 
-async def download_blob(url: str) -> bytes:
-    """The blob at `url` (a SAS URL); `DownloadFailed` with the service's code."""
-    from azure.storage.blob.aio import BlobClient
-
-    try:
-        with anyio.fail_after(DOWNLOAD_TIMEOUT):
-            async with BlobClient.from_blob_url(url) as blob:
-                stream = await blob.download_blob()
-                return await stream.readall()
-    except (AzureError, TimeoutError, ValueError) as exc:
-        raise DownloadFailed(f"{_strip(url)}: {_describe(exc)}", download_code(exc)) from exc
-
-
 async def download_container(
-    url: str | None, name: str | None, prefix: str | None, linked: LinkedStorage | None
-) -> list[tuple[str, bytes]]:
-    """(blob name, contents) of every blob of the container whose name starts with `prefix`,
-    by name; `DownloadFailed` with the service's code."""
+    url: str | None,
+    name: str | None,
+    prefix: str | None,
+    linked: LinkedStorage | None,
+    target: Callable[[int], str],
+) -> list[tuple[str, str]]:
+    """(blob name, local file) of every blob of the container whose name starts with
+    `prefix`, by name, each written chunk by chunk to the file `target(index)` names;
+    `DownloadFailed` with the service's code."""
     where = _strip(url) if url else f"container {name!r}"
-    found: list[tuple[str, bytes]] = []
+    found: list[tuple[str, str]] = []
     try:
         with anyio.fail_after(DOWNLOAD_TIMEOUT):
             async with container(url, name, linked) as client:
                 names = [blob.name async for blob in client.list_blobs(name_starts_with=prefix)]
-                for blob_name in sorted(names):
+                for index, blob_name in enumerate(sorted(names)):
+                    local = target(index)
                     stream = await client.download_blob(blob_name)
-                    found.append((blob_name, await stream.readall()))
+                    async with await anyio.open_file(local, "wb") as out:
+                        async for chunk in stream.chunks():
+                            await out.write(chunk)
+                    found.append((blob_name, local))
     except (AzureError, TimeoutError, ValueError) as exc:
         raise DownloadFailed(f"{where}: {_describe(exc)}", download_code(exc)) from exc
     return found

@@ -315,8 +315,8 @@ class Engine:
                 self._client.api.remove_container, container_id, force=True, what="remove container"
             )
 
-    async def put_archive(self, container_id: str, data: bytes) -> None:
-        """Extract a tar (rooted at `/`) into a container."""
+    async def put_archive(self, container_id: str, data: bytes | IO[bytes]) -> None:
+        """Extract a tar (rooted at `/`; bytes, or a file read as it is sent) into a container."""
         await self.call(self._client.api.put_archive, container_id, "/", data, what="copy files")
 
     async def stat(self, container_id: str, path: str) -> dict[str, Any] | None:
