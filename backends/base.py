@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import TracebackType
@@ -70,6 +70,8 @@ class AllocationState(StrEnum):
 class NodeState(StrEnum):
     CREATING = "creating"
     STARTING = "starting"
+    WAITING_FOR_START_TASK = "waitingforstarttask"
+    START_TASK_FAILED = "starttaskfailed"
     IDLE = "idle"
     RUNNING = "running"
     REBOOTING = "rebooting"
@@ -152,10 +154,27 @@ class OnAllTasksComplete(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class UserIdentity:
-    """An auto-user: pool-scoped non-admin `_azbatch` by default, as on Linux nodes."""
+    """An auto-user: pool-scoped non-admin `_azbatch` by default, as on Linux nodes; or, with
+    `user_name`, one of the pool's user accounts (REST UserIdentity.username; the auto-user's
+    settings then do not apply)."""
 
     elevation_level: ElevationLevel = ElevationLevel.NON_ADMIN
     scope: AutoUserScope = AutoUserScope.POOL
+    user_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserAccount:
+    """A user account the service creates on every node of a pool (REST UserAccount, with its
+    linuxUserConfiguration: `uid` and `gid` chosen by the node when None, `ssh_private_key`
+    for SSH between the pool's nodes)."""
+
+    name: str
+    password: str
+    elevation_level: ElevationLevel = ElevationLevel.NON_ADMIN
+    uid: int | None = None
+    gid: int | None = None
+    ssh_private_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +238,21 @@ class ImageReference:
 
 
 @dataclass(frozen=True, slots=True)
+class StartTaskSpec:
+    """A pool's start task (REST StartTask): run on each node as it joins the pool, and again
+    when it reboots or is reimaged. `max_task_retry_count` 0 (the default) runs it once, -1
+    retries without limit; with `wait_for_success` (the service's default) the node takes no
+    task until it succeeds, and is `starttaskfailed` when it fails for good."""
+
+    command_line: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+    resource_files: Sequence[ResourceFile] = ()
+    user_identity: UserIdentity = field(default_factory=UserIdentity)
+    max_task_retry_count: int = 0
+    wait_for_success: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class PoolSpec:
     """A pool to create. `image` is backend-specific: a Docker image, or an Azure image URN;
     `image_reference`, when given, is the image as the Batch API names it (the azure backend
@@ -242,11 +276,47 @@ class PoolSpec:
     metadata: Mapping[str, str] = field(default_factory=dict)
     resize_timeout: timedelta = DEFAULT_RESIZE_TIMEOUT
     enable_inter_node_communication: bool = False
+    start_task: StartTaskSpec | None = None
+    user_accounts: Sequence[UserAccount] = ()
     enable_auto_scale: bool = False
     """Autoscale (REST enableAutoScale): the targets come from `auto_scale_formula`, evaluated
     every `auto_scale_evaluation_interval` (15 minutes when None)."""
     auto_scale_formula: str | None = None
     auto_scale_evaluation_interval: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUpdate:
+    """Update Pool (REST PATCH ``/pools/{poolId}``): each property given replaces the pool's;
+    None leaves it as it is. A start task given applies on nodes that join the pool or boot
+    afresh from then on (REST BatchPoolUpdateOptions.startTask); `metadata` replaces all of
+    it (an empty mapping removes it). The others (display name, VM size, slots, fill type,
+    image, inter-node communication, user accounts) "can be updated only when the pool is
+    empty"."""
+
+    display_name: str | None = None
+    vm_size: str | None = None
+    enable_inter_node_communication: bool | None = None
+    start_task: StartTaskSpec | None = None
+    metadata: Mapping[str, str] | None = None
+    task_slots_per_node: int | None = None
+    node_fill_type: NodeFillType | None = None
+    image_reference: ImageReference | None = None
+    node_agent_sku_id: str | None = None
+    user_accounts: Sequence[UserAccount] | None = None
+    image: str | None = None
+    """The backend's image for `image_reference` (a Docker image on the local endpoint)."""
+
+    def applied_to(self, spec: PoolSpec) -> PoolSpec:
+        """`spec` with this update's properties in place of its own."""
+        changes = {
+            name: getattr(self, name)
+            for name in self.__slots__
+            if name != "image" and getattr(self, name) is not None
+        }
+        if self.image_reference is not None:
+            changes["image"] = self.image
+        return replace(spec, **changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +436,20 @@ class AutoScaleRunError:
     values: tuple[tuple[str, str], ...] = ()
 
 
+class StartTaskState(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+@dataclass(frozen=True, slots=True)
+class StartTaskInfo:
+    """How the pool's start task ran on a node (REST StartTaskInformation): the latest run
+    since the node last booted."""
+
+    state: StartTaskState
+    execution_info: ExecutionInfo
+
+
 @dataclass(frozen=True, slots=True)
 class ComputeNode:
     id: str
@@ -386,6 +470,11 @@ class ComputeNode:
     (REST totalTasksRun: normal tasks, not preparation or release tasks)."""
     total_tasks_succeeded: int = 0
     """Of those, the ones that succeeded (REST totalTasksSucceeded)."""
+    start_task_info: StartTaskInfo | None = None
+    """The start task's latest run there (None: the pool has none, or it has not started)."""
+    start_task: StartTaskSpec | None = None
+    """The start task that run is of (REST BatchNode.startTask): the pool's when it started,
+    so a start task replaced on the pool shows here from the node's next boot."""
     scheduling_state: SchedulingState = SchedulingState.ENABLED
     is_dedicated: bool = True
     """False for a spot/low-priority node (REST isDedicated)."""
@@ -517,6 +606,21 @@ class BatchBackend(Protocol):
 
     async def get_pool(self, pool_id: str) -> Pool:
         """The pool's current properties; `NotFound` (``PoolNotFound``) when absent."""
+        ...
+
+    async def get_pool_spec(self, pool_id: str) -> PoolSpec:
+        """The pool's settings (its start task, metadata, ...); `NotFound` when absent."""
+        ...
+
+    async def update_pool(self, pool_id: str, update: PoolUpdate) -> None:
+        """Update Pool: the properties `update` gives replace the pool's (a start task applies
+        on nodes that join or boot afresh afterwards)."""
+        ...
+
+    async def replace_pool_properties(
+        self, pool_id: str, start_task: StartTaskSpec | None, metadata: Mapping[str, str]
+    ) -> None:
+        """Replace Pool Properties: the start task (None removes it) and all the metadata."""
         ...
 
     async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -37,7 +37,9 @@ from jobprep_release.backends.base import (
     NodeLogsUpload,
     Pool,
     PoolSpec,
+    PoolUpdate,
     PrepReleaseStatus,
+    StartTaskSpec,
     Task,
     TaskCounts,
     TaskSpec,
@@ -55,6 +57,9 @@ from jobprep_release.backends.schema.requests import (
     job_create_options,
     job_spec,
     pool_create_options,
+    pool_replace_options,
+    pool_spec,
+    pool_update_options,
     task_create_options,
     wire_value,
 )
@@ -71,7 +76,14 @@ from jobprep_release.backends.schema.results import (
 
 MAX_TASKS_PER_REQUEST = 100
 TASK_SELECT = ["id", "state", "executionInfo", "nodeInfo"]
-NODE_SELECT = ["id", "state", "runningTasksCount", "schedulingState", "isDedicated"]
+NODE_SELECT = [
+    "id",
+    "state",
+    "runningTasksCount",
+    "schedulingState",
+    "isDedicated",
+    "startTaskInfo",
+]
 JOB_SELECT = ["id", "poolInfo", "state", "executionInfo"]
 DEFAULT_TERMINATE_REASON = "UserTerminate"
 
@@ -201,6 +213,23 @@ class AzureBackend:
         async with self._call(f"get pool {pool_id}"):
             pool = await self._client.get_pool(pool_id)
         return pool_view(pool)
+
+    async def get_pool_spec(self, pool_id: str) -> PoolSpec:
+        async with self._call(f"get pool {pool_id}"):
+            pool = await self._client.get_pool(pool_id)
+        return pool_spec(pool)
+
+    async def update_pool(self, pool_id: str, update: PoolUpdate) -> None:
+        options = pool_update_options(update)
+        async with self._call(f"update pool {pool_id}"):
+            await self._client.update_pool(pool_id, options)
+
+    async def replace_pool_properties(
+        self, pool_id: str, start_task: StartTaskSpec | None, metadata: Mapping[str, str]
+    ) -> None:
+        options = pool_replace_options(start_task, metadata)
+        async with self._call(f"replace the properties of pool {pool_id}"):
+            await self._client.replace_pool_properties(pool_id, options)
 
     async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
         options = models.BatchPoolResizeOptions(target_dedicated_nodes=target_dedicated_nodes)

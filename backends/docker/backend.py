@@ -12,7 +12,7 @@ asked for is either not begun or carried through by the service.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
 
@@ -31,7 +31,9 @@ from jobprep_release.backends.base import (
     NodeLogsUpload,
     Pool,
     PoolSpec,
+    PoolUpdate,
     PrepReleaseStatus,
+    StartTaskSpec,
     Task,
     TaskCounts,
     TaskSpec,
@@ -126,6 +128,20 @@ class DockerBackend:
 
     async def get_pool(self, pool_id: str) -> Pool:
         return await self.service.get_pool(pool_id)
+
+    async def get_pool_spec(self, pool_id: str) -> PoolSpec:
+        await self.service.get_pool(pool_id)  # adopts a pool known by its labels
+        return self.service.pool_spec(pool_id)
+
+    async def update_pool(self, pool_id: str, update: PoolUpdate) -> None:
+        with _atomic():
+            await self.service.update_pool(pool_id, update)
+
+    async def replace_pool_properties(
+        self, pool_id: str, start_task: StartTaskSpec | None, metadata: Mapping[str, str]
+    ) -> None:
+        with _atomic():
+            await self.service.replace_pool_properties(pool_id, start_task, metadata)
 
     async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
         with _atomic():

@@ -37,6 +37,8 @@ from jobprep_release.backends.base import (
     PrepReleaseTaskState,
     ResizeError,
     SchedulingState,
+    StartTaskInfo,
+    StartTaskState,
     Task,
     TaskCounts,
     TaskSpec,
@@ -47,20 +49,17 @@ from jobprep_release.backends.schema.requests import (
     job_create_options,
     optional_choice,
     pool_create_options,
+    start_task,
+    start_task_spec,
     task_create_options,
     wire_value,
 )
-
-# Node states of the service that the views fold into a neighbour.
-_NODE_STATE_ALIASES = {
-    "waitingforstarttask": NodeState.STARTING,
-    "starttaskfailed": NodeState.UNUSABLE,
-}
 
 ExecutionModel = (
     models.BatchTaskExecutionInfo
     | models.BatchJobPreparationTaskExecutionInfo
     | models.BatchJobReleaseTaskExecutionInfo
+    | models.BatchStartTaskInfo
 )
 
 
@@ -184,10 +183,7 @@ def pool_model(view: Pool, spec: PoolSpec) -> models.BatchPool:
 
 
 def node_view(node: models.BatchNode) -> ComputeNode:
-    raw_state = wire_value(node.state)
-    state = _NODE_STATE_ALIASES.get(raw_state or "") or choice(
-        NodeState, raw_state, NodeState.UNKNOWN
-    )
+    state = choice(NodeState, node.state, NodeState.UNKNOWN)
     return ComputeNode(
         id=node.id or "",
         state=state,
@@ -199,9 +195,31 @@ def node_view(node: models.BatchNode) -> ComputeNode:
         running_task_slots_count=node.running_task_slots_count or 0,
         total_tasks_run=node.total_tasks_run or 0,
         total_tasks_succeeded=node.total_tasks_succeeded or 0,
+        start_task_info=start_task_info_view(node.start_task_info),
+        start_task=start_task_spec(node.start_task),
         scheduling_state=choice(SchedulingState, node.scheduling_state, SchedulingState.ENABLED),
         is_dedicated=node.is_dedicated is not False,
     )
+
+
+def start_task_info_view(info: models.BatchStartTaskInfo | None) -> StartTaskInfo | None:
+    if info is None:
+        return None
+    return StartTaskInfo(
+        state=choice(StartTaskState, info.state, StartTaskState.RUNNING),
+        execution_info=execution_view(info),
+    )
+
+
+def start_task_info_model(info: StartTaskInfo) -> models.BatchStartTaskInfo:
+    """REST StartTaskInformation: `retryCount` always, `lastRetryTime` once retried; no
+    requeue count and no container info (no container runs it here)."""
+    run = info.execution_info
+    model = models.BatchStartTaskInfo(
+        state=info.state.value, retry_count=run.retry_count, **_execution_fields(run)
+    )
+    _set_known(model, last_retry_time=run.last_retry_time)
+    return model
 
 
 def node_model(view: ComputeNode) -> models.BatchNode:
@@ -222,6 +240,10 @@ def node_model(view: ComputeNode) -> models.BatchNode:
         last_boot_time=view.last_boot_time,
         ip_address=view.ip_address,
     )
+    if view.start_task_info is not None:
+        node.start_task_info = start_task_info_model(view.start_task_info)
+    if view.start_task is not None:
+        node.start_task = start_task(view.start_task)
     return node
 
 

@@ -76,12 +76,12 @@ async def test_the_projects_errors_have_the_services_codes(ids: Ids, state_dir: 
                 client,
                 "POST",
                 "/pools",
-                body=pool_body("p2", startTask={"commandLine": "/bin/true"}),
+                body=pool_body("p2", targetNodeCommunicationMode="simplified"),
             ),
             501,
             "NotSupported",
         )
-        assert "startTask" in message
+        assert "targetNodeCommunicationMode" in message
 
         job = {"id": ids.job, "poolInfo": {"poolId": ids.pool}}
         refused(
@@ -168,9 +168,20 @@ async def test_unemulated_operations_are_named(state_dir: Path) -> None:
         assert "Job Schedules" in refused(
             await call(client, "POST", "/jobschedules", body=schedule), 501, "NotSupported"
         )
-        assert "Update Pool" in refused(
-            await call(client, "PATCH", "/pools/p", body={}), 501, "NotSupported"
+        assert "List Node Extensions" in refused(
+            await call(client, "GET", "/pools/p/nodes/n/extensions"), 501, "NotSupported"
         )
+        # Node users and remote login: nodes have no login service; the refusal says what to
+        # use instead (README, "Not emulated").
+        user = {"name": "u", "password": "p"}
+        for method, path, body in (
+            ("POST", "/pools/p/nodes/n/users", user),
+            ("PUT", "/pools/p/nodes/n/users/u", {"password": "p"}),
+            ("DELETE", "/pools/p/nodes/n/users/u", None),
+            ("GET", "/pools/p/nodes/n/remoteloginsettings", None),
+        ):
+            message = refused(await call(client, method, path, body=body), 501, "NotSupported")
+            assert "login service" in message and "userAccounts" in message, message
         assert "Delete Task" in refused(
             await call(client, "DELETE", "/jobs/j/tasks/t"), 501, "NotSupported"
         )

@@ -128,6 +128,11 @@ SOURCE_SIBLINGS: dict[str, dict[str, Any]] = {
 }
 
 
+# A named user (``userIdentity.username``) is one of the pool's user accounts: the module's pool
+# has the account every sample names, and a pool naming it in its start task gets it too.
+ACCOUNTS = [{"name": "sample-username", "password": "sample-password"}]
+
+
 # The service's defaults (REST reference, api-version 2025-06-01) where a value of the type's
 # usual sample (True, an enum's last value) would be the default: a sample equal to the default
 # could not tell a property honoured from one dropped.
@@ -281,7 +286,7 @@ def served(
     client = BatchClient(running.url, credential, retry_total=0, connection_timeout=10)
     server = Served(running, client)
     try:
-        pool = {**POOL_BASE, "id": POOL, "taskSlotsPerNode": 4}
+        pool = {**POOL_BASE, "id": POOL, "taskSlotsPerNode": 4, "userAccounts": ACCOUNTS}
         assert server.call("POST", "/pools", pool)[0] == 201
         assert server.call("POST", "/jobs", {"id": JOB, "poolInfo": {"poolId": POOL}})[0] == 201
         yield server
@@ -309,6 +314,7 @@ POOL_BASE: dict[str, Any] = {
 
 _TASK_HONOURED = {
     "id",
+    "userIdentity.username",
     "commandLine",
     "displayName",
     "requiredSlots",
@@ -352,6 +358,17 @@ HONOURED: dict[type, set[str]] = {
             f"virtualMachineConfiguration.imageReference.{name}"
             for name in ("publisher", "offer", "sku", "version", "virtualMachineImageId")
         ),
+        *(f"startTask.{path}" for path in _PREP_RELEASE if path != "id"),
+        "startTask.userIdentity.username",
+        "startTask.maxTaskRetryCount",
+        *(f"userAccounts[0].{name}" for name in ("name", "password", "elevationLevel")),
+        *(
+            f"userAccounts[0].linuxUserConfiguration.{name}"
+            for name in ("uid", "gid", "sshPrivateKey")
+        ),
+        "startTask.waitForSuccess",
+        "startTask.userIdentity.autoUser.elevationLevel",
+        "startTask.userIdentity.autoUser.scope",
     },
     models.BatchJobCreateOptions: {
         "id",
@@ -369,11 +386,13 @@ HONOURED: dict[type, set[str]] = {
         "jobPreparationTask.constraints.maxTaskRetryCount",
         "jobPreparationTask.constraints.maxWallClockTime",
         "jobPreparationTask.constraints.retentionTime",
+        "jobPreparationTask.userIdentity.username",
         "jobPreparationTask.userIdentity.autoUser.elevationLevel",
         "jobPreparationTask.userIdentity.autoUser.scope",
         *(f"jobReleaseTask.{path}" for path in _PREP_RELEASE),
         "jobReleaseTask.maxWallClockTime",
         "jobReleaseTask.retentionTime",
+        "jobReleaseTask.userIdentity.username",
         "jobReleaseTask.userIdentity.autoUser.elevationLevel",
         "jobReleaseTask.userIdentity.autoUser.scope",
     },
@@ -474,16 +493,16 @@ AUTOSCALE = ("enableAutoScale", "autoScaleFormula", "autoScaleEvaluationInterval
 
 @pytest.mark.parametrize("leaf", POOL_LEAVES, ids=lambda leaf: leaf.path)
 def test_add_pool_property(served: Served, leaf: Leaf) -> None:
-    pool_id = f"TestPool-{SUFFIX}-{uuid.uuid4().hex[:6]}"
+    base = {**POOL_BASE, "id": f"TestPool-{SUFFIX}-{uuid.uuid4().hex[:6]}"}
     if leaf.path in AUTOSCALE:  # alone, each is refused as the service refuses it
-        body, _ = body_with({**POOL_BASE, "id": pool_id}, models.BatchPoolCreateOptions, leaf)
+        body, _ = body_with(base, models.BatchPoolCreateOptions, leaf)
         status, answer = served.call("POST", "/pools", body)
         assert status == 400, answer
         assert answer["code"] in ("MissingRequiredProperty", "InvalidPropertyValue"), answer
         return
-    add_and_check(
-        served, leaf, models.BatchPoolCreateOptions, {**POOL_BASE, "id": pool_id}, "/pools"
-    )
+    if leaf.path == "startTask.userIdentity.username":
+        base["userAccounts"] = ACCOUNTS
+    add_and_check(served, leaf, models.BatchPoolCreateOptions, base, "/pools")
 
 
 def test_add_pool_autoscale_properties(served: Served) -> None:

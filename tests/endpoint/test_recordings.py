@@ -58,8 +58,6 @@ FILES = (
 )
 
 REFUSED_OPERATIONS = {
-    "Replace Pool Properties": "updates of pools are not emulated",
-    "Update Pool": "updates of pools are not emulated",
     "Replace Job": "updates of jobs are not emulated",
     "Update Job": "updates of jobs are not emulated",
     "Disable Job": "disabling jobs is not emulated",
@@ -70,8 +68,6 @@ REFUSED_OPERATIONS = {
 """Operations answered 501 by design, by their REST reference name, and why."""
 
 REFUSED_PROPERTIES = {
-    "userAccounts": "named users are not emulated",
-    "startTask": "start tasks are not emulated",
     "networkConfiguration": "containers have no virtual network or inbound NAT pools",
     "virtualMachineConfiguration.windowsConfiguration": "nodes are Linux containers",
     "virtualMachineConfiguration.dataDisks": "containers have no data disks",

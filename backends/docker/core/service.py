@@ -11,7 +11,7 @@ so a service that crashes between any two steps loses nothing and runs nothing t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
@@ -31,7 +31,9 @@ from jobprep_release.backends.base import (
     NodeState,
     Pool,
     PoolSpec,
+    PoolUpdate,
     PrepReleaseStatus,
+    StartTaskSpec,
     Task,
     TaskCounts,
     TaskSpec,
@@ -143,6 +145,17 @@ class BatchService:
         await pools.create_pool(self._core, unscaled)
         pool = self._core.pool(spec.id)
         await self._autoscaler.begin(pool, formula, interval, restart=True)
+
+    async def update_pool(self, pool_id: str, update: PoolUpdate) -> None:
+        """Update Pool; `InvalidRequest` (``PropertyCannotBeUpdated``) for a property the
+        service changes only on an empty pool, while it has nodes."""
+        await pools.update_pool(self._core, pool_id, update)
+
+    async def replace_pool_properties(
+        self, pool_id: str, start_task: StartTaskSpec | None, metadata: Mapping[str, str]
+    ) -> None:
+        """Replace Pool Properties: the start task (None removes it) and all the metadata."""
+        await pools.replace_pool_properties(self._core, pool_id, start_task, metadata)
 
     async def list_pools(self) -> list[Pool]:
         return [views.pool_view(pool) for pool in self._core.state.pools.values()]

@@ -26,6 +26,8 @@ from jobprep_release.backends.base import (
     PoolState,
     PrepReleaseExecution,
     PrepReleaseTaskState,
+    StartTaskInfo,
+    StartTaskState,
     Task,
     TaskState,
 )
@@ -179,6 +181,8 @@ def node_view(node: NodeRecord, address: str | None = None) -> ComputeNode:
         allocation_time=stamp(node.history.created),
         last_boot_time=stamp(node.last_boot_time),
         ip_address=address,
+        start_task_info=start_task_info(node.start),
+        start_task=node.start_task,
         scheduling_state=node.scheduling,
         is_dedicated=node.dedicated,
     )
@@ -191,3 +195,12 @@ def node_counts(pool: PoolRecord) -> PoolNodeCounts:
         dedicated=count_states(node.state for node in pool.nodes if node.dedicated),
         low_priority=count_states(node.state for node in pool.nodes if not node.dedicated),
     )
+
+
+def start_task_info(run: Execution | None) -> StartTaskInfo | None:
+    """The start task's latest run on a node, once it started (REST StartTaskInformation
+    requires its start time)."""
+    if run is None or (run.start_time is None and not run.completed):
+        return None
+    state = StartTaskState.COMPLETED if run.completed else StartTaskState.RUNNING
+    return StartTaskInfo(state=state, execution_info=execution_info(run))

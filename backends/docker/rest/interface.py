@@ -6,7 +6,7 @@ over the fake one); any other implementation can be served the same way (`app.bu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Protocol
 
@@ -20,7 +20,9 @@ from jobprep_release.backends.base import (
     NodeLogsUpload,
     Pool,
     PoolSpec,
+    PoolUpdate,
     PrepReleaseStatus,
+    StartTaskSpec,
     Task,
     TaskCounts,
     TaskSpec,
@@ -53,6 +55,16 @@ class EndpointService(NodeAdministration, Protocol):
         self, pool_id: str, target_dedicated_nodes: int, resize_timeout: timedelta | None = None
     ) -> None:
         """Resize Pool (dedicated nodes); `resize_timeout`, when given, becomes the pool's."""
+        ...
+
+    async def update_pool(self, pool_id: str, update: PoolUpdate) -> None:
+        """Update Pool: the properties `update` gives replace the pool's."""
+        ...
+
+    async def replace_pool_properties(
+        self, pool_id: str, start_task: StartTaskSpec | None, metadata: Mapping[str, str]
+    ) -> None:
+        """Replace Pool Properties: the start task (None removes it) and all the metadata."""
         ...
 
     async def enable_auto_scale(

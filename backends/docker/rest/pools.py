@@ -1,7 +1,7 @@
-"""Routes for pools and their compute nodes: add, get, list, delete, resize, stop resize, remove
-nodes, node counts; enable, disable and evaluate autoscale; list, get, reboot, reimage nodes,
-disable/enable their scheduling, upload their Batch service logs, and the endpoint's own
-Preempt Node (spot nodes)."""
+"""Routes for pools and their compute nodes: add, update, replace properties, get, list, delete,
+resize, stop resize, remove nodes, node counts; enable, disable and evaluate autoscale; list,
+get, reboot, reimage nodes, disable/enable their scheduling, upload their Batch service logs,
+and the endpoint's own Preempt Node (spot nodes)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,14 @@ from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
-from jobprep_release.backends.docker.rest.replies import accepted, body, created, document, ok
+from jobprep_release.backends.docker.rest.replies import (
+    accepted,
+    body,
+    created,
+    document,
+    ok,
+    updated,
+)
 from jobprep_release.backends.docker.rest.wire import http_date
 from jobprep_release.backends.schema import results, shapes
 
@@ -40,6 +47,27 @@ async def add_pool(request: web.Request) -> web.Response:
         raise _formula_refused(error) from None
     view = await ctx.service.get_pool(spec.id)
     return created(f"{base_url(request)}/pools/{spec.id}", view.etag, view.last_modified)
+
+
+@routes.patch("/pools/{pool}")
+async def update_pool(request: web.Request) -> web.Response:
+    ctx, pool_id = context(request), request.match_info["pool"]
+    update = specs.pool_update(await body(request))
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.update_pool(pool_id, update)
+    pool = await ctx.service.get_pool(pool_id)
+    return updated(200, f"{base_url(request)}/pools/{pool_id}", pool.etag, pool.last_modified)
+
+
+@routes.post("/pools/{pool}/updateproperties")
+async def replace_pool_properties(request: web.Request) -> web.Response:
+    ctx, pool_id = context(request), request.match_info["pool"]
+    start_task, metadata = specs.pool_replacement(await body(request))
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.replace_pool_properties(pool_id, start_task, metadata)
+    pool = await ctx.service.get_pool(pool_id)
+    url = f"{base_url(request)}/pools/{pool_id}/updateproperties"
+    return updated(204, url, pool.etag, pool.last_modified)
 
 
 @routes.get("/pools")

@@ -1,6 +1,7 @@
-"""Request bodies to specs: Add Pool, Add Job, Add Task and every other operation's body (Resize
-Pool, Terminate Job, Reboot and Reimage Node, Add Task Collection, Terminate Task) through
-azure-batch's models (`jobprep_release.backends.schema`), every property either kept or refused.
+"""Request bodies to specs: Add Pool, Add Job, Add Task and every other operation's body (Update
+Pool, Replace Pool Properties, Resize Pool, Terminate Job, Reboot and Reimage Node, Add Task
+Collection, Terminate Task) through azure-batch's models (`jobprep_release.backends.schema`),
+every property either kept or refused.
 
 Each body is checked against its SDK model (400 ``MissingRequiredProperty`` or
 ``InvalidPropertyValue`` naming the property's path), read into a spec by the shared mapping,
@@ -30,10 +31,13 @@ from azure.batch.models import _models as sdk_models
 from jobprep_release.backends.base import (
     DEFAULT_RESIZE_TIMEOUT,
     DisableSchedulingOption,
+    ImageReference,
     JobSpec,
     NodeDeallocationOption,
     NodeLogsRequest,
     PoolSpec,
+    PoolUpdate,
+    StartTaskSpec,
     TaskSpec,
 )
 from jobprep_release.backends.docker.rest.errors import RestError, not_supported
@@ -160,11 +164,49 @@ def pool_spec(document: Any) -> PoolSpec:
         "Add Pool",
         check=_pool_checks,
     )
-    reference = spec.image_reference
+    image = _docker_image(spec.image_reference)
+    return spec if image is None else replace(spec, image=image)
+
+
+def _docker_image(reference: ImageReference | None) -> str | None:
+    """The Docker image an image reference names (an image id that is no Azure resource id)."""
     image_id = reference.virtual_machine_image_id if reference else None
-    if image_id and not image_id.startswith("/"):
-        return replace(spec, image=image_id)
-    return spec
+    return image_id if image_id and not image_id.startswith("/") else None
+
+
+def _update_checks(update: PoolUpdate, asked: Mapping[str, Any]) -> None:
+    reference = update.image_reference
+    image_id = reference.virtual_machine_image_id if reference else None
+    where = "virtualMachineConfiguration.imageReference.virtualMachineImageId"
+    if image_id and image_id.startswith("/") and not _IMAGE_RESOURCE_ID.fullmatch(image_id):
+        raise PropertyError(where, _IMAGE_ID_FORMS)
+    _resource_files_have_urls(asked, "")
+
+
+def pool_update(document: Any) -> PoolUpdate:
+    """Update Pool's body as a `PoolUpdate`; ``image`` as Add Pool's (`pool_spec`)."""
+    update = read_body(
+        models.BatchPoolUpdateOptions,
+        document,
+        requests.pool_update,
+        requests.pool_update_options,
+        "Update Pool",
+        check=_update_checks,
+    )
+    return replace(update, image=_docker_image(update.image_reference))
+
+
+def pool_replacement(document: Any) -> tuple[StartTaskSpec | None, dict[str, str]]:
+    """Replace Pool Properties' body: the start task (None: removed) and all the metadata."""
+    replacement: tuple[StartTaskSpec | None, dict[str, str]] = read_body(
+        models.BatchPoolReplaceOptions,
+        document,
+        requests.pool_replacement,
+        lambda kept: requests.pool_replace_options(*kept),
+        "Replace Pool Properties",
+        check=lambda kept, asked: _resource_files_have_urls(asked, ""),
+    )
+    return replacement
 
 
 def _autoscale_checks(asked: Mapping[str, Any]) -> None:
