@@ -25,6 +25,7 @@ from jobprep_release.backends.base import (
     OutputFile,
     OutputFileUploadCondition,
     ResourceFile,
+    StartTaskSpec,
     Task,
     TaskSpec,
     TaskState,
@@ -276,3 +277,18 @@ async def test_a_large_blob_is_never_held_whole_in_memory(
         output = await stdout(batch.backend, batch.pool_id, job, "big", node)
     assert output.split()[0] == hashlib.sha256(data).hexdigest()
     assert peak < 16 << 20, f"peak {peak >> 20} MiB for a 48 MiB blob"
+
+
+async def test_a_start_task_gets_a_containers_blobs(
+    local_only: None, linked_backend: BackendOpener, blobs: Blobs
+) -> None:
+    """The start task's resource files come from a container too, into ``startup/wd``."""
+    container = await blobs.container({"tools/setup.sh": b"echo set up from a blob\n"})
+    files = [ResourceFile(storage_container_url=blobs.url(container, "rl"), file_mode="0750")]
+    start_task = StartTaskSpec(
+        bash("stat -c %a tools/setup.sh; bash tools/setup.sh"), resource_files=files
+    )
+    async with pool(linked_backend, start_task=start_task) as batch:
+        (node_id,) = batch.node_ids
+        out = await batch.backend.read_node_file(batch.pool_id, node_id, "startup/stdout.txt")
+    assert out.decode().splitlines() == ["750", "set up from a blob"]
