@@ -47,15 +47,25 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
         with interrupts.scope:
             outcomes.append(await run_sample(backend, console, invocation.options, storage))
 
-    async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(backend)
-        storage = await _storage(invocation, stack)
-        async with anyio.create_task_group() as group:
-            group.start_soon(sample)
-        if interrupts.signalled or not outcomes:
-            message = await tidy(backend, invocation.options, invocation.answer)
-            print(message, file=sys.stderr)
-            return EXIT_INTERRUPTED
+    # Opening may wait (for the docker backend's state, held by another run): the first
+    # signal stops that wait too, and nothing was created then. Once open (and the storage
+    # the run asks for ready), the guard is dropped: signals go to the sample's own scope.
+    opened = False
+    with interrupts.guard() as opening:
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(backend)
+            storage = await _storage(invocation, stack)
+            opened = True
+            interrupts.drop(opening)
+            async with anyio.create_task_group() as group:
+                group.start_soon(sample)
+            if interrupts.signalled or not outcomes:
+                message = await tidy(backend, invocation.options, invocation.answer)
+                print(message, file=sys.stderr)
+                return EXIT_INTERRUPTED
+    if not opened:
+        print("interrupted; nothing was created", file=sys.stderr)
+        return EXIT_INTERRUPTED
     (outcome,) = outcomes
     if args.json:
         print(report.render(report.build(args.backend, invocation.options, outcome)))

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 from jobprep_release.backends.base import (
     RELEASE_MAX_WALL_CLOCK,
-    ExecutionResult,
     JobSpec,
     JobState,
     PrepReleaseStatus,
@@ -50,8 +49,11 @@ _NOT_ACTIVE_CODES = {
 }
 
 
-async def create_job(core: Core, spec: JobSpec) -> None:
-    check_id("job", spec.id)
+async def create_job(core: Core, spec: JobSpec, *, scheduled: bool = False) -> None:
+    """Add Job; `scheduled`: a job schedule's, whose id (``{scheduleId}:job-{n}``) is the
+    service's own form, not one a client may give."""
+    if not scheduled:
+        check_id("job", spec.id)
     existing = core.state.jobs.get(spec.id.lower())
     if existing is not None:
         rules.refuse_if_deleting(existing)
@@ -107,12 +109,8 @@ async def add_tasks(core: Core, job_id: str, tasks: Sequence[TaskSpec]) -> None:
 
 
 def task_counts(core: Core, job_id: str) -> TaskCounts:
-    counts = dict.fromkeys(TaskState, 0)
-    succeeded = 0
-    for task in core.job(job_id).tasks.values():
-        counts[task.state] += 1
-        if task.state is TaskState.COMPLETED and task.run.result is ExecutionResult.SUCCESS:
-            succeeded += 1
+    tally = core.index.tally(core.job(job_id))  # kept by `move`: no scan of the tasks
+    counts, succeeded = tally.counts, len(tally.succeeded)
     completed = counts[TaskState.COMPLETED]
     return TaskCounts(
         active=counts[TaskState.ACTIVE],
@@ -185,6 +183,10 @@ async def end_task(core: Core, task: TaskRecord, message: str) -> None:
     core.count_completion(task)
     move(task, TaskState.COMPLETED, now)
     touch(task, now)
+    if task.instances:  # a multi-instance task's subtasks end with it
+        from jobprep_release.backends.docker.core import multiinstance
+
+        multiinstance.after_primary(core, task, now)
     core.refresh_busy()
 
 

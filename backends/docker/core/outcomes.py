@@ -41,6 +41,8 @@ WALL_CLOCK_SLACK = 0.99
 def execution(job: JobRecord, flight: InFlight) -> Execution:
     if flight.kind is Kind.TASK:
         return job.tasks[flight.task_id].run
+    if flight.kind is Kind.INSTANCE:
+        return job.tasks[flight.task_id].instances[flight.instance].run
     record = job.nodes[flight.node_id]
     run = record.prep if flight.kind is Kind.PREP else record.release
     assert run is not None
@@ -91,6 +93,14 @@ def on_exit(
         if task.state is TaskState.RUNNING:
             task.history.state_time = started
         _on_task_exit(core, job, task, end)
+        if task.instances:
+            from jobprep_release.backends.docker.core import multiinstance
+
+            multiinstance.after_primary(core, task, end)
+    elif flight.kind is Kind.INSTANCE:
+        from jobprep_release.backends.docker.core import multiinstance
+
+        multiinstance.on_exit(core, job, flight, end)
     elif flight.kind is Kind.PREP:
         _on_prep_exit(core, job, flight.node_id)
     else:
@@ -159,6 +169,12 @@ def _wall_clock_expired(job: JobRecord, flight: InFlight, start: float, end: flo
     elif flight.kind is Kind.RELEASE and job.spec.release is not None:
         limit = min(job.spec.release.max_wall_clock_time, RELEASE_MAX_WALL_CLOCK)
     return limit is not None and end - start >= limit.total_seconds() * WALL_CLOCK_SLACK
+
+
+def task_exited(core: Core, job: JobRecord, task: TaskRecord, end: float) -> None:
+    """`task`'s run is recorded as ended: retry it or complete it (a multi-instance task
+    whose coordination command failed comes here too)."""
+    _on_task_exit(core, job, task, end)
 
 
 def _on_task_exit(core: Core, job: JobRecord, task: TaskRecord, end: float) -> None:
@@ -267,9 +283,17 @@ def on_lost(core: Core, key: str, flight: InFlight) -> None:
             release.key = None
             release.start_time = None
         maybe_complete(core, job)
+    elif flight.kind is Kind.INSTANCE:
+        from jobprep_release.backends.docker.core import multiinstance
+
+        multiinstance.on_lost(core, job, flight)
     else:
         if flight.kind is Kind.TASK:
             task = job.tasks[flight.task_id]
+            if task.instances:
+                from jobprep_release.backends.docker.core import multiinstance
+
+                multiinstance.dropped(core, task)
             move(task, TaskState.ACTIVE, now)
             task.node_id = None
             task.run.requeue_count += 1
@@ -291,6 +315,9 @@ def lose_node_work(core: Core, node_id: str) -> None:
     for key, flight in list(core.in_flight.items()):
         if flight.node_id == node_id:
             on_lost(core, key, flight)
+    from jobprep_release.backends.docker.core import multiinstance
+
+    multiinstance.node_lost(core, node_id)
 
 
 def maybe_complete(core: Core, job: JobRecord) -> None:

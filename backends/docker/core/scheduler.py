@@ -21,7 +21,13 @@ from jobprep_release.backends.base import (
     PoolState,
     TaskState,
 )
-from jobprep_release.backends.docker.core import environment, pools, processes, rules
+from jobprep_release.backends.docker.core import (
+    environment,
+    multiinstance,
+    pools,
+    processes,
+    rules,
+)
 from jobprep_release.backends.docker.core.kernel import Core
 from jobprep_release.backends.docker.core.records import (
     Execution,
@@ -59,6 +65,9 @@ async def schedule_pass(core: Core) -> None:
             if not rules.has_room(pool, used):
                 break
             if task.state is not TaskState.ACTIVE:
+                continue
+            if task.spec.multi_instance is not None:
+                pending += multiinstance.place(core, job, pool, task, used)
                 continue
             node = rules.pick_node(pool, job, task, used)
             if node is not None:

@@ -116,7 +116,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     job = ctx.service.job_spec(job_id)
     spec = ctx.service.task_spec
     listing = Listing(
-        await ctx.service.list_tasks(job_id),
+        await ctx.service.task_views(job_id),
         render=lambda view: render.task(
             base, job.id, job.pool_id, view, spec(job_id, view.id), job.max_task_retry_count
         ),
@@ -134,6 +134,16 @@ async def get_task(request: web.Request) -> web.Response:
     task = _task_json(ctx, base_url(request), job_id, view)
     chosen = Query(request.path, request.query).select
     return document(select([task], chosen, render.names(models.BatchTask))[0], etag=task["eTag"])
+
+
+@routes.get("/jobs/{job}/tasks/{task}/subtasksinfo")
+async def list_subtasks(request: web.Request) -> web.Response:
+    """List Subtasks (REST: ``{"value": [BatchSubtask, ...]}``, not paged)."""
+    ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
+    job = await ctx.service.get_job(job_id)
+    base = base_url(request)
+    found = await ctx.service.list_subtasks(job_id, task_id)
+    return document({"value": [render.subtask(base, job.pool_id, item) for item in found]})
 
 
 @routes.post("/jobs/{job}/tasks/{task}/terminate")
