@@ -183,9 +183,14 @@ async def launch(
     elevated = user is None and what.identity.elevation_level is ElevationLevel.ADMIN
     try:
         if what.resource_files:
-            fetched = await resources.fetch(what.resource_files)
-            files = resources.node_files(files_dir or working_dir, fetched, elevated=elevated)
-            await core.executor.put_files(flight.node_id, files)
+            await resources.place(
+                core.executor,
+                flight.node_id,
+                files_dir or working_dir,
+                what.resource_files,
+                core.settings.storage,
+                elevated=elevated,
+            )
         spec = ProcessSpec(
             argv=tuple(argv),
             environment=env,
