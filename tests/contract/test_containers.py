@@ -77,6 +77,14 @@ def task_containers(pool_id: str) -> list[object]:
         client.close()
 
 
+async def no_task_containers(pool_id: str) -> None:
+    """Wait (10 s at most) until no task container of the pool is left: each is removed just
+    after its exit is reported."""
+    with anyio.fail_after(10):
+        while task_containers(pool_id):
+            await anyio.sleep(0.1)
+
+
 async def test_a_container_task_runs_in_its_image_and_shares_the_node_directories(
     open_backend: BackendOpener,
 ) -> None:
@@ -184,9 +192,7 @@ async def test_a_container_task_runs_in_an_image_the_node_lacks_and_its_containe
         out = await batch.backend.read_node_file(batch.pool_id, done.node_id, path)
         assert out.decode() == "marked\n"
         # the node itself has no /marker: the task did not run there
-        with anyio.fail_after(10):
-            while task_containers(batch.pool_id):
-                await anyio.sleep(0.1)
+        await no_task_containers(batch.pool_id)
 
 
 async def test_start_preparation_and_release_tasks_run_in_containers_and_terminate_kills(
@@ -212,3 +218,22 @@ async def test_start_preparation_and_release_tasks_run_in_containers_and_termina
         await batch.job_in(job, JobState.COMPLETED)
         kinds = await batch.shared_file(running.node_id, "kinds")
         assert kinds == "start\nprep\nrelease\n"
+
+
+async def test_a_reboot_ends_a_container_task_and_it_runs_again(
+    open_backend: BackendOpener, backend_name: str
+) -> None:
+    async with pool(open_backend, container_configuration=DOCKER) as batch:
+        job = await batch.create_job()
+        count = bash('echo run >> "$AZ_BATCH_NODE_SHARED_DIR/runs"; sleep 3')
+        await batch.backend.add_tasks(job, [TaskSpec("t", count, container_settings=IN_IMAGE)])
+        running = await batch.task_in(job, "t", TaskState.RUNNING)
+        assert running.node_id is not None
+        await anyio.sleep(1)  # the first run has written its line
+        await batch.backend.reboot_node(batch.pool_id, running.node_id)
+        done = (await batch.tasks_settled(job))["t"]
+        assert done.execution_info.exit_code == 0
+        assert done.execution_info.requeue_count == 1
+        assert await batch.shared_file(running.node_id, "runs") == "run\nrun\n"
+        if backend_name != "azure":
+            await no_task_containers(batch.pool_id)

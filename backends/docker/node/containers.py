@@ -34,7 +34,7 @@ from jobprep_release.backends.docker.core.executor import (
     ProcessSpec,
 )
 from jobprep_release.backends.docker.node.engine import NODE_LABEL, POOL_LABEL, ROLE_LABEL, Engine
-from jobprep_release.backends.errors import BackendError
+from jobprep_release.backends.errors import BackendError, NotFound
 
 log = structlog.get_logger("jobprep_release.docker")
 
@@ -219,6 +219,8 @@ class ContainerTasks:
                     state = await self.engine.call(
                         self.engine.api.inspect_container, container_id, what=f"inspect {key}"
                     )
+                except NotFound:
+                    return  # removed with its node (reboot, reimage, removal): lost with it
                 except BackendError:
                     await anyio.sleep(POLL_SECONDS)
                     continue
@@ -257,6 +259,13 @@ class ContainerTasks:
             await self.engine.call(
                 self.engine.api.kill, f"{node_container}-{key}", what=f"kill {key}"
             )
+
+    async def remove_on_node(self, node_id: str) -> None:
+        """Remove the node's task containers: what ran beside it goes with it (a reboot, a
+        reimage or its removal), as processes on the node do."""
+        rows = await self.engine.list_containers({NODE_LABEL: node_id, ROLE_LABEL: "task"})
+        for row in rows:
+            await self.engine.remove_container(row.id)
 
     async def find(self, pool_id: str, keys: Sequence[str]) -> dict[str, str]:
         """The task containers of `pool_id` running one of `keys`: key -> container id."""

@@ -180,6 +180,7 @@ class DockerExecutor:
 
     async def remove_node(self, node: NodeSetup) -> None:
         keeper = self._keepers.pop(node.node_id, None) or NodeKeeper(self.engine, node, self)
+        await self._containers.remove_on_node(node.node_id)
         await keeper.remove()
 
     def _keeper(self, node_id: str) -> NodeKeeper:
@@ -189,10 +190,14 @@ class DockerExecutor:
         return keeper
 
     async def reboot_node(self, node_id: str) -> None:
-        await self._keeper(node_id).reboot()
+        keeper = self._keeper(node_id)
+        await self._containers.remove_on_node(node_id)
+        await keeper.reboot()
 
     async def reimage_node(self, node_id: str) -> None:
-        await self._keeper(node_id).reimage()
+        keeper = self._keeper(node_id)
+        await self._containers.remove_on_node(node_id)
+        await keeper.reimage()
 
     def node_address(self, node_id: str) -> str | None:
         keeper = self._keepers.get(node_id)
