@@ -163,7 +163,7 @@ class FakeExecutor:
         self.nodes: dict[str, FakeNode] = {}
         self.removed_trees: list[tuple[str, str]] = []
         self.images: set[str] | None = None
-        """Images `check_image` accepts (None: any)."""
+        """Images `check_image` accepts, and container processes find (None: any)."""
         self.hold_hello = False
         self.hold_creation = False
         """New nodes stay ``creating`` until `release_creation` (a slow allocation)."""

@@ -5,10 +5,9 @@ The container is made from the task's image with the node's volume mounted at ``
 (the node's task directories at the same paths, as the service maps ``AZ_BATCH_NODE_ROOT_DIR``
 into the container), in the node's network namespace, with exactly the task's environment. A
 small ``/bin/sh`` wrapper makes the task's directories, then execs the command line with stdout
-and stderr in the task's files (so the image needs ``/bin/sh``, as every Linux image the
-service's container pools run has). The container's state is read every `POLL_SECONDS` through
-the engine's `CapacityLimiter` (no thread waits on it); past its wall clock it is killed; its
-exit is reported like any process's, then the container is removed.
+and stderr in the task's files (so the image needs ``/bin/sh``). The container's state is read
+every `POLL_SECONDS` through the engine's `CapacityLimiter` (no thread waits on it); past its
+wall clock it is killed; its exit is reported like any process's, then the container is removed.
 
 Run options (``containerRunOptions``) honoured: ``-e``/``--env``, ``-u``/``--user``,
 ``-w``/``--workdir``, ``-l``/``--label``, ``--rm`` (always so here); any other is the task's
@@ -42,8 +41,6 @@ KEY_LABEL = "jobprep_release.key"
 """The launch key a task container runs (its role is ``task``)."""
 POLL_SECONDS = 0.25
 MOUNT_POINT = "/mnt/batch"
-TASK_USER = "1000:1000"
-"""The node's non-admin task user `_azbatch` (uid and gid 1000, `agent.AGENT_SCRIPT`)."""
 
 WRAPPER = (
     'mkdir -p "$JOBPREP_TASK_DIR" "$JOBPREP_WD" 2>/dev/null; '
