@@ -281,12 +281,6 @@ async def test_the_service_refusals() -> None:
             raise AssertionError("a missing schedule was found")
         stats = await call(svc.batch, "GET", "/jobschedules/dup", params={"$expand": "stats"})
         assert stats.status == 501
-        auto = job_schedule("auto")
-        auto["jobSpecification"]["poolInfo"] = {
-            "autoPoolSpecification": {"poolLifetimeOption": "jobschedule", "pool": {"vmSize": "a"}}
-        }
-        refused = await call(svc.batch, "POST", "/jobschedules", body=auto)
-        assert (refused.status, refused.json()["code"]) == (501, "NotSupported")
 
 
 async def test_conditional_headers_on_a_schedule() -> None:
@@ -331,3 +325,56 @@ async def test_a_schedule_carries_on_after_the_service_restarts() -> None:
         assert ids == ["kept:job-1", "kept:job-2"]
         found = await core.service.get_job_schedule("kept")
         assert found.recent_job_id == "kept:job-2"
+
+
+def auto_pool_schedule(schedule_id: str, lifetime: str) -> dict[str, Any]:
+    body = job_schedule(schedule_id, on_complete="terminatejob", recurrenceInterval="PT5M")
+    body["jobSpecification"]["poolInfo"] = {
+        "autoPoolSpecification": {
+            "autoPoolIdPrefix": "sched",
+            "poolLifetimeOption": lifetime,
+            "pool": {"vmSize": "standard_d2_v2", "virtualMachineConfiguration": IMAGE},
+        }
+    }
+    return body
+
+
+async def pools_of(svc: Service, schedule_id: str) -> list[str]:
+    found = []
+    for job_id in await svc.job_ids(schedule_id):
+        job = await svc.batch.get_job(job_id)
+        assert job.execution_info is not None
+        found.append(str(job.execution_info.pool_id))
+    return found
+
+
+async def pool_ids(svc: Service) -> set[str]:
+    return {str(pool.id) async for pool in svc.batch.list_pools()} - {"pool1"}
+
+
+async def test_an_auto_pool_for_the_schedule_lives_as_long_as_it() -> None:
+    """BatchPoolLifetimeOption jobschedule: the pool is made with the schedule's first job,
+    its jobs all run there, and it goes when the schedule ends."""
+    async with service() as svc:
+        assert await add(svc, auto_pool_schedule("shared", "jobschedule")) == 201
+        await svc.advance(5 * MINUTE)
+        pools = await pools_of(svc, "shared")
+        assert len(pools) == 2 and pools[0] == pools[1] and pools[0].startswith("sched_")
+        assert await pool_ids(svc) == {pools[0]}
+        assert (await call(svc.batch, "POST", "/jobschedules/shared/terminate")).status == 202
+        with anyio.fail_after(10):
+            while await pool_ids(svc):
+                await svc.advance(1)
+
+
+async def test_an_auto_pool_per_job_goes_with_its_job() -> None:
+    """BatchPoolLifetimeOption job on a schedule: a new auto pool for every job it creates,
+    deleted when that job completes."""
+    async with service() as svc:
+        assert await add(svc, auto_pool_schedule("each", "job")) == 201
+        await svc.advance(5 * MINUTE)
+        pools = await pools_of(svc, "each")
+        assert len(set(pools)) == 2 and all(p.startswith("sched_") for p in pools)
+        with anyio.fail_after(10):
+            while await pool_ids(svc):
+                await svc.advance(1)

@@ -124,9 +124,10 @@ OVERRIDES: dict[str, Any] = {
     "requiredSlots": 2,
 }
 # Properties an object needs beside the one under test, where the SDK cannot say so (one of
-# several sources): a resource file's URL and path.
+# several sources): a resource file's URL and path, an output file's container.
 SIBLINGS: dict[type, dict[str, Any]] = {
     models.ResourceFile: {"httpUrl": "https://example.com/data.txt", "filePath": "data.txt"},
+    models.OutputFileDestination: {"container": {"containerUrl": "https://example.com/c?sv=x"}},
     models.BatchInboundNatPool: {
         "name": "web",
         "protocol": "tcp",
@@ -134,6 +135,13 @@ SIBLINGS: dict[type, dict[str, Any]] = {
         "frontendPortRangeStart": 47000,
         "frontendPortRangeEnd": 47099,
     },
+}
+# A resource file's other sources replace its URL (one source per file); a blob prefix needs
+# a container.
+SOURCE_SIBLINGS: dict[str, dict[str, Any]] = {
+    "storageContainerUrl": {},
+    "autoStorageContainerName": {},
+    "blobPrefix": {"storageContainerUrl": "https://example.com/container?sv=x"},
 }
 
 # Samples where the type's usual one is outside the service's limits (REST InboundNATPool: a
@@ -225,6 +233,9 @@ def body_with(base: dict[str, Any], model: type, leaf: Leaf) -> tuple[dict[str, 
         node[name] = [child] if is_item else child
         node = child
     value = OVERRIDES.get(leaf.path, sample(leaf.kind, parts[-1]))
+    if parts[-1] in SOURCE_SIBLINGS and "httpUrl" in node:
+        del node["httpUrl"]
+        node.update(SOURCE_SIBLINGS[parts[-1]])
     node[parts[-1]] = [value] if leaf.is_list else value
     return body, node[parts[-1]]
 
@@ -344,8 +355,25 @@ _TASK_HONOURED = {
     "resourceFiles[0].httpUrl",
     "resourceFiles[0].filePath",
     "resourceFiles[0].fileMode",
+    "resourceFiles[0].storageContainerUrl",
+    "resourceFiles[0].autoStorageContainerName",
+    "resourceFiles[0].blobPrefix",
+    "outputFiles[0].filePattern",
+    "outputFiles[0].destination.container.containerUrl",
+    "outputFiles[0].destination.container.path",
+    "outputFiles[0].destination.container.uploadHeaders[0].name",
+    "outputFiles[0].destination.container.uploadHeaders[0].value",
+    "outputFiles[0].uploadOptions.uploadCondition",
     "userIdentity.autoUser.elevationLevel",
     "userIdentity.autoUser.scope",
+    "multiInstanceSettings.numberOfInstances",
+    "multiInstanceSettings.coordinationCommandLine",
+    "multiInstanceSettings.commonResourceFiles[0].httpUrl",
+    "multiInstanceSettings.commonResourceFiles[0].filePath",
+    "multiInstanceSettings.commonResourceFiles[0].fileMode",
+    "multiInstanceSettings.commonResourceFiles[0].storageContainerUrl",
+    "multiInstanceSettings.commonResourceFiles[0].autoStorageContainerName",
+    "multiInstanceSettings.commonResourceFiles[0].blobPrefix",
 }
 _PREP_RELEASE = {"id", "commandLine", *(p for p in _TASK_HONOURED if p.startswith(("env", "res")))}
 _AUTO_POOL = "poolInfo.autoPoolSpecification"
@@ -591,3 +619,28 @@ def test_add_task_property(served: Served, leaf: Leaf) -> None:
         f"/jobs/{JOB}/tasks/{task_id}",
         models.BatchTaskCreateOptions,
     )
+
+
+SCHEDULE_LEAVES = leaves(models.BatchJobScheduleCreateOptions)
+_SCHEDULE_JOB = "jobSpecification"
+HONOURED[models.BatchJobScheduleCreateOptions] = {
+    "id",
+    "displayName",
+    "metadata[0].name",
+    "metadata[0].value",
+    *(f"schedule.{name}" for name in ("doNotRunUntil", "doNotRunAfter")),
+    *(f"schedule.{name}" for name in ("startWindow", "recurrenceInterval")),
+    *(f"{_SCHEDULE_JOB}.{path}" for path in HONOURED[models.BatchJobCreateOptions] if path != "id"),
+}
+
+
+@pytest.mark.parametrize("leaf", SCHEDULE_LEAVES, ids=lambda leaf: leaf.path)
+def test_add_job_schedule_property(served: Served, leaf: Leaf) -> None:
+    """A job schedule's properties, its job specification's as Add Job's (auto pools are
+    `test_add_job_property`'s; the schedule's own are `tests/core/test_schedules.py`'s)."""
+    base: dict[str, Any] = {"id": f"TestSched-{SUFFIX}-{uuid.uuid4().hex[:6]}"}
+    base[_SCHEDULE_JOB] = {"poolInfo": {"poolId": POOL}}
+    if leaf.path.startswith(f"{_SCHEDULE_JOB}.jobReleaseTask."):
+        base[_SCHEDULE_JOB]["jobPreparationTask"] = {"commandLine": "/bin/true"}
+    if not leaf.path.startswith(f"{_SCHEDULE_JOB}.{_AUTO_POOL}"):
+        add_and_check(served, leaf, models.BatchJobScheduleCreateOptions, base, "/jobschedules")

@@ -5,7 +5,8 @@ autoPoolSpecification``), and deletes when the job completes or is deleted, unle
 As the service does: the pool is created with the job, its id the service's own (an upper-case
 GUID, as recorded, after ``autoPoolIdPrefix`` and ``_`` when a prefix is given), and the job's
 tasks run there; the job's ``executionInfo.poolId`` names it. ``poolLifetimeOption``
-``jobschedule`` needs job schedules, which are not emulated: refused with `NotSupported`.
+``jobschedule`` applies to job schedules only (`schedules`), not to a job added by itself:
+refused with `NotSupported`.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ async def create(
     assert auto is not None
     if auto.lifetime is PoolLifetimeOption.JOB_SCHEDULE:
         raise NotSupported(
-            "poolInfo.autoPoolSpecification.poolLifetimeOption jobschedule: job schedules are "
-            "not emulated",
+            "poolInfo.autoPoolSpecification.poolLifetimeOption jobschedule on Add Job: it applies "
+            "to job schedules only",
             code="NotSupported",
         )
     check_id("job", spec.id)

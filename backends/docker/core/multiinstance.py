@@ -98,16 +98,8 @@ def place(
         return [processes.prepare_task(core, job, task, nodes[0].id)]
     move(task, TaskState.RUNNING, now)
     core.index.placed(task)
-    spec = task.spec
-    what = processes.Launch(
-        spec.id,
-        coordination,
-        spec.user_identity,
-        dict(spec.environment),
-        spec.constraints.max_wall_clock_time,
-        settings.common_resource_files,
-    )
-    key = spec.id.lower()
+    what = coordination_launch(task)
+    key = task.spec.id.lower()
     return [
         processes.prepare(
             core,
@@ -118,6 +110,20 @@ def place(
         )
         for index, instance in enumerate(task.instances)
     ]
+
+
+def coordination_launch(task: TaskRecord) -> processes.Launch:
+    """What each instance of a multi-instance task starts: its coordination command line."""
+    spec, settings = task.spec, task.spec.multi_instance
+    assert settings is not None and settings.coordination_command_line
+    return processes.Launch(
+        spec.id,
+        settings.coordination_command_line,
+        spec.user_identity,
+        dict(spec.environment),
+        spec.constraints.max_wall_clock_time,
+        settings.common_resource_files,
+    )
 
 
 def _free_nodes(
@@ -162,7 +168,7 @@ def on_exit(core: Core, job: JobRecord, flight: InFlight, end: float) -> None:
         views.complete(run, instance.run.exit_code, instance.run.failure, end)
         _stop_instances(core, task)
         outcomes.task_exited(core, job, task, end)
-        after_primary(core, job, task, end)
+        after_primary(core, task, end)
         return
     if all(record.run.result is ExecutionResult.SUCCESS for record in task.instances):
         assert task.node_id is not None
@@ -170,7 +176,7 @@ def on_exit(core: Core, job: JobRecord, flight: InFlight, end: float) -> None:
         core.spawn(processes.start_all, core, [pending])
 
 
-def after_primary(core: Core, job: JobRecord, task: TaskRecord, end: float) -> None:
+def after_primary(core: Core, task: TaskRecord, end: float) -> None:
     """The primary ended (completed, or to be retried): the subtasks end with it."""
     _stop_instances(core, task)
     if task.state is TaskState.COMPLETED:
@@ -184,8 +190,22 @@ def after_primary(core: Core, job: JobRecord, task: TaskRecord, end: float) -> N
 def on_lost(core: Core, job: JobRecord, flight: InFlight) -> None:
     """An instance's node was lost: the whole task is requeued."""
     task = job.tasks.get(flight.task_id)
-    if task is None:
-        return
+    if task is not None:
+        _requeue(core, task)
+
+
+def node_lost(core: Core, node_id: str) -> None:
+    """A node was lost: a running multi-instance task with a subtask there (whose coordination
+    command has ended, so nothing of it was in flight) is requeued whole."""
+    for job in core.state.jobs.values():
+        for task in job.tasks.values():
+            if task.state is TaskState.RUNNING and any(
+                instance.node_id == node_id for instance in task.instances[1:]
+            ):
+                _requeue(core, task)
+
+
+def _requeue(core: Core, task: TaskRecord) -> None:
     if task.run.key is not None:
         key, task.run.key = task.run.key, None
         if core.in_flight.pop(key, None) is not None:

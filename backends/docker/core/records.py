@@ -254,6 +254,8 @@ class ScheduleRecord:
     jobs: list[str] = field(default_factory=list)
     """The ids of the jobs it created that may still exist (deleted ones are dropped)."""
     end_time: float | None = None
+    auto_pool_id: str | None = None
+    """The pool made for the schedule (``poolLifetimeOption`` ``jobschedule``), while it lives."""
 
 
 @dataclass(slots=True)

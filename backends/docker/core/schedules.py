@@ -28,12 +28,19 @@ time plus the new interval; the active job of a terminated schedule ends with te
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import structlog
 
-from jobprep_release.backends.base import JobState, check_id
-from jobprep_release.backends.docker.core import deletions, jobs, views
+from jobprep_release.backends.base import (
+    JobSpec,
+    JobState,
+    PoolLifetimeOption,
+    PoolSpec,
+    check_id,
+)
+from jobprep_release.backends.docker.core import autopools, deletions, jobs, views
 from jobprep_release.backends.docker.core.kernel import Core
 from jobprep_release.backends.docker.core.records import (
     JobRecord,
@@ -49,6 +56,9 @@ from jobprep_release.backends.schedules import (
     JobScheduleState,
     Schedule,
 )
+
+PoolMaker = Callable[[PoolSpec], Awaitable[None]]
+"""The service's Add Pool, for the auto pools of a schedule's jobs."""
 
 TICK = 1.0
 """Seconds of the core's clock between two checks of the schedules' due jobs."""
@@ -93,7 +103,7 @@ def _refuse_unless(record: ScheduleRecord, *states: JobScheduleState) -> None:
     raise Conflict(f"{sentence} ({record.spec.id}: {record.state})", code=code)
 
 
-async def create(core: Core, spec: JobScheduleSpec) -> None:
+async def create(core: Core, spec: JobScheduleSpec, create_pool: PoolMaker) -> None:
     """Add Job Schedule; `AlreadyExists` (``JobScheduleExists``)."""
     check_id("job schedule", spec.id)
     if spec.id.lower() in core.state.schedules:
@@ -103,7 +113,7 @@ async def create(core: Core, spec: JobScheduleSpec) -> None:
     record.next_run = max(now, _epoch(spec.schedule) or now)
     core.state.schedules[spec.id.lower()] = record
     await core.persist()
-    await tick(core, record)
+    await tick(core, record, create_pool)
 
 
 def view(core: Core, record: ScheduleRecord) -> JobSchedule:
@@ -142,7 +152,12 @@ def schedule_jobs(core: Core, schedule_id: str) -> list[JobRecord]:
 
 
 async def update(
-    core: Core, schedule_id: str, changes: JobScheduleSpec, *, replace_all: bool
+    core: Core,
+    schedule_id: str,
+    changes: JobScheduleSpec,
+    create_pool: PoolMaker,
+    *,
+    replace_all: bool,
 ) -> None:
     """Update (PATCH: `changes` holds what the request gave, the rest as before; the caller
     merges) or Replace (PUT) Job Schedule; only jobs created afterwards see the change."""
@@ -154,7 +169,7 @@ async def update(
         record.next_run = _rescheduled(record, core.now())
     touch(record, core.now())
     await core.persist()
-    await tick(core, record)
+    await tick(core, record, create_pool)
 
 
 def _rescheduled(record: ScheduleRecord, now: float) -> float | None:
@@ -175,15 +190,15 @@ async def disable(core: Core, schedule_id: str) -> None:
     await core.persist()
 
 
-async def enable(core: Core, schedule_id: str) -> None:
+async def enable(core: Core, schedule_id: str, create_pool: PoolMaker) -> None:
     record = find(core, schedule_id)
     _refuse_unless(record, JobScheduleState.ACTIVE, JobScheduleState.DISABLED)
     move(record, JobScheduleState.ACTIVE, core.now())
     await core.persist()
-    await tick(core, record)
+    await tick(core, record, create_pool)
 
 
-async def terminate(core: Core, schedule_id: str) -> None:
+async def terminate(core: Core, schedule_id: str, create_pool: PoolMaker) -> None:
     """Terminate Job Schedule: ``terminating``, its active job terminated, then ``completed``
     once that job has completed."""
     record = find(core, schedule_id)
@@ -193,10 +208,10 @@ async def terminate(core: Core, schedule_id: str) -> None:
     active = _active_job(core, record)
     if active is not None:
         await jobs.terminate(core, active, "UserTerminate")
-    await tick(core, record)
+    await tick(core, record, create_pool)
 
 
-async def begin_delete(core: Core, schedule_id: str) -> None:
+async def begin_delete(core: Core, schedule_id: str, create_pool: PoolMaker) -> None:
     """Delete Job Schedule: ``deleting`` (saved) when this returns; its jobs are deleted, then
     it is forgotten, in the background."""
     record = find(core, schedule_id)
@@ -204,7 +219,7 @@ async def begin_delete(core: Core, schedule_id: str) -> None:
         _refuse_unless(record)
     move(record, JobScheduleState.DELETING, core.now())
     await core.persist()
-    await tick(core, record)
+    await tick(core, record, create_pool)
 
 
 def _active_job(core: Core, record: ScheduleRecord) -> JobRecord | None:
@@ -215,18 +230,18 @@ def _active_job(core: Core, record: ScheduleRecord) -> JobRecord | None:
     return None
 
 
-async def run(core: Core) -> None:
+async def run(core: Core, create_pool: PoolMaker) -> None:
     """Check every schedule each `TICK` of the core's clock, until cancelled."""
     while True:
         for record in list(core.state.schedules.values()):
             try:
-                await tick(core, record)
+                await tick(core, record, create_pool)
             except BackendError:
                 log.exception("job schedule check failed", schedule=record.spec.id)
         await core.clock.sleep(TICK)
 
 
-async def tick(core: Core, record: ScheduleRecord) -> None:
+async def tick(core: Core, record: ScheduleRecord, create_pool: PoolMaker) -> None:
     """Bring `record` up to the core's clock: jobs due, lost recurrences, completion."""
     now = core.now()
     record.jobs = [job_id for job_id in record.jobs if job_id.lower() in core.state.jobs]
@@ -245,7 +260,7 @@ async def tick(core: Core, record: ScheduleRecord) -> None:
     if record.state is not JobScheduleState.ACTIVE or active is not None:
         return
     if due is not None and due <= now:
-        await _create_job(core, record, due, now)
+        await _create_job(core, record, due, now, create_pool)
     elif due is None:
         _complete(core, record, now)
 
@@ -273,7 +288,9 @@ def _skip_lost(core: Core, record: ScheduleRecord, now: float) -> None:
         core.changed()
 
 
-async def _create_job(core: Core, record: ScheduleRecord, due: float, now: float) -> None:
+async def _create_job(
+    core: Core, record: ScheduleRecord, due: float, now: float, create_pool: PoolMaker
+) -> None:
     spec = record.spec
     number = record.jobs_created + 1
     job_id = f"{spec.id}:job-{number}"
@@ -288,23 +305,71 @@ async def _create_job(core: Core, record: ScheduleRecord, due: float, now: float
     record.jobs.append(job_id)
     record.next_run = following
     touch(record, now)
+    template = replace(spec.job_specification, id=job_id)
+    job: JobSpec | None = None
     try:
-        await jobs.create_job(core, replace(spec.job_specification, id=job_id), scheduled=True)
+        job = await _with_pool(core, record, template, create_pool)
+        await jobs.create_job(core, job, scheduled=True)
     except BackendError:
         record.jobs.remove(job_id)
         log.exception("job schedule could not create its job", job=job_id)
+        if job is not None and _own_pool(job):
+            await autopools.abandon(core, job.pool_id)
         await core.persist()
+        return
+    if _own_pool(job) and core.pool(job.pool_id).auto_pool_job is not None:
+        core.spawn(autopools.watch, core, job.pool_id)
+
+
+def _own_pool(job: JobSpec) -> bool:
+    """Whether `job` has an auto pool of its own (``poolLifetimeOption`` ``job``)."""
+    return job.auto_pool is not None and job.auto_pool.lifetime is PoolLifetimeOption.JOB
+
+
+async def _with_pool(
+    core: Core, record: ScheduleRecord, job: JobSpec, create_pool: PoolMaker
+) -> JobSpec:
+    """`job` naming its pool: an auto pool made for it (``poolLifetimeOption`` ``job``), or
+    the schedule's, made with its first job (``jobschedule``), as the REST reference's
+    ``BatchPoolLifetimeOption`` has it."""
+    auto = job.auto_pool
+    if auto is None:
+        return job
+    if auto.lifetime is PoolLifetimeOption.JOB_SCHEDULE:
+        existing = record.auto_pool_id
+        if existing is not None and existing.lower() in core.state.pools:
+            return replace(job, pool_id=existing)
+    pool_id = autopools.pool_id(auto.id_prefix)
+    await create_pool(replace(auto.pool, id=pool_id))
+    if auto.lifetime is PoolLifetimeOption.JOB_SCHEDULE:
+        record.auto_pool_id = pool_id
+    elif not auto.keep_alive:
+        core.pool(pool_id).auto_pool_job = job.id.lower()
+    log.info("auto pool created", job=job.id, pool=pool_id, lifetime=str(auto.lifetime))
+    return replace(job, pool_id=pool_id)
+
+
+def _release_pool(core: Core, record: ScheduleRecord) -> None:
+    """The schedule ended: its ``jobschedule`` auto pool goes, unless ``keepAlive``."""
+    pool_id, record.auto_pool_id = record.auto_pool_id, None
+    auto = record.spec.job_specification.auto_pool
+    if pool_id is None or (auto is not None and auto.keep_alive):
+        return
+    if pool_id.lower() in core.state.pools:
+        core.spawn(deletions.start_delete_pool, core, pool_id)
 
 
 def _complete(core: Core, record: ScheduleRecord, now: float) -> None:
     move(record, JobScheduleState.COMPLETED, now)
     record.end_time = now
     record.next_run = None
+    _release_pool(core, record)
     core.changed()
 
 
 async def _delete_jobs(core: Core, record: ScheduleRecord) -> None:
     if not record.jobs:
+        _release_pool(core, record)
         del core.state.schedules[record.spec.id.lower()]
         core.changed()
         return

@@ -17,7 +17,7 @@ from jobprep_release.backends.docker.rest.context import Context, base_url, cont
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
 from jobprep_release.backends.docker.rest.replies import accepted, body, created, document
-from jobprep_release.backends.docker.rest.specs import read_body
+from jobprep_release.backends.docker.rest.specs import job_checks, read_body, with_auto_pool_image
 from jobprep_release.backends.docker.rest.wire import http_date
 from jobprep_release.backends.schedules import JobScheduleSpec
 from jobprep_release.backends.schema import schedules, shapes
@@ -27,12 +27,17 @@ routes = web.RouteTableDef()
 
 
 def _checks(spec: JobScheduleSpec, asked: Mapping[str, Any]) -> None:
-    if "jobSpecification" in asked and not spec.job_specification.pool_id:
-        raise PropertyError("jobSpecification.poolInfo.poolId")
+    """The job specification's pool, as Add Job checks a job's (an auto pool may live as long
+    as the schedule: ``poolLifetimeOption`` ``jobschedule``)."""
+    where = "jobSpecification"
+    try:
+        job_checks(spec.job_specification, asked.get(where) or {}, scheduled=True)
+    except PropertyError as error:
+        raise PropertyError(f"{where}.{error.path}", error.reason) from None
 
 
 def _schedule_spec(document: Any, what: str, model: type[Any]) -> JobScheduleSpec:
-    return read_body(
+    spec: JobScheduleSpec = read_body(
         model,
         document,
         schedules.job_schedule_spec,
@@ -40,6 +45,7 @@ def _schedule_spec(document: Any, what: str, model: type[Any]) -> JobScheduleSpe
         what,
         check=_checks,
     )
+    return replace(spec, job_specification=with_auto_pool_image(spec.job_specification))
 
 
 def _required(document: Mapping[str, Any], *names: str) -> None:
