@@ -262,6 +262,28 @@ class InboundEndpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerConfiguration:
+    """A pool's ``virtualMachineConfiguration.containerConfiguration``: `type`
+    ``dockerCompatible`` (or ``criCompatible``), and the images each node pulls as it starts
+    (`container_image_names`). Registries are not emulated (no registry is reachable here)."""
+
+    type: str = "dockerCompatible"
+    container_image_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContainerSettings:
+    """A task's ``containerSettings``: the task runs in a container from `image_name`, with
+    `container_run_options` (extra ``docker create`` options), in `working_directory`
+    ``taskWorkingDirectory`` (the task's ``wd``, the service's default) or
+    ``containerImageDefault`` (the image's own working directory)."""
+
+    image_name: str
+    container_run_options: str | None = None
+    working_directory: str = "taskWorkingDirectory"
+
+
+@dataclass(frozen=True, slots=True)
 class StartTaskSpec:
     """A pool's start task (REST StartTask): run on each node as it joins the pool, and again
     when it reboots or is reimaged. `max_task_retry_count` 0 (the default) runs it once, -1
@@ -274,6 +296,7 @@ class StartTaskSpec:
     user_identity: UserIdentity = field(default_factory=UserIdentity)
     max_task_retry_count: int = 0
     wait_for_success: bool = True
+    container_settings: TaskContainerSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +332,7 @@ class PoolSpec:
     every `auto_scale_evaluation_interval` (15 minutes when None)."""
     auto_scale_formula: str | None = None
     auto_scale_evaluation_interval: timedelta | None = None
+    container_configuration: ContainerConfiguration | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +379,7 @@ class JobPreparationTaskSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     resource_files: Sequence[ResourceFile] = ()
     user_identity: UserIdentity = field(default_factory=UserIdentity)
+    container_settings: TaskContainerSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +391,7 @@ class JobReleaseTaskSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     resource_files: Sequence[ResourceFile] = ()
     user_identity: UserIdentity = field(default_factory=UserIdentity)
+    container_settings: TaskContainerSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,6 +455,7 @@ class TaskSpec:
     authentication_token_access: Sequence[str] = ()
     """REST authenticationTokenSettings.access (api-versions up to 2024-07-01.20.0; azure-batch
     15 has no such property): ``job`` gives the task a token for the operations on its job."""
+    container_settings: TaskContainerSettings | None = None
 
 
 # --- views: what the service reports ---------------------------------------------------------

@@ -29,6 +29,7 @@ from jobprep_release.backends.base import (
     RELEASE_MAX_WALL_CLOCK,
     AutoPoolSpec,
     AutoUserScope,
+    ContainerConfiguration,
     ElevationLevel,
     ImageReference,
     InboundNatPool,
@@ -46,6 +47,7 @@ from jobprep_release.backends.base import (
     ResourceFile,
     StartTaskSpec,
     TaskConstraints,
+    TaskContainerSettings,
     TaskSpec,
     UserAccount,
     UserIdentity,
@@ -320,6 +322,62 @@ def user_account_specs(accounts: Sequence[models.UserAccount] | None) -> tuple[U
     return tuple(specs)
 
 
+def _enum_text(value: Any) -> str | None:
+    """An SDK enum's wire value as sent (``dockerCompatible``), or a plain string."""
+    if value is None:
+        return None
+    return str(value.value if isinstance(value, Enum) else value)
+
+
+def container_settings(
+    settings: TaskContainerSettings | None,
+) -> models.BatchTaskContainerSettings | None:
+    if settings is None:
+        return None
+    return models.BatchTaskContainerSettings(
+        image_name=settings.image_name,
+        container_run_options=settings.container_run_options,
+        working_directory=settings.working_directory,
+    )
+
+
+def container_settings_spec(
+    settings: models.BatchTaskContainerSettings | None,
+) -> TaskContainerSettings | None:
+    """A task's ``containerSettings``; ``workingDirectory`` is ``taskWorkingDirectory``
+    unless given (the service's default). ``registry`` is not mapped: refused."""
+    if settings is None:
+        return None
+    return TaskContainerSettings(
+        image_name=settings.image_name or "",
+        container_run_options=settings.container_run_options,
+        working_directory=_enum_text(settings.working_directory) or "taskWorkingDirectory",
+    )
+
+
+def container_configuration(
+    configuration: ContainerConfiguration | None,
+) -> models.BatchContainerConfiguration | None:
+    if configuration is None:
+        return None
+    return models.BatchContainerConfiguration(
+        type=configuration.type,
+        container_image_names=list(configuration.container_image_names) or None,
+    )
+
+
+def container_configuration_spec(
+    configuration: models.BatchContainerConfiguration | None,
+) -> ContainerConfiguration | None:
+    """A pool's ``containerConfiguration``. ``containerRegistries`` is not mapped: refused."""
+    if configuration is None:
+        return None
+    return ContainerConfiguration(
+        type=_enum_text(configuration.type) or "dockerCompatible",
+        container_image_names=tuple(configuration.container_image_names or ()),
+    )
+
+
 def start_task(spec: StartTaskSpec) -> models.BatchStartTask:
     return models.BatchStartTask(
         command_line=spec.command_line,
@@ -328,6 +386,7 @@ def start_task(spec: StartTaskSpec) -> models.BatchStartTask:
         user_identity=user_identity(spec.user_identity),
         max_task_retry_count=spec.max_task_retry_count,
         wait_for_success=spec.wait_for_success,
+        container_settings=container_settings(spec.container_settings),
     )
 
 
@@ -342,6 +401,7 @@ def start_task_spec(task: models.BatchStartTask | None) -> StartTaskSpec | None:
         user_identity=user_identity_spec(task.user_identity),
         max_task_retry_count=task.max_task_retry_count or 0,
         wait_for_success=task.wait_for_success is not False,
+        container_settings=container_settings_spec(task.container_settings),
     )
 
 
@@ -357,6 +417,7 @@ def pool_create_options(spec: PoolSpec) -> models.BatchPoolCreateOptions:
         virtual_machine_configuration=models.VirtualMachineConfiguration(
             image_reference=reference,
             node_agent_sku_id=spec.node_agent_sku_id or DEFAULT_NODE_AGENT_SKU,
+            container_configuration=container_configuration(spec.container_configuration),
         ),
         # the service's defaults go unsaid (`shapes.DEFAULTS` has them)
         resize_timeout=None
@@ -409,6 +470,9 @@ def pool_spec(pool: models.BatchPoolCreateOptions | models.BatchPool) -> PoolSpe
         auto_scale_formula=pool.auto_scale_formula,
         auto_scale_evaluation_interval=pool.auto_scale_evaluation_interval,
         inbound_nat_pools=inbound_nat_pools(pool.network_configuration),
+        container_configuration=container_configuration_spec(
+            configuration.container_configuration if configuration else None
+        ),
     )
 
 
@@ -517,6 +581,7 @@ def _task_settings(spec: JobPreparationTaskSpec | JobReleaseTaskSpec | TaskSpec)
         "resource_files": resource_files(spec.resource_files),
         "environment_settings": environment_settings(spec.environment),
         "user_identity": user_identity(spec.user_identity),
+        "container_settings": container_settings(spec.container_settings),
     }
 
 
@@ -531,6 +596,7 @@ def _task_settings_spec(
         "environment": environment(task.environment_settings),
         "resource_files": resource_file_specs(task.resource_files),
         "user_identity": user_identity_spec(task.user_identity),
+        "container_settings": container_settings_spec(task.container_settings),
     }
 
 

@@ -21,6 +21,7 @@ import anyio
 from jobprep_release.backends.base import (
     BatchBackend,
     ComputeNode,
+    ContainerConfiguration,
     Job,
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
@@ -167,6 +168,7 @@ async def pool(
     ready: bool = True,
     user_accounts: tuple[UserAccount, ...] = (),
     low_priority: int = 0,
+    container_configuration: ContainerConfiguration | None = None,
 ) -> AsyncIterator[Batch]:
     """A pool (with `ready`, once every node is idle) on a fresh backend connection; all
     deleted afterwards."""
@@ -180,6 +182,7 @@ async def pool(
             node_fill_type=fill,
             start_task=start_task,
             user_accounts=user_accounts,
+            container_configuration=container_configuration,
         )
         await backend.create_pool(spec)
         batch = Batch(backend=backend, pool_id=pool_id, node_ids=[])

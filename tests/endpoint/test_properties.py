@@ -341,7 +341,11 @@ POOL_BASE: dict[str, Any] = {
 }
 
 
+_CONTAINER = {
+    f"containerSettings.{name}" for name in ("imageName", "containerRunOptions", "workingDirectory")
+}
 _TASK_HONOURED = {
+    *_CONTAINER,
     "id",
     "userIdentity.username",
     "commandLine",
@@ -376,6 +380,7 @@ _TASK_HONOURED = {
     "multiInstanceSettings.commonResourceFiles[0].blobPrefix",
 }
 _PREP_RELEASE = {"id", "commandLine", *(p for p in _TASK_HONOURED if p.startswith(("env", "res")))}
+_PREP_RELEASE |= _CONTAINER
 _AUTO_POOL = "poolInfo.autoPoolSpecification"
 _POOL_HONOURED = {
     "id",
@@ -400,6 +405,8 @@ _POOL_HONOURED = {
         )
     ),
     "virtualMachineConfiguration.nodeAgentSKUId",
+    "virtualMachineConfiguration.containerConfiguration.type",
+    "virtualMachineConfiguration.containerConfiguration.containerImageNames",
     *(
         f"virtualMachineConfiguration.imageReference.{name}"
         for name in ("publisher", "offer", "sku", "version", "virtualMachineImageId")

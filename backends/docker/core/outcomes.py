@@ -22,7 +22,12 @@ from jobprep_release.backends.base import (
     TaskState,
 )
 from jobprep_release.backends.docker.core import environment, outputs, rules, views
-from jobprep_release.backends.docker.core.executor import NOT_FOUND, ProcessExit
+from jobprep_release.backends.docker.core.executor import (
+    BAD_CONTAINER_SETTINGS,
+    IMAGE_NOT_FOUND,
+    NOT_FOUND,
+    ProcessExit,
+)
 from jobprep_release.backends.docker.core.kernel import Core, InFlight, Kind
 from jobprep_release.backends.docker.core.records import (
     Execution,
@@ -143,6 +148,14 @@ def verdict(
     """A process's exit code and failure as the service reports them: none and
     ``CommandProgramNotFound`` for a program that could not start, the code and
     ``FailureExitCode`` for a nonzero exit; `failure` (decided before it started) as given."""
+    if why == IMAGE_NOT_FOUND:
+        # TaskFailureInformationCodes: "The container image was invalid."
+        return None, views.failure("ContainerInvalidImage", "the container image was not found")
+    if why == BAD_CONTAINER_SETTINGS:
+        return None, views.failure(
+            "ContainerInvalidSettings",
+            "at least one value of the specified task container settings is invalid",
+        )
     if failure is not None or why == NOT_FOUND:
         return None, failure or views.failure(
             "CommandProgramNotFound", "the command line's program was not found"
