@@ -179,11 +179,42 @@ class UserAccount:
 
 @dataclass(frozen=True, slots=True)
 class ResourceFile:
-    """A file downloaded into the task's working directory before the task starts."""
+    """Files downloaded into the task's working directory before the task starts, from one
+    source: `http_url` (any URL, a blob's SAS URL included; `file_path` is then the file's
+    name), `storage_container_url` (a container's URL with a SAS granting read and list:
+    every blob whose name starts with `blob_prefix`) or `auto_storage_container_name` (a
+    container of the account's linked storage); for a container, `file_path` is the directory
+    the blobs go to, their names kept below it (REST ResourceFile)."""
 
-    http_url: str
-    file_path: str
+    http_url: str = ""
+    file_path: str = ""
     file_mode: str | None = None
+    storage_container_url: str | None = None
+    auto_storage_container_name: str | None = None
+    blob_prefix: str | None = None
+
+
+class OutputFileUploadCondition(StrEnum):
+    """When output files are uploaded (REST OutputFileUploadCondition)."""
+
+    TASK_SUCCESS = "tasksuccess"
+    TASK_FAILURE = "taskfailure"
+    TASK_COMPLETION = "taskcompletion"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    """Files uploaded to a blob container after the task's process exits (REST OutputFile):
+    those matching `file_pattern` (relative to the working directory; ``*``, ``**``, ``?``,
+    ``[...]``), to `container_url` (SAS with write permission) under `path` (the blob's name
+    for a pattern without wildcards, else a virtual directory), with `upload_headers`
+    (name -> value, sent with each upload)."""
+
+    file_pattern: str
+    container_url: str
+    path: str | None = None
+    upload_condition: OutputFileUploadCondition = OutputFileUploadCondition.TASK_COMPLETION
+    upload_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +262,28 @@ class InboundEndpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerConfiguration:
+    """A pool's ``virtualMachineConfiguration.containerConfiguration``: `type`
+    ``dockerCompatible`` (or ``criCompatible``), and the images each node pulls as it starts
+    (`container_image_names`). Registries are not emulated (no registry is reachable here)."""
+
+    type: str = "dockerCompatible"
+    container_image_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContainerSettings:
+    """A task's ``containerSettings``: the task runs in a container from `image_name`, with
+    `container_run_options` (extra ``docker create`` options), in `working_directory`
+    ``taskWorkingDirectory`` (the task's ``wd``, the service's default) or
+    ``containerImageDefault`` (the image's own working directory)."""
+
+    image_name: str
+    container_run_options: str | None = None
+    working_directory: str = "taskWorkingDirectory"
+
+
+@dataclass(frozen=True, slots=True)
 class StartTaskSpec:
     """A pool's start task (REST StartTask): run on each node as it joins the pool, and again
     when it reboots or is reimaged. `max_task_retry_count` 0 (the default) runs it once, -1
@@ -243,6 +296,7 @@ class StartTaskSpec:
     user_identity: UserIdentity = field(default_factory=UserIdentity)
     max_task_retry_count: int = 0
     wait_for_success: bool = True
+    container_settings: TaskContainerSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +332,7 @@ class PoolSpec:
     every `auto_scale_evaluation_interval` (15 minutes when None)."""
     auto_scale_formula: str | None = None
     auto_scale_evaluation_interval: timedelta | None = None
+    container_configuration: ContainerConfiguration | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +379,7 @@ class JobPreparationTaskSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     resource_files: Sequence[ResourceFile] = ()
     user_identity: UserIdentity = field(default_factory=UserIdentity)
+    container_settings: TaskContainerSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +391,7 @@ class JobReleaseTaskSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     resource_files: Sequence[ResourceFile] = ()
     user_identity: UserIdentity = field(default_factory=UserIdentity)
+    container_settings: TaskContainerSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,13 +450,34 @@ class TaskSpec:
     user_identity: UserIdentity = field(default_factory=UserIdentity)
     required_slots: int = 1
     display_name: str | None = None
+    output_files: Sequence[OutputFile] = ()
     multi_instance: MultiInstanceSettings | None = None
     authentication_token_access: Sequence[str] = ()
     """REST authenticationTokenSettings.access (api-versions up to 2024-07-01.20.0; azure-batch
     15 has no such property): ``job`` gives the task a token for the operations on its job."""
+    container_settings: TaskContainerSettings | None = None
 
 
 # --- views: what the service reports ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLogsRequest:
+    """Upload Batch Service Logs' options: the container (`container_url`, a SAS URL with
+    write permission) and the time range (`end_time` None: until now)."""
+
+    container_url: str
+    start_time: datetime
+    end_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLogsUpload:
+    """What Upload Batch Service Logs answers: the virtual directory the node's log files go
+    to in the container (pool id, node id and a unique id), and how many there are."""
+
+    virtual_directory_name: str
+    number_of_files_uploaded: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -713,6 +791,13 @@ class BatchBackend(Protocol):
 
     async def reimage_node(self, pool_id: str, node_id: str) -> None:
         """Start reimaging a node (running tasks are requeued; its disk starts afresh)."""
+        ...
+
+    async def upload_node_logs(
+        self, pool_id: str, node_id: str, request: NodeLogsRequest
+    ) -> NodeLogsUpload:
+        """Upload Batch Service Logs: the node's service log files with an entry in the
+        request's time range to its container. `NotFound` for an unknown pool or node."""
         ...
 
     async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:

@@ -29,6 +29,7 @@ from jobprep_release.backends.base import (
     RELEASE_MAX_WALL_CLOCK,
     AutoPoolSpec,
     AutoUserScope,
+    ContainerConfiguration,
     ElevationLevel,
     ImageReference,
     InboundNatPool,
@@ -38,12 +39,15 @@ from jobprep_release.backends.base import (
     MultiInstanceSettings,
     NodeFillType,
     OnAllTasksComplete,
+    OutputFile,
+    OutputFileUploadCondition,
     PoolLifetimeOption,
     PoolSpec,
     PoolUpdate,
     ResourceFile,
     StartTaskSpec,
     TaskConstraints,
+    TaskContainerSettings,
     TaskSpec,
     UserAccount,
     UserIdentity,
@@ -120,7 +124,12 @@ def resource_files(files: Sequence[ResourceFile]) -> list[models.ResourceFile] |
         return None
     return [
         models.ResourceFile(
-            http_url=file.http_url, file_path=file.file_path, file_mode=file.file_mode
+            http_url=file.http_url or None,
+            storage_container_url=file.storage_container_url,
+            auto_storage_container_name=file.auto_storage_container_name,
+            blob_prefix=file.blob_prefix,
+            file_path=file.file_path or None,
+            file_mode=file.file_mode,
         )
         for file in files
     ]
@@ -128,9 +137,66 @@ def resource_files(files: Sequence[ResourceFile]) -> list[models.ResourceFile] |
 
 def resource_file_specs(files: Sequence[models.ResourceFile] | None) -> tuple[ResourceFile, ...]:
     return tuple(
-        ResourceFile(http_url=f.http_url or "", file_path=f.file_path or "", file_mode=f.file_mode)
+        ResourceFile(
+            http_url=f.http_url or "",
+            file_path=f.file_path or "",
+            file_mode=f.file_mode,
+            storage_container_url=f.storage_container_url,
+            auto_storage_container_name=f.auto_storage_container_name,
+            blob_prefix=f.blob_prefix,
+        )
         for f in files or ()
     )
+
+
+def output_files(files: Sequence[OutputFile]) -> list[models.OutputFile] | None:
+    if not files:
+        return None
+    return [
+        models.OutputFile(
+            file_pattern=file.file_pattern,
+            destination=models.OutputFileDestination(
+                container=models.OutputFileBlobContainerDestination(
+                    container_url=file.container_url,
+                    path=file.path,
+                    upload_headers=[
+                        models.OutputFileUploadHeader(name=name, value=value)
+                        for name, value in file.upload_headers.items()
+                    ]
+                    or None,
+                )
+            ),
+            upload_options=models.OutputFileUploadConfiguration(
+                upload_condition=file.upload_condition.value
+            ),
+        )
+        for file in files
+    ]
+
+
+def output_file_specs(files: Sequence[models.OutputFile] | None) -> tuple[OutputFile, ...]:
+    """Output files with a container destination (the only destination the REST API has)."""
+    specs = []
+    for f in files or ():
+        container = f.destination.container if f.destination else None
+        options = f.upload_options
+        specs.append(
+            OutputFile(
+                file_pattern=f.file_pattern or "",
+                container_url=(container.container_url or "") if container else "",
+                path=container.path if container else None,
+                upload_condition=choice(
+                    OutputFileUploadCondition,
+                    options.upload_condition if options else None,
+                    OutputFileUploadCondition.TASK_COMPLETION,
+                ),
+                upload_headers={
+                    header.name: header.value or ""
+                    for header in ((container.upload_headers or []) if container else [])
+                },
+            )
+        )
+    return tuple(specs)
 
 
 def user_identity(identity: UserIdentity) -> models.UserIdentity:
@@ -256,6 +322,62 @@ def user_account_specs(accounts: Sequence[models.UserAccount] | None) -> tuple[U
     return tuple(specs)
 
 
+def _enum_text(value: Any) -> str | None:
+    """An SDK enum's wire value as sent (``dockerCompatible``), or a plain string."""
+    if value is None:
+        return None
+    return str(value.value if isinstance(value, Enum) else value)
+
+
+def container_settings(
+    settings: TaskContainerSettings | None,
+) -> models.BatchTaskContainerSettings | None:
+    if settings is None:
+        return None
+    return models.BatchTaskContainerSettings(
+        image_name=settings.image_name,
+        container_run_options=settings.container_run_options,
+        working_directory=settings.working_directory,
+    )
+
+
+def container_settings_spec(
+    settings: models.BatchTaskContainerSettings | None,
+) -> TaskContainerSettings | None:
+    """A task's ``containerSettings``; ``workingDirectory`` is ``taskWorkingDirectory``
+    unless given (the service's default). ``registry`` is not mapped: refused."""
+    if settings is None:
+        return None
+    return TaskContainerSettings(
+        image_name=settings.image_name or "",
+        container_run_options=settings.container_run_options,
+        working_directory=_enum_text(settings.working_directory) or "taskWorkingDirectory",
+    )
+
+
+def container_configuration(
+    configuration: ContainerConfiguration | None,
+) -> models.BatchContainerConfiguration | None:
+    if configuration is None:
+        return None
+    return models.BatchContainerConfiguration(
+        type=configuration.type,
+        container_image_names=list(configuration.container_image_names) or None,
+    )
+
+
+def container_configuration_spec(
+    configuration: models.BatchContainerConfiguration | None,
+) -> ContainerConfiguration | None:
+    """A pool's ``containerConfiguration``. ``containerRegistries`` is not mapped: refused."""
+    if configuration is None:
+        return None
+    return ContainerConfiguration(
+        type=_enum_text(configuration.type) or "dockerCompatible",
+        container_image_names=tuple(configuration.container_image_names or ()),
+    )
+
+
 def start_task(spec: StartTaskSpec) -> models.BatchStartTask:
     return models.BatchStartTask(
         command_line=spec.command_line,
@@ -264,6 +386,7 @@ def start_task(spec: StartTaskSpec) -> models.BatchStartTask:
         user_identity=user_identity(spec.user_identity),
         max_task_retry_count=spec.max_task_retry_count,
         wait_for_success=spec.wait_for_success,
+        container_settings=container_settings(spec.container_settings),
     )
 
 
@@ -278,6 +401,7 @@ def start_task_spec(task: models.BatchStartTask | None) -> StartTaskSpec | None:
         user_identity=user_identity_spec(task.user_identity),
         max_task_retry_count=task.max_task_retry_count or 0,
         wait_for_success=task.wait_for_success is not False,
+        container_settings=container_settings_spec(task.container_settings),
     )
 
 
@@ -293,6 +417,7 @@ def pool_create_options(spec: PoolSpec) -> models.BatchPoolCreateOptions:
         virtual_machine_configuration=models.VirtualMachineConfiguration(
             image_reference=reference,
             node_agent_sku_id=spec.node_agent_sku_id or DEFAULT_NODE_AGENT_SKU,
+            container_configuration=container_configuration(spec.container_configuration),
         ),
         # the service's defaults go unsaid (`shapes.DEFAULTS` has them)
         resize_timeout=None
@@ -345,6 +470,9 @@ def pool_spec(pool: models.BatchPoolCreateOptions | models.BatchPool) -> PoolSpe
         auto_scale_formula=pool.auto_scale_formula,
         auto_scale_evaluation_interval=pool.auto_scale_evaluation_interval,
         inbound_nat_pools=inbound_nat_pools(pool.network_configuration),
+        container_configuration=container_configuration_spec(
+            configuration.container_configuration if configuration else None
+        ),
     )
 
 
@@ -453,6 +581,7 @@ def _task_settings(spec: JobPreparationTaskSpec | JobReleaseTaskSpec | TaskSpec)
         "resource_files": resource_files(spec.resource_files),
         "environment_settings": environment_settings(spec.environment),
         "user_identity": user_identity(spec.user_identity),
+        "container_settings": container_settings(spec.container_settings),
     }
 
 
@@ -467,6 +596,7 @@ def _task_settings_spec(
         "environment": environment(task.environment_settings),
         "resource_files": resource_file_specs(task.resource_files),
         "user_identity": user_identity_spec(task.user_identity),
+        "container_settings": container_settings_spec(task.container_settings),
     }
 
 
@@ -588,6 +718,7 @@ def task_create_options(spec: TaskSpec) -> models.BatchTaskCreateOptions:
         display_name=spec.display_name,
         constraints=task_constraints(spec.constraints),
         required_slots=spec.required_slots,
+        output_files=output_files(spec.output_files),
         multi_instance_settings=_multi_instance(spec.multi_instance),
     )
 
@@ -622,6 +753,7 @@ def task_spec(task: models.BatchTaskCreateOptions | models.BatchTask) -> TaskSpe
         constraints=task_constraints_spec(task.constraints),
         required_slots=task.required_slots or 1,
         display_name=task.display_name,
+        output_files=output_file_specs(task.output_files),
         multi_instance=_multi_instance_spec(task.multi_instance_settings),
     )
 

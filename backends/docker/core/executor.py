@@ -25,6 +25,10 @@ from jobprep_release.backends.base import NodeState, PoolSpec
 
 NOT_FOUND = "notfound"
 """`ProcessExit.why` when the program of the command line does not exist on the node."""
+IMAGE_NOT_FOUND = "noimage"
+"""`ProcessExit.why` when a container process's image is not on the node and cannot be pulled."""
+BAD_CONTAINER_SETTINGS = "badcontainer"
+"""`ProcessExit.why` when a container process's run options cannot be applied."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,17 @@ class FoundPool:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerRun:
+    """Run a process in a container from `image` beside its node instead of on the node: the
+    node's ``/mnt/batch`` tree mounted at the same path, `run_options` (``docker create``
+    options, split into words) applied, in `working_dir`, or the image's own when None."""
+
+    image: str
+    run_options: tuple[str, ...] = ()
+    working_dir: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessSpec:
     """One process to run on a node, fully decided by the core.
 
@@ -61,7 +76,8 @@ class ProcessSpec:
     `elevated`, as `user` (one of the pool's user accounts, `NodeSetup.pool.user_accounts`,
     which then owns the task's directories and files) when given, else as the node's non-admin
     task user, with stdout and stderr in `stdout_path` and `stderr_path`, and kills its whole
-    process tree once `wall_clock` has passed.
+    process tree once `wall_clock` has passed. With `container`, the process runs in a
+    container of its own (`ContainerRun`), which is removed once it has ended.
     """
 
     argv: tuple[str, ...]
@@ -73,6 +89,7 @@ class ProcessSpec:
     elevated: bool = False
     wall_clock: timedelta | None = None
     user: str | None = None
+    container: ContainerRun | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +105,15 @@ class ProcessExit:
 
 @dataclass(frozen=True, slots=True)
 class NodeFile:
-    """A file to place on a node: absolute `path`, contents, Unix permission bits, and whether
-    root (`elevated`) or the task user owns it."""
+    """A file to place on a node: absolute `path`, contents (`data`, or the local file `source`
+    on the service's machine, read as it is copied: a large download never held in memory),
+    Unix permission bits, and whether root (`elevated`) or the task user owns it."""
 
     path: str
-    data: bytes
+    data: bytes = b""
     mode: int = 0o770
     elevated: bool = False
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

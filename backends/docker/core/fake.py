@@ -26,6 +26,7 @@ from jobprep_release.backends.base import NodeState
 from jobprep_release.backends.docker.core.clock import Clock, FakeClock
 from jobprep_release.backends.docker.core.environment import NODE_ROOT, SHARED_DIR, STARTUP_DIR
 from jobprep_release.backends.docker.core.executor import (
+    IMAGE_NOT_FOUND,
     NOT_FOUND,
     ExecutorListener,
     FileInfo,
@@ -377,6 +378,12 @@ class FakeExecutor:
         node.make_dirs(spec.working_dir)
         node.write(spec.stdout_path, b"", now)
         node.write(spec.stderr_path, b"", now)
+        container = spec.container
+        if container is not None and self.images is not None and container.image not in self.images:
+            # as the Docker executor: the image is neither on the node nor pullable
+            self._emit(lambda listener: listener.on_process_started(node_id, key, now))
+            self._record_exit(node, key, ProcessExit(125, now, now, IMAGE_NOT_FOUND))
+            return True
         outcome = self.outcome(start)
         if outcome.not_found:
             node.write(spec.stderr_path, f"{spec.argv[0]}: command not found\n".encode(), now)
@@ -424,7 +431,8 @@ class FakeExecutor:
         node = self._node(node_id)
         now = self.clock.now()
         for file in files:
-            node.write(file.path, file.data, now)
+            data = file.data if file.source is None else await anyio.Path(file.source).read_bytes()
+            node.write(file.path, data, now)
             node.modes[file.path] = file.mode
 
     async def remove_tree(self, node_id: str, path: str) -> None:

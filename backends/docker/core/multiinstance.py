@@ -123,6 +123,7 @@ def coordination_launch(task: TaskRecord) -> processes.Launch:
         dict(spec.environment),
         spec.constraints.max_wall_clock_time,
         settings.common_resource_files,
+        spec.container_settings,
     )
 
 

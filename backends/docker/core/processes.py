@@ -11,6 +11,7 @@ whole state before every start.
 
 from __future__ import annotations
 
+import shlex
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,13 +26,14 @@ from jobprep_release.backends.base import (
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     ResourceFile,
+    TaskContainerSettings,
     TaskSpec,
     TaskState,
     UserIdentity,
 )
 from jobprep_release.backends.docker.core import environment, outcomes, resources, tokens, views
 from jobprep_release.backends.docker.core.codec import decode, encode
-from jobprep_release.backends.docker.core.executor import ProcessSpec
+from jobprep_release.backends.docker.core.executor import ContainerRun, ProcessSpec
 from jobprep_release.backends.docker.core.kernel import Core, InFlight, Kind
 from jobprep_release.backends.docker.core.records import (
     Execution,
@@ -56,6 +58,7 @@ class Launch:
     environment: dict[str, str]
     wall_clock: timedelta | None
     resource_files: Sequence[ResourceFile]
+    container: TaskContainerSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,13 +170,27 @@ async def launch(
         _fail_before_start(core, key, flight, "CommandLineInvalid", str(exc))
         return
     working_dir = f"{directory}/wd"
+    refusal = container_refusal(core, flight, what)
+    if refusal is not None:
+        _fail_before_start(core, key, flight, *refusal)
+        return
+    try:
+        container = container_run(what.container, working_dir)
+    except ValueError as exc:
+        _fail_before_start(core, key, flight, "ContainerInvalidSettings", str(exc))
+        return
     user = what.identity.user_name
     elevated = user is None and what.identity.elevation_level is ElevationLevel.ADMIN
     try:
         if what.resource_files:
-            fetched = await resources.fetch(what.resource_files)
-            files = resources.node_files(files_dir or working_dir, fetched, elevated=elevated)
-            await core.executor.put_files(flight.node_id, files)
+            await resources.place(
+                core.executor,
+                flight.node_id,
+                files_dir or working_dir,
+                what.resource_files,
+                core.settings.storage,
+                elevated=elevated,
+            )
         spec = ProcessSpec(
             argv=tuple(argv),
             environment=env,
@@ -184,6 +201,7 @@ async def launch(
             elevated=elevated,
             wall_clock=what.wall_clock,
             user=user,
+            container=container,
         )
         started = await core.executor.start_process(flight.node_id, key, spec)
     except resources.DownloadFailed as exc:
@@ -196,6 +214,39 @@ async def launch(
         outcomes.on_lost(core, key, flight)
         return
     core.changed()
+
+
+def container_refusal(core: Core, flight: InFlight, what: Launch) -> tuple[str, str] | None:
+    """Why the service would not run `what` on the node's pool, as (failure code, message):
+    container settings on a pool without ``containerConfiguration``, or a task (not a start,
+    preparation or release task, for which they are optional) without them on a pool with one
+    (the service's "Container-enabled compute node requires task container settings")."""
+    found = core.node_by_id(flight.node_id)
+    if found is None:
+        return None
+    configured = found[0].spec.container_configuration is not None
+    if what.container is not None and not configured:
+        return "ContainerPoolNotSupported", "the pool does not support containers"
+    if what.container is None and configured and flight.kind in (Kind.TASK, Kind.INSTANCE):
+        return (
+            "ContainerTaskSettingsNotFound",
+            "container-enabled compute node requires task container settings",
+        )
+    return None
+
+
+def container_run(settings: TaskContainerSettings | None, working_dir: str) -> ContainerRun | None:
+    """The executor's `ContainerRun` for `settings`; ValueError when its run options cannot
+    be split into words."""
+    if settings is None:
+        return None
+    options = shlex.split(settings.container_run_options or "")
+    image_default = settings.working_directory.lower() == "containerimagedefault"
+    return ContainerRun(
+        image=settings.image_name,
+        run_options=tuple(options),
+        working_dir=None if image_default else working_dir,
+    )
 
 
 def _fail_before_start(core: Core, key: str, flight: InFlight, code: str, message: str) -> None:
@@ -254,6 +305,7 @@ def launch_of(job: JobRecord, flight: InFlight) -> Launch:
         dict(spec.environment),
         wall_clock,
         spec.resource_files,
+        spec.container_settings,
     )
 
 

@@ -90,7 +90,13 @@ async def begin(core: Core, node_id: str) -> None:
     key = processes.fresh_key(core, flight, run)
     await core.journal({"tasks": [], "nodes": [], "starts": [[node.id, _document(node)]]})
     what = processes.Launch(
-        "", spec.command_line, spec.user_identity, dict(spec.environment), None, spec.resource_files
+        "",
+        spec.command_line,
+        spec.user_identity,
+        dict(spec.environment),
+        None,
+        spec.resource_files,
+        spec.container_settings,
     )
     env = environment.start_task_environment(
         processes.node_context(core, pool.spec.id, node.id), spec.user_identity, spec.environment

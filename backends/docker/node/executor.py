@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import resource
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
@@ -37,11 +38,12 @@ from jobprep_release.backends.docker.node.agent import (
     simple_command,
 )
 from jobprep_release.backends.docker.node.archive import archive
+from jobprep_release.backends.docker.node.containers import ContainerTasks
 from jobprep_release.backends.docker.node.engine import NODE_LABEL, POOL_LABEL, ROLE_LABEL, Engine
 from jobprep_release.backends.docker.node.files import NodeFiles
 from jobprep_release.backends.docker.node.keeper import SPEC_LABEL, NodeKeeper
 from jobprep_release.backends.docker.node.launch import launch_script, remove_tree_script
-from jobprep_release.backends.errors import NotFound
+from jobprep_release.backends.errors import BackendError, NotFound
 
 log = structlog.get_logger("jobprep_release.docker")
 
@@ -70,6 +72,7 @@ class DockerExecutor:
         self._chores: dict[str, anyio.Event] = {}
         self._listener: ExecutorListener | None = None
         self._group: anyio.abc.TaskGroup | None = None
+        self._containers = ContainerTasks(engine, self._on_container)
 
     async def run(
         self, listener: ExecutorListener, *, task_status: anyio.abc.TaskStatus[None]
@@ -120,6 +123,15 @@ class DockerExecutor:
             # The node never got the launch: the app died after recording it, before sending.
             listener.on_process_absent(node_id, event.key)
 
+    def _on_container(self, node_id: str, verb: str, key: str, exit: ProcessExit | None) -> None:
+        listener = self._listener
+        if listener is None or exit is None:
+            return
+        if verb == "started":
+            listener.on_process_started(node_id, key, exit.start)
+        else:
+            listener.on_process_exited(node_id, key, exit)
+
     def on_keeper_state(self, node_id: str, state: NodeState) -> None:
         if self._listener is not None:
             self._listener.on_node_state(node_id, state)
@@ -150,6 +162,17 @@ class DockerExecutor:
         keeper = NodeKeeper(self.engine, node, self)
         self._keepers[node.node_id] = keeper
         self._group.start_soon(keeper.run)
+        configuration = node.pool.container_configuration
+        for image in configuration.container_image_names if configuration else ():
+            self._group.start_soon(self._prefetch, node.node_id, image)
+
+    async def _prefetch(self, node_id: str, image: str) -> None:
+        """Pull one of the pool's ``containerImageNames`` as the node starts (the service
+        prefetches them); one that cannot be had fails the tasks that use it, later."""
+        try:
+            await self.engine.ensure_image(image)
+        except BackendError as exc:
+            log.warning("cannot prefetch a container image", node=node_id, error=exc.one_line())
 
     async def _refuse(self, node_id: str) -> None:
         await anyio.lowlevel.checkpoint()  # the listener hears of it after create_node returned
@@ -181,23 +204,47 @@ class DockerExecutor:
         keeper = self._keepers.get(node_id)
         if keeper is None:
             return False
+        if spec.container is not None:
+            if self._group is None:
+                return False
+            pool_id = keeper.setup.pool.id
+            self._group.start_soon(self._containers.run, pool_id, node_id, keeper.name, key, spec)
+            return True
         script = launch_script(spec, agent_mark=f"{AGENT_DIR}/{key}.why")
         return await keeper.send(run_command(key, script))
 
     async def kill_process(self, node_id: str, key: str) -> None:
         keeper = self._keepers.get(node_id)
-        if keeper is not None:
+        if keeper is None:
+            return
+        if self._containers.runs(key):
+            await self._containers.kill(keeper.name, key)
+        else:
             await keeper.send(simple_command("kill", key))
 
     async def query_processes(self, node_id: str, keys: Sequence[str]) -> None:
         keeper = self._keepers.get(node_id)
-        if keeper is not None and keys:
-            await keeper.send(b"".join(simple_command("query", key) for key in keys))
+        if keeper is None or not keys or self._group is None:
+            return
+        # A container task still there is watched again (its wall clock is not known any
+        # more); the agent answers for the others.
+        found = await self._containers.find(keeper.setup.pool.id, keys)
+        for key, container_id in found.items():
+            self._group.start_soon(
+                self._containers.watch, node_id, container_id, key, None, time.time()
+            )
+        rest = [key for key in keys if key not in found]
+        if rest:
+            await keeper.send(b"".join(simple_command("query", key) for key in rest))
 
     # --- files ---------------------------------------------------------------------------------
 
     async def put_files(self, node_id: str, files: Sequence[NodeFile]) -> None:
-        await self.engine.put_archive(self._keeper(node_id).name, archive(files))
+        tar = await anyio.to_thread.run_sync(archive, files)
+        try:
+            await self.engine.put_archive(self._keeper(node_id).name, tar)
+        finally:
+            tar.close()
 
     async def remove_tree(self, node_id: str, path: str) -> None:
         """Run ``rm -rf`` through the agent as root and wait (bounded) for it to end."""

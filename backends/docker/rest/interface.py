@@ -16,6 +16,8 @@ from jobprep_release.backends.base import (
     ComputeNode,
     Job,
     JobSpec,
+    NodeLogsRequest,
+    NodeLogsUpload,
     Pool,
     PoolSpec,
     PoolUpdate,
@@ -105,6 +107,12 @@ class EndpointService(NodeAdministration, Protocol):
 
     async def reimage_node(self, pool_id: str, node_id: str) -> None:
         """Reimage (running tasks requeued, disk afresh)."""
+        ...
+
+    async def upload_node_logs(
+        self, pool_id: str, node_id: str, request: NodeLogsRequest
+    ) -> NodeLogsUpload:
+        """Upload Batch Service Logs (`BatchBackend.upload_node_logs`)."""
         ...
 
     async def create_job_schedule(self, spec: JobScheduleSpec) -> None:

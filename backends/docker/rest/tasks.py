@@ -101,10 +101,10 @@ async def add_task_collection(request: web.Request) -> web.Response:
     for result in results:
         if result["status"] == "success":
             task_id = result["taskId"]
-            task = _task_json(ctx, base, job_id, await ctx.service.get_task(job_id, task_id))
+            etag, modified = render.version_of(await ctx.service.get_task(job_id, task_id))
             result.update(
-                eTag=task["eTag"],
-                lastModified=task["lastModified"],
+                eTag=etag,
+                lastModified=modified,
                 location=f"{base}/jobs/{job_id}/tasks/{task_id}",
             )
     return document({"value": results})
