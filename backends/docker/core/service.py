@@ -425,6 +425,11 @@ class BatchService:
         core = self._core
         return multiinstance.subtasks(core.task(core.job(job_id), task_id))
 
+    def set_account_url(self, url: str) -> None:
+        """The URL clients reach the service at (tasks' ``AZ_BATCH_ACCOUNT_URL``, for tasks
+        started from now on); ``http://localhost/<account>`` until an endpoint sets it."""
+        self._core.account_url = url
+
     def task_token_job(self, token: str) -> str | None:
         """The job a task's authentication token grants access to; None when `token` is not
         one this service gave a task (`tokens`)."""

@@ -162,6 +162,10 @@ class EndpointService(NodeAdministration, Protocol):
         """List Subtasks: a multi-instance task's subtasks (none for another task)."""
         ...
 
+    def set_account_url(self, url: str) -> None:
+        """The endpoint's URL, which tasks see as ``AZ_BATCH_ACCOUNT_URL``."""
+        ...
+
     def task_token_job(self, token: str) -> str | None:
         """The job a task's authentication token (``AZ_BATCH_AUTHENTICATION_TOKEN``) grants
         access to; None when it is not one the service gave."""
