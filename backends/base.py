@@ -118,6 +118,16 @@ class OnAllTasksComplete(StrEnum):
     TERMINATE_JOB = "terminatejob"
 
 
+class DisableJobOption(StrEnum):
+    """Disable Job's ``disableTasks``: what becomes of the job's running tasks (REST
+    DisableBatchJobOption): requeued to run again once the job is enabled, terminated (completed
+    with a failure, never run again), or left to complete."""
+
+    REQUEUE = "requeue"
+    TERMINATE = "terminate"
+    WAIT = "wait"
+
+
 # --- specs: what the app asks for ------------------------------------------------------------
 
 
@@ -218,6 +228,41 @@ class JobSpec:
     max_task_retry_count: int = 0
     display_name: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    priority: int = 0
+    """-1000 (lowest) to 1000: the order in which the jobs of a pool get their tasks run."""
+    max_parallel_tasks: int = -1
+    """At most this many of the job's tasks run at once; -1: no limit."""
+    allow_task_preemption: bool = False
+    """Whether a job of higher priority may requeue this job's running tasks to run its own."""
+    max_wall_clock_time: timedelta | None = None
+    """The job's constraint: measured from its creation; past it the job is terminated with
+    ``MaxWallClockTimeExpiry``. None: no limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobConstraints:
+    """A job's execution constraints as Update Job and Replace Job give them (REST
+    BatchJobConstraints; omitted values are the service's defaults)."""
+
+    max_wall_clock_time: timedelta | None = None
+    max_task_retry_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """Update Job (PATCH): each property given replaces the job's, None leaves it unchanged.
+    Replace Job (PUT) takes the same shape, None there meaning the service's default (REST:
+    "fully replaces all the updatable properties of the Job")."""
+
+    priority: int | None = None
+    max_parallel_tasks: int | None = None
+    allow_task_preemption: bool | None = None
+    constraints: JobConstraints | None = None
+    pool_id: str | None = None
+    """Only while the job is disabled (409 otherwise)."""
+    on_all_tasks_complete: OnAllTasksComplete | None = None
+    """terminatejob cannot go back to noaction (400 ``InvalidPropertyValue``)."""
+    metadata: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,4 +526,31 @@ class BatchBackend(Protocol):
     async def delete_job(self, job_id: str, *, wait: bool = True) -> None:
         """Delete the job (running release first when it is still active); with `wait`, until
         it is gone (its deletion's final status checked), else once the service accepted it."""
+        ...
+
+    async def update_job(self, job_id: str, update: JobUpdate) -> None:
+        """Update Job: the properties `update` gives replace the job's, the rest stay.
+
+        Raises `Conflict` when the job has ended, or `update` changes its pool while it is not
+        disabled; `InvalidRequest` for onAllTasksComplete from terminatejob to noaction.
+        """
+        ...
+
+    async def replace_job(self, job_id: str, update: JobUpdate) -> None:
+        """Replace Job: every updatable property replaced, those `update` leaves None by the
+        service's defaults; errors as `update_job`."""
+        ...
+
+    async def disable_job(self, job_id: str, option: DisableJobOption) -> None:
+        """Disable Job: no new task starts; running tasks requeued, terminated or left to end
+        by `option`; the job reads ``disabling``, then ``disabled``. `Conflict` when the job is
+        neither active nor already disabling or disabled."""
+        ...
+
+    async def enable_job(self, job_id: str) -> None:
+        """Enable Job: a disabled job becomes active and its tasks run again."""
+        ...
+
+    async def update_task(self, job_id: str, task_id: str, constraints: TaskConstraints) -> None:
+        """Update Task: the task's constraints (wall clock, retention, retries) replaced."""
         ...

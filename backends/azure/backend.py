@@ -26,12 +26,15 @@ from jobprep_release.backends.azure.retry import BoundedRetryPolicy
 from jobprep_release.backends.azure.sdk_errors import Redactor, translate
 from jobprep_release.backends.base import (
     ComputeNode,
+    DisableJobOption,
     Job,
     JobSpec,
+    JobUpdate,
     Pool,
     PoolSpec,
     PrepReleaseStatus,
     Task,
+    TaskConstraints,
     TaskCounts,
     TaskSpec,
     check_id,
@@ -46,8 +49,11 @@ from jobprep_release.backends.errors import (
 )
 from jobprep_release.backends.schema.requests import (
     job_create_options,
+    job_replacement,
     job_spec,
+    job_update_options,
     pool_create_options,
+    task_constraints,
     task_create_options,
     wire_value,
 )
@@ -263,6 +269,27 @@ class AzureBackend:
         if wait:
             await self._wait_for(poller, action)
 
+    async def update_job(self, job_id: str, update: JobUpdate) -> None:
+        async with self._call(f"update job {job_id}"):
+            await self._client.update_job(job_id, job_update_options(update))
+
+    async def replace_job(self, job_id: str, update: JobUpdate) -> None:
+        pool_id = update.pool_id or (await self.get_job(job_id)).pool_id
+        async with self._call(f"replace job {job_id}"):
+            await self._client.replace_job(job_id, job_replacement(update, pool_id))
+
+    async def disable_job(self, job_id: str, option: DisableJobOption) -> None:
+        options = models.BatchJobDisableOptions(disable_tasks=option.value)
+        async with self._call(f"disable job {job_id}"):
+            # Only the request: the caller polls `get_job` for ``disabled``.
+            await self._client.begin_disable_job(
+                job_id, options, polling_interval=self._lro_poll_interval
+            )
+
+    async def enable_job(self, job_id: str) -> None:
+        async with self._call(f"enable job {job_id}"):
+            await self._client.begin_enable_job(job_id, polling_interval=self._lro_poll_interval)
+
     async def list_prep_release_status(self, job_id: str) -> list[PrepReleaseStatus]:
         async with self._call(f"list preparation and release status of job {job_id}"):
             entries = [
@@ -319,6 +346,11 @@ class AzureBackend:
         async with self._call(f"get task {task_id} of job {job_id}"):
             task = await self._client.get_task(job_id, task_id, select=TASK_SELECT)
         return task_view(task)
+
+    async def update_task(self, job_id: str, task_id: str, constraints: TaskConstraints) -> None:
+        task = models.BatchTask(constraints=task_constraints(constraints))
+        async with self._call(f"update task {task_id} of job {job_id}"):
+            await self._client.replace_task(job_id, task_id, task)
 
     async def terminate_task(self, job_id: str, task_id: str) -> None:
         async with self._call(f"terminate task {task_id} of job {job_id}"):

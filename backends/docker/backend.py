@@ -20,12 +20,15 @@ import anyio.abc
 
 from jobprep_release.backends.base import (
     ComputeNode,
+    DisableJobOption,
     Job,
     JobSpec,
+    JobUpdate,
     Pool,
     PoolSpec,
     PrepReleaseStatus,
     Task,
+    TaskConstraints,
     TaskCounts,
     TaskSpec,
 )
@@ -185,3 +188,23 @@ class DockerBackend:
         with _atomic():
             deletion = await self.service.start_delete_job(job_id)
         await deletion.wait()
+
+    async def update_job(self, job_id: str, update: JobUpdate) -> None:
+        with _atomic():
+            await self.service.update_job(job_id, update)
+
+    async def replace_job(self, job_id: str, update: JobUpdate) -> None:
+        with _atomic():
+            await self.service.replace_job(job_id, update)
+
+    async def disable_job(self, job_id: str, option: DisableJobOption) -> None:
+        with _atomic():
+            await self.service.disable_job(job_id, option)
+
+    async def enable_job(self, job_id: str) -> None:
+        with _atomic():
+            await self.service.enable_job(job_id)
+
+    async def update_task(self, job_id: str, task_id: str, constraints: TaskConstraints) -> None:
+        with _atomic():
+            await self.service.update_task(job_id, task_id, constraints)

@@ -28,9 +28,11 @@ from jobprep_release.backends.base import (
     AutoUserScope,
     ElevationLevel,
     ImageReference,
+    JobConstraints,
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     JobSpec,
+    JobUpdate,
     NodeFillType,
     OnAllTasksComplete,
     PoolSpec,
@@ -337,8 +339,67 @@ def job_create_options(spec: JobSpec) -> models.BatchJobCreateOptions:
         job_release_task=release_task(spec.release) if spec.release else None,
         common_environment_settings=environment_settings(spec.common_environment),
         all_tasks_complete_mode=spec.on_all_tasks_complete.value,
-        constraints=models.BatchJobConstraints(max_task_retry_count=spec.max_task_retry_count),
+        constraints=job_constraints(
+            JobConstraints(spec.max_wall_clock_time, spec.max_task_retry_count)
+        ),
         metadata=metadata_items(spec.metadata),
+        # the service's defaults go unsaid: maxParallelTasks and allowTaskPreemption are "not
+        # available by default" on an account, so a job that does not use them never sends them
+        priority=spec.priority or None,
+        max_parallel_tasks=None if spec.max_parallel_tasks == -1 else spec.max_parallel_tasks,
+        allow_task_preemption=spec.allow_task_preemption or None,
+    )
+
+
+def job_constraints(constraints: JobConstraints) -> models.BatchJobConstraints:
+    return models.BatchJobConstraints(
+        max_wall_clock_time=constraints.max_wall_clock_time,
+        max_task_retry_count=constraints.max_task_retry_count,
+    )
+
+
+def job_constraints_spec(constraints: models.BatchJobConstraints | None) -> JobConstraints:
+    if constraints is None:
+        return JobConstraints()
+    return JobConstraints(
+        max_wall_clock_time=limited(constraints.max_wall_clock_time),
+        max_task_retry_count=constraints.max_task_retry_count or 0,
+    )
+
+
+def job_update_options(update: JobUpdate) -> models.BatchJobUpdateOptions:
+    """Update Job's body (what `update` gives; the rest left out, so left unchanged)."""
+    return models.BatchJobUpdateOptions(
+        priority=update.priority,
+        max_parallel_tasks=update.max_parallel_tasks,
+        allow_task_preemption=update.allow_task_preemption,
+        constraints=job_constraints(update.constraints) if update.constraints else None,
+        pool_info=models.BatchPoolInfo(pool_id=update.pool_id) if update.pool_id else None,
+        all_tasks_complete_mode=update.on_all_tasks_complete.value
+        if update.on_all_tasks_complete
+        else None,
+        metadata=None if update.metadata is None else metadata_items(update.metadata) or [],
+    )
+
+
+def job_replacement(update: JobUpdate, pool_id: str) -> models.BatchJob:
+    """Replace Job's body: `update` as a job (``poolInfo`` required: `pool_id` unless it
+    changes the pool)."""
+    options = job_update_options(update)
+    options.pool_info = models.BatchPoolInfo(pool_id=update.pool_id or pool_id)
+    return models.BatchJob(options.as_dict())
+
+
+def job_update(job: models.BatchJobUpdateOptions | models.BatchJob) -> JobUpdate:
+    """Update Job's (or Replace Job's) body as a `JobUpdate`: what it leaves out is None."""
+    return JobUpdate(
+        priority=job.priority,
+        max_parallel_tasks=job.max_parallel_tasks,
+        allow_task_preemption=job.allow_task_preemption,
+        constraints=None if job.constraints is None else job_constraints_spec(job.constraints),
+        pool_id=job.pool_info.pool_id if job.pool_info else None,
+        on_all_tasks_complete=optional_choice(OnAllTasksComplete, job.all_tasks_complete_mode),
+        metadata=None if job.metadata is None else metadata(job.metadata),
     )
 
 
@@ -354,9 +415,13 @@ def job_spec(job: models.BatchJobCreateOptions | models.BatchJob) -> JobSpec:
         on_all_tasks_complete=choice(
             OnAllTasksComplete, job.all_tasks_complete_mode, OnAllTasksComplete.NO_ACTION
         ),
-        max_task_retry_count=(constraints.max_task_retry_count or 0) if constraints else 0,
+        max_task_retry_count=job_constraints_spec(constraints).max_task_retry_count,
+        max_wall_clock_time=job_constraints_spec(constraints).max_wall_clock_time,
         display_name=job.display_name,
         metadata=metadata(job.metadata),
+        priority=job.priority or 0,
+        max_parallel_tasks=-1 if job.max_parallel_tasks is None else job.max_parallel_tasks,
+        allow_task_preemption=bool(job.allow_task_preemption),
     )
 
 
@@ -427,6 +492,12 @@ def _id(value: Any) -> str | None:
     return None
 
 
+def _parallel(value: Any) -> str | None:
+    if value == -1 or value > 0:
+        return None
+    return f"{value} is neither -1 nor greater than 0"
+
+
 def _unique_names(value: Any) -> str | None:
     names = [str(item.get("name", "")) for item in value if isinstance(item, Mapping)]
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -457,9 +528,19 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "id": _id,
         "displayName": _DISPLAY_NAME,
         "priority": _within(-1000, 1000),
-        "maxParallelTasks": _within(-1),
+        "maxParallelTasks": _parallel,
         "metadata": _unique_names,
         "commonEnvironmentSettings": _unique_names,
+    },
+    models.BatchJobUpdateOptions: {
+        "priority": _within(-1000, 1000),
+        "maxParallelTasks": _parallel,
+        "metadata": _unique_names,
+    },
+    models.BatchJob: {
+        "priority": _within(-1000, 1000),
+        "maxParallelTasks": _parallel,
+        "metadata": _unique_names,
     },
     models.BatchJobConstraints: _CONSTRAINTS,
     models.BatchTaskConstraints: _CONSTRAINTS,
@@ -471,10 +552,11 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
 ``InvalidPropertyValue`` naming the property. Source: the Batch REST API reference
 (api-version 2025-06-01): Add Pool (``id`` up to 64 letters, digits, hyphens and underscores;
 ``displayName`` up to 1,024 characters; ``resizeTimeout`` at least 5 minutes;
-``taskSlotsPerNode`` at most 256), Resize Pool, Add Job (``priority`` -1000 to 1000;
-``maxParallelTasks`` -1 or more), Add Task (``requiredSlots`` at least 1), the constraints
-(``maxTaskRetryCount`` -1, unlimited, or more; ``maxWallClockTime`` a positive duration) and
-metadata and environment settings (names unique in their list)."""
+``taskSlotsPerNode`` at most 256), Resize Pool, Add Job, Update Job and Replace Job
+(``priority`` -1000 to 1000; ``maxParallelTasks`` -1 or greater than 0), Add Task
+(``requiredSlots`` at least 1), the constraints (``maxTaskRetryCount`` -1, unlimited, or
+more; ``maxWallClockTime`` a positive duration) and metadata and environment settings (names
+unique in their list)."""
 
 
 def check_limits(model: type, document: Mapping[str, Any], path: str = "") -> None:

@@ -133,11 +133,21 @@ def _on_task_exit(core: Core, job: JobRecord, task: TaskRecord, end: float) -> N
 
 def after_task_change(core: Core, job: JobRecord) -> None:
     """onAllTasksComplete: terminatejob ends the job once every task has completed; a job
-    without tasks has all its tasks complete (REST OnAllTasksComplete), so it ends too."""
+    without tasks has all its tasks complete (REST OnAllTasksComplete), so it ends too. A job
+    disabled with ``wait`` is ``disabled`` once its last running task has ended."""
+    if job.state is JobState.DISABLING and not running_tasks(job):
+        move(job, JobState.DISABLED, core.now())
+        core.changed()
     if all_tasks_complete(job):
         from jobprep_release.backends.docker.core import jobs
 
         core.spawn(jobs.terminate, core, job, "AllTasksComplete")
+
+
+def running_tasks(job: JobRecord) -> list[TaskRecord]:
+    """The job's tasks holding a node now (running, or preparing there)."""
+    busy = (TaskState.RUNNING, TaskState.PREPARING)
+    return [task for task in job.tasks.values() if task.state in busy]
 
 
 def all_tasks_complete(job: JobRecord) -> bool:
@@ -216,14 +226,7 @@ def on_lost(core: Core, key: str, flight: InFlight) -> None:
         maybe_complete(core, job)
     else:
         if flight.kind is Kind.TASK:
-            task = job.tasks[flight.task_id]
-            move(task, TaskState.ACTIVE, now)
-            task.node_id = None
-            task.run.requeue_count += 1
-            task.run.last_requeue_time = now
-            task.run.key = None
-            touch(task, now)
-            core.refresh_busy()
+            requeue(core, job.tasks[flight.task_id], now)
         else:
             job.nodes[flight.node_id].prep = None
         for other in job.tasks.values():
@@ -231,6 +234,18 @@ def on_lost(core: Core, key: str, flight: InFlight) -> None:
                 move(other, TaskState.ACTIVE, now)
                 other.node_id = None
     core.poke()
+
+
+def requeue(core: Core, task: TaskRecord, now: float) -> None:
+    """Put a task whose process is gone back in the queue, counting the requeue (REST
+    TaskExecutionInfo requeueCount: a node removed or rebooted, a job disabled with requeue)."""
+    move(task, TaskState.ACTIVE, now)
+    task.node_id = None
+    task.run.requeue_count += 1
+    task.run.last_requeue_time = now
+    task.run.key = None
+    touch(task, now)
+    core.refresh_busy()
 
 
 def lose_node_work(core: Core, node_id: str) -> None:

@@ -12,6 +12,7 @@ from jobprep_release.backends.base import (
     NodeState,
     PoolState,
     TaskSpec,
+    TaskState,
     check_id,
 )
 from jobprep_release.backends.docker.core import resources
@@ -60,6 +61,21 @@ def check_new_tasks(job: JobRecord, tasks: Sequence[TaskSpec]) -> None:
         for file in spec.resource_files:
             resources.check_file_path(file.file_path)
         seen.add(lowered)
+
+
+def parallel_room(job: JobRecord) -> int:
+    """How many more of the job's tasks may start now (REST BatchJob maxParallelTasks: -1 is
+    no limit; tasks preparing on a node count as running)."""
+    limit = job.spec.max_parallel_tasks
+    if limit == -1:
+        return len(job.tasks)
+    busy = (TaskState.RUNNING, TaskState.PREPARING)
+    return limit - sum(1 for task in job.tasks.values() if task.state in busy)
+
+
+def dependencies_met(job: JobRecord, task: TaskRecord) -> bool:
+    """Whether the task may be scheduled as far as its dependencies go (always, for now)."""
+    return True
 
 
 def has_room(pool: PoolRecord, used: dict[str, int]) -> bool:

@@ -21,7 +21,7 @@ from jobprep_release.backends.base import (
     PoolState,
     TaskState,
 )
-from jobprep_release.backends.docker.core import environment, processes, rules
+from jobprep_release.backends.docker.core import environment, jobs, outcomes, processes, rules
 from jobprep_release.backends.docker.core.kernel import Core
 from jobprep_release.backends.docker.core.records import (
     Execution,
@@ -45,7 +45,9 @@ async def run(core: Core) -> None:
 async def schedule_pass(core: Core) -> None:
     used = core.used_slots()
     pending: list[processes.Pending] = []
-    for job in sorted(core.state.jobs.values(), key=lambda j: j.created):
+    waiting: list[tuple[JobRecord, TaskRecord]] = []
+    # Higher priority first (REST BatchJob priority), then in the order jobs were created.
+    for job in sorted(core.state.jobs.values(), key=lambda j: (-j.spec.priority, j.created)):
         pool = core.state.pools.get(job.spec.pool_id.lower())
         if job.state is JobState.TERMINATING and pool is not None:
             pending += pending_releases(core, job, pool)
@@ -53,18 +55,66 @@ async def schedule_pass(core: Core) -> None:
             continue
         if pool.state is not PoolState.ACTIVE:
             continue
+        room = rules.parallel_room(job)
         # job.tasks is in the order tasks were added; stop once no node has room left.
         for task in list(job.tasks.values()):
-            if not rules.has_room(pool, used):
+            if room <= 0:
                 break
-            if task.state is not TaskState.ACTIVE:
+            if task.state is not TaskState.ACTIVE or not rules.dependencies_met(job, task):
                 continue
+            if not rules.has_room(pool, used):
+                waiting.append((job, task))  # the first of the job's tasks left waiting
+                break
             node = rules.pick_node(pool, job, task, used)
-            if node is not None:
-                used[node.id] = used.get(node.id, 0) + task.spec.required_slots
-                pending += assign(core, job, task, node)
+            if node is None:
+                continue
+            used[node.id] = used.get(node.id, 0) + task.spec.required_slots
+            pending += assign(core, job, task, node)
+            room -= 1
     core.refresh_busy()
     await processes.start_all(core, pending)
+    if waiting and await preempt(core, waiting, used):
+        core.poke()
+
+
+async def preempt(
+    core: Core, waiting: list[tuple[JobRecord, TaskRecord]], used: dict[str, int]
+) -> bool:
+    """Requeue running tasks of lower-priority jobs that allow it (REST BatchJob
+    allowTaskPreemption: "other high priority jobs ... will be able requeue tasks from this
+    job") to make room for waiting tasks of higher priority on the same pool; the next pass
+    places them, higher priority first. Whether any task was requeued."""
+    freed = False
+    victims = sorted(
+        (
+            (job, task)
+            for job in core.state.jobs.values()
+            if job.spec.allow_task_preemption
+            for task in job.tasks.values()
+            if task.state is TaskState.RUNNING and task.node_id is not None
+        ),
+        key=lambda item: (item[0].spec.priority, -item[1].seq),
+    )
+    taken: set[int] = set()
+    slots_of = {key: pool.spec.task_slots_per_node for key, pool in core.state.pools.items()}
+    for job, task in waiting:
+        pool_key = job.spec.pool_id.lower()
+        for index, (victim_job, victim) in enumerate(victims):
+            if index in taken or victim_job.spec.pool_id.lower() != pool_key:
+                continue
+            if victim_job.spec.priority >= job.spec.priority:
+                continue
+            assert victim.node_id is not None
+            free = slots_of.get(pool_key, 1) - used.get(victim.node_id, 0)
+            if free + victim.spec.required_slots < task.spec.required_slots:
+                continue
+            taken.add(index)
+            used[victim.node_id] = used.get(victim.node_id, 0) - victim.spec.required_slots
+            await processes.stop(core, victim.run.key)
+            outcomes.requeue(core, victim, core.now())
+            freed = True
+            break
+    return freed
 
 
 def pending_releases(core: Core, job: JobRecord, pool: PoolRecord) -> list[processes.Pending]:
@@ -104,9 +154,11 @@ def assign(
 
 
 async def sweep(core: Core) -> None:
-    """Remove task directories whose retention time has passed, until cancelled."""
+    """Remove task directories whose retention time has passed, and terminate jobs past their
+    maxWallClockTime (`jobs.expire_jobs`), until cancelled."""
     while True:
         await core.clock.sleep(core.settings.sweep_interval)
+        await jobs.expire_jobs(core)
         now = core.now()
         for job in list(core.state.jobs.values()):
             for task in list(job.tasks.values()):

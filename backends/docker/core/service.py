@@ -19,13 +19,16 @@ import anyio.abc
 
 from jobprep_release.backends.base import (
     ComputeNode,
+    DisableJobOption,
     Job,
     JobSpec,
+    JobUpdate,
     NodeState,
     Pool,
     PoolSpec,
     PrepReleaseStatus,
     Task,
+    TaskConstraints,
     TaskCounts,
     TaskSpec,
 )
@@ -189,6 +192,26 @@ class BatchService:
 
     async def list_prep_release_status(self, job_id: str) -> list[PrepReleaseStatus]:
         return jobs.prep_release_status(self._core, job_id)
+
+    async def update_job(self, job_id: str, update: JobUpdate) -> None:
+        """Update Job: the properties given replace the job's (`jobs.update_job`)."""
+        await jobs.update_job(self._core, job_id, update, replace_all=False)
+
+    async def replace_job(self, job_id: str, update: JobUpdate) -> None:
+        """Replace Job: every updatable property replaced, the ones not given by defaults."""
+        await jobs.update_job(self._core, job_id, update, replace_all=True)
+
+    async def disable_job(self, job_id: str, option: DisableJobOption) -> None:
+        """Disable Job: ``disabling`` now, ``disabled`` once no task of it runs."""
+        await jobs.disable_job(self._core, job_id, option)
+
+    async def enable_job(self, job_id: str) -> None:
+        """Enable Job: a disabled job is active again."""
+        await jobs.enable_job(self._core, job_id)
+
+    async def update_task(self, job_id: str, task_id: str, constraints: TaskConstraints) -> None:
+        """Update Task: the task's constraints replaced."""
+        await jobs.update_task(self._core, job_id, task_id, constraints)
 
     async def begin_delete_job(self, job_id: str) -> None:
         """Delete Job: the job is ``deleting`` (recorded and saved) when this returns; its

@@ -12,12 +12,15 @@ from typing import Protocol
 
 from jobprep_release.backends.base import (
     ComputeNode,
+    DisableJobOption,
     Job,
     JobSpec,
+    JobUpdate,
     Pool,
     PoolSpec,
     PrepReleaseStatus,
     Task,
+    TaskConstraints,
     TaskCounts,
     TaskSpec,
 )
@@ -142,4 +145,24 @@ class EndpointService(Protocol):
         self, pool_id: str, node_id: str, directory: str, *, recursive: bool
     ) -> list[FileInfo]:
         """What a directory (relative to the node's root; "" for the root) holds."""
+        ...
+
+    async def update_job(self, job_id: str, update: JobUpdate) -> None:
+        """Update Job (PATCH); `Conflict`, `InvalidRequest`."""
+        ...
+
+    async def replace_job(self, job_id: str, update: JobUpdate) -> None:
+        """Replace Job (PUT): what `update` leaves None takes the default."""
+        ...
+
+    async def disable_job(self, job_id: str, option: DisableJobOption) -> None:
+        """Disable Job; `Conflict` unless active, disabling or disabled."""
+        ...
+
+    async def enable_job(self, job_id: str) -> None:
+        """Enable Job; `Conflict` unless disabled."""
+        ...
+
+    async def update_task(self, job_id: str, task_id: str, constraints: TaskConstraints) -> None:
+        """Update Task: its constraints replaced."""
         ...

@@ -80,5 +80,13 @@ def accepted(
     return web.Response(status=202, headers=headers)
 
 
+def updated(url: str, etag: str | None, modified: datetime | None) -> web.Response:
+    """200 for an update (Update/Replace Job, Update Task), with the object's new ETag and
+    time."""
+    headers = {"DataServiceId": url}
+    _changed(headers, etag, modified)
+    return web.Response(status=200, headers=headers)
+
+
 def no_content() -> web.Response:
     return web.Response(status=204)

@@ -1,5 +1,5 @@
 """Routes for tasks: add one, add a collection (at most 100, a result per task), get, list
-(``$filter``, ``$select``), terminate."""
+(``$filter``, ``$select``), update (its constraints), terminate."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
-from jobprep_release.backends.docker.rest.replies import body, created, document, no_content
+from jobprep_release.backends.docker.rest.replies import (
+    body,
+    created,
+    document,
+    no_content,
+    updated,
+)
 from jobprep_release.backends.errors import Conflict, InvalidRequest, NotFound
 
 routes = web.RouteTableDef()
@@ -134,6 +140,16 @@ async def get_task(request: web.Request) -> web.Response:
     task = _task_json(ctx, base_url(request), job_id, view)
     chosen = Query(request.path, request.query).select
     return document(select([task], chosen, render.names(models.BatchTask))[0], etag=task["eTag"])
+
+
+@routes.put("/jobs/{job}/tasks/{task}")
+async def update_task(request: web.Request) -> web.Response:
+    ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
+    constraints = specs.task_update(await body(request))
+    await ctx.service.update_task(job_id, task_id, constraints)
+    view = await ctx.service.get_task(job_id, task_id)
+    url = f"{base_url(request)}/jobs/{job_id}/tasks/{task_id}"
+    return updated(url, view.etag, view.last_modified)
 
 
 @routes.post("/jobs/{job}/tasks/{task}/terminate")
