@@ -118,6 +118,30 @@ class OnAllTasksComplete(StrEnum):
     TERMINATE_JOB = "terminatejob"
 
 
+class OnTaskFailure(StrEnum):
+    """A job's ``onTaskFailure``: nothing, or the job action of the failed task's exit
+    conditions (REST BatchTaskFailureMode)."""
+
+    NO_ACTION = "noaction"
+    PERFORM_EXIT_OPTIONS_JOB_ACTION = "performexitoptionsjobaction"
+
+
+class JobAction(StrEnum):
+    """What a task's exit condition does to its job (REST BatchJobActionKind): nothing, disable
+    it (as Disable Job with requeue), or terminate it (terminate reason ``TaskFailed``)."""
+
+    NONE = "none"
+    DISABLE = "disable"
+    TERMINATE = "terminate"
+
+
+class DependencyAction(StrEnum):
+    """What a task's exit condition does to the tasks depending on it (REST DependencyAction)."""
+
+    SATISFY = "satisfy"
+    BLOCK = "block"
+
+
 class DisableJobOption(StrEnum):
     """Disable Job's ``disableTasks``: what becomes of the job's running tasks (REST
     DisableBatchJobOption): requeued to run again once the job is enabled, terminated (completed
@@ -146,6 +170,61 @@ class ResourceFile:
     http_url: str
     file_path: str
     file_mode: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExitOptions:
+    """How the service responds to one exit condition (REST ExitOptions); None: the default
+    (job action none for exit code 0, terminate otherwise; dependencies satisfied by exit code
+    0, blocked otherwise)."""
+
+    job_action: JobAction | None = None
+    dependency_action: DependencyAction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExitCodeMapping:
+    code: int
+    exit_options: ExitOptions
+
+
+@dataclass(frozen=True, slots=True)
+class ExitCodeRangeMapping:
+    """Exit codes `start` to `end`, both included."""
+
+    start: int
+    end: int
+    exit_options: ExitOptions
+
+
+@dataclass(frozen=True, slots=True)
+class ExitConditions:
+    """How the service responds when a task completes (REST ExitConditions): by its exit code
+    (listed, then in a range), a failure to start (``preProcessingError``), a file upload error,
+    else `default`."""
+
+    exit_codes: Sequence[ExitCodeMapping] = ()
+    exit_code_ranges: Sequence[ExitCodeRangeMapping] = ()
+    pre_processing_error: ExitOptions | None = None
+    file_upload_error: ExitOptions | None = None
+    default: ExitOptions | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskIdRange:
+    """Tasks ``start`` to ``end`` (both included), by their ids as decimal numbers."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDependencies:
+    """The tasks a task depends on (REST BatchTaskDependencies): it is not scheduled until each
+    of them completed successfully (or its exit condition's dependencyAction satisfies it)."""
+
+    task_ids: Sequence[str] = ()
+    task_id_ranges: Sequence[TaskIdRange] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +316,8 @@ class JobSpec:
     max_wall_clock_time: timedelta | None = None
     """The job's constraint: measured from its creation; past it the job is terminated with
     ``MaxWallClockTimeExpiry``. None: no limit."""
+    on_task_failure: OnTaskFailure = OnTaskFailure.NO_ACTION
+    uses_task_dependencies: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +356,8 @@ class TaskSpec:
     user_identity: UserIdentity = field(default_factory=UserIdentity)
     required_slots: int = 1
     display_name: str | None = None
+    exit_conditions: ExitConditions | None = None
+    depends_on: TaskDependencies | None = None
 
 
 # --- views: what the service reports ---------------------------------------------------------

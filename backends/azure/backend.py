@@ -69,7 +69,7 @@ from jobprep_release.backends.schema.results import (
 MAX_TASKS_PER_REQUEST = 100
 TASK_SELECT = ["id", "state", "executionInfo", "nodeInfo"]
 NODE_SELECT = ["id", "state", "runningTasksCount"]
-JOB_SELECT = ["id", "poolInfo", "state", "executionInfo"]
+JOB_SELECT = ["id", "poolInfo", "state", "previousState", "executionInfo"]
 DEFAULT_TERMINATE_REASON = "UserTerminate"
 
 # Pipeline defaults: a handful of retries with short exponential backoff, instead of azure-core's

@@ -26,8 +26,14 @@ from jobprep_release.backends.base import (
     JOB_RELEASE_TASK_ID,
     RELEASE_MAX_WALL_CLOCK,
     AutoUserScope,
+    DependencyAction,
     ElevationLevel,
+    ExitCodeMapping,
+    ExitCodeRangeMapping,
+    ExitConditions,
+    ExitOptions,
     ImageReference,
+    JobAction,
     JobConstraints,
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
@@ -35,9 +41,12 @@ from jobprep_release.backends.base import (
     JobUpdate,
     NodeFillType,
     OnAllTasksComplete,
+    OnTaskFailure,
     PoolSpec,
     ResourceFile,
     TaskConstraints,
+    TaskDependencies,
+    TaskIdRange,
     TaskSpec,
     UserIdentity,
     check_id,
@@ -161,6 +170,96 @@ def task_constraints_spec(limits: models.BatchTaskConstraints | None) -> TaskCon
         max_wall_clock_time=limited(limits.max_wall_clock_time),
         retention_time=limited(limits.retention_time),
         max_task_retry_count=limits.max_task_retry_count,
+    )
+
+
+def exit_options(options: ExitOptions | None) -> models.ExitOptions | None:
+    if options is None:
+        return None
+    return models.ExitOptions(
+        job_action=options.job_action.value if options.job_action else None,
+        dependency_action=options.dependency_action.value if options.dependency_action else None,
+    )
+
+
+def _options(options: ExitOptions) -> models.ExitOptions:
+    return exit_options(options) or models.ExitOptions()
+
+
+def exit_options_spec(options: models.ExitOptions | None) -> ExitOptions | None:
+    if options is None:
+        return None
+    return ExitOptions(
+        job_action=optional_choice(JobAction, options.job_action),
+        dependency_action=optional_choice(DependencyAction, options.dependency_action),
+    )
+
+
+def exit_conditions(conditions: ExitConditions | None) -> models.ExitConditions | None:
+    if conditions is None:
+        return None
+    return models.ExitConditions(
+        exit_codes=[
+            models.ExitCodeMapping(code=item.code, exit_options=_options(item.exit_options))
+            for item in conditions.exit_codes
+        ]
+        or None,
+        exit_code_ranges=[
+            models.ExitCodeRangeMapping(
+                start=item.start, end=item.end, exit_options=_options(item.exit_options)
+            )
+            for item in conditions.exit_code_ranges
+        ]
+        or None,
+        pre_processing_error=exit_options(conditions.pre_processing_error),
+        file_upload_error=exit_options(conditions.file_upload_error),
+        default=exit_options(conditions.default),
+    )
+
+
+def exit_conditions_spec(conditions: models.ExitConditions | None) -> ExitConditions | None:
+    if conditions is None:
+        return None
+    return ExitConditions(
+        exit_codes=tuple(
+            ExitCodeMapping(item.code, exit_options_spec(item.exit_options) or ExitOptions())
+            for item in conditions.exit_codes or ()
+        ),
+        exit_code_ranges=tuple(
+            ExitCodeRangeMapping(
+                item.start, item.end, exit_options_spec(item.exit_options) or ExitOptions()
+            )
+            for item in conditions.exit_code_ranges or ()
+        ),
+        pre_processing_error=exit_options_spec(conditions.pre_processing_error),
+        file_upload_error=exit_options_spec(conditions.file_upload_error),
+        default=exit_options_spec(conditions.default),
+    )
+
+
+def task_dependencies(depends_on: TaskDependencies | None) -> models.BatchTaskDependencies | None:
+    if depends_on is None:
+        return None
+    return models.BatchTaskDependencies(
+        task_ids=list(depends_on.task_ids) or None,
+        task_id_ranges=[
+            models.BatchTaskIdRange(start=item.start, end=item.end)
+            for item in depends_on.task_id_ranges
+        ]
+        or None,
+    )
+
+
+def task_dependencies_spec(
+    depends_on: models.BatchTaskDependencies | None,
+) -> TaskDependencies | None:
+    if depends_on is None:
+        return None
+    return TaskDependencies(
+        task_ids=tuple(depends_on.task_ids or ()),
+        task_id_ranges=tuple(
+            TaskIdRange(item.start, item.end) for item in depends_on.task_id_ranges or ()
+        ),
     )
 
 
@@ -345,6 +444,10 @@ def job_create_options(spec: JobSpec) -> models.BatchJobCreateOptions:
         metadata=metadata_items(spec.metadata),
         # the service's defaults go unsaid: maxParallelTasks and allowTaskPreemption are "not
         # available by default" on an account, so a job that does not use them never sends them
+        uses_task_dependencies=spec.uses_task_dependencies or None,
+        task_failure_mode=None
+        if spec.on_task_failure is OnTaskFailure.NO_ACTION
+        else spec.on_task_failure.value,
         priority=spec.priority or None,
         max_parallel_tasks=None if spec.max_parallel_tasks == -1 else spec.max_parallel_tasks,
         allow_task_preemption=spec.allow_task_preemption or None,
@@ -419,6 +522,8 @@ def job_spec(job: models.BatchJobCreateOptions | models.BatchJob) -> JobSpec:
         max_wall_clock_time=job_constraints_spec(constraints).max_wall_clock_time,
         display_name=job.display_name,
         metadata=metadata(job.metadata),
+        on_task_failure=choice(OnTaskFailure, job.task_failure_mode, OnTaskFailure.NO_ACTION),
+        uses_task_dependencies=bool(job.uses_task_dependencies),
         priority=job.priority or 0,
         max_parallel_tasks=-1 if job.max_parallel_tasks is None else job.max_parallel_tasks,
         allow_task_preemption=bool(job.allow_task_preemption),
@@ -434,6 +539,8 @@ def task_create_options(spec: TaskSpec) -> models.BatchTaskCreateOptions:
         display_name=spec.display_name,
         constraints=task_constraints(spec.constraints),
         required_slots=spec.required_slots,
+        exit_conditions=exit_conditions(spec.exit_conditions),
+        depends_on=task_dependencies(spec.depends_on),
     )
 
 
@@ -445,6 +552,8 @@ def task_spec(task: models.BatchTaskCreateOptions | models.BatchTask) -> TaskSpe
         constraints=task_constraints_spec(task.constraints),
         required_slots=task.required_slots or 1,
         display_name=task.display_name,
+        exit_conditions=exit_conditions_spec(task.exit_conditions),
+        depends_on=task_dependencies_spec(task.depends_on),
     )
 
 

@@ -355,8 +355,6 @@ DIFFERENCES = {
     "create_pools.json": "a networkConfiguration whose subnet is in another subscription: the "
     "service answers 400 InvalidPropertyValue naming subnetId; the endpoint refuses "
     "networkConfiguration itself (501), and the pool sent again without it is created",
-    "jobs.json": "Add Job with onTaskFailure performexitoptionsjobaction is refused with 501; "
-    "the service accepts it",
 }
 """Recordings the endpoint does not replay alike yet: each fails (strict), and says why."""
 

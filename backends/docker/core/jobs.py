@@ -321,6 +321,13 @@ async def disable_job(core: Core, job_id: str, option: DisableJobOption) -> None
             f"job {job_id} is {job.state}; only an active job can be disabled",
             code=_NOT_ACTIVE_CODES.get(job.state, "JobNotActive"),
         )
+    await disable(core, job, option)
+
+
+async def disable(core: Core, job: JobRecord, option: DisableJobOption) -> None:
+    """Disable Job's work on an active job (see `disable_job`); nothing in any other state."""
+    if job.state is not JobState.ACTIVE:
+        return
     now = core.now()
     move(job, JobState.DISABLING, now)
     for task in job.tasks.values():

@@ -13,11 +13,14 @@ import structlog
 
 from jobprep_release.backends.base import (
     RELEASE_MAX_WALL_CLOCK,
+    DisableJobOption,
     ExecutionResult,
     FailureInfo,
+    JobAction,
     JobState,
     NodeState,
     OnAllTasksComplete,
+    OnTaskFailure,
     TaskState,
 )
 from jobprep_release.backends.docker.core import rules, views
@@ -127,8 +130,24 @@ def _on_task_exit(core: Core, job: JobRecord, task: TaskRecord, end: float) -> N
     else:
         core.count_completion(task)
         move(task, TaskState.COMPLETED, end)
+        _job_action(core, job, task)
     core.refresh_busy()
     after_task_change(core, job)
+
+
+def _job_action(core: Core, job: JobRecord, task: TaskRecord) -> None:
+    """With onTaskFailure performexitoptionsjobaction, the job action of the exit condition
+    the task completed with (`rules.exit_options`): disable the job as Disable Job with
+    requeue does, or terminate it with the reason ``TaskFailed`` (REST BatchJobActionKind)."""
+    if job.spec.on_task_failure is not OnTaskFailure.PERFORM_EXIT_OPTIONS_JOB_ACTION:
+        return
+    from jobprep_release.backends.docker.core import jobs
+
+    action = rules.exit_options(task).job_action
+    if action is JobAction.TERMINATE:
+        core.spawn(jobs.terminate, core, job, "TaskFailed")
+    elif action is JobAction.DISABLE:
+        core.spawn(jobs.disable, core, job, DisableJobOption.REQUEUE)
 
 
 def after_task_change(core: Core, job: JobRecord) -> None:

@@ -107,7 +107,7 @@ async def terminate_job(request: web.Request) -> web.Response:
     ctx, job_id = context(request), request.match_info["job"]
     reason = specs.terminate_reason(await body(request, optional=True))
     await ctx.service.terminate_job(job_id, reason)
-    return accepted(f"{base_url(request)}/jobs/{job_id}")
+    return await _changed(request, job_id, 202)
 
 
 @routes.get("/jobs/{job}/taskcounts")
