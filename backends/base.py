@@ -76,7 +76,35 @@ class NodeState(StrEnum):
     UNUSABLE = "unusable"
     LEAVING_POOL = "leavingpool"
     OFFLINE = "offline"
+    PREEMPTED = "preempted"
     UNKNOWN = "unknown"
+
+
+class SchedulingState(StrEnum):
+    """Whether the scheduler places tasks on a node (REST SchedulingState)."""
+
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+
+
+class NodeDeallocationOption(StrEnum):
+    """What happens to a leaving node's running tasks (REST BatchNodeDeallocationOption):
+    requeued, ended, left to complete, or left to complete and their data kept until its
+    retention time passes."""
+
+    REQUEUE = "requeue"
+    TERMINATE = "terminate"
+    TASK_COMPLETION = "taskcompletion"
+    RETAINED_DATA = "retaineddata"
+
+
+class DisableSchedulingOption(StrEnum):
+    """What Disable Node Scheduling does to the node's running tasks (REST
+    BatchNodeDisableSchedulingOption)."""
+
+    REQUEUE = "requeue"
+    TERMINATE = "terminate"
+    TASK_COMPLETION = "taskcompletion"
 
 
 class JobState(StrEnum):
@@ -382,6 +410,10 @@ class Pool:
     allocation_state_transition_time: datetime | None = None
     """The times, ETag and previous state are those the service recorded when the change
     happened; None where a backend does not report them."""
+    resize_errors: tuple[ResizeError, ...] = ()
+    """Errors of the last resize (REST resizeErrors), once the pool is steady again."""
+    target_low_priority_nodes: int = 0
+    current_low_priority_nodes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,6 +436,18 @@ class ComputeNode:
     (REST totalTasksRun: normal tasks, not preparation or release tasks)."""
     total_tasks_succeeded: int = 0
     """Of those, the ones that succeeded (REST totalTasksSucceeded)."""
+    scheduling_state: SchedulingState = SchedulingState.ENABLED
+    is_dedicated: bool = True
+    """False for a spot/low-priority node (REST isDedicated)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResizeError:
+    """One error of a pool's last resize (REST ResizeError): ``AllocationTimedOut``,
+    ``ResizeStopped``, ..."""
+
+    code: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import binascii
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -22,14 +23,17 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 
+from jobprep_release.backends.administration import PoolNodeCounts
 from jobprep_release.backends.azure.retry import BoundedRetryPolicy
 from jobprep_release.backends.azure.sdk_errors import Redactor, translate
 from jobprep_release.backends.base import (
     ComputeNode,
     DisableJobOption,
+    DisableSchedulingOption,
     Job,
     JobSpec,
     JobUpdate,
+    NodeDeallocationOption,
     Pool,
     PoolSpec,
     PrepReleaseStatus,
@@ -60,6 +64,7 @@ from jobprep_release.backends.schema.requests import (
 from jobprep_release.backends.schema.results import (
     job_view,
     node_view,
+    pool_node_counts_view,
     pool_view,
     prep_release_view,
     task_counts_view,
@@ -373,6 +378,78 @@ class AzureBackend:
             await self._client.begin_reimage_node(
                 pool_id, node_id, options, polling_interval=self._lro_poll_interval
             )
+
+    # --- pool sizes and node administration (`administration.NodeAdministration`) ----------
+
+    async def set_pool_targets(
+        self,
+        pool_id: str,
+        target_dedicated_nodes: int,
+        target_low_priority_nodes: int = 0,
+        *,
+        resize_timeout: timedelta | None = None,
+        deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE,
+    ) -> None:
+        options = models.BatchPoolResizeOptions(
+            target_dedicated_nodes=target_dedicated_nodes,
+            target_low_priority_nodes=target_low_priority_nodes,
+            resize_timeout=resize_timeout,
+            node_deallocation_option=deallocation.value,
+        )
+        async with self._call(f"resize pool {pool_id}"):
+            await self._client.begin_resize_pool(
+                pool_id, options, polling_interval=self._lro_poll_interval
+            )
+
+    async def stop_pool_resize(self, pool_id: str) -> None:
+        async with self._call(f"stop resizing pool {pool_id}"):
+            await self._client.begin_stop_pool_resize(
+                pool_id, polling_interval=self._lro_poll_interval
+            )
+
+    async def remove_nodes(
+        self,
+        pool_id: str,
+        node_ids: Sequence[str],
+        *,
+        resize_timeout: timedelta | None = None,
+        deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE,
+    ) -> None:
+        options = models.BatchNodeRemoveOptions(
+            node_ids=list(node_ids),
+            resize_timeout=resize_timeout,
+            node_deallocation_option=deallocation.value,
+        )
+        async with self._call(f"remove nodes from pool {pool_id}"):
+            await self._client.begin_remove_nodes(
+                pool_id, options, polling_interval=self._lro_poll_interval
+            )
+
+    async def disable_node_scheduling(
+        self,
+        pool_id: str,
+        node_id: str,
+        option: DisableSchedulingOption = DisableSchedulingOption.REQUEUE,
+    ) -> None:
+        options = models.BatchNodeDisableSchedulingOptions(
+            node_disable_scheduling_option=option.value
+        )
+        async with self._call(f"disable scheduling on node {node_id}"):
+            await self._client.disable_node_scheduling(pool_id, node_id, options)
+
+    async def enable_node_scheduling(self, pool_id: str, node_id: str) -> None:
+        async with self._call(f"enable scheduling on node {node_id}"):
+            await self._client.enable_node_scheduling(pool_id, node_id)
+
+    async def get_node(self, pool_id: str, node_id: str) -> ComputeNode:
+        async with self._call(f"get node {node_id}"):
+            node = await self._client.get_node(pool_id, node_id)
+        return node_view(node)
+
+    async def list_pool_node_counts(self) -> list[PoolNodeCounts]:
+        async with self._call("list pool node counts"):
+            entries = [entry async for entry in self._client.list_pool_node_counts()]
+        return [pool_node_counts_view(entry) for entry in entries]
 
     # --- files -------------------------------------------------------------------------------
 

@@ -13,17 +13,21 @@ asked for is either not begun or carried through by the service.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from types import TracebackType
 
 import anyio
 import anyio.abc
 
+from jobprep_release.backends.administration import PoolNodeCounts
 from jobprep_release.backends.base import (
     ComputeNode,
     DisableJobOption,
+    DisableSchedulingOption,
     Job,
     JobSpec,
     JobUpdate,
+    NodeDeallocationOption,
     Pool,
     PoolSpec,
     PrepReleaseStatus,
@@ -175,6 +179,67 @@ class DockerBackend:
 
     async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
         return await self.service.read_node_file(pool_id, node_id, path)
+
+    # --- pool sizes and node administration (`administration.NodeAdministration`) ----------
+
+    async def set_pool_targets(
+        self,
+        pool_id: str,
+        target_dedicated_nodes: int,
+        target_low_priority_nodes: int = 0,
+        *,
+        resize_timeout: timedelta | None = None,
+        deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE,
+    ) -> None:
+        with _atomic():
+            await self.service.set_pool_targets(
+                pool_id,
+                target_dedicated_nodes,
+                target_low_priority_nodes,
+                resize_timeout=resize_timeout,
+                deallocation=deallocation,
+            )
+
+    async def stop_pool_resize(self, pool_id: str) -> None:
+        with _atomic():
+            await self.service.stop_pool_resize(pool_id)
+
+    async def remove_nodes(
+        self,
+        pool_id: str,
+        node_ids: Sequence[str],
+        *,
+        resize_timeout: timedelta | None = None,
+        deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE,
+    ) -> None:
+        with _atomic():
+            await self.service.remove_nodes(
+                pool_id, node_ids, resize_timeout=resize_timeout, deallocation=deallocation
+            )
+
+    async def disable_node_scheduling(
+        self,
+        pool_id: str,
+        node_id: str,
+        option: DisableSchedulingOption = DisableSchedulingOption.REQUEUE,
+    ) -> None:
+        with _atomic():
+            await self.service.disable_node_scheduling(pool_id, node_id, option)
+
+    async def enable_node_scheduling(self, pool_id: str, node_id: str) -> None:
+        with _atomic():
+            await self.service.enable_node_scheduling(pool_id, node_id)
+
+    async def preempt_node(self, pool_id: str, node_id: str) -> None:
+        """Evict a spot/low-priority node, as Azure does (a local operation)."""
+        with _atomic():
+            await self.service.preempt_node(pool_id, node_id)
+
+    async def get_node(self, pool_id: str, node_id: str) -> ComputeNode:
+        return await self.service.get_node(pool_id, node_id)
+
+    async def list_pool_node_counts(self) -> list[PoolNodeCounts]:
+        return await self.service.list_pool_node_counts()
 
     async def terminate_job(self, job_id: str, reason: str | None = None) -> None:
         with _atomic():

@@ -633,6 +633,10 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "targetDedicatedNodes": _within(0),
         "targetLowPriorityNodes": _within(0),
     },
+    models.BatchNodeRemoveOptions: {
+        "resizeTimeout": _at_least(timedelta(minutes=5)),
+        "nodeList": lambda value: None if 1 <= len(value) <= 100 else "give 1 to 100 node ids",
+    },
     models.BatchJobCreateOptions: {
         "id": _id,
         "displayName": _DISPLAY_NAME,
@@ -661,11 +665,11 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
 ``InvalidPropertyValue`` naming the property. Source: the Batch REST API reference
 (api-version 2025-06-01): Add Pool (``id`` up to 64 letters, digits, hyphens and underscores;
 ``displayName`` up to 1,024 characters; ``resizeTimeout`` at least 5 minutes;
-``taskSlotsPerNode`` at most 256), Resize Pool, Add Job, Update Job and Replace Job
-(``priority`` -1000 to 1000; ``maxParallelTasks`` -1 or greater than 0), Add Task
-(``requiredSlots`` at least 1), the constraints (``maxTaskRetryCount`` -1, unlimited, or
-more; ``maxWallClockTime`` a positive duration) and metadata and environment settings (names
-unique in their list)."""
+``taskSlotsPerNode`` at most 256), Resize Pool, Remove Nodes (``nodeList`` of at most 100
+ids), Add Job, Update Job and Replace Job (``priority`` -1000 to 1000; ``maxParallelTasks``
+-1 or greater than 0), Add Task (``requiredSlots`` at least 1), the constraints
+(``maxTaskRetryCount`` -1, unlimited, or more; ``maxWallClockTime`` a positive duration) and
+metadata and environment settings (names unique in their list)."""
 
 
 def check_limits(model: type, document: Mapping[str, Any], path: str = "") -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from azure.batch import models
 
+from jobprep_release.backends.administration import NodeCounts, PoolNodeCounts
 from jobprep_release.backends.base import (
     AllocationState,
     ComputeNode,
@@ -32,6 +33,8 @@ from jobprep_release.backends.base import (
     PrepReleaseExecution,
     PrepReleaseStatus,
     PrepReleaseTaskState,
+    ResizeError,
+    SchedulingState,
     Task,
     TaskCounts,
     TaskSpec,
@@ -110,6 +113,12 @@ def pool_view(pool: models.BatchPool) -> Pool:
         ),
         allocation_state_transition_time=pool.allocation_state_transition_time,
         **_history_view(pool),
+        resize_errors=tuple(
+            ResizeError(code=error.code or "", message=error.message or "")
+            for error in pool.resize_errors or ()
+        ),
+        target_low_priority_nodes=pool.target_low_priority_nodes or 0,
+        current_low_priority_nodes=pool.current_low_priority_nodes or 0,
     )
 
 
@@ -122,6 +131,13 @@ def pool_model(view: Pool, spec: PoolSpec) -> models.BatchPool:
     pool.target_dedicated_nodes = view.target_dedicated_nodes
     pool.current_dedicated_nodes = view.current_dedicated_nodes
     pool.task_slots_per_node = view.task_slots_per_node
+    pool.target_low_priority_nodes = view.target_low_priority_nodes
+    pool.current_low_priority_nodes = view.current_low_priority_nodes
+    if view.resize_errors:
+        pool.resize_errors = [
+            models.ResizeError(code=error.code, message=error.message)
+            for error in view.resize_errors
+        ]
     pool.task_scheduling_policy = models.BatchTaskSchedulingPolicy(
         node_fill_type=view.node_fill_type.value
     )
@@ -146,6 +162,8 @@ def node_view(node: models.BatchNode) -> ComputeNode:
         running_task_slots_count=node.running_task_slots_count or 0,
         total_tasks_run=node.total_tasks_run or 0,
         total_tasks_succeeded=node.total_tasks_succeeded or 0,
+        scheduling_state=choice(SchedulingState, node.scheduling_state, SchedulingState.ENABLED),
+        is_dedicated=node.is_dedicated is not False,
     )
 
 
@@ -157,6 +175,8 @@ def node_model(view: ComputeNode) -> models.BatchNode:
         running_task_slots_count=view.running_task_slots_count,
         total_tasks_run=view.total_tasks_run,
         total_tasks_succeeded=view.total_tasks_succeeded,
+        scheduling_state=view.scheduling_state.value,
+        is_dedicated=view.is_dedicated,
     )
     _set_known(
         node,
@@ -361,3 +381,18 @@ def prep_release_model(status: PrepReleaseStatus) -> models.BatchJobPreparationA
             model.job_release_task_execution_info, task_root_directory=run.task_root_directory
         )
     return model
+
+
+def pool_node_counts_view(entry: models.BatchPoolNodeCounts) -> PoolNodeCounts:
+    """One entry of List Pool Node Counts, as `PoolNodeCounts`."""
+
+    def counts(model: models.BatchNodeCounts | None) -> NodeCounts:
+        return NodeCounts(
+            **{field.name: getattr(model, field.name, 0) or 0 for field in fields(NodeCounts)}
+        )
+
+    return PoolNodeCounts(
+        pool_id=entry.pool_id or "",
+        dedicated=counts(entry.dedicated),
+        low_priority=counts(entry.low_priority),
+    )

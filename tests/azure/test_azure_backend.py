@@ -35,7 +35,6 @@ from jobprep_release.backends.errors import (
     Conflict,
     InvalidRequest,
     NotFound,
-    ServiceError,
 )
 from jobprep_release.backends.schema.shapes import parse_duration
 from tests.azure.emulator import Emulator
@@ -114,10 +113,9 @@ async def test_create_pool_sends_a_linux_virtual_machine_pool(
         task_slots_per_node=2,
         node_fill_type=NodeFillType.SPREAD,
     )
-    # The endpoint emulates no low-priority nodes and refuses the pool (501); the request is
-    # what is checked here.
-    with pytest.raises(ServiceError, match="targetLowPriorityNodes"):
-        await backend.create_pool(spec)
+    await backend.create_pool(spec)
+    pool = await backend.get_pool(POOL)
+    assert (pool.target_dedicated_nodes, pool.target_low_priority_nodes) == (3, 1)
 
     [request] = emulator.calls("POST", "/pools")
     assert request.body == {

@@ -182,7 +182,7 @@ async def test_unemulated_operations_are_named(state_dir: Path) -> None:
             await call(client, "GET", "/jobs", params={"$expand": "stats"}), 501, "NotSupported"
         )
         refused(
-            await call(client, "GET", "/pools/p", headers={"If-None-Match": "0x8D0"}),
+            await call(client, "GET", "/pools", headers={"If-None-Match": "0x8D0"}),
             501,
             "NotSupported",
         )

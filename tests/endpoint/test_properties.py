@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 import types
 import typing
 import uuid
@@ -347,6 +348,7 @@ HONOURED: dict[type, set[str]] = {
         "metadata[0].value",
         "resizeTimeout",
         "targetDedicatedNodes",
+        "targetLowPriorityNodes",
         "taskSlotsPerNode",
         "enableInterNodeCommunication",
         "taskSchedulingPolicy.nodeFillType",
@@ -464,6 +466,16 @@ def add_and_check(
     finally:
         if status == 201:
             served.call("DELETE", f"{collection}/{object_id}")
+            gone_within(served, f"{collection}/{object_id}", 120)
+
+
+def gone_within(served: Served, path: str, seconds: float) -> None:
+    """Wait until GET `path` is 404: a pool with nodes (spot nodes) is deleted in the
+    background, its containers first."""
+    deadline = time.monotonic() + seconds
+    while served.call("GET", path)[0] != 404:
+        assert time.monotonic() < deadline, f"{path} was not deleted within {seconds} s"
+        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("leaf", POOL_LEAVES, ids=lambda leaf: leaf.path)

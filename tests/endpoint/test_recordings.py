@@ -57,16 +57,11 @@ FILES = (
 )
 
 REFUSED_OPERATIONS = {
-    "List Pool Node Counts": "spot nodes and node states by pool are not counted",
     "Replace Pool Properties": "updates of pools are not emulated",
     "Update Pool": "updates of pools are not emulated",
     "Enable Pool Auto Scale": "autoscale is not emulated",
     "Disable Pool Auto Scale": "autoscale is not emulated",
     "Evaluate Pool Auto Scale": "autoscale is not emulated",
-    "Stop Pool Resize": "a resize is done at once, nothing to stop",
-    "Remove Nodes": "nodes are removed by resizing or deleting the pool",
-    "Disable Node Scheduling": "node scheduling states are not emulated",
-    "Enable Node Scheduling": "node scheduling states are not emulated",
     "Upload Node Logs": "nodes keep no Batch service logs",
     "Delete Node File": "deleting files is not emulated",
     "Delete Task File": "deleting files is not emulated",
@@ -82,7 +77,6 @@ REFUSED_PROPERTIES = {
     "virtualMachineConfiguration.diskEncryptionConfiguration": "no disks to encrypt",
     "targetNodeCommunicationMode": "nodes talk to the endpoint one way only",
     "poolInfo.autoPoolSpecification": "auto pools are not emulated",
-    "targetLowPriorityNodes": "spot/low-priority nodes are not emulated",
 }
 """Request properties refused with 501 by design (the request is then replayed without them)."""
 
@@ -95,7 +89,6 @@ ABSENT_BY_DESIGN = {
     "enableAutoScale": set(),
     "autoScaleFormula": {"autoscale is not emulated"},
     "autoScaleEvaluationInterval": {"autoscale is not emulated"},
-    "resizeErrors": {"a resize is done at once and cannot be stopped, so it has no errors"},
     "endpointConfiguration": {"containers have no inbound endpoints (RDP/SSH NAT)"},
     "currentNodeCommunicationMode": {"nodes talk to the endpoint one way only"},
 }
@@ -191,6 +184,8 @@ class Replay:
             pool = document.get("poolInfo", {}).get("poolId")
             if pool:
                 document["poolInfo"]["poolId"] = self.ours(pool)
+            if isinstance(document.get("nodeList"), list):  # Remove Nodes
+                document["nodeList"] = [self.nodes[node] for node in document["nodeList"]]
         return document
 
     @staticmethod
@@ -256,6 +251,8 @@ async def prepare(replay: Replay, name: str) -> None:
     if name == "scale_pools.json":  # made by the test's set-up, unrecorded, with refused parts
         made.append(("/pools", pool_body("f50021c2", 0, displayName="test_pool")))
         replay.stripped |= {"userAccounts", "networkConfiguration"}
+        # Its resize is stopped while the nodes are still being allocated, as recorded.
+        replay.emulator.fake.hold_creation = True
     if name == "compute_nodes.json":
         made.append(("/pools", pool_body("3d0a22a3", 2)))
     if name == "files.json":
@@ -331,7 +328,8 @@ def compare(replay: Replay, entry: dict[str, Any], answer: Answer, where: str) -
         missing = expected - ours
         extra = ours - property_paths(recorded) - replay.substituted
         assert not missing, f"{where}: the endpoint does not write {sorted(missing)}"
-        # Some properties come with a state (a node's lastBootTime once it booted): what the
+        # Some properties come with a state (a node's lastBootTime once it booted, a pool's
+        # resizeErrors once steady): what the
         # endpoint writes beyond the recording is compared only where the states are the same.
         assert not extra or states(answer.body) != states(recorded), (
             f"{where}: the endpoint writes more than the service: {sorted(extra)}"
@@ -340,8 +338,11 @@ def compare(replay: Replay, entry: dict[str, Any], answer: Answer, where: str) -
 
 
 def states(document: dict[str, Any]) -> list[Any]:
+    """Each item's state, and a pool's allocation state (resizeErrors come once steady)."""
     items = document.get("value", [document])
-    return [item.get("state") for item in items if isinstance(item, dict)]
+    return [
+        (item.get("state"), item.get("allocationState")) for item in items if isinstance(item, dict)
+    ]
 
 
 def excused(replay: Replay, path: str) -> bool:

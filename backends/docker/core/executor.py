@@ -14,7 +14,7 @@ checked by the core (`rules.confined`) and never holds ``..``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -193,6 +193,14 @@ class NodeExecutor(Protocol):
     async def read_file(self, node_id: str, path: str) -> bytes:
         """A regular file's bytes, `path` relative to the node's root. `NotFound`
         (``FileNotFound``) when absent; `InvalidRequest` when a link leads out of the root."""
+        ...
+
+    def stream_file(
+        self, node_id: str, path: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """`read_file`'s bytes from offset `start`, `length` of them (to the end when None;
+        fewer when the file is shorter), as chunks read while they are consumed: never the whole
+        file in memory. The checks are `read_file`'s, raised at the first iteration."""
         ...
 
     async def stat_file(self, node_id: str, path: str) -> FileInfo:

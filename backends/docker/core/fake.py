@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -39,6 +39,8 @@ from jobprep_release.backends.errors import NotFound
 
 KILLED = 137
 """The exit code of a process killed by SIGKILL (a kill, or its wall clock)."""
+STREAM_CHUNK = 64 * 1024
+"""Bytes per chunk of `FakeExecutor.stream_file`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +144,8 @@ class FakeExecutor:
 
     For tests: `starts` lists every process started, in order; `nodes` the fake nodes by id;
     `lose_node` takes a node away (its processes vanish without a trace) and `restore_node`
-    brings it back with the next boot number; `hold_hello` keeps new nodes from saying hello.
+    brings it back with the next boot number; `hold_hello` keeps new nodes from saying hello,
+    `hold_creation` keeps them ``creating``.
     """
 
     def __init__(self, clock: Clock | None = None, outcome: Script = succeed) -> None:
@@ -154,6 +157,9 @@ class FakeExecutor:
         self.images: set[str] | None = None
         """Images `check_image` accepts (None: any)."""
         self.hold_hello = False
+        self.hold_creation = False
+        """New nodes stay ``creating`` until `release_creation` (a slow allocation)."""
+        self._creating: list[FakeNode] = []
         self._listener: ExecutorListener | None = None
         self._events: list[Callable[[ExecutorListener], None]] = []
         self._wake = anyio.Event()
@@ -277,8 +283,23 @@ class FakeExecutor:
         self.nodes[node.node_id] = fake
         node_id = node.node_id
         self._emit(lambda listener: listener.on_node_state(node_id, NodeState.CREATING))
+        if self.hold_creation:
+            self._creating.append(fake)
+            return
+        self._created(fake)
+
+    def _created(self, node: FakeNode) -> None:
+        node_id = node.setup.node_id
         self._emit(lambda listener: listener.on_node_state(node_id, NodeState.STARTING))
-        self._boot(fake)
+        self._boot(node)
+
+    def release_creation(self) -> None:
+        """Let the nodes held by `hold_creation` (and not removed since) come up now."""
+        self.hold_creation = False
+        for node in self._creating:
+            if self.nodes.get(node.setup.node_id) is node:
+                self._created(node)
+        self._creating.clear()
 
     def node_address(self, node_id: str) -> str | None:
         """A fixed private address per node (its pool's serial and its index), as a real
@@ -409,6 +430,14 @@ class FakeExecutor:
         if absolute not in node.files:
             raise NotFound(f"{path}: no such file", code="FileNotFound")
         return node.files[absolute]
+
+    async def stream_file(
+        self, node_id: str, path: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        data = await self.read_file(node_id, path)
+        end = len(data) if length is None else min(len(data), start + length)
+        for offset in range(start, end, STREAM_CHUNK):
+            yield data[offset : min(end, offset + STREAM_CHUNK)]
 
     def _info(self, node: FakeNode, absolute: str, name: str) -> FileInfo:
         when = datetime.fromtimestamp(node.times.get(absolute, self.clock.now()), UTC)

@@ -17,6 +17,7 @@ import anyio
 import anyio.abc
 
 from jobprep_release.backends.base import ExecutionResult, NodeState, TaskState
+from jobprep_release.backends.docker.core import rules
 from jobprep_release.backends.docker.core.clock import Clock
 from jobprep_release.backends.docker.core.executor import NodeExecutor, NodeSetup
 from jobprep_release.backends.docker.core.records import (
@@ -30,6 +31,7 @@ from jobprep_release.backends.docker.core.records import (
 from jobprep_release.backends.docker.core.store import Store, serialize
 from jobprep_release.backends.errors import NotFound
 
+READY = (NodeState.IDLE, NodeState.RUNNING, NodeState.OFFLINE)
 SAVE_INTERVAL = 0.2
 SWEEP_INTERVAL = 1.0
 
@@ -102,6 +104,8 @@ class Core:
         self.deletions: dict[str, Deletion] = {}
         """Deletions under way, by ``pool:<id>`` / ``job:<id>`` (see `deletions`)."""
         self.group: anyio.abc.TaskGroup | None = None
+        self.leaving: set[str] = set()
+        """Nodes whose removal (`pools.settle_leaving`) is under way (not saved)."""
         self.account_url = f"http://localhost/{settings.account_name}"
 
     def now(self) -> float:
@@ -192,7 +196,8 @@ class Core:
 
     def refresh_busy(self) -> None:
         """Record on each node the tasks running there and the slots they hold, and each ready
-        node as `running` while a task holds one of its slots, else `idle`. Called where tasks
+        node as `running` while a task holds one of its slots, else `idle` (`offline` with
+        its scheduling disabled: `rules.ready_state`). Called where tasks
         start and end, so that reading a node scans nothing."""
         used = self.used_slots()
         counts: dict[str, int] = {}
@@ -205,8 +210,8 @@ class Core:
             for node in pool.nodes:
                 node.running_tasks = counts.get(node.id, 0)
                 node.running_task_slots = used.get(node.id, 0)
-                if node.state in (NodeState.IDLE, NodeState.RUNNING):
-                    move(node, NodeState.RUNNING if used.get(node.id) else NodeState.IDLE, now)
+                if node.state in READY:
+                    move(node, rules.ready_state(node, used), now)
 
     def count_completion(self, task: TaskRecord) -> None:
         """Count `task`, about to be recorded ``completed``, on the node that ran it

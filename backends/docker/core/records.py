@@ -17,9 +17,12 @@ from jobprep_release.backends.base import (
     FailureInfo,
     JobSpec,
     JobState,
+    NodeDeallocationOption,
     NodeState,
     PoolSpec,
     PoolState,
+    ResizeError,
+    SchedulingState,
     TaskSpec,
     TaskState,
 )
@@ -97,6 +100,12 @@ class NodeRecord:
     """Tasks running (or preparing) on the node now (REST runningTasksCount)."""
     running_task_slots: int = 0
     """The task slots those tasks hold (REST runningTaskSlotsCount)."""
+    scheduling: SchedulingState = SchedulingState.ENABLED
+    """Disable/Enable Node Scheduling (REST schedulingState)."""
+    dedicated: bool = True
+    """False for a spot/low-priority node (REST isDedicated)."""
+    deallocation: NodeDeallocationOption | None = None
+    """While the node is `leavingpool`: how it leaves (`pools.settle_leaving`)."""
 
 
 @dataclass(slots=True)
@@ -109,6 +118,10 @@ class PoolRecord:
     history: History = field(default_factory=History)
     allocation_state: AllocationState = AllocationState.STEADY
     allocation_state_time: float = 0.0
+    resize_started: float | None = None
+    """When the current (or last) resize began: its deadline is this plus `resizeTimeout`."""
+    resize_errors: list[ResizeError] = field(default_factory=list)
+    """Errors of the last resize (REST resizeErrors)."""
 
 
 @dataclass(slots=True)

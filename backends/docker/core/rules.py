@@ -16,6 +16,7 @@ from jobprep_release.backends.base import (
     NodeState,
     OnTaskFailure,
     PoolState,
+    SchedulingState,
     TaskSpec,
     TaskState,
     check_id,
@@ -193,10 +194,23 @@ def _satisfies(task: TaskRecord) -> bool:
     return exit_options(task).dependency_action is DependencyAction.SATISFY
 
 
+def schedulable(node: NodeRecord) -> bool:
+    """Whether the scheduler may place a task on the node: ready, scheduling enabled."""
+    return node.state in USABLE and node.scheduling is SchedulingState.ENABLED
+
+
+def ready_state(node: NodeRecord, used: dict[str, int]) -> NodeState:
+    """A ready node's state: ``running`` while a task holds one of its slots, else ``idle``,
+    or ``offline`` when its scheduling is disabled (REST BatchNodeState)."""
+    if used.get(node.id):
+        return NodeState.RUNNING
+    return NodeState.OFFLINE if node.scheduling is SchedulingState.DISABLED else NodeState.IDLE
+
+
 def has_room(pool: PoolRecord, used: dict[str, int]) -> bool:
-    """Whether any usable node of the pool has a free task slot."""
+    """Whether any schedulable node of the pool has a free task slot."""
     slots = pool.spec.task_slots_per_node
-    return any(node.state in USABLE and used.get(node.id, 0) < slots for node in pool.nodes)
+    return any(schedulable(node) and used.get(node.id, 0) < slots for node in pool.nodes)
 
 
 def pick_node(
@@ -206,7 +220,7 @@ def pick_node(
     candidates = [
         node
         for node in pool.nodes
-        if node.state in USABLE
+        if schedulable(node)
         and slots - used.get(node.id, 0) >= task.spec.required_slots
         and not (node.id in job.nodes and job.nodes[node.id].prep_blocked)
     ]

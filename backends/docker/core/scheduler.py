@@ -21,7 +21,14 @@ from jobprep_release.backends.base import (
     PoolState,
     TaskState,
 )
-from jobprep_release.backends.docker.core import environment, jobs, outcomes, processes, rules
+from jobprep_release.backends.docker.core import (
+    environment,
+    jobs,
+    outcomes,
+    pools,
+    processes,
+    rules,
+)
 from jobprep_release.backends.docker.core.kernel import Core
 from jobprep_release.backends.docker.core.records import (
     Execution,
@@ -73,6 +80,7 @@ async def schedule_pass(core: Core) -> None:
             room -= 1
     core.refresh_busy()
     await processes.start_all(core, pending)
+    pools.settle_leaving(core)
     if waiting and await preempt(core, waiting, used):
         core.poke()
 
@@ -105,6 +113,9 @@ async def preempt(
             if victim_job.spec.priority >= job.spec.priority:
                 continue
             assert victim.node_id is not None
+            found = core.node_by_id(victim.node_id)
+            if found is None or not rules.schedulable(found[1]):
+                continue  # freeing a node that takes no tasks helps nobody
             free = slots_of.get(pool_key, 1) - used.get(victim.node_id, 0)
             if free + victim.spec.required_slots < task.spec.required_slots:
                 continue
@@ -159,6 +170,7 @@ async def sweep(core: Core) -> None:
     while True:
         await core.clock.sleep(core.settings.sweep_interval)
         await jobs.expire_jobs(core)
+        pools.check_resize_deadlines(core)
         now = core.now()
         for job in list(core.state.jobs.values()):
             for task in list(job.tasks.values()):
@@ -172,3 +184,4 @@ async def sweep(core: Core) -> None:
                     if core.node_by_id(task.node_id) is not None:
                         await processes.remove_tree(core, task.node_id, directory)
                     core.changed()
+        pools.settle_leaving(core)  # nodes leaving once their tasks' files are gone

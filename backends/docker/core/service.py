@@ -11,18 +11,21 @@ so a service that crashes between any two steps loses nothing and runs nothing t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 import anyio
 import anyio.abc
 
+from jobprep_release.backends.administration import PoolNodeCounts
 from jobprep_release.backends.base import (
     ComputeNode,
     DisableJobOption,
+    DisableSchedulingOption,
     Job,
     JobSpec,
     JobUpdate,
+    NodeDeallocationOption,
     NodeState,
     Pool,
     PoolSpec,
@@ -81,8 +84,12 @@ class BatchService:
             processes.index_in_flight(core)
             for pool in core.state.pools.values():
                 for node in pool.nodes:
-                    # Nothing runs on a node until it has said hello to this service.
-                    node.state = NodeState.STARTING
+                    if node.state is NodeState.PREEMPTED:
+                        continue  # its VM is gone (`pools.preempt_node`)
+                    # Nothing runs on a node until it has said hello to this service; a node
+                    # leaving when its tasks end stays leaving.
+                    if node.deallocation is None:
+                        node.state = NodeState.STARTING
                     core.executor.create_node(core.setup(pool, node))
             group.start_soon(core.saver)
             group.start_soon(scheduler.sweep, core)
@@ -150,6 +157,59 @@ class BatchService:
 
     async def reboot_node(self, pool_id: str, node_id: str) -> None:
         await pools.reboot_node(self._core, pool_id, node_id)
+
+    # --- pool sizes and node administration (`administration.NodeAdministration`) ----------
+
+    async def set_pool_targets(
+        self,
+        pool_id: str,
+        target_dedicated_nodes: int,
+        target_low_priority_nodes: int = 0,
+        *,
+        resize_timeout: timedelta | None = None,
+        deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE,
+    ) -> None:
+        """Resize Pool with both targets (also the entry point of autoscale);
+        `Conflict` (``PoolBeingResized``) unless the pool is steady."""
+        await pools.resize_pool(
+            self._core,
+            pool_id,
+            target_dedicated_nodes,
+            resize_timeout,
+            target_low_priority_nodes=target_low_priority_nodes,
+            deallocation=deallocation,
+        )
+
+    async def stop_pool_resize(self, pool_id: str) -> None:
+        await pools.stop_resize(self._core, pool_id)
+
+    async def remove_nodes(
+        self,
+        pool_id: str,
+        node_ids: Sequence[str],
+        *,
+        resize_timeout: timedelta | None = None,
+        deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE,
+    ) -> None:
+        await pools.remove_nodes(self._core, pool_id, node_ids, resize_timeout, deallocation)
+
+    async def disable_node_scheduling(
+        self,
+        pool_id: str,
+        node_id: str,
+        option: DisableSchedulingOption = DisableSchedulingOption.REQUEUE,
+    ) -> None:
+        await pools.disable_scheduling(self._core, pool_id, node_id, option)
+
+    async def enable_node_scheduling(self, pool_id: str, node_id: str) -> None:
+        await pools.enable_scheduling(self._core, pool_id, node_id)
+
+    async def preempt_node(self, pool_id: str, node_id: str) -> None:
+        """Evict a spot/low-priority node (a local operation: `pools.preempt_node`)."""
+        await pools.preempt_node(self._core, pool_id, node_id)
+
+    async def list_pool_node_counts(self) -> list[PoolNodeCounts]:
+        return [views.node_counts(pool) for pool in self._core.state.pools.values()]
 
     async def reimage_node(self, pool_id: str, node_id: str) -> None:
         await pools.reimage_node(self._core, pool_id, node_id)
@@ -253,6 +313,14 @@ class BatchService:
         """A file's bytes, `path` relative to the node's root; `NotFound`, `InvalidRequest`."""
         node = self._node(pool_id, node_id)
         return await self._core.executor.read_file(node.id, rules.confined(path))
+
+    def stream_node_file(
+        self, pool_id: str, node_id: str, path: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """A file's bytes from `start`, `length` of them (all when None), streamed
+        (`NodeExecutor.stream_file`); `NotFound`, `InvalidRequest`."""
+        node = self._node(pool_id, node_id)
+        return self._core.executor.stream_file(node.id, rules.confined(path), start, length)
 
     async def node_file_properties(self, pool_id: str, node_id: str, path: str) -> FileInfo:
         """A file's or directory's properties, `path` relative to the node's root."""

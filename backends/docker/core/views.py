@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from jobprep_release.backends.administration import PoolNodeCounts, count_states
 from jobprep_release.backends.base import (
     ComputeNode,
     ErrorCategory,
@@ -120,6 +121,15 @@ def job_view(job: JobRecord) -> Job:
     )
 
 
+def _current(pool: PoolRecord, *, dedicated: bool) -> int:
+    """Nodes of the kind in the pool, but those leaving it (preempted ones count: REST
+    currentLowPriorityNodes)."""
+    return sum(
+        node.dedicated is dedicated and node.state is not NodeState.LEAVING_POOL
+        for node in pool.nodes
+    )
+
+
 def pool_view(pool: PoolRecord) -> Pool:
     return Pool(
         id=pool.spec.id,
@@ -127,11 +137,14 @@ def pool_view(pool: PoolRecord) -> Pool:
         state=pool.state,
         allocation_state=pool.allocation_state,
         target_dedicated_nodes=pool.spec.target_dedicated_nodes,
-        current_dedicated_nodes=sum(n.state is not NodeState.LEAVING_POOL for n in pool.nodes),
+        current_dedicated_nodes=_current(pool, dedicated=True),
         task_slots_per_node=pool.spec.task_slots_per_node,
         node_fill_type=pool.spec.node_fill_type,
         **_history(pool.history, PoolState),
         allocation_state_transition_time=stamp(pool.allocation_state_time),
+        resize_errors=tuple(pool.resize_errors) if pool.allocation_state.value == "steady" else (),
+        target_low_priority_nodes=pool.spec.target_low_priority_nodes,
+        current_low_priority_nodes=_current(pool, dedicated=False),
     )
 
 
@@ -149,4 +162,15 @@ def node_view(node: NodeRecord, address: str | None = None) -> ComputeNode:
         allocation_time=stamp(node.history.created),
         last_boot_time=stamp(node.last_boot_time),
         ip_address=address,
+        scheduling_state=node.scheduling,
+        is_dedicated=node.dedicated,
+    )
+
+
+def node_counts(pool: PoolRecord) -> PoolNodeCounts:
+    """The pool's entry of List Pool Node Counts."""
+    return PoolNodeCounts(
+        pool_id=pool.spec.id,
+        dedicated=count_states(node.state for node in pool.nodes if node.dedicated),
+        low_priority=count_states(node.state for node in pool.nodes if not node.dedicated),
     )

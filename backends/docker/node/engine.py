@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import io
 import json
 import tarfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -43,7 +44,43 @@ ENGINE_THREADS = 10
 """docker-py calls in flight at once: its client keeps 10 connections to the engine (docker-py's
 ``DEFAULT_MAX_POOL_SIZE``), so more threads would only open connections it then discards."""
 
+STREAM_CHUNK = 256 * 1024
+"""Bytes of a streamed file per read (one worker-thread call each)."""
+STREAM_SKIP = 1024 * 1024
+"""Bytes dropped per read while a stream skips to its start."""
+
 T = TypeVar("T")
+
+
+_IDENTITY = {"Accept-Encoding": "identity"}
+
+
+def _regular_file(api: Any, response: Any, path: str) -> IO[bytes]:
+    """A reader of the one regular file in an archive response; `FileNotFoundError` if none."""
+    if response.status_code == 404:
+        raise FileNotFoundError(path)
+    api._raise_for_status(response)
+    tar = tarfile.open(fileobj=response.raw, mode="r|")  # noqa: SIM115 (the caller closes)
+    member = tar.next()
+    extracted = tar.extractfile(member) if member and member.isfile() else None
+    if extracted is None:
+        raise FileNotFoundError(path)
+    return extracted
+
+
+def _open_archived_file(api: Any, container_id: str, path: str) -> tuple[Any, IO[bytes]]:
+    """The engine's archive of `path` as an open streamed response and a reader of the one
+    regular file in it (its bytes read from the response as they are asked for); the caller
+    closes the response. `FileNotFoundError` when it is not a regular file."""
+    url = api._url("/containers/{0}/archive", container_id)
+    # Uncompressed: the engine would gzip for requests' default Accept-Encoding.
+    response = api._get(url, params={"path": path}, stream=True, headers=_IDENTITY)
+    response.raw.decode_content = True
+    try:
+        return response, _regular_file(api, response, path)
+    except BaseException:
+        response.close()
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +359,49 @@ class Engine:
         return await self.read_file(
             container_id, await self.confined_path(container_id, root, relative)
         )
+
+    async def stream_confined_file(
+        self, container_id: str, root: str, relative: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """A file at `relative` under `root` (see `confined_path`), streamed (`stream_file`)."""
+        path = await self.confined_path(container_id, root, relative)
+        async for chunk in self.stream_file(container_id, path, start, length):
+            yield chunk
+
+    async def stream_file(
+        self, container_id: str, path: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """The bytes of a regular file in a container from `start`, `length` of them (to its
+        end when None), in chunks of at most `STREAM_CHUNK` bytes, read from the engine's
+        archive stream as they are sent (never the whole file in memory: the bytes before
+        `start` are read and dropped, the archive having no seek). `NotFound` for anything but
+        a regular file; each read is one worker-thread call."""
+        opened = functools.partial(_open_archived_file, self._client.api, container_id, path)
+        try:
+            response, extracted = await self._run(opened, f"read {path}")
+        except FileNotFoundError as exc:
+            raise NotFound(f"{path}: not a regular file", code="FileNotFound") from exc
+        try:
+            skip = start
+            while skip > 0:
+                dropped = await self._run(
+                    functools.partial(extracted.read, min(skip, STREAM_SKIP)), f"read {path}"
+                )
+                if not dropped:
+                    return
+                skip -= len(dropped)
+            left = length
+            while left is None or left > 0:
+                size = STREAM_CHUNK if left is None else min(left, STREAM_CHUNK)
+                chunk = await self._run(functools.partial(extracted.read, size), f"read {path}")
+                if not chunk:
+                    return
+                if left is not None:
+                    left -= len(chunk)
+                yield chunk
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(response.close, limiter=self.limiter)
 
     async def read_file(self, container_id: str, path: str) -> bytes:
         """The bytes of a regular file in a container; `NotFound` for anything else."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import anyio
 import anyio.abc
@@ -183,6 +183,11 @@ class DockerExecutor:
 
     async def read_file(self, node_id: str, path: str) -> bytes:
         return await self._files.read_confined(self._keeper(node_id).name, path)
+
+    def stream_file(
+        self, node_id: str, path: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        return self._files.stream_confined(self._keeper(node_id).name, path, start, length)
 
     async def stat_file(self, node_id: str, path: str) -> FileInfo:
         return await self._files.stat(self._keeper(node_id).name, path)

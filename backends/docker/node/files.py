@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +53,12 @@ class NodeFiles:
     async def read_confined(self, container: str, relative: str) -> bytes:
         """A file at `relative` under the node's root, following links that stay inside it."""
         return await self._engine.read_confined_file(container, NODE_ROOT, relative)
+
+    def stream_confined(
+        self, container: str, relative: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """`read_confined`'s bytes from `start`, `length` of them (all when None), streamed."""
+        return self._engine.stream_confined_file(container, NODE_ROOT, relative, start, length)
 
     async def stat(self, container: str, relative: str) -> FileInfo:
         """Properties of `relative` (under the node's root); `NotFound` when absent. It may not

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from jobprep_release.backends.docker.rest import files, jobs, metadata, pools, tasks, versions
+from jobprep_release.backends.docker.rest.conditions import check_conditions
 from jobprep_release.backends.docker.rest.context import CONTEXT, Context, base_url
 from jobprep_release.backends.docker.rest.errors import (
     RestError,
@@ -31,7 +32,6 @@ from jobprep_release.backends.errors import JobPrepReleaseError
 
 API_VERSION = versions.LATEST
 MAX_BODY = 1024 * 1024
-CONDITIONAL_HEADERS = ("If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
 
 log = structlog.get_logger("jobprep_release.endpoint")
 
@@ -101,14 +101,6 @@ def _check_query(request: web.Request) -> None:
             )
 
 
-def _check_unemulated_options(request: web.Request) -> None:
-    """Options that would change an answer but are not emulated: refused, never ignored."""
-    _check_query(request)
-    for header in CONDITIONAL_HEADERS:
-        if header in request.headers:
-            raise not_supported(f"the conditional header {header}")
-
-
 def _error_response(request: web.Request, error: RestError, request_id: str) -> web.Response:
     body = error_document(base_url(request), error, request_id)
     if request.method == "HEAD":
@@ -126,8 +118,12 @@ async def service_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         ctx.keys.check(request.method, request.headers, request.raw_path)
         _check_api_version(request)
-        _check_unemulated_options(request)
-        response = _as_the_service(request, await handler(request))
+        _check_query(request)
+        not_modified = await check_conditions(request)
+        if not_modified is not None:
+            response = not_modified
+        else:
+            response = _as_the_service(request, await handler(request))
     except RestError as error:
         response = _error_response(request, error, request_id)
     except JobPrepReleaseError as error:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -63,38 +64,50 @@ def _headers(info: FileInfo, url: str) -> dict[str, str]:
     }
 
 
-def _ranged(data: bytes, header: str | None) -> bytes:
-    """The bytes an ``ocp-range: bytes=start-end`` header asks for (all when there is none)."""
+def byte_range(header: str | None, size: int) -> tuple[int, int]:
+    """(offset, length) of the bytes of a `size`-byte file that an ``ocp-range`` header asks
+    for: ``bytes=start-end`` (both included), ``bytes=start-`` (to the end), ``bytes=-n`` (the
+    last n); all of them when there is no header. A range past the end is cut at the end.
+    400 ``InvalidHeaderValue`` for any other form."""
     if not header:
-        return data
+        return 0, size
     match = _RANGE.fullmatch(header.strip())
     if not match or not (match[1] or match[2]):
         raise RestError(400, "InvalidHeaderValue", f"ocp-range {header!r} is not bytes=start-end")
     if not match[1]:  # the last n bytes
-        return data[-int(match[2]) :] if int(match[2]) else b""
-    start = int(match[1])
-    end = int(match[2]) + 1 if match[2] else len(data)
-    return data[start:end]
+        wanted = min(int(match[2]), size)
+        return size - wanted, wanted
+    start = min(int(match[1]), size)
+    end = min(int(match[2]) + 1, size) if match[2] else size
+    return start, max(0, end - start)
+
+
+async def _chained(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
 
 
 async def _answer(
     request: web.Request, pool_id: str, node_id: str, path: str, url: str
 ) -> web.Response:
-    """A node file (`path` relative to the node's root): its bytes, or for HEAD its headers."""
+    """A node file (`path` relative to the node's root): its bytes, or for HEAD its headers.
+    The bytes are streamed from the node as they are sent (never the whole file in memory), the
+    first chunk read before answering so that a file that cannot be read is an error answer."""
     service = context(request).service
     info = await service.node_file_properties(pool_id, node_id, path)
+    headers = _headers(info, url)
     if request.method == "HEAD":
-        headers = _headers(info, url)
         headers["Content-Length"] = str(info.size)
         return web.Response(status=200, headers=headers)
     if info.is_directory:
         raise NotFound(f"{path} is a directory, not a file", code="FileNotFound")
-    data = await service.read_node_file(pool_id, node_id, path)
-    return web.Response(
-        status=200,
-        body=_ranged(data, request.headers.get("ocp-range")),
-        headers=_headers(info, url),
-    )
+    start, length = byte_range(request.headers.get("ocp-range"), info.size)
+    chunks = service.stream_node_file(pool_id, node_id, path, start, length)
+    first = await anext(chunks, b"")
+    headers["Content-Length"] = str(length)
+    return web.Response(status=200, body=_chained(first, chunks), headers=headers)
 
 
 def _listing(prefix: str, entries: list[FileInfo]) -> list[dict[str, Any]]:

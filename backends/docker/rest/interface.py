@@ -6,10 +6,11 @@ over the fake one); any other implementation can be served the same way (`app.bu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Protocol
 
+from jobprep_release.backends.administration import NodeAdministration
 from jobprep_release.backends.base import (
     ComputeNode,
     DisableJobOption,
@@ -27,9 +28,14 @@ from jobprep_release.backends.base import (
 from jobprep_release.backends.docker.core.executor import FileInfo
 
 
-class EndpointService(Protocol):
+class EndpointService(NodeAdministration, Protocol):
     """A Batch service, as the REST handlers call it. Errors are the project's
-    (`NotFound`, `Conflict`, ... with the service's codes); reads never change anything."""
+    (`NotFound`, `Conflict`, ... with the service's codes); reads never change anything.
+    Pool sizes and node administration: `NodeAdministration`."""
+
+    async def preempt_node(self, pool_id: str, node_id: str) -> None:
+        """Evict a spot/low-priority node (the endpoint's own operation; no Batch API)."""
+        ...
 
     async def create_pool(self, spec: PoolSpec) -> None:
         """Add Pool; `AlreadyExists` (``PoolExists``)."""
@@ -137,8 +143,11 @@ class EndpointService(Protocol):
         """A node file's or directory's properties, `path` relative to the node's root."""
         ...
 
-    async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
-        """A node file's bytes, `path` relative to the node's root."""
+    def stream_node_file(
+        self, pool_id: str, node_id: str, path: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """A node file's bytes from offset `start`, `length` of them (to the end when None),
+        as chunks read while they are sent: never the whole file in memory."""
         ...
 
     async def list_node_files(

@@ -12,6 +12,7 @@ from typing import Any
 _ID = r"[^/]+"
 _ENTITY_SETS = (
     (r"/pools", "pools"),
+    (r"/nodecounts", "poolnodecounts"),
     (rf"/pools/{_ID}", "pools/@Element"),
     (rf"/pools/{_ID}/nodes", "nodes"),
     (rf"/pools/{_ID}/nodes/{_ID}", "nodes/@Element"),

@@ -1,5 +1,6 @@
-"""Routes for pools and their compute nodes: add, get, list, delete, resize; list, get, reboot,
-reimage nodes."""
+"""Routes for pools and their compute nodes: add, get, list, delete, resize, stop resize, remove
+nodes, node counts; list, get, reboot, reimage nodes, disable/enable their scheduling, and the
+endpoint's own Preempt Node (spot nodes)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from jobprep_release.backends.base import TaskState
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
-from jobprep_release.backends.docker.rest.replies import accepted, body, created, document
+from jobprep_release.backends.docker.rest.replies import accepted, body, created, document, ok
 
 routes = web.RouteTableDef()
 
@@ -66,10 +67,51 @@ async def resize_pool(request: web.Request) -> web.Response:
     ctx, pool_id = context(request), request.match_info["pool"]
     asked = specs.resize(await body(request))
     await ctx.service.get_pool(pool_id)
-    await ctx.service.resize_pool(pool_id, asked.target_dedicated_nodes, asked.resize_timeout)
+    await ctx.service.set_pool_targets(
+        pool_id,
+        asked.target_dedicated_nodes,
+        asked.target_low_priority_nodes,
+        resize_timeout=asked.resize_timeout,
+        deallocation=asked.deallocation,
+    )
     pool = await ctx.service.get_pool(pool_id)
     url = f"{base_url(request)}/pools/{pool_id}/resize"
     return accepted(url, pool.etag, pool.last_modified)
+
+
+@routes.post("/pools/{pool}/stopresize")
+async def stop_resize(request: web.Request) -> web.Response:
+    ctx, pool_id = context(request), request.match_info["pool"]
+    specs.nothing(await body(request, optional=True), "Stop Pool Resize")
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.stop_pool_resize(pool_id)
+    pool = await ctx.service.get_pool(pool_id)
+    url = f"{base_url(request)}/pools/{pool_id}/stopresize"
+    return accepted(url, pool.etag, pool.last_modified)
+
+
+@routes.post("/pools/{pool}/removenodes")
+async def remove_nodes(request: web.Request) -> web.Response:
+    ctx, pool_id = context(request), request.match_info["pool"]
+    asked = specs.removal(await body(request))
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.remove_nodes(
+        pool_id,
+        asked.node_ids,
+        resize_timeout=asked.resize_timeout,
+        deallocation=asked.deallocation,
+    )
+    pool = await ctx.service.get_pool(pool_id)
+    url = f"{base_url(request)}/pools/{pool_id}/removenodes"
+    return accepted(url, pool.etag, pool.last_modified)
+
+
+@routes.get("/nodecounts")
+async def list_pool_node_counts(request: web.Request) -> web.Response:
+    ctx, base = context(request), base_url(request)
+    entries = [render.node_counts(counts) for counts in await ctx.service.list_pool_node_counts()]
+    listing = Listing(entries, names=render.names(models.BatchPoolNodeCounts))
+    return document(page(Query(request.path, request.query), listing, base))
 
 
 # --- nodes -----------------------------------------------------------------------------------
@@ -129,4 +171,33 @@ async def reimage_node(request: web.Request) -> web.Response:
     if option == _TERMINATE:
         await _end_tasks_on(ctx, node_id)
     await ctx.service.reimage_node(pool_id, node_id)
+    return accepted(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}")
+
+
+@routes.post("/pools/{pool}/nodes/{node}/disablescheduling")
+async def disable_scheduling(request: web.Request) -> web.Response:
+    ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
+    option = specs.disable_scheduling_option(await body(request, optional=True))
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.disable_node_scheduling(pool_id, node_id, option)
+    return ok(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}/disablescheduling")
+
+
+@routes.post("/pools/{pool}/nodes/{node}/enablescheduling")
+async def enable_scheduling(request: web.Request) -> web.Response:
+    ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
+    specs.nothing(await body(request, optional=True), "Enable Node Scheduling")
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.enable_node_scheduling(pool_id, node_id)
+    return ok(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}/enablescheduling")
+
+
+@routes.post("/pools/{pool}/nodes/{node}/preempt")
+async def preempt_node(request: web.Request) -> web.Response:
+    """The endpoint's own operation (no Batch API has it): evict a spot/low-priority node as
+    Azure does when it reclaims the VM; 202."""
+    ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
+    specs.nothing(await body(request, optional=True), "Preempt Node")
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.preempt_node(pool_id, node_id)
     return accepted(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}")

@@ -10,13 +10,14 @@ transition times, previous states, ETags); what a node is made of comes from the
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from azure.batch import models
 
+from jobprep_release.backends.administration import PoolNodeCounts
 from jobprep_release.backends.base import (
     ComputeNode,
     ImageReference,
@@ -93,6 +94,8 @@ POOL_INDEXED = (_HISTORY_INDEXED - {"previousState", "previousStateTransitionTim
     "allocationStateTransitionTime",
     "targetDedicatedNodes",
     "currentDedicatedNodes",
+    "targetLowPriorityNodes",
+    "currentLowPriorityNodes",
     "taskSlotsPerNode",
 }
 JOB_INDEXED = _HISTORY_INDEXED | {
@@ -151,6 +154,8 @@ def pool_index(view: Pool, spec: PoolSpec) -> Json:
         "allocationStateTransitionTime": _time(view.allocation_state_transition_time),
         "targetDedicatedNodes": view.target_dedicated_nodes,
         "currentDedicatedNodes": view.current_dedicated_nodes,
+        "targetLowPriorityNodes": view.target_low_priority_nodes,
+        "currentLowPriorityNodes": view.current_low_priority_nodes,
         "taskSlotsPerNode": view.task_slots_per_node,
     }
 
@@ -162,10 +167,8 @@ def node(base: str, pool_id: str, view: ComputeNode, spec: PoolSpec) -> Json:
     reference.exact_version = reference.version or spec.image or ""
     model = results.node_model(view)
     model.url = f"{base}/pools/{pool_id}/nodes/{view.id}"
-    model.scheduling_state = "enabled"
     model.affinity_id = f"TVM:{view.id}"
     model.vm_size = spec.vm_size
-    model.is_dedicated = True
     model.virtual_machine_info = models.VirtualMachineInfo(image_reference=reference)
     model.node_agent_info = models.BatchNodeAgentInfo({"version": NODE_AGENT_VERSION})
     if view.allocation_time is not None:
@@ -296,3 +299,13 @@ def prep_release_status(base: str, status: PrepReleaseStatus, spec: JobSpec) -> 
                 base, "pools", status.pool_id, "nodes", status.node_id, "files", directory
             )
     return shapes.as_json(model, defaults=False)
+
+
+def node_counts(counts: PoolNodeCounts) -> Json:
+    """One entry of List Pool Node Counts, as azure-batch's `BatchPoolNodeCounts` writes it."""
+    model = models.BatchPoolNodeCounts(
+        pool_id=counts.pool_id,
+        dedicated=models.BatchNodeCounts(**asdict(counts.dedicated)),
+        low_priority=models.BatchNodeCounts(**asdict(counts.low_priority)),
+    )
+    return shapes.as_json(model)

@@ -90,3 +90,9 @@ def updated(url: str, etag: str | None, modified: datetime | None) -> web.Respon
 
 def no_content() -> web.Response:
     return web.Response(status=204)
+
+
+def ok(url: str) -> web.Response:
+    """200 with no body, for an operation done when answered (Disable Node Scheduling), with
+    its address as the service sends it (``DataServiceId``)."""
+    return web.Response(status=200, headers={"DataServiceId": url})

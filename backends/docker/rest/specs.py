@@ -30,8 +30,10 @@ from azure.batch.models import _models as sdk_models
 from jobprep_release.backends.base import (
     DEFAULT_RESIZE_TIMEOUT,
     DisableJobOption,
+    DisableSchedulingOption,
     JobSpec,
     JobUpdate,
+    NodeDeallocationOption,
     PoolSpec,
     TaskConstraints,
     TaskSpec,
@@ -117,10 +119,6 @@ recorded answer to a malformed one)."""
 
 
 def _pool_checks(spec: PoolSpec, asked: Mapping[str, Any]) -> None:
-    if spec.target_low_priority_nodes:  # kept by the spec, but the Docker service has none
-        error = not_supported("Add Pool property targetLowPriorityNodes", "spot nodes")
-        error.values += (("PropertyName", "targetLowPriorityNodes"),)
-        raise error
     configuration = asked.get("virtualMachineConfiguration")
     if configuration is None:
         raise PropertyError("virtualMachineConfiguration")
@@ -249,27 +247,83 @@ def task_spec(document: Any, path: str = "") -> TaskSpec:
 
 @dataclass(frozen=True, slots=True)
 class Resize:
-    """What Resize Pool honours: the dedicated node count and the resize's timeout (which the
-    service sets as the pool's ``resizeTimeout``)."""
+    """What Resize Pool honours: both targets, the resize's timeout (which the service sets as
+    the pool's ``resizeTimeout``) and what happens to the tasks of nodes that leave."""
 
     target_dedicated_nodes: int
     resize_timeout: timedelta
+    target_low_priority_nodes: int = 0
+    deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE
+
+
+def _deallocation(value: Any) -> NodeDeallocationOption:
+    return requests.choice(NodeDeallocationOption, value, NodeDeallocationOption.REQUEUE)
 
 
 def resize(document: Any) -> Resize:
-    """Resize Pool's body; other deallocation options than ``requeue`` and spot nodes are 501."""
+    """Resize Pool's body."""
     return read_body(
         models.BatchPoolResizeOptions,
         document,
         lambda options: Resize(
             options.target_dedicated_nodes or 0,
             options.resize_timeout or DEFAULT_RESIZE_TIMEOUT,
+            options.target_low_priority_nodes or 0,
+            _deallocation(options.node_deallocation_option),
         ),
         lambda kept: models.BatchPoolResizeOptions(
             target_dedicated_nodes=kept.target_dedicated_nodes,
             resize_timeout=kept.resize_timeout,
+            target_low_priority_nodes=kept.target_low_priority_nodes,
+            node_deallocation_option=kept.deallocation.value,
         ),
         "Resize Pool",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What Remove Nodes honours: the nodes, the resize's timeout, the deallocation option."""
+
+    node_ids: tuple[str, ...]
+    resize_timeout: timedelta | None
+    deallocation: NodeDeallocationOption
+
+
+def removal(document: Any) -> Removal:
+    """Remove Nodes' body (``nodeList`` of 1 to 100 ids: `requests.LIMITS`)."""
+    return read_body(
+        models.BatchNodeRemoveOptions,
+        document,
+        lambda options: Removal(
+            tuple(options.node_ids or ()),
+            options.resize_timeout,
+            _deallocation(options.node_deallocation_option),
+        ),
+        lambda kept: models.BatchNodeRemoveOptions(
+            node_ids=list(kept.node_ids),
+            resize_timeout=kept.resize_timeout,
+            node_deallocation_option=kept.deallocation.value,
+        ),
+        "Remove Nodes",
+    )
+
+
+def disable_scheduling_option(document: Any) -> DisableSchedulingOption:
+    """Disable Node Scheduling's body: ``requeue`` (the default), ``terminate`` or
+    ``taskcompletion``."""
+    return read_body(
+        models.BatchNodeDisableSchedulingOptions,
+        document,
+        lambda options: requests.choice(
+            DisableSchedulingOption,
+            options.node_disable_scheduling_option,
+            DisableSchedulingOption.REQUEUE,
+        ),
+        lambda kept: models.BatchNodeDisableSchedulingOptions(
+            node_disable_scheduling_option=kept.value
+        ),
+        "Disable Node Scheduling",
     )
 
 

@@ -1,0 +1,125 @@
+"""A large node file read through the endpoint is streamed, never held whole in memory.
+
+A task on a real node (a container on the engine) writes ``seq 1 9000000`` (about 68 MiB) to
+the node's shared directory; the test downloads it through the endpoint with azure-batch's
+``download_node_file`` (in this process, as the endpoint is) and checks the bytes against what
+``seq`` writes by definition (each number in decimal, one a line), while the process's peak of
+Python allocations (`tracemalloc`) and of resident memory (``VmHWM`` in ``/proc/self/status``)
+stays far below the file's size. ``ocp-range`` ranges (``start-end``, ``start-``, the last n)
+are byte-exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tracemalloc
+from pathlib import Path
+
+import docker
+import pytest
+from azure.batch import models
+from azure.batch.aio import BatchClient
+
+from jobprep_release.backends.docker.rest.errors import RestError
+from jobprep_release.backends.docker.rest.files import byte_range
+from tests.conftest import Ids
+from tests.endpoint.harness import endpoint, sdk_client
+from tests.endpoint.support import call, wait_until
+
+COUNT = 9_000_000
+FILE = "shared/big.txt"
+LIMIT = 16 * 1024 * 1024
+"""Peak growth allowed while the file is read: a quarter of its size."""
+
+
+def _expected() -> bytes:
+    return "".join(f"{number}\n" for number in range(1, COUNT + 1)).encode()
+
+
+def _peak_resident() -> int:
+    """The process's peak resident set size in bytes (``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc/self/status")
+
+
+async def _make_file(client: BatchClient, ids: Ids) -> str:
+    """A one-node pool whose node holds `FILE`; its node id."""
+    await client.create_pool(
+        models.BatchPoolCreateOptions(
+            id=ids.pool,
+            vm_size="standard_d1_v2",
+            target_dedicated_nodes=1,
+            virtual_machine_configuration=models.VirtualMachineConfiguration(
+                image_reference=models.BatchVmImageReference(
+                    publisher="canonical", offer="ubuntu-24_04-lts", sku="server"
+                ),
+                node_agent_sku_id="batch.node.ubuntu 24.04",
+            ),
+        )
+    )
+    await client.create_job(
+        models.BatchJobCreateOptions(id=ids.job, pool_info=models.BatchPoolInfo(pool_id=ids.pool))
+    )
+    command = f"/bin/bash -c 'seq 1 {COUNT} > $AZ_BATCH_NODE_SHARED_DIR/big.txt'"
+    await client.create_task(ids.job, models.BatchTaskCreateOptions(id="seq", command_line=command))
+
+    async def completed() -> bool:
+        return (await client.get_task(ids.job, "seq")).state == models.BatchTaskState.COMPLETED
+
+    await wait_until(completed, limit=180, every=0.5)
+    task = await client.get_task(ids.job, "seq")
+    assert task.execution_info is not None and task.execution_info.exit_code == 0
+    assert task.node_info is not None and task.node_info.node_id is not None
+    return task.node_info.node_id
+
+
+async def test_a_large_file_is_streamed_and_ranges_are_exact(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    async with endpoint(state_dir) as running, sdk_client(running) as client:
+        node_id = await _make_file(client, ids)
+        resident_before = _peak_resident()
+        tracemalloc.start()
+        try:
+            digest, size = hashlib.sha256(), 0
+            stream = await client.download_node_file(ids.pool, node_id, FILE)
+            async for chunk in stream:
+                digest.update(chunk)
+                size += len(chunk)
+            _, python_peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        resident_growth = _peak_resident() - resident_before
+        path = f"/pools/{ids.pool}/nodes/{node_id}/files/{FILE}"
+        ranges = {
+            header: (await call(client, "GET", path, headers={"ocp-range": header})).body
+            for header in ("bytes=40000000-40000099", "bytes=62000000-", "bytes=-100")
+        }
+        await (await client.begin_delete_job(ids.job)).result()
+        await (await client.begin_delete_pool(ids.pool)).result()
+    expected = _expected()
+    assert size == len(expected) > 64 * 1024 * 1024
+    assert digest.hexdigest() == hashlib.sha256(expected).hexdigest()
+    assert python_peak < LIMIT, f"{python_peak} bytes allocated at the peak"
+    assert resident_growth < LIMIT, f"peak resident memory grew by {resident_growth} bytes"
+    assert ranges["bytes=40000000-40000099"] == expected[40_000_000:40_000_100]
+    assert ranges["bytes=62000000-"] == expected[62_000_000:]
+    assert ranges["bytes=-100"] == expected[-100:]
+
+
+def test_range_forms() -> None:
+    """``bytes=start-end`` includes both ends, ``start-`` runs to the end, ``-n`` is the last n
+    (REST reference, Get Node File: ``ocp-range``); a range past the end is cut at the end."""
+    assert byte_range(None, 10) == (0, 10)
+    assert byte_range("bytes=2-4", 10) == (2, 3)
+    assert byte_range("bytes=7-", 10) == (7, 3)
+    assert byte_range("bytes=-4", 10) == (6, 4)
+    assert byte_range("bytes=-40", 10) == (0, 10)
+    assert byte_range("bytes=8-40", 10) == (8, 2)
+    assert byte_range("bytes=12-", 10) == (10, 0)
+    for malformed in ("bytes=-", "lines=1-2", "bytes=a-b"):
+        with pytest.raises(RestError) as refused:
+            byte_range(malformed, 10)
+        assert (refused.value.status, refused.value.code) == (400, "InvalidHeaderValue")
