@@ -681,3 +681,26 @@ class BatchBackend(Protocol):
     async def update_task(self, job_id: str, task_id: str, constraints: TaskConstraints) -> None:
         """Update Task: the task's constraints (wall clock, retention, retries) replaced."""
         ...
+
+    async def reactivate_task(self, job_id: str, task_id: str) -> None:
+        """Reactivate Task: a task that failed is active again (retry count 0) and runs up to
+        its retry count again. `Conflict` for a task that did not fail, or a job that ended."""
+        ...
+
+    async def delete_task(self, job_id: str, task_id: str) -> None:
+        """Delete Task: the task is ended if it runs, then gone, with its files on its node."""
+        ...
+
+    async def delete_node_file(
+        self, pool_id: str, node_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        """Delete Node File, `path` relative to the node's root: a file, an empty directory,
+        or with `recursive` a directory and everything in it. `NotFound` (``FileNotFound``)."""
+        ...
+
+    async def delete_task_file(
+        self, job_id: str, task_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        """Delete Task File, `path` relative to the task's directory on its node (as
+        `delete_node_file`)."""
+        ...

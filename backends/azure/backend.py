@@ -357,6 +357,23 @@ class AzureBackend:
         async with self._call(f"update task {task_id} of job {job_id}"):
             await self._client.replace_task(job_id, task_id, task)
 
+    async def reactivate_task(self, job_id: str, task_id: str) -> None:
+        async with self._call(f"reactivate task {task_id} of job {job_id}"):
+            await self._client.reactivate_task(job_id, task_id)
+
+    async def delete_task(self, job_id: str, task_id: str) -> None:
+        async with self._call(f"delete task {task_id} of job {job_id}"):
+            await self._client.delete_task(job_id, task_id)
+
+    async def delete_task_file(
+        self, job_id: str, task_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        relative = _node_relative_path(path)
+        async with self._call(f"delete {relative} of task {task_id} of job {job_id}"):
+            await self._client.delete_task_file(
+                job_id, task_id, relative, recursive=recursive or None
+            )
+
     async def terminate_task(self, job_id: str, task_id: str) -> None:
         async with self._call(f"terminate task {task_id} of job {job_id}"):
             await self._client.terminate_task(job_id, task_id)
@@ -452,6 +469,15 @@ class AzureBackend:
         return [pool_node_counts_view(entry) for entry in entries]
 
     # --- files -------------------------------------------------------------------------------
+
+    async def delete_node_file(
+        self, pool_id: str, node_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        relative = _node_relative_path(path)
+        async with self._call(f"delete {relative} on node {node_id}"):
+            await self._client.delete_node_file(
+                pool_id, node_id, relative, recursive=recursive or None
+            )
 
     async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
         relative = _node_relative_path(path)

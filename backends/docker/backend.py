@@ -273,3 +273,21 @@ class DockerBackend:
     async def update_task(self, job_id: str, task_id: str, constraints: TaskConstraints) -> None:
         with _atomic():
             await self.service.update_task(job_id, task_id, constraints)
+
+    async def reactivate_task(self, job_id: str, task_id: str) -> None:
+        with _atomic():
+            await self.service.reactivate_task(job_id, task_id)
+
+    async def delete_task(self, job_id: str, task_id: str) -> None:
+        with _atomic():
+            await self.service.delete_task(job_id, task_id)
+
+    async def delete_node_file(
+        self, pool_id: str, node_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        await self.service.delete_node_file(pool_id, node_id, path, recursive=recursive)
+
+    async def delete_task_file(
+        self, job_id: str, task_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        await self.service.delete_task_file(job_id, task_id, path, recursive=recursive)

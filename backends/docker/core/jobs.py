@@ -390,3 +390,56 @@ async def expire_jobs(core: Core) -> None:
         expired = limit is not None and job.created + limit.total_seconds() <= now
         if expired and job.state in NOT_ENDED:
             await terminate(core, job, "MaxWallClockTimeExpiry")
+
+
+# --- task operations -------------------------------------------------------------------------
+
+
+async def reactivate_task(core: Core, job_id: str, task_id: str) -> None:
+    """Reactivate Task (REST): a task that completed with a failure is ``active`` again, its
+    retry count reset to 0 and its previous exit code and failure information gone, to run up
+    to its retry count again. 409 for a task not completed or completed successfully
+    (Inferred code: ``TaskNotCompleted``/``TaskCompletedSuccessfully`` are not documented, so
+    ``OperationInvalidForCurrentState``), and for a job that ended (``JobCompleted``,
+    ``JobBeingTerminated``, ``JobBeingDeleted``)."""
+    job = core.job(job_id)
+    rules.refuse_if_deleting(job)
+    if job.state in _UNCHANGEABLE:
+        raise Conflict(f"job {job_id} is {job.state}", code=_UNCHANGEABLE[job.state])
+    task = core.task(job, task_id)
+    if task.state is not TaskState.COMPLETED or task.run.result is ExecutionResult.SUCCESS:
+        raise Conflict(
+            f"task {task_id} is {task.state}; only a task that failed can be reactivated",
+            code="OperationInvalidForCurrentState",
+        )
+    run = task.run
+    run.retry_count = 0
+    run.exit_code = run.failure = run.result = None
+    run.start_time = run.end_time = None
+    run.completed = False
+    run.retrying = False
+    now = core.now()
+    move(task, TaskState.ACTIVE, now)
+    task.node_id = None
+    touch(task, now)
+    await core.persist()
+    core.poke()
+
+
+async def delete_task(core: Core, job_id: str, task_id: str) -> None:
+    """Delete Task (REST): the task is ended if it runs and forgotten; "all of the files in its
+    directory on the Compute Node where it ran are also deleted (regardless of the retention
+    time)"."""
+    job = core.job(job_id)
+    rules.refuse_if_deleting(job)
+    task = core.task(job, task_id)
+    await processes.stop(core, task.run.key)
+    node_id, removed = task.node_id, task.files_removed
+    del job.tasks[task.spec.id.lower()]
+    core.refresh_busy()
+    touch(job, core.now())
+    await core.persist()
+    if node_id is not None and not removed and core.node_by_id(node_id) is not None:
+        await processes.remove_tree(core, node_id, environment.task_dir(job.spec.id, task.spec.id))
+    outcomes.after_task_change(core, job)
+    core.poke()

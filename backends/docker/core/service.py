@@ -51,7 +51,7 @@ from jobprep_release.backends.docker.core.executor import FileInfo, NodeExecutor
 from jobprep_release.backends.docker.core.kernel import Core, CoreSettings, Deletion
 from jobprep_release.backends.docker.core.records import NodeRecord, fill_histories
 from jobprep_release.backends.docker.core.store import Store
-from jobprep_release.backends.errors import BackendError, NotFound
+from jobprep_release.backends.errors import BackendError, Conflict, NotFound
 
 
 class BatchService:
@@ -334,6 +334,44 @@ class BatchService:
         node = self._node(pool_id, node_id)
         relative = rules.confined(directory) if directory else ""
         return await self._core.executor.list_files(node.id, relative, recursive=recursive)
+
+    async def delete_node_file(
+        self, pool_id: str, node_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        """Delete Node File: a file, or a directory (with `recursive`, and everything in it;
+        without, only an empty one: REST "If recursive is false then the directory must be
+        empty or deletion will fail"), `path` relative to the node's root. `NotFound`
+        (``FileNotFound``); `InvalidRequest` for a path leaving the root; `Conflict` for a
+        directory that is not empty (Inferred code ``OperationInvalidForCurrentState``)."""
+        node = self._node(pool_id, node_id)
+        relative = rules.confined(path)
+        executor = self._core.executor
+        info = await executor.stat_file(node.id, relative)
+        listed = info.is_directory and not recursive
+        if listed and await executor.list_files(node.id, relative, recursive=False):
+            raise Conflict(
+                f"{path} is a directory that is not empty; delete it with recursive",
+                code="OperationInvalidForCurrentState",
+            )
+        await executor.remove_tree(node.id, f"{environment.NODE_ROOT}/{relative}")
+
+    async def delete_task_file(
+        self, job_id: str, task_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        """Delete Task File: `path` relative to the task's directory on the node where it ran
+        (as `delete_node_file`); `NotFound` when the task has no files."""
+        pool_id, node_id, directory = self.task_location(job_id, task_id)
+        await self.delete_node_file(
+            pool_id, node_id, f"{directory}/{rules.confined(path)}", recursive=recursive
+        )
+
+    async def reactivate_task(self, job_id: str, task_id: str) -> None:
+        """Reactivate Task: a failed task is active again, its retry count 0."""
+        await jobs.reactivate_task(self._core, job_id, task_id)
+
+    async def delete_task(self, job_id: str, task_id: str) -> None:
+        """Delete Task: ended if running, forgotten, its files on its node removed."""
+        await jobs.delete_task(self._core, job_id, task_id)
 
     def task_location(self, job_id: str, task_id: str) -> tuple[str, str, str]:
         """Where a task's files are: (pool id, node id, task dir relative to the node root).

@@ -175,3 +175,24 @@ class EndpointService(NodeAdministration, Protocol):
     async def update_task(self, job_id: str, task_id: str, constraints: TaskConstraints) -> None:
         """Update Task: its constraints replaced."""
         ...
+
+    async def reactivate_task(self, job_id: str, task_id: str) -> None:
+        """Reactivate Task; `Conflict` unless the task failed and the job has not ended."""
+        ...
+
+    async def delete_task(self, job_id: str, task_id: str) -> None:
+        """Delete Task (and its files on its node)."""
+        ...
+
+    async def delete_node_file(
+        self, pool_id: str, node_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        """Delete Node File; `NotFound`, `Conflict` for a directory not empty without
+        `recursive`."""
+        ...
+
+    async def delete_task_file(
+        self, job_id: str, task_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        """Delete Task File (relative to the task's directory)."""
+        ...

@@ -1,5 +1,5 @@
 """Routes for tasks: add one, add a collection (at most 100, a result per task), get, list
-(``$filter``, ``$select``), update (its constraints), terminate."""
+(``$filter``, ``$select``), update (its constraints), terminate, reactivate, delete."""
 
 from __future__ import annotations
 
@@ -158,3 +158,18 @@ async def terminate_task(request: web.Request) -> web.Response:
     specs.nothing(await body(request, optional=True), "Terminate Task")
     await ctx.service.terminate_task(job_id, task_id)
     return no_content()
+
+
+@routes.post("/jobs/{job}/tasks/{task}/reactivate")
+async def reactivate_task(request: web.Request) -> web.Response:
+    ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
+    specs.nothing(await body(request, optional=True), "Reactivate Task")
+    await ctx.service.reactivate_task(job_id, task_id)
+    return no_content()
+
+
+@routes.delete("/jobs/{job}/tasks/{task}")
+async def delete_task(request: web.Request) -> web.Response:
+    ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
+    await ctx.service.delete_task(job_id, task_id)
+    return web.Response(status=200)

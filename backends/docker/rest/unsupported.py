@@ -37,13 +37,9 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("POST", rf"{_NODE}/uploadbatchservicelogs", "Upload Node Logs"),
     ("GET", rf"{_NODE}/extensions", "List Node Extensions"),
     ("GET", rf"{_NODE}/extensions/{_ID}", "Get Node Extension"),
-    ("DELETE", rf"{_NODE}/files/.+", "Delete Node File"),
     ("GET", rf"/jobschedules/{_ID}/jobs", "List Jobs From Schedule"),
     ("GET POST PUT PATCH DELETE HEAD", r"/jobschedules(/.*)?", "Job Schedules"),
-    ("DELETE", _TASK, "Delete Task"),
-    ("POST", rf"{_TASK}/reactivate", "Reactivate Task"),
     ("GET", rf"{_TASK}/subtasksinfo", "List Sub Tasks"),
-    ("DELETE", rf"{_TASK}/files/.+", "Delete Task File"),
     ("GET POST DELETE", r"/certificates(/.*)?", "Certificates"),
 )
 _COMPILED = tuple(
