@@ -1,14 +1,17 @@
 """The scheduler: which task runs on which node, and when a job's preparation task runs first.
 
 As the service does it (batch-semantics.md, "Slots and placement", "Job preparation task"):
-jobs in the order they were created, tasks in the order they were added, on usable nodes with
+jobs by priority, then in the order they were created, each up to its maxParallelTasks, tasks in
+the order they were added once their dependencies are met, on usable nodes with
 enough free slots for the task's `requiredSlots`, by the pool's fill type (pack: the fullest
 node first; spread: the emptiest); a job's preparation task runs on a node before the job's
 first task there, and again after a reboot when asked to; with waitForSuccess the task waits
 (`preparing`) for it. A terminating job's release task that was lost with its node (a reboot)
 runs again once the node is back. A node whose preparation failed for good takes no more of
-that job.
-The sweeper removes task directories whose retention time has passed.
+that job. A job of higher priority that finds no room requeues running tasks of jobs that
+allow preemption (`preempt`).
+The sweeper removes task directories whose retention time has passed, and terminates jobs past
+their maxWallClockTime.
 """
 
 from __future__ import annotations
