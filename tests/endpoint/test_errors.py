@@ -162,13 +162,9 @@ async def test_unemulated_operations_are_named(state_dir: Path) -> None:
             "NotSupported",
         )
         assert "Enable Pool Auto Scale" in message
-        schedule = {
-            "id": "schedule",
-            "schedule": {"recurrenceInterval": "PT5M"},
-            "jobSpecification": {"poolInfo": {"poolId": "p"}},
-        }
-        assert "Job Schedules" in refused(
-            await call(client, "POST", "/jobschedules", body=schedule), 501, "NotSupported"
+        schedule = {"schedule": {"recurrenceInterval": "PT5M"}}
+        assert "Update Job Schedule" in refused(
+            await call(client, "PATCH", "/jobschedules/s", body=schedule), 501, "NotSupported"
         )
         assert "Update Pool" in refused(
             await call(client, "PATCH", "/pools/p", body={}), 501, "NotSupported"

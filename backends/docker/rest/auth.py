@@ -33,7 +33,7 @@ import hmac
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.wire import now, parse_http_date
@@ -93,7 +93,8 @@ class SharedKey:
         raw_path, _, raw_query = raw_path_and_query.partition("?")
         resources = [
             f"/{self.account}{path}{query}"
-            for path in dict.fromkeys((raw_path, unquote(raw_path)))
+            # The SDKs sign an id's ':' (a job schedule's jobs) as %3A; HTTP clients send ':'.
+            for path in dict.fromkeys((raw_path, unquote(raw_path), _quoted(raw_path)))
             for query in _canonical_queries(raw_query)
         ]
         return list(dict.fromkeys(head + resource for head in heads for resource in resources))
@@ -172,3 +173,9 @@ def _canonical_queries(raw_query: str) -> list[str]:
                 text += f"\n{name}:{value}"
         forms.append(text)
     return list(dict.fromkeys(forms))
+
+
+def _quoted(raw_path: str) -> str:
+    """The path with every character but ``/`` and the unreserved ones percent-encoded, as
+    azure-core writes an id into a URL it signs."""
+    return quote(unquote(raw_path), safe="/")
