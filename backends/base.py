@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import TracebackType
@@ -21,6 +21,7 @@ JOB_PREPARATION_TASK_ID = "jobpreparation"
 JOB_RELEASE_TASK_ID = "jobrelease"
 RELEASE_MAX_WALL_CLOCK = timedelta(minutes=15)
 DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=15)
+DEFAULT_AUTO_SCALE_EVALUATION_INTERVAL = timedelta(minutes=15)
 DEFAULT_RETENTION = timedelta(days=7)
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -69,6 +70,8 @@ class AllocationState(StrEnum):
 class NodeState(StrEnum):
     CREATING = "creating"
     STARTING = "starting"
+    WAITING_FOR_START_TASK = "waitingforstarttask"
+    START_TASK_FAILED = "starttaskfailed"
     IDLE = "idle"
     RUNNING = "running"
     REBOOTING = "rebooting"
@@ -193,10 +196,27 @@ class DisableJobOption(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class UserIdentity:
-    """An auto-user: pool-scoped non-admin `_azbatch` by default, as on Linux nodes."""
+    """An auto-user: pool-scoped non-admin `_azbatch` by default, as on Linux nodes; or, with
+    `user_name`, one of the pool's user accounts (REST UserIdentity.username; the auto-user's
+    settings then do not apply)."""
 
     elevation_level: ElevationLevel = ElevationLevel.NON_ADMIN
     scope: AutoUserScope = AutoUserScope.POOL
+    user_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserAccount:
+    """A user account the service creates on every node of a pool (REST UserAccount, with its
+    linuxUserConfiguration: `uid` and `gid` chosen by the node when None, `ssh_private_key`
+    for SSH between the pool's nodes)."""
+
+    name: str
+    password: str
+    elevation_level: ElevationLevel = ElevationLevel.NON_ADMIN
+    uid: int | None = None
+    gid: int | None = None
+    ssh_private_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +304,21 @@ class ImageReference:
 
 
 @dataclass(frozen=True, slots=True)
+class StartTaskSpec:
+    """A pool's start task (REST StartTask): run on each node as it joins the pool, and again
+    when it reboots or is reimaged. `max_task_retry_count` 0 (the default) runs it once, -1
+    retries without limit; with `wait_for_success` (the service's default) the node takes no
+    task until it succeeds, and is `starttaskfailed` when it fails for good."""
+
+    command_line: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+    resource_files: Sequence[ResourceFile] = ()
+    user_identity: UserIdentity = field(default_factory=UserIdentity)
+    max_task_retry_count: int = 0
+    wait_for_success: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class PoolSpec:
     """A pool to create. `image` is backend-specific: a Docker image, or an Azure image URN;
     `image_reference`, when given, is the image as the Batch API names it (the azure backend
@@ -307,6 +342,47 @@ class PoolSpec:
     metadata: Mapping[str, str] = field(default_factory=dict)
     resize_timeout: timedelta = DEFAULT_RESIZE_TIMEOUT
     enable_inter_node_communication: bool = False
+    start_task: StartTaskSpec | None = None
+    user_accounts: Sequence[UserAccount] = ()
+    enable_auto_scale: bool = False
+    """Autoscale (REST enableAutoScale): the targets come from `auto_scale_formula`, evaluated
+    every `auto_scale_evaluation_interval` (15 minutes when None)."""
+    auto_scale_formula: str | None = None
+    auto_scale_evaluation_interval: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUpdate:
+    """Update Pool (REST PATCH ``/pools/{poolId}``): each property given replaces the pool's;
+    None leaves it as it is. A start task given applies on nodes that join the pool or boot
+    afresh from then on (REST BatchPoolUpdateOptions.startTask); `metadata` replaces all of
+    it (an empty mapping removes it). The others (display name, VM size, slots, fill type,
+    image, inter-node communication, user accounts) "can be updated only when the pool is
+    empty"."""
+
+    display_name: str | None = None
+    vm_size: str | None = None
+    enable_inter_node_communication: bool | None = None
+    start_task: StartTaskSpec | None = None
+    metadata: Mapping[str, str] | None = None
+    task_slots_per_node: int | None = None
+    node_fill_type: NodeFillType | None = None
+    image_reference: ImageReference | None = None
+    node_agent_sku_id: str | None = None
+    user_accounts: Sequence[UserAccount] | None = None
+    image: str | None = None
+    """The backend's image for `image_reference` (a Docker image on the local endpoint)."""
+
+    def applied_to(self, spec: PoolSpec) -> PoolSpec:
+        """`spec` with this update's properties in place of its own."""
+        changes = {
+            name: getattr(self, name)
+            for name in self.__slots__
+            if name != "image" and getattr(self, name) is not None
+        }
+        if self.image_reference is not None:
+            changes["image"] = self.image
+        return replace(spec, **changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,6 +523,41 @@ class Pool:
     """Errors of the last resize (REST resizeErrors), once the pool is steady again."""
     target_low_priority_nodes: int = 0
     current_low_priority_nodes: int = 0
+    auto_scale_run: AutoScaleRun | None = None
+    """The last autoscale evaluation (REST autoScaleRun); None before the first."""
+
+
+@dataclass(frozen=True, slots=True)
+class AutoScaleRun:
+    """One evaluation of an autoscale formula (REST AutoScaleRun): when, the final value of
+    each variable (``$TargetDedicatedNodes=3;...``), or why it failed (`error`)."""
+
+    timestamp: datetime
+    results: str | None = None
+    error: AutoScaleRunError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AutoScaleRunError:
+    """Why an evaluation failed (REST AutoScaleRunError): code, message, detail values."""
+
+    code: str
+    message: str
+    values: tuple[tuple[str, str], ...] = ()
+
+
+class StartTaskState(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+@dataclass(frozen=True, slots=True)
+class StartTaskInfo:
+    """How the pool's start task ran on a node (REST StartTaskInformation): the latest run
+    since the node last booted."""
+
+    state: StartTaskState
+    execution_info: ExecutionInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,6 +580,11 @@ class ComputeNode:
     (REST totalTasksRun: normal tasks, not preparation or release tasks)."""
     total_tasks_succeeded: int = 0
     """Of those, the ones that succeeded (REST totalTasksSucceeded)."""
+    start_task_info: StartTaskInfo | None = None
+    """The start task's latest run there (None: the pool has none, or it has not started)."""
+    start_task: StartTaskSpec | None = None
+    """The start task that run is of (REST BatchNode.startTask): the pool's when it started,
+    so a start task replaced on the pool shows here from the node's next boot."""
     scheduling_state: SchedulingState = SchedulingState.ENABLED
     is_dedicated: bool = True
     """False for a spot/low-priority node (REST isDedicated)."""
@@ -619,8 +735,40 @@ class BatchBackend(Protocol):
         """The pool's current properties; `NotFound` (``PoolNotFound``) when absent."""
         ...
 
+    async def get_pool_spec(self, pool_id: str) -> PoolSpec:
+        """The pool's settings (its start task, metadata, ...); `NotFound` when absent."""
+        ...
+
+    async def update_pool(self, pool_id: str, update: PoolUpdate) -> None:
+        """Update Pool: the properties `update` gives replace the pool's (a start task applies
+        on nodes that join or boot afresh afterwards)."""
+        ...
+
+    async def replace_pool_properties(
+        self, pool_id: str, start_task: StartTaskSpec | None, metadata: Mapping[str, str]
+    ) -> None:
+        """Replace Pool Properties: the start task (None removes it) and all the metadata."""
+        ...
+
     async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
         """Start resizing the pool to that many dedicated nodes."""
+        ...
+
+    async def enable_auto_scale(
+        self, pool_id: str, formula: str | None, interval: timedelta | None = None
+    ) -> None:
+        """Enable Autoscale on the pool, or change its formula or evaluation interval (REST
+        Enable Pool Auto Scale); the service evaluates it at once when newly enabled."""
+        ...
+
+    async def evaluate_auto_scale(self, pool_id: str, formula: str) -> AutoScaleRun:
+        """The formula's evaluation on the pool now, not applied (REST Evaluate Pool Auto
+        Scale); `Conflict` unless autoscale is enabled on the pool."""
+        ...
+
+    async def disable_auto_scale(self, pool_id: str) -> None:
+        """Disable Autoscale: the pool keeps its current targets (REST Disable Pool Auto
+        Scale)."""
         ...
 
     async def delete_pool(self, pool_id: str, *, wait: bool = True) -> None:

@@ -1,4 +1,4 @@
-"""``python -m bench``: run every benchmark and write bench/RESULTS.md."""
+"""``python -m bench``: run every benchmark, write bench/RESULTS.md and the README's table."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import structlog
 
-from bench import azure_requests, latency, loopcheck, memory, startup, throughput
+from bench import azure_requests, endpoint, latency, loopcheck, memory, readme, startup, throughput
 from bench.common import Result, machine
 
 OUT = Path(__file__).resolve().parent / "RESULTS.md"
-NAMES = ("latency", "throughput", "memory", "startup", "requests", "loop")
+NAMES = ("latency", "throughput", "memory", "startup", "requests", "endpoint", "loop")
 
 
 def _quiet_app_logs() -> None:
@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tasks", type=int, default=2000, help="tasks of the throughput run")
     parser.add_argument("--startup-runs", type=int, default=15)
+    parser.add_argument(
+        "--scale-tasks", type=int, default=10_000, help="tasks of the endpoint and loop checks"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     _quiet_app_logs()
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         "memory": memory.bench,
         "startup": lambda: startup.bench(args.startup_runs),
         "requests": azure_requests.bench,
-        "loop": lambda: loopcheck.bench(args.tasks),
+        "endpoint": lambda: endpoint.bench(args.scale_tasks),
+        "loop": lambda: loopcheck.bench(args.scale_tasks),
     }
     host = machine()
     results: list[Result] = []
@@ -58,17 +62,21 @@ def main(argv: list[str] | None = None) -> int:
             failure = traceback.format_exc()
             print(failure, file=sys.stderr)
             results.append(Result(f"{name}: FAILED", f"```\n{failure}```", {name: False}))
-    args.out.write_text(render(host, results, time.perf_counter() - started))
+    args.out.write_text(render(host, results, time.perf_counter() - started, chosen))
     print(f"wrote {args.out}")
+    if args.out == OUT:
+        readme.write()
+        print(f"rewrote the performance table in {readme.README}")
     return 0 if all(all(r.targets.values()) for r in results) else 1
 
 
-def render(host: dict[str, str], results: list[Result], seconds: float) -> str:
+def render(host: dict[str, str], results: list[Result], seconds: float, chosen: list[str]) -> str:
+    ran = "every benchmark" if len(chosen) == len(NAMES) else "only " + ", ".join(chosen)
     lines = [
-        "# Benchmarks (issue 6)",
+        "# Benchmarks (issues 6 and 17)",
         "",
         "Written by `bench/run.sh` (= `python -m bench`); every figure below comes from one run,",
-        "and every ratio compares measurements taken in that same run.",
+        f"and every ratio compares measurements taken in that same run ({ran}).",
         "",
         "| machine | |",
         "| --- | --- |",
@@ -77,12 +85,13 @@ def render(host: dict[str, str], results: list[Result], seconds: float) -> str:
         "",
         "## Targets",
         "",
-        "| target | |",
-        "| --- | --- |",
+        "| target | measured | |",
+        "| --- | --- | --- |",
     ]
     for result in results:
         lines += [
-            f"| {name} | {'met' if met else '**missed**'} |" for name, met in result.targets.items()
+            f"| {name} | {result.figures.get(name, '')} | {'met' if met else '**missed**'} |"
+            for name, met in result.targets.items()
         ]
     for result in results:
         lines += ["", f"## {result.title}", "", result.body]

@@ -26,11 +26,13 @@ PYTHON = sys.executable
 
 @dataclass(slots=True)
 class Result:
-    """One benchmark's outcome: a Markdown section and whether each target was met."""
+    """One benchmark's outcome: a Markdown section, whether each target was met, and the figure
+    each target was judged on (by target)."""
 
     title: str
     body: str
     targets: dict[str, bool] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)
 
 
 def unique_id(kind: str) -> str:

@@ -7,20 +7,26 @@ them alike:
   closed), node image present: interpreter start-up, imports, the flow, deleting job and pool.
 - `in-process`: `run_sample` with a `DockerBackend` in this process (entering the backend,
   which connects to the engine, included; imports excluded).
-- `floor`: the same work done with raw docker-py calls and nothing else: two containers created
-  and started in parallel, then per node in sequence the preparation command and that node's
-  tasks (one ``docker exec`` each), the two file reads (``get_archive``), the two release
-  commands (``docker exec``), and the containers removed in parallel. The file reads come
-  before the release commands because the release command deletes the file; the number of
-  engine calls is the same as in the brief's order.
+- `floor`: the same work done with raw docker-py calls and nothing else, both nodes at once as
+  the product does it: two containers created and started in parallel, then on each node, in a
+  thread per node, the preparation command and that node's tasks (one ``docker exec`` each),
+  the two file reads (``get_archive``), the two release commands (``docker exec``, a thread per
+  node), and the containers removed in parallel. The file reads come before the release
+  commands because the release command deletes the file.
+- `serial floor` (context): the same with the nodes' commands one node after the other.
+
+The CLI's CPU time (user + system of the child, `os.wait4`) is reported beside its wall time:
+it is what the machine's load does not inflate.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import shlex
 import subprocess
 import tarfile
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,7 +49,7 @@ from bench.common import (
     verdict,
 )
 
-TARGET_RATIO = 1.2
+TARGET_RATIO = 1.0
 SHARED_DIR = "/mnt/batch/tasks/shared"
 SHARED_FILE = f"{SHARED_DIR}/job_prep_and_release.txt"
 TASKS = 8
@@ -59,23 +65,28 @@ class FloorTimes:
     remove: float
 
 
-def run_cli(pool_id: str, job_id: str) -> float:
-    with scratch(pool_id) as state:
+def run_cli(pool_id: str, job_id: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child)."""
+    with scratch(pool_id) as state, tempfile.TemporaryFile() as out:
         command = [PYTHON, "-m", "jobprep_release", "--yes", "--pool-id", pool_id]
         command += ["--job-id", job_id]
         start = time.perf_counter()
-        done = subprocess.run(
+        child = subprocess.Popen(
             command,
             cwd=REPO,
             env=app_env(state),
             stdin=subprocess.DEVNULL,
-            capture_output=True,
-            check=False,
+            stdout=out,
+            stderr=out,
         )
+        _, status, usage = os.wait4(child.pid, 0)
         elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"the sample failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
-    return elapsed
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            out.seek(0)
+            tail = out.read()[-2000:].decode(errors="replace")
+            raise RuntimeError(f"the sample failed ({child.returncode}): {tail}")
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def run_in_process(pool_id: str, job_id: str) -> float:
@@ -118,8 +129,8 @@ def _read(client: Any, container: Any, path: str) -> bytes:
 
 
 def run_floor(pool_id: str, *, parallel_nodes: bool = False) -> FloorTimes:
-    """The floor; with `parallel_nodes`, each node's sequence runs in its own thread (a
-    stricter floor than the brief's, for context)."""
+    """The floor: with `parallel_nodes`, each node's sequence runs in its own thread (as the
+    product runs nodes); without, one node after the other (the serial floor, for context)."""
     from jobprep_release.flow import PREP_COMMAND, RELEASE_COMMAND, TASK_COMMAND
 
     with scratch(pool_id):
@@ -186,37 +197,39 @@ def _floor(
 
 def bench(rounds: int) -> Result:
     cli: list[float] = []
+    cli_cpu: list[float] = []
     inproc: list[float] = []
     floors: list[FloorTimes] = []
-    parallel: list[float] = []
+    serial: list[float] = []
     ratios_cli: list[float] = []
     ratios_inproc: list[float] = []
     for number in range(rounds):
         # Rotate the order each round so no kind always runs first (a warmer cache).
-        order = ["floor", "cli", "inproc", "parallel"]
+        order = ["floor", "cli", "inproc", "serial"]
         order = order[number % 4 :] + order[: number % 4]
         this: dict[str, float] = {}
         for kind in order:
             pool_id, job_id = unique_id("lat"), unique_id("latjob")
             if kind == "floor":
-                floor = run_floor(pool_id)
+                floor = run_floor(pool_id, parallel_nodes=True)
                 floors.append(floor)
                 this[kind] = floor.total
-            elif kind == "parallel":
-                this[kind] = run_floor(pool_id, parallel_nodes=True).total
-                parallel.append(this[kind])
+            elif kind == "serial":
+                this[kind] = run_floor(pool_id).total
+                serial.append(this[kind])
             elif kind == "cli":
-                this[kind] = run_cli(pool_id, job_id)
+                this[kind], cpu = run_cli(pool_id, job_id)
                 cli.append(this[kind])
+                cli_cpu.append(cpu)
             else:
                 this[kind] = run_in_process(pool_id, job_id)
                 inproc.append(this[kind])
         ratios_cli.append(this["cli"] / this["floor"])
         ratios_inproc.append(this["inproc"] / this["floor"])
         print(
-            f"  latency round {number + 1}: floor {this['floor']:.3f}s cli {this['cli']:.3f}s "
-            f"in-process {this['inproc']:.3f}s; floor with nodes in parallel "
-            f"{this['parallel']:.3f}s",
+            f"  latency round {number + 1}: parallel floor {this['floor']:.3f}s "
+            f"cli {this['cli']:.3f}s (CPU {cli_cpu[-1]:.3f}s) in-process {this['inproc']:.3f}s; "
+            f"serial floor {this['serial']:.3f}s",
             flush=True,
         )
     floor_totals = [f.total for f in floors]
@@ -226,31 +239,42 @@ def bench(rounds: int) -> Result:
         [
             "| what | wall time, median (min, max) |",
             "| --- | --- |",
-            f"| floor: raw docker-py | {spread(floor_totals)} |",
+            f"| parallel raw-docker floor: docker-py, both nodes at once | "
+            f"{spread(floor_totals)} |",
             "| ... containers created and started (parallel) | "
             f"{spread([f.start for f in floors])} |",
-            "| ... 12 `docker exec` (2 prep, 8 tasks, 2 release) | "
+            "| ... 12 `docker exec` (2 prep, 8 tasks, 2 release; a thread per node) | "
             f"{spread([f.execs for f in floors])} |",
             f"| ... 2 file reads | {spread([f.reads for f in floors])} |",
             f"| ... containers removed (parallel) | {spread([f.remove for f in floors])} |",
-            f"| stricter floor: each node's execs in its own thread | {spread(parallel)} |",
+            f"| serial raw-docker floor (context): one node's execs after the other's | "
+            f"{spread(serial)} |",
             f"| app, CLI (`python -m jobprep_release --yes`) | {spread(cli)} |",
+            f"| ... its CPU time (user + system) | {spread(cli_cpu)} |",
             f"| app, in process (`run_sample` + `DockerBackend`) | {spread(inproc)} |",
             "",
-            f"- CLI / floor: **{ratio_cli:.2f}x** (median of per-round ratios; "
-            f"ratio of medians {median(cli) / median(floor_totals):.2f}x); "
+            f"- CLI / parallel raw-docker floor: **{ratio_cli:.2f}x** (median of per-round "
+            f"ratios; ratio of medians {median(cli) / median(floor_totals):.2f}x); "
             f"target at most {TARGET_RATIO}x: {verdict(ratio_cli <= TARGET_RATIO)}",
-            f"- in-process / floor: **{ratio_inproc:.2f}x** (ratio of medians "
-            f"{median(inproc) / median(floor_totals):.2f}x)",
-            f"- against the stricter floor (nodes in parallel; not the brief's floor): CLI "
-            f"{median(cli) / median(parallel):.2f}x, in-process "
-            f"{median(inproc) / median(parallel):.2f}x (ratios of medians)",
+            f"- in-process / parallel raw-docker floor: **{ratio_inproc:.2f}x** (ratio of "
+            f"medians {median(inproc) / median(floor_totals):.2f}x)",
+            f"- against the serial raw-docker floor (context): CLI "
+            f"{median(cli) / median(serial):.2f}x, in-process "
+            f"{median(inproc) / median(serial):.2f}x (ratios of medians)",
             f"- interpreter start-up and imports (CLI minus in-process, medians): "
             f"{median(cli) - median(inproc):.3f} s",
         ]
     )
+    name = (
+        "the sample with `--yes` (2 nodes, 8 tasks): CLI wall time / the parallel raw-docker "
+        f"floor (docker-py doing the sample's work, both nodes at once), at most {TARGET_RATIO}x"
+    )
     return Result(
         "1. Sample latency (docker backend, 2 nodes, 8 tasks)",
         body,
-        {"sample latency <= 1.2x floor": ratio_cli <= TARGET_RATIO},
+        {name: ratio_cli <= TARGET_RATIO},
+        {
+            name: f"{ratio_cli:.2f}x ({median(cli):.2f} s vs {median(floor_totals):.2f} s; "
+            f"in process {ratio_inproc:.2f}x; the serial floor {median(serial):.2f} s)"
+        },
     )

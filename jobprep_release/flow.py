@@ -47,9 +47,23 @@ TASK_COMMAND = (
 RELEASE_COMMAND = "/bin/bash -c 'rm \"$AZ_BATCH_NODE_SHARED_DIR/job_prep_and_release.txt\"'"
 
 SETTLING_NODE_STATES = frozenset(
-    {NodeState.CREATING, NodeState.STARTING, NodeState.REBOOTING, NodeState.REIMAGING}
+    {
+        NodeState.CREATING,
+        NodeState.STARTING,
+        NodeState.WAITING_FOR_START_TASK,
+        NodeState.REBOOTING,
+        NodeState.REIMAGING,
+    }
 )
-UNUSABLE_NODE_STATES = frozenset({NodeState.UNUSABLE, NodeState.OFFLINE, NodeState.LEAVING_POOL})
+UNUSABLE_NODE_STATES = frozenset(
+    {
+        NodeState.UNUSABLE,
+        NodeState.START_TASK_FAILED,
+        NodeState.OFFLINE,
+        NodeState.LEAVING_POOL,
+        NodeState.PREEMPTED,
+    }
+)
 NODE_CHECK_EVERY = 20
 """Polls between checks that the pool still has a node that can run tasks."""
 

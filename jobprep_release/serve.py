@@ -10,6 +10,11 @@ serves client and endpoint), else ``localbatch`` and a random key printed at sta
 two is looked up on its own. The first line on stdout names the URL
 (``--port 0`` picks a free port); logs go to stderr.
 
+With ``--https`` it serves HTTPS with a certificate it makes once and keeps in the state
+directory (``endpoint-cert.pem``; the banner names it and the variables that make clients trust
+it), and accepts Microsoft Entra ID bearer tokens for the Batch resource besides Shared Key:
+Azure SDKs send tokens over TLS only (`jobprep_release.backends.docker.rest.auth`).
+
 Exit statuses are the app's (``python -m jobprep_release --help``); stopping it with Ctrl-C or
 SIGTERM is a normal end (0). Pools, nodes, jobs and tasks stay for the next start.
 """
@@ -91,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         "else a random one, printed)",
     )
     parser.add_argument(
+        "--https",
+        action="store_true",
+        help="serve HTTPS with a generated certificate (kept in the state directory) and "
+        "accept Microsoft Entra ID tokens too",
+    )
+    parser.add_argument(
         "--image", help="Docker image of pools' nodes (default debian:bookworm-slim)"
     )
     parser.add_argument("--docker-host", help="engine URL (default: $DOCKER_HOST or the socket)")
@@ -129,7 +140,23 @@ def _key(args: argparse.Namespace) -> tuple[str, str | None]:
     return new_key(), None
 
 
-def _banner(url: str, account: str, key: str, key_origin: str | None) -> str:
+def _trust(certificate: Path | None) -> str:
+    """How a client trusts the endpoint's certificate (nothing without HTTPS)."""
+    if certificate is None:
+        return ""
+    return (
+        f"  certificate: {certificate}\n"
+        "Trust it in clients (Python's ssl and aiohttp, requests, Node.js):\n"
+        f"  export SSL_CERT_FILE={certificate} REQUESTS_CA_BUNDLE={certificate} "
+        f"NODE_EXTRA_CA_CERTS={certificate}\n"
+        "Microsoft Entra ID tokens for https://batch.core.windows.net/ are accepted (form, "
+        "audience, issuer and lifetime checked, not the signature).\n"
+    )
+
+
+def _banner(
+    url: str, account: str, key: str, key_origin: str | None, certificate: Path | None = None
+) -> str:
     shown = key if key_origin is None else f"<as given by {key_origin}>"
     key_arg = key if key_origin is None else "<the key>"
     return (
@@ -137,6 +164,7 @@ def _banner(url: str, account: str, key: str, key_origin: str | None) -> str:
         f"  account: {account}\n"
         f"  key:     {shown}\n"
         "  api-versions: 2018-03-01.6.1 to 2025-06-01\n"
+        f"{_trust(certificate)}"
         "Run the sample against it:\n"
         f"  python -m jobprep_release --backend azure --endpoint {url} --account {account} "
         f"--key {key_arg}\n"
@@ -155,11 +183,16 @@ async def _serve(args: argparse.Namespace) -> int:
         docker = DockerSettings(
             image=args.image, state_dir=args.state_dir, docker_host=args.docker_host
         )
-    settings = EndpointSettings(account=args.account, key=key, port=args.port, docker=docker)
+    settings = EndpointSettings(
+        account=args.account, key=key, port=args.port, docker=docker, https=args.https
+    )
     try:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with running_endpoint(settings) as endpoint:
-                sys.stdout.write(_banner(endpoint.url, endpoint.account, key, key_origin))
+                banner = _banner(
+                    endpoint.url, endpoint.account, key, key_origin, endpoint.certificate
+                )
+                sys.stdout.write(banner)
                 sys.stdout.flush()
                 async for received in signals:
                     log.info("stopping", signal=signal.Signals(received).name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -27,6 +27,7 @@ from jobprep_release.backends.administration import PoolNodeCounts
 from jobprep_release.backends.azure.retry import BoundedRetryPolicy
 from jobprep_release.backends.azure.sdk_errors import Redactor, translate
 from jobprep_release.backends.base import (
+    AutoScaleRun,
     ComputeNode,
     DisableJobOption,
     DisableSchedulingOption,
@@ -38,7 +39,9 @@ from jobprep_release.backends.base import (
     NodeDeallocationOption,
     Pool,
     PoolSpec,
+    PoolUpdate,
     PrepReleaseStatus,
+    StartTaskSpec,
     Task,
     TaskConstraints,
     TaskCounts,
@@ -60,11 +63,15 @@ from jobprep_release.backends.schema.requests import (
     job_spec,
     job_update_options,
     pool_create_options,
+    pool_replace_options,
+    pool_spec,
+    pool_update_options,
     task_constraints,
     task_create_options,
     wire_value,
 )
 from jobprep_release.backends.schema.results import (
+    auto_scale_run_view,
     job_schedule_view,
     job_view,
     node_view,
@@ -77,7 +84,14 @@ from jobprep_release.backends.schema.results import (
 
 MAX_TASKS_PER_REQUEST = 100
 TASK_SELECT = ["id", "state", "executionInfo", "nodeInfo"]
-NODE_SELECT = ["id", "state", "runningTasksCount"]
+NODE_SELECT = [
+    "id",
+    "state",
+    "runningTasksCount",
+    "schedulingState",
+    "isDedicated",
+    "startTaskInfo",
+]
 JOB_SELECT = ["id", "poolInfo", "state", "previousState", "executionInfo"]
 DEFAULT_TERMINATE_REASON = "UserTerminate"
 
@@ -208,6 +222,23 @@ class AzureBackend:
             pool = await self._client.get_pool(pool_id)
         return pool_view(pool)
 
+    async def get_pool_spec(self, pool_id: str) -> PoolSpec:
+        async with self._call(f"get pool {pool_id}"):
+            pool = await self._client.get_pool(pool_id)
+        return pool_spec(pool)
+
+    async def update_pool(self, pool_id: str, update: PoolUpdate) -> None:
+        options = pool_update_options(update)
+        async with self._call(f"update pool {pool_id}"):
+            await self._client.update_pool(pool_id, options)
+
+    async def replace_pool_properties(
+        self, pool_id: str, start_task: StartTaskSpec | None, metadata: Mapping[str, str]
+    ) -> None:
+        options = pool_replace_options(start_task, metadata)
+        async with self._call(f"replace the properties of pool {pool_id}"):
+            await self._client.replace_pool_properties(pool_id, options)
+
     async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
         options = models.BatchPoolResizeOptions(target_dedicated_nodes=target_dedicated_nodes)
         async with self._call(f"resize pool {pool_id}"):
@@ -215,6 +246,27 @@ class AzureBackend:
             await self._client.begin_resize_pool(
                 pool_id, options, polling_interval=self._lro_poll_interval
             )
+
+    async def enable_auto_scale(
+        self, pool_id: str, formula: str | None, interval: timedelta | None = None
+    ) -> None:
+        options = models.BatchPoolEnableAutoScaleOptions(
+            auto_scale_formula=formula, auto_scale_evaluation_interval=interval
+        )
+        async with self._call(f"enable autoscale on pool {pool_id}"):
+            await self._client.enable_pool_auto_scale(pool_id, options)
+
+    async def evaluate_auto_scale(self, pool_id: str, formula: str) -> AutoScaleRun:
+        options = models.BatchPoolEvaluateAutoScaleOptions(auto_scale_formula=formula)
+        async with self._call(f"evaluate autoscale on pool {pool_id}"):
+            run = await self._client.evaluate_pool_auto_scale(pool_id, options)
+        view = auto_scale_run_view(run)
+        assert view is not None
+        return view
+
+    async def disable_auto_scale(self, pool_id: str) -> None:
+        async with self._call(f"disable autoscale on pool {pool_id}"):
+            await self._client.disable_pool_auto_scale(pool_id)
 
     async def delete_pool(self, pool_id: str, *, wait: bool = True) -> None:
         action = f"delete pool {pool_id}"

@@ -12,7 +12,7 @@ asked for is either not begun or carried through by the service.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
 
@@ -21,6 +21,7 @@ import anyio.abc
 
 from jobprep_release.backends.administration import PoolNodeCounts
 from jobprep_release.backends.base import (
+    AutoScaleRun,
     ComputeNode,
     DisableJobOption,
     DisableSchedulingOption,
@@ -32,7 +33,9 @@ from jobprep_release.backends.base import (
     NodeDeallocationOption,
     Pool,
     PoolSpec,
+    PoolUpdate,
     PrepReleaseStatus,
+    StartTaskSpec,
     Task,
     TaskConstraints,
     TaskCounts,
@@ -128,9 +131,36 @@ class DockerBackend:
     async def get_pool(self, pool_id: str) -> Pool:
         return await self.service.get_pool(pool_id)
 
+    async def get_pool_spec(self, pool_id: str) -> PoolSpec:
+        await self.service.get_pool(pool_id)  # adopts a pool known by its labels
+        return self.service.pool_spec(pool_id)
+
+    async def update_pool(self, pool_id: str, update: PoolUpdate) -> None:
+        with _atomic():
+            await self.service.update_pool(pool_id, update)
+
+    async def replace_pool_properties(
+        self, pool_id: str, start_task: StartTaskSpec | None, metadata: Mapping[str, str]
+    ) -> None:
+        with _atomic():
+            await self.service.replace_pool_properties(pool_id, start_task, metadata)
+
     async def resize_pool(self, pool_id: str, target_dedicated_nodes: int) -> None:
         with _atomic():
             await self.service.resize_pool(pool_id, target_dedicated_nodes)
+
+    async def enable_auto_scale(
+        self, pool_id: str, formula: str | None, interval: timedelta | None = None
+    ) -> None:
+        with _atomic():
+            await self.service.enable_auto_scale(pool_id, formula, interval)
+
+    async def evaluate_auto_scale(self, pool_id: str, formula: str) -> AutoScaleRun:
+        return await self.service.evaluate_auto_scale(pool_id, formula)
+
+    async def disable_auto_scale(self, pool_id: str) -> None:
+        with _atomic():
+            await self.service.disable_auto_scale(pool_id)
 
     async def delete_pool(self, pool_id: str, *, wait: bool = True) -> None:
         # Deletion is done before this returns, whether or not the caller waits; cancelled

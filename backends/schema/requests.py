@@ -1,5 +1,5 @@
-"""Specs <-> azure-batch's create options, in both directions: the one mapping of Add Pool, Add
-Job and Add Task properties.
+"""Specs <-> azure-batch's create options, in both directions: the one mapping of Add Pool (and
+Update Pool, Replace Pool Properties), Add Job and Add Task properties.
 
 Specs to SDK (`pool_create_options`, `job_create_options`, `task_create_options`): what the azure
 backend sends, and what the local endpoint reproduces of a request to check that it kept every
@@ -44,12 +44,15 @@ from jobprep_release.backends.base import (
     OnAllTasksComplete,
     OnTaskFailure,
     PoolSpec,
+    PoolUpdate,
     ResourceFile,
     Schedule,
+    StartTaskSpec,
     TaskConstraints,
     TaskDependencies,
     TaskIdRange,
     TaskSpec,
+    UserAccount,
     UserIdentity,
     check_id,
 )
@@ -138,6 +141,8 @@ def resource_file_specs(files: Sequence[models.ResourceFile] | None) -> tuple[Re
 
 
 def user_identity(identity: UserIdentity) -> models.UserIdentity:
+    if identity.user_name is not None:
+        return models.UserIdentity(username=identity.user_name)
     return models.UserIdentity(
         auto_user=models.AutoUserSpecification(
             scope=identity.scope.value, elevation_level=identity.elevation_level.value
@@ -146,6 +151,10 @@ def user_identity(identity: UserIdentity) -> models.UserIdentity:
 
 
 def user_identity_spec(identity: models.UserIdentity | None) -> UserIdentity:
+    """A task's user: a named user account (``username``, the auto-user then ignored), else
+    the auto-user."""
+    if identity is not None and identity.username:
+        return UserIdentity(user_name=identity.username)
     auto = identity.auto_user if identity else None
     if auto is None:
         return UserIdentity()
@@ -307,6 +316,68 @@ def image_reference_spec(reference: models.BatchVmImageReference | None) -> Imag
     )
 
 
+def user_accounts(accounts: Sequence[UserAccount]) -> list[models.UserAccount] | None:
+    if not accounts:
+        return None
+    return [
+        models.UserAccount(
+            name=account.name,
+            password=account.password,
+            elevation_level=account.elevation_level.value,
+            linux_user_configuration=models.LinuxUserConfiguration(
+                uid=account.uid, gid=account.gid, ssh_private_key=account.ssh_private_key
+            )
+            if (account.uid, account.gid, account.ssh_private_key) != (None, None, None)
+            else None,
+        )
+        for account in accounts
+    ]
+
+
+def user_account_specs(accounts: Sequence[models.UserAccount] | None) -> tuple[UserAccount, ...]:
+    specs = []
+    for account in accounts or ():
+        linux = account.linux_user_configuration
+        specs.append(
+            UserAccount(
+                name=account.name,
+                password=account.password,
+                elevation_level=choice(
+                    ElevationLevel, account.elevation_level, ElevationLevel.NON_ADMIN
+                ),
+                uid=linux.uid if linux else None,
+                gid=linux.gid if linux else None,
+                ssh_private_key=linux.ssh_private_key if linux else None,
+            )
+        )
+    return tuple(specs)
+
+
+def start_task(spec: StartTaskSpec) -> models.BatchStartTask:
+    return models.BatchStartTask(
+        command_line=spec.command_line,
+        resource_files=resource_files(spec.resource_files),
+        environment_settings=environment_settings(spec.environment),
+        user_identity=user_identity(spec.user_identity),
+        max_task_retry_count=spec.max_task_retry_count,
+        wait_for_success=spec.wait_for_success,
+    )
+
+
+def start_task_spec(task: models.BatchStartTask | None) -> StartTaskSpec | None:
+    """A pool's start task; ``waitForSuccess`` is true unless false (the service's default)."""
+    if task is None:
+        return None
+    return StartTaskSpec(
+        command_line=task.command_line or "",
+        environment=environment(task.environment_settings),
+        resource_files=resource_file_specs(task.resource_files),
+        user_identity=user_identity_spec(task.user_identity),
+        max_task_retry_count=task.max_task_retry_count or 0,
+        wait_for_success=task.wait_for_success is not False,
+    )
+
+
 def pool_create_options(spec: PoolSpec) -> models.BatchPoolCreateOptions:
     if spec.image_reference is not None:
         reference = image_reference_model(spec.image_reference)
@@ -324,14 +395,22 @@ def pool_create_options(spec: PoolSpec) -> models.BatchPoolCreateOptions:
         resize_timeout=None
         if spec.resize_timeout == DEFAULT_RESIZE_TIMEOUT
         else spec.resize_timeout,
-        target_dedicated_nodes=spec.target_dedicated_nodes,
-        target_low_priority_nodes=spec.target_low_priority_nodes,
+        # an autoscaled pool's targets come from its formula and are not asked for
+        target_dedicated_nodes=None if spec.enable_auto_scale else spec.target_dedicated_nodes,
+        target_low_priority_nodes=None
+        if spec.enable_auto_scale
+        else spec.target_low_priority_nodes,
+        enable_auto_scale=spec.enable_auto_scale or None,
+        auto_scale_formula=spec.auto_scale_formula,
+        auto_scale_evaluation_interval=spec.auto_scale_evaluation_interval,
         enable_inter_node_communication=spec.enable_inter_node_communication or None,
         task_slots_per_node=spec.task_slots_per_node,
         task_scheduling_policy=models.BatchTaskSchedulingPolicy(
             node_fill_type=spec.node_fill_type.value
         ),
         metadata=metadata_items(spec.metadata),
+        start_task=start_task(spec.start_task) if spec.start_task else None,
+        user_accounts=user_accounts(spec.user_accounts),
     )
 
 
@@ -356,7 +435,79 @@ def pool_spec(pool: models.BatchPoolCreateOptions | models.BatchPool) -> PoolSpe
         metadata=metadata(pool.metadata),
         resize_timeout=pool.resize_timeout or DEFAULT_RESIZE_TIMEOUT,
         enable_inter_node_communication=bool(pool.enable_inter_node_communication),
+        start_task=start_task_spec(pool.start_task),
+        user_accounts=user_account_specs(pool.user_accounts),
+        enable_auto_scale=bool(pool.enable_auto_scale),
+        auto_scale_formula=pool.auto_scale_formula,
+        auto_scale_evaluation_interval=pool.auto_scale_evaluation_interval,
     )
+
+
+def pool_update_options(update: PoolUpdate) -> models.BatchPoolUpdateOptions:
+    """Update Pool's body: the properties `update` gives (metadata, even empty, when given)."""
+    configuration = None
+    if update.image_reference is not None and update.node_agent_sku_id is not None:
+        configuration = models.VirtualMachineConfiguration(
+            image_reference=image_reference_model(update.image_reference),
+            node_agent_sku_id=update.node_agent_sku_id,
+        )
+    fill = update.node_fill_type
+    return models.BatchPoolUpdateOptions(
+        display_name=update.display_name,
+        vm_size=update.vm_size,
+        enable_inter_node_communication=update.enable_inter_node_communication,
+        start_task=start_task(update.start_task) if update.start_task is not None else None,
+        metadata=None if update.metadata is None else metadata_items(update.metadata) or [],
+        virtual_machine_configuration=configuration,
+        task_slots_per_node=update.task_slots_per_node,
+        task_scheduling_policy=models.BatchTaskSchedulingPolicy(node_fill_type=fill.value)
+        if fill is not None
+        else None,
+        user_accounts=None
+        if update.user_accounts is None
+        else user_accounts(update.user_accounts) or [],
+    )
+
+
+def pool_update(options: models.BatchPoolUpdateOptions) -> PoolUpdate:
+    """Update Pool's body as a `PoolUpdate` (``image`` None: the backend's choice)."""
+    configuration = options.virtual_machine_configuration
+    policy = options.task_scheduling_policy
+    return PoolUpdate(
+        display_name=options.display_name,
+        vm_size=options.vm_size,
+        enable_inter_node_communication=options.enable_inter_node_communication,
+        start_task=start_task_spec(options.start_task),
+        metadata=None if options.metadata is None else metadata(options.metadata),
+        task_slots_per_node=options.task_slots_per_node,
+        node_fill_type=optional_choice(NodeFillType, policy.node_fill_type) if policy else None,
+        image_reference=image_reference_spec(configuration.image_reference)
+        if configuration
+        else None,
+        node_agent_sku_id=configuration.node_agent_sku_id if configuration else None,
+        user_accounts=None
+        if options.user_accounts is None
+        else user_account_specs(options.user_accounts),
+    )
+
+
+def pool_replace_options(
+    start: StartTaskSpec | None, items: Mapping[str, str]
+) -> models.BatchPoolReplaceOptions:
+    """Replace Pool Properties' body: the start task (absent: removed) and all the metadata;
+    no application packages (none are emulated)."""
+    return models.BatchPoolReplaceOptions(
+        start_task=start_task(start) if start is not None else None,
+        application_package_references=[],
+        metadata=metadata_items(items) or [],
+    )
+
+
+def pool_replacement(
+    options: models.BatchPoolReplaceOptions,
+) -> tuple[StartTaskSpec | None, dict[str, str]]:
+    """Replace Pool Properties' body: the start task and the metadata it sets."""
+    return start_task_spec(options.start_task), metadata(options.metadata)
 
 
 # --- jobs ------------------------------------------------------------------------------------
@@ -630,6 +781,17 @@ def _at_least(shortest: timedelta) -> Limit:
     return check
 
 
+def _duration_within(shortest: timedelta, longest: timedelta) -> Limit:
+    def check(value: Any) -> str | None:
+        length = parse_duration(value)
+        if length is not None and not shortest <= length <= longest:
+            bounds = f"{format_duration(shortest)} to {format_duration(longest)}"
+            return f"{value} is not from {bounds}"
+        return None
+
+    return check
+
+
 def _longest_text(characters: int) -> Limit:
     def check(value: Any) -> str | None:
         if len(value) > characters:
@@ -660,6 +822,7 @@ def _unique_names(value: Any) -> str | None:
 
 
 _POSITIVE = _at_least(timedelta(seconds=1))
+_EVALUATION_INTERVAL = _duration_within(timedelta(minutes=5), timedelta(hours=168))
 _DISPLAY_NAME = _longest_text(1024)
 _CONSTRAINTS = {"maxTaskRetryCount": _within(-1), "maxWallClockTime": _POSITIVE}
 _TASK_LIMITS = {"id": _id, "displayName": _DISPLAY_NAME, "environmentSettings": _unique_names}
@@ -673,7 +836,18 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "targetDedicatedNodes": _within(0),
         "targetLowPriorityNodes": _within(0),
         "metadata": _unique_names,
+        "userAccounts": _unique_names,
+        "autoScaleEvaluationInterval": _EVALUATION_INTERVAL,
     },
+    models.UserAccount: {"name": _longest_text(20)},
+    models.BatchPoolUpdateOptions: {
+        "displayName": _DISPLAY_NAME,
+        "taskSlotsPerNode": _within(1, 256),
+        "metadata": _unique_names,
+        "userAccounts": _unique_names,
+    },
+    models.BatchPoolReplaceOptions: {"metadata": _unique_names},
+    models.BatchPoolEnableAutoScaleOptions: {"autoScaleEvaluationInterval": _EVALUATION_INTERVAL},
     models.BatchPoolResizeOptions: {
         "resizeTimeout": _at_least(timedelta(minutes=5)),
         "targetDedicatedNodes": _within(0),
@@ -717,6 +891,10 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "metadata": _unique_names,
         "commonEnvironmentSettings": _unique_names,
     },
+    models.BatchStartTask: {
+        "environmentSettings": _unique_names,
+        "maxTaskRetryCount": _within(-1),
+    },
     models.BatchJobConstraints: _CONSTRAINTS,
     models.BatchTaskConstraints: _CONSTRAINTS,
     models.BatchJobPreparationTask: _TASK_LIMITS,
@@ -727,7 +905,8 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
 ``InvalidPropertyValue`` naming the property. Source: the Batch REST API reference
 (api-version 2025-06-01): Add Pool (``id`` up to 64 letters, digits, hyphens and underscores;
 ``displayName`` up to 1,024 characters; ``resizeTimeout`` at least 5 minutes;
-``taskSlotsPerNode`` at most 256), Resize Pool, Remove Nodes (``nodeList`` of at most 100
+``taskSlotsPerNode`` at most 256; ``autoScaleEvaluationInterval`` 5 minutes to 168 hours, as
+Enable Pool Auto Scale has it too), Resize Pool, Remove Nodes (``nodeList`` of at most 100
 ids), Add Job, Update Job and Replace Job (``priority`` -1000 to 1000; ``maxParallelTasks``
 -1 or greater than 0), Add Task (``requiredSlots`` at least 1), the constraints
 (``maxTaskRetryCount`` -1, unlimited, or more; ``maxWallClockTime`` a positive duration) and

@@ -17,6 +17,8 @@ from azure.batch import models
 from jobprep_release.backends.administration import NodeCounts, PoolNodeCounts
 from jobprep_release.backends.base import (
     AllocationState,
+    AutoScaleRun,
+    AutoScaleRunError,
     ComputeNode,
     ErrorCategory,
     ExecutionInfo,
@@ -38,6 +40,8 @@ from jobprep_release.backends.base import (
     PrepReleaseTaskState,
     ResizeError,
     SchedulingState,
+    StartTaskInfo,
+    StartTaskState,
     Task,
     TaskCounts,
     TaskSpec,
@@ -49,21 +53,17 @@ from jobprep_release.backends.schema.requests import (
     job_schedule_create_options,
     optional_choice,
     pool_create_options,
+    start_task,
+    start_task_spec,
     task_create_options,
     wire_value,
 )
-
-# Node states of the service that the views fold into a neighbour.
-_NODE_STATE_ALIASES = {
-    "waitingforstarttask": NodeState.STARTING,
-    "starttaskfailed": NodeState.UNUSABLE,
-    "preempted": NodeState.OFFLINE,
-}
 
 ExecutionModel = (
     models.BatchTaskExecutionInfo
     | models.BatchJobPreparationTaskExecutionInfo
     | models.BatchJobReleaseTaskExecutionInfo
+    | models.BatchStartTaskInfo
 )
 
 
@@ -118,6 +118,7 @@ def pool_view(pool: models.BatchPool) -> Pool:
             NodeFillType, policy.node_fill_type if policy else None, NodeFillType.SPREAD
         ),
         allocation_state_transition_time=pool.allocation_state_transition_time,
+        auto_scale_run=auto_scale_run_view(pool.auto_scale_run),
         **_history_view(pool),
         resize_errors=tuple(
             ResizeError(code=error.code or "", message=error.message or "")
@@ -125,6 +126,39 @@ def pool_view(pool: models.BatchPool) -> Pool:
         ),
         target_low_priority_nodes=pool.target_low_priority_nodes or 0,
         current_low_priority_nodes=pool.current_low_priority_nodes or 0,
+    )
+
+
+def auto_scale_run_view(run: models.AutoScaleRun | None) -> AutoScaleRun | None:
+    if run is None:
+        return None
+    error = run.error
+    return AutoScaleRun(
+        timestamp=run.timestamp,
+        results=run.results,
+        error=None
+        if error is None
+        else AutoScaleRunError(
+            code=error.code or "",
+            message=error.message or "",
+            values=tuple((pair.name or "", pair.value or "") for pair in error.error_values or ()),
+        ),
+    )
+
+
+def auto_scale_run_model(run: AutoScaleRun) -> models.AutoScaleRun:
+    """A run as the service reports it (REST AutoScaleRun: ``error.values`` name/value)."""
+    error = run.error
+    return models.AutoScaleRun(
+        timestamp=run.timestamp,
+        results=run.results,
+        error=None
+        if error is None
+        else models.AutoScaleRunError(
+            code=error.code,
+            message=error.message,
+            error_values=[models.NameValuePair(name=k, value=v) for k, v in error.values] or None,
+        ),
     )
 
 
@@ -148,15 +182,14 @@ def pool_model(view: Pool, spec: PoolSpec) -> models.BatchPool:
         node_fill_type=view.node_fill_type.value
     )
     _set_known(pool, allocation_state_transition_time=view.allocation_state_transition_time)
+    if view.auto_scale_run is not None:
+        pool.auto_scale_run = auto_scale_run_model(view.auto_scale_run)
     _set_history(pool, view)
     return pool
 
 
 def node_view(node: models.BatchNode) -> ComputeNode:
-    raw_state = wire_value(node.state)
-    state = _NODE_STATE_ALIASES.get(raw_state or "") or choice(
-        NodeState, raw_state, NodeState.UNKNOWN
-    )
+    state = choice(NodeState, node.state, NodeState.UNKNOWN)
     return ComputeNode(
         id=node.id or "",
         state=state,
@@ -168,9 +201,31 @@ def node_view(node: models.BatchNode) -> ComputeNode:
         running_task_slots_count=node.running_task_slots_count or 0,
         total_tasks_run=node.total_tasks_run or 0,
         total_tasks_succeeded=node.total_tasks_succeeded or 0,
+        start_task_info=start_task_info_view(node.start_task_info),
+        start_task=start_task_spec(node.start_task),
         scheduling_state=choice(SchedulingState, node.scheduling_state, SchedulingState.ENABLED),
         is_dedicated=node.is_dedicated is not False,
     )
+
+
+def start_task_info_view(info: models.BatchStartTaskInfo | None) -> StartTaskInfo | None:
+    if info is None:
+        return None
+    return StartTaskInfo(
+        state=choice(StartTaskState, info.state, StartTaskState.RUNNING),
+        execution_info=execution_view(info),
+    )
+
+
+def start_task_info_model(info: StartTaskInfo) -> models.BatchStartTaskInfo:
+    """REST StartTaskInformation: `retryCount` always, `lastRetryTime` once retried; no
+    requeue count and no container info (no container runs it here)."""
+    run = info.execution_info
+    model = models.BatchStartTaskInfo(
+        state=info.state.value, retry_count=run.retry_count, **_execution_fields(run)
+    )
+    _set_known(model, last_retry_time=run.last_retry_time)
+    return model
 
 
 def node_model(view: ComputeNode) -> models.BatchNode:
@@ -191,6 +246,10 @@ def node_model(view: ComputeNode) -> models.BatchNode:
         last_boot_time=view.last_boot_time,
         ip_address=view.ip_address,
     )
+    if view.start_task_info is not None:
+        node.start_task_info = start_task_info_model(view.start_task_info)
+    if view.start_task is not None:
+        node.start_task = start_task(view.start_task)
     return node
 
 

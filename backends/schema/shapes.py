@@ -399,6 +399,8 @@ DEFAULTS: Mapping[type, Mapping[str, Any]] = {
     models.BatchTaskCreateOptions: _TASK,
     models.BatchTask: _TASK,
     models.AutoUserSpecification: {"scope": "pool", "elevationLevel": "nonadmin"},
+    models.BatchStartTask: {"maxTaskRetryCount": 0, "waitForSuccess": True},
+    models.UserAccount: {"elevationLevel": "nonadmin"},
     models.BatchPoolResizeOptions: {
         "targetDedicatedNodes": 0,
         "targetLowPriorityNodes": 0,
@@ -409,7 +411,8 @@ DEFAULTS: Mapping[type, Mapping[str, Any]] = {
     sdk_models.BatchNodeReimageOptions: {"nodeReimageOption": "requeue"},
 }
 """Per model, the values the service gives properties a request leaves out (REST reference,
-api-version 2025-06-01: Add Pool, Add Job, Add Task, Resize Pool, Reboot Node, Reimage Node).
+api-version 2025-06-01: Add Pool with its StartTask and UserAccount, Add Job, Add Task, Resize
+Pool, Reboot Node, Reimage Node).
 An object default (``{}``) is filled in with its own defaults."""
 
 

@@ -20,6 +20,7 @@ import anyio
 
 from jobprep_release.backends.base import (
     BatchBackend,
+    ComputeNode,
     Job,
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
@@ -29,8 +30,10 @@ from jobprep_release.backends.base import (
     NodeState,
     PoolSpec,
     PrepReleaseStatus,
+    StartTaskSpec,
     Task,
     TaskState,
+    UserAccount,
 )
 from jobprep_release.backends.errors import NotFound
 
@@ -114,12 +117,27 @@ class Batch:
         return job
 
     async def nodes_idle(self, limit: float = WAIT_LIMIT) -> list[str]:
+        return [node.id for node in await self.nodes_in(NodeState.IDLE, limit=limit)]
+
+    async def nodes_in(self, *states: NodeState, limit: float = WAIT_LIMIT) -> list[ComputeNode]:
+        """The pool's nodes once every one is in one of `states`."""
         with anyio.fail_after(limit):
             while True:
                 nodes = await self.backend.list_nodes(self.pool_id)
-                if nodes and all(node.state is NodeState.IDLE for node in nodes):
-                    return [node.id for node in nodes]
+                if nodes and all(node.state in states for node in nodes):
+                    return nodes
                 await anyio.sleep(self.backend.poll_interval)
+
+    async def rebooted(self, node_id: str) -> ComputeNode:
+        """The node once it left `idle` (a reboot asked just before) and is idle again."""
+        with anyio.fail_after(WAIT_LIMIT):
+            while True:
+                nodes = await self.backend.list_nodes(self.pool_id)
+                if any(node.id == node_id and node.state is not NodeState.IDLE for node in nodes):
+                    break
+                await anyio.sleep(0.05)
+        (node,) = [node for node in await self.nodes_in(NodeState.IDLE) if node.id == node_id]
+        return node
 
     async def prep_release(self, job_id: str) -> dict[str, PrepReleaseStatus]:
         statuses = await self.backend.list_prep_release_status(job_id)
@@ -140,17 +158,29 @@ async def pool(
     nodes: int = 1,
     slots: int = 1,
     fill: NodeFillType = NodeFillType.PACK,
+    start_task: StartTaskSpec | None = None,
+    ready: bool = True,
+    user_accounts: tuple[UserAccount, ...] = (),
+    low_priority: int = 0,
 ) -> AsyncIterator[Batch]:
-    """A ready pool (every node idle) on a fresh backend connection; all deleted afterwards."""
+    """A pool (with `ready`, once every node is idle) on a fresh backend connection; all
+    deleted afterwards."""
     pool_id = f"Contract-{uuid.uuid4().hex[:8]}"
     async with open_backend() as backend:
         spec = PoolSpec(
-            id=pool_id, target_dedicated_nodes=nodes, task_slots_per_node=slots, node_fill_type=fill
+            id=pool_id,
+            target_dedicated_nodes=nodes,
+            target_low_priority_nodes=low_priority,
+            task_slots_per_node=slots,
+            node_fill_type=fill,
+            start_task=start_task,
+            user_accounts=user_accounts,
         )
         await backend.create_pool(spec)
         batch = Batch(backend=backend, pool_id=pool_id, node_ids=[])
         try:
-            batch.node_ids = await batch.nodes_idle(limit=WAIT_LIMIT * 10)
+            if ready:
+                batch.node_ids = await batch.nodes_idle(limit=WAIT_LIMIT * 10)
             yield batch
         finally:
             with anyio.CancelScope(shield=True):

@@ -3,8 +3,9 @@
 Each case runs a scenario once to count the steps it saves (state writes and journal appends),
 then again for every step n: the service is dropped (as a killed process: nothing more is
 saved) right after its n-th step, a new service starts on the same store, fake nodes and
-clock, and the scenario is finished. Every task must complete exactly once, every preparation
-and release task must have run once per node, and the job must complete.
+clock, and the scenario is finished. Every task must complete exactly once, the pool's start
+task and every preparation and release task must have run once per node, and the job must
+complete.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from jobprep_release.backends.base import (
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     JobState,
+    StartTaskSpec,
     TaskState,
 )
 from jobprep_release.backends.docker.core import (
@@ -78,7 +80,7 @@ async def _scenario(store: CrashingStore, fake: FakeExecutor) -> bool:
         async with running_core(fake=fake, store=store) as core:
             service = core.service
             if not [p for p in await service.list_pools() if p.id == "pool"]:
-                await service.create_pool(pool_spec(2))
+                await service.create_pool(pool_spec(2, start_task=StartTaskSpec("/bin/setup")))
             await core.settle()
             if await service.find_job(JOB) is None:
                 await service.create_job(
@@ -111,6 +113,8 @@ async def _check(fake: FakeExecutor, store: CrashingStore) -> None:
             assert counts[task.id] == 1, counts
         job = await core.service.get_job(JOB)
         assert job.state is JobState.COMPLETED
+        # The start task ran once on each node (it has no AZ_BATCH_TASK_ID).
+        assert counts[""] == len(fake.nodes) == 2, counts
         statuses = await core.service.list_prep_release_status(JOB)
         assert counts["jobpreparation"] == len(statuses) == counts["jobrelease"]
         for status in statuses:

@@ -179,3 +179,18 @@ async def wait_until(
     with anyio.fail_after(limit):
         while not await check():
             await anyio.sleep(every)
+
+
+def linux_pool(pool_id: str, nodes: int = 1) -> models.BatchPoolCreateOptions:
+    """Add Pool options for a Linux pool of `nodes` dedicated nodes, as the README's example."""
+    return models.BatchPoolCreateOptions(
+        id=pool_id,
+        vm_size="standard_d1_v2",
+        target_dedicated_nodes=nodes,
+        virtual_machine_configuration=models.VirtualMachineConfiguration(
+            image_reference=models.BatchVmImageReference(
+                publisher="canonical", offer="ubuntu-24_04-lts", sku="server"
+            ),
+            node_agent_sku_id="batch.node.ubuntu 24.04",
+        ),
+    )

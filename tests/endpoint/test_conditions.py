@@ -4,10 +4,12 @@ executor (no engine).
 
 Expected answers are the REST reference's: each header's "the operation will be performed only
 if ..." (Get/Delete Pool, Get/Terminate Job, Get/Terminate Task, Get Task File and Get Node File
-Properties), 412 with the Batch error code ``ConditionNotMet`` when it is not met, and 304 Not
-Modified for a GET whose ``If-None-Match``/``If-Modified-Since`` is not met (azure-batch's
-exception policy raises an `HttpResponseError` subclass for each; the status is what is checked).
-The files take only the time-based headers.
+Properties), and "Specifying conditional headers": 412 with the Batch error code
+``ConditionNotMet`` when it is not met, 304 Not Modified for a GET whose
+``If-None-Match``/``If-Modified-Since`` is not met, ``If-Match`` deciding over
+``If-Unmodified-Since`` and ``If-None-Match`` over ``If-Modified-Since``, any other pair 400
+(azure-batch's exception policy raises an `HttpResponseError` subclass for each; the status is
+what is checked). The files take only the time-based headers.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from jobprep_release.backends.docker.rest import (
     RunningEndpoint,
     running_endpoint,
 )
+from jobprep_release.backends.docker.rest.wire import http_date
 from jobprep_release.backends.errors import NotFound
 from tests.core.harness import JOB, POOL, all_blocked, job_spec, pool_spec, tasks
 from tests.endpoint.support import call
@@ -95,6 +98,12 @@ async def test_get_pool_honours_each_header() -> None:
         assert unchanged.value.status_code == 304
         raw = await call(client, "GET", f"/pools/{POOL}", headers={"If-None-Match": f'"{etag}"'})
         assert (raw.status, raw.headers["ETag"], raw.body) == (304, etag, b"")
+        # Pool Exists (HEAD) takes them too.
+        exists = await call(client, "HEAD", f"/pools/{POOL}", headers={"If-Match": OTHER_ETAG})
+        assert exists.status == 412
+        assert await client.pool_exists(
+            POOL, etag=etag, match_condition=MatchConditions.IfNotModified
+        )
         assert (
             await client.get_pool(POOL, etag=OTHER_ETAG, match_condition=MatchConditions.IfModified)
         ).id == POOL
@@ -162,10 +171,15 @@ async def test_job_and_task_conditions() -> None:
         assert service is not None
         assert (await service.get_job(JOB)).state is JobState.ACTIVE
         assert (await service.get_task(JOB, "task001")).state is TaskState.COMPLETED
-        await client.begin_terminate_job(
-            JOB, STOP, etag=job.etag, match_condition=MatchConditions.IfNotModified
-        )
-        assert (await service.get_job(JOB)).state is not JobState.ACTIVE
+        path = f"/jobs/{JOB}/terminate"
+        answer = await call(client, "POST", path, headers={"If-Match": f'"{job.etag}"'})
+        assert answer.status == 202
+        ended = await service.get_job(JOB)
+        assert ended.state is not JobState.ACTIVE
+        # As recorded from the service: the operation's address, the job's new ETag and time.
+        assert answer.headers["DataServiceId"].endswith(path)
+        assert answer.headers["ETag"] == ended.etag != job.etag
+        assert "Last-Modified" in answer.headers
 
 
 async def test_files_take_the_time_conditions_only() -> None:
@@ -192,6 +206,27 @@ async def test_files_take_the_time_conditions_only() -> None:
             client, "GET", f"/jobs/{JOB}/tasks/task001/files/stdout.txt", headers={"If-Match": "*"}
         )
         assert answer.status == 501 and answer.json()["code"] == "NotSupported"
+
+
+async def test_which_header_decides_and_pairs_that_cannot_be_combined() -> None:
+    async with _endpoint() as (_, client, _):
+        pool = await client.get_pool(POOL)
+        assert pool.etag is not None and pool.last_modified is not None
+        path, before = f"/pools/{POOL}", http_date(pool.last_modified - SECOND)
+        # If-Match decides: If-Unmodified-Since alone would fail.
+        both = {"If-Match": pool.etag, "If-Unmodified-Since": before}
+        assert (await call(client, "GET", path, headers=both)).status == 200
+        # If-None-Match decides: If-Modified-Since alone would be 304.
+        both = {"If-None-Match": OTHER_ETAG, "If-Modified-Since": http_date(pool.last_modified)}
+        assert (await call(client, "GET", path, headers=both)).status == 200
+        for pair in (
+            {"If-Match": pool.etag, "If-None-Match": OTHER_ETAG},
+            {"If-Match": pool.etag, "If-Modified-Since": before},
+            {"If-None-Match": OTHER_ETAG, "If-Unmodified-Since": before},
+        ):
+            answer = await call(client, "GET", path, headers=pair)
+            assert answer.status == 400, pair
+            assert answer.json()["code"] == "MultipleConditionHeadersNotSupported"
 
 
 async def test_a_missing_object_and_a_malformed_date() -> None:

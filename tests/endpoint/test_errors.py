@@ -76,12 +76,12 @@ async def test_the_projects_errors_have_the_services_codes(ids: Ids, state_dir: 
                 client,
                 "POST",
                 "/pools",
-                body=pool_body("p2", startTask={"commandLine": "/bin/true"}),
+                body=pool_body("p2", targetNodeCommunicationMode="simplified"),
             ),
             501,
             "NotSupported",
         )
-        assert "startTask" in message
+        assert "targetNodeCommunicationMode" in message
 
         job = {"id": ids.job, "poolInfo": {"poolId": ids.pool}}
         refused(
@@ -157,18 +157,27 @@ async def test_the_projects_errors_have_the_services_codes(ids: Ids, state_dir: 
 async def test_unemulated_operations_are_named(state_dir: Path) -> None:
     async with endpoint(state_dir) as running, sdk_client(running) as client:
         message = refused(
-            await call(client, "POST", "/pools/p/enableautoscale", body={"autoScaleFormula": "x"}),
-            501,
-            "NotSupported",
+            await call(client, "POST", "/pools/p/nodes/n/deallocate", body={}), 501, "NotSupported"
         )
-        assert "Enable Pool Auto Scale" in message
+        assert "Deallocate Node" in message
         schedule = {"schedule": {"recurrenceInterval": "PT5M"}}
         assert "Update Job Schedule" in refused(
             await call(client, "PATCH", "/jobschedules/s", body=schedule), 501, "NotSupported"
         )
-        assert "Update Pool" in refused(
-            await call(client, "PATCH", "/pools/p", body={}), 501, "NotSupported"
+        assert "List Node Extensions" in refused(
+            await call(client, "GET", "/pools/p/nodes/n/extensions"), 501, "NotSupported"
         )
+        # Node users and remote login: nodes have no login service; the refusal says what to
+        # use instead (README, "Not emulated").
+        user = {"name": "u", "password": "p"}
+        for method, path, body in (
+            ("POST", "/pools/p/nodes/n/users", user),
+            ("PUT", "/pools/p/nodes/n/users/u", {"password": "p"}),
+            ("DELETE", "/pools/p/nodes/n/users/u", None),
+            ("GET", "/pools/p/nodes/n/remoteloginsettings", None),
+        ):
+            message = refused(await call(client, method, path, body=body), 501, "NotSupported")
+            assert "login service" in message and "userAccounts" in message, message
         assert "List Sub Tasks" in refused(
             await call(client, "GET", "/jobs/j/tasks/t/subtasksinfo"), 501, "NotSupported"
         )
@@ -205,9 +214,7 @@ async def test_unemulated_operations_are_named(state_dir: Path) -> None:
         )
         # And through the SDK: a clear error, never a silent success.
         with pytest.raises(HttpResponseError) as raised:
-            await client.enable_pool_auto_scale(
-                "p", models.BatchPoolEnableAutoScaleOptions(auto_scale_formula="$x=1;")
-            )
+            [metrics async for metrics in client.list_pool_usage_metrics()]
         assert raised.value.status_code == 501
         assert raised.value.error is not None and raised.value.error.code == "NotSupported"
 

@@ -120,6 +120,11 @@ SIBLINGS: dict[type, dict[str, Any]] = {
 }
 
 
+# A named user (``userIdentity.username``) is one of the pool's user accounts: the module's pool
+# has the account every sample names, and a pool naming it in its start task gets it too.
+ACCOUNTS = [{"name": "sample-username", "password": "sample-password"}]
+
+
 # The service's defaults (REST reference, api-version 2025-06-01) where a value of the type's
 # usual sample (True, an enum's last value) would be the default: a sample equal to the default
 # could not tell a property honoured from one dropped.
@@ -270,7 +275,7 @@ def served(
     client = BatchClient(running.url, credential, retry_total=0, connection_timeout=10)
     server = Served(running, client)
     try:
-        pool = {**POOL_BASE, "id": POOL, "taskSlotsPerNode": 4}
+        pool = {**POOL_BASE, "id": POOL, "taskSlotsPerNode": 4, "userAccounts": ACCOUNTS}
         assert server.call("POST", "/pools", pool)[0] == 201
         # A job in which every task property may be given (job actions, dependencies).
         job = {
@@ -305,6 +310,7 @@ POOL_BASE: dict[str, Any] = {
 
 _TASK_HONOURED = {
     "id",
+    "userIdentity.username",
     "commandLine",
     "displayName",
     "requiredSlots",
@@ -357,6 +363,17 @@ HONOURED: dict[type, set[str]] = {
             f"virtualMachineConfiguration.imageReference.{name}"
             for name in ("publisher", "offer", "sku", "version", "virtualMachineImageId")
         ),
+        *(f"startTask.{path}" for path in _PREP_RELEASE if path != "id"),
+        "startTask.userIdentity.username",
+        "startTask.maxTaskRetryCount",
+        *(f"userAccounts[0].{name}" for name in ("name", "password", "elevationLevel")),
+        *(
+            f"userAccounts[0].linuxUserConfiguration.{name}"
+            for name in ("uid", "gid", "sshPrivateKey")
+        ),
+        "startTask.waitForSuccess",
+        "startTask.userIdentity.autoUser.elevationLevel",
+        "startTask.userIdentity.autoUser.scope",
     },
     models.BatchJobCreateOptions: {
         "id",
@@ -380,11 +397,13 @@ HONOURED: dict[type, set[str]] = {
         "jobPreparationTask.constraints.maxTaskRetryCount",
         "jobPreparationTask.constraints.maxWallClockTime",
         "jobPreparationTask.constraints.retentionTime",
+        "jobPreparationTask.userIdentity.username",
         "jobPreparationTask.userIdentity.autoUser.elevationLevel",
         "jobPreparationTask.userIdentity.autoUser.scope",
         *(f"jobReleaseTask.{path}" for path in _PREP_RELEASE),
         "jobReleaseTask.maxWallClockTime",
         "jobReleaseTask.retentionTime",
+        "jobReleaseTask.userIdentity.username",
         "jobReleaseTask.userIdentity.autoUser.elevationLevel",
         "jobReleaseTask.userIdentity.autoUser.scope",
     },
@@ -478,12 +497,43 @@ def gone_within(served: Served, path: str, seconds: float) -> None:
         time.sleep(0.1)
 
 
+AUTOSCALE = ("enableAutoScale", "autoScaleFormula", "autoScaleEvaluationInterval")
+"""Add Pool's autoscale properties, honoured together only (REST Add Pool: with
+``enableAutoScale`` a formula and no target counts; without it, no formula and no interval)."""
+
+
 @pytest.mark.parametrize("leaf", POOL_LEAVES, ids=lambda leaf: leaf.path)
 def test_add_pool_property(served: Served, leaf: Leaf) -> None:
+    base = {**POOL_BASE, "id": f"TestPool-{SUFFIX}-{uuid.uuid4().hex[:6]}"}
+    if leaf.path in AUTOSCALE:  # alone, each is refused as the service refuses it
+        body, _ = body_with(base, models.BatchPoolCreateOptions, leaf)
+        status, answer = served.call("POST", "/pools", body)
+        assert status == 400, answer
+        assert answer["code"] in ("MissingRequiredProperty", "InvalidPropertyValue"), answer
+        return
+    if leaf.path == "startTask.userIdentity.username":
+        base["userAccounts"] = ACCOUNTS
+    add_and_check(served, leaf, models.BatchPoolCreateOptions, base, "/pools")
+
+
+def test_add_pool_autoscale_properties(served: Served) -> None:
+    """Together (and without target counts), the autoscale properties are honoured."""
     pool_id = f"TestPool-{SUFFIX}-{uuid.uuid4().hex[:6]}"
-    add_and_check(
-        served, leaf, models.BatchPoolCreateOptions, {**POOL_BASE, "id": pool_id}, "/pools"
-    )
+    base = {name: value for name, value in POOL_BASE.items() if name != "targetDedicatedNodes"}
+    sent = {
+        "enableAutoScale": True,
+        "autoScaleFormula": "$TargetDedicatedNodes = 0;",
+        "autoScaleEvaluationInterval": "PT6M",
+    }
+    status, answer = served.call("POST", "/pools", {**base, **sent, "id": pool_id})
+    try:
+        assert status == 201, answer
+        got_status, got = served.call("GET", f"/pools/{pool_id}")
+        assert got_status == 200, got
+        assert {name: got.get(name) for name in sent} == sent
+    finally:
+        if status == 201:
+            served.call("DELETE", f"/pools/{pool_id}")
 
 
 @pytest.mark.parametrize("leaf", JOB_LEAVES, ids=lambda leaf: leaf.path)

@@ -224,3 +224,81 @@ async def test_values_outside_the_limits_are_invalid(ids: Ids, state_dir: Path) 
         finally:
             await call(client, "DELETE", f"/jobs/{ids.job}")
             await call(client, "DELETE", f"/pools/{ids.pool}")
+
+
+def shown(sent: Any, got: Any) -> bool:
+    """Whether `got` (GET's JSON) holds what was `sent`, with the service's defaults beside."""
+    if isinstance(sent, dict):
+        return isinstance(got, dict) and all(shown(v, got.get(k)) for k, v in sent.items())
+    if isinstance(sent, list):
+        return isinstance(got, list) and len(got) == len(sent) and all(map(shown, sent, got))
+    return bool(sent == got)
+
+
+async def test_update_pool_bodies_are_honoured_or_refused(ids: Ids, state_dir: Path) -> None:
+    """Update Pool (PATCH) and Replace Pool Properties (REST reference, api-version 2025-06-01):
+    on an empty pool every property the endpoint keeps is applied and GET shows it; one it
+    cannot hold is 501 naming it; a value outside the limits is 400 naming it."""
+    async with endpoint(state_dir) as running, sdk_client(running) as client:
+        await _pool_and_job(client, ids)
+        path = f"/pools/{ids.pool}"
+        try:
+            start_task = {
+                "commandLine": "/bin/true",
+                "environmentSettings": [{"name": "A", "value": "1"}],
+                "maxTaskRetryCount": 2,
+                "waitForSuccess": False,
+            }
+            update = {
+                "displayName": "renamed",
+                "vmSize": "standard_d2_v3",
+                "taskSlotsPerNode": 3,
+                "taskSchedulingPolicy": {"nodeFillType": "pack"},
+                "enableInterNodeCommunication": True,
+                "metadata": [{"name": "stage", "value": "two"}],
+                "startTask": start_task,
+                "userAccounts": [{"name": "alice", "password": "p", "elevationLevel": "admin"}],
+                "virtualMachineConfiguration": {
+                    "imageReference": {"virtualMachineImageId": "debian:bookworm-slim"},
+                    "nodeAgentSKUId": "batch.node.debian 12",
+                },
+            }
+            answer = await call(client, "PATCH", path, body=update)
+            assert answer.status == 200, answer.body
+            assert answer.headers["ETag"] and answer.headers["Last-Modified"]
+            pool = (await call(client, "GET", path)).json()
+            for name, value in update.items():
+                assert shown(value, pool[name]), (name, pool[name])
+            assert pool["resizeTimeout"] == "PT15M"  # what the update does not name is kept
+
+            for name, value in (
+                ("networkConfiguration", {"subnetId": "/subscriptions/x"}),
+                (
+                    "mountConfiguration",
+                    [{"nfsMountConfiguration": {"source": "s", "relativeMountPath": "m"}}],
+                ),
+                ("applicationPackageReferences", [{"applicationId": "app"}]),
+            ):
+                answer = await call(client, "PATCH", path, body={name: value})
+                assert answer.status == 501, answer.body
+                assert name in values(answer)["PropertyName"], answer.body
+            invalid(
+                await call(client, "PATCH", path, body={"taskSlotsPerNode": 0}), "taskSlotsPerNode"
+            )
+
+            # Replace Pool Properties: no startTask removes it; metadata is replaced whole.
+            replace = {
+                "metadata": [{"name": "owner", "value": "me"}],
+                "applicationPackageReferences": [],
+            }
+            answer = await call(client, "POST", f"{path}/updateproperties", body=replace)
+            assert answer.status == 204, answer.body
+            pool = (await call(client, "GET", path)).json()
+            assert "startTask" not in pool and pool["metadata"] == replace["metadata"]
+            assert pool["displayName"] == "renamed"
+            answer = await call(client, "POST", f"{path}/updateproperties", body={})
+            assert answer.status == 400, answer.body
+            assert answer.json()["code"] == "MissingRequiredProperty"
+        finally:
+            await call(client, "DELETE", f"/jobs/{ids.job}")
+            await call(client, "DELETE", f"/pools/{ids.pool}")

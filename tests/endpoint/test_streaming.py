@@ -11,6 +11,7 @@ are byte-exact.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import tracemalloc
 from pathlib import Path
@@ -19,15 +20,20 @@ import docker
 import pytest
 from azure.batch import models
 from azure.batch.aio import BatchClient
+from azure.core.credentials import AzureNamedKeyCredential
 
+from jobprep_release.backends.docker.core import FakeExecutor, FakeOutcome
+from jobprep_release.backends.docker.rest import EndpointSettings, running_endpoint
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.files import byte_range
 from tests.conftest import Ids
+from tests.core.harness import JOB, job_spec, pool_spec, tasks
 from tests.endpoint.harness import endpoint, sdk_client
-from tests.endpoint.support import call, wait_until
+from tests.endpoint.support import call, linux_pool, wait_until
 
 COUNT = 9_000_000
 FILE = "shared/big.txt"
+KEY = base64.b64encode(b"streaming-endpoint-test-key-0123").decode()
 LIMIT = 16 * 1024 * 1024
 """Peak growth allowed while the file is read: a quarter of its size."""
 
@@ -46,19 +52,7 @@ def _peak_resident() -> int:
 
 async def _make_file(client: BatchClient, ids: Ids) -> str:
     """A one-node pool whose node holds `FILE`; its node id."""
-    await client.create_pool(
-        models.BatchPoolCreateOptions(
-            id=ids.pool,
-            vm_size="standard_d1_v2",
-            target_dedicated_nodes=1,
-            virtual_machine_configuration=models.VirtualMachineConfiguration(
-                image_reference=models.BatchVmImageReference(
-                    publisher="canonical", offer="ubuntu-24_04-lts", sku="server"
-                ),
-                node_agent_sku_id="batch.node.ubuntu 24.04",
-            ),
-        )
-    )
+    await client.create_pool(linux_pool(ids.pool))
     await client.create_job(
         models.BatchJobCreateOptions(id=ids.job, pool_info=models.BatchPoolInfo(pool_id=ids.pool))
     )
@@ -123,3 +117,34 @@ def test_range_forms() -> None:
         with pytest.raises(RestError) as refused:
             byte_range(malformed, 10)
         assert (refused.value.status, refused.value.code) == (400, "InvalidHeaderValue")
+
+
+async def test_ranges_across_chunks_over_the_fake_executor() -> None:
+    """The same ranges over the fake executor (chunks of 64 KiB): a task's 300,000-byte stdout
+    read whole and in ranges that start, end and cross chunk boundaries, byte-exact."""
+    data = bytes(index % 251 for index in range(300_000))
+    fake = FakeExecutor(outcome=lambda start: FakeOutcome(stdout=data))
+    settings = EndpointSettings(account="streambatch", key=KEY, port=0, executor=fake)
+    async with running_endpoint(settings) as running:
+        assert running.service is not None
+        await running.service.create_pool(pool_spec(1, image=None))
+        await running.service.create_job(job_spec())
+        await running.service.add_tasks(JOB, tasks(1))
+        credential = AzureNamedKeyCredential(running.account, running.key)
+        async with BatchClient(running.url, credential, retry_total=0) as client:
+            await wait_until(lambda: _completed(client, JOB, "task001"), limit=10, every=0.01)
+            path = f"/jobs/{JOB}/tasks/task001/files/stdout.txt"
+            whole = await call(client, "GET", path)
+            assert (whole.body, whole.headers["Content-Length"]) == (data, "300000")
+            for start, end in ((0, 65535), (65535, 65536), (65000, 200000), (299999, 299999)):
+                header = {"ocp-range": f"bytes={start}-{end}"}
+                answer = await call(client, "GET", path, headers=header)
+                assert answer.body == data[start : end + 1], (start, end)
+                assert answer.headers["Content-Length"] == str(end + 1 - start)
+            tail = await call(client, "GET", path, headers={"ocp-range": "bytes=-70000"})
+            assert tail.body == data[-70000:]
+
+
+async def _completed(client: BatchClient, job_id: str, task_id: str) -> bool:
+    task = await client.get_task(job_id, task_id)
+    return task.state == models.BatchTaskState.COMPLETED

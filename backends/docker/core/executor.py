@@ -58,8 +58,10 @@ class ProcessSpec:
 
     The executor makes `task_dir` and `working_dir` (owned by the task's user unless
     `elevated`), runs `argv` there without a shell with exactly `environment`, as root when
-    `elevated` else as the node's non-admin task user, with stdout and stderr in `stdout_path`
-    and `stderr_path`, and kills its whole process tree once `wall_clock` has passed.
+    `elevated`, as `user` (one of the pool's user accounts, `NodeSetup.pool.user_accounts`,
+    which then owns the task's directories and files) when given, else as the node's non-admin
+    task user, with stdout and stderr in `stdout_path` and `stderr_path`, and kills its whole
+    process tree once `wall_clock` has passed.
     """
 
     argv: tuple[str, ...]
@@ -70,6 +72,7 @@ class ProcessSpec:
     stderr_path: str
     elevated: bool = False
     wall_clock: timedelta | None = None
+    user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,8 +81,11 @@ async def add_job(core: Core, spec: JobSpec) -> None:
             "a job release task's max wall clock time is at most 15 minutes",
             code="InvalidPropertyValue",
         )
-    for special in (spec.preparation, spec.release):
+    pool = core.state.pools.get(spec.pool_id.lower())
+    specials = ((spec.preparation, "jobPreparationTask"), (spec.release, "jobReleaseTask"))
+    for special, where in specials:
         if special is not None:
+            rules.check_user(pool.spec if pool else None, special.user_identity, where)
             check_id("task", special.id)
             for file in special.resource_files:
                 resources.check_file_path(file.file_path)
@@ -111,6 +114,9 @@ async def add_tasks(core: Core, job_id: str, tasks: Sequence[TaskSpec]) -> None:
             code=_NOT_ACTIVE_CODES.get(job.state, "JobNotActive"),
         )
     rules.check_new_tasks(job, tasks)
+    pool = core.state.pools.get(job.spec.pool_id.lower())
+    for spec in tasks:
+        rules.check_user(pool.spec if pool else None, spec.user_identity, "task")
     now = core.now()
     for spec in tasks:
         job.tasks[spec.id.lower()] = TaskRecord(

@@ -20,6 +20,7 @@ from jobprep_release.backends.base import ExecutionResult, NodeState, TaskState
 from jobprep_release.backends.docker.core import rules
 from jobprep_release.backends.docker.core.clock import Clock
 from jobprep_release.backends.docker.core.executor import NodeExecutor, NodeSetup
+from jobprep_release.backends.docker.core.index import TaskIndex
 from jobprep_release.backends.docker.core.records import (
     JobRecord,
     NodeRecord,
@@ -52,6 +53,8 @@ class Kind(Enum):
     TASK = "task"
     PREP = "prep"
     RELEASE = "release"
+    START = "start"
+    """A pool's start task: `InFlight.job_id` and `task_id` are empty."""
 
 
 @dataclass(slots=True)
@@ -107,6 +110,9 @@ class Core:
         self.leaving: set[str] = set()
         """Nodes whose removal (`pools.settle_leaving`) is under way (not saved)."""
         self.account_url = f"http://localhost/{settings.account_name}"
+        self.index = TaskIndex()
+        """Tasks holding slots and each job's queue, so a scheduling pass scans neither every
+        task nor every job's completed ones."""
 
     def now(self) -> float:
         return self.clock.now()
@@ -199,12 +205,13 @@ class Core:
         node as `running` while a task holds one of its slots, else `idle` (`offline` with
         its scheduling disabled: `rules.ready_state`). Called where tasks
         start and end, so that reading a node scans nothing."""
-        used = self.used_slots()
+        used: dict[str, int] = {}
         counts: dict[str, int] = {}
-        for job in self.state.jobs.values():
-            for task in job.tasks.values():
-                if task.node_id and task.state in (TaskState.PREPARING, TaskState.RUNNING):
-                    counts[task.node_id] = counts.get(task.node_id, 0) + 1
+        for task in self.index.busy(self.state):
+            node_id = task.node_id
+            assert node_id is not None
+            counts[node_id] = counts.get(node_id, 0) + 1
+            used[node_id] = used.get(node_id, 0) + task.spec.required_slots
         now = self.now()
         for pool in self.state.pools.values():
             for node in pool.nodes:
@@ -229,8 +236,7 @@ class Core:
     def used_slots(self) -> dict[str, int]:
         """Task slots in use, by node id."""
         used: dict[str, int] = {}
-        for job in self.state.jobs.values():
-            for task in job.tasks.values():
-                if task.node_id and task.state in (TaskState.PREPARING, TaskState.RUNNING):
-                    used[task.node_id] = used.get(task.node_id, 0) + task.spec.required_slots
+        for task in self.index.busy(self.state):
+            assert task.node_id is not None
+            used[task.node_id] = used.get(task.node_id, 0) + task.spec.required_slots
         return used

@@ -63,6 +63,11 @@ def on_exit(
     """The process under `key` ended with `code`, having run from `start` to `end`."""
     if core.in_flight.pop(key, None) is None:
         return
+    if flight.kind is Kind.START:
+        from jobprep_release.backends.docker.core import starttask
+
+        starttask.on_exit(core, flight, verdict(code, why, failure), start, end)
+        return
     job = core.state.jobs.get(flight.job_id.lower())
     if job is None:
         return
@@ -70,21 +75,14 @@ def on_exit(
     if run.start_time is None:
         mark_started(run, start)
     started = run.start_time if run.start_time is not None else start
-    exit_code: int | None = code
-    if failure is not None or why == NOT_FOUND:
-        exit_code = None
-        failure = failure or views.failure(
-            "CommandProgramNotFound", "the command line's program was not found"
+    exit_code, failure = verdict(code, why, failure)
+    if exit_code and _wall_clock_expired(job, flight, start, end):
+        # The service ends a task at its maxWallClockTime; TaskFailureInformationCodes has
+        # one code for a task the service ended: TaskEnded. (MaxWallClockTimeExpiry is a
+        # job's terminate reason, not a task's failure code.)
+        failure = views.failure(
+            "TaskEnded", "the task was ended: it ran past its max wall clock time"
         )
-    elif code != 0:
-        failure = views.failure("FailureExitCode", f"the process exited with code {code}")
-        if _wall_clock_expired(job, flight, start, end):
-            # The service ends a task at its maxWallClockTime; TaskFailureInformationCodes
-            # has one code for a task the service ended: TaskEnded. (MaxWallClockTimeExpiry
-            # is a job's terminate reason, not a task's failure code.)
-            failure = views.failure(
-                "TaskEnded", "the task was ended: it ran past its max wall clock time"
-            )
     views.complete(run, exit_code, failure, end)
     if flight.kind is Kind.TASK:
         task = job.tasks[flight.task_id]
@@ -96,6 +94,21 @@ def on_exit(
     else:
         maybe_complete(core, job)
     core.poke()
+
+
+def verdict(
+    code: int, why: str, failure: FailureInfo | None
+) -> tuple[int | None, FailureInfo | None]:
+    """A process's exit code and failure as the service reports them: none and
+    ``CommandProgramNotFound`` for a program that could not start, the code and
+    ``FailureExitCode`` for a nonzero exit; `failure` (decided before it started) as given."""
+    if failure is not None or why == NOT_FOUND:
+        return None, failure or views.failure(
+            "CommandProgramNotFound", "the command line's program was not found"
+        )
+    if code != 0:
+        return code, views.failure("FailureExitCode", f"the process exited with code {code}")
+    return code, None
 
 
 def mark_started(run: Execution, start: float) -> None:
@@ -228,6 +241,11 @@ def on_lost(core: Core, key: str, flight: InFlight) -> None:
     completes only after it (the scheduler starts it: `pending_releases`). A node that left
     the pool runs nothing more: its release task is forgotten, so the job can complete."""
     core.in_flight.pop(key, None)
+    if flight.kind is Kind.START:
+        from jobprep_release.backends.docker.core import starttask
+
+        starttask.on_lost(core, flight)
+        return
     job = core.state.jobs.get(flight.job_id.lower())
     if job is None:
         return

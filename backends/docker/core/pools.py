@@ -1,17 +1,18 @@
-"""Pools and their compute nodes: create, resize, delete, adopt; reboot and reimage a node; and
-what the executor reports of nodes (creating, starting, hello with a boot number, lost).
+"""Pools and their compute nodes: create, update, resize, delete, adopt; reboot and reimage a
+node; and what the executor reports of nodes (creating, starting, hello with a boot number, lost).
 
-A node's state is recorded where it changes: `starting` until it says hello, then `idle` or
-`running` (the scheduler moves it between the two as slots fill and empty), `rebooting` and
-`reimaging` until its next hello, `unusable` when it failed to start or its link dropped, and
-`leavingpool` while it is removed. The pool's allocation state is `resizing` while any node is
-being created, `steady` otherwise.
+A node's state is recorded where it changes: `starting` until it says hello, then
+`waitingforstarttask` while the pool's start task holds it (`starttask`), then `idle` or
+`running` (the scheduler moves it between the two as slots fill and empty), or
+`starttaskfailed`; `rebooting` and `reimaging` until its next hello, `unusable` when it failed
+to start or its link dropped, and `leavingpool` while it is removed. The pool's allocation
+state is `resizing` while any node is being created, `steady` otherwise.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -23,12 +24,14 @@ from jobprep_release.backends.base import (
     NodeDeallocationOption,
     NodeState,
     PoolSpec,
+    PoolUpdate,
     ResizeError,
     SchedulingState,
+    StartTaskSpec,
     TaskState,
     check_id,
 )
-from jobprep_release.backends.docker.core import jobs, outcomes, processes, rules
+from jobprep_release.backends.docker.core import jobs, outcomes, processes, rules, starttask
 from jobprep_release.backends.docker.core.kernel import Core, Kind
 from jobprep_release.backends.docker.core.records import (
     NodeRecord,
@@ -57,6 +60,7 @@ async def create_pool(core: Core, spec: PoolSpec) -> None:
             f"task slots per node must be 1 to {MAX_SLOTS_PER_NODE}",
             code="InvalidPropertyValue",
         )
+    rules.check_user_accounts(spec)
     image = spec.image or core.settings.default_image
     if image is not None:
         await core.executor.check_image(image)
@@ -176,6 +180,69 @@ async def resize_pool(
     await deallocate(core, pool, leaving, deallocation)
     refresh_allocation(core, pool)
     await core.persist()
+
+
+# PoolSpec fields Update Pool changes "only when the pool is empty" (REST BatchPoolUpdateOptions),
+# by the REST property that sets them.
+_EMPTY_POOL_ONLY = {
+    "display_name": "displayName",
+    "vm_size": "vmSize",
+    "enable_inter_node_communication": "enableInterNodeCommunication",
+    "task_slots_per_node": "taskSlotsPerNode",
+    "node_fill_type": "taskSchedulingPolicy",
+    "image_reference": "virtualMachineConfiguration",
+    "node_agent_sku_id": "virtualMachineConfiguration",
+    "user_accounts": "userAccounts",
+}
+
+
+async def update_pool(core: Core, pool_id: str, update: PoolUpdate) -> None:
+    """Update Pool: the properties `update` gives replace the pool's. A new start task runs on
+    nodes that join the pool or boot afresh from now on (the service's rule); the properties
+    the service changes only on an empty pool are refused with 400 ``PropertyCannotBeUpdated``
+    (inferred: the status and code the service's management API gives for such a property)
+    naming the property while the pool has nodes."""
+    pool = core.pool(pool_id)
+    rules.refuse_if_deleting(pool)
+    spec = update.applied_to(pool.spec)
+    if pool.nodes:
+        for name, rest in _EMPTY_POOL_ONLY.items():
+            if getattr(spec, name) != getattr(pool.spec, name):
+                raise InvalidRequest(
+                    f"{rest} can be updated only when the pool is empty "
+                    f"(pool {pool_id} has {len(pool.nodes)} nodes)",
+                    code="PropertyCannotBeUpdated",
+                )
+    if not 1 <= spec.task_slots_per_node <= MAX_SLOTS_PER_NODE:
+        raise InvalidRequest(
+            f"task slots per node must be 1 to {MAX_SLOTS_PER_NODE}",
+            code="InvalidPropertyValue",
+        )
+    rules.check_user_accounts(spec)
+    if spec.image_reference != pool.spec.image_reference:
+        spec = replace(spec, image=spec.image or core.settings.default_image)
+        if spec.image is not None:
+            await core.executor.check_image(spec.image)
+    await _set_spec(core, pool, spec)
+
+
+async def replace_pool_properties(
+    core: Core, pool_id: str, start_task: StartTaskSpec | None, metadata: Mapping[str, str]
+) -> None:
+    """Replace Pool Properties: the start task (None removes it) and the metadata, all of it;
+    a start task applies on nodes that join the pool or boot afresh from now on."""
+    pool = core.pool(pool_id)
+    rules.refuse_if_deleting(pool)
+    spec = replace(pool.spec, start_task=start_task, metadata=metadata)
+    rules.check_user_accounts(spec)
+    await _set_spec(core, pool, spec)
+
+
+async def _set_spec(core: Core, pool: PoolRecord, spec: PoolSpec) -> None:
+    pool.spec = spec
+    touch(pool, core.now())
+    await core.persist()
+    log.info("pool updated", pool=spec.id)
 
 
 async def remove_nodes(
@@ -364,6 +431,7 @@ async def adopt(core: Core, pool_id: str) -> None:
     for node_id, index in sorted(found.nodes, key=lambda item: item[1]):
         node = NodeRecord(id=node_id, index=index, history=new_history(now))
         node.state = NodeState.STARTING
+        starttask.adopted(node)
         pool.nodes.append(node)
     core.state.pools[pool_id.lower()] = pool
     for node in pool.nodes:
@@ -397,6 +465,7 @@ async def reimage_node(core: Core, pool_id: str, node_id: str) -> None:
     node = core.find_node(pool_id, node_id)
     move(node, NodeState.REIMAGING, core.now())
     node.boot = 0
+    starttask.forget(node)
     outcomes.lose_node_work(core, node.id)
     for job in list(core.state.jobs.values()):
         if job.nodes.pop(node.id, None) is not None:
@@ -445,7 +514,8 @@ def on_node_hello(core: Core, node_id: str, boot: int) -> list[str]:
         node.last_boot_time = now
     node.boot = boot
     if node.state not in (NodeState.LEAVING_POOL, NodeState.PREEMPTED):
-        move(node, rules.ready_state(node, core.used_slots()), now)
+        starttask.on_hello(core, pool, node)
+        move(node, starttask.held(node) or rules.ready_state(node, core.used_slots()), now)
     refresh_allocation(core, pool)
     core.poke()
     if repeated:

@@ -1,4 +1,5 @@
-"""Starting and stopping what runs on nodes: tasks, preparation and release tasks.
+"""Starting and stopping what runs on nodes: tasks, preparation and release tasks (a pool's
+start task: `starttask`, through `launch`).
 
 A start has two halves. `prepare` (no waiting) gives the run a fresh key and records it as in
 flight; `dispatch` then places resource files and asks the executor to start it. Between the
@@ -66,14 +67,20 @@ class Pending:
 
 def prepare(core: Core, flight: InFlight, job: JobRecord, what: Launch, run: Execution) -> Pending:
     """Record a new run of `what` under a fresh key (no waiting)."""
+    key = fresh_key(core, flight, run)
+    job.nodes.setdefault(flight.node_id, JobNodeRecord()).has_files = True
+    return Pending(key, flight, job, what)
+
+
+def fresh_key(core: Core, flight: InFlight, run: Execution) -> str:
+    """Give `run` a new key, in flight from now, its last outcome cleared."""
     key = uuid.uuid4().hex[:16]
     run.key = key
     run.start_time = run.end_time = run.exit_code = None
     run.failure = run.result = None
     run.completed = False
     core.in_flight[key] = flight
-    job.nodes.setdefault(flight.node_id, JobNodeRecord()).has_files = True
-    return Pending(key, flight, job, what)
+    return key
 
 
 async def start_all(core: Core, pending: Sequence[Pending]) -> None:
@@ -102,36 +109,49 @@ async def dispatch(core: Core, item: Pending) -> None:
     key, flight, job, what = item.key, item.flight, item.job, item.what
     if core.in_flight.get(key) is not flight:
         return  # ended (terminated, node lost) before it could start
+    prep = job.spec.preparation
+    env = environment.task_environment(
+        node_context(core, job.spec.pool_id, flight.node_id),
+        job.spec.id,
+        what.task_id,
+        what.identity,
+        job_environment=job.spec.common_environment,
+        task_environment=what.environment,
+        # "All tasks except start task and job preparation task" (Azure Batch runtime
+        # environment variables): the preparation task does not see its own directory.
+        job_prep_task_id=prep.id if prep is not None and flight.kind is not Kind.PREP else None,
+    )
+    await launch(core, key, flight, what, environment.task_dir(job.spec.id, what.task_id), env)
+
+
+def node_context(core: Core, pool_id: str, node_id: str) -> environment.NodeContext:
+    return environment.NodeContext(
+        account_name=core.settings.account_name,
+        account_url=core.account_url,
+        pool_id=pool_id,
+        node_id=node_id,
+    )
+
+
+async def launch(
+    core: Core, key: str, flight: InFlight, what: Launch, directory: str, env: dict[str, str]
+) -> None:
+    """Place `what`'s resource files in ``directory/wd`` and start it there with `env`; a
+    command line that cannot be split or a file that cannot be downloaded ends the run with
+    its failure, a node that cannot be reached loses it."""
     try:
         argv = environment.split_command_line(what.command_line)
     except ValueError as exc:
         _fail_before_start(core, key, flight, "CommandLineInvalid", str(exc))
         return
-    directory = environment.task_dir(job.spec.id, what.task_id)
     working_dir = f"{directory}/wd"
-    elevated = what.identity.elevation_level is ElevationLevel.ADMIN
+    user = what.identity.user_name
+    elevated = user is None and what.identity.elevation_level is ElevationLevel.ADMIN
     try:
         if what.resource_files:
             fetched = await resources.fetch(what.resource_files)
             files = resources.node_files(working_dir, fetched, elevated=elevated)
             await core.executor.put_files(flight.node_id, files)
-        prep = job.spec.preparation
-        env = environment.task_environment(
-            environment.NodeContext(
-                account_name=core.settings.account_name,
-                account_url=core.account_url,
-                pool_id=job.spec.pool_id,
-                node_id=flight.node_id,
-            ),
-            job.spec.id,
-            what.task_id,
-            what.identity,
-            job_environment=job.spec.common_environment,
-            task_environment=what.environment,
-            # "All tasks except start task and job preparation task" (Azure Batch runtime
-            # environment variables): the preparation task does not see its own directory.
-            job_prep_task_id=prep.id if prep is not None and flight.kind is not Kind.PREP else None,
-        )
         spec = ProcessSpec(
             argv=tuple(argv),
             environment=env,
@@ -141,6 +161,7 @@ async def dispatch(core: Core, item: Pending) -> None:
             stderr_path=f"{directory}/stderr.txt",
             elevated=elevated,
             wall_clock=what.wall_clock,
+            user=user,
         )
         started = await core.executor.start_process(flight.node_id, key, spec)
     except resources.DownloadFailed as exc:
@@ -162,6 +183,7 @@ def _fail_before_start(core: Core, key: str, flight: InFlight, code: str, messag
 
 def prepare_task(core: Core, job: JobRecord, task: TaskRecord, node_id: str) -> Pending:
     move(task, TaskState.RUNNING, core.now())
+    core.index.placed(task)
     task.files_removed = False
     job.nodes.setdefault(node_id, JobNodeRecord()).ran_tasks = True
     spec = task.spec
@@ -245,6 +267,10 @@ def replay(core: Core, entries: list[Any]) -> None:
             job = core.state.jobs.get(job_key)
             if job is not None:
                 job.nodes[node_id] = decode(JobNodeRecord, document)
+        for node_id, document in entry.get("starts", ()):
+            from jobprep_release.backends.docker.core import starttask
+
+            starttask.restore(core, node_id, document)
         core.journal_seq = core.state.journal_seq = seq
     core.journal_seq = max(core.journal_seq, core.state.journal_seq)
 
@@ -260,12 +286,22 @@ def index_in_flight(core: Core) -> None:
             for kind, execution in ((Kind.PREP, record.prep), (Kind.RELEASE, record.release)):
                 if execution is not None and execution.key and not execution.completed:
                     core.in_flight[execution.key] = InFlight(kind, node_id, job.spec.id)
+    for pool in core.state.pools.values():
+        for node in pool.nodes:
+            run = node.start
+            if run is not None and run.key and not run.completed:
+                core.in_flight[run.key] = InFlight(Kind.START, node.id)
 
 
 def started(core: Core, key: str, start: float) -> None:
     """The executor says the process under `key` started at `start`."""
     flight = core.in_flight.get(key)
     if flight is None:
+        return
+    if flight.kind is Kind.START:
+        from jobprep_release.backends.docker.core import starttask
+
+        starttask.started(core, flight, start)
         return
     job = core.state.jobs.get(flight.job_id.lower())
     if job is None:

@@ -25,11 +25,22 @@ from jobprep_release.backends.base import (
     PoolState,
     ResizeError,
     SchedulingState,
+    StartTaskSpec,
     TaskSpec,
     TaskState,
 )
 
 STATE_VERSION = 1
+
+
+class _Activations:
+    """How many times any record moved into ``active`` in this process (`move` counts): the
+    core's task indexes (`index.TaskIndex`) are rebuilt when it changes."""
+
+    count = 0
+
+
+activations = _Activations()
 
 
 @dataclass(slots=True)
@@ -102,6 +113,15 @@ class NodeRecord:
     """Tasks running (or preparing) on the node now (REST runningTasksCount)."""
     running_task_slots: int = 0
     """The task slots those tasks hold (REST runningTaskSlotsCount)."""
+    start: Execution | None = None
+    """The pool's start task's latest run here (None: none ran since the node's last boot
+    or reimage; older state files)."""
+    start_boot: int = 0
+    """The boot the start task was last decided for (run, or none to run): a node booting
+    again runs it again (`starttask.ADOPTED` for a node found again from the executor)."""
+    start_task: StartTaskSpec | None = None
+    """The start task that run is of: the pool's when it started (a replaced one applies
+    from the node's next boot, as the service does)."""
     scheduling: SchedulingState = SchedulingState.ENABLED
     """Disable/Enable Node Scheduling (REST schedulingState)."""
     dedicated: bool = True
@@ -124,6 +144,21 @@ class PoolRecord:
     """When the current (or last) resize began: its deadline is this plus `resizeTimeout`."""
     resize_errors: list[ResizeError] = field(default_factory=list)
     """Errors of the last resize (REST resizeErrors)."""
+    autoscale: AutoscaleRecord | None = None
+    """The autoscale schedule and last evaluation, while autoscale is enabled."""
+
+
+@dataclass(slots=True)
+class AutoscaleRecord:
+    """A pool's autoscale evaluations: when the next is due, and the last one (REST
+    autoScaleRun: its time, ``results``, or its error's code, message and ``Message`` detail)."""
+
+    next_evaluation: float
+    run_time: float | None = None
+    results: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    error_detail: str | None = None
 
 
 @dataclass(slots=True)
@@ -199,6 +234,8 @@ def move(record: Record, state: StrEnum, at: float) -> None:
     history.previous_state = str(record.state)
     history.previous_state_time = history.state_time
     record.state = state  # type: ignore[assignment]
+    if state == "active":
+        activations.count += 1
     history.state_time = at
     touch_history(history, at)
 

@@ -3,6 +3,7 @@ when a preparation task must run again, when a release task is due, how retries 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from jobprep_release.backends.base import (
@@ -15,13 +16,16 @@ from jobprep_release.backends.base import (
     NodeFillType,
     NodeState,
     OnTaskFailure,
+    PoolSpec,
     PoolState,
     SchedulingState,
     TaskSpec,
     TaskState,
+    UserIdentity,
     check_id,
 )
 from jobprep_release.backends.docker.core import resources
+from jobprep_release.backends.docker.core.environment import TASK_USER
 from jobprep_release.backends.docker.core.records import (
     JobNodeRecord,
     JobRecord,
@@ -29,7 +33,7 @@ from jobprep_release.backends.docker.core.records import (
     PoolRecord,
     TaskRecord,
 )
-from jobprep_release.backends.errors import AlreadyExists, Conflict, InvalidRequest
+from jobprep_release.backends.errors import AlreadyExists, Conflict, InvalidRequest, NotSupported
 
 MAX_NODES = 64
 USABLE = (NodeState.IDLE, NodeState.RUNNING)
@@ -276,3 +280,41 @@ def refuse_if_deleting(record: PoolRecord | JobRecord) -> None:
             raise Conflict(POOL_BEING_DELETED, code="PoolBeingDeleted")
     elif record.state is JobState.DELETING:
         raise Conflict(JOB_BEING_DELETED, code="JobBeingDeleted")
+
+
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,19}")
+
+
+def check_user_accounts(spec: PoolSpec) -> None:
+    """The pool's user accounts have names a Linux node can hold (REST UserAccount.name: up to
+    20 characters; here letters, digits, ``_``, ``.``, ``-``, else 501 naming the name), each
+    once (400), and a start task's named user is one of them."""
+    seen: set[str] = set()
+    for account in spec.user_accounts:
+        if not _ACCOUNT_NAME.fullmatch(account.name):
+            raise NotSupported(
+                f"user account name {account.name!r}: node accounts here take up to 20 "
+                "letters, digits, '_', '.' or '-' (not starting with '.' or '-')"
+            )
+        if account.name.lower() in seen or account.name in (TASK_USER, "root"):
+            raise InvalidRequest(
+                f"user account {account.name} is given more than once or is reserved",
+                code="InvalidPropertyValue",
+            )
+        seen.add(account.name.lower())
+    if spec.start_task is not None:
+        check_user(spec, spec.start_task.user_identity, "startTask")
+
+
+def check_user(pool: PoolSpec | None, identity: UserIdentity, where: str) -> None:
+    """A named user must be one of the pool's user accounts (400 ``InvalidPropertyValue``
+    naming ``<where>.userIdentity.username``; inferred: the REST reference says the account
+    must exist on the pool, not how the service refuses one that does not)."""
+    name = identity.user_name
+    if name is None or pool is None:
+        return
+    if name not in {account.name for account in pool.user_accounts}:
+        raise InvalidRequest(
+            f"{where}.userIdentity.username: pool {pool.id} has no user account {name}",
+            code="InvalidPropertyValue",
+        )

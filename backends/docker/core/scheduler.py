@@ -67,8 +67,10 @@ async def schedule_pass(core: Core) -> None:
         if pool.state is not PoolState.ACTIVE:
             continue
         room = rules.parallel_room(job)
-        # job.tasks is in the order tasks were added; stop once no node has room left.
-        for task in list(job.tasks.values()):
+        # The job's tasks in the order they were added, from the first that may be active
+        # (`index.TaskIndex.queue`); stop once no node has room left or the job runs as many
+        # tasks as its maxParallelTasks allows.
+        for task in core.index.queue(core.state, job):
             if room <= 0:
                 break
             if task.state is not TaskState.ACTIVE or not rules.dependencies_met(job, task):
@@ -163,6 +165,7 @@ def assign(
             pending.append(processes.prepare_prep(core, job, node.id, node.boot))
         if prep.wait_for_success:
             move(task, TaskState.PREPARING, core.now())
+            core.index.placed(task)
             return pending
         return [*pending, processes.prepare_task(core, job, task, node.id)]
     return [processes.prepare_task(core, job, task, node.id)]

@@ -11,7 +11,8 @@ so a service that crashes between any two steps loses nothing and runs nothing t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import anyio
@@ -19,6 +20,7 @@ import anyio.abc
 
 from jobprep_release.backends.administration import PoolNodeCounts
 from jobprep_release.backends.base import (
+    AutoScaleRun,
     ComputeNode,
     DisableJobOption,
     DisableSchedulingOption,
@@ -31,13 +33,16 @@ from jobprep_release.backends.base import (
     NodeState,
     Pool,
     PoolSpec,
+    PoolUpdate,
     PrepReleaseStatus,
+    StartTaskSpec,
     Task,
     TaskConstraints,
     TaskCounts,
     TaskSpec,
 )
 from jobprep_release.backends.docker.core import (
+    autoscaling,
     deletions,
     environment,
     jobs,
@@ -54,7 +59,7 @@ from jobprep_release.backends.docker.core.executor import FileInfo, NodeExecutor
 from jobprep_release.backends.docker.core.kernel import Core, CoreSettings, Deletion
 from jobprep_release.backends.docker.core.records import NodeRecord, fill_histories
 from jobprep_release.backends.docker.core.store import Store
-from jobprep_release.backends.errors import BackendError, Conflict, NotFound
+from jobprep_release.backends.errors import BackendError, Conflict, InvalidRequest, NotFound
 
 
 class BatchService:
@@ -69,6 +74,7 @@ class BatchService:
         clock: Clock | None = None,
     ) -> None:
         self._core = Core(executor, store, clock or SystemClock(), settings or CoreSettings())
+        self._autoscaler = autoscaling.Autoscaler(self._core)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -96,6 +102,7 @@ class BatchService:
                     core.executor.create_node(core.setup(pool, node))
             group.start_soon(core.saver)
             group.start_soon(scheduler.sweep, core)
+            group.start_soon(self._autoscaler.run)
             deletions.resume(core)
             core.poke()
             task_status.started()
@@ -116,8 +123,37 @@ class BatchService:
             await self._core.executor.check_image(image)
 
     async def create_pool(self, spec: PoolSpec) -> None:
-        """Create a pool and start its nodes; `AlreadyExists` (``PoolExists``)."""
-        await pools.create_pool(self._core, spec)
+        """Create a pool and start its nodes; `AlreadyExists` (``PoolExists``). With
+        `enable_auto_scale` its targets are ignored: its formula (checked first, as Enable
+        Autoscale checks it) is evaluated soon after and sets them."""
+        formula = spec.auto_scale_formula
+        if not spec.enable_auto_scale:
+            await pools.create_pool(self._core, spec)
+            return
+        if formula is None:
+            raise InvalidRequest(
+                "A required property was not specified in the request body: autoScaleFormula",
+                code="MissingRequiredProperty",
+            )
+        autoscaling.compile_checked(formula)
+        interval = spec.auto_scale_evaluation_interval
+        if interval is not None:
+            autoscaling.check_interval(interval)
+        unscaled = replace(spec, target_dedicated_nodes=0, target_low_priority_nodes=0)
+        await pools.create_pool(self._core, unscaled)
+        pool = self._core.pool(spec.id)
+        await self._autoscaler.begin(pool, formula, interval, restart=True)
+
+    async def update_pool(self, pool_id: str, update: PoolUpdate) -> None:
+        """Update Pool; `InvalidRequest` (``PropertyCannotBeUpdated``) for a property the
+        service changes only on an empty pool, while it has nodes."""
+        await pools.update_pool(self._core, pool_id, update)
+
+    async def replace_pool_properties(
+        self, pool_id: str, start_task: StartTaskSpec | None, metadata: Mapping[str, str]
+    ) -> None:
+        """Replace Pool Properties: the start task (None removes it) and all the metadata."""
+        await pools.replace_pool_properties(self._core, pool_id, start_task, metadata)
 
     async def list_pools(self) -> list[Pool]:
         return [views.pool_view(pool) for pool in self._core.state.pools.values()]
@@ -130,7 +166,27 @@ class BatchService:
     async def resize_pool(
         self, pool_id: str, target_dedicated_nodes: int, resize_timeout: timedelta | None = None
     ) -> None:
+        """Resize Pool; 409 ``OperationInvalidForCurrentState`` while autoscale sets the
+        pool's targets (the documentation: disable autoscale, then resize)."""
+        autoscaling.refuse_if_autoscaled(self._core.pool(pool_id))
         await pools.resize_pool(self._core, pool_id, target_dedicated_nodes, resize_timeout)
+
+    async def enable_auto_scale(
+        self, pool_id: str, formula: str | None, interval: timedelta | None = None
+    ) -> None:
+        """Enable Autoscale, or change the formula or interval (`autoscaling`): 400
+        ``AutoScalingFormulaSyntaxError`` (`autoscaling.FormulaRefused`), 409
+        ``PoolBeingResized``, `NotSupported` for a metric the core does not measure."""
+        await self._autoscaler.enable(pool_id, formula, interval)
+
+    async def disable_auto_scale(self, pool_id: str) -> None:
+        """Disable Autoscale: the targets stay as the last evaluation set them."""
+        await self._autoscaler.disable(pool_id)
+
+    async def evaluate_auto_scale(self, pool_id: str, formula: str) -> AutoScaleRun:
+        """Evaluate Autoscale: the formula's run now, not applied; 409
+        ``OperationInvalidForCurrentState`` unless autoscale is enabled on the pool."""
+        return self._autoscaler.evaluate(pool_id, formula)
 
     async def begin_delete_pool(self, pool_id: str) -> None:
         """Delete Pool: the pool is ``deleting`` (recorded and saved) when this returns, and
@@ -173,7 +229,9 @@ class BatchService:
         deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE,
     ) -> None:
         """Resize Pool with both targets (also the entry point of autoscale);
-        `Conflict` (``PoolBeingResized``) unless the pool is steady."""
+        `Conflict` (``PoolBeingResized``) unless the pool is steady, (``OperationInvalidFor
+        CurrentState``) while autoscale sets its targets."""
+        autoscaling.refuse_if_autoscaled(self._core.pool(pool_id))
         await pools.resize_pool(
             self._core,
             pool_id,

@@ -17,13 +17,20 @@ import fcntl
 import json
 import os
 import re
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 import anyio.to_thread
 
+from jobprep_release.backends.base import TaskState
 from jobprep_release.backends.docker.core.codec import decode, encode
-from jobprep_release.backends.docker.core.records import STATE_VERSION, ServiceState
+from jobprep_release.backends.docker.core.records import (
+    STATE_VERSION,
+    JobRecord,
+    ServiceState,
+    TaskRecord,
+)
 from jobprep_release.backends.errors import Conflict
 
 
@@ -34,7 +41,7 @@ class Store(Protocol):
         """The state last written (an empty one when none was). `Conflict` when unreadable."""
         ...
 
-    async def write(self, document: Any) -> None:
+    async def write(self, document: Document) -> None:
         """Replace the kept state with `document` (from `serialize`), atomically; journal
         entries it includes may go."""
         ...
@@ -48,10 +55,73 @@ class Store(Protocol):
         ...
 
 
-def serialize(state: ServiceState) -> Any:
-    """A snapshot of the state as plain JSON values, sharing nothing that changes later: it
-    may be written by another thread while the state moves on."""
-    return encode(state)
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A state as JSON text, and the last journal entry it includes."""
+
+    text: str
+    journal_seq: int
+
+
+_COMPACT = (",", ":")
+_JOB_FIELDS = tuple(field.name for field in fields(JobRecord) if field.name != "tasks")
+
+
+class _TaskTexts:
+    """The JSON text of each completed or waiting (``active``) task, kept between documents.
+
+    A state is written often and, in a large job, is mostly tasks completed or waiting, which
+    change only by a transition or an update (each a new history tick: reactivation, a retry,
+    a requeue, Update Task), by being placed on a node or when their files are swept: their
+    text is reused while (state, tick, node, files_removed) stays, so writing the state costs a
+    look-up per such task, not an encoding. Only the texts of the last document are kept.
+    """
+
+    def __init__(self) -> None:
+        self.texts: dict[int, tuple[TaskRecord, tuple[Any, ...], str]] = {}
+
+    def document(self, state: ServiceState) -> str:
+        kept: dict[int, tuple[TaskRecord, tuple[Any, ...], str]] = {}
+        jobs = []
+        for key, job in state.jobs.items():
+            tasks = [self._text(id_, task, kept) for id_, task in job.tasks.items()]
+            shell = json.dumps(
+                {name: encode(getattr(job, name)) for name in _JOB_FIELDS}, separators=_COMPACT
+            )
+            jobs.append(f'{json.dumps(key)}:{shell[:-1]},"tasks":{{{",".join(tasks)}}}}}')
+        self.texts = kept
+        rest = {
+            field.name: encode(getattr(state, field.name))
+            for field in fields(ServiceState)
+            if field.name != "jobs"
+        }
+        head = json.dumps(rest, separators=_COMPACT)
+        return f'{head[:-1]},"jobs":{{{",".join(jobs)}}}}}'
+
+    def _text(
+        self, key: str, task: TaskRecord, kept: dict[int, tuple[TaskRecord, tuple[Any, ...], str]]
+    ) -> str:
+        """``"<key>":<the task's JSON>``."""
+        if task.state not in _STABLE:
+            return f"{json.dumps(key)}:{json.dumps(encode(task), separators=_COMPACT)}"
+        version = (task.state, task.history.tick, task.node_id, task.files_removed)
+        known = self.texts.get(id(task))
+        if known is not None and known[0] is task and known[1] == version:
+            text = known[2]
+        else:
+            text = f"{json.dumps(key)}:{json.dumps(encode(task), separators=_COMPACT)}"
+        kept[id(task)] = (task, version, text)
+        return text
+
+
+_STABLE = (TaskState.COMPLETED, TaskState.ACTIVE)
+_task_texts = _TaskTexts()
+
+
+def serialize(state: ServiceState) -> Document:
+    """A snapshot of the state as JSON text: it may be written by another thread while the
+    state moves on."""
+    return Document(_task_texts.document(state), state.journal_seq)
 
 
 def parse(raw: Any) -> ServiceState:
@@ -98,10 +168,10 @@ class MemoryStore:
             return ServiceState()
         return parse(json.loads(self.document))
 
-    async def write(self, document: Any) -> None:
-        self.document = json.dumps(document)
+    async def write(self, document: Document) -> None:
+        self.document = document.text
         self.writes += 1
-        done = int(document.get("journal_seq", 0))
+        done = document.journal_seq
         self.entries = [e for e in self.entries if json.loads(e)["seq"] > done]
 
 
@@ -153,9 +223,9 @@ class StateStore:
             ) from exc
         return parse(raw)
 
-    async def write(self, document: Any) -> None:
+    async def write(self, document: Document) -> None:
         await anyio.to_thread.run_sync(self.write_now, document)
-        done = int(document.get("journal_seq", 0))
+        done = document.journal_seq
         async with self._journal_lock:
             await anyio.to_thread.run_sync(self._compact, done)
 
@@ -192,9 +262,9 @@ class StateStore:
         temporary.write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in kept))
         temporary.replace(self.journal_path)
 
-    def write_now(self, document: Any) -> None:
+    def write_now(self, document: Document) -> None:
         """`write`, blocking."""
-        data = json.dumps(document, separators=(",", ":")).encode()
+        data = document.text.encode()
         temporary = self.path.with_suffix(".tmp")
         with temporary.open("wb") as handle:
             handle.write(data)

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from jobprep_release.backends.administration import PoolNodeCounts, count_states
 from jobprep_release.backends.base import (
+    AutoScaleRun,
+    AutoScaleRunError,
     ComputeNode,
     ErrorCategory,
     ExecutionInfo,
@@ -24,10 +26,13 @@ from jobprep_release.backends.base import (
     PoolState,
     PrepReleaseExecution,
     PrepReleaseTaskState,
+    StartTaskInfo,
+    StartTaskState,
     Task,
     TaskState,
 )
 from jobprep_release.backends.docker.core.records import (
+    AutoscaleRecord,
     Execution,
     History,
     JobRecord,
@@ -145,6 +150,20 @@ def pool_view(pool: PoolRecord) -> Pool:
         resize_errors=tuple(pool.resize_errors) if pool.allocation_state.value == "steady" else (),
         target_low_priority_nodes=pool.spec.target_low_priority_nodes,
         current_low_priority_nodes=_current(pool, dedicated=False),
+        auto_scale_run=auto_scale_run(pool.autoscale),
+    )
+
+
+def auto_scale_run(record: AutoscaleRecord | None) -> AutoScaleRun | None:
+    """The pool's last autoscale evaluation (REST autoScaleRun); None before the first."""
+    if record is None or record.run_time is None:
+        return None
+    error = None
+    if record.error_code is not None:
+        values = (("Message", record.error_detail),) if record.error_detail else ()
+        error = AutoScaleRunError(record.error_code, record.error_message or "", values)
+    return AutoScaleRun(
+        timestamp=datetime.fromtimestamp(record.run_time, UTC), results=record.results, error=error
     )
 
 
@@ -162,6 +181,8 @@ def node_view(node: NodeRecord, address: str | None = None) -> ComputeNode:
         allocation_time=stamp(node.history.created),
         last_boot_time=stamp(node.last_boot_time),
         ip_address=address,
+        start_task_info=start_task_info(node.start),
+        start_task=node.start_task,
         scheduling_state=node.scheduling,
         is_dedicated=node.dedicated,
     )
@@ -174,3 +195,12 @@ def node_counts(pool: PoolRecord) -> PoolNodeCounts:
         dedicated=count_states(node.state for node in pool.nodes if node.dedicated),
         low_priority=count_states(node.state for node in pool.nodes if not node.dedicated),
     )
+
+
+def start_task_info(run: Execution | None) -> StartTaskInfo | None:
+    """The start task's latest run on a node, once it started (REST StartTaskInformation
+    requires its start time)."""
+    if run is None or (run.start_time is None and not run.completed):
+        return None
+    state = StartTaskState.COMPLETED if run.completed else StartTaskState.RUNNING
+    return StartTaskInfo(state=state, execution_info=execution_info(run))

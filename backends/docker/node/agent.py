@@ -52,6 +52,7 @@ if ! grep -q '^_azbatch:' /etc/passwd; then
 fi
 chown _azbatch:_azbatch "$T/shared" "$T/startup"
 chmod 0775 "$T" "$T/shared" "$T/startup" "$T/workitems"
+#POOL_USERS#
 boot=$(( $(cat "$A/boot" 2>/dev/null || echo 0) + 1 ))
 echo "$boot" >"$A/boot"
 echo "hello $boot"
@@ -90,6 +91,13 @@ while IFS=' ' read -r verb key size; do
   esac
 done
 """
+
+
+def agent_script(pool_users: str = "") -> str:
+    """`AGENT_SCRIPT` with `pool_users` (bash creating the pool's user accounts, quiet on
+    stdout) run after the task user exists and before the agent says hello, so its uid is
+    never taken and no process starts before the accounts exist."""
+    return AGENT_SCRIPT.replace("#POOL_USERS#\n", pool_users, 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
-import io
 import json
 import tarfile
 import threading
@@ -404,18 +403,15 @@ class Engine:
                 await anyio.to_thread.run_sync(response.close, limiter=self.limiter)
 
     async def read_file(self, container_id: str, path: str) -> bytes:
-        """The bytes of a regular file in a container; `NotFound` for anything else."""
+        """The bytes of a regular file in a container (read from the engine's archive as it
+        arrives, so held once); `NotFound` for anything else."""
 
         def read() -> bytes:
-            stream, _ = self._client.api.get_archive(container_id, path)
-            archive = io.BytesIO(b"".join(stream))
-            with tarfile.open(fileobj=archive) as tar:
-                member = tar.next()
-                if member is None or not member.isfile():
-                    raise FileNotFoundError(path)
-                extracted = tar.extractfile(member)
-                assert extracted is not None
+            response, extracted = _open_archived_file(self._client.api, container_id, path)
+            try:
                 return extracted.read()
+            finally:
+                response.close()
 
         try:
             return await self._run(read, f"read {path}")

@@ -9,19 +9,22 @@ Reboot restarts the container, keeping the node's volume; reimage replaces both.
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Sequence
+from dataclasses import replace
 from enum import Enum
 from typing import Any, Protocol
 
 import anyio
 import structlog
 
-from jobprep_release.backends.base import NodeState
+from jobprep_release.backends.base import ElevationLevel, NodeState, UserAccount
 from jobprep_release.backends.docker.core.codec import encode
 from jobprep_release.backends.docker.core.executor import NodeSetup
 from jobprep_release.backends.docker.node.agent import (
-    AGENT_SCRIPT,
     AgentEvent,
     AgentLink,
+    agent_script,
     simple_command,
 )
 from jobprep_release.backends.docker.node.engine import (
@@ -102,9 +105,36 @@ def container_limits(vm_size: str) -> dict[str, Any]:
 
 
 def pool_labels_document(setup: NodeSetup) -> str:
-    return json.dumps(
-        {"spec": encode(setup.pool), "serial": setup.serial, "created": setup.created}
+    """The pool as the node's labels keep it (to find the pool again from its nodes), without
+    its user accounts' passwords and SSH keys: labels are readable by anyone with the engine."""
+    accounts = tuple(
+        replace(account, password="", ssh_private_key=None) for account in setup.pool.user_accounts
     )
+    spec = replace(setup.pool, user_accounts=accounts)
+    return json.dumps({"spec": encode(spec), "serial": setup.serial, "created": setup.created})
+
+
+def users_script(accounts: Sequence[UserAccount]) -> str:
+    """Bash that creates the pool's user accounts on the node (as root, on every boot, after
+    the task user and before the agent says hello: `agent_script`; an account that exists is
+    left as it is): a group of the account's
+    name (its `gid` when given), the user (its `uid` when given) with a home directory, and an
+    admin account in the ``sudo`` group. Quiet on stdout, which is the agent's channel.
+
+    Passwords and SSH keys are not installed: nodes run no login service (README)."""
+    q = shlex.quote
+    lines = []
+    for account in accounts:
+        name = q(account.name)
+        gid = f"-g {account.gid} " if account.gid is not None else ""
+        uid = f"-u {account.uid} " if account.uid is not None else ""
+        admin = "-G sudo " if account.elevation_level is ElevationLevel.ADMIN else ""
+        lines.append(
+            f"id -u {name} >/dev/null 2>&1 || {{ getent group {name} >/dev/null || "
+            f"groupadd {gid}{name}; useradd -m -s /bin/bash {uid}-g {name} {admin}{name}; }} "
+            ">/dev/null"
+        )
+    return "".join(line + "\n" for line in lines)
 
 
 class NodeKeeper:
@@ -186,7 +216,7 @@ class NodeKeeper:
         return await self._engine.create_node_container(
             name=self.name,
             image=spec.image,
-            command=["/bin/bash", "-c", AGENT_SCRIPT],
+            command=["/bin/bash", "-c", agent_script(users_script(spec.user_accounts))],
             hostname=setup.node_id.lower()[:63],
             labels=labels,
             volume=self.name,

@@ -2,10 +2,11 @@
 
 The script makes the task directory and working directory (owned by the task user unless
 elevated), then execs the program through `setsid` (a session and process group of its own),
-`env -i` (exactly the process's variables), `setpriv` (the non-admin user) and, for a wall clock,
-`timeout` (which kills the task's whole process group on expiry). The program is looked up in
-the process's PATH first, so one that cannot be started (missing, a shell builtin, a directory,
-not executable) is reported as such rather than as a bare exit 127.
+`env -i` (exactly the process's variables), `setpriv` (the non-admin user, or the pool's user
+account named) and, for a wall clock, `timeout` (which kills the task's whole process group
+on expiry). The program is looked up in the process's PATH first, so one that cannot be
+started (missing, a shell builtin, a directory, not executable) is reported as such rather than
+as a bare exit 127.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def launch_script(spec: ProcessSpec, *, agent_mark: str) -> str:
     q = shlex.quote
     # One process makes the directories (owned by the task's user unless elevated); the task's
     # stdout and stderr files are opened by this script and handed to the task as its output.
-    owner = "" if spec.elevated else f"-o {TASK_USER} -g {TASK_USER} "
+    user = spec.user or TASK_USER
+    owner = "" if spec.elevated else f"-o {q(user)} -g {q(user)} "
     lines = [
         f"d={q(spec.task_dir)}",
         f"w={q(spec.working_dir)}",
@@ -34,6 +36,9 @@ def launch_script(spec: ProcessSpec, *, agent_mark: str) -> str:
         f'install -d {owner}"$d" "$w" || exit 125',
         'cd "$w" || exit 125',
     ]
+    if spec.user is not None:
+        # A pool's user account owns its task's files, the resource files placed before too.
+        lines.append(f'chown -R {q(user)}: "$w" || exit 125')
     program = spec.argv[0]
     # The service starts the first word as a program (no shell): a shell builtin (`cd`), a
     # missing name, a directory or a file without execute permission cannot be started, and
@@ -53,7 +58,7 @@ def launch_script(spec: ProcessSpec, *, agent_mark: str) -> str:
     words = ["exec", "setsid", "env", "-i"]
     words += [f"{name}={value}" for name, value in spec.environment.items()]
     if not spec.elevated:
-        words += ["setpriv", f"--reuid={TASK_USER}", f"--regid={TASK_USER}", "--init-groups", "--"]
+        words += ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"]
     if spec.wall_clock is not None:
         seconds = max(spec.wall_clock.total_seconds(), 0.001)
         words += ["timeout", "-s", "KILL", f"{seconds:.3f}"]

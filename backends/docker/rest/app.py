@@ -142,11 +142,10 @@ def _check_query(request: web.Request) -> None:
 
 def _error_response(request: web.Request, error: RestError, request_id: str) -> web.Response:
     body = error_document(base_url(request), error, request_id)
+    headers = {"Content-Type": JSON_TYPE, **error.headers}
     if request.method == "HEAD":
-        return web.Response(status=error.status, headers={"Content-Type": JSON_TYPE})
-    return web.Response(
-        status=error.status, body=json.dumps(body).encode(), headers={"Content-Type": JSON_TYPE}
-    )
+        return web.Response(status=error.status, headers=headers)
+    return web.Response(status=error.status, body=json.dumps(body).encode(), headers=headers)
 
 
 @web.middleware

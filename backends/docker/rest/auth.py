@@ -22,6 +22,21 @@ Every one of those forms is accepted; nothing else is.
 The date checked is ``ocp-date``, else ``Date``. A request without a usable ``Authorization``
 header is refused with 401; a wrong signature or account, or a date more than 15 minutes away,
 with 403; both with code ``AuthenticationFailed``.
+
+Microsoft Entra ID (``Authorization: Bearer <token>``) is accepted when the endpoint serves
+HTTPS (`SharedKey` made with ``bearer_tokens=True``; over HTTP it is refused, as Azure SDKs
+refuse to send one), checked as Azurite's basic OAuth mode checks a token: a JWT (three base64url
+parts, the first two JSON objects) whose ``nbf``, ``exp`` and ``iat`` are present, the time
+within ``nbf``..``exp``, whose issuer is Microsoft Entra ID's (`ISSUER_PREFIXES`) and whose
+audience is the Batch resource (`BATCH_AUDIENCES`: the resource endpoint the Batch
+documentation names, ``https://batch.core.windows.net/``, with or without the slash, and the
+national clouds' forms); the signature is not checked. A token that fails is 401
+``InvalidAuthenticationInfo`` ("the authentication information is invalid", Batch's error
+codes) with the Azure front end's sentence for a refused token (as Azure Storage answers one),
+the cause as ``AuthenticationErrorDetail`` (Azurite's texts) and a ``WWW-Authenticate: Bearer``
+challenge naming ``error="invalid_token"`` (RFC 6750 section 3.1), which azure-core's bearer
+policy does not retry. No recording of the Batch service refusing a token was at hand: the code
+is the documented one; the sentence and the challenge's form are not from Batch itself.
 """
 
 from __future__ import annotations
@@ -30,9 +45,11 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
 from jobprep_release.backends.docker.rest.errors import RestError
@@ -52,11 +69,74 @@ SIGNED_HEADERS = (
     "range",
 )
 MAX_CLOCK_SKEW = timedelta(minutes=15)
+_SEE_CHALLENGE = (
+    "Server failed to authenticate the request. Please refer to the information in the "
+    "www-authenticate header."
+)
 _FOLDED = re.compile(r"\s*\r?\n[ \t]+")
 _FAILED = (
     "Server failed to authenticate the request. Make sure the value of Authorization header is "
     "formed correctly including the signature."
 )
+
+
+BATCH_AUDIENCES = frozenset(
+    f"https://{host}{slash}"
+    for host in ("batch.core.windows.net", "batch.chinacloudapi.cn", "batch.core.usgovcloudapi.net")
+    for slash in ("/", "")
+)
+"""The Batch resource as a token's ``aud`` (what azure-batch's scope
+``https://batch.core.windows.net//.default`` yields, and the other clouds' resource endpoints)."""
+ISSUER_PREFIXES = (
+    "https://sts.windows.net/",
+    "https://sts.microsoftonline.de/",
+    "https://sts.chinacloudapi.cn/",
+    "https://sts.windows-ppe.net",
+    "https://login.microsoftonline.com/",
+)
+"""Microsoft Entra ID's issuers (``iss``): Azurite's list (v1 tokens), and v2 tokens' authority."""
+BEARER_CHALLENGE = (
+    'Bearer authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
+    'resource_id="https://batch.core.windows.net/", error="invalid_token"'
+)
+
+
+def _base64url(part: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def _token_refused(detail: str) -> RestError:
+    error = RestError(
+        401, "InvalidAuthenticationInfo", _SEE_CHALLENGE, [("AuthenticationErrorDetail", detail)]
+    )
+    error.headers = {"WWW-Authenticate": f'{BEARER_CHALLENGE}, error_description="{detail}"'}
+    return error
+
+
+def check_token(token: str, when: datetime) -> None:
+    """Return when `token` is a well-formed, current Microsoft Entra ID token for Batch (the
+    module's docstring); else `RestError` 401."""
+    parts = token.split(".")
+    try:
+        header, claims = (_base64url(part) for part in parts[:2])
+    except (ValueError, binascii.Error):
+        header = claims = None
+    if len(parts) != 3 or not isinstance(header, dict) or not isinstance(claims, dict):
+        raise _token_refused("The access token is not a JSON Web Token.")
+    times = [claims.get(name) for name in ("nbf", "exp", "iat")]
+    if not all(isinstance(value, int | float) for value in times):
+        raise _token_refused("The access token has no nbf, exp or iat claim.")
+    now = when.timestamp()
+    if now < claims["nbf"]:
+        raise _token_refused("Lifetime validation failed. The token is not yet valid.")
+    if now > claims["exp"]:
+        raise _token_refused("Lifetime validation failed. The token is expired.")
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str) or not issuer.startswith(ISSUER_PREFIXES):
+        raise _token_refused("Invalid token issuer.")
+    audience = claims.get("aud")
+    if audience not in BATCH_AUDIENCES:
+        raise _token_refused("Invalid token audience.")
 
 
 def decode_key(key: str) -> bytes:
@@ -76,9 +156,11 @@ def _refused(status: int, detail: str) -> RestError:
 class SharedKey:
     """One account's name and key, and the check of a request's signature."""
 
-    def __init__(self, account: str, key: str) -> None:
+    def __init__(self, account: str, key: str, *, bearer_tokens: bool = False) -> None:
         self.account = account
         self._key = decode_key(key)
+        self.bearer_tokens = bearer_tokens
+        """Whether Microsoft Entra ID tokens are accepted too (the endpoint serves HTTPS)."""
 
     def sign(self, text: str) -> str:
         digest = hmac.new(self._key, text.encode(), hashlib.sha256).digest()
@@ -103,6 +185,11 @@ class SharedKey:
         """Return when the request is signed with this account's key; else `RestError`."""
         authorization = _received(headers).get("authorization", "")
         scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            if not self.bearer_tokens:
+                raise _refused(401, "Authentication scheme Bearer is not allowed with HTTP.")
+            check_token(credentials.strip(), now())
+            return
         account, _, signature = credentials.strip().rpartition(":")
         if scheme != "SharedKey" or not account or not signature:
             raise _refused(401, "The Authorization header is missing or is not SharedKey.")

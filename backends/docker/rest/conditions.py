@@ -12,12 +12,14 @@ as azure-batch 15's ``etag``/``match_condition``/``if_modified_since`` keywords)
 - Get and Get Properties of a task's or node's file: ``If-Modified-Since`` and
   ``If-Unmodified-Since``, against the file's last modification.
 
-The checks are HTTP's (RFC 9110 section 13.2.2, as the REST reference words each header:
-"the operation will be performed only if ..."): ``If-Match`` (an ETag list or ``*``) else
-``If-Unmodified-Since``; then ``If-None-Match`` else ``If-Modified-Since``. A failed
-``If-Match``/``If-Unmodified-Since`` is 412 ``ConditionNotMet``; a failed ``If-None-Match``/
-``If-Modified-Since`` is 304 Not Modified for GET and HEAD, 412 for any other method. HTTP dates
-have whole seconds, so a time is compared at whole seconds. The object's existence comes first:
+The rules are the REST reference's "Specifying conditional headers" (HTTP/1.1's): a request
+holds one conditional header, or ``If-Match`` with ``If-Unmodified-Since`` (``If-Match``
+decides), or ``If-None-Match`` with ``If-Modified-Since`` (``If-None-Match`` decides); any other
+pair is 400 ``MultipleConditionHeadersNotSupported``. ``If-Match`` takes an ETag list or ``*``.
+An unmet condition is 412 ``ConditionNotMet`` (for a read, GET or HEAD, an unmet
+``If-None-Match`` or ``If-Modified-Since`` is 304 Not Modified instead), with the sentence of
+"Batch status and error codes". HTTP dates have whole seconds, so a time is compared at whole
+seconds. The object's existence comes first:
 a condition on a pool that does not exist is the operation's own 404. A conditional header on
 an operation the specification gives none is refused with 501, never ignored.
 """
@@ -45,7 +47,8 @@ TIME_HEADERS = frozenset({IF_MODIFIED_SINCE, IF_UNMODIFIED_SINCE})
 ALL_HEADERS = frozenset(HEADERS)
 
 CONDITION_NOT_MET = "ConditionNotMet"
-_NOT_MET = "The condition specified using HTTP conditional header(s) is not met."
+_NOT_MET = "The condition specified in the conditional header(s) was not met for a {} operation."
+_PAIRS = (frozenset({IF_MATCH, IF_UNMODIFIED_SINCE}), frozenset({IF_NONE_MATCH, IF_MODIFIED_SINCE}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +124,19 @@ def _route(request: web.Request) -> str:
     return info.canonical if info is not None else ""
 
 
-def not_met() -> RestError:
-    return RestError(412, CONDITION_NOT_MET, _NOT_MET)
+def not_met(method: str) -> RestError:
+    kind = "read" if method in ("GET", "HEAD") else "write"
+    return RestError(412, CONDITION_NOT_MET, _NOT_MET.format(kind))
+
+
+def _check_combination(sent: list[str]) -> None:
+    if len(sent) > 1 and frozenset(sent) not in _PAIRS:
+        raise RestError(
+            400,
+            "MultipleConditionHeadersNotSupported",
+            "Multiple condition headers are not supported.",
+            [("HeaderName", name) for name in sent],
+        )
 
 
 def _tags(header: str) -> list[str]:
@@ -172,11 +186,12 @@ def _not_modified(version: Version) -> web.Response:
 
 async def check_conditions(request: web.Request) -> web.Response | None:
     """None when the request may go on; a 304 answer when the service answers one. Raises
-    `RestError` (412 ``ConditionNotMet``, 400 for a malformed date, 501 for a header the
-    operation does not take)."""
+    `RestError` (412 ``ConditionNotMet``, 400 for headers that cannot be combined or a malformed
+    date, 501 for a header the operation does not take)."""
     sent = [name for name in HEADERS if name in request.headers]
     if not sent:
         return None
+    _check_combination(sent)
     operation = OPERATIONS.get((request.method, _route(request)))
     for name in sent:
         if operation is None or name not in operation[1]:
@@ -190,17 +205,17 @@ async def check_conditions(request: web.Request) -> web.Response | None:
         return None  # the operation itself answers (404 for a pool that does not exist, ...)
     if IF_MATCH in headers:
         if not _matches(headers[IF_MATCH], version.etag):
-            raise not_met()
+            raise not_met(request.method)
     elif IF_UNMODIFIED_SINCE in dates and _modified_since(version, dates[IF_UNMODIFIED_SINCE]):
-        raise not_met()
+        raise not_met(request.method)
     reading = request.method in ("GET", "HEAD")
     if IF_NONE_MATCH in headers:
         if _matches(headers[IF_NONE_MATCH], version.etag):
             if reading:
                 return _not_modified(version)
-            raise not_met()
+            raise not_met(request.method)
     elif IF_MODIFIED_SINCE in dates and not _modified_since(version, dates[IF_MODIFIED_SINCE]):
         if reading:
             return _not_modified(version)
-        raise not_met()
+        raise not_met(request.method)
     return None

@@ -17,7 +17,7 @@ answers for that code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from jobprep_release.backends.errors import (
@@ -129,6 +129,8 @@ class RestError(Exception):
         self.code = code
         self.message = message
         self.values = tuple(values)
+        self.headers: Mapping[str, str] = {}
+        """Headers the answer carries besides the usual ones (``WWW-Authenticate``)."""
 
 
 def not_supported(what: str, detail: str = "") -> RestError:

@@ -6,12 +6,13 @@ over the fake one); any other implementation can be served the same way (`app.bu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Protocol
 
 from jobprep_release.backends.administration import NodeAdministration
 from jobprep_release.backends.base import (
+    AutoScaleRun,
     ComputeNode,
     DisableJobOption,
     Job,
@@ -21,7 +22,9 @@ from jobprep_release.backends.base import (
     JobUpdate,
     Pool,
     PoolSpec,
+    PoolUpdate,
     PrepReleaseStatus,
+    StartTaskSpec,
     Task,
     TaskConstraints,
     TaskCounts,
@@ -55,6 +58,31 @@ class EndpointService(NodeAdministration, Protocol):
         self, pool_id: str, target_dedicated_nodes: int, resize_timeout: timedelta | None = None
     ) -> None:
         """Resize Pool (dedicated nodes); `resize_timeout`, when given, becomes the pool's."""
+        ...
+
+    async def update_pool(self, pool_id: str, update: PoolUpdate) -> None:
+        """Update Pool: the properties `update` gives replace the pool's."""
+        ...
+
+    async def replace_pool_properties(
+        self, pool_id: str, start_task: StartTaskSpec | None, metadata: Mapping[str, str]
+    ) -> None:
+        """Replace Pool Properties: the start task (None removes it) and all the metadata."""
+        ...
+
+    async def enable_auto_scale(
+        self, pool_id: str, formula: str | None, interval: timedelta | None = None
+    ) -> None:
+        """Enable Autoscale, or change its formula or interval; 400
+        ``AutoScalingFormulaSyntaxError``, 409 ``PoolBeingResized``."""
+        ...
+
+    async def disable_auto_scale(self, pool_id: str) -> None:
+        """Disable Autoscale (the targets stay)."""
+        ...
+
+    async def evaluate_auto_scale(self, pool_id: str, formula: str) -> AutoScaleRun:
+        """Evaluate Autoscale: the run, not applied; 409 unless autoscale is enabled."""
         ...
 
     async def begin_delete_pool(self, pool_id: str) -> None:

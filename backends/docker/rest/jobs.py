@@ -64,8 +64,9 @@ async def _changed(request: web.Request, job_id: str, status: int = 200) -> web.
     """The answer to a change of the job: its address, new ETag and time."""
     view = await context(request).service.get_job(job_id)
     url = f"{base_url(request)}/jobs/{job_id}"
-    reply = updated if status == 200 else accepted
-    return reply(url, view.etag, view.last_modified)
+    if status == 200:
+        return updated(status, url, view.etag, view.last_modified)
+    return accepted(url, view.etag, view.last_modified)
 
 
 @routes.patch("/jobs/{job}")
@@ -107,7 +108,8 @@ async def terminate_job(request: web.Request) -> web.Response:
     ctx, job_id = context(request), request.match_info["job"]
     reason = specs.terminate_reason(await body(request, optional=True))
     await ctx.service.terminate_job(job_id, reason)
-    return await _changed(request, job_id, 202)
+    job = await ctx.service.get_job(job_id)  # the ETag and time of the change, as recorded
+    return accepted(f"{base_url(request)}/jobs/{job_id}/terminate", job.etag, job.last_modified)
 
 
 @routes.get("/jobs/{job}/taskcounts")

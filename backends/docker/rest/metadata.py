@@ -14,6 +14,7 @@ _ENTITY_SETS = (
     (r"/pools", "pools"),
     (r"/nodecounts", "poolnodecounts"),
     (rf"/pools/{_ID}", "pools/@Element"),
+    (rf"/pools/{_ID}/evaluateautoscale", "Microsoft.Azure.Batch.Protocol.Entities.AutoScaleRun"),
     (rf"/pools/{_ID}/nodes", "nodes"),
     (rf"/pools/{_ID}/nodes/{_ID}", "nodes/@Element"),
     (rf"/pools/{_ID}/nodes/{_ID}/files", "files"),

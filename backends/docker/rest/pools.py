@@ -1,6 +1,7 @@
-"""Routes for pools and their compute nodes: add, get, list, delete, resize, stop resize, remove
-nodes, node counts; list, get, reboot, reimage nodes, disable/enable their scheduling, and the
-endpoint's own Preempt Node (spot nodes)."""
+"""Routes for pools and their compute nodes: add, update, replace properties, get, list, delete,
+resize, stop resize, remove nodes, node counts; enable, disable and evaluate autoscale; list,
+get, reboot, reimage nodes, disable/enable their scheduling, and the endpoint's own Preempt Node
+(spot nodes)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,21 @@ from aiohttp import web
 from azure.batch import models
 
 from jobprep_release.backends.base import TaskState
+from jobprep_release.backends.docker.core.autoscaling import FormulaRefused
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
+from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
-from jobprep_release.backends.docker.rest.replies import accepted, body, created, document, ok
+from jobprep_release.backends.docker.rest.replies import (
+    accepted,
+    body,
+    created,
+    document,
+    ok,
+    updated,
+)
+from jobprep_release.backends.docker.rest.wire import http_date
+from jobprep_release.backends.schema import results, shapes
 
 routes = web.RouteTableDef()
 
@@ -29,9 +41,33 @@ async def _pool_json(ctx: Context, base: str, pool_id: str) -> dict[str, Any]:
 async def add_pool(request: web.Request) -> web.Response:
     ctx = context(request)
     spec = specs.pool_spec(await body(request))
-    await ctx.service.create_pool(spec)
+    try:
+        await ctx.service.create_pool(spec)
+    except FormulaRefused as error:
+        raise _formula_refused(error) from None
     view = await ctx.service.get_pool(spec.id)
     return created(f"{base_url(request)}/pools/{spec.id}", view.etag, view.last_modified)
+
+
+@routes.patch("/pools/{pool}")
+async def update_pool(request: web.Request) -> web.Response:
+    ctx, pool_id = context(request), request.match_info["pool"]
+    update = specs.pool_update(await body(request))
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.update_pool(pool_id, update)
+    pool = await ctx.service.get_pool(pool_id)
+    return updated(200, f"{base_url(request)}/pools/{pool_id}", pool.etag, pool.last_modified)
+
+
+@routes.post("/pools/{pool}/updateproperties")
+async def replace_pool_properties(request: web.Request) -> web.Response:
+    ctx, pool_id = context(request), request.match_info["pool"]
+    start_task, metadata = specs.pool_replacement(await body(request))
+    await ctx.service.get_pool(pool_id)
+    await ctx.service.replace_pool_properties(pool_id, start_task, metadata)
+    pool = await ctx.service.get_pool(pool_id)
+    url = f"{base_url(request)}/pools/{pool_id}/updateproperties"
+    return updated(204, url, pool.etag, pool.last_modified)
 
 
 @routes.get("/pools")
@@ -114,6 +150,55 @@ async def list_pool_node_counts(request: web.Request) -> web.Response:
     return document(page(Query(request.path, request.query), listing, base))
 
 
+async def _changed(request: web.Request, pool_id: str) -> web.Response:
+    """200 with the pool's address, ETag and time, as the service answers Enable and Disable
+    Pool Auto Scale (its recorded answers: no body)."""
+    pool = await context(request).service.get_pool(pool_id)
+    headers = {"DataServiceId": f"{base_url(request)}{request.path}"}
+    if pool.etag is not None:
+        headers["ETag"] = pool.etag
+    if pool.last_modified is not None:
+        headers["Last-Modified"] = http_date(pool.last_modified)
+    return web.Response(status=200, headers=headers)
+
+
+def _formula_refused(error: FormulaRefused) -> RestError:
+    """The service's answer to a formula it refuses: 400, its code and sentence, and the
+    ``Message`` value saying where and why."""
+    return RestError(400, error.code or "", error.sentence, error.values)
+
+
+@routes.post("/pools/{pool}/enableautoscale")
+async def enable_auto_scale(request: web.Request) -> web.Response:
+    ctx, pool_id = context(request), request.match_info["pool"]
+    asked = specs.enable_auto_scale(await body(request))
+    try:
+        await ctx.service.enable_auto_scale(pool_id, asked.formula, asked.interval)
+    except FormulaRefused as error:
+        raise _formula_refused(error) from None
+    return await _changed(request, pool_id)
+
+
+@routes.post("/pools/{pool}/disableautoscale")
+async def disable_auto_scale(request: web.Request) -> web.Response:
+    pool_id = request.match_info["pool"]
+    await context(request).service.disable_auto_scale(pool_id)
+    return await _changed(request, pool_id)
+
+
+@routes.post("/pools/{pool}/evaluateautoscale")
+async def evaluate_auto_scale(request: web.Request) -> web.Response:
+    ctx, pool_id = context(request), request.match_info["pool"]
+    formula = specs.evaluate_auto_scale(await body(request))
+    try:
+        run = await ctx.service.evaluate_auto_scale(pool_id, formula)
+    except FormulaRefused as error:
+        raise _formula_refused(error) from None
+    answer = document(shapes.as_json(results.auto_scale_run_model(run), defaults=False))
+    answer.headers["DataServiceId"] = f"{base_url(request)}{request.path}"
+    return answer
+
+
 # --- nodes -----------------------------------------------------------------------------------
 
 
@@ -159,7 +244,7 @@ async def reboot_node(request: web.Request) -> web.Response:
     if option == _TERMINATE:
         await _end_tasks_on(ctx, node_id)
     await ctx.service.reboot_node(pool_id, node_id)
-    return accepted(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}")
+    return accepted(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}/reboot")
 
 
 @routes.post("/pools/{pool}/nodes/{node}/reimage")
@@ -171,7 +256,7 @@ async def reimage_node(request: web.Request) -> web.Response:
     if option == _TERMINATE:
         await _end_tasks_on(ctx, node_id)
     await ctx.service.reimage_node(pool_id, node_id)
-    return accepted(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}")
+    return accepted(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}/reimage")
 
 
 @routes.post("/pools/{pool}/nodes/{node}/disablescheduling")

@@ -29,6 +29,7 @@ from jobprep_release.backends.base import (
     Task,
     TaskCounts,
     TaskSpec,
+    TaskState,
 )
 from jobprep_release.backends.schema import requests, results, shapes
 
@@ -171,6 +172,9 @@ def node(base: str, pool_id: str, view: ComputeNode, spec: PoolSpec) -> Json:
     model.vm_size = spec.vm_size
     model.virtual_machine_info = models.VirtualMachineInfo(image_reference=reference)
     model.node_agent_info = models.BatchNodeAgentInfo({"version": NODE_AGENT_VERSION})
+    if model.start_task is None and spec.start_task is not None:
+        # Not started there yet: the pool's, which the node runs when it is up.
+        model.start_task = requests.start_task(spec.start_task)
     if view.allocation_time is not None:
         model.node_agent_info.last_update_time = view.allocation_time
     return _with_no_certificates(shapes.as_json(model, defaults=False))
@@ -227,7 +231,35 @@ def task_directory(job_id: str, task_id: str) -> str:
     return f"workitems/{job_id}/job-1/{task_id}"
 
 
+_COMPLETED_TASKS: dict[tuple[str, str, str, int, Task], tuple[TaskSpec, Json]] = {}
+"""Rendered completed tasks, by everything their rendering depends on (the view compared whole,
+the spec by identity: specs are frozen): a page of a large job's list renders each once, not
+on every request."""
+COMPLETED_TASKS_KEPT = 20_000
+
+
 def task(
+    base: str,
+    job_id: str,
+    pool_id: str,
+    view: Task,
+    spec: TaskSpec,
+    job_retries: int,
+) -> Json:
+    """The task's JSON (a new dict each call: callers may drop keys from it)."""
+    if view.state is not TaskState.COMPLETED:
+        return _task(base, job_id, pool_id, view, spec, job_retries)
+    key = (base, job_id, pool_id, job_retries, view)
+    known = _COMPLETED_TASKS.get(key)
+    if known is None or known[0] is not spec:
+        known = (spec, _task(base, job_id, pool_id, view, spec, job_retries))
+        _COMPLETED_TASKS[key] = known
+        if len(_COMPLETED_TASKS) > COMPLETED_TASKS_KEPT:
+            del _COMPLETED_TASKS[next(iter(_COMPLETED_TASKS))]
+    return dict(known[1])
+
+
+def _task(
     base: str,
     job_id: str,
     pool_id: str,

@@ -80,12 +80,12 @@ def accepted(
     return web.Response(status=202, headers=headers)
 
 
-def updated(url: str, etag: str | None, modified: datetime | None) -> web.Response:
-    """200 for an update (Update/Replace Job, Update Task), with the object's new ETag and
-    time."""
+def updated(status: int, url: str, etag: str | None, modified: datetime | None) -> web.Response:
+    """`status` (200 for Update Pool, 204 for Replace Pool Properties, as recorded from the
+    service) without a body, with the operation's address and the object's ETag and time."""
     headers = {"DataServiceId": url}
     _changed(headers, etag, modified)
-    return web.Response(status=200, headers=headers)
+    return web.Response(status=status, headers=headers)
 
 
 def no_content() -> web.Response:

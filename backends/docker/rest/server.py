@@ -6,7 +6,9 @@ default the service is the Docker backend's (engine, state lock, node containers
 jobs and tasks survive, and the next endpoint (or the docker backend) takes them over. With
 `EndpointSettings.executor` set (a `FakeExecutor`, say), the endpoint serves the Batch core over
 that executor in process, its state in `EndpointSettings.store` (in memory by default), its
-time from `EndpointSettings.clock`: no engine is needed.
+time from `EndpointSettings.clock`: no engine is needed. With `EndpointSettings.https` it
+serves HTTPS with its own certificate (`tls.endpoint_certificate`, kept in the state directory)
+and accepts Microsoft Entra ID bearer tokens besides Shared Key (`auth`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 from aiohttp import web
@@ -25,12 +30,15 @@ from jobprep_release.backends.docker.core.clock import Clock
 from jobprep_release.backends.docker.core.executor import NodeExecutor
 from jobprep_release.backends.docker.core.kernel import CoreSettings
 from jobprep_release.backends.docker.core.service import BatchService
-from jobprep_release.backends.docker.core.store import MemoryStore, Store
+from jobprep_release.backends.docker.core.store import MemoryStore, Store, default_state_dir
 from jobprep_release.backends.docker.rest.app import build_app
 from jobprep_release.backends.docker.rest.auth import SharedKey
 from jobprep_release.backends.docker.rest.context import Context, log
 from jobprep_release.backends.docker.rest.interface import EndpointService
 from jobprep_release.backends.docker.settings import DockerSettings
+
+if TYPE_CHECKING:
+    from jobprep_release.backends.docker.rest.tls import Certificate
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8089
@@ -57,6 +65,10 @@ class EndpointSettings:
     store: Store | None = None
     clock: Clock | None = None
     middlewares: Sequence[Middleware] = ()
+    https: bool = False
+    """Serve HTTPS (and accept bearer tokens) with the certificate in `certificate_dir`."""
+    certificate_dir: Path | None = None
+    """Where the certificate is kept (default: the Docker backend's state directory)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +80,8 @@ class RunningEndpoint:
     account: str
     key: str = field(repr=False)
     service: EndpointService | None = field(default=None, repr=False, compare=False)
+    certificate: Path | None = None
+    """With HTTPS, the certificate (PEM) a client trusts."""
 
 
 @asynccontextmanager
@@ -101,7 +115,16 @@ async def _core_service(
 @asynccontextmanager
 async def running_endpoint(settings: EndpointSettings) -> AsyncIterator[RunningEndpoint]:
     """Serve the endpoint until the block ends. Enter and leave it in the same task."""
-    keys = SharedKey(settings.account, settings.key)  # ValueError for a key that is not base64
+    # ValueError for a key that is not base64
+    keys = SharedKey(settings.account, settings.key, bearer_tokens=settings.https)
+    certificate: Certificate | None = None
+    if settings.https:
+        # Imported here: cryptography loads only for an endpoint that serves HTTPS.
+        from jobprep_release.backends.docker.rest.tls import endpoint_certificate
+
+        directory = settings.certificate_dir or settings.docker.state_dir or default_state_dir()
+        made = partial(endpoint_certificate, directory, settings.host)
+        certificate = await anyio.to_thread.run_sync(made)
     services: AbstractAsyncContextManager[EndpointService] = (
         _docker_service(settings)
         if settings.executor is None
@@ -119,12 +142,18 @@ async def running_endpoint(settings: EndpointSettings) -> AsyncIterator[RunningE
                 build_app(ctx, settings.middlewares), access_log=None, handle_signals=False
             )
             await runner.setup()
-            await web.TCPSite(runner, settings.host, settings.port).start()
+            tls = certificate.server_context() if certificate is not None else None
+            await web.TCPSite(runner, settings.host, settings.port, ssl_context=tls).start()
             port = int(runner.addresses[0][1])
-            url = f"http://{settings.host}:{port}"
+            url = f"{'https' if tls else 'http'}://{settings.host}:{port}"
             log.info("endpoint serving", url=url, account=settings.account)
             yield RunningEndpoint(
-                url=url, port=port, account=settings.account, key=settings.key, service=service
+                url=url,
+                port=port,
+                account=settings.account,
+                key=settings.key,
+                service=service,
+                certificate=certificate.certificate if certificate else None,
             )
         finally:
             with anyio.CancelScope(shield=True):

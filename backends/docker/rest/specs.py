@@ -1,6 +1,7 @@
-"""Request bodies to specs: Add Pool, Add Job, Add Task and every other operation's body (Resize
-Pool, Terminate Job, Reboot and Reimage Node, Add Task Collection, Terminate Task) through
-azure-batch's models (`jobprep_release.backends.schema`), every property either kept or refused.
+"""Request bodies to specs: Add Pool, Add Job, Add Task and every other operation's body (Update
+Pool, Replace Pool Properties, Resize Pool, Terminate Job, Reboot and Reimage Node, Add Task
+Collection, Terminate Task) through azure-batch's models (`jobprep_release.backends.schema`),
+every property either kept or refused.
 
 Each body is checked against its SDK model (400 ``MissingRequiredProperty`` or
 ``InvalidPropertyValue`` naming the property's path), read into a spec by the shared mapping,
@@ -31,11 +32,14 @@ from jobprep_release.backends.base import (
     DEFAULT_RESIZE_TIMEOUT,
     DisableJobOption,
     DisableSchedulingOption,
+    ImageReference,
     JobScheduleSpec,
     JobSpec,
     JobUpdate,
     NodeDeallocationOption,
     PoolSpec,
+    PoolUpdate,
+    StartTaskSpec,
     TaskConstraints,
     TaskSpec,
 )
@@ -138,6 +142,12 @@ def _pool_checks(spec: PoolSpec, asked: Mapping[str, Any]) -> None:
 def pool_spec(document: Any) -> PoolSpec:
     """Add Pool's body as a `PoolSpec`; ``image`` is the Docker image an image id names, else
     None (the endpoint's default node image)."""
+    if isinstance(document, Mapping):
+        try:
+            # before the round trip, which leaves an autoscaled pool's targets out
+            _autoscale_checks(document)
+        except PropertyError as error:
+            raise _refusal(error) from None
     spec = read_body(
         models.BatchPoolCreateOptions,
         document,
@@ -146,11 +156,100 @@ def pool_spec(document: Any) -> PoolSpec:
         "Add Pool",
         check=_pool_checks,
     )
-    reference = spec.image_reference
+    image = _docker_image(spec.image_reference)
+    return spec if image is None else replace(spec, image=image)
+
+
+def _docker_image(reference: ImageReference | None) -> str | None:
+    """The Docker image an image reference names (an image id that is no Azure resource id)."""
     image_id = reference.virtual_machine_image_id if reference else None
-    if image_id and not image_id.startswith("/"):
-        return replace(spec, image=image_id)
-    return spec
+    return image_id if image_id and not image_id.startswith("/") else None
+
+
+def _update_checks(update: PoolUpdate, asked: Mapping[str, Any]) -> None:
+    reference = update.image_reference
+    image_id = reference.virtual_machine_image_id if reference else None
+    where = "virtualMachineConfiguration.imageReference.virtualMachineImageId"
+    if image_id and image_id.startswith("/") and not _IMAGE_RESOURCE_ID.fullmatch(image_id):
+        raise PropertyError(where, _IMAGE_ID_FORMS)
+    _resource_files_have_urls(asked, "")
+
+
+def pool_update(document: Any) -> PoolUpdate:
+    """Update Pool's body as a `PoolUpdate`; ``image`` as Add Pool's (`pool_spec`)."""
+    update = read_body(
+        models.BatchPoolUpdateOptions,
+        document,
+        requests.pool_update,
+        requests.pool_update_options,
+        "Update Pool",
+        check=_update_checks,
+    )
+    return replace(update, image=_docker_image(update.image_reference))
+
+
+def pool_replacement(document: Any) -> tuple[StartTaskSpec | None, dict[str, str]]:
+    """Replace Pool Properties' body: the start task (None: removed) and all the metadata."""
+    replacement: tuple[StartTaskSpec | None, dict[str, str]] = read_body(
+        models.BatchPoolReplaceOptions,
+        document,
+        requests.pool_replacement,
+        lambda kept: requests.pool_replace_options(*kept),
+        "Replace Pool Properties",
+        check=lambda kept, asked: _resource_files_have_urls(asked, ""),
+    )
+    return replacement
+
+
+def _autoscale_checks(asked: Mapping[str, Any]) -> None:
+    """Add Pool's autoscale settings as the service validates them (REST Add Pool): with
+    ``enableAutoScale`` a formula is required and the target counts must not be given;
+    without it, neither a formula nor an interval."""
+    if asked.get("enableAutoScale"):
+        if not asked.get("autoScaleFormula"):
+            raise PropertyError("autoScaleFormula")
+        for name in ("targetDedicatedNodes", "targetLowPriorityNodes"):
+            if name in asked:
+                raise PropertyError(name, "not allowed when enableAutoScale is true")
+        return
+    for name in ("autoScaleFormula", "autoScaleEvaluationInterval"):
+        if name in asked:
+            raise PropertyError(name, "allowed only when enableAutoScale is true")
+
+
+@dataclass(frozen=True, slots=True)
+class EnableAutoScale:
+    """Enable Pool Auto Scale's body: a formula and an interval, each None when not given."""
+
+    formula: str | None
+    interval: timedelta | None
+
+
+def enable_auto_scale(document: Any) -> EnableAutoScale:
+    """Enable Pool Auto Scale's body (``autoScaleEvaluationInterval`` 5 minutes to 168 hours)."""
+    return read_body(
+        models.BatchPoolEnableAutoScaleOptions,
+        document,
+        lambda options: EnableAutoScale(
+            options.auto_scale_formula, options.auto_scale_evaluation_interval
+        ),
+        lambda kept: models.BatchPoolEnableAutoScaleOptions(
+            auto_scale_formula=kept.formula, auto_scale_evaluation_interval=kept.interval
+        ),
+        "Enable Pool Auto Scale",
+    )
+
+
+def evaluate_auto_scale(document: Any) -> str:
+    """Evaluate Pool Auto Scale's body: its formula (required)."""
+    formula: str = read_body(
+        models.BatchPoolEvaluateAutoScaleOptions,
+        document,
+        lambda options: options.auto_scale_formula,
+        lambda kept: models.BatchPoolEvaluateAutoScaleOptions(auto_scale_formula=kept),
+        "Evaluate Pool Auto Scale",
+    )
+    return formula
 
 
 # --- jobs ------------------------------------------------------------------------------------

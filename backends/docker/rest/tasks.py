@@ -149,7 +149,7 @@ async def update_task(request: web.Request) -> web.Response:
     await ctx.service.update_task(job_id, task_id, constraints)
     view = await ctx.service.get_task(job_id, task_id)
     url = f"{base_url(request)}/jobs/{job_id}/tasks/{task_id}"
-    return updated(url, view.etag, view.last_modified)
+    return updated(200, url, view.etag, view.last_modified)
 
 
 @routes.post("/jobs/{job}/tasks/{task}/terminate")

@@ -1,7 +1,7 @@
 """The answer to every request no route takes: the Batch operation it is, named, and 501.
 
 Operations of the Batch API that the endpoint does not emulate are named after the REST
-reference (``Enable Pool Auto Scale``), so a client learns exactly what is missing; anything that
+reference (``Stop Pool Resize``), so a client learns exactly what is missing; anything that
 is no Batch operation at all is 400 ``InvalidUri``.
 """
 
@@ -23,11 +23,6 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", rf"/applications/{_ID}", "Get Application"),
     ("GET", r"/poolusagemetrics", "List Pool Usage Metrics"),
     ("GET", r"/supportedimages", "List Supported Images"),
-    ("PATCH", rf"/pools/{_ID}", "Update Pool"),
-    ("POST", rf"/pools/{_ID}/updateproperties", "Replace Pool Properties"),
-    ("POST", rf"/pools/{_ID}/enableautoscale", "Enable Pool Auto Scale"),
-    ("POST", rf"/pools/{_ID}/disableautoscale", "Disable Pool Auto Scale"),
-    ("POST", rf"/pools/{_ID}/evaluateautoscale", "Evaluate Pool Auto Scale"),
     ("POST", rf"{_NODE}/users", "Create Node User"),
     ("PUT", rf"{_NODE}/users/{_ID}", "Replace Node User"),
     ("DELETE", rf"{_NODE}/users/{_ID}", "Delete Node User"),
@@ -43,6 +38,19 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", rf"{_TASK}/subtasksinfo", "List Sub Tasks"),
     ("GET POST DELETE", r"/certificates(/.*)?", "Certificates"),
 )
+_NO_LOGIN = (
+    "nodes are containers without a login service (no SSH or RDP), so there is no user to log "
+    "in as nor an address and port to log in at; give the pool userAccounts and run commands "
+    "as tasks under userIdentity.username"
+)
+_DETAILS = {
+    "Create Node User": _NO_LOGIN,
+    "Replace Node User": _NO_LOGIN,
+    "Delete Node User": _NO_LOGIN,
+    "Get Node Remote Login Settings": _NO_LOGIN,
+}
+"""Why an operation is refused, where the name alone does not say what to do instead."""
+
 _COMPILED = tuple(
     (frozenset(methods.split()), re.compile(pattern), name)
     for methods, pattern, name in _OPERATIONS
@@ -60,7 +68,7 @@ async def unrouted(request: web.Request) -> web.Response:
     """Raise the error for a request no route of the endpoint takes."""
     name = operation_name(request.method, request.path)
     if name is not None:
-        raise not_supported(f"{name} ({request.method} {request.path})")
+        raise not_supported(f"{name} ({request.method} {request.path})", _DETAILS.get(name, ""))
     raise RestError(
         400,
         "InvalidUri",
