@@ -688,11 +688,19 @@ def job_spec(job: models.BatchJobCreateOptions | models.BatchJob) -> JobSpec:
 
 
 def job_schedule_create_options(spec: JobScheduleSpec) -> models.BatchJobScheduleCreateOptions:
+    schedule = spec.schedule
+    specification = job_create_options(spec.job).as_dict()
+    specification.pop("id", None)
     return models.BatchJobScheduleCreateOptions(
         id=spec.id,
         display_name=spec.display_name,
-        schedule=_schedule_configuration(spec.schedule),
-        job_specification=_job_specification(spec.job),
+        schedule=models.BatchJobScheduleConfiguration(
+            do_not_run_until=schedule.do_not_run_until,
+            do_not_run_after=schedule.do_not_run_after,
+            start_window=schedule.start_window,
+            recurrence_interval=schedule.recurrence_interval,
+        ),
+        job_specification=models.BatchJobSpecification(specification),
         metadata=metadata_items(spec.metadata),
     )
 
