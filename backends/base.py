@@ -484,17 +484,6 @@ class JobScheduleSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class JobScheduleUpdate:
-    """Update Job Schedule (PATCH): what is given replaces the schedule's, None leaves it;
-    Replace Job Schedule (PUT): None is the default (no metadata; `schedule` the default
-    schedule). Only jobs created after the change follow it."""
-
-    schedule: Schedule | None = None
-    job: JobSpec | None = None
-    metadata: Mapping[str, str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class TaskSpec:
     id: str
     command_line: str
@@ -949,12 +938,4 @@ class BatchBackend(Protocol):
 
     async def delete_job_schedule(self, schedule_id: str) -> None:
         """Delete Job Schedule and its jobs (returns once the deletion is accepted)."""
-        ...
-
-    async def update_job_schedule(self, schedule_id: str, update: JobScheduleUpdate) -> None:
-        """Update Job Schedule: what `update` gives replaces the schedule's."""
-        ...
-
-    async def replace_job_schedule(self, schedule_id: str, update: JobScheduleUpdate) -> None:
-        """Replace Job Schedule: every property replaced (`update.job` required)."""
         ...

@@ -34,7 +34,6 @@ from jobprep_release.backends.base import (
     Job,
     JobSchedule,
     JobScheduleSpec,
-    JobScheduleUpdate,
     JobSpec,
     JobUpdate,
     NodeDeallocationOption,
@@ -61,8 +60,6 @@ from jobprep_release.backends.schema.requests import (
     job_create_options,
     job_replacement,
     job_schedule_create_options,
-    job_schedule_replacement,
-    job_schedule_update_options,
     job_spec,
     job_update_options,
     pool_create_options,
@@ -386,14 +383,6 @@ class AzureBackend:
                 )
             ]
         return [job_view(job) for job in found]
-
-    async def update_job_schedule(self, schedule_id: str, update: JobScheduleUpdate) -> None:
-        async with self._call(f"update job schedule {schedule_id}"):
-            await self._client.update_job_schedule(schedule_id, job_schedule_update_options(update))
-
-    async def replace_job_schedule(self, schedule_id: str, update: JobScheduleUpdate) -> None:
-        async with self._call(f"replace job schedule {schedule_id}"):
-            await self._client.replace_job_schedule(schedule_id, job_schedule_replacement(update))
 
     async def disable_job_schedule(self, schedule_id: str) -> None:
         async with self._call(f"disable job schedule {schedule_id}"):

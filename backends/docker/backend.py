@@ -28,7 +28,6 @@ from jobprep_release.backends.base import (
     Job,
     JobSchedule,
     JobScheduleSpec,
-    JobScheduleUpdate,
     JobSpec,
     JobUpdate,
     NodeDeallocationOption,
@@ -361,11 +360,3 @@ class DockerBackend:
     async def delete_job_schedule(self, schedule_id: str) -> None:
         with _atomic():
             await self.service.delete_job_schedule(schedule_id)
-
-    async def update_job_schedule(self, schedule_id: str, update: JobScheduleUpdate) -> None:
-        with _atomic():
-            await self.service.update_job_schedule(schedule_id, update)
-
-    async def replace_job_schedule(self, schedule_id: str, update: JobScheduleUpdate) -> None:
-        with _atomic():
-            await self.service.replace_job_schedule(schedule_id, update)

@@ -38,7 +38,6 @@ from jobprep_release.backends.base import (
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     JobScheduleSpec,
-    JobScheduleUpdate,
     JobSpec,
     JobUpdate,
     NodeFillType,
@@ -728,56 +727,6 @@ def job_schedule_spec(
     )
 
 
-def _schedule_configuration(schedule: Schedule) -> models.BatchJobScheduleConfiguration:
-    return models.BatchJobScheduleConfiguration(
-        do_not_run_until=schedule.do_not_run_until,
-        do_not_run_after=schedule.do_not_run_after,
-        start_window=schedule.start_window,
-        recurrence_interval=schedule.recurrence_interval,
-    )
-
-
-def _job_specification(spec: JobSpec) -> models.BatchJobSpecification:
-    specification = job_create_options(spec).as_dict()
-    specification.pop("id", None)
-    return models.BatchJobSpecification(specification)
-
-
-def job_schedule_update_options(update: JobScheduleUpdate) -> models.BatchJobScheduleUpdateOptions:
-    """Update Job Schedule's body (what `update` gives)."""
-    return models.BatchJobScheduleUpdateOptions(
-        schedule=_schedule_configuration(update.schedule) if update.schedule else None,
-        job_specification=_job_specification(update.job) if update.job else None,
-        metadata=None if update.metadata is None else metadata_items(update.metadata) or [],
-    )
-
-
-def job_schedule_replacement(update: JobScheduleUpdate) -> models.BatchJobSchedule:
-    """Replace Job Schedule's body."""
-    return models.BatchJobSchedule(job_schedule_update_options(update).as_dict())
-
-
-def job_schedule_update(
-    options: models.BatchJobScheduleUpdateOptions | models.BatchJobSchedule,
-) -> JobScheduleUpdate:
-    """Update (or Replace) Job Schedule's body: what it leaves out is None."""
-    schedule = None
-    if options.schedule is not None:
-        schedule = job_schedule_spec(
-            models.BatchJobScheduleCreateOptions(
-                {"schedule": options.schedule.as_dict(), "jobSpecification": {}}
-            )
-        ).schedule
-    specification = options.job_specification
-    return JobScheduleUpdate(
-        schedule=schedule,
-        job=None
-        if specification is None
-        else job_spec(models.BatchJobCreateOptions(specification.as_dict())),
-        metadata=None if options.metadata is None else metadata(options.metadata),
-    )
-
-
 # --- tasks -----------------------------------------------------------------------------------
 
 
@@ -931,7 +880,6 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "displayName": _DISPLAY_NAME,
         "metadata": _unique_names,
     },
-    models.BatchJobScheduleUpdateOptions: {"metadata": _unique_names},
     models.BatchJobScheduleConfiguration: {
         "startWindow": _at_least(timedelta(minutes=1)),
         "recurrenceInterval": _at_least(timedelta(minutes=1)),

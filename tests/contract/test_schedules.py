@@ -14,7 +14,6 @@ import anyio
 from jobprep_release.backends.base import (
     JobScheduleSpec,
     JobScheduleState,
-    JobScheduleUpdate,
     JobSpec,
     JobState,
     Schedule,
@@ -50,13 +49,6 @@ async def test_a_schedule_creates_its_job_and_ends_with_it(open_backend: Backend
             assert (schedule.state, schedule.recent_job_id) == (JobScheduleState.ACTIVE, job_id)
             assert await backend.job_schedule_exists(schedule_id)
             assert schedule_id in [found.id for found in await backend.list_job_schedules()]
-            # Update and Replace apply to the jobs created after them; the schedule shows them.
-            urgent = JobSpec(id="", pool_id=batch.pool_id, priority=900)
-            await backend.update_job_schedule(
-                schedule_id, JobScheduleUpdate(job=urgent, metadata={"kind": "updated"})
-            )
-            assert (await backend.get_job_spec(job_id)).priority == 7
-            await backend.replace_job_schedule(schedule_id, JobScheduleUpdate(job=urgent))
             await backend.disable_job_schedule(schedule_id)
             disabled = await backend.get_job_schedule(schedule_id)
             assert disabled.state is JobScheduleState.DISABLED

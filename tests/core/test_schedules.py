@@ -9,7 +9,6 @@ terminateReason ``TerminateJobSchedule``."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,7 +16,6 @@ import pytest
 from jobprep_release.backends.base import (
     JobScheduleSpec,
     JobScheduleState,
-    JobScheduleUpdate,
     JobSpec,
     JobState,
     Schedule,
@@ -149,22 +147,3 @@ async def test_disable_enable_terminate_and_delete() -> None:
         assert gone.value.code == "JobScheduleNotFound"
         with pytest.raises(NotFound):
             await core.service.get_job("nightly:job-1")
-
-
-async def test_update_and_replace_apply_to_the_jobs_created_after_them() -> None:
-    async with running_core() as core:
-        await core.service.create_pool(pool_spec(1))
-        await core.service.create_job_schedule(
-            replace(schedule_spec(Schedule(recurrence_interval=MINUTE)), metadata={"a": "1"})
-        )
-        urgent = JobSpec(id="", pool_id=POOL, priority=50)
-        await core.service.update_job_schedule("nightly", JobScheduleUpdate(job=urgent))
-        assert core.service.job_schedule_spec("nightly").metadata == {"a": "1"}
-        assert core.service.job_spec("nightly:job-1").priority == 0  # the active job keeps its
-        await core.service.terminate_job("nightly:job-1")
-        await minutes(core, 1)
-        assert core.service.job_spec("nightly:job-2").priority == 50
-        await core.service.replace_job_schedule("nightly", JobScheduleUpdate(job=urgent))
-        spec = core.service.job_schedule_spec("nightly")
-        # Replace: no metadata, the default schedule (no recurrence).
-        assert (spec.metadata, spec.schedule) == ({}, Schedule())

@@ -18,9 +18,7 @@ from jobprep_release.backends.base import (
     JobSchedule,
     JobScheduleSpec,
     JobScheduleState,
-    JobScheduleUpdate,
     JobState,
-    Schedule,
     check_id,
 )
 from jobprep_release.backends.docker.core import deletions, jobs, views
@@ -216,40 +214,3 @@ async def _carry_on_deleting(core: Core, record: ScheduleRecord) -> None:
     if not remaining:
         del core.state.schedules[record.spec.id.lower()]
         await core.persist()
-
-
-async def update_schedule(
-    core: Core, schedule_id: str, update: JobScheduleUpdate, *, replace_all: bool
-) -> None:
-    """Update Job Schedule (what `update` leaves None stays) or Replace Job Schedule (it takes
-    the default). REST: "Changes to a Job Schedule only impact Jobs created by the schedule
-    after the update has taken place; currently running Jobs are unaffected." Inferred: a new
-    schedule's next run is at its doNotRunUntil, or at once, unless the schedule does not recur
-    and already created its job."""
-    record = _unended(core, schedule_id)
-    spec = record.spec
-    if replace_all and update.job is None:
-        raise InvalidRequest("jobSpecification is required", code="MissingRequiredProperty")
-    schedule_given = update.schedule is not None or replace_all
-    new = replace(
-        spec,
-        schedule=update.schedule or (Schedule() if replace_all else spec.schedule),
-        job=update.job or spec.job,
-        metadata=dict(update.metadata or ({} if replace_all else spec.metadata)),
-    )
-    if not new.job.pool_id:
-        raise InvalidRequest(
-            "jobSpecification.poolInfo.poolId is required", code="MissingRequiredProperty"
-        )
-    record.spec = new
-    now = core.now()
-    if schedule_given:
-        until = new.schedule.do_not_run_until
-        recurs = new.schedule.recurrence_interval is not None
-        if recurs or record.created_jobs == 0:
-            record.next_run = max(now, until.timestamp()) if until is not None else now
-        else:
-            record.next_run = None
-    touch(record, now)
-    await core.persist()
-    await tick(core)

@@ -27,7 +27,6 @@ from jobprep_release.backends.base import (
     Job,
     JobSchedule,
     JobScheduleSpec,
-    JobScheduleUpdate,
     JobSpec,
     JobUpdate,
     NodeDeallocationOption,
@@ -373,14 +372,6 @@ class BatchService:
         core = self._core
         ids = schedules.job_ids(core, schedules.schedule(core, schedule_id))
         return [views.job_view(core.job(job_id)) for job_id in ids]
-
-    async def update_job_schedule(self, schedule_id: str, update: JobScheduleUpdate) -> None:
-        """Update Job Schedule: what `update` gives replaces the schedule's."""
-        await schedules.update_schedule(self._core, schedule_id, update, replace_all=False)
-
-    async def replace_job_schedule(self, schedule_id: str, update: JobScheduleUpdate) -> None:
-        """Replace Job Schedule: every property replaced, defaults where `update` is None."""
-        await schedules.update_schedule(self._core, schedule_id, update, replace_all=True)
 
     async def disable_job_schedule(self, schedule_id: str) -> None:
         await schedules.disable_schedule(self._core, schedule_id)

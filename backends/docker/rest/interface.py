@@ -18,7 +18,6 @@ from jobprep_release.backends.base import (
     Job,
     JobSchedule,
     JobScheduleSpec,
-    JobScheduleUpdate,
     JobSpec,
     JobUpdate,
     Pool,
@@ -262,12 +261,4 @@ class EndpointService(NodeAdministration, Protocol):
 
     async def delete_job_schedule(self, schedule_id: str) -> None:
         """Delete Job Schedule (its jobs too)."""
-        ...
-
-    async def update_job_schedule(self, schedule_id: str, update: JobScheduleUpdate) -> None:
-        """Update Job Schedule (PATCH)."""
-        ...
-
-    async def replace_job_schedule(self, schedule_id: str, update: JobScheduleUpdate) -> None:
-        """Replace Job Schedule (PUT)."""
         ...

@@ -1,6 +1,5 @@
-"""Routes for job schedules: add, get, exists (HEAD), list (``$filter``, ``$select``), update
-(PATCH), replace (PUT), disable, enable, terminate, delete, and the jobs a schedule created (List
-Jobs From Schedule)."""
+"""Routes for job schedules: add, get, exists (HEAD), list (``$filter``, ``$select``), disable,
+enable, terminate, delete, and the jobs a schedule created (List Jobs From Schedule)."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from jobprep_release.backends.docker.rest.replies import (
     created,
     document,
     no_content,
-    updated,
 )
 from jobprep_release.backends.schema import results, shapes
 
@@ -83,30 +81,6 @@ async def list_jobs_from_schedule(request: web.Request) -> web.Response:
         names=render.names(models.BatchJob),
     )
     return document(page(Query(request.path, request.query), listing, base))
-
-
-@routes.patch("/jobschedules/{schedule}")
-async def update_job_schedule(request: web.Request) -> web.Response:
-    schedule_id, update = (
-        request.match_info["schedule"],
-        specs.job_schedule_update(await body(request)),
-    )
-    await context(request).service.update_job_schedule(schedule_id, update)
-    return await _updated(request, schedule_id)
-
-
-@routes.put("/jobschedules/{schedule}")
-async def replace_job_schedule(request: web.Request) -> web.Response:
-    schedule_id = request.match_info["schedule"]
-    update = specs.job_schedule_replacement(await body(request))
-    await context(request).service.replace_job_schedule(schedule_id, update)
-    return await _updated(request, schedule_id)
-
-
-async def _updated(request: web.Request, schedule_id: str) -> web.Response:
-    view = await context(request).service.get_job_schedule(schedule_id)
-    url = f"{base_url(request)}/jobschedules/{schedule_id}"
-    return updated(200, url, view.etag, view.last_modified)
 
 
 _OPERATIONS = {

@@ -34,7 +34,6 @@ from jobprep_release.backends.base import (
     DisableSchedulingOption,
     ImageReference,
     JobScheduleSpec,
-    JobScheduleUpdate,
     JobSpec,
     JobUpdate,
     NodeDeallocationOption,
@@ -330,33 +329,6 @@ def job_schedule_spec(document: Any) -> JobScheduleSpec:
         "Add Job Schedule",
         check=_schedule_checks,
     )
-
-
-def job_schedule_update(document: Any) -> JobScheduleUpdate:
-    """Update Job Schedule's body (PATCH): what it leaves out stays."""
-    return read_body(
-        models.BatchJobScheduleUpdateOptions,
-        document,
-        requests.job_schedule_update,
-        requests.job_schedule_update_options,
-        "Update Job Schedule",
-    )
-
-
-def job_schedule_replacement(document: Any) -> JobScheduleUpdate:
-    """Replace Job Schedule's body (PUT; ``jobSpecification`` required)."""
-    update = read_body(
-        models.BatchJobSchedule,
-        document,
-        requests.job_schedule_update,
-        requests.job_schedule_replacement,
-        "Replace Job Schedule",
-    )
-    if update.job is None:
-        raise _refusal(PropertyError("jobSpecification"))
-    if not update.job.pool_id:
-        raise _refusal(PropertyError("jobSpecification.poolInfo.poolId"))
-    return update
 
 
 # --- tasks -----------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("POST", rf"{_NODE}/uploadbatchservicelogs", "Upload Node Logs"),
     ("GET", rf"{_NODE}/extensions", "List Node Extensions"),
     ("GET", rf"{_NODE}/extensions/{_ID}", "Get Node Extension"),
+    ("PATCH", rf"/jobschedules/{_ID}", "Update Job Schedule"),
+    ("PUT", rf"/jobschedules/{_ID}", "Replace Job Schedule"),
     ("GET POST PUT PATCH DELETE HEAD", r"/jobschedules(/.*)?", "Job Schedules"),
     ("GET", rf"{_TASK}/subtasksinfo", "List Sub Tasks"),
     ("GET POST DELETE", r"/certificates(/.*)?", "Certificates"),
