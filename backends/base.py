@@ -127,14 +127,6 @@ class TaskState(StrEnum):
     COMPLETED = "completed"
 
 
-class JobScheduleState(StrEnum):
-    ACTIVE = "active"
-    COMPLETED = "completed"
-    DISABLED = "disabled"
-    TERMINATING = "terminating"
-    DELETING = "deleting"
-
-
 class PrepReleaseTaskState(StrEnum):
     """State of a job preparation or release task on one node."""
 
@@ -459,31 +451,6 @@ class JobUpdate:
 
 
 @dataclass(frozen=True, slots=True)
-class Schedule:
-    """When a job schedule creates jobs (REST BatchJobScheduleConfiguration): from
-    `do_not_run_until` (None: at once), never after `do_not_run_after`, each within
-    `start_window` of its time (None: no limit), every `recurrence_interval` (None: once)."""
-
-    do_not_run_until: datetime | None = None
-    do_not_run_after: datetime | None = None
-    start_window: timedelta | None = None
-    recurrence_interval: timedelta | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JobScheduleSpec:
-    """A job schedule to create: its schedule and the job it creates (`job`, the REST
-    ``jobSpecification``; its `id` is not used: the service names each job
-    ``<schedule id>:job-<n>``)."""
-
-    id: str
-    schedule: Schedule
-    job: JobSpec
-    display_name: str | None = None
-    metadata: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
 class TaskSpec:
     id: str
     command_line: str
@@ -613,23 +580,6 @@ class Job:
     previous_state_transition_time: datetime | None = None
     end_time: datetime | None = None
     """When the job completed (its ``executionInfo.endTime``); None until then."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobSchedule:
-    """A job schedule as the service reports it (REST BatchJobSchedule, its executionInfo)."""
-
-    id: str
-    state: JobScheduleState
-    next_run_time: datetime | None = None
-    recent_job_id: str | None = None
-    end_time: datetime | None = None
-    creation_time: datetime | None = None
-    last_modified: datetime | None = None
-    etag: str | None = None
-    state_transition_time: datetime | None = None
-    previous_state: JobScheduleState | None = None
-    previous_state_transition_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -901,41 +851,4 @@ class BatchBackend(Protocol):
     ) -> None:
         """Delete Task File, `path` relative to the task's directory on its node (as
         `delete_node_file`)."""
-        ...
-
-    async def create_job_schedule(self, spec: JobScheduleSpec) -> None:
-        """Add Job Schedule: it creates its jobs (``<id>:job-<n>``) as its schedule says.
-        `AlreadyExists` (``JobScheduleExists``)."""
-        ...
-
-    async def get_job_schedule(self, schedule_id: str) -> JobSchedule:
-        """One job schedule; `NotFound` (``JobScheduleNotFound``)."""
-        ...
-
-    async def list_job_schedules(self) -> list[JobSchedule]:
-        """Every job schedule."""
-        ...
-
-    async def job_schedule_exists(self, schedule_id: str) -> bool:
-        """Whether the job schedule exists."""
-        ...
-
-    async def list_jobs_from_schedule(self, schedule_id: str) -> list[Job]:
-        """The jobs the schedule created that still exist."""
-        ...
-
-    async def disable_job_schedule(self, schedule_id: str) -> None:
-        """Disable Job Schedule: it creates no job until enabled."""
-        ...
-
-    async def enable_job_schedule(self, schedule_id: str) -> None:
-        """Enable Job Schedule."""
-        ...
-
-    async def terminate_job_schedule(self, schedule_id: str) -> None:
-        """Terminate Job Schedule: its active job is terminated, then it is completed."""
-        ...
-
-    async def delete_job_schedule(self, schedule_id: str) -> None:
-        """Delete Job Schedule and its jobs (returns once the deletion is accepted)."""
         ...

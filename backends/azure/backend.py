@@ -32,8 +32,6 @@ from jobprep_release.backends.base import (
     DisableJobOption,
     DisableSchedulingOption,
     Job,
-    JobSchedule,
-    JobScheduleSpec,
     JobSpec,
     JobUpdate,
     NodeDeallocationOption,
@@ -59,7 +57,6 @@ from jobprep_release.backends.errors import (
 from jobprep_release.backends.schema.requests import (
     job_create_options,
     job_replacement,
-    job_schedule_create_options,
     job_spec,
     job_update_options,
     pool_create_options,
@@ -72,7 +69,6 @@ from jobprep_release.backends.schema.requests import (
 )
 from jobprep_release.backends.schema.results import (
     auto_scale_run_view,
-    job_schedule_view,
     job_view,
     node_view,
     pool_node_counts_view,
@@ -350,60 +346,6 @@ class AzureBackend:
     async def enable_job(self, job_id: str) -> None:
         async with self._call(f"enable job {job_id}"):
             await self._client.begin_enable_job(job_id, polling_interval=self._lro_poll_interval)
-
-    # --- job schedules -----------------------------------------------------------------------
-
-    async def create_job_schedule(self, spec: JobScheduleSpec) -> None:
-        async with self._call(f"create job schedule {spec.id}"):
-            await self._client.create_job_schedule(job_schedule_create_options(spec))
-
-    async def get_job_schedule(self, schedule_id: str) -> JobSchedule:
-        async with self._call(f"get job schedule {schedule_id}"):
-            schedule = await self._client.get_job_schedule(schedule_id)
-        return job_schedule_view(schedule)
-
-    async def list_job_schedules(self) -> list[JobSchedule]:
-        async with self._call("list job schedules"):
-            found = [schedule async for schedule in self._client.list_job_schedules()]
-        return [job_schedule_view(schedule) for schedule in found]
-
-    async def job_schedule_exists(self, schedule_id: str) -> bool:
-        try:
-            async with self._call(f"look for job schedule {schedule_id}"):
-                return bool(await self._client.job_schedule_exists(schedule_id))
-        except NotFound:  # azure-batch 15 raises for the 404 instead of answering False
-            return False
-
-    async def list_jobs_from_schedule(self, schedule_id: str) -> list[Job]:
-        async with self._call(f"list the jobs of job schedule {schedule_id}"):
-            found = [
-                job
-                async for job in self._client.list_jobs_from_schedule(
-                    schedule_id, select=JOB_SELECT
-                )
-            ]
-        return [job_view(job) for job in found]
-
-    async def disable_job_schedule(self, schedule_id: str) -> None:
-        async with self._call(f"disable job schedule {schedule_id}"):
-            await self._client.disable_job_schedule(schedule_id)
-
-    async def enable_job_schedule(self, schedule_id: str) -> None:
-        async with self._call(f"enable job schedule {schedule_id}"):
-            await self._client.enable_job_schedule(schedule_id)
-
-    async def terminate_job_schedule(self, schedule_id: str) -> None:
-        async with self._call(f"terminate job schedule {schedule_id}"):
-            # Only the request: the caller polls `get_job_schedule`.
-            await self._client.begin_terminate_job_schedule(
-                schedule_id, polling_interval=self._lro_poll_interval
-            )
-
-    async def delete_job_schedule(self, schedule_id: str) -> None:
-        async with self._call(f"delete job schedule {schedule_id}"):
-            await self._client.begin_delete_job_schedule(
-                schedule_id, polling_interval=self._lro_poll_interval
-            )
 
     async def list_prep_release_status(self, job_id: str) -> list[PrepReleaseStatus]:
         async with self._call(f"list preparation and release status of job {job_id}"):

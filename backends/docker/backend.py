@@ -26,8 +26,6 @@ from jobprep_release.backends.base import (
     DisableJobOption,
     DisableSchedulingOption,
     Job,
-    JobSchedule,
-    JobScheduleSpec,
     JobSpec,
     JobUpdate,
     NodeDeallocationOption,
@@ -47,7 +45,6 @@ from jobprep_release.backends.docker.core.store import StateStore, default_state
 from jobprep_release.backends.docker.node.engine import Engine
 from jobprep_release.backends.docker.node.executor import DockerExecutor
 from jobprep_release.backends.docker.settings import DockerSettings
-from jobprep_release.backends.errors import NotFound
 
 
 def _atomic() -> anyio.CancelScope:
@@ -324,39 +321,3 @@ class DockerBackend:
         self, job_id: str, task_id: str, path: str, *, recursive: bool = False
     ) -> None:
         await self.service.delete_task_file(job_id, task_id, path, recursive=recursive)
-
-    async def create_job_schedule(self, spec: JobScheduleSpec) -> None:
-        with _atomic():
-            await self.service.create_job_schedule(spec)
-
-    async def get_job_schedule(self, schedule_id: str) -> JobSchedule:
-        return await self.service.get_job_schedule(schedule_id)
-
-    async def list_job_schedules(self) -> list[JobSchedule]:
-        return await self.service.list_job_schedules()
-
-    async def job_schedule_exists(self, schedule_id: str) -> bool:
-        try:
-            await self.service.get_job_schedule(schedule_id)
-        except NotFound:
-            return False
-        return True
-
-    async def list_jobs_from_schedule(self, schedule_id: str) -> list[Job]:
-        return await self.service.list_jobs_from_schedule(schedule_id)
-
-    async def disable_job_schedule(self, schedule_id: str) -> None:
-        with _atomic():
-            await self.service.disable_job_schedule(schedule_id)
-
-    async def enable_job_schedule(self, schedule_id: str) -> None:
-        with _atomic():
-            await self.service.enable_job_schedule(schedule_id)
-
-    async def terminate_job_schedule(self, schedule_id: str) -> None:
-        with _atomic():
-            await self.service.terminate_job_schedule(schedule_id)
-
-    async def delete_job_schedule(self, schedule_id: str) -> None:
-        with _atomic():
-            await self.service.delete_job_schedule(schedule_id)

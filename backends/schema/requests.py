@@ -37,7 +37,6 @@ from jobprep_release.backends.base import (
     JobConstraints,
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
-    JobScheduleSpec,
     JobSpec,
     JobUpdate,
     NodeFillType,
@@ -46,7 +45,6 @@ from jobprep_release.backends.base import (
     PoolSpec,
     PoolUpdate,
     ResourceFile,
-    Schedule,
     StartTaskSpec,
     TaskConstraints,
     TaskDependencies,
@@ -683,50 +681,6 @@ def job_spec(job: models.BatchJobCreateOptions | models.BatchJob) -> JobSpec:
     )
 
 
-# --- job schedules ---------------------------------------------------------------------------
-
-
-def job_schedule_create_options(spec: JobScheduleSpec) -> models.BatchJobScheduleCreateOptions:
-    schedule = spec.schedule
-    specification = job_create_options(spec.job).as_dict()
-    specification.pop("id", None)
-    return models.BatchJobScheduleCreateOptions(
-        id=spec.id,
-        display_name=spec.display_name,
-        schedule=models.BatchJobScheduleConfiguration(
-            do_not_run_until=schedule.do_not_run_until,
-            do_not_run_after=schedule.do_not_run_after,
-            start_window=schedule.start_window,
-            recurrence_interval=schedule.recurrence_interval,
-        ),
-        job_specification=models.BatchJobSpecification(specification),
-        metadata=metadata_items(spec.metadata),
-    )
-
-
-def job_schedule_spec(
-    schedule: models.BatchJobScheduleCreateOptions | models.BatchJobSchedule,
-) -> JobScheduleSpec:
-    """A job schedule's settings (a request's, or as the service reports them)."""
-    configuration = schedule.schedule or models.BatchJobScheduleConfiguration()
-    specification = schedule.job_specification
-    job = job_spec(
-        models.BatchJobCreateOptions({**(specification.as_dict() if specification else {})})
-    )
-    return JobScheduleSpec(
-        id=schedule.id or "",
-        schedule=Schedule(
-            do_not_run_until=configuration.do_not_run_until,
-            do_not_run_after=configuration.do_not_run_after,
-            start_window=limited(configuration.start_window),
-            recurrence_interval=configuration.recurrence_interval,
-        ),
-        job=job,
-        display_name=schedule.display_name,
-        metadata=metadata(schedule.metadata),
-    )
-
-
 # --- tasks -----------------------------------------------------------------------------------
 
 
@@ -874,22 +828,6 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "priority": _within(-1000, 1000),
         "maxParallelTasks": _parallel,
         "metadata": _unique_names,
-    },
-    models.BatchJobScheduleCreateOptions: {
-        "id": _id,
-        "displayName": _DISPLAY_NAME,
-        "metadata": _unique_names,
-    },
-    models.BatchJobScheduleConfiguration: {
-        "startWindow": _at_least(timedelta(minutes=1)),
-        "recurrenceInterval": _at_least(timedelta(minutes=1)),
-    },
-    models.BatchJobSpecification: {
-        "displayName": _DISPLAY_NAME,
-        "priority": _within(-1000, 1000),
-        "maxParallelTasks": _parallel,
-        "metadata": _unique_names,
-        "commonEnvironmentSettings": _unique_names,
     },
     models.BatchStartTask: {
         "environmentSettings": _unique_names,

@@ -25,9 +25,6 @@ from jobprep_release.backends.base import (
     ExecutionResult,
     FailureInfo,
     Job,
-    JobSchedule,
-    JobScheduleSpec,
-    JobScheduleState,
     JobSpec,
     JobState,
     NodeFillType,
@@ -50,7 +47,6 @@ from jobprep_release.backends.base import (
 from jobprep_release.backends.schema.requests import (
     choice,
     job_create_options,
-    job_schedule_create_options,
     optional_choice,
     pool_create_options,
     start_task,
@@ -89,9 +85,7 @@ def _set_known(model: Any, **values: Any) -> None:
             setattr(model, name, value)
 
 
-def _set_history(
-    model: HistoryModel | models.BatchJobSchedule, view: Pool | Job | Task | JobSchedule
-) -> None:
+def _set_history(model: HistoryModel, view: Pool | Job | Task) -> None:
     _set_known(
         model,
         etag=view.etag,
@@ -288,45 +282,6 @@ def job_model(view: Job, spec: JobSpec) -> models.BatchJob:
         job.previous_state = view.previous_state.value
         _set_known(job, previous_state_transition_time=view.previous_state_transition_time)
     return job
-
-
-def job_schedule_model(view: JobSchedule, spec: JobScheduleSpec) -> models.BatchJobSchedule:
-    """The job schedule as the service reports it: settings from `spec`, state, history and
-    execution info from `view`."""
-    schedule = models.BatchJobSchedule(job_schedule_create_options(spec).as_dict())
-    schedule.state = view.state.value
-    schedule.execution_info = models.BatchJobScheduleExecutionInfo()
-    _set_known(
-        schedule.execution_info,
-        next_run_time=view.next_run_time,
-        end_time=view.end_time,
-    )
-    if view.recent_job_id is not None:
-        schedule.execution_info.recent_job = models.RecentBatchJob(id=view.recent_job_id)
-    _set_history(schedule, view)
-    if view.previous_state is not None:
-        schedule.previous_state = view.previous_state.value
-        _set_known(schedule, previous_state_transition_time=view.previous_state_transition_time)
-    return schedule
-
-
-def job_schedule_view(schedule: models.BatchJobSchedule) -> JobSchedule:
-    """A job schedule as read from the service."""
-    info = schedule.execution_info
-    recent = info.recent_job if info else None
-    return JobSchedule(
-        id=schedule.id or "",
-        state=choice(JobScheduleState, schedule.state, JobScheduleState.ACTIVE),
-        next_run_time=info.next_run_time if info else None,
-        recent_job_id=recent.id if recent else None,
-        end_time=info.end_time if info else None,
-        creation_time=schedule.creation_time,
-        last_modified=schedule.last_modified,
-        etag=schedule.etag,
-        state_transition_time=schedule.state_transition_time,
-        previous_state=optional_choice(JobScheduleState, schedule.previous_state),
-        previous_state_transition_time=schedule.previous_state_transition_time,
-    )
 
 
 # --- tasks and their execution ---------------------------------------------------------------

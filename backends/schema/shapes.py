@@ -382,7 +382,6 @@ DEFAULTS: Mapping[type, Mapping[str, Any]] = {
     models.BatchTaskSchedulingPolicy: {"nodeFillType": "spread", "jobDefaultOrder": "none"},
     models.BatchJobCreateOptions: _JOB,
     models.BatchJob: _JOB,
-    models.BatchJobSpecification: _JOB,
     models.BatchJobConstraints: {"maxWallClockTime": UNLIMITED, "maxTaskRetryCount": 0},
     models.BatchJobPreparationTask: {
         "id": "jobpreparation",

@@ -160,9 +160,13 @@ async def test_unemulated_operations_are_named(state_dir: Path) -> None:
             await call(client, "POST", "/pools/p/nodes/n/deallocate", body={}), 501, "NotSupported"
         )
         assert "Deallocate Node" in message
-        schedule = {"schedule": {"recurrenceInterval": "PT5M"}}
-        assert "Update Job Schedule" in refused(
-            await call(client, "PATCH", "/jobschedules/s", body=schedule), 501, "NotSupported"
+        schedule = {
+            "id": "schedule",
+            "schedule": {"recurrenceInterval": "PT5M"},
+            "jobSpecification": {"poolInfo": {"poolId": "p"}},
+        }
+        assert "Job Schedules" in refused(
+            await call(client, "POST", "/jobschedules", body=schedule), 501, "NotSupported"
         )
         assert "List Node Extensions" in refused(
             await call(client, "GET", "/pools/p/nodes/n/extensions"), 501, "NotSupported"

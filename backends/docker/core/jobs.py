@@ -61,12 +61,6 @@ _NOT_ACTIVE_CODES = {
 
 async def create_job(core: Core, spec: JobSpec) -> None:
     check_id("job", spec.id)
-    await add_job(core, spec)
-
-
-async def add_job(core: Core, spec: JobSpec) -> None:
-    """Add Job's work once the id is checked (a job schedule's jobs have ids of their own
-    form, ``<schedule id>:job-<n>``)."""
     existing = core.state.jobs.get(spec.id.lower())
     if existing is not None:
         rules.refuse_if_deleting(existing)

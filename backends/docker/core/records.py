@@ -15,8 +15,6 @@ from jobprep_release.backends.base import (
     AllocationState,
     ExecutionResult,
     FailureInfo,
-    JobScheduleSpec,
-    JobScheduleState,
     JobSpec,
     JobState,
     NodeDeallocationOption,
@@ -198,32 +196,15 @@ class JobRecord:
 
 
 @dataclass(slots=True)
-class ScheduleRecord:
-    """A job schedule: `next_run` (epoch seconds; None: it creates no more jobs), how many jobs
-    it created, the latest of them."""
-
-    spec: JobScheduleSpec
-    created: float
-    state: JobScheduleState = JobScheduleState.ACTIVE
-    history: History = field(default_factory=History)
-    next_run: float | None = None
-    created_jobs: int = 0
-    recent_job: str | None = None
-    end_time: float | None = None
-
-
-@dataclass(slots=True)
 class ServiceState:
     version: int = STATE_VERSION
     journal_seq: int = 0
     """The last journal entry (`store.Store.append`) this state includes."""
     pools: dict[str, PoolRecord] = field(default_factory=dict)
     jobs: dict[str, JobRecord] = field(default_factory=dict)
-    schedules: dict[str, ScheduleRecord] = field(default_factory=dict)
-    """Job schedules by lower-cased id (absent from older state files: none)."""
 
 
-Record = PoolRecord | NodeRecord | JobRecord | TaskRecord | ScheduleRecord
+Record = PoolRecord | NodeRecord | JobRecord | TaskRecord
 
 
 def move(record: Record, state: StrEnum, at: float) -> None:

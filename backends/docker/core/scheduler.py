@@ -10,8 +10,8 @@ first task there, and again after a reboot when asked to; with waitForSuccess th
 runs again once the node is back. A node whose preparation failed for good takes no more of
 that job. A job of higher priority that finds no room requeues running tasks of jobs that
 allow preemption (`preempt`).
-The sweeper removes task directories whose retention time has passed, terminates jobs past
-their maxWallClockTime, and lets job schedules create the jobs that are due (`schedules.tick`).
+The sweeper removes task directories whose retention time has passed, and terminates jobs past
+their maxWallClockTime.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from jobprep_release.backends.docker.core import (
     pools,
     processes,
     rules,
-    schedules,
 )
 from jobprep_release.backends.docker.core.kernel import Core
 from jobprep_release.backends.docker.core.records import (
@@ -177,7 +176,6 @@ async def sweep(core: Core) -> None:
     while True:
         await core.clock.sleep(core.settings.sweep_interval)
         await jobs.expire_jobs(core)
-        await schedules.tick(core)
         pools.check_resize_deadlines(core)
         now = core.now()
         for job in list(core.state.jobs.values()):

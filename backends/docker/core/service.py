@@ -25,8 +25,6 @@ from jobprep_release.backends.base import (
     DisableJobOption,
     DisableSchedulingOption,
     Job,
-    JobSchedule,
-    JobScheduleSpec,
     JobSpec,
     JobUpdate,
     NodeDeallocationOption,
@@ -51,7 +49,6 @@ from jobprep_release.backends.docker.core import (
     processes,
     rules,
     scheduler,
-    schedules,
     views,
 )
 from jobprep_release.backends.docker.core.clock import Clock, SystemClock
@@ -349,42 +346,6 @@ class BatchService:
         (ending its tasks, its release tasks, its files) under way when this returns;
         `Deletion.wait` waits for it to end."""
         return await deletions.start_delete_job(self._core, job_id)
-
-    # --- job schedules -----------------------------------------------------------------------
-
-    async def create_job_schedule(self, spec: JobScheduleSpec) -> None:
-        """Add Job Schedule; `AlreadyExists` (``JobScheduleExists``)."""
-        await schedules.create_schedule(self._core, spec)
-
-    async def get_job_schedule(self, schedule_id: str) -> JobSchedule:
-        """One job schedule; `NotFound` (``JobScheduleNotFound``)."""
-        return schedules.view(schedules.schedule(self._core, schedule_id))
-
-    async def list_job_schedules(self) -> list[JobSchedule]:
-        return [schedules.view(record) for record in self._core.state.schedules.values()]
-
-    def job_schedule_spec(self, schedule_id: str) -> JobScheduleSpec:
-        """The job schedule as asked for; `NotFound`."""
-        return schedules.schedule(self._core, schedule_id).spec
-
-    async def list_jobs_from_schedule(self, schedule_id: str) -> list[Job]:
-        """The jobs the schedule created that still exist, oldest first; `NotFound`."""
-        core = self._core
-        ids = schedules.job_ids(core, schedules.schedule(core, schedule_id))
-        return [views.job_view(core.job(job_id)) for job_id in ids]
-
-    async def disable_job_schedule(self, schedule_id: str) -> None:
-        await schedules.disable_schedule(self._core, schedule_id)
-
-    async def enable_job_schedule(self, schedule_id: str) -> None:
-        await schedules.enable_schedule(self._core, schedule_id)
-
-    async def terminate_job_schedule(self, schedule_id: str) -> None:
-        await schedules.terminate_schedule(self._core, schedule_id)
-
-    async def delete_job_schedule(self, schedule_id: str) -> None:
-        """Delete Job Schedule: ``deleting`` when this returns; its jobs are deleted, then it."""
-        await schedules.delete_schedule(self._core, schedule_id)
 
     # --- specs: what was asked, for an endpoint that shows it ---------------------------------
 

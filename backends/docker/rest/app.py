@@ -17,15 +17,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from jobprep_release.backends.docker.rest import (
-    files,
-    jobs,
-    metadata,
-    pools,
-    schedules,
-    tasks,
-    versions,
-)
+from jobprep_release.backends.docker.rest import files, jobs, metadata, pools, tasks, versions
 from jobprep_release.backends.docker.rest.conditions import check_conditions
 from jobprep_release.backends.docker.rest.context import CONTEXT, Context, base_url
 from jobprep_release.backends.docker.rest.errors import (
@@ -187,7 +179,7 @@ def build_app(ctx: Context, middlewares: Sequence[Middleware] = ()) -> web.Appli
     before the endpoint's own checks (a `faults.FaultInjector`'s, say)."""
     app = web.Application(middlewares=[*middlewares, service_middleware], client_max_size=MAX_BODY)
     app[CONTEXT] = ctx
-    for module in (pools, jobs, tasks, files, schedules):
+    for module in (pools, jobs, tasks, files):
         app.add_routes(module.routes)
     app.router.add_route("*", "/{tail:.*}", unrouted)
     return app

@@ -50,7 +50,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import parse_qsl, unquote
 
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.wire import now, parse_http_date
@@ -175,8 +175,7 @@ class SharedKey:
         raw_path, _, raw_query = raw_path_and_query.partition("?")
         resources = [
             f"/{self.account}{path}{query}"
-            # The SDKs sign an id's ':' (a job schedule's jobs) as %3A; HTTP clients send ':'.
-            for path in dict.fromkeys((raw_path, unquote(raw_path), _quoted(raw_path)))
+            for path in dict.fromkeys((raw_path, unquote(raw_path)))
             for query in _canonical_queries(raw_query)
         ]
         return list(dict.fromkeys(head + resource for head in heads for resource in resources))
@@ -260,9 +259,3 @@ def _canonical_queries(raw_query: str) -> list[str]:
                 text += f"\n{name}:{value}"
         forms.append(text)
     return list(dict.fromkeys(forms))
-
-
-def _quoted(raw_path: str) -> str:
-    """The path with every character but ``/`` and the unreserved ones percent-encoded, as
-    azure-core writes an id into a URL it signs."""
-    return quote(unquote(raw_path), safe="/")

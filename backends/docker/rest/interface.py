@@ -16,8 +16,6 @@ from jobprep_release.backends.base import (
     ComputeNode,
     DisableJobOption,
     Job,
-    JobSchedule,
-    JobScheduleSpec,
     JobSpec,
     JobUpdate,
     Pool,
@@ -225,40 +223,4 @@ class EndpointService(NodeAdministration, Protocol):
         self, job_id: str, task_id: str, path: str, *, recursive: bool = False
     ) -> None:
         """Delete Task File (relative to the task's directory)."""
-        ...
-
-    async def create_job_schedule(self, spec: JobScheduleSpec) -> None:
-        """Add Job Schedule; `AlreadyExists` (``JobScheduleExists``)."""
-        ...
-
-    async def get_job_schedule(self, schedule_id: str) -> JobSchedule:
-        """One job schedule; `NotFound` (``JobScheduleNotFound``)."""
-        ...
-
-    async def list_job_schedules(self) -> list[JobSchedule]:
-        """Every job schedule."""
-        ...
-
-    def job_schedule_spec(self, schedule_id: str) -> JobScheduleSpec:
-        """The job schedule as asked for; `NotFound`."""
-        ...
-
-    async def list_jobs_from_schedule(self, schedule_id: str) -> list[Job]:
-        """The jobs the schedule created that still exist."""
-        ...
-
-    async def disable_job_schedule(self, schedule_id: str) -> None:
-        """Disable Job Schedule."""
-        ...
-
-    async def enable_job_schedule(self, schedule_id: str) -> None:
-        """Enable Job Schedule."""
-        ...
-
-    async def terminate_job_schedule(self, schedule_id: str) -> None:
-        """Terminate Job Schedule (its active job too)."""
-        ...
-
-    async def delete_job_schedule(self, schedule_id: str) -> None:
-        """Delete Job Schedule (its jobs too)."""
         ...

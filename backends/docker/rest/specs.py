@@ -33,7 +33,6 @@ from jobprep_release.backends.base import (
     DisableJobOption,
     DisableSchedulingOption,
     ImageReference,
-    JobScheduleSpec,
     JobSpec,
     JobUpdate,
     NodeDeallocationOption,
@@ -310,25 +309,6 @@ def disable_option(document: Any) -> DisableJobOption:
     if option is None:
         raise _refusal(PropertyError("disableTasks"))
     return option
-
-
-def _schedule_checks(spec: JobScheduleSpec, asked: Mapping[str, Any]) -> None:
-    if not spec.job.pool_id:
-        raise PropertyError("jobSpecification.poolInfo.poolId")
-    _resource_files_have_urls(asked, "")
-
-
-def job_schedule_spec(document: Any) -> JobScheduleSpec:
-    """Add Job Schedule's body as a `JobScheduleSpec` (its ``jobSpecification`` read as Add
-    Job's body is)."""
-    return read_body(
-        models.BatchJobScheduleCreateOptions,
-        document,
-        requests.job_schedule_spec,
-        requests.job_schedule_create_options,
-        "Add Job Schedule",
-        check=_schedule_checks,
-    )
 
 
 # --- tasks -----------------------------------------------------------------------------------
