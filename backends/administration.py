@@ -1,6 +1,7 @@
 """Pool sizes and node administration: the backend interface and models for what Batch users do
 to a pool's nodes beyond the sample (issue 14): resize with targets and a deallocation option,
-Stop Pool Resize, Remove Nodes, Disable/Enable Node Scheduling, Get Node, List Pool Node Counts.
+Stop Pool Resize, Remove Nodes, Disable/Enable Node Scheduling, Get Node, List Pool Node Counts,
+List Supported Images.
 
 Kept apart from `BatchBackend` (what the sample needs): both backends implement both, and the
 contract tests drive this one on each.
@@ -17,8 +18,11 @@ from typing import Protocol, runtime_checkable
 from jobprep_release.backends.base import (
     ComputeNode,
     DisableSchedulingOption,
+    ImageReference,
+    InboundEndpoint,
     NodeDeallocationOption,
     NodeState,
+    PoolSpec,
 )
 
 MAX_NODES_PER_REMOVAL = 100
@@ -79,6 +83,75 @@ class PoolNodeCounts:
     low_priority: NodeCounts
 
 
+@dataclass(frozen=True, slots=True)
+class SupportedImage:
+    """One entry of List Supported Images (REST BatchSupportedImage): an image and the node
+    agent SKU that Add Pool takes with it."""
+
+    node_agent_sku_id: str
+    image_reference: ImageReference
+    os_type: str = "linux"
+    verification_type: str = "verified"
+    capabilities: tuple[str, ...] = ()
+
+
+LOCAL_NODE_AGENT_SKU = "batch.node.debian 12"
+"""The node agent SKU of the docker backend's nodes (Debian 12 containers)."""
+
+LOCAL_IMAGES = (
+    SupportedImage(
+        "batch.node.ubuntu 24.04",
+        ImageReference("canonical", "ubuntu-24_04-lts", "server", "latest"),
+    ),
+    SupportedImage(
+        "batch.node.ubuntu 22.04",
+        ImageReference("canonical", "0001-com-ubuntu-server-jammy", "22_04-lts", "latest"),
+    ),
+    SupportedImage(LOCAL_NODE_AGENT_SKU, ImageReference("debian", "debian-12", "12", "latest")),
+)
+"""Marketplace images Linux pools commonly name (publisher, offer, sku as the service lists
+them for these node agent SKUs), each run locally on the node image."""
+
+
+def local_catalogue(node_image: str | None) -> list[SupportedImage]:
+    """List Supported Images on the docker backend: `LOCAL_IMAGES`, then the node image itself
+    (as an image id naming a Docker image, the way a pool chooses one) when one is set."""
+    images = list(LOCAL_IMAGES)
+    if node_image:
+        reference = ImageReference(virtual_machine_image_id=node_image)
+        images.append(
+            SupportedImage(LOCAL_NODE_AGENT_SKU, reference, verification_type="unverified")
+        )
+    return images
+
+
+LOCAL_PUBLIC_ADDRESS = "127.0.0.1"
+"""Where a local node's inbound endpoints are published: the Docker host's loopback."""
+
+
+def inbound_endpoints(spec: PoolSpec, index: int) -> tuple[InboundEndpoint, ...]:
+    """The node at `index` (1-based) of a pool, reached through each of its inbound NAT pools:
+    the service names the endpoint ``<pool name>.<n>`` and gives each node a port of the
+    frontend range (the first node the range's start, as recorded); locally the port is
+    published on the host's loopback, the n-th port of the range for the node of index n+1
+    (wrapping round the range)."""
+    endpoints = []
+    for nat in spec.inbound_nat_pools:
+        size = nat.frontend_port_range_end - nat.frontend_port_range_start + 1
+        offset = (index - 1) % max(size, 1)
+        endpoints.append(
+            InboundEndpoint(
+                name=f"{nat.name}.{index - 1}",
+                protocol=nat.protocol,
+                public_ip_address=LOCAL_PUBLIC_ADDRESS,
+                public_fqdn="localhost",
+                frontend_port=nat.frontend_port_range_start + offset,
+                backend_port=nat.backend_port,
+            )
+        )
+    return tuple(endpoints)
+
+
 @runtime_checkable
 class NodeAdministration(Protocol):
     """Pool sizes and nodes as Batch users manage them. Errors are the project's, with the
@@ -131,4 +204,8 @@ class NodeAdministration(Protocol):
 
     async def list_pool_node_counts(self) -> list[PoolNodeCounts]:
         """List Pool Node Counts: every pool's nodes by state, dedicated and low-priority."""
+        ...
+
+    async def list_supported_images(self) -> list[SupportedImage]:
+        """List Supported Images: images and the node agent SKUs Add Pool takes with them."""
         ...

@@ -296,6 +296,30 @@ class ImageReference:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundNatPool:
+    """An inbound NAT pool of the pool's endpoint configuration (REST BatchInboundNatPool):
+    each node's `backend_port` is reached from outside on a port of the frontend range."""
+
+    name: str
+    protocol: str
+    backend_port: int
+    frontend_port_range_start: int
+    frontend_port_range_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEndpoint:
+    """How a node is reached from outside through an inbound NAT pool (REST InboundEndpoint)."""
+
+    name: str
+    protocol: str
+    public_ip_address: str
+    public_fqdn: str
+    frontend_port: int
+    backend_port: int
+
+
+@dataclass(frozen=True, slots=True)
 class StartTaskSpec:
     """A pool's start task (REST StartTask): run on each node as it joins the pool, and again
     when it reboots or is reimaged. `max_task_retry_count` 0 (the default) runs it once, -1
@@ -334,6 +358,8 @@ class PoolSpec:
     metadata: Mapping[str, str] = field(default_factory=dict)
     resize_timeout: timedelta = DEFAULT_RESIZE_TIMEOUT
     enable_inter_node_communication: bool = False
+    inbound_nat_pools: tuple[InboundNatPool, ...] = ()
+    """``networkConfiguration.endpointConfiguration.inboundNATPools``."""
     start_task: StartTaskSpec | None = None
     user_accounts: Sequence[UserAccount] = ()
     enable_auto_scale: bool = False
@@ -423,6 +449,10 @@ class JobSpec:
     on_task_failure: OnTaskFailure = OnTaskFailure.NO_ACTION
     uses_task_dependencies: bool = False
 
+    auto_pool: AutoPoolSpec | None = None
+    """A pool the service creates for the job (REST poolInfo.autoPoolSpecification); the job's
+    `pool_id` is then the one the service gave it ("" when asked)."""
+
 
 @dataclass(frozen=True, slots=True)
 class JobConstraints:
@@ -448,6 +478,39 @@ class JobUpdate:
     on_all_tasks_complete: OnAllTasksComplete | None = None
     """terminatejob cannot go back to noaction (400 ``InvalidPropertyValue``)."""
     metadata: Mapping[str, str] | None = None
+    auto_pool: AutoPoolSpec | None = None
+    """The job's auto pool as it is, but for its ``keepAlive`` (REST Update Job: "only the
+    keepAlive property of the autoPoolSpecification can be updated")."""
+
+
+class PoolLifetimeOption(StrEnum):
+    """How long an auto pool lives (REST BatchPoolLifetimeOption)."""
+
+    JOB = "job"
+    JOB_SCHEDULE = "jobschedule"
+
+
+@dataclass(frozen=True, slots=True)
+class AutoPoolSpec:
+    """An auto pool (REST BatchAutoPoolSpecification): the pool's settings (`pool`, its id
+    unused), a prefix for the id the service gives it, its lifetime, and whether it stays
+    after its job (`keep_alive`)."""
+
+    pool: PoolSpec
+    id_prefix: str | None = None
+    lifetime: PoolLifetimeOption = PoolLifetimeOption.JOB
+    keep_alive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MultiInstanceSettings:
+    """REST multiInstanceSettings: the task runs on `number_of_instances` nodes at once, a
+    primary and subtasks; each runs `coordination_command_line` (when given) with
+    `common_resource_files` in its task directory, then the primary runs the command line."""
+
+    number_of_instances: int = 1
+    coordination_command_line: str | None = None
+    common_resource_files: Sequence[ResourceFile] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,6 +525,10 @@ class TaskSpec:
     display_name: str | None = None
     exit_conditions: ExitConditions | None = None
     depends_on: TaskDependencies | None = None
+    multi_instance: MultiInstanceSettings | None = None
+    authentication_token_access: Sequence[str] = ()
+    """REST authenticationTokenSettings.access (api-versions up to 2024-07-01.20.0; azure-batch
+    15 has no such property): ``job`` gives the task a token for the operations on its job."""
 
 
 # --- views: what the service reports ---------------------------------------------------------
@@ -555,6 +622,8 @@ class ComputeNode:
     scheduling_state: SchedulingState = SchedulingState.ENABLED
     is_dedicated: bool = True
     """False for a spot/low-priority node (REST isDedicated)."""
+    inbound_endpoints: tuple[InboundEndpoint, ...] = ()
+    """One per inbound NAT pool of the pool (REST endpointConfiguration.inboundEndpoints)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ the app's own errors subclass the same root::
     │   ├── AlreadyExists               pool, job or task id already taken            (5)
     │   ├── Conflict                    the object's state forbids the operation      (5)
     │   ├── NotSupported                this backend cannot express the behaviour     (6)
-    │   └── ServiceError                the service failed (5xx, retries exhausted)   (7)
+    │   ├── ServiceError                the service failed (5xx, retries exhausted)   (7)
+    │   └── StateUnreadable             the docker backend's stored state cannot be read (9)
     └── AppError                        the app's own failures
         ├── UsageError                  bad flags, settings or ids                    (2)
         └── WaitTimeout                 a wait ran past its limit                     (8)
@@ -94,6 +95,13 @@ class ServiceError(BackendError):
     """The service failed or kept failing after bounded retries."""
 
     exit_status = 7
+
+
+class StateUnreadable(BackendError):
+    """The docker backend's stored state cannot be read (not JSON, not a state, a format
+    version this app does not read); the message names the file, which is left as it was."""
+
+    exit_status = 9
 
 
 class AppError(JobPrepReleaseError):

@@ -42,13 +42,23 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
         with interrupts.scope:
             outcomes.append(await run_sample(backend, console, invocation.options))
 
-    async with backend:
-        async with anyio.create_task_group() as group:
-            group.start_soon(sample)
-        if interrupts.signalled or not outcomes:
-            message = await tidy(backend, invocation.options, invocation.answer)
-            print(message, file=sys.stderr)
-            return EXIT_INTERRUPTED
+    # Opening may wait (for the docker backend's state, held by another run): the first
+    # signal stops that wait too, and nothing was created then. Once open, the guard is
+    # dropped: signals go to the sample's own scope.
+    opened = False
+    with interrupts.guard() as opening:
+        async with backend:
+            opened = True
+            interrupts.drop(opening)
+            async with anyio.create_task_group() as group:
+                group.start_soon(sample)
+            if interrupts.signalled or not outcomes:
+                message = await tidy(backend, invocation.options, invocation.answer)
+                print(message, file=sys.stderr)
+                return EXIT_INTERRUPTED
+    if not opened:
+        print("interrupted; nothing was created", file=sys.stderr)
+        return EXIT_INTERRUPTED
     (outcome,) = outcomes
     if args.json:
         print(report.render(report.build(args.backend, invocation.options, outcome)))

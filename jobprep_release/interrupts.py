@@ -30,6 +30,20 @@ class Interrupts:
     def __init__(self) -> None:
         self.scope = anyio.CancelScope()
         self.signalled = False
+        self._guards: list[anyio.CancelScope] = []
+
+    def guard(self) -> anyio.CancelScope:
+        """A further scope the first signal cancels (at once when it came already): for a
+        wait before `scope` is entered, such as opening the backend."""
+        guard = anyio.CancelScope()
+        if self.signalled:
+            guard.cancel()
+        self._guards.append(guard)
+        return guard
+
+    def drop(self, guard: anyio.CancelScope) -> None:
+        """Signals no longer cancel `guard`."""
+        self._guards.remove(guard)
 
     async def watch(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -45,6 +59,8 @@ class Interrupts:
                     flush=True,
                 )
                 self.scope.cancel()
+                for guard in self._guards:
+                    guard.cancel()
 
 
 async def tidy(backend: BatchBackend, options: SampleOptions, answer: Answer) -> str:

@@ -1,9 +1,9 @@
 """`python -m jobprep_release serve`: a local Azure Batch endpoint backed by Docker (issue 8).
 
 Serves the Batch data-plane REST API (api-versions 2018-03-01.6.1 to 2025-06-01) on
-127.0.0.1 for pools, nodes, jobs, tasks and files, each node a container on the local Docker
-engine, until Ctrl-C or SIGTERM. Clients sign requests with the account's Shared Key: the
-account name and key come from ``--account``/``--key``, else
+127.0.0.1 (or ``--host``) for pools, nodes, jobs, tasks and files, each node a container on the
+local Docker engine, until Ctrl-C or SIGTERM. Clients sign requests with the account's Shared
+Key: the account name and key come from ``--account``/``--key``, else
 ``JOBPREP_RELEASE_ACCOUNT``/``JOBPREP_RELEASE_KEY``, else
 ``AZURE_BATCH_ACCOUNT``/``AZURE_BATCH_ACCESS_KEY`` (the variables Batch clients read, so one set
 serves client and endpoint), else ``localbatch`` and a random key printed at start; each of the
@@ -82,7 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--port",
         type=_port,
         default=DEFAULT_PORT,
-        help=f"TCP port on 127.0.0.1 (default {DEFAULT_PORT}; 0 picks a free one)",
+        help=f"TCP port (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1); the engine's bridge gateway (docker "
+        "network inspect bridge, e.g. 172.17.0.1) lets tasks on the nodes call the endpoint "
+        "with their authentication token",
     )
     parser.add_argument(
         "--account",
@@ -184,7 +191,12 @@ async def _serve(args: argparse.Namespace) -> int:
             image=args.image, state_dir=args.state_dir, docker_host=args.docker_host
         )
     settings = EndpointSettings(
-        account=args.account, key=key, port=args.port, docker=docker, https=args.https
+        account=args.account,
+        key=key,
+        host=args.host,
+        port=args.port,
+        docker=docker,
+        https=args.https,
     )
     try:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -200,7 +212,7 @@ async def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise UsageError(
-                f"port {args.port} on 127.0.0.1 is in use: choose another with --port "
+                f"port {args.port} on {args.host} is in use: choose another with --port "
                 "(0 picks a free one)"
             ) from None
         raise

@@ -23,7 +23,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 
-from jobprep_release.backends.administration import PoolNodeCounts
+from jobprep_release.backends.administration import PoolNodeCounts, SupportedImage
 from jobprep_release.backends.azure.retry import BoundedRetryPolicy
 from jobprep_release.backends.azure.sdk_errors import Redactor, translate
 from jobprep_release.backends.base import (
@@ -74,6 +74,7 @@ from jobprep_release.backends.schema.results import (
     pool_node_counts_view,
     pool_view,
     prep_release_view,
+    supported_image_view,
     task_counts_view,
     task_view,
 )
@@ -86,6 +87,7 @@ NODE_SELECT = [
     "runningTasksCount",
     "schedulingState",
     "isDedicated",
+    "endpointConfiguration",
     "startTaskInfo",
 ]
 JOB_SELECT = ["id", "poolInfo", "state", "previousState", "executionInfo"]
@@ -519,6 +521,11 @@ class AzureBackend:
         async with self._call("list pool node counts"):
             entries = [entry async for entry in self._client.list_pool_node_counts()]
         return [pool_node_counts_view(entry) for entry in entries]
+
+    async def list_supported_images(self) -> list[SupportedImage]:
+        async with self._call("list supported images"):
+            images = [image async for image in self._client.list_supported_images()]
+        return [supported_image_view(image) for image in images]
 
     # --- files -------------------------------------------------------------------------------
 

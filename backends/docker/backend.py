@@ -19,7 +19,7 @@ from types import TracebackType
 import anyio
 import anyio.abc
 
-from jobprep_release.backends.administration import PoolNodeCounts
+from jobprep_release.backends.administration import PoolNodeCounts, SupportedImage
 from jobprep_release.backends.base import (
     AutoScaleRun,
     ComputeNode,
@@ -85,7 +85,7 @@ class DockerBackend:
         try:
             engine_id = await self._engine.engine_id()
             self._store = StateStore(self.settings.state_dir or default_state_dir(), engine_id)
-            await anyio.to_thread.run_sync(self._store.acquire)
+            await self._store.acquire()
             core_settings = CoreSettings(
                 account_name=self.settings.account_name, default_image=self.settings.image
             )
@@ -270,6 +270,9 @@ class DockerBackend:
 
     async def list_pool_node_counts(self) -> list[PoolNodeCounts]:
         return await self.service.list_pool_node_counts()
+
+    async def list_supported_images(self) -> list[SupportedImage]:
+        return await self.service.list_supported_images()
 
     async def terminate_job(self, job_id: str, reason: str | None = None) -> None:
         with _atomic():

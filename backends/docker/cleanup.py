@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import anyio.to_thread
-
 from jobprep_release.backends.docker.core.store import StateStore, default_state_dir, serialize
 from jobprep_release.backends.docker.node.engine import POOL_LABEL, Engine
 from jobprep_release.backends.docker.settings import DockerSettings
@@ -44,11 +42,11 @@ async def _find(engine: Engine, pool_id: str | None) -> Leftovers:
 
 async def remove_everything(settings: DockerSettings, pool_id: str | None = None) -> Leftovers:
     """Remove every labelled container and volume (of `pool_id` only, when given) and forget
-    those pools and their jobs; return what was removed. Refuses (state lock) while another
-    run uses the backend."""
+    those pools and their jobs; return what was removed. Waits (state lock) while another
+    process uses the backend's state."""
     engine = await Engine.connect(settings.docker_host)
     store = StateStore(settings.state_dir or default_state_dir(), await engine.engine_id())
-    await anyio.to_thread.run_sync(store.acquire)
+    await store.acquire()
     try:
         found = await _find(engine, pool_id)
         for container in await engine.list_containers({POOL_LABEL: pool_id}):

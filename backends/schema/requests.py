@@ -13,7 +13,9 @@ A property the specs do not hold is not mapped: the endpoint refuses it (`shapes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from datetime import timedelta
 from enum import Enum
 from typing import Any, TypeVar
@@ -25,6 +27,7 @@ from jobprep_release.backends.base import (
     JOB_PREPARATION_TASK_ID,
     JOB_RELEASE_TASK_ID,
     RELEASE_MAX_WALL_CLOCK,
+    AutoPoolSpec,
     AutoUserScope,
     DependencyAction,
     ElevationLevel,
@@ -33,15 +36,18 @@ from jobprep_release.backends.base import (
     ExitConditions,
     ExitOptions,
     ImageReference,
+    InboundNatPool,
     JobAction,
     JobConstraints,
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     JobSpec,
     JobUpdate,
+    MultiInstanceSettings,
     NodeFillType,
     OnAllTasksComplete,
     OnTaskFailure,
+    PoolLifetimeOption,
     PoolSpec,
     PoolUpdate,
     ResourceFile,
@@ -402,6 +408,7 @@ def pool_create_options(spec: PoolSpec) -> models.BatchPoolCreateOptions:
         auto_scale_formula=spec.auto_scale_formula,
         auto_scale_evaluation_interval=spec.auto_scale_evaluation_interval,
         enable_inter_node_communication=spec.enable_inter_node_communication or None,
+        network_configuration=network_configuration(spec.inbound_nat_pools),
         task_slots_per_node=spec.task_slots_per_node,
         task_scheduling_policy=models.BatchTaskSchedulingPolicy(
             node_fill_type=spec.node_fill_type.value
@@ -438,6 +445,34 @@ def pool_spec(pool: models.BatchPoolCreateOptions | models.BatchPool) -> PoolSpe
         enable_auto_scale=bool(pool.enable_auto_scale),
         auto_scale_formula=pool.auto_scale_formula,
         auto_scale_evaluation_interval=pool.auto_scale_evaluation_interval,
+        inbound_nat_pools=inbound_nat_pools(pool.network_configuration),
+    )
+
+
+def network_configuration(pools: Sequence[InboundNatPool]) -> models.NetworkConfiguration | None:
+    """A pool's network configuration: its inbound NAT pools (None: none)."""
+    if not pools:
+        return None
+    return models.NetworkConfiguration(
+        endpoint_configuration=models.BatchPoolEndpointConfiguration(
+            inbound_nat_pools=[models.BatchInboundNatPool(**asdict(nat)) for nat in pools]
+        )
+    )
+
+
+def inbound_nat_pools(
+    configuration: models.NetworkConfiguration | None,
+) -> tuple[InboundNatPool, ...]:
+    endpoints = configuration.endpoint_configuration if configuration else None
+    return tuple(
+        InboundNatPool(
+            name=nat.name,
+            protocol=wire_value(nat.protocol) or "tcp",
+            backend_port=nat.backend_port,
+            frontend_port_range_start=nat.frontend_port_range_start,
+            frontend_port_range_end=nat.frontend_port_range_end,
+        )
+        for nat in (endpoints.inbound_nat_pools if endpoints else None) or ()
     )
 
 
@@ -580,11 +615,43 @@ def release_task_spec(task: models.BatchJobReleaseTask) -> JobReleaseTaskSpec:
     )
 
 
+def pool_info(spec: JobSpec) -> models.BatchPoolInfo:
+    """The job's pool: its id, or the auto pool's specification (with the id too when a
+    request gave both, for the endpoint to refuse; the service reports the specification
+    alone, the auto pool's id in the job's ``executionInfo.poolId``)."""
+    auto = spec.auto_pool
+    if auto is None:
+        return models.BatchPoolInfo(pool_id=spec.pool_id)
+    pool = pool_create_options(auto.pool).as_dict()
+    pool.pop("id", None)
+    return models.BatchPoolInfo(
+        pool_id=spec.pool_id or None,
+        auto_pool_specification=models.BatchAutoPoolSpecification(
+            auto_pool_id_prefix=auto.id_prefix,
+            pool_lifetime_option=auto.lifetime.value,
+            keep_alive=auto.keep_alive or None,
+            pool=models.BatchPoolSpecification(pool),
+        ),
+    )
+
+
+def auto_pool_spec(auto: models.BatchAutoPoolSpecification | None) -> AutoPoolSpec | None:
+    if auto is None:
+        return None
+    pool = auto.pool.as_dict() if auto.pool is not None else {}
+    return AutoPoolSpec(
+        pool=pool_spec(models.BatchPoolCreateOptions({**pool, "id": ""})),
+        id_prefix=auto.auto_pool_id_prefix,
+        lifetime=choice(PoolLifetimeOption, auto.pool_lifetime_option, PoolLifetimeOption.JOB),
+        keep_alive=bool(auto.keep_alive),
+    )
+
+
 def job_create_options(spec: JobSpec) -> models.BatchJobCreateOptions:
     return models.BatchJobCreateOptions(
         id=spec.id,
         display_name=spec.display_name,
-        pool_info=models.BatchPoolInfo(pool_id=spec.pool_id),
+        pool_info=pool_info(spec),
         job_preparation_task=preparation_task(spec.preparation) if spec.preparation else None,
         job_release_task=release_task(spec.release) if spec.release else None,
         common_environment_settings=environment_settings(spec.common_environment),
@@ -628,7 +695,7 @@ def job_update_options(update: JobUpdate) -> models.BatchJobUpdateOptions:
         max_parallel_tasks=update.max_parallel_tasks,
         allow_task_preemption=update.allow_task_preemption,
         constraints=job_constraints(update.constraints) if update.constraints else None,
-        pool_info=models.BatchPoolInfo(pool_id=update.pool_id) if update.pool_id else None,
+        pool_info=_updated_pool_info(update),
         all_tasks_complete_mode=update.on_all_tasks_complete.value
         if update.on_all_tasks_complete
         else None,
@@ -636,11 +703,18 @@ def job_update_options(update: JobUpdate) -> models.BatchJobUpdateOptions:
     )
 
 
+def _updated_pool_info(update: JobUpdate) -> models.BatchPoolInfo | None:
+    if update.auto_pool is not None:
+        return pool_info(JobSpec(id="", pool_id=update.pool_id or "", auto_pool=update.auto_pool))
+    return models.BatchPoolInfo(pool_id=update.pool_id) if update.pool_id else None
+
+
 def job_replacement(update: JobUpdate, pool_id: str) -> models.BatchJob:
     """Replace Job's body: `update` as a job (``poolInfo`` required: `pool_id` unless it
-    changes the pool)."""
+    changes the pool or gives the auto pool)."""
     options = job_update_options(update)
-    options.pool_info = models.BatchPoolInfo(pool_id=update.pool_id or pool_id)
+    if options.pool_info is None:
+        options.pool_info = models.BatchPoolInfo(pool_id=pool_id)
     return models.BatchJob(options.as_dict())
 
 
@@ -652,6 +726,7 @@ def job_update(job: models.BatchJobUpdateOptions | models.BatchJob) -> JobUpdate
         allow_task_preemption=job.allow_task_preemption,
         constraints=None if job.constraints is None else job_constraints_spec(job.constraints),
         pool_id=job.pool_info.pool_id if job.pool_info else None,
+        auto_pool=auto_pool_spec(job.pool_info.auto_pool_specification if job.pool_info else None),
         on_all_tasks_complete=optional_choice(OnAllTasksComplete, job.all_tasks_complete_mode),
         metadata=None if job.metadata is None else metadata(job.metadata),
     )
@@ -663,6 +738,7 @@ def job_spec(job: models.BatchJobCreateOptions | models.BatchJob) -> JobSpec:
     return JobSpec(
         id=job.id or "",
         pool_id=job.pool_info.pool_id if job.pool_info and job.pool_info.pool_id else "",
+        auto_pool=auto_pool_spec(job.pool_info.auto_pool_specification if job.pool_info else None),
         preparation=preparation_task_spec(prep) if prep is not None else None,
         release=release_task_spec(release) if release is not None else None,
         common_environment=environment(job.common_environment_settings),
@@ -692,6 +768,29 @@ def task_create_options(spec: TaskSpec) -> models.BatchTaskCreateOptions:
         required_slots=spec.required_slots,
         exit_conditions=exit_conditions(spec.exit_conditions),
         depends_on=task_dependencies(spec.depends_on),
+        multi_instance_settings=_multi_instance(spec.multi_instance),
+    )
+
+
+def _multi_instance(settings: MultiInstanceSettings | None) -> models.MultiInstanceSettings | None:
+    if settings is None:
+        return None
+    model = models.MultiInstanceSettings({"numberOfInstances": settings.number_of_instances})
+    if settings.coordination_command_line is not None:
+        model.coordination_command_line = settings.coordination_command_line
+    model.common_resource_files = resource_files(settings.common_resource_files)
+    return model
+
+
+def _multi_instance_spec(
+    settings: models.MultiInstanceSettings | None,
+) -> MultiInstanceSettings | None:
+    if settings is None:
+        return None
+    return MultiInstanceSettings(
+        number_of_instances=settings.number_of_instances or 1,
+        coordination_command_line=settings.coordination_command_line,
+        common_resource_files=resource_file_specs(settings.common_resource_files),
     )
 
 
@@ -705,6 +804,7 @@ def task_spec(task: models.BatchTaskCreateOptions | models.BatchTask) -> TaskSpe
         display_name=task.display_name,
         exit_conditions=exit_conditions_spec(task.exit_conditions),
         depends_on=task_dependencies_spec(task.depends_on),
+        multi_instance=_multi_instance_spec(task.multi_instance_settings),
     )
 
 
@@ -769,6 +869,12 @@ def _parallel(value: Any) -> str | None:
     return f"{value} is neither -1 nor greater than 0"
 
 
+def _id_prefix(value: Any) -> str | None:
+    if len(value) > 20 or not re.fullmatch(r"[A-Za-z0-9_-]*", value):
+        return f"{value!r} is not up to 20 letters, digits, hyphens or underscores"
+    return None
+
+
 def _unique_names(value: Any) -> str | None:
     names = [str(item.get("name", "")) for item in value if isinstance(item, Mapping)]
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -776,23 +882,64 @@ def _unique_names(value: Any) -> str | None:
 
 
 _POSITIVE = _at_least(timedelta(seconds=1))
+_NAT_POOL_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,75}[A-Za-z0-9_])?")
+
+
+def _frontend_port(value: Any) -> str | None:
+    if 1 <= value <= 65534 and not 50000 <= value <= 55000:
+        return None
+    return "1 to 65534 but 50000 to 55000, which Batch reserves"
+
+
+LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+"""The subscription the local account is taken to be in (it has none): every real subnet is
+then one of another subscription, refused as the service refuses it."""
+_SUBNET_ID = re.compile(
+    r"/subscriptions/(?P<subscription>[^/]+)/resourceGroups/[^/]+/providers/"
+    r"Microsoft\.(?:Network|ClassicNetwork)/virtualNetworks/[^/]+/subnets/[^/]+",
+    re.IGNORECASE,
+)
+
+
+def subnet_refusal(subnet_id: str) -> str | None:
+    """Why a pool's ``subnetId`` is refused with 400 (the service's recorded reason for a
+    subnet of another subscription), or None for one of `LOCAL_SUBSCRIPTION` (the endpoint
+    then refuses it with 501: its nodes join no virtual network)."""
+    found = _SUBNET_ID.fullmatch(subnet_id)
+    if found is None:
+        return (
+            "The specified subnetId must be of the form /subscriptions/{subscription}/"
+            "resourceGroups/{group}/providers/Microsoft.Network/virtualNetworks/{vnet}/"
+            "subnets/{subnet}"
+        )
+    if found["subscription"].lower() != LOCAL_SUBSCRIPTION:
+        return (
+            "The specified subnetId is in a different subscription and cannot be used with "
+            f"the current Batch account in subscription {LOCAL_SUBSCRIPTION}"
+        )
+    return None
+
+
 _EVALUATION_INTERVAL = _duration_within(timedelta(minutes=5), timedelta(hours=168))
 _DISPLAY_NAME = _longest_text(1024)
 _CONSTRAINTS = {"maxTaskRetryCount": _within(-1), "maxWallClockTime": _POSITIVE}
 _TASK_LIMITS = {"id": _id, "displayName": _DISPLAY_NAME, "environmentSettings": _unique_names}
 
+_POOL_LIMITS: Mapping[str, Limit] = {
+    "displayName": _DISPLAY_NAME,
+    "resizeTimeout": _at_least(timedelta(minutes=5)),
+    "taskSlotsPerNode": _within(1, 256),
+    "targetDedicatedNodes": _within(0),
+    "targetLowPriorityNodes": _within(0),
+    "metadata": _unique_names,
+    "userAccounts": _unique_names,
+    "autoScaleEvaluationInterval": _EVALUATION_INTERVAL,
+}
+"""Add Pool's limits, an auto pool's specification's too."""
+
 LIMITS: Mapping[type, Mapping[str, Limit]] = {
-    models.BatchPoolCreateOptions: {
-        "id": _id,
-        "displayName": _DISPLAY_NAME,
-        "resizeTimeout": _at_least(timedelta(minutes=5)),
-        "taskSlotsPerNode": _within(1, 256),
-        "targetDedicatedNodes": _within(0),
-        "targetLowPriorityNodes": _within(0),
-        "metadata": _unique_names,
-        "userAccounts": _unique_names,
-        "autoScaleEvaluationInterval": _EVALUATION_INTERVAL,
-    },
+    models.BatchPoolCreateOptions: {"id": _id, **_POOL_LIMITS},
+    models.BatchPoolSpecification: _POOL_LIMITS,
     models.UserAccount: {"name": _longest_text(20)},
     models.BatchPoolUpdateOptions: {
         "displayName": _DISPLAY_NAME,
@@ -802,10 +949,30 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
     },
     models.BatchPoolReplaceOptions: {"metadata": _unique_names},
     models.BatchPoolEnableAutoScaleOptions: {"autoScaleEvaluationInterval": _EVALUATION_INTERVAL},
+    models.BatchAutoPoolSpecification: {"autoPoolIdPrefix": _id_prefix},
     models.BatchPoolResizeOptions: {
         "resizeTimeout": _at_least(timedelta(minutes=5)),
         "targetDedicatedNodes": _within(0),
         "targetLowPriorityNodes": _within(0),
+    },
+    models.NetworkConfiguration: {"subnetId": lambda value: subnet_refusal(str(value))},
+    models.BatchPoolEndpointConfiguration: {
+        "inboundNATPools": lambda value: None if len(value) <= 5 else "at most 5 NAT pools",
+    },
+    models.BatchInboundNatPool: {
+        "name": lambda value: (
+            None
+            if _NAT_POOL_NAME.fullmatch(str(value))
+            else "letters, digits, underscores, periods and hyphens, at most 77, starting with a "
+            "letter or digit, ending with a letter, digit or underscore"
+        ),
+        "backendPort": lambda value: (
+            None
+            if 1 <= value <= 65535 and value not in (29876, 29877)
+            else "1 to 65535 but 29876 and 29877, which Batch reserves"
+        ),
+        "frontendPortRangeStart": _frontend_port,
+        "frontendPortRangeEnd": _frontend_port,
     },
     models.BatchNodeRemoveOptions: {
         "resizeTimeout": _at_least(timedelta(minutes=5)),
@@ -834,10 +1001,27 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "maxTaskRetryCount": _within(-1),
     },
     models.BatchJobConstraints: _CONSTRAINTS,
+    models.BatchJobScheduleCreateOptions: {
+        "id": _id,
+        "displayName": _DISPLAY_NAME,
+        "metadata": _unique_names,
+    },
+    models.BatchJobScheduleConfiguration: {
+        "startWindow": _at_least(timedelta(minutes=1)),
+        "recurrenceInterval": _at_least(timedelta(minutes=1)),
+    },
+    models.BatchJobSpecification: {
+        "displayName": _DISPLAY_NAME,
+        "priority": _within(-1000, 1000),
+        "maxParallelTasks": _within(-1),
+        "metadata": _unique_names,
+        "commonEnvironmentSettings": _unique_names,
+    },
     models.BatchTaskConstraints: _CONSTRAINTS,
     models.BatchJobPreparationTask: _TASK_LIMITS,
     models.BatchJobReleaseTask: {**_TASK_LIMITS, "maxWallClockTime": _POSITIVE},
     models.BatchTaskCreateOptions: {**_TASK_LIMITS, "requiredSlots": _within(1)},
+    models.MultiInstanceSettings: {"numberOfInstances": _within(1)},
 }
 """Per model, the limits the service sets on its properties' values, each refused with 400
 ``InvalidPropertyValue`` naming the property. Source: the Batch REST API reference
@@ -848,7 +1032,8 @@ Enable Pool Auto Scale has it too), Resize Pool, Remove Nodes (``nodeList`` of a
 ids), Add Job, Update Job and Replace Job (``priority`` -1000 to 1000; ``maxParallelTasks``
 -1 or greater than 0), Add Task (``requiredSlots`` at least 1), the constraints
 (``maxTaskRetryCount`` -1, unlimited, or more; ``maxWallClockTime`` a positive duration) and
-metadata and environment settings (names unique in their list)."""
+metadata and environment settings (names unique in their list), Add Job Schedule
+(``startWindow`` and ``recurrenceInterval`` at least 1 minute)."""
 
 
 def check_limits(model: type, document: Mapping[str, Any], path: str = "") -> None:

@@ -9,12 +9,12 @@ version may add (a new node state, say) map to a neutral fallback rather than fa
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 from azure.batch import models
 
-from jobprep_release.backends.administration import NodeCounts, PoolNodeCounts
+from jobprep_release.backends.administration import NodeCounts, PoolNodeCounts, SupportedImage
 from jobprep_release.backends.base import (
     AllocationState,
     AutoScaleRun,
@@ -24,6 +24,8 @@ from jobprep_release.backends.base import (
     ExecutionInfo,
     ExecutionResult,
     FailureInfo,
+    ImageReference,
+    InboundEndpoint,
     Job,
     JobSpec,
     JobState,
@@ -46,6 +48,8 @@ from jobprep_release.backends.base import (
 )
 from jobprep_release.backends.schema.requests import (
     choice,
+    image_reference_model,
+    image_reference_spec,
     job_create_options,
     optional_choice,
     pool_create_options,
@@ -199,6 +203,19 @@ def node_view(node: models.BatchNode) -> ComputeNode:
         start_task=start_task_spec(node.start_task),
         scheduling_state=choice(SchedulingState, node.scheduling_state, SchedulingState.ENABLED),
         is_dedicated=node.is_dedicated is not False,
+        inbound_endpoints=tuple(
+            InboundEndpoint(
+                name=endpoint.name,
+                protocol=wire_value(endpoint.protocol) or "tcp",
+                public_ip_address=endpoint.public_ip_address or "",
+                public_fqdn=endpoint.public_fqdn or "",
+                frontend_port=endpoint.frontend_port,
+                backend_port=endpoint.backend_port,
+            )
+            for endpoint in (
+                node.endpoint_configuration.inbound_endpoints if node.endpoint_configuration else ()
+            )
+        ),
     )
 
 
@@ -233,6 +250,12 @@ def node_model(view: ComputeNode) -> models.BatchNode:
         scheduling_state=view.scheduling_state.value,
         is_dedicated=view.is_dedicated,
     )
+    if view.inbound_endpoints:
+        node.endpoint_configuration = models.BatchNodeEndpointConfiguration(
+            inbound_endpoints=[
+                models.InboundEndpoint(**asdict(endpoint)) for endpoint in view.inbound_endpoints
+            ]
+        )
     _set_known(
         node,
         state_transition_time=view.state_transition_time,
@@ -254,7 +277,9 @@ def job_view(job: models.BatchJob) -> Job:
     execution = job.execution_info
     return Job(
         id=job.id or "",
-        pool_id=job.pool_info.pool_id if job.pool_info and job.pool_info.pool_id else "",
+        pool_id=(job.pool_info.pool_id if job.pool_info else None)
+        or (execution.pool_id if execution else None)  # an auto pool's
+        or "",
         state=choice(JobState, job.state, JobState.ACTIVE),
         terminate_reason=execution.termination_reason if execution else None,
         previous_state=optional_choice(JobState, job.previous_state),
@@ -269,7 +294,10 @@ def job_model(view: Job, spec: JobSpec) -> models.BatchJob:
     (it started when it was created: jobs here run on an existing pool at once)."""
     job = models.BatchJob(job_create_options(spec).as_dict())
     job.state = view.state.value
-    job.pool_info = models.BatchPoolInfo(pool_id=view.pool_id)
+    automatic = job.pool_info.auto_pool_specification if job.pool_info else None
+    job.pool_info = models.BatchPoolInfo(
+        pool_id=None if automatic else view.pool_id, auto_pool_specification=automatic
+    )
     job.execution_info = models.BatchJobExecutionInfo({"poolId": view.pool_id})
     _set_known(
         job.execution_info,
@@ -454,4 +482,26 @@ def pool_node_counts_view(entry: models.BatchPoolNodeCounts) -> PoolNodeCounts:
         pool_id=entry.pool_id or "",
         dedicated=counts(entry.dedicated),
         low_priority=counts(entry.low_priority),
+    )
+
+
+def supported_image_view(image: models.BatchSupportedImage) -> SupportedImage:
+    """One entry of List Supported Images, as `SupportedImage`."""
+    return SupportedImage(
+        node_agent_sku_id=image.node_agent_sku_id or "",
+        image_reference=image_reference_spec(image.image_reference) or ImageReference(),
+        os_type=wire_value(image.os_type) or "linux",
+        verification_type=wire_value(image.verification_type) or "unverified",
+        capabilities=tuple(image.capabilities or ()),
+    )
+
+
+def supported_image_model(image: SupportedImage) -> models.BatchSupportedImage:
+    """A `SupportedImage` as the service writes it."""
+    return models.BatchSupportedImage(
+        node_agent_sku_id=image.node_agent_sku_id,
+        image_reference=image_reference_model(image.image_reference),
+        os_type=image.os_type,
+        verification_type=image.verification_type,
+        capabilities=list(image.capabilities) or None,
     )

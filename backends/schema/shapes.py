@@ -379,6 +379,8 @@ _TASK = {"requiredSlots": 1, "constraints": {}}
 DEFAULTS: Mapping[type, Mapping[str, Any]] = {
     models.BatchPoolCreateOptions: _POOL,
     models.BatchPool: {**_POOL, "currentLowPriorityNodes": 0},
+    models.BatchPoolSpecification: _POOL,
+    models.BatchAutoPoolSpecification: {"keepAlive": False},
     models.BatchTaskSchedulingPolicy: {"nodeFillType": "spread", "jobDefaultOrder": "none"},
     models.BatchJobCreateOptions: _JOB,
     models.BatchJob: _JOB,
@@ -407,6 +409,10 @@ DEFAULTS: Mapping[type, Mapping[str, Any]] = {
         "nodeDeallocationOption": "requeue",
     },
     sdk_models.BatchNodeRebootOptions: {"nodeRebootOption": "requeue"},
+    models.NetworkConfiguration: {
+        "dynamicVNetAssignmentScope": "none",
+        "enableAcceleratedNetworking": False,
+    },
     sdk_models.BatchNodeReimageOptions: {"nodeReimageOption": "requeue"},
 }
 """Per model, the values the service gives properties a request leaves out (REST reference,

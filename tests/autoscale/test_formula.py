@@ -131,17 +131,20 @@ PENDING = history("$PendingTasks", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
 """Eleven samples: 10 at now, 9 at now-30 s, ..., 0 at now-300 s."""
 
 
+PENDING_TASKS_FORMULA = """startingNumberOfVMs = 1;
+maxNumberofVMs = 25;
+pendingTaskSamplePercent = $PendingTasks.GetSamplePercent(180 * TimeInterval_Second);
+pendingTaskSamples = pendingTaskSamplePercent < 70 ? startingNumberOfVMs :
+    avg($PendingTasks.GetSample(180 * TimeInterval_Second));
+$TargetDedicatedNodes=min(maxNumberofVMs, pendingTaskSamples);
+$NodeDeallocationOption = taskcompletion;"""
+"""The documentation's "Pending tasks" sample formula."""
+
+
 def test_pending_tasks_example_averages_the_last_180_seconds() -> None:
     # (now-180, now] holds the samples at now, -30, ..., -150: 10, 9, 8, 7, 6, 5; 6 of the 6
     # a 180-second window has (100%), their average 7.5; min(25, 7.5) = 7.5, applied as 7.
-    formula = """startingNumberOfVMs = 1;
-    maxNumberofVMs = 25;
-    pendingTaskSamplePercent = $PendingTasks.GetSamplePercent(180 * TimeInterval_Second);
-    pendingTaskSamples = pendingTaskSamplePercent < 70 ? startingNumberOfVMs :
-        avg($PendingTasks.GetSample(180 * TimeInterval_Second));
-    $TargetDedicatedNodes=min(maxNumberofVMs, pendingTaskSamples);
-    $NodeDeallocationOption = taskcompletion;"""
-    outcome = run(formula, PENDING)
+    outcome = run(PENDING_TASKS_FORMULA, PENDING)
     assert outcome.target_dedicated == 7.5
     assert variables(outcome)["pendingTaskSamplePercent"] == "100"
 
@@ -407,3 +410,34 @@ def test_unmeasured_metrics_are_named() -> None:
     x = $MemoryBytes + $PendingTasks;"""
     assert unmeasured(compile_formula(formula)) == ["$CPUPercent", "$MemoryBytes"]
     assert unmeasured(compile_formula("$TargetDedicatedNodes = $PendingTasks")) == []
+
+
+def test_timestamps_members_and_both_documented_time_forms() -> None:
+    # W3C-DTF and RFC 1123 name the same instant; 2026-01-05 is a Monday (weekday 1).
+    got = variables(
+        run(
+            'a = time("2026-01-05T09:30:15Z"); b = time("Mon, 05 Jan 2026 09:30:15 GMT");'
+            " same = a == b; y = a.year; mo = a.month; d = a.day; w = a.weekday;"
+            " h = a.hour; mi = a.minute; s = a.second"
+        )
+    )
+    assert got["same"] == "1"
+    assert [got[name] for name in ("y", "mo", "d", "w", "h", "mi", "s")] == [
+        "2026", "1", "5", "1", "9", "30", "15",
+    ]  # fmt: skip
+
+
+def test_get_sample_between_two_timestamps() -> None:
+    # Timestamps instead of look-backs: (now-120 s, now-30 s] holds the samples at -90, -60
+    # and -30 s: 7, 8, 9 (3 of the 3 the 90 seconds hold).
+    formula = (
+        "v = $PendingTasks.GetSample(time() - 120 * TimeInterval_Second,"
+        " time() - 30 * TimeInterval_Second, 100)"
+    )
+    assert variables(run(formula, PENDING))["v"] == "[9,8,7]"
+
+
+def test_a_vector_is_not_compared() -> None:
+    error = failure("a = $PendingTasks.GetSample(2) > 1", PENDING)
+    assert error.code == "AutoScalingFormulaEvaluationError"
+    assert "doubleVec > double" in error.detail

@@ -7,6 +7,7 @@ Node Counts; spot/low-priority nodes and their preemption (``preempted``, tasks 
 
 from __future__ import annotations
 
+import random
 import uuid
 
 import anyio
@@ -20,6 +21,7 @@ from jobprep_release.backends.base import (
     ComputeNode,
     DisableSchedulingOption,
     ExecutionResult,
+    InboundNatPool,
     NodeDeallocationOption,
     NodeState,
     Pool,
@@ -223,3 +225,84 @@ async def test_spot_nodes_are_counted_apart_and_a_preempted_one_requeues_its_tas
         assert (mine.low_priority.preempted, mine.low_priority.total) == (1, 1)
         assert (mine.dedicated.running, mine.dedicated.total) == (1, 1)
         assert (await batch.backend.get_pool(batch.pool_id)).current_low_priority_nodes == 1
+
+
+async def test_every_supported_image_is_taken_by_add_pool(
+    open_backend: BackendOpener, backend_name: str
+) -> None:
+    if backend_name == "azure":
+        pytest.skip("pools of every image a real account supports would cost too much")
+    async with open_backend() as backend:
+        images = await admin(backend).list_supported_images()
+        assert images and all(image.os_type == "linux" for image in images)
+        for index, image in enumerate(images):
+            pool_id = f"Contract-{uuid.uuid4().hex[:8]}-{index}"
+            spec = PoolSpec(
+                id=pool_id,
+                target_dedicated_nodes=1 if index == 0 else 0,
+                image_reference=image.image_reference,
+                node_agent_sku_id=image.node_agent_sku_id,
+            )
+            await backend.create_pool(spec)
+            try:
+                if index == 0:
+                    batch = Batch(backend=backend, pool_id=pool_id, node_ids=[])
+                    assert len(await batch.nodes_idle(limit=WAIT_LIMIT * 5)) == 1
+                else:
+                    assert (await backend.get_pool(pool_id)).id == pool_id
+            finally:
+                await backend.delete_pool(pool_id)
+
+
+LISTEN = (
+    "perl -MIO::Socket::INET -e '"
+    "$s = IO::Socket::INET->new(LocalPort => 8080, Listen => 1, ReuseAddr => 1) or die $!; "
+    '$c = $s->accept; print $c "hello from $ENV{AZ_BATCH_NODE_ID}\\n"; close $c\''
+)
+
+
+async def test_an_inbound_nat_pool_reaches_each_node_on_its_frontend_port(
+    open_backend: BackendOpener, backend_name: str
+) -> None:
+    if backend_name == "azure":
+        pytest.skip("a real node's public address is reached over the internet, not here")
+    start = random.randrange(30000, 39000, 100)
+    nat = InboundNatPool("web", "tcp", 8080, start, start + 99)
+    pool_id = f"Contract-{uuid.uuid4().hex[:8]}"
+    async with open_backend() as backend:
+        await backend.create_pool(
+            PoolSpec(id=pool_id, target_dedicated_nodes=1, inbound_nat_pools=(nat,))
+        )
+        batch = Batch(backend=backend, pool_id=pool_id, node_ids=[])
+        try:
+            (node_id,) = await batch.nodes_idle(limit=WAIT_LIMIT * 5)
+            node = await admin(backend).get_node(pool_id, node_id)
+            # REST InboundEndpoint: "<NAT pool name>.<n>", the first node on the range's start.
+            (endpoint,) = node.inbound_endpoints
+            assert (endpoint.name, endpoint.protocol) == ("web.0", "tcp")
+            assert (endpoint.frontend_port, endpoint.backend_port) == (start, 8080)
+            job = await batch.create_job()
+            await backend.add_tasks(job, [TaskSpec("listen", LISTEN)])
+            await batch.task_in(job, "listen", TaskState.RUNNING)
+            answer = await read_line(endpoint.public_ip_address, endpoint.frontend_port)
+            assert answer == f"hello from {node_id}"
+            done = (await batch.tasks_settled(job))["listen"]
+            assert done.execution_info.exit_code == 0
+        finally:
+            for job_id in batch.jobs:
+                await backend.delete_job(job_id)
+            await backend.delete_pool(pool_id)
+
+
+async def read_line(host: str, port: int) -> str:
+    """The first line served at host:port, trying until something listens there."""
+    with anyio.fail_after(WAIT_LIMIT):
+        while True:
+            try:
+                async with await anyio.connect_tcp(host, port) as stream:
+                    data = b""
+                    while not data.endswith(b"\n"):
+                        data += await stream.receive()
+                    return data.decode().strip()
+            except (OSError, anyio.EndOfStream, anyio.BrokenResourceError):
+                await anyio.sleep(0.2)

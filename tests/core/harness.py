@@ -138,3 +138,35 @@ def tasks(count: int, **changes: object) -> list[TaskSpec]:
         TaskSpec(id=f"task{n:03}", command_line=f"/bin/work {n}", **changes)  # type: ignore[arg-type]
         for n in range(1, count + 1)
     ]
+
+
+@dataclass
+class FakeEndpoint:
+    """The REST endpoint over the fake executor, and azure-batch's client signed in to it."""
+
+    batch: Any
+    executor: FakeExecutor
+    clock: FakeClock
+    url: str
+
+
+@asynccontextmanager
+async def fake_endpoint(key: str, pool: dict[str, Any]) -> AsyncIterator[FakeEndpoint]:
+    """The endpoint (account ``fakebatch``, `key`) over a fresh fake executor and clock, with
+    the pool `pool` (Add Pool's body) added."""
+    from azure.batch.aio import BatchClient
+    from azure.core.credentials import AzureNamedKeyCredential
+
+    from jobprep_release.backends.docker.rest import EndpointSettings, running_endpoint
+    from tests.endpoint.support import call
+
+    clock = FakeClock()
+    executor = FakeExecutor(clock)
+    settings = EndpointSettings(
+        account="fakebatch", key=key, port=0, executor=executor, clock=clock
+    )
+    async with running_endpoint(settings) as running:
+        credential = AzureNamedKeyCredential(running.account, running.key)
+        async with BatchClient(running.url, credential, retry_total=0) as batch:
+            assert (await call(batch, "POST", "/pools", body=pool)).status == 201
+            yield FakeEndpoint(batch, executor, clock, running.url)

@@ -10,10 +10,17 @@ from datetime import timedelta
 
 import pytest
 
-from jobprep_release.backends.base import NodeState
-from jobprep_release.backends.docker.core import FakeOutcome, FakeStart
+from jobprep_release.backends.base import NodeState, PoolSpec
+from jobprep_release.backends.docker.core import (
+    FakeClock,
+    FakeExecutor,
+    FakeOutcome,
+    FakeStart,
+    MemoryStore,
+)
 from jobprep_release.backends.docker.core.autoscaling import FIRST_EVALUATION_DELAY, FormulaRefused
-from jobprep_release.backends.errors import Conflict, InvalidRequest, NotSupported
+from jobprep_release.backends.errors import Conflict, InvalidRequest, NotSupported, ServiceError
+from tests.autoscale.test_formula import PENDING_TASKS_FORMULA
 from tests.core.harness import JOB, POOL, Core, job_spec, pool_spec, running_core, tasks
 
 FIVE_MINUTES = timedelta(minutes=5)
@@ -24,7 +31,7 @@ def long_tasks(start: FakeStart) -> FakeOutcome:
     return FakeOutcome(duration=100_000)
 
 
-def autoscaled(formula: str, interval: timedelta | None = FIVE_MINUTES) -> object:
+def autoscaled(formula: str, interval: timedelta | None = FIVE_MINUTES) -> PoolSpec:
     return pool_spec(
         nodes=0,
         enable_auto_scale=True,
@@ -46,7 +53,7 @@ async def minutes(core: Core, count: float) -> None:
 
 async def test_add_pool_evaluates_the_formula_soon_after_and_sets_the_target() -> None:
     async with running_core() as core:
-        await core.service.create_pool(autoscaled("$TargetDedicatedNodes=2"))  # type: ignore[arg-type]
+        await core.service.create_pool(autoscaled("$TargetDedicatedNodes=2"))
         await core.settle()
         pool = await core.service.get_pool(POOL)
         # As the recorded service a second after enabling: no run yet, the old target.
@@ -68,7 +75,7 @@ async def test_the_formula_is_evaluated_again_each_interval() -> None:
     # Pending tasks drive the target, at most 3: none at first, then 4 tasks without a node.
     formula = "$TargetDedicatedNodes = min(3, $PendingTasks)"
     async with running_core(long_tasks) as core:
-        await core.service.create_pool(autoscaled(formula))  # type: ignore[arg-type]
+        await core.service.create_pool(autoscaled(formula))
         created = core.clock.now()
         await first_run(core)
         assert (await core.service.get_pool(POOL)).target_dedicated_nodes == 0
@@ -91,17 +98,10 @@ async def test_the_documentations_pending_tasks_formula_on_the_core_samples() ->
     # (t+35, t+65, ...); 5 tasks pending throughout. First evaluation at t+5: 1 sample of the 6
     # a 180-second window holds (16%): startingNumberOfVMs, 1. The next at t+305: (t+125,
     # t+305] holds the 6 samples t+155 ... t+305, all 5: 100%, average 5, min(25, 5) = 5.
-    formula = """startingNumberOfVMs = 1;
-    maxNumberofVMs = 25;
-    pendingTaskSamplePercent = $PendingTasks.GetSamplePercent(180 * TimeInterval_Second);
-    pendingTaskSamples = pendingTaskSamplePercent < 70 ? startingNumberOfVMs :
-        avg($PendingTasks.GetSample(180 * TimeInterval_Second));
-    $TargetDedicatedNodes=min(maxNumberofVMs, pendingTaskSamples);
-    $NodeDeallocationOption = taskcompletion;"""
     async with running_core(long_tasks) as core:
         await core.service.create_job(job_spec())
         await core.service.add_tasks(JOB, tasks(5))
-        await core.service.create_pool(autoscaled(formula))  # type: ignore[arg-type]
+        await core.service.create_pool(autoscaled(PENDING_TASKS_FORMULA))
         await first_run(core)
         assert (await core.service.get_pool(POOL)).target_dedicated_nodes == 1
         await minutes(core, 5)
@@ -119,7 +119,7 @@ async def test_a_failed_evaluation_is_recorded_and_changes_nothing() -> None:
         "x = $PendingTasks.GetSample(TimeInterval_Minute * 10, 90);\n$TargetDedicatedNodes = 2"
     )
     async with running_core() as core:
-        await core.service.create_pool(autoscaled(formula))  # type: ignore[arg-type]
+        await core.service.create_pool(autoscaled(formula))
         await first_run(core)
         pool = await core.service.get_pool(POOL)
         assert pool.target_dedicated_nodes == 0
@@ -163,7 +163,7 @@ async def test_enable_on_a_fixed_pool_then_a_new_interval_restarts_the_schedule(
 
 async def test_a_new_formula_alone_keeps_the_schedule() -> None:
     async with running_core() as core:
-        await core.service.create_pool(autoscaled("$TargetDedicatedNodes = 1"))  # type: ignore[arg-type]
+        await core.service.create_pool(autoscaled("$TargetDedicatedNodes = 1"))
         await first_run(core)
         await minutes(core, 2)
         await core.service.enable_auto_scale(POOL, "$TargetDedicatedNodes = 2")
@@ -175,7 +175,7 @@ async def test_a_new_formula_alone_keeps_the_schedule() -> None:
 
 async def test_evaluate_answers_a_run_without_applying_it() -> None:
     async with running_core() as core:
-        await core.service.create_pool(autoscaled("$TargetDedicatedNodes = 1"))  # type: ignore[arg-type]
+        await core.service.create_pool(autoscaled("$TargetDedicatedNodes = 1"))
         await first_run(core)
         run = await core.service.evaluate_auto_scale(POOL, "$TargetDedicatedNodes=3")
         assert run.results == "$TargetDedicatedNodes=3" + SERVICE_DEFAULTS
@@ -191,7 +191,7 @@ async def test_evaluate_answers_a_run_without_applying_it() -> None:
 
 async def test_disable_keeps_the_targets_and_allows_resizing_again() -> None:
     async with running_core() as core:
-        await core.service.create_pool(autoscaled("$TargetDedicatedNodes = 2"))  # type: ignore[arg-type]
+        await core.service.create_pool(autoscaled("$TargetDedicatedNodes = 2"))
         await first_run(core)
         with pytest.raises(Conflict) as refused:
             await core.service.resize_pool(POOL, 1)
@@ -213,7 +213,7 @@ async def test_disable_keeps_the_targets_and_allows_resizing_again() -> None:
 
 async def test_shrinking_removes_nodes() -> None:
     async with running_core() as core:
-        await core.service.create_pool(autoscaled("$TargetDedicatedNodes = 3"))  # type: ignore[arg-type]
+        await core.service.create_pool(autoscaled("$TargetDedicatedNodes = 3"))
         await first_run(core)
         assert len(await core.node_ids()) == 3
         await core.service.enable_auto_scale(POOL, "$TargetDedicatedNodes = 1", FIVE_MINUTES)
@@ -228,7 +228,7 @@ async def test_shrinking_removes_nodes() -> None:
 async def test_intervals_outside_5_minutes_to_168_hours_are_refused(interval: timedelta) -> None:
     async with running_core() as core:
         with pytest.raises(InvalidRequest) as refused:
-            await core.service.create_pool(autoscaled("$TargetDedicatedNodes = 1", interval))  # type: ignore[arg-type]
+            await core.service.create_pool(autoscaled("$TargetDedicatedNodes = 1", interval))
         assert refused.value.code == "InvalidPropertyValue"
         await core.service.create_pool(pool_spec(nodes=0))
         with pytest.raises(InvalidRequest):
@@ -277,3 +277,34 @@ async def test_low_priority_target_and_the_deallocation_option_apply() -> None:
             "running",
             "running",
         ]
+
+
+async def test_enable_at_most_once_every_30_seconds() -> None:
+    # REST Enable Pool Auto Scale: not more than once every 30 seconds for the same pool.
+    async with running_core() as core:
+        await core.service.create_pool(pool_spec(nodes=0))
+        await core.service.enable_auto_scale(POOL, "$TargetDedicatedNodes = 0")
+        await core.advance(29)
+        with pytest.raises(ServiceError) as refused:
+            await core.service.enable_auto_scale(POOL, "$TargetDedicatedNodes = 1")
+        assert refused.value.code == "TooManyEnableAutoScaleRequests"
+        await core.advance(1)
+        await core.service.enable_auto_scale(POOL, "$TargetDedicatedNodes = 1")
+        assert core.service.pool_spec(POOL).auto_scale_formula == "$TargetDedicatedNodes = 1"
+
+
+async def test_a_restarted_core_keeps_the_schedule_and_the_last_run() -> None:
+    fake = FakeExecutor(FakeClock())
+    store = MemoryStore()
+    formula = "$TargetDedicatedNodes = $CurrentDedicatedNodes + 1"
+    async with running_core(fake=fake, store=store) as core:
+        await core.service.create_pool(autoscaled(formula))
+        await first_run(core)
+        await minutes(core, 1)
+    async with running_core(fake=fake, store=store) as core:
+        pool = await core.service.get_pool(POOL)
+        assert pool.target_dedicated_nodes == 1
+        assert pool.auto_scale_run is not None
+        assert pool.auto_scale_run.results == "$TargetDedicatedNodes=1" + SERVICE_DEFAULTS
+        await minutes(core, 4)  # the 5-minute evaluation, on the restarted core
+        assert (await core.service.get_pool(POOL)).target_dedicated_nodes == 2

@@ -75,6 +75,14 @@ async def test_the_recorded_enable_evaluate_disable_exchange() -> None:
         )
         assert enabled.status == 200 and not enabled.body
         assert enabled.headers["ETag"].startswith("0x8D")
+        again = await call(
+            batch,
+            "POST",
+            "/pools/f50021c2/enableautoscale",
+            body={"autoScaleFormula": "$TargetDedicatedNodes=1"},
+        )
+        # Not more than once every 30 seconds (REST Enable Pool Auto Scale; the error table).
+        assert (again.status, again.json()["code"]) == (503, "TooManyEnableAutoScaleRequests")
         evaluated = await call(
             batch,
             "POST",

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 
 from jobprep_release.backends.base import (
+    AutoPoolSpec,
     DisableJobOption,
     ExecutionResult,
     JobConstraints,
@@ -20,6 +21,7 @@ from jobprep_release.backends.base import (
     JobState,
     JobUpdate,
     OnAllTasksComplete,
+    PoolSpec,
     TaskConstraints,
     TaskSpec,
     TaskState,
@@ -339,3 +341,15 @@ async def test_job_constraints_update_takes_a_new_wall_clock() -> None:
         await core.advance(60)
         job = await core.service.get_job(JOB)
         assert (job.state, job.terminate_reason) == (JobState.COMPLETED, "MaxWallClockTimeExpiry")
+
+
+async def test_an_auto_pool_job_updates_only_its_keep_alive() -> None:
+    auto = AutoPoolSpec(pool=PoolSpec(id="", target_dedicated_nodes=1, image="fake"))
+    async with running_core() as core:
+        await core.service.create_job(JobSpec(id=JOB, pool_id="", auto_pool=auto))
+        await core.service.update_job(JOB, JobUpdate(auto_pool=replace(auto, keep_alive=True)))
+        kept = core.service.job_spec(JOB).auto_pool
+        assert kept is not None and kept.keep_alive is True
+        with pytest.raises(InvalidRequest) as refused:
+            await core.service.update_job(JOB, JobUpdate(auto_pool=replace(auto, id_prefix="x")))
+        assert refused.value.code == "InvalidPropertyValue"

@@ -20,8 +20,14 @@ from jobprep_release.backends.base import (
     TaskConstraints,
     TaskState,
 )
-from jobprep_release.backends.docker.core import FakeOutcome, FakeStart
-from jobprep_release.backends.errors import Conflict, NotFound
+from jobprep_release.backends.docker.core import (
+    FakeClock,
+    FakeExecutor,
+    FakeOutcome,
+    FakeStart,
+    MemoryStore,
+)
+from jobprep_release.backends.errors import Conflict, InvalidRequest, NotFound
 from tests.core.harness import JOB, POOL, Core, job_spec, pool_spec, running_core, tasks
 
 MINUTE = 60.0
@@ -310,3 +316,27 @@ async def test_a_dedicated_node_is_not_preempted() -> None:
         with pytest.raises(Conflict):
             await core.service.preempt_node(POOL, node)
         assert (await core.service.get_node(POOL, node)).state is NodeState.IDLE
+
+
+async def test_remove_nodes_takes_one_to_a_hundred_ids() -> None:
+    async with running_core() as core:
+        await core.service.create_pool(pool_spec(1))
+        await core.settle()
+        for ids in ([], [f"tvm-{n}" for n in range(101)]):
+            with pytest.raises(InvalidRequest) as refused:
+                await core.service.remove_nodes(POOL, ids)
+            assert refused.value.code == "InvalidPropertyValue"
+        assert len(await core.node_ids()) == 1
+
+
+async def test_a_pool_of_preempted_nodes_is_kept_across_a_restart() -> None:
+    fake = FakeExecutor(FakeClock())
+    store = MemoryStore()
+    async with running_core(fake=fake, store=store) as core:
+        await core.service.create_pool(pool_spec(0, target_low_priority_nodes=1))
+        await core.settle()
+        (node,) = await core.node_ids()
+        await core.service.preempt_node(POOL, node)
+        await core.settle()
+    async with running_core(fake=fake, store=store) as again:
+        assert (await again.service.get_node(POOL, node)).state is NodeState.PREEMPTED

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import anyio
 import docker
 
@@ -17,12 +20,9 @@ from tests.conftest import Ids
 RUNS = 20
 
 
-async def test_a_query_right_after_a_run_never_says_the_agent_has_no_trace_of_it(
-    ids: Ids, docker_client: docker.DockerClient
-) -> None:
-    # The agent starts each run in a background subshell; a query read before that subshell
-    # recorded its pid was answered `unknown` (the node "restarted"), and the core then ran
-    # the process a second time while the first still ran.
+@contextlib.asynccontextmanager
+async def _agent(ids: Ids, docker_client: docker.DockerClient) -> AsyncIterator[AgentLink]:
+    """A node container running the agent (labelled with the test's pool), linked."""
     engine = Engine(docker_client)
     name = f"jobprep_release-agenttest-{ids.pool.lower()}"
     labels = {POOL_LABEL: ids.pool}
@@ -40,6 +40,20 @@ async def test_a_query_right_after_a_run_never_says_the_agent_has_no_trace_of_it
     link = await AgentLink.attach(engine, container.id)
     try:
         await engine.call(container.start, what="start the agent")
+        yield link
+    finally:
+        link.close()
+        await engine.remove_container(container.id)
+        await engine.remove_volume(name)
+
+
+async def test_a_query_right_after_a_run_never_says_the_agent_has_no_trace_of_it(
+    ids: Ids, docker_client: docker.DockerClient
+) -> None:
+    # The agent starts each run in a background subshell; a query read before that subshell
+    # recorded its pid was answered `unknown` (the node "restarted"), and the core then ran
+    # the process a second time while the first still ran.
+    async with _agent(ids, docker_client) as link:
         keys = [f"key{n:03d}" for n in range(RUNS)]
         payload = b"".join(
             run_command(key, "sleep 0.2\n") + simple_command("query", key) for key in keys
@@ -52,9 +66,34 @@ async def test_a_query_right_after_a_run_never_says_the_agent_has_no_trace_of_it
                     if event.key in answers:
                         answers[event.key].append(event.verb)
         for key, verbs in answers.items():
-            assert "unknown" not in verbs, (key, verbs)
+            assert "unknown" not in verbs and "absent" not in verbs, (key, verbs)
             assert "started" in verbs, (key, verbs)
-    finally:
-        link.close()
-        await engine.remove_container(container.id)
-        await engine.remove_volume(name)
+
+
+async def test_a_launch_sent_again_under_its_key_starts_nothing_and_is_answered(
+    ids: Ids, docker_client: docker.DockerClient
+) -> None:
+    # An app that died not knowing whether its launch reached the node sends it again under
+    # the same key: the agent must not run it a second time, while it runs or after it ended.
+    script = "echo run >>/mnt/batch/runs.txt; sleep 1\n"
+    async with _agent(ids, docker_client) as link:
+        await link.send(simple_command("query", "never") + run_command("k1", script))
+        await link.send(run_command("k1", script))  # while the first runs
+        verbs: list[str] = []
+        with anyio.fail_after(30):
+            while "exited" not in verbs:
+                verbs += [e.verb for e in await link.receive() if e.key in ("k1", "never")]
+        await link.send(run_command("k1", script))  # after it ended
+        with anyio.fail_after(30):
+            while verbs.count("exited") < 2:
+                verbs += [e.verb for e in await link.receive() if e.key in ("k1", "never")]
+        await link.send(run_command("k3", "exit $(grep -c run /mnt/batch/runs.txt)\n"))
+        exits: list[str] = []
+        with anyio.fail_after(30):
+            while not exits:
+                exits += [
+                    e.words[0] for e in await link.receive() if e.verb == "exited" and e.key == "k3"
+                ]
+    # `started` comes from the run's own subshell, so it may follow the second run's answer.
+    assert sorted(verbs) == ["absent", "exited", "exited", "running", "started"], verbs
+    assert exits == ["1"], "the node ran the launch more than once"

@@ -8,6 +8,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from jobprep_release.backends.docker.core.store import StateStore
 from tests.conftest import Ids, gone, labelled, run_cli
 
 
@@ -96,3 +97,21 @@ def test_an_empty_task_command_is_refused(state_dir: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: argument --task-command: --task-command must not")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("text", ["{cut short", json.dumps({"version": 10**6})])
+def test_a_state_that_cannot_be_read_exits_9_naming_the_file_and_creates_nothing(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient, text: str
+) -> None:
+    # Not JSON (a disk filled up, a hand edit), or written by a newer app: never an empty
+    # account, which would forget every pool and job it held.
+    engine_id = str(docker_client.info()["ID"])
+    path = StateStore(state_dir, engine_id).path
+    path.write_text(text)
+    result = run_cli(["--pool-id", ids.pool, "--job-id", ids.job, "--yes"], state_dir=state_dir)
+    assert result.returncode == 9, result.stderr
+    assert result.stdout == ""
+    assert str(path) in result.stderr and result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
+    assert path.read_text() == text
+    assert labelled(docker_client, ids.pool) == (0, 0)

@@ -74,8 +74,11 @@ class App:
             self.process.kill()
         self.process.wait(timeout=30)
 
-    def read_until(self, prefix: str, limit: float = 60, *, stderr: bool = False) -> None:
-        """Wait for a line of stdout (or stderr) starting with `prefix`."""
+    def read_until(
+        self, prefix: str, limit: float = 60, *, stderr: bool = False, anywhere: bool = False
+    ) -> None:
+        """Wait for a line of stdout (or stderr) starting with `prefix` (holding it anywhere,
+        with `anywhere`)."""
         lines = self._stderr if stderr else self._stdout
         deadline = time.monotonic() + limit
         while (left := deadline - time.monotonic()) > 0:
@@ -87,7 +90,7 @@ class App:
                 break
             if stderr:
                 self._stderr_lines.append(line)
-            if line.startswith(prefix):
+            if line.startswith(prefix) or (anywhere and prefix in line):
                 return
         raise AssertionError(f"never saw {prefix!r}")
 

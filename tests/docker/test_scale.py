@@ -3,7 +3,10 @@ CLI's limit) runs the sample."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
@@ -15,7 +18,8 @@ from jobprep_release.backends.base import NodeState
 from jobprep_release.backends.docker import DockerBackend, DockerSettings
 from jobprep_release.flow import pool_spec
 from jobprep_release.options import SampleOptions
-from tests.conftest import Ids, labelled, run_cli
+from tests.conftest import REPO, Ids, labelled, run_cli
+from tests.docker.capacity_child import NODES, ROOM
 
 IDLE_NODES = 10
 THREADS = 4
@@ -97,4 +101,28 @@ def test_64_nodes_run_the_sample(
         "",
         "Sample complete, hit ENTER to exit...",
     ]
+    assert labelled(docker_client, ids.pool) == (0, 0)
+
+
+def test_nodes_past_the_descriptor_limit_are_unusable_and_the_log_says_why(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    # Each node's agent link is a socket: past the process's limit less a reserve, a node is
+    # not made (it would fail later, somewhere else, for want of a descriptor).
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.docker.capacity_child", ids.pool],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "JOBPREP_RELEASE_STATE_DIR": str(state_dir)},
+        timeout=300,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    # structlog writes its lines to stdout in the child; the states are the one line without
+    # a timestamp.
+    lines = child.stdout.splitlines()
+    (states,) = [line for line in lines if line.split()[0] in ("idle", "unusable")]
+    assert states.split() == ["idle"] * ROOM + ["unusable"] * (NODES - ROOM)
+    assert any("file descriptor limit" in line for line in lines)
     assert labelled(docker_client, ids.pool) == (0, 0)

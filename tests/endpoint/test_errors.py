@@ -160,13 +160,8 @@ async def test_unemulated_operations_are_named(state_dir: Path) -> None:
             await call(client, "POST", "/pools/p/nodes/n/deallocate", body={}), 501, "NotSupported"
         )
         assert "Deallocate Node" in message
-        schedule = {
-            "id": "schedule",
-            "schedule": {"recurrenceInterval": "PT5M"},
-            "jobSpecification": {"poolInfo": {"poolId": "p"}},
-        }
-        assert "Job Schedules" in refused(
-            await call(client, "POST", "/jobschedules", body=schedule), 501, "NotSupported"
+        assert "Certificates" in refused(
+            await call(client, "GET", "/certificates"), 501, "NotSupported"
         )
         assert "List Node Extensions" in refused(
             await call(client, "GET", "/pools/p/nodes/n/extensions"), 501, "NotSupported"
@@ -182,8 +177,8 @@ async def test_unemulated_operations_are_named(state_dir: Path) -> None:
         ):
             message = refused(await call(client, method, path, body=body), 501, "NotSupported")
             assert "login service" in message and "userAccounts" in message, message
-        assert "List Sub Tasks" in refused(
-            await call(client, "GET", "/jobs/j/tasks/t/subtasksinfo"), 501, "NotSupported"
+        assert "Certificates" in refused(
+            await call(client, "GET", "/certificates"), 501, "NotSupported"
         )
         refused(await call(client, "GET", "/no/such/thing"), 400, "InvalidUri")
         # Options that would change an answer are refused too, not ignored.

@@ -204,7 +204,7 @@ async def test_jobs_tasks_and_files(
         assert ids.job not in [job["id"] for job in answer.json()["value"]]
 
         # Add Task Collection: the basic example (a Linux command line), then the complex one,
-        # which asks for what is not emulated (multi-instance tasks) and is refused, named.
+        # which asks for what is not emulated (task affinity) and is refused, named.
         name = "Tasks_CreateTaskCollection_Basic"
         collection = example(name)["parameters"]["taskCollection"]
         for task in collection["value"]:
@@ -224,7 +224,7 @@ async def test_jobs_tasks_and_files(
             body=complex_request["taskCollection"],
         )
         assert answer.status == 501 and answer.json()["code"] == "NotSupported"
-        assert "multiInstanceSettings" in answer.json()["message"]["value"]
+        assert "affinityInfo" in answer.json()["message"]["value"]
 
         # Add Task (one): 201, as azure-batch expects.
         single = {

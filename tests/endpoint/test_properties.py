@@ -33,6 +33,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
 
 from jobprep_release.backends.docker.rest import RunningEndpoint
+from jobprep_release.backends.schema.requests import LOCAL_SUBSCRIPTION
 from tests.conftest import labelled, remove_labelled
 from tests.endpoint.harness import endpoint
 from tests.endpoint.support import API_VERSION
@@ -111,12 +112,38 @@ OVERRIDES: dict[str, Any] = {
     "virtualMachineConfiguration.nodeAgentSKUId": "batch.node.ubuntu 24.04",
     "virtualMachineConfiguration.imageReference.virtualMachineImageId": "debian:bookworm-slim",
     "poolInfo.poolId": POOL,
+    "poolInfo.autoPoolSpecification.autoPoolIdPrefix": "sample",  # up to 20 characters
+    "poolInfo.autoPoolSpecification.pool.vmSize": "standard_d2_v3",
+    "poolInfo.autoPoolSpecification.pool.targetDedicatedNodes": 0,  # no containers
+    "poolInfo.autoPoolSpecification.pool.targetLowPriorityNodes": 0,
+    "poolInfo.autoPoolSpecification.pool.virtualMachineConfiguration.nodeAgentSKUId": (
+        "batch.node.ubuntu 24.04"
+    ),
+    "poolInfo.autoPoolSpecification.pool.virtualMachineConfiguration.imageReference."
+    "virtualMachineImageId": "debian:bookworm-slim",
     "requiredSlots": 2,
 }
 # Properties an object needs beside the one under test, where the SDK cannot say so (one of
 # several sources): a resource file's URL and path.
 SIBLINGS: dict[type, dict[str, Any]] = {
     models.ResourceFile: {"httpUrl": "https://example.com/data.txt", "filePath": "data.txt"},
+    models.BatchInboundNatPool: {
+        "name": "web",
+        "protocol": "tcp",
+        "backendPort": 8080,
+        "frontendPortRangeStart": 47000,
+        "frontendPortRangeEnd": 47099,
+    },
+}
+
+# Samples where the type's usual one is outside the service's limits (REST InboundNATPool: a
+# frontend range of at least 40 ports; NetworkConfiguration.subnetId: an ARM subnet id, here
+# one of the subscription the local account is taken to be in).
+NAMED_SAMPLES: dict[str, Any] = {
+    "frontendPortRangeStart": 46000,
+    "frontendPortRangeEnd": 47199,
+    "subnetId": f"/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/g/providers/"
+    "Microsoft.Network/virtualNetworks/v/subnets/s",
 }
 
 
@@ -148,6 +175,8 @@ SERVICE_DEFAULTS: dict[str, Any] = {
 def sample(kind: Any, name: str) -> Any:
     """A value of `kind` for the property `name`, never the service's default for it."""
     default = SERVICE_DEFAULTS.get(name)
+    if name in NAMED_SAMPLES:
+        return NAMED_SAMPLES[name]
     if isinstance(kind, type) and issubclass(kind, Enum):
         values = [str(member.value) for member in reversed(list(kind))]
         return next(value for value in values if value != default)
@@ -310,6 +339,12 @@ POOL_BASE: dict[str, Any] = {
 
 _TASK_HONOURED = {
     "id",
+    "multiInstanceSettings.numberOfInstances",
+    "multiInstanceSettings.coordinationCommandLine",
+    *(
+        f"multiInstanceSettings.commonResourceFiles[0].{name}"
+        for name in ("httpUrl", "filePath", "fileMode")
+    ),
     "userIdentity.username",
     "commandLine",
     "displayName",
@@ -345,36 +380,45 @@ _TASK_HONOURED |= {
     "exitConditions.exitCodeRanges[0].end",
 }
 _PREP_RELEASE = {"id", "commandLine", *(p for p in _TASK_HONOURED if p.startswith(("env", "res")))}
+_AUTO_POOL = "poolInfo.autoPoolSpecification"
+_POOL_HONOURED = {
+    "id",
+    "vmSize",
+    "displayName",
+    "metadata[0].name",
+    "metadata[0].value",
+    "resizeTimeout",
+    "targetDedicatedNodes",
+    "targetLowPriorityNodes",
+    "taskSlotsPerNode",
+    "enableInterNodeCommunication",
+    "taskSchedulingPolicy.nodeFillType",
+    *(
+        f"networkConfiguration.endpointConfiguration.inboundNATPools[0].{name}"
+        for name in (
+            "name",
+            "protocol",
+            "backendPort",
+            "frontendPortRangeStart",
+            "frontendPortRangeEnd",
+        )
+    ),
+    "virtualMachineConfiguration.nodeAgentSKUId",
+    *(
+        f"virtualMachineConfiguration.imageReference.{name}"
+        for name in ("publisher", "offer", "sku", "version", "virtualMachineImageId")
+    ),
+    *(f"startTask.{path}" for path in _PREP_RELEASE if path != "id"),
+    "startTask.userIdentity.username",
+    "startTask.maxTaskRetryCount",
+    *(f"userAccounts[0].{name}" for name in ("name", "password", "elevationLevel")),
+    *(f"userAccounts[0].linuxUserConfiguration.{name}" for name in ("uid", "gid", "sshPrivateKey")),
+    "startTask.waitForSuccess",
+    "startTask.userIdentity.autoUser.elevationLevel",
+    "startTask.userIdentity.autoUser.scope",
+}
 HONOURED: dict[type, set[str]] = {
-    models.BatchPoolCreateOptions: {
-        "id",
-        "vmSize",
-        "displayName",
-        "metadata[0].name",
-        "metadata[0].value",
-        "resizeTimeout",
-        "targetDedicatedNodes",
-        "targetLowPriorityNodes",
-        "taskSlotsPerNode",
-        "enableInterNodeCommunication",
-        "taskSchedulingPolicy.nodeFillType",
-        "virtualMachineConfiguration.nodeAgentSKUId",
-        *(
-            f"virtualMachineConfiguration.imageReference.{name}"
-            for name in ("publisher", "offer", "sku", "version", "virtualMachineImageId")
-        ),
-        *(f"startTask.{path}" for path in _PREP_RELEASE if path != "id"),
-        "startTask.userIdentity.username",
-        "startTask.maxTaskRetryCount",
-        *(f"userAccounts[0].{name}" for name in ("name", "password", "elevationLevel")),
-        *(
-            f"userAccounts[0].linuxUserConfiguration.{name}"
-            for name in ("uid", "gid", "sshPrivateKey")
-        ),
-        "startTask.waitForSuccess",
-        "startTask.userIdentity.autoUser.elevationLevel",
-        "startTask.userIdentity.autoUser.scope",
-    },
+    models.BatchPoolCreateOptions: _POOL_HONOURED,
     models.BatchJobCreateOptions: {
         "id",
         "displayName",
@@ -406,6 +450,9 @@ HONOURED: dict[type, set[str]] = {
         "jobReleaseTask.userIdentity.username",
         "jobReleaseTask.userIdentity.autoUser.elevationLevel",
         "jobReleaseTask.userIdentity.autoUser.scope",
+        *(f"{_AUTO_POOL}.{name}" for name in ("autoPoolIdPrefix", "poolLifetimeOption")),
+        f"{_AUTO_POOL}.keepAlive",
+        *(f"{_AUTO_POOL}.pool.{path}" for path in _POOL_HONOURED if path != "id"),
     },
     models.BatchTaskCreateOptions: _TASK_HONOURED,
 }
@@ -542,7 +589,25 @@ def test_add_job_property(served: Served, leaf: Leaf) -> None:
     base["poolInfo"] = {"poolId": POOL}
     if leaf.path.startswith("jobReleaseTask."):  # a release task needs a preparation task
         base["jobPreparationTask"] = {"commandLine": "/bin/true"}
-    add_and_check(served, leaf, models.BatchJobCreateOptions, base, "/jobs")
+    if not leaf.path.startswith(_AUTO_POOL):
+        add_and_check(served, leaf, models.BatchJobCreateOptions, base, "/jobs")
+        return
+    # An auto pool instead of the pool; whatever pool the job made is removed afterwards.
+    pool = {name: value for name, value in POOL_BASE.items() if name != "targetDedicatedNodes"}
+    if leaf.path.endswith(".pool.startTask.userIdentity.username"):
+        pool["userAccounts"] = ACCOUNTS
+    base["poolInfo"] = {"autoPoolSpecification": {"poolLifetimeOption": "job", "pool": pool}}
+    before = {pool["id"] for pool in served.call("GET", "/pools")[1]["value"]}
+    try:
+        if leaf.path.rsplit(".", 1)[-1] in AUTOSCALE:  # alone, refused as by Add Pool
+            body, _ = body_with(base, models.BatchJobCreateOptions, leaf)
+            status, answer = served.call("POST", "/jobs", body)
+            assert status == 400, answer
+            return
+        add_and_check(served, leaf, models.BatchJobCreateOptions, base, "/jobs")
+    finally:
+        for made in {pool["id"] for pool in served.call("GET", "/pools")[1]["value"]} - before:
+            served.call("DELETE", f"/pools/{made}")
 
 
 @pytest.mark.parametrize("leaf", TASK_LEAVES, ids=lambda leaf: leaf.path)

@@ -14,6 +14,7 @@ from typing import Any
 
 from azure.batch.aio import BatchClient
 
+from jobprep_release.backends.schema.requests import LOCAL_SUBSCRIPTION
 from tests.conftest import Ids
 from tests.endpoint.harness import endpoint, sdk_client
 from tests.endpoint.support import Answer, call
@@ -151,6 +152,24 @@ async def test_query_parameters_are_honoured_or_refused(ids: Ids, state_dir: Pat
             await call(client, "DELETE", f"/pools/{ids.pool}")
 
 
+NAT = "networkConfiguration.endpointConfiguration"
+
+
+def nat(name: str, backend: int, start: int, size: int = 100) -> dict[str, Any]:
+    """An inbound NAT pool: tcp, `backend` port, frontend ports `start` to `start + size - 1`."""
+    return {
+        "name": name,
+        "protocol": "tcp",
+        "backendPort": backend,
+        "frontendPortRangeStart": start,
+        "frontendPortRangeEnd": start + size - 1,
+    }
+
+
+def nat_pools(*pools: dict[str, Any]) -> dict[str, Any]:
+    return {"networkConfiguration": {"endpointConfiguration": {"inboundNATPools": list(pools)}}}
+
+
 # (property path, the body's properties beside the minimal ones)
 POOL_LIMITS: list[tuple[str, dict[str, Any]]] = [
     ("resizeTimeout", {"resizeTimeout": "PT0S"}),
@@ -161,6 +180,28 @@ POOL_LIMITS: list[tuple[str, dict[str, Any]]] = [
     ("metadata", {"metadata": [{"name": "a", "value": "1"}, {"name": "a", "value": "2"}]}),
     ("id", {"id": "has a space"}),
     ("id", {"id": "x" * 65}),
+    # REST NetworkConfiguration and InboundNATPool: an ARM subnet id; at most 5 NAT pools;
+    # names of letters, digits, '_', '.', '-' starting with a letter or digit; backend ports
+    # 1-65535 but 29876-29877; frontend ports 1-65534 but 50000-55000, 40 at least, ranges apart.
+    ("networkConfiguration.subnetId", {"networkConfiguration": {"subnetId": "subnet1"}}),
+    (
+        f"{NAT}.inboundNATPools",
+        nat_pools(*[nat(f"n{i}", 80 + i, 40000 + 100 * i) for i in range(6)]),
+    ),
+    (f"{NAT}.inboundNATPools[0].name", nat_pools(nat("-web", 80, 40000))),
+    (f"{NAT}.inboundNATPools[0].backendPort", nat_pools(nat("web", 29876, 40000))),
+    (f"{NAT}.inboundNATPools[0].backendPort", nat_pools(nat("web", 65536, 40000))),
+    (f"{NAT}.inboundNATPools[0].frontendPortRangeStart", nat_pools(nat("web", 80, 50000))),
+    (f"{NAT}.inboundNATPools[0].frontendPortRangeEnd", nat_pools(nat("web", 80, 40000, 39))),
+    (f"{NAT}.inboundNATPools[1].name", nat_pools(nat("web", 80, 40000), nat("WEB", 81, 41000))),
+    (
+        f"{NAT}.inboundNATPools[1].backendPort",
+        nat_pools(nat("web", 80, 40000), nat("api", 80, 41000)),
+    ),
+    (
+        f"{NAT}.inboundNATPools[1].frontendPortRangeStart",
+        nat_pools(nat("web", 80, 40000), nat("api", 81, 40050)),
+    ),
 ]
 JOB_LIMITS: list[tuple[str, dict[str, Any]]] = [
     ("priority", {"priority": 5000}),
@@ -226,6 +267,38 @@ async def test_values_outside_the_limits_are_invalid(ids: Ids, state_dir: Path) 
             await call(client, "DELETE", f"/pools/{ids.pool}")
 
 
+async def test_a_subnet_is_refused_as_the_service_refuses_it(ids: Ids, state_dir: Path) -> None:
+    """A subnet of another subscription: 400 ``InvalidPropertyValue`` naming it with the
+    service's recorded reason; one of the subscription the local account is taken to be in:
+    501 (local nodes join no virtual network); the other network settings a container cannot
+    have: 501."""
+    other = (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/test/providers/"
+        "Microsoft.Network/virtualNetworks/vnet1/subnets/subnet1"
+    )
+    local = other.replace("00000000-0000-0000-0000-000000000000", LOCAL_SUBSCRIPTION)
+    async with endpoint(state_dir) as running, sdk_client(running) as client:
+        body = pool_body(ids.pool, networkConfiguration={"subnetId": other})
+        answer = await call(client, "POST", "/pools", body=body)
+        invalid(answer, "networkConfiguration.subnetId")
+        assert values(answer)["Reason"].startswith(
+            "The specified subnetId is in a different subscription"
+        )
+        body = pool_body(ids.pool, networkConfiguration={"subnetId": local})
+        not_supported(
+            await call(client, "POST", "/pools", body=body), "networkConfiguration.subnetId"
+        )
+        for name, value in (
+            ("dynamicVNetAssignmentScope", "job"),
+            ("enableAcceleratedNetworking", True),
+            ("publicIPAddressConfiguration", {"provision": "nopublicipaddresses"}),
+        ):
+            body = pool_body(ids.pool, networkConfiguration={name: value})
+            answer = await call(client, "POST", "/pools", body=body)
+            assert answer.status == 501, (name, answer.body)
+        assert (await call(client, "GET", f"/pools/{ids.pool}")).status == 404
+
+
 def shown(sent: Any, got: Any) -> bool:
     """Whether `got` (GET's JSON) holds what was `sent`, with the service's defaults beside."""
     if isinstance(sent, dict):
@@ -272,7 +345,13 @@ async def test_update_pool_bodies_are_honoured_or_refused(ids: Ids, state_dir: P
             assert pool["resizeTimeout"] == "PT15M"  # what the update does not name is kept
 
             for name, value in (
-                ("networkConfiguration", {"subnetId": "/subscriptions/x"}),
+                (  # a subnet of the local account's subscription (another one's is 400)
+                    "networkConfiguration",
+                    {
+                        "subnetId": f"/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/g/"
+                        "providers/Microsoft.Network/virtualNetworks/v/subnets/s"
+                    },
+                ),
                 (
                     "mountConfiguration",
                     [{"nfsMountConfiguration": {"source": "s", "relativeMountPath": "m"}}],

@@ -73,6 +73,16 @@ async def test_every_answer_parses_into_the_sdk_models(
         (node,) = shaped(answer, 200, models.BatchNode, listing=True)
         answer = await call(client, "GET", f"/pools/{ids.pool}/nodes/{node.id}")
         assert shaped(answer, 200, models.BatchNode).id == node.id
+        answer = await call(client, "GET", "/nodecounts")
+        counts = shaped(answer, 200, models.BatchPoolNodeCounts, listing=True)
+        (mine,) = [entry for entry in counts if entry.pool_id == ids.pool]
+        assert (mine.dedicated.idle, mine.dedicated.total, mine.low_priority.total) == (1, 1, 0)
+        answer = await call(client, "GET", "/supportedimages")
+        images = shaped(answer, 200, models.BatchSupportedImage, listing=True)
+        assert all(image.os_type == "linux" and image.node_agent_sku_id for image in images)
+        for operation in ("disablescheduling", "enablescheduling"):
+            path = f"/pools/{ids.pool}/nodes/{node.id}/{operation}"
+            await no_body(client, "POST", path, 200)
 
         job_request = {
             "id": ids.job,

@@ -10,7 +10,8 @@ As the service does (REST Enable/Evaluate/Disable Pool Auto Scale; learn.microso
   interval (5 minutes to 168 hours, 15 minutes when not given: 400 ``InvalidPropertyValue``);
   a pool newly enabled, or given a new interval, starts its schedule at once: evaluated a few
   seconds later (`FIRST_EVALUATION_DELAY`), then every interval. A new formula alone keeps the
-  schedule. Enabling is refused while the pool resizes (409 ``PoolBeingResized``).
+  schedule. Enabling is refused while the pool resizes (409 ``PoolBeingResized``), and within
+  30 s of the pool's last Enable Autoscale (503 ``TooManyEnableAutoScaleRequests``).
 - Each evaluation records the pool's ``autoScaleRun`` (time, ``results`` or ``error``) and
   applies the targets through `pools.resize_pool` (a target is the formula's double, its
   fraction dropped), unless it failed: then nothing changes.
@@ -28,6 +29,9 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import structlog
 
 from jobprep_release.backends.base import (
     DEFAULT_AUTO_SCALE_EVALUATION_INTERVAL,
@@ -42,27 +46,33 @@ from jobprep_release.backends.base import (
     TaskState,
 )
 from jobprep_release.backends.docker.core import pools, rules
-from jobprep_release.backends.docker.core.autoscale import (
-    SAMPLE_PERIOD,
-    FormulaError,
-    Inputs,
-    MetricHistory,
-    Outcome,
-    Statement,
-    compile_formula,
-    evaluate,
-    names,
-    unmeasured,
-)
-from jobprep_release.backends.docker.core.autoscale.errors import evaluation_error
+from jobprep_release.backends.docker.core.autoscale import names
+from jobprep_release.backends.docker.core.autoscale.errors import FormulaError, evaluation_error
+from jobprep_release.backends.docker.core.autoscale.samples import SAMPLE_PERIOD, MetricHistory
 from jobprep_release.backends.docker.core.kernel import Core
 from jobprep_release.backends.docker.core.records import AutoscaleRecord, PoolRecord, touch
-from jobprep_release.backends.errors import BackendError, Conflict, InvalidRequest, NotSupported
+from jobprep_release.backends.errors import (
+    BackendError,
+    Conflict,
+    InvalidRequest,
+    NotSupported,
+    ServiceError,
+)
+
+log = structlog.get_logger("jobprep_release.docker")
+
+if TYPE_CHECKING:  # the formula language loads when a formula is first read
+    from jobprep_release.backends.docker.core.autoscale.evaluator import Outcome
+    from jobprep_release.backends.docker.core.autoscale.parser import Statement
 
 FIRST_EVALUATION_DELAY = 5.0
 """Seconds from enabling autoscale to the first evaluation. Inferred: the service evaluates
 soon after, not during, the request (its recording shows a pool read a second after Enable
 Autoscale with no ``autoScaleRun`` and the old target); how soon is not documented."""
+ENABLE_SPACING = 30.0
+"""Enable Autoscale on one pool at most once every 30 s (REST Enable Pool Auto Scale), else
+503 ``TooManyEnableAutoScaleRequests`` (the Batch error-code table)."""
+TOO_MANY_ENABLES = "Too many Enable Pool AutoScale requests are issued on the pool."
 MIN_INTERVAL = timedelta(minutes=5)
 MAX_INTERVAL = timedelta(hours=168)
 INVALID_STATE = "The specified operation is not valid for the current state of the resource."
@@ -86,9 +96,13 @@ def compile_checked(formula: str) -> list[Statement]:
     """The formula's statements; `FormulaRefused`, or `NotSupported` naming the unmeasured
     metrics it reads."""
     try:
-        statements = compile_formula(formula)
+        from jobprep_release.backends.docker.core.autoscale.parser import parse
+
+        statements = parse(formula)
     except FormulaError as error:
         raise FormulaRefused(error) from None
+    from jobprep_release.backends.docker.core.autoscale.evaluator import unmeasured
+
     missing = unmeasured(statements)
     if missing:
         raise NotSupported(
@@ -203,7 +217,12 @@ class Autoscaler:
         if pool.allocation_state is not AllocationState.STEADY:
             raise Conflict(POOL_BEING_RESIZED, code="PoolBeingResized")
         spec = pool.spec
-        enabled = spec.enable_auto_scale and pool.autoscale is not None
+        record = pool.autoscale
+        now = core.now()
+        last = record.enabled_at if record is not None else None
+        if last is not None and now - last < ENABLE_SPACING:
+            raise ServiceError(TOO_MANY_ENABLES, code="TooManyEnableAutoScaleRequests")
+        enabled = spec.enable_auto_scale and record is not None
         if formula is None and (not enabled or interval is None):
             raise InvalidRequest(
                 "A required property was not specified in the request body: autoScaleFormula",
@@ -215,6 +234,9 @@ class Autoscaler:
         if interval is not None:
             check_interval(interval)
         await self.begin(pool, formula, interval, restart=not enabled or interval is not None)
+        assert pool.autoscale is not None
+        pool.autoscale.enabled_at = now
+        core.changed()
 
     async def begin(
         self, pool: PoolRecord, formula: str, interval: timedelta | None, *, restart: bool
@@ -279,6 +301,8 @@ class Autoscaler:
         history = self._histories.get(pool.spec.id.lower()) or MetricHistory()
         current = measure(self._core, pool)
         current["$TaskSlotsPerNode"] = float(pool.spec.task_slots_per_node)
+        from jobprep_release.backends.docker.core.autoscale.evaluator import Inputs, evaluate
+
         inputs = Inputs(
             now=self._core.now(),
             target_dedicated=pool.spec.target_dedicated_nodes,
@@ -335,13 +359,18 @@ class Autoscaler:
         if pool.allocation_state is not AllocationState.STEADY:
             self._pending[spec.id.lower()] = outcome
             return
-        await pools.resize_pool(
-            self._core,
-            spec.id,
-            dedicated,
-            target_low_priority_nodes=low_priority,
-            deallocation=NodeDeallocationOption(outcome.deallocation),
-        )
+        try:
+            await pools.resize_pool(
+                self._core,
+                spec.id,
+                dedicated,
+                target_low_priority_nodes=low_priority,
+                deallocation=NodeDeallocationOption(outcome.deallocation),
+            )
+        except Conflict:  # resizing (or being deleted) after all: tried again once steady
+            self._pending[spec.id.lower()] = outcome
+        except BackendError as error:  # the evaluation stands; the next one tries again
+            log.warning("autoscale could not resize", pool=spec.id, error=error.one_line())
 
 
 def _node_count(name: str, value: float) -> int:

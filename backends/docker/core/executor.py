@@ -128,7 +128,11 @@ class ExecutorListener(Protocol):
         """The process under `key` ended (now, or while nobody listened: see `query`)."""
 
     def on_process_lost(self, node_id: str, key: str) -> None:
-        """The node has no trace of `key` (it restarted since): it will never report it."""
+        """The node ran `key` on an earlier boot, which ended without its exit: it will never
+        report it."""
+
+    def on_process_absent(self, node_id: str, key: str) -> None:
+        """Asked about `key`, the node says it never had it: the launch never reached it."""
 
 
 class NodeExecutor(Protocol):
@@ -173,7 +177,8 @@ class NodeExecutor(Protocol):
 
     async def start_process(self, node_id: str, key: str, spec: ProcessSpec) -> bool:
         """Start `spec` under `key` (unique, chosen by the core); False when the node cannot be
-        reached now (nothing started). Started and exited are reported later."""
+        reached now (nothing started). Started and exited are reported later. A key the node
+        had already is not started again: it is answered as `query_processes` answers."""
         ...
 
     async def kill_process(self, node_id: str, key: str) -> None:
@@ -182,7 +187,8 @@ class NodeExecutor(Protocol):
 
     async def query_processes(self, node_id: str, keys: Sequence[str]) -> None:
         """Ask the node about `keys`: each is answered by an exited event (with its recorded
-        exit, even from before a restart of the core), nothing (still running), or a lost one."""
+        exit, even from before a restart of the core), nothing (still running), a lost one (run on
+        an earlier boot, never ended) or an absent one (the node never had it)."""
         ...
 
     async def put_files(self, node_id: str, files: Sequence[NodeFile]) -> None:

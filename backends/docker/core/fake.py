@@ -111,6 +111,8 @@ class FakeNode:
     directories: set[str] = field(default_factory=set)
     running: dict[str, _Process] = field(default_factory=dict)
     exits: dict[str, ProcessExit] = field(default_factory=dict)
+    told: set[str] = field(default_factory=set)
+    """Every key the node was asked to start (kept on its disk, as the agent's records)."""
 
     def make_dirs(self, path: str) -> None:
         while path not in ("/", "") and path not in self.directories:
@@ -129,6 +131,7 @@ class FakeNode:
         self.times.clear()
         self.directories.clear()
         self.exits.clear()
+        self.told.clear()
 
 
 def _exited(node_id: str, key: str, exit: ProcessExit) -> Callable[[ExecutorListener], None]:
@@ -137,6 +140,10 @@ def _exited(node_id: str, key: str, exit: ProcessExit) -> Callable[[ExecutorList
 
 def _lost(node_id: str, key: str) -> Callable[[ExecutorListener], None]:
     return lambda listener: listener.on_process_lost(node_id, key)
+
+
+def _absent(node_id: str, key: str) -> Callable[[ExecutorListener], None]:
+    return lambda listener: listener.on_process_absent(node_id, key)
 
 
 class FakeExecutor:
@@ -359,6 +366,10 @@ class FakeExecutor:
         node = self.nodes.get(node_id)
         if node is None or not node.up:
             return False
+        if key in node.told:  # a launch sent again: the node starts nothing, it answers
+            self._answer(node, key)
+            return True
+        node.told.add(key)
         now = self.clock.now()
         start = FakeStart(node_id, key, spec.argv, dict(spec.environment), spec, now)
         self.starts.append(start)
@@ -395,10 +406,17 @@ class FakeExecutor:
             return
         self._step()
         for key in keys:
-            if key in node.exits:
-                self._emit(_exited(node_id, key, node.exits[key]))
-            elif key not in node.running:
-                self._emit(_lost(node_id, key))
+            self._answer(node, key)
+
+    def _answer(self, node: FakeNode, key: str) -> None:
+        """How `key` is doing, as the agent answers a query."""
+        node_id = node.setup.node_id
+        if key in node.exits:
+            self._emit(_exited(node_id, key, node.exits[key]))
+        elif key not in node.told:
+            self._emit(_absent(node_id, key))
+        elif key not in node.running:
+            self._emit(_lost(node_id, key))
 
     # --- files ---------------------------------------------------------------------------------
 

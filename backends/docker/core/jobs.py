@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from jobprep_release.backends.base import (
     RELEASE_MAX_WALL_CLOCK,
+    AutoPoolSpec,
     DisableJobOption,
     ExecutionResult,
     JobConstraints,
@@ -59,8 +60,11 @@ _NOT_ACTIVE_CODES = {
 }
 
 
-async def create_job(core: Core, spec: JobSpec) -> None:
-    check_id("job", spec.id)
+async def create_job(core: Core, spec: JobSpec, *, scheduled: bool = False) -> None:
+    """Add Job; `scheduled`: a job schedule's, whose id (``{scheduleId}:job-{n}``) is the
+    service's own form, not one a client may give."""
+    if not scheduled:
+        check_id("job", spec.id)
     existing = core.state.jobs.get(spec.id.lower())
     if existing is not None:
         rules.refuse_if_deleting(existing)
@@ -200,6 +204,10 @@ async def end_task(core: Core, task: TaskRecord, message: str) -> None:
     core.count_completion(task)
     move(task, TaskState.COMPLETED, now)
     touch(task, now)
+    if task.instances:  # a multi-instance task's subtasks end with it
+        from jobprep_release.backends.docker.core import multiinstance
+
+        multiinstance.after_primary(core, task, now)
     core.refresh_busy()
 
 
@@ -280,6 +288,9 @@ async def update_job(core: Core, job_id: str, update: JobUpdate, *, replace_all:
             "onAllTasksComplete cannot be changed from terminatejob to noaction",
             code="InvalidPropertyValue",
         )
+    auto_pool = spec.auto_pool
+    if update.auto_pool is not None:
+        auto_pool = _kept_auto_pool(job, update.auto_pool)
     current = JobConstraints(spec.max_wall_clock_time, spec.max_task_retry_count)
     constraints = _pick(update.constraints, current, JobConstraints(), replace_all)
     job.spec = replace(
@@ -296,11 +307,31 @@ async def update_job(core: Core, job_id: str, update: JobUpdate, *, replace_all:
         max_task_retry_count=constraints.max_task_retry_count,
         on_all_tasks_complete=on_complete,
         metadata=dict(_pick(update.metadata, spec.metadata, {}, replace_all)),
+        auto_pool=auto_pool,
     )
     touch(job, core.now())
     await core.persist()
     outcomes.after_task_change(core, job)
     core.poke()
+
+
+def _kept_auto_pool(job: JobRecord, asked: AutoPoolSpec) -> AutoPoolSpec:
+    """The job's auto pool with the `keepAlive` asked; 409 ``OperationInvalidForCurrentState``
+    for a job without one, 400 ``InvalidPropertyValue`` for any other change (REST Update Job:
+    "only the keepAlive property of the autoPoolSpecification can be updated")."""
+    current = job.spec.auto_pool
+    if current is None:
+        raise Conflict(
+            f"job {job.spec.id} runs on pool {job.spec.pool_id}, not an auto pool",
+            code="OperationInvalidForCurrentState",
+        )
+    same = replace(asked, keep_alive=current.keep_alive, pool=replace(asked.pool, image=None))
+    if same != replace(current, pool=replace(current.pool, image=None)):
+        raise InvalidRequest(
+            "only the keepAlive of a job's autoPoolSpecification can be updated",
+            code="InvalidPropertyValue",
+        )
+    return replace(current, keep_alive=asked.keep_alive)
 
 
 def _pick(value: T | None, current: T, default: T, replace_all: bool) -> T:

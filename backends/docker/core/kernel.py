@@ -55,6 +55,8 @@ class Kind(Enum):
     RELEASE = "release"
     START = "start"
     """A pool's start task: `InFlight.job_id` and `task_id` are empty."""
+    INSTANCE = "instance"
+    """A multi-instance task's coordination command on one of its nodes (`instance`)."""
 
 
 @dataclass(slots=True)
@@ -82,6 +84,7 @@ class InFlight:
     node_id: str
     job_id: str = ""
     task_id: str = ""
+    instance: int = 0
 
 
 class Core:
@@ -208,10 +211,9 @@ class Core:
         used: dict[str, int] = {}
         counts: dict[str, int] = {}
         for task in self.index.busy(self.state):
-            node_id = task.node_id
-            assert node_id is not None
-            counts[node_id] = counts.get(node_id, 0) + 1
-            used[node_id] = used.get(node_id, 0) + task.spec.required_slots
+            for node_id in held_nodes(task):
+                counts[node_id] = counts.get(node_id, 0) + 1
+                used[node_id] = used.get(node_id, 0) + task.spec.required_slots
         now = self.now()
         for pool in self.state.pools.values():
             for node in pool.nodes:
@@ -237,6 +239,12 @@ class Core:
         """Task slots in use, by node id."""
         used: dict[str, int] = {}
         for task in self.index.busy(self.state):
-            assert task.node_id is not None
-            used[task.node_id] = used.get(task.node_id, 0) + task.spec.required_slots
+            for node_id in held_nodes(task):
+                used[node_id] = used.get(node_id, 0) + task.spec.required_slots
         return used
+
+
+def held_nodes(task: TaskRecord) -> list[str]:
+    """The nodes a busy task holds slots on: its own, and a multi-instance task's subtasks'."""
+    assert task.node_id is not None
+    return [task.node_id, *(instance.node_id for instance in task.instances[1:])]

@@ -43,6 +43,8 @@ WALL_CLOCK_SLACK = 0.99
 def execution(job: JobRecord, flight: InFlight) -> Execution:
     if flight.kind is Kind.TASK:
         return job.tasks[flight.task_id].run
+    if flight.kind is Kind.INSTANCE:
+        return job.tasks[flight.task_id].instances[flight.instance].run
     record = job.nodes[flight.node_id]
     run = record.prep if flight.kind is Kind.PREP else record.release
     assert run is not None
@@ -89,6 +91,14 @@ def on_exit(
         if task.state is TaskState.RUNNING:
             task.history.state_time = started
         _on_task_exit(core, job, task, end)
+        if task.instances:
+            from jobprep_release.backends.docker.core import multiinstance
+
+            multiinstance.after_primary(core, task, end)
+    elif flight.kind is Kind.INSTANCE:
+        from jobprep_release.backends.docker.core import multiinstance
+
+        multiinstance.on_exit(core, job, flight, end)
     elif flight.kind is Kind.PREP:
         _on_prep_exit(core, job, flight.node_id)
     else:
@@ -128,6 +138,12 @@ def _wall_clock_expired(job: JobRecord, flight: InFlight, start: float, end: flo
     elif flight.kind is Kind.RELEASE and job.spec.release is not None:
         limit = min(job.spec.release.max_wall_clock_time, RELEASE_MAX_WALL_CLOCK)
     return limit is not None and end - start >= limit.total_seconds() * WALL_CLOCK_SLACK
+
+
+def task_exited(core: Core, job: JobRecord, task: TaskRecord, end: float) -> None:
+    """`task`'s run is recorded as ended: retry it or complete it (a multi-instance task
+    whose coordination command failed comes here too)."""
+    _on_task_exit(core, job, task, end)
 
 
 def _on_task_exit(core: Core, job: JobRecord, task: TaskRecord, end: float) -> None:
@@ -261,6 +277,10 @@ def on_lost(core: Core, key: str, flight: InFlight) -> None:
             release.key = None
             release.start_time = None
         maybe_complete(core, job)
+    elif flight.kind is Kind.INSTANCE:
+        from jobprep_release.backends.docker.core import multiinstance
+
+        multiinstance.on_lost(core, job, flight)
     else:
         if flight.kind is Kind.TASK:
             requeue(core, job.tasks[flight.task_id], now)
@@ -275,7 +295,12 @@ def on_lost(core: Core, key: str, flight: InFlight) -> None:
 
 def requeue(core: Core, task: TaskRecord, now: float) -> None:
     """Put a task whose process is gone back in the queue, counting the requeue (REST
-    TaskExecutionInfo requeueCount: a node removed or rebooted, a job disabled with requeue)."""
+    TaskExecutionInfo requeueCount: a node removed or rebooted, a job disabled with requeue);
+    a multi-instance task's subtasks are dropped with it."""
+    if task.instances:
+        from jobprep_release.backends.docker.core import multiinstance
+
+        multiinstance.dropped(core, task)
     move(task, TaskState.ACTIVE, now)
     task.node_id = None
     task.run.requeue_count += 1

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from jobprep_release.backends.administration import MAX_NODES_PER_REMOVAL
 from jobprep_release.backends.base import (
     AllocationState,
     DisableSchedulingOption,
@@ -255,6 +256,11 @@ async def remove_nodes(
     """Remove Nodes: the nodes leave by `deallocation` and the pool's targets go down by as
     many (REST Remove Nodes). `NotFound` (``NodeNotFound``) for a node not in the pool, 409
     ``PoolBeingResized`` unless the pool is steady; nothing changes then."""
+    if not 1 <= len(node_ids) <= MAX_NODES_PER_REMOVAL:
+        raise InvalidRequest(
+            f"Remove Nodes takes 1 to {MAX_NODES_PER_REMOVAL} node ids, not {len(node_ids)}",
+            code="InvalidPropertyValue",
+        )
     pool = core.pool(pool_id)
     refuse_unless_steady(pool)
     nodes = [core.find_node(pool_id, node_id) for node_id in dict.fromkeys(node_ids)]
@@ -442,6 +448,8 @@ async def adopt(core: Core, pool_id: str) -> None:
 async def drop_vanished_pools(core: Core) -> None:
     """Forget pools of which nothing is left: deleted by another run."""
     for key, pool in list(core.state.pools.items()):
+        if pool.nodes and all(node.state is NodeState.PREEMPTED for node in pool.nodes):
+            continue  # its nodes' containers are gone by design (`preempt_node`)
         if not await core.executor.has_pool(pool.spec.id):
             log.info("forgetting a pool deleted elsewhere", pool=pool.spec.id)
             del core.state.pools[key]

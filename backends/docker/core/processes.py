@@ -22,11 +22,14 @@ import structlog
 from jobprep_release.backends.base import (
     RELEASE_MAX_WALL_CLOCK,
     ElevationLevel,
+    JobPreparationTaskSpec,
+    JobReleaseTaskSpec,
     ResourceFile,
+    TaskSpec,
     TaskState,
     UserIdentity,
 )
-from jobprep_release.backends.docker.core import environment, outcomes, resources, views
+from jobprep_release.backends.docker.core import environment, outcomes, resources, tokens, views
 from jobprep_release.backends.docker.core.codec import decode, encode
 from jobprep_release.backends.docker.core.executor import ProcessSpec
 from jobprep_release.backends.docker.core.kernel import Core, InFlight, Kind
@@ -91,7 +94,7 @@ async def start_all(core: Core, pending: Sequence[Pending]) -> None:
     nodes: dict[tuple[str, str], Any] = {}
     for item in pending:
         job_key, node_id = item.job.spec.id.lower(), item.flight.node_id
-        if item.flight.kind is Kind.TASK:
+        if item.flight.kind in (Kind.TASK, Kind.INSTANCE):
             task = item.job.tasks[item.flight.task_id]
             tasks.append([job_key, item.flight.task_id, encode(task)])
         nodes[job_key, node_id] = encode(item.job.nodes[node_id])
@@ -121,7 +124,19 @@ async def dispatch(core: Core, item: Pending) -> None:
         # environment variables): the preparation task does not see its own directory.
         job_prep_task_id=prep.id if prep is not None and flight.kind is not Kind.PREP else None,
     )
-    await launch(core, key, flight, what, environment.task_dir(job.spec.id, what.task_id), env)
+    directory = environment.task_dir(job.spec.id, what.task_id)
+    files_dir = None
+    if flight.kind in (Kind.TASK, Kind.INSTANCE):
+        task = job.tasks[flight.task_id]
+        if tokens.ACCESS_JOB in task.spec.authentication_token_access:
+            env["AZ_BATCH_AUTHENTICATION_TOKEN"] = tokens.mint(core, job.spec.id, what.task_id)
+        if task.instances:
+            from jobprep_release.backends.docker.core import multiinstance
+
+            env.update(multiinstance.variables(core, job, task, flight.instance))
+        if flight.kind is Kind.INSTANCE:
+            files_dir = directory  # common resource files: the task directory, not wd
+    await launch(core, key, flight, what, directory, env, files_dir=files_dir)
 
 
 def node_context(core: Core, pool_id: str, node_id: str) -> environment.NodeContext:
@@ -134,7 +149,14 @@ def node_context(core: Core, pool_id: str, node_id: str) -> environment.NodeCont
 
 
 async def launch(
-    core: Core, key: str, flight: InFlight, what: Launch, directory: str, env: dict[str, str]
+    core: Core,
+    key: str,
+    flight: InFlight,
+    what: Launch,
+    directory: str,
+    env: dict[str, str],
+    *,
+    files_dir: str | None = None,
 ) -> None:
     """Place `what`'s resource files in ``directory/wd`` and start it there with `env`; a
     command line that cannot be split or a file that cannot be downloaded ends the run with
@@ -150,7 +172,7 @@ async def launch(
     try:
         if what.resource_files:
             fetched = await resources.fetch(what.resource_files)
-            files = resources.node_files(working_dir, fetched, elevated=elevated)
+            files = resources.node_files(files_dir or working_dir, fetched, elevated=elevated)
             await core.executor.put_files(flight.node_id, files)
         spec = ProcessSpec(
             argv=tuple(argv),
@@ -186,17 +208,8 @@ def prepare_task(core: Core, job: JobRecord, task: TaskRecord, node_id: str) -> 
     core.index.placed(task)
     task.files_removed = False
     job.nodes.setdefault(node_id, JobNodeRecord()).ran_tasks = True
-    spec = task.spec
-    what = Launch(
-        spec.id,
-        spec.command_line,
-        spec.user_identity,
-        dict(spec.environment),
-        spec.constraints.max_wall_clock_time,
-        spec.resource_files,
-    )
-    flight = InFlight(Kind.TASK, node_id, job.spec.id, spec.id.lower())
-    return prepare(core, flight, job, what, task.run)
+    flight = InFlight(Kind.TASK, node_id, job.spec.id, task.spec.id.lower())
+    return prepare(core, flight, job, launch_of(job, flight), task.run)
 
 
 def prepare_prep(core: Core, job: JobRecord, node_id: str, boot: int) -> Pending:
@@ -204,30 +217,70 @@ def prepare_prep(core: Core, job: JobRecord, node_id: str, boot: int) -> Pending
     record = job.nodes[node_id]
     assert prep is not None and record.prep is not None
     record.prep_boot = boot
-    what = Launch(
-        prep.id,
-        prep.command_line,
-        prep.user_identity,
-        dict(prep.environment),
-        prep.constraints.max_wall_clock_time,
-        prep.resource_files,
-    )
-    return prepare(core, InFlight(Kind.PREP, node_id, job.spec.id), job, what, record.prep)
+    flight = InFlight(Kind.PREP, node_id, job.spec.id)
+    return prepare(core, flight, job, launch_of(job, flight), record.prep)
 
 
 def prepare_release(core: Core, job: JobRecord, node_id: str) -> Pending:
     release = job.spec.release
     record = job.nodes[node_id]
     assert release is not None and record.release is not None
-    what = Launch(
-        release.id,
-        release.command_line,
-        release.user_identity,
-        dict(release.environment),
-        min(release.max_wall_clock_time, RELEASE_MAX_WALL_CLOCK),
-        release.resource_files,
+    flight = InFlight(Kind.RELEASE, node_id, job.spec.id)
+    return prepare(core, flight, job, launch_of(job, flight), record.release)
+
+
+def launch_of(job: JobRecord, flight: InFlight) -> Launch:
+    """What `flight` starts, from the job's specs (the same again for a launch sent anew)."""
+    spec: TaskSpec | JobPreparationTaskSpec | JobReleaseTaskSpec | None
+    if flight.kind is Kind.TASK:
+        spec = job.tasks[flight.task_id].spec
+        wall_clock = spec.constraints.max_wall_clock_time
+    elif flight.kind is Kind.PREP:
+        spec = job.spec.preparation
+        assert spec is not None
+        wall_clock = spec.constraints.max_wall_clock_time
+    else:
+        spec = job.spec.release
+        assert spec is not None
+        wall_clock = min(spec.max_wall_clock_time, RELEASE_MAX_WALL_CLOCK)
+    return Launch(
+        spec.id,
+        spec.command_line,
+        spec.user_identity,
+        dict(spec.environment),
+        wall_clock,
+        spec.resource_files,
     )
-    return prepare(core, InFlight(Kind.RELEASE, node_id, job.spec.id), job, what, record.release)
+
+
+def _flight_and_job(core: Core, key: str) -> tuple[InFlight, JobRecord] | None:
+    flight = core.in_flight.get(key)
+    if flight is None:
+        return None
+    job = core.state.jobs.get(flight.job_id.lower())
+    return None if job is None else (flight, job)
+
+
+async def resend(core: Core, key: str) -> None:
+    """The node says it never had the launch under `key`: the core recorded it (journal or
+    state) and crashed before telling the node. Send the same launch, under the same key, now;
+    a launch the core saw start and the node has no trace of is lost instead (requeued). No
+    requeue is counted for a launch that never reached its node: the task simply starts, as
+    the service's own scheduling delays are invisible to its users. A start task the node
+    never got starts afresh at the node's next hello (`starttask.on_lost`)."""
+    flight = core.in_flight.get(key)
+    if flight is not None and flight.kind is Kind.START:
+        outcomes.on_lost(core, key, flight)
+        return
+    found = _flight_and_job(core, key)
+    if found is None:
+        return
+    flight, job = found
+    if outcomes.execution(job, flight).start_time is not None:
+        outcomes.on_lost(core, key, flight)
+        return
+    log.info("sending a launch the node never got", node=flight.node_id, key=key)
+    await dispatch(core, Pending(key, flight, job, launch_of(job, flight)))
 
 
 async def stop(core: Core, key: str | None) -> None:
@@ -282,6 +335,15 @@ def index_in_flight(core: Core) -> None:
             if task.state is TaskState.RUNNING and task.run.key and task.node_id:
                 flight = InFlight(Kind.TASK, task.node_id, job.spec.id, task_id)
                 core.in_flight[task.run.key] = flight
+            for index, instance in enumerate(task.instances):
+                coordination = instance.run
+                if (
+                    task.state is TaskState.RUNNING
+                    and coordination.key
+                    and not coordination.completed
+                ):
+                    flight = InFlight(Kind.INSTANCE, instance.node_id, job.spec.id, task_id, index)
+                    core.in_flight[coordination.key] = flight
         for node_id, record in job.nodes.items():
             for kind, execution in ((Kind.PREP, record.prep), (Kind.RELEASE, record.release)):
                 if execution is not None and execution.key and not execution.completed:
@@ -296,16 +358,15 @@ def index_in_flight(core: Core) -> None:
 def started(core: Core, key: str, start: float) -> None:
     """The executor says the process under `key` started at `start`."""
     flight = core.in_flight.get(key)
-    if flight is None:
-        return
-    if flight.kind is Kind.START:
+    if flight is not None and flight.kind is Kind.START:
         from jobprep_release.backends.docker.core import starttask
 
         starttask.started(core, flight, start)
         return
-    job = core.state.jobs.get(flight.job_id.lower())
-    if job is None:
+    found = _flight_and_job(core, key)
+    if found is None:
         return
+    flight, job = found
     outcomes.mark_started(outcomes.execution(job, flight), start)
     if flight.kind is Kind.TASK:
         task = job.tasks[flight.task_id]

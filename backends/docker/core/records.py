@@ -27,6 +27,7 @@ from jobprep_release.backends.base import (
     TaskSpec,
     TaskState,
 )
+from jobprep_release.backends.schedules import JobScheduleSpec, JobScheduleState
 
 STATE_VERSION = 1
 
@@ -144,6 +145,8 @@ class PoolRecord:
     """Errors of the last resize (REST resizeErrors)."""
     autoscale: AutoscaleRecord | None = None
     """The autoscale schedule and last evaluation, while autoscale is enabled."""
+    auto_pool_job: str | None = None
+    """The job whose auto pool this is, when it goes with the job (not `keepAlive`)."""
 
 
 @dataclass(slots=True)
@@ -152,6 +155,8 @@ class AutoscaleRecord:
     autoScaleRun: its time, ``results``, or its error's code, message and ``Message`` detail)."""
 
     next_evaluation: float
+    enabled_at: float | None = None
+    """When Enable Autoscale last changed the pool (not Add Pool): the next may come 30 s on."""
     run_time: float | None = None
     results: str | None = None
     error_code: str | None = None
@@ -180,6 +185,20 @@ class TaskRecord:
     run: Execution = field(default_factory=Execution)
     files_removed: bool = False
     history: History = field(default_factory=History)
+    instances: list[InstanceRecord] = field(default_factory=list)
+    """A multi-instance task's instances while placed (`core.multiinstance`): the primary
+    first (its coordination command's run), then the subtasks (ids 1, 2, ...)."""
+
+
+@dataclass(slots=True)
+class InstanceRecord:
+    """One instance of a multi-instance task on its node: its coordination command's run and
+    its state as List Subtasks reports it (``running`` until the primary ends)."""
+
+    node_id: str
+    run: Execution = field(default_factory=Execution)
+    state: TaskState = TaskState.RUNNING
+    history: History = field(default_factory=History)
 
 
 @dataclass(slots=True)
@@ -196,15 +215,38 @@ class JobRecord:
 
 
 @dataclass(slots=True)
+class ScheduleRecord:
+    """A job schedule (`core.schedules`): the recurrence it is due at, the jobs it made."""
+
+    spec: JobScheduleSpec
+    state: JobScheduleState = JobScheduleState.ACTIVE
+    history: History = field(default_factory=History)
+    next_run: float | None = None
+    """When the next job is due (REST executionInfo.nextRunTime); None: no more are."""
+    last_due: float | None = None
+    """When the last job created was due."""
+    jobs_created: int = 0
+    """Jobs created so far; the next is ``{id}:job-{jobs_created + 1}``."""
+    jobs: list[str] = field(default_factory=list)
+    """The ids of the jobs it created that may still exist (deleted ones are dropped)."""
+    end_time: float | None = None
+    auto_pool_id: str | None = None
+    """The pool made for the schedule (``poolLifetimeOption`` ``jobschedule``), while it lives."""
+
+
+@dataclass(slots=True)
 class ServiceState:
     version: int = STATE_VERSION
     journal_seq: int = 0
     """The last journal entry (`store.Store.append`) this state includes."""
     pools: dict[str, PoolRecord] = field(default_factory=dict)
     jobs: dict[str, JobRecord] = field(default_factory=dict)
+    schedules: dict[str, ScheduleRecord] = field(default_factory=dict)
+    token_secret: str = ""
+    """The key of the tasks' authentication tokens (`core.tokens`); made on first start."""
 
 
-Record = PoolRecord | NodeRecord | JobRecord | TaskRecord
+Record = PoolRecord | NodeRecord | JobRecord | TaskRecord | ScheduleRecord | InstanceRecord
 
 
 def move(record: Record, state: StrEnum, at: float) -> None:

@@ -27,6 +27,7 @@ from jobprep_release.backends.base import (
 from jobprep_release.backends.docker.core import (
     environment,
     jobs,
+    multiinstance,
     outcomes,
     pools,
     processes,
@@ -77,6 +78,11 @@ async def schedule_pass(core: Core) -> None:
             if not rules.has_room(pool, used):
                 waiting.append((job, task))  # the first of the job's tasks left waiting
                 break
+            if task.spec.multi_instance is not None:
+                placed = multiinstance.place(core, job, pool, task, used)
+                pending += placed
+                room -= 1 if placed else 0
+                continue
             node = rules.pick_node(pool, job, task, used)
             if node is None:
                 continue

@@ -18,7 +18,11 @@ from datetime import timedelta
 import anyio
 import anyio.abc
 
-from jobprep_release.backends.administration import PoolNodeCounts
+from jobprep_release.backends.administration import (
+    PoolNodeCounts,
+    SupportedImage,
+    local_catalogue,
+)
 from jobprep_release.backends.base import (
     AutoScaleRun,
     ComputeNode,
@@ -40,23 +44,29 @@ from jobprep_release.backends.base import (
     TaskSpec,
 )
 from jobprep_release.backends.docker.core import (
+    autopools,
     autoscaling,
     deletions,
     environment,
     jobs,
+    multiinstance,
     outcomes,
     pools,
     processes,
     rules,
     scheduler,
+    schedules,
+    tokens,
     views,
 )
 from jobprep_release.backends.docker.core.clock import Clock, SystemClock
 from jobprep_release.backends.docker.core.executor import FileInfo, NodeExecutor, ProcessExit
 from jobprep_release.backends.docker.core.kernel import Core, CoreSettings, Deletion
+from jobprep_release.backends.docker.core.multiinstance import Subtask
 from jobprep_release.backends.docker.core.records import NodeRecord, fill_histories
 from jobprep_release.backends.docker.core.store import Store
 from jobprep_release.backends.errors import BackendError, Conflict, InvalidRequest, NotFound
+from jobprep_release.backends.schedules import JobSchedule, JobScheduleSpec
 
 
 class BatchService:
@@ -71,6 +81,7 @@ class BatchService:
         clock: Clock | None = None,
     ) -> None:
         self._core = Core(executor, store, clock or SystemClock(), settings or CoreSettings())
+        self._loaded = False
         self._autoscaler = autoscaling.Autoscaler(self._core)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -82,7 +93,10 @@ class BatchService:
         core = self._core
         core.state = await core.store.load()
         processes.replay(core, await core.store.journal())
+        self._loaded = True
         fill_histories(core.state, core.now())
+        if tokens.ensure_key(core):
+            await core.persist()  # before any task is given a token signed with it
         async with anyio.create_task_group() as group:
             core.group = group
             await group.start(core.executor.run, self)
@@ -100,14 +114,18 @@ class BatchService:
             group.start_soon(core.saver)
             group.start_soon(scheduler.sweep, core)
             group.start_soon(self._autoscaler.run)
+            autopools.watch_all(core)
+            group.start_soon(schedules.run, core, self.create_pool)
             deletions.resume(core)
             core.poke()
             task_status.started()
             await scheduler.run(core)
 
     async def close(self) -> None:
-        """Save the state and let the executor go."""
-        await self._core.persist()
+        """Save the state (when it was loaded: a state that could not be read stays as it
+        was, never replaced by an empty one) and let the executor go."""
+        if self._loaded:
+            await self._core.persist()
         await self._core.executor.close()
 
     # --- pools and nodes ---------------------------------------------------------------------
@@ -153,7 +171,10 @@ class BatchService:
         await pools.replace_pool_properties(self._core, pool_id, start_task, metadata)
 
     async def list_pools(self) -> list[Pool]:
-        return [views.pool_view(pool) for pool in self._core.state.pools.values()]
+        """Every pool, ordered by id as the service lists them (its recorded List Pools pages
+        hold pools made in another order by their ids)."""
+        ordered = sorted(self._core.state.pools.items())  # keyed by the lower-cased id
+        return [views.pool_view(pool) for _, pool in ordered]
 
     async def get_pool(self, pool_id: str) -> Pool:
         """The pool (adopted from the executor when the state lost it); `NotFound`."""
@@ -201,15 +222,15 @@ class BatchService:
 
     async def list_nodes(self, pool_id: str) -> list[ComputeNode]:
         executor = self._core.executor
+        pool = self._core.pool(pool_id)
         return [
-            views.node_view(node, executor.node_address(node.id))
-            for node in self._core.pool(pool_id).nodes
+            views.node_view(node, executor.node_address(node.id), pool.spec) for node in pool.nodes
         ]
 
     async def get_node(self, pool_id: str, node_id: str) -> ComputeNode:
         node = self._core.find_node(pool_id, node_id)
         address = self._core.executor.node_address(node.id)
-        return views.node_view(node, address)
+        return views.node_view(node, address, self._core.pool(pool_id).spec)
 
     async def reboot_node(self, pool_id: str, node_id: str) -> None:
         await pools.reboot_node(self._core, pool_id, node_id)
@@ -225,7 +246,7 @@ class BatchService:
         resize_timeout: timedelta | None = None,
         deallocation: NodeDeallocationOption = NodeDeallocationOption.REQUEUE,
     ) -> None:
-        """Resize Pool with both targets (also the entry point of autoscale);
+        """Resize Pool with both targets (autoscale sets them through `pools.resize_pool`);
         `Conflict` (``PoolBeingResized``) unless the pool is steady, (``OperationInvalidFor
         CurrentState``) while autoscale sets its targets."""
         autoscaling.refuse_if_autoscaled(self._core.pool(pool_id))
@@ -269,13 +290,30 @@ class BatchService:
     async def list_pool_node_counts(self) -> list[PoolNodeCounts]:
         return [views.node_counts(pool) for pool in self._core.state.pools.values()]
 
+    async def list_supported_images(self) -> list[SupportedImage]:
+        """The local catalogue (`administration.local_catalogue`): what any pool runs on."""
+        return local_catalogue(self._core.settings.default_image)
+
     async def reimage_node(self, pool_id: str, node_id: str) -> None:
         await pools.reimage_node(self._core, pool_id, node_id)
 
     # --- jobs and tasks ----------------------------------------------------------------------
 
     async def create_job(self, spec: JobSpec) -> None:
-        await jobs.create_job(self._core, spec)
+        """Add Job; with `spec.auto_pool`, its pool is created first (`autopools`) and, unless
+        kept alive, deleted once the job completes or is deleted."""
+        if spec.auto_pool is None:
+            await jobs.create_job(self._core, spec)
+            return
+        core = self._core
+        spec = await autopools.create(core, spec, self.create_pool)
+        try:
+            await jobs.create_job(core, spec)
+        except Exception:
+            await autopools.abandon(core, spec.pool_id)
+            raise
+        if core.pool(spec.pool_id).auto_pool_job is not None:
+            core.spawn(autopools.watch, core, spec.pool_id)
 
     async def list_jobs(self) -> list[Job]:
         return [views.job_view(job) for job in self._core.state.jobs.values()]
@@ -295,6 +333,10 @@ class BatchService:
 
     async def list_tasks(self, job_id: str) -> list[Task]:
         return [views.task_view(task) for task in self._core.job(job_id).tasks.values()]
+
+    async def task_views(self, job_id: str) -> Sequence[Task]:
+        """`list_tasks`, each view made when first read (`views.TaskViews`)."""
+        return views.TaskViews(list(self._core.job(job_id).tasks.values()))
 
     async def get_task(self, job_id: str, task_id: str) -> Task:
         core = self._core
@@ -346,6 +388,57 @@ class BatchService:
         (ending its tasks, its release tasks, its files) under way when this returns;
         `Deletion.wait` waits for it to end."""
         return await deletions.start_delete_job(self._core, job_id)
+
+    # --- job schedules (`schedules`) ----------------------------------------------------------
+
+    async def create_job_schedule(self, spec: JobScheduleSpec) -> None:
+        """Add Job Schedule; `AlreadyExists` (``JobScheduleExists``)."""
+        await schedules.create(self._core, spec, self.create_pool)
+
+    async def list_job_schedules(self) -> list[JobSchedule]:
+        core = self._core
+        return [schedules.view(core, record) for record in core.state.schedules.values()]
+
+    async def get_job_schedule(self, schedule_id: str) -> JobSchedule:
+        """One job schedule; `NotFound` (``JobScheduleNotFound``)."""
+        return schedules.view(self._core, schedules.find(self._core, schedule_id))
+
+    def job_schedule_spec(self, schedule_id: str) -> JobScheduleSpec:
+        return schedules.find(self._core, schedule_id).spec
+
+    async def update_job_schedule(
+        self, schedule_id: str, spec: JobScheduleSpec, *, replace_all: bool
+    ) -> None:
+        """Update (PATCH, `spec` merged by the caller) or Replace (PUT) Job Schedule."""
+        await schedules.update(
+            self._core, schedule_id, spec, self.create_pool, replace_all=replace_all
+        )
+
+    async def disable_job_schedule(self, schedule_id: str) -> None:
+        await schedules.disable(self._core, schedule_id)
+
+    async def enable_job_schedule(self, schedule_id: str) -> None:
+        await schedules.enable(self._core, schedule_id, self.create_pool)
+
+    async def terminate_job_schedule(self, schedule_id: str) -> None:
+        await schedules.terminate(self._core, schedule_id, self.create_pool)
+
+    async def begin_delete_job_schedule(self, schedule_id: str) -> None:
+        await schedules.begin_delete(self._core, schedule_id, self.create_pool)
+
+    async def list_schedule_jobs(self, schedule_id: str) -> list[Job]:
+        """List Jobs from Job Schedule; `NotFound` (``JobScheduleNotFound``)."""
+        return [views.job_view(job) for job in schedules.schedule_jobs(self._core, schedule_id)]
+
+    async def list_subtasks(self, job_id: str, task_id: str) -> list[Subtask]:
+        """List Subtasks of a multi-instance task (none for another task); `NotFound`."""
+        core = self._core
+        return multiinstance.subtasks(core.task(core.job(job_id), task_id))
+
+    def task_token_job(self, token: str) -> str | None:
+        """The job a task's authentication token grants access to; None when `token` is not
+        one this service gave a task (`tokens`)."""
+        return tokens.job_of(self._core, token)
 
     # --- specs: what was asked, for an endpoint that shows it ---------------------------------
 
@@ -473,3 +566,7 @@ class BatchService:
         flight = self._core.in_flight.get(key)
         if flight is not None:
             outcomes.on_lost(self._core, key, flight)
+
+    def on_process_absent(self, node_id: str, key: str) -> None:
+        if key in self._core.in_flight:
+            self._core.spawn(processes.resend, self._core, key)

@@ -22,23 +22,31 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 import anyio.to_thread
+import structlog
 
 from jobprep_release.backends.base import TaskState
 from jobprep_release.backends.docker.core.codec import decode, encode
+from jobprep_release.backends.docker.core.migrations import migrate
 from jobprep_release.backends.docker.core.records import (
     STATE_VERSION,
     JobRecord,
     ServiceState,
     TaskRecord,
 )
-from jobprep_release.backends.errors import Conflict
+from jobprep_release.backends.errors import StateUnreadable
+
+log = structlog.get_logger("jobprep_release.docker")
+
+LOCK_POLL = 0.2
+"""Seconds between two looks at a state lock another process holds."""
 
 
 class Store(Protocol):
     """The service's persistence: the last state written, and writing a new one."""
 
     async def load(self) -> ServiceState:
-        """The state last written (an empty one when none was). `Conflict` when unreadable."""
+        """The state last written (an empty one when none was); `StateUnreadable` when it
+        cannot be read."""
         ...
 
     async def write(self, document: Document) -> None:
@@ -124,17 +132,19 @@ def serialize(state: ServiceState) -> Document:
     return Document(_task_texts.document(state), state.journal_seq)
 
 
-def parse(raw: Any) -> ServiceState:
-    """A state from a document `serialize` made; `Conflict` for an unknown version (a state
-    written by another version of the app is never silently dropped)."""
-    if raw.get("version") != STATE_VERSION:
-        raise Conflict(
-            f"the docker backend's state has version {raw.get('version')!r}, this app reads "
-            f"version {STATE_VERSION}",
-            code="StateUnreadable",
-            hint="use the app version that wrote it, or run `cleanup`",
-        )
-    return decode(ServiceState, raw)
+def parse(raw: Any, where: str = "document", entries: list[Any] | None = None) -> ServiceState:
+    """A state from a document `serialize` made, by this app version or an older one
+    (`migrations.migrate`, in place, with the journal `entries` written beside it);
+    `StateUnreadable`, naming `where`, when it cannot be read: a state is never reset."""
+    migrate(raw, [] if entries is None else entries, where)
+    try:
+        return decode(ServiceState, raw)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise StateUnreadable(
+            f"the docker backend's state {where} does not hold a state this app can read "
+            f"({type(exc).__name__}: {exc})",
+            hint="use the app version that wrote it (nothing was changed)",
+        ) from exc
 
 
 def default_state_dir() -> Path:
@@ -166,7 +176,7 @@ class MemoryStore:
     async def load(self) -> ServiceState:
         if self.document is None:
             return ServiceState()
-        return parse(json.loads(self.document))
+        return parse(json.loads(self.document), "in memory", await self.journal())
 
     async def write(self, document: Document) -> None:
         self.document = document.text
@@ -186,19 +196,46 @@ class StateStore:
         self._lock: IO[str] | None = None
         self._journal_lock = anyio.Lock()
 
-    def acquire(self) -> None:
+    async def acquire(self) -> None:
+        """Take the state's lock, waiting while another process holds it (a run started
+        beside another waits its turn, saying once which process it waits for, rather than
+        failing); cancelling the wait (Ctrl-C) leaves nothing taken."""
+        waited = False
+        while not await anyio.to_thread.run_sync(self.try_acquire):
+            if not waited:
+                log.warning(
+                    "waiting for the docker backend's state: another jobprep_release process "
+                    "is using it; this run goes on when that one ends (Ctrl-C stops waiting)",
+                    file=str(self.path),
+                    holder=self.holder(),
+                )
+                waited = True
+            await anyio.sleep(LOCK_POLL)
+        if waited:
+            log.info("the docker backend's state is free: going on", file=str(self.path))
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free (blocking I/O, no waiting); False when it is held."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = self._lock_path.open("a+")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
+        except BlockingIOError:
             lock.close()
-            raise Conflict(
-                f"another jobprep_release run is using the docker backend's state ({self.path})",
-                code="StateLocked",
-                hint="wait for it to finish, or stop it",
-            ) from exc
+            return False
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}\n")
+        lock.flush()
         self._lock = lock
+        return True
+
+    def holder(self) -> str:
+        """Who holds the lock, as it wrote itself down (``pid N``); "" when unknown."""
+        try:
+            return self._lock_path.read_text().strip()
+        except OSError:
+            return ""
 
     def release(self) -> None:
         if self._lock is not None:
@@ -209,19 +246,36 @@ class StateStore:
         return await anyio.to_thread.run_sync(self.load_now)
 
     def load_now(self) -> ServiceState:
-        """`load`, blocking (for commands that run outside an event loop's hot path)."""
+        """`load`, blocking (for commands that run outside an event loop's hot path). A state
+        of an older format is migrated and written back, the original kept beside it as
+        ``<name>.v<version>.json``; `StateUnreadable` names the file, left as it was."""
+        where = str(self.path)
         try:
-            raw: Any = json.loads(self.path.read_text())
+            text = self.path.read_text()
         except FileNotFoundError:
             return ServiceState()
-        except (OSError, ValueError) as exc:
-            broken = self.path.with_suffix(".broken")
-            self.path.replace(broken)
-            raise Conflict(
-                f"the docker backend's state file could not be read; moved it to {broken}",
-                code="StateUnreadable",
+        except OSError as exc:
+            raise StateUnreadable(
+                f"the docker backend's state {where} cannot be read: {exc.strerror}"
             ) from exc
-        return parse(raw)
+        try:
+            raw: Any = json.loads(text)
+        except ValueError as exc:
+            raise StateUnreadable(
+                f"the docker backend's state {where} is not JSON ({exc})",
+                hint="move it aside to start afresh: pools are found again from their "
+                "containers' labels (nothing was changed)",
+            ) from exc
+        entries = self._read_journal()
+        found = raw.get("version") if isinstance(raw, dict) else None
+        state = parse(raw, where, entries)
+        if found != STATE_VERSION:
+            backup = self.path.with_name(f"{self.path.stem}.v{found}.json")
+            backup.write_text(text)
+            self.write_now(Document(json.dumps(raw, separators=_COMPACT), state.journal_seq))
+            self._write_journal(entries)
+            log.info("migrated the docker backend's state", file=where, version=found)
+        return state
 
     async def write(self, document: Document) -> None:
         await anyio.to_thread.run_sync(self.write_now, document)
@@ -257,7 +311,9 @@ class StateStore:
 
     def _compact(self, done: int) -> None:
         """Drop the entries the written state includes."""
-        kept = [entry for entry in self._read_journal() if int(entry["seq"]) > done]
+        self._write_journal([entry for entry in self._read_journal() if int(entry["seq"]) > done])
+
+    def _write_journal(self, kept: list[Any]) -> None:
         temporary = self.journal_path.with_suffix(".journal-tmp")
         temporary.write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in kept))
         temporary.replace(self.journal_path)

@@ -6,11 +6,16 @@ happened); reading never changes a record.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
-from jobprep_release.backends.administration import PoolNodeCounts, count_states
+from jobprep_release.backends.administration import (
+    PoolNodeCounts,
+    count_states,
+    inbound_endpoints,
+)
 from jobprep_release.backends.base import (
     AutoScaleRun,
     AutoScaleRunError,
@@ -23,6 +28,7 @@ from jobprep_release.backends.base import (
     JobState,
     NodeState,
     Pool,
+    PoolSpec,
     PoolState,
     PrepReleaseExecution,
     PrepReleaseTaskState,
@@ -102,6 +108,33 @@ def task_view(task: TaskRecord) -> Task:
     )
 
 
+class TaskViews(Sequence[Task]):
+    """A job's tasks as views, each made when first read: a page of a large job's list makes
+    the views of its page only. The records are those of the moment it was made; read it
+    before the next await."""
+
+    def __init__(self, records: Sequence[TaskRecord]) -> None:
+        self._records = records
+        self._views: list[Task | None] = [None] * len(records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @overload
+    def __getitem__(self, index: int) -> Task: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Task]: ...
+
+    def __getitem__(self, index: int | slice) -> Task | list[Task]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._records)))]
+        view = self._views[index]
+        if view is None:
+            view = self._views[index] = task_view(self._records[index])
+        return view
+
+
 def prep_release_view(
     execution: Execution | None, directory: str | None = None
 ) -> PrepReleaseExecution | None:
@@ -167,7 +200,9 @@ def auto_scale_run(record: AutoscaleRecord | None) -> AutoScaleRun | None:
     )
 
 
-def node_view(node: NodeRecord, address: str | None = None) -> ComputeNode:
+def node_view(
+    node: NodeRecord, address: str | None = None, pool: PoolSpec | None = None
+) -> ComputeNode:
     """The node as recorded (its task counts too: recorded where tasks start and end);
     `address`: its IP address as the executor knows it."""
     return ComputeNode(
@@ -185,6 +220,7 @@ def node_view(node: NodeRecord, address: str | None = None) -> ComputeNode:
         start_task=node.start_task,
         scheduling_state=node.scheduling,
         is_dedicated=node.dedicated,
+        inbound_endpoints=inbound_endpoints(pool, node.index) if pool else (),
     )
 
 

@@ -5,19 +5,26 @@ milliseconds, so instead the container's main process is `AGENT_SCRIPT`, fed com
 attached stdin and answering on stdout, one line each::
 
     app -> agent   run <key> <n>\\n<n bytes of bash>   run a script as root (a subshell; the script
-                                                      execs the task in a session of its own)
+                                                      execs the task in a session of its own),
+                                                      unless <key> was run already: then answer
+                                                      as to `query`, starting nothing
                    kill <key>                         SIGKILL the script's whole process group
                    query <key>                        ask how <key> is doing
                    hello                              ask for the boot number
     agent -> app   hello <boot>
                    started <key> <epoch>
                    exited <key> <code> <start epoch> <end epoch> <why, or ->
-                   running <key> | unknown <key>
+                   running <key>                      run on this boot, not yet ended
+                   unknown <key>                      run on an earlier boot and never ended: lost
+                   absent <key>                       never run here (the app never got to send it)
 
 Every exit is also written to ``/mnt/batch/agent/<key>.exit`` on the node's volume before it is
 announced, so an app that was not listening (it crashed, or was restarted) learns it with
 `query`. A run is recorded (``<key>.run``, the boot it was read in) before the agent reads its
-next command, so a `query` right after a `run` says ``running``, never ``unknown``; its pid
+next command, so a `query` right after a `run` says ``running``, never ``absent``, and a second
+`run` of the same key (an app that crashed not knowing whether its first was sent, and sends it
+again) starts nothing: a launch happens at most once per key, whatever instant the app dies
+at. Its pid
 (``<key>.pid``, for `kill`) is known only once its subshell has started. The boot number grows
 by one each time the container starts: a reboot.
 """
@@ -74,19 +81,25 @@ run() {
     echo "exited $key $code $start $end $why"
   ) &
 }
+query() {
+  local key=$1 b
+  if [ -s "$A/$key.exit" ]; then echo "exited $key $(<"$A/$key.exit")"
+  elif [ -e "$A/$key.run" ]; then
+    read -r b <"$A/$key.run"
+    if [ "$b" = "$boot" ]; then echo "running $key"; else echo "unknown $key"; fi
+  else echo "absent $key"; fi
+}
 while IFS=' ' read -r verb key size; do
   case "$verb" in
-    run) IFS= read -r -N "$size" script; run "$key" "$script" ;;
+    run)
+      IFS= read -r -N "$size" script
+      if [ -e "$A/$key.run" ]; then query "$key"; else run "$key" "$script"; fi ;;
     kill)
       if [ -s "$A/$key.pid" ]; then
         read -r b p <"$A/$key.pid"
         [ "$b" = "$boot" ] && { kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; }
       fi ;;
-    query)
-      if [ -s "$A/$key.exit" ]; then echo "exited $key $(<"$A/$key.exit")"
-      elif [ -s "$A/$key.run" ] && read -r b <"$A/$key.run" && [ "$b" = "$boot" ]; then
-        echo "running $key"
-      else echo "unknown $key"; fi ;;
+    query) query "$key" ;;
     hello) echo "hello $boot" ;;
   esac
 done

@@ -16,7 +16,7 @@ import functools
 import json
 import tarfile
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
@@ -275,8 +275,10 @@ class Engine:
         volume: str,
         mount_point: str,
         host_options: Mapping[str, Any],
+        ports: Sequence[tuple[int, str]] = (),
     ) -> Any:
-        """A container whose stdin stays open across attaches, for a long-lived agent.
+        """A container whose stdin stays open across attaches, for a long-lived agent;
+        `ports` (port, protocol) are exposed (published by ``port_bindings`` in `host_options`).
 
         docker-py always sets ``StdinOnce`` with an open stdin, which closes the agent's stdin
         when the first client detaches; the low-level API lets us turn it off.
@@ -295,6 +297,7 @@ class Engine:
                 stdin_open=True,
                 volumes=[mount_point],
                 host_config=host_config,
+                ports=list(ports) or None,
             )
             config["StdinOnce"] = False
             created = api.create_container_from_config(config, name)

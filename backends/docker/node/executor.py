@@ -10,11 +10,13 @@ chores (removing directories) run through the agent too, and their ends are kept
 from __future__ import annotations
 
 import json
+import resource
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import structlog
 
 from jobprep_release.backends.base import NodeState, PoolSpec
@@ -44,6 +46,18 @@ from jobprep_release.backends.errors import NotFound
 log = structlog.get_logger("jobprep_release.docker")
 
 CHORE_TIMEOUT = 30.0
+RESERVED_DESCRIPTORS = 256
+"""File descriptors kept for everything but the nodes' agent links: the engine's connections
+(at most `ENGINE_THREADS`), the state files, an endpoint's clients, the interpreter's own."""
+
+
+def node_capacity() -> int:
+    """How many nodes one process keeps: one agent link (a socket) each, within the process's
+    file descriptor limit (``ulimit -n``) less `RESERVED_DESCRIPTORS`."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 20
+    return max(soft - RESERVED_DESCRIPTORS, 0)
 
 
 class DockerExecutor:
@@ -90,7 +104,7 @@ class DockerExecutor:
             listener.on_node_hello(node_id, int(event.key))
             return
         if event.key in self._chores:
-            if event.verb in ("exited", "unknown"):
+            if event.verb in ("exited", "unknown", "absent"):
                 self._chores[event.key].set()
             return
         if event.verb == "started":
@@ -102,6 +116,9 @@ class DockerExecutor:
         elif event.verb == "unknown":
             # The process is gone without a trace: the node restarted while we were away.
             listener.on_process_lost(node_id, event.key)
+        elif event.verb == "absent":
+            # The node never got the launch: the app died after recording it, before sending.
+            listener.on_process_absent(node_id, event.key)
 
     def on_keeper_state(self, node_id: str, state: NodeState) -> None:
         if self._listener is not None:
@@ -117,10 +134,26 @@ class DockerExecutor:
         await self.engine.ensure_image(image)
 
     def create_node(self, node: NodeSetup) -> None:
+        """Keep the node. Past `node_capacity` nodes (file descriptors: each node's agent link
+        is a socket) the node is not made: it is reported unusable, and the log says why."""
         assert self._group is not None, "DockerExecutor.run is not running"
+        if node.node_id not in self._keepers and len(self._keepers) >= node_capacity():
+            log.error(
+                "too many nodes for this process's file descriptor limit: the node stays "
+                "unusable (raise `ulimit -n`, or remove nodes)",
+                node=node.node_id,
+                nodes=len(self._keepers),
+                limit=node_capacity(),
+            )
+            self._group.start_soon(self._refuse, node.node_id)
+            return
         keeper = NodeKeeper(self.engine, node, self)
         self._keepers[node.node_id] = keeper
         self._group.start_soon(keeper.run)
+
+    async def _refuse(self, node_id: str) -> None:
+        await anyio.lowlevel.checkpoint()  # the listener hears of it after create_node returned
+        self.on_keeper_lost(node_id)
 
     async def remove_node(self, node: NodeSetup) -> None:
         keeper = self._keepers.pop(node.node_id, None) or NodeKeeper(self.engine, node, self)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import anyio
 import structlog
 
+from jobprep_release.backends.administration import inbound_endpoints
 from jobprep_release.backends.base import ElevationLevel, NodeState, UserAccount
 from jobprep_release.backends.docker.core.codec import encode
 from jobprep_release.backends.docker.core.executor import NodeSetup
@@ -102,6 +103,23 @@ def container_limits(vm_size: str) -> dict[str, Any]:
     """Memory and process limits that follow the VM size's memory."""
     gib = VM_MEMORY_GIB.get(vm_size.lower(), DEFAULT_MEMORY_GIB)
     return {"mem_limit": int(gib * 1024**3), "pids_limit": int(gib * PIDS_PER_GIB)}
+
+
+def published_ports(setup: NodeSetup) -> dict[str, Any]:
+    """Docker's ``port_bindings`` for the node's inbound endpoints: each NAT pool's backend
+    port published on the host's loopback at the node's frontend port
+    (`administration.inbound_endpoints`); nothing without NAT pools."""
+    endpoints = inbound_endpoints(setup.pool, setup.index)
+    if not endpoints:
+        return {}
+    bindings = {
+        f"{endpoint.backend_port}/{endpoint.protocol}": (
+            endpoint.public_ip_address,
+            endpoint.frontend_port,
+        )
+        for endpoint in endpoints
+    }
+    return {"port_bindings": bindings}
 
 
 def pool_labels_document(setup: NodeSetup) -> str:
@@ -227,7 +245,9 @@ class NodeKeeper:
                 "cap_drop": ["ALL"],
                 "cap_add": list(AGENT_CAPABILITIES),
                 **container_limits(spec.vm_size),
+                **published_ports(setup),
             },
+            ports=[(nat.backend_port, nat.protocol) for nat in spec.inbound_nat_pools],
         )
 
     async def send(self, payload: bytes) -> bool:

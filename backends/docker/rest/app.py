@@ -17,7 +17,16 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from jobprep_release.backends.docker.rest import files, jobs, metadata, pools, tasks, versions
+from jobprep_release.backends.docker.rest import (
+    files,
+    jobs,
+    metadata,
+    pools,
+    schedules,
+    tasks,
+    tokens,
+    versions,
+)
 from jobprep_release.backends.docker.rest.conditions import check_conditions
 from jobprep_release.backends.docker.rest.context import CONTEXT, Context, base_url
 from jobprep_release.backends.docker.rest.errors import (
@@ -146,7 +155,8 @@ async def service_middleware(request: web.Request, handler: Handler) -> web.Stre
     ctx: Context = request.app[CONTEXT]
     response: web.StreamResponse
     try:
-        ctx.keys.check(request.method, request.headers, request.raw_path)
+        if not tokens.authorized(ctx, request):
+            ctx.keys.check(request.method, request.headers, request.raw_path)
         _check_api_version(request)
         _check_query(request)
         not_modified = await check_conditions(request)
@@ -179,7 +189,7 @@ def build_app(ctx: Context, middlewares: Sequence[Middleware] = ()) -> web.Appli
     before the endpoint's own checks (a `faults.FaultInjector`'s, say)."""
     app = web.Application(middlewares=[*middlewares, service_middleware], client_max_size=MAX_BODY)
     app[CONTEXT] = ctx
-    for module in (pools, jobs, tasks, files):
+    for module in (pools, jobs, tasks, files, schedules):
         app.add_routes(module.routes)
     app.router.add_route("*", "/{tail:.*}", unrouted)
     return app

@@ -50,7 +50,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.wire import now, parse_http_date
@@ -175,7 +175,8 @@ class SharedKey:
         raw_path, _, raw_query = raw_path_and_query.partition("?")
         resources = [
             f"/{self.account}{path}{query}"
-            for path in dict.fromkeys((raw_path, unquote(raw_path)))
+            # The SDKs sign ``:`` (in a schedule's job ids) as ``%3A``; HTTP clients send it as is.
+            for path in dict.fromkeys((raw_path, unquote(raw_path), quote(unquote(raw_path))))
             for query in _canonical_queries(raw_query)
         ]
         return list(dict.fromkeys(head + resource for head in heads for resource in resources))

@@ -9,6 +9,8 @@ as azure-batch 15's ``etag``/``match_condition``/``if_modified_since`` keywords)
   Autoscale: all four headers, against the pool's ETag and Last-Modified.
 - Get, Delete, Update, Replace, Disable, Enable, Terminate of a job: all four, the job's.
 - Get, Delete, Replace, Terminate, Reactivate of a task: all four, the task's.
+- Get, Exists, Delete, Update, Replace, Disable, Enable, Terminate of a job schedule
+  (``BatchJobScheduleHeaders``): all four, the schedule's.
 - Get and Get Properties of a task's or node's file: ``If-Modified-Since`` and
   ``If-Unmodified-Since``, against the file's last modification.
 
@@ -78,6 +80,11 @@ async def _task(request: web.Request) -> Version:
     return Version(task.etag, task.last_modified)
 
 
+async def _schedule(request: web.Request) -> Version:
+    found = await context(request).service.get_job_schedule(request.match_info["schedule"])
+    return Version(found.etag, found.last_modified)
+
+
 async def _node_file(request: web.Request) -> Version:
     match = request.match_info
     service = context(request).service
@@ -112,6 +119,10 @@ OPERATIONS: dict[tuple[str, str], tuple[Resolver, frozenset[str]]] = {
     **_each("GET DELETE PUT", "/jobs/{job}/tasks/{task}", _task, ALL_HEADERS),
     **_each("POST", "/jobs/{job}/tasks/{task}/terminate", _task, ALL_HEADERS),
     **_each("POST", "/jobs/{job}/tasks/{task}/reactivate", _task, ALL_HEADERS),
+    **_each("GET HEAD DELETE PATCH PUT", "/jobschedules/{schedule}", _schedule, ALL_HEADERS),
+    **_each("POST", "/jobschedules/{schedule}/disable", _schedule, ALL_HEADERS),
+    **_each("POST", "/jobschedules/{schedule}/enable", _schedule, ALL_HEADERS),
+    **_each("POST", "/jobschedules/{schedule}/terminate", _schedule, ALL_HEADERS),
     **_each("GET HEAD", "/pools/{pool}/nodes/{node}/files/{path}", _node_file, TIME_HEADERS),
     **_each("GET HEAD", "/jobs/{job}/tasks/{task}/files/{path}", _task_file, TIME_HEADERS),
 }

@@ -111,6 +111,7 @@ _STATUS_BY_CODE = {
     "TaskIdSameAsJobPreparationTask": 400,
     "TaskIdSameAsJobReleaseTask": 400,
     "DuplicateTaskId": 400,
+    "TooManyEnableAutoScaleRequests": 503,
 }
 
 

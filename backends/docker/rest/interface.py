@@ -29,6 +29,8 @@ from jobprep_release.backends.base import (
     TaskSpec,
 )
 from jobprep_release.backends.docker.core.executor import FileInfo
+from jobprep_release.backends.docker.core.multiinstance import Subtask
+from jobprep_release.backends.schedules import JobSchedule, JobScheduleSpec
 
 
 class EndpointService(NodeAdministration, Protocol):
@@ -108,6 +110,58 @@ class EndpointService(NodeAdministration, Protocol):
         """Reimage (running tasks requeued, disk afresh)."""
         ...
 
+    async def create_job_schedule(self, spec: JobScheduleSpec) -> None:
+        """Add Job Schedule; `AlreadyExists` (``JobScheduleExists``)."""
+        ...
+
+    async def list_job_schedules(self) -> list[JobSchedule]:
+        """Every job schedule."""
+        ...
+
+    async def get_job_schedule(self, schedule_id: str) -> JobSchedule:
+        """One job schedule; `NotFound` (``JobScheduleNotFound``)."""
+        ...
+
+    def job_schedule_spec(self, schedule_id: str) -> JobScheduleSpec:
+        """The schedule's settings as last added, updated or replaced."""
+        ...
+
+    async def update_job_schedule(
+        self, schedule_id: str, spec: JobScheduleSpec, *, replace_all: bool
+    ) -> None:
+        """Update (PATCH, `spec` merged by the caller) or Replace (PUT) Job Schedule; 409
+        ``JobScheduleCompleted`` and the like once it no longer creates jobs."""
+        ...
+
+    async def disable_job_schedule(self, schedule_id: str) -> None:
+        """Disable Job Schedule: no job is created until it is enabled."""
+        ...
+
+    async def enable_job_schedule(self, schedule_id: str) -> None:
+        """Enable Job Schedule."""
+        ...
+
+    async def terminate_job_schedule(self, schedule_id: str) -> None:
+        """Terminate Job Schedule (its active job terminated too)."""
+        ...
+
+    async def begin_delete_job_schedule(self, schedule_id: str) -> None:
+        """Delete Job Schedule: ``deleting`` when this returns, its jobs deleted after."""
+        ...
+
+    async def list_schedule_jobs(self, schedule_id: str) -> list[Job]:
+        """List Jobs from Job Schedule."""
+        ...
+
+    async def list_subtasks(self, job_id: str, task_id: str) -> list[Subtask]:
+        """List Subtasks: a multi-instance task's subtasks (none for another task)."""
+        ...
+
+    def task_token_job(self, token: str) -> str | None:
+        """The job a task's authentication token (``AZ_BATCH_AUTHENTICATION_TOKEN``) grants
+        access to; None when it is not one the service gave."""
+        ...
+
     async def create_job(self, spec: JobSpec) -> None:
         """Add Job; `AlreadyExists` (``JobExists``)."""
         ...
@@ -148,6 +202,10 @@ class EndpointService(NodeAdministration, Protocol):
 
     async def list_tasks(self, job_id: str) -> list[Task]:
         """The job's tasks in the order they were added."""
+        ...
+
+    async def task_views(self, job_id: str) -> Sequence[Task]:
+        """`list_tasks`, each view made when first read: read it before the next await."""
         ...
 
     async def get_task(self, job_id: str, task_id: str) -> Task:

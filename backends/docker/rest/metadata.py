@@ -13,6 +13,7 @@ _ID = r"[^/]+"
 _ENTITY_SETS = (
     (r"/pools", "pools"),
     (r"/nodecounts", "poolnodecounts"),
+    (r"/supportedimages", "supportedimages"),
     (rf"/pools/{_ID}", "pools/@Element"),
     (rf"/pools/{_ID}/evaluateautoscale", "Microsoft.Azure.Batch.Protocol.Entities.AutoScaleRun"),
     (rf"/pools/{_ID}/nodes", "nodes"),

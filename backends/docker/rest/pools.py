@@ -5,6 +5,7 @@ get, reboot, reimage nodes, disable/enable their scheduling, and the endpoint's 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +16,7 @@ from jobprep_release.backends.docker.core.autoscaling import FormulaRefused
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.errors import RestError
+from jobprep_release.backends.docker.rest.interface import EndpointService
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
 from jobprep_release.backends.docker.rest.replies import (
     accepted,
@@ -98,48 +100,67 @@ async def delete_pool(request: web.Request) -> web.Response:
     return accepted()
 
 
+async def _pool_changed(
+    request: web.Request, operation: str, change: Callable[[EndpointService, str], Awaitable[None]]
+) -> web.Response:
+    """Run `change` on the pool the request names (404 first when it does not exist) and
+    answer 202 with the operation's address and the pool's new ETag and time, as recorded."""
+    ctx, pool_id = context(request), request.match_info["pool"]
+    await ctx.service.get_pool(pool_id)
+    await change(ctx.service, pool_id)
+    pool = await ctx.service.get_pool(pool_id)
+    url = f"{base_url(request)}/pools/{pool_id}/{operation}"
+    return accepted(url, pool.etag, pool.last_modified)
+
+
 @routes.post("/pools/{pool}/resize")
 async def resize_pool(request: web.Request) -> web.Response:
-    ctx, pool_id = context(request), request.match_info["pool"]
     asked = specs.resize(await body(request))
-    await ctx.service.get_pool(pool_id)
-    await ctx.service.set_pool_targets(
-        pool_id,
-        asked.target_dedicated_nodes,
-        asked.target_low_priority_nodes,
-        resize_timeout=asked.resize_timeout,
-        deallocation=asked.deallocation,
+    return await _pool_changed(
+        request,
+        "resize",
+        lambda service, pool_id: service.set_pool_targets(
+            pool_id,
+            asked.target_dedicated_nodes,
+            asked.target_low_priority_nodes,
+            resize_timeout=asked.resize_timeout,
+            deallocation=asked.deallocation,
+        ),
     )
-    pool = await ctx.service.get_pool(pool_id)
-    url = f"{base_url(request)}/pools/{pool_id}/resize"
-    return accepted(url, pool.etag, pool.last_modified)
 
 
 @routes.post("/pools/{pool}/stopresize")
 async def stop_resize(request: web.Request) -> web.Response:
-    ctx, pool_id = context(request), request.match_info["pool"]
     specs.nothing(await body(request, optional=True), "Stop Pool Resize")
-    await ctx.service.get_pool(pool_id)
-    await ctx.service.stop_pool_resize(pool_id)
-    pool = await ctx.service.get_pool(pool_id)
-    url = f"{base_url(request)}/pools/{pool_id}/stopresize"
-    return accepted(url, pool.etag, pool.last_modified)
+    return await _pool_changed(
+        request, "stopresize", lambda service, pool_id: service.stop_pool_resize(pool_id)
+    )
 
 
 @routes.post("/pools/{pool}/removenodes")
 async def remove_nodes(request: web.Request) -> web.Response:
-    ctx, pool_id = context(request), request.match_info["pool"]
     asked = specs.removal(await body(request))
-    await ctx.service.get_pool(pool_id)
-    await ctx.service.remove_nodes(
-        pool_id,
-        asked.node_ids,
-        resize_timeout=asked.resize_timeout,
-        deallocation=asked.deallocation,
+    return await _pool_changed(
+        request,
+        "removenodes",
+        lambda service, pool_id: service.remove_nodes(
+            pool_id,
+            asked.node_ids,
+            resize_timeout=asked.resize_timeout,
+            deallocation=asked.deallocation,
+        ),
     )
-    pool = await ctx.service.get_pool(pool_id)
-    url = f"{base_url(request)}/pools/{pool_id}/removenodes"
-    return accepted(url, pool.etag, pool.last_modified)
+
+
+@routes.get("/supportedimages")
+async def list_supported_images(request: web.Request) -> web.Response:
+    ctx, base = context(request), base_url(request)
+    images = [
+        shapes.as_json(results.supported_image_model(image))
+        for image in await ctx.service.list_supported_images()
+    ]
+    listing = Listing(images, names=render.names(models.BatchSupportedImage))
+    return document(page(Query(request.path, request.query), listing, base))
 
 
 @routes.get("/nodecounts")

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from azure.batch import models
 
-from jobprep_release.backends.administration import PoolNodeCounts
+from jobprep_release.backends.administration import LOCAL_NODE_AGENT_SKU, PoolNodeCounts
 from jobprep_release.backends.base import (
     ComputeNode,
     ImageReference,
@@ -31,10 +31,11 @@ from jobprep_release.backends.base import (
     TaskSpec,
     TaskState,
 )
+from jobprep_release.backends.docker.core.multiinstance import Subtask
 from jobprep_release.backends.schema import requests, results, shapes
 
 Json = dict[str, Any]
-DEFAULT_NODE_AGENT_SKU = "batch.node.debian 12"
+DEFAULT_NODE_AGENT_SKU = LOCAL_NODE_AGENT_SKU
 NODE_AGENT_VERSION = "1.0.0-docker"
 
 
@@ -281,6 +282,34 @@ def _task(
                 base, "pools", pool_id, "nodes", view.node_id, "files", directory
             ),
         )
+    rendered = shapes.as_json(model)
+    if spec.authentication_token_access:
+        rendered["authenticationTokenSettings"] = {"access": list(spec.authentication_token_access)}
+    return rendered
+
+
+def subtask(base: str, pool_id: str, item: Subtask) -> Json:
+    """A multi-instance task's subtask as List Subtasks answers it (REST ``BatchSubtask``)."""
+    model = models.BatchSubtask(id=item.id, state=item.state.value)
+    model.node_info = models.BatchNodeInfo(
+        affinity_id=f"TVM:{item.node_id}",
+        node_url=f"{base}/pools/{pool_id}/nodes/{item.node_id}",
+        pool_id=pool_id,
+        node_id=item.node_id,
+    )
+    known = {
+        "start_time": item.start_time,
+        "end_time": item.end_time,
+        "exit_code": item.exit_code,
+        "result": item.result.value if item.result is not None else None,
+        "failure_info": results.failure_model(item.failure),
+        "state_transition_time": item.state_transition_time,
+        "previous_state": item.previous_state.value if item.previous_state else None,
+        "previous_state_transition_time": item.previous_state_transition_time,
+    }
+    for name, value in known.items():
+        if value is not None:
+            setattr(model, name, value)
     return shapes.as_json(model)
 
 

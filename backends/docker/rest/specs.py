@@ -36,6 +36,7 @@ from jobprep_release.backends.base import (
     JobSpec,
     JobUpdate,
     NodeDeallocationOption,
+    PoolLifetimeOption,
     PoolSpec,
     PoolUpdate,
     StartTaskSpec,
@@ -122,7 +123,34 @@ _IMAGE_ID_FORMS = (
 recorded answer to a malformed one)."""
 
 
+_NAT_PATH = "networkConfiguration.endpointConfiguration.inboundNATPools"
+MIN_FRONTEND_PORTS = 40
+
+
+def _check_nat_pools(spec: PoolSpec) -> None:
+    """The rules the REST reference sets across a pool's inbound NAT pools: names and backend
+    ports unique, each frontend range at least 40 ports, no two ranges overlapping."""
+    seen: list[tuple[int, int]] = []
+    for index, nat in enumerate(spec.inbound_nat_pools):
+        where = f"{_NAT_PATH}[{index}]"
+        others = spec.inbound_nat_pools[:index]
+        if any(other.name.lower() == nat.name.lower() for other in others):
+            raise PropertyError(f"{where}.name", "names must be unique in the pool")
+        if any(other.backend_port == nat.backend_port for other in others):
+            raise PropertyError(f"{where}.backendPort", "backend ports must be unique")
+        start, end = nat.frontend_port_range_start, nat.frontend_port_range_end
+        if end - start + 1 < MIN_FRONTEND_PORTS:
+            raise PropertyError(
+                f"{where}.frontendPortRangeEnd",
+                f"a range holds at least {MIN_FRONTEND_PORTS} ports",
+            )
+        if any(start <= other_end and other_start <= end for other_start, other_end in seen):
+            raise PropertyError(f"{where}.frontendPortRangeStart", "ranges must not overlap")
+        seen.append((start, end))
+
+
 def _pool_checks(spec: PoolSpec, asked: Mapping[str, Any]) -> None:
+    _check_nat_pools(spec)
     configuration = asked.get("virtualMachineConfiguration")
     if configuration is None:
         raise PropertyError("virtualMachineConfiguration")
@@ -138,9 +166,23 @@ def _pool_checks(spec: PoolSpec, asked: Mapping[str, Any]) -> None:
                 raise PropertyError(f"virtualMachineConfiguration.imageReference.{name}")
 
 
+def _refuse_local_subnet(document: Any) -> None:
+    """A subnet of the subscription the local account is taken to be in
+    (`requests.LOCAL_SUBSCRIPTION`; any other is 400, as the service answers a subnet of
+    another subscription): 501 naming it, since local nodes join no virtual network."""
+    network = document.get("networkConfiguration") if isinstance(document, Mapping) else None
+    subnet = network.get("subnetId") if isinstance(network, Mapping) else None
+    if isinstance(subnet, str) and requests.subnet_refusal(subnet) is None:
+        path = "networkConfiguration.subnetId"
+        error = not_supported(f"Add Pool property {path}", "local nodes join no virtual network")
+        error.values += (("PropertyName", path),)
+        raise error
+
+
 def pool_spec(document: Any) -> PoolSpec:
     """Add Pool's body as a `PoolSpec`; ``image`` is the Docker image an image id names, else
     None (the endpoint's default node image)."""
+    _refuse_local_subnet(document)
     if isinstance(document, Mapping):
         try:
             # before the round trip, which leaves an autoscaled pool's targets out
@@ -254,15 +296,40 @@ def evaluate_auto_scale(document: Any) -> str:
 # --- jobs ------------------------------------------------------------------------------------
 
 
+_AUTO_POOL = "poolInfo.autoPoolSpecification"
+
+
 def _job_checks(spec: JobSpec, asked: Mapping[str, Any]) -> None:
-    if not spec.pool_id:
+    job_checks(spec, asked)
+
+
+def job_checks(spec: JobSpec, asked: Mapping[str, Any], *, scheduled: bool = False) -> None:
+    """A job's pool: a pool id or an auto pool (checked as Add Pool's body); `scheduled`: a
+    job schedule's ``jobSpecification``, whose auto pool may live as long as the schedule."""
+    if spec.auto_pool is None and not spec.pool_id:
         raise PropertyError("poolInfo.poolId")
+    if spec.auto_pool is not None:
+        if spec.pool_id:
+            raise PropertyError("poolInfo", "give poolId or autoPoolSpecification, not both")
+        if spec.auto_pool.lifetime is PoolLifetimeOption.JOB_SCHEDULE and not scheduled:
+            where = f"{_AUTO_POOL}.poolLifetimeOption"
+            error = not_supported(
+                f"Add Job property {where} jobschedule", "it applies to job schedules only"
+            )
+            error.values += (("PropertyName", where),)
+            raise error
+        try:
+            pool = asked["poolInfo"]["autoPoolSpecification"]["pool"]
+            _autoscale_checks(pool)
+            _pool_checks(spec.auto_pool.pool, pool)
+        except PropertyError as error:
+            raise PropertyError(f"{_AUTO_POOL}.pool.{error.path}", error.reason) from None
     _resource_files_have_urls(asked, "")
 
 
 def job_spec(document: Any) -> JobSpec:
-    """Add Job's body as a `JobSpec`."""
-    return read_body(
+    """Add Job's body as a `JobSpec` (an auto pool's image as Add Pool's, `pool_spec`)."""
+    spec: JobSpec = read_body(
         models.BatchJobCreateOptions,
         document,
         requests.job_spec,
@@ -270,6 +337,16 @@ def job_spec(document: Any) -> JobSpec:
         "Add Job",
         check=_job_checks,
     )
+    return with_auto_pool_image(spec)
+
+
+def with_auto_pool_image(spec: JobSpec) -> JobSpec:
+    """`spec` with its auto pool's node image read from its image reference (as Add Pool's)."""
+    auto = spec.auto_pool
+    image = _docker_image(auto.pool.image_reference) if auto is not None else None
+    if auto is not None and image is not None:
+        spec = replace(spec, auto_pool=replace(auto, pool=replace(auto.pool, image=image)))
+    return spec
 
 
 def job_update(document: Any) -> JobUpdate:
@@ -292,7 +369,7 @@ def job_replacement(document: Any) -> JobUpdate:
         lambda kept: requests.job_replacement(kept, kept.pool_id or ""),
         "Replace Job",
     )
-    if not update.pool_id:
+    if not update.pool_id and update.auto_pool is None:
         raise _refusal(PropertyError("poolInfo.poolId"))
     return update
 
@@ -327,10 +404,19 @@ def task_update(document: Any) -> TaskConstraints:
     )
 
 
+TOKEN_SETTINGS = "authenticationTokenSettings"
+TOKEN_SCOPES = frozenset({"job"})
+"""``AccessScope``: the only value the service knows (REST AuthenticationTokenSettings)."""
+
+
 def task_spec(document: Any, path: str = "") -> TaskSpec:
     """Add Task's body (or, with `path` ``value[i]``, one entry of Add Task Collection) as a
-    `TaskSpec`."""
-    return read_body(
+    `TaskSpec`. ``authenticationTokenSettings`` (api-versions before 2025-06-01, whose model
+    azure-batch 15 lacks) is read here: ``access`` a list of ``job``, else 400."""
+    settings = document.get(TOKEN_SETTINGS) if isinstance(document, Mapping) else None
+    if isinstance(document, Mapping):
+        document = {name: value for name, value in document.items() if name != TOKEN_SETTINGS}
+    spec = read_body(
         models.BatchTaskCreateOptions,
         document,
         requests.task_spec,
@@ -339,6 +425,14 @@ def task_spec(document: Any, path: str = "") -> TaskSpec:
         path,
         check=lambda spec, asked: _resource_files_have_urls(asked, path),
     )
+    if settings is None:
+        return spec
+    where = shapes.join(path, f"{TOKEN_SETTINGS}.access")
+    access = settings.get("access") if isinstance(settings, Mapping) else None
+    scopes = [str(scope).lower() for scope in access] if isinstance(access, list) else None
+    if scopes is None or not set(scopes) <= TOKEN_SCOPES:
+        raise _refusal(PropertyError(where, "the only access scope is job"))
+    return replace(spec, authentication_token_access=tuple(dict.fromkeys(scopes)))
 
 
 # --- the other operations' bodies ------------------------------------------------------------

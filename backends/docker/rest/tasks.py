@@ -122,7 +122,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     job = ctx.service.job_spec(job_id)
     spec = ctx.service.task_spec
     listing = Listing(
-        await ctx.service.list_tasks(job_id),
+        await ctx.service.task_views(job_id),
         render=lambda view: render.task(
             base, job.id, job.pool_id, view, spec(job_id, view.id), job.max_task_retry_count
         ),
@@ -150,6 +150,16 @@ async def update_task(request: web.Request) -> web.Response:
     view = await ctx.service.get_task(job_id, task_id)
     url = f"{base_url(request)}/jobs/{job_id}/tasks/{task_id}"
     return updated(200, url, view.etag, view.last_modified)
+
+
+@routes.get("/jobs/{job}/tasks/{task}/subtasksinfo")
+async def list_subtasks(request: web.Request) -> web.Response:
+    """List Subtasks (REST: ``{"value": [BatchSubtask, ...]}``, not paged)."""
+    ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
+    job = await ctx.service.get_job(job_id)
+    base = base_url(request)
+    found = await ctx.service.list_subtasks(job_id, task_id)
+    return document({"value": [render.subtask(base, job.pool_id, item) for item in found]})
 
 
 @routes.post("/jobs/{job}/tasks/{task}/terminate")

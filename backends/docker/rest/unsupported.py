@@ -22,7 +22,6 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", r"/applications", "List Applications"),
     ("GET", rf"/applications/{_ID}", "Get Application"),
     ("GET", r"/poolusagemetrics", "List Pool Usage Metrics"),
-    ("GET", r"/supportedimages", "List Supported Images"),
     ("POST", rf"{_NODE}/users", "Create Node User"),
     ("PUT", rf"{_NODE}/users/{_ID}", "Replace Node User"),
     ("DELETE", rf"{_NODE}/users/{_ID}", "Delete Node User"),

@@ -55,6 +55,8 @@ REMOVED: dict[str, str] = {
     # Pools and nodes carry ``certificateReferences: []`` up to 2024-07-01.20.0 (the service's
     # recordings); 2025-06-01 has no certificates at all (azure-batch 15 models none).
     "certificateReferences": LATEST,
+    # A task's authenticationTokenSettings: in every version before 2025-06-01 (its SDKs).
+    "authenticationTokenSettings": LATEST,
 }
 """A property of an answer, by name, and the first version that no longer has it."""
 

@@ -1,6 +1,8 @@
 """Evaluating a parsed autoscale formula against a pool's state and metric history.
 
-Statements run in order; a name holds what was last assigned to it. The service-defined
+Statements run in order; a name holds what was last assigned to it (a user's name as written:
+``$x`` and ``x`` are two variables, inferred from the documentation's "the dollar sign is
+optional"). The service-defined
 variables start as the pool has them (`$TargetDedicatedNodes`, `$TargetLowPriorityNodes`: the
 current targets; `$NodeDeallocationOption`: ``requeue``); the read-only ones (`$ActiveTasks`,
 `$CurrentDedicatedNodes`, `$TaskSlotsPerNode`, ...) read as their value now, and the sampled ones
