@@ -20,7 +20,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -299,23 +299,44 @@ def _token(**claims: Any) -> str:
     return f"{_part({'alg': 'RS256'})}.{_part(present)}.c2lnbmF0dXJl"
 
 
+# Each case makes its token when it runs: tokens made at collection would expire (10 minutes)
+# before a long run reaches them.
 @pytest.mark.parametrize(
-    ("token", "detail"),
+    ("make_token", "detail"),
     [
-        ("not-a-token", "The access token is not a JSON Web Token."),
-        ("a.b.c", "The access token is not a JSON Web Token."),
-        (_token(nbf=None), "The access token has no nbf, exp or iat claim."),
-        (_token(iat=None), "The access token has no nbf, exp or iat claim."),
-        (_token(nbf=int(time.time()) + 3600), "Lifetime validation failed. The token is not yet"),
-        (_token(exp=int(time.time()) - 1), "Lifetime validation failed. The token is expired."),
-        (_token(iss="https://example.com/tenant/"), "Invalid token issuer."),
-        (_token(aud="https://management.azure.com/"), "Invalid token audience."),
-        (_token(aud="https://batch.core.windows.net//"), "Invalid token audience."),
+        (lambda: "not-a-token", "The access token is not a JSON Web Token."),
+        (lambda: "a.b.c", "The access token is not a JSON Web Token."),
+        (lambda: _token(nbf=None), "The access token has no nbf, exp or iat claim."),
+        (lambda: _token(iat=None), "The access token has no nbf, exp or iat claim."),
+        (
+            lambda: _token(nbf=int(time.time()) + 3600),
+            "Lifetime validation failed. The token is not yet",
+        ),
+        (
+            lambda: _token(exp=int(time.time()) - 1),
+            "Lifetime validation failed. The token is expired.",
+        ),
+        (lambda: _token(iss="https://example.com/tenant/"), "Invalid token issuer."),
+        (lambda: _token(aud="https://management.azure.com/"), "Invalid token audience."),
+        (lambda: _token(aud="https://batch.core.windows.net//"), "Invalid token audience."),
+    ],
+    ids=[
+        "not-jwt",
+        "three-parts",
+        "no-nbf",
+        "no-iat",
+        "not-yet",
+        "expired",
+        "issuer",
+        "audience",
+        "audience-slashes",
     ],
 )
-def test_tokens_are_checked_as_azurite_basic_oauth_checks_them(token: str, detail: str) -> None:
+def test_tokens_are_checked_as_azurite_basic_oauth_checks_them(
+    make_token: Callable[[], str], detail: str
+) -> None:
     with pytest.raises(RestError) as refused:
-        check_token(token, datetime.now(UTC))
+        check_token(make_token(), datetime.now(UTC))
     assert (refused.value.status, refused.value.code) == (401, "InvalidAuthenticationInfo")
     assert detail in dict(refused.value.values)["AuthenticationErrorDetail"]
     assert 'error="invalid_token"' in refused.value.headers["WWW-Authenticate"]

@@ -31,9 +31,6 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("POST", rf"{_NODE}/uploadbatchservicelogs", "Upload Node Logs"),
     ("GET", rf"{_NODE}/extensions", "List Node Extensions"),
     ("GET", rf"{_NODE}/extensions/{_ID}", "Get Node Extension"),
-    ("GET", rf"/jobschedules/{_ID}/jobs", "List Jobs From Schedule"),
-    ("GET POST PUT PATCH DELETE HEAD", r"/jobschedules(/.*)?", "Job Schedules"),
-    ("GET", rf"{_TASK}/subtasksinfo", "List Sub Tasks"),
     ("GET POST DELETE", r"/certificates(/.*)?", "Certificates"),
 )
 _NO_LOGIN = (
