@@ -1,6 +1,9 @@
 # The app in a container: `docker build -t jobprep-release .` (or scripts/build-image.sh), then
 #   docker run --rm -v /var/run/docker.sock:/var/run/docker.sock \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" jobprep-release --yes
+# With the storage flags, name a storage emulator by a connection string whose BlobEndpoint is
+# an address the app's container and the node containers both reach (not 127.0.0.1): README,
+# "Running in a container". --azurite needs Node.js, which this image does not have.
 # Works with the legacy builder and with BuildKit. Debian's python3 (3.11) in every stage.
 
 # ---- runtime: Debian's python3 and CA certificates; the final stage starts from it too.

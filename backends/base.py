@@ -213,11 +213,42 @@ class UserAccount:
 
 @dataclass(frozen=True, slots=True)
 class ResourceFile:
-    """A file downloaded into the task's working directory before the task starts."""
+    """Files downloaded into the task's working directory before the task starts, from one
+    source: `http_url` (any URL, a blob's SAS URL included; `file_path` is then the file's
+    name), `storage_container_url` (a container's URL with a SAS granting read and list:
+    every blob whose name starts with `blob_prefix`) or `auto_storage_container_name` (a
+    container of the account's linked storage); for a container, `file_path` is the directory
+    the blobs go to, their names kept below it (REST ResourceFile)."""
 
-    http_url: str
-    file_path: str
+    http_url: str = ""
+    file_path: str = ""
     file_mode: str | None = None
+    storage_container_url: str | None = None
+    auto_storage_container_name: str | None = None
+    blob_prefix: str | None = None
+
+
+class OutputFileUploadCondition(StrEnum):
+    """When output files are uploaded (REST OutputFileUploadCondition)."""
+
+    TASK_SUCCESS = "tasksuccess"
+    TASK_FAILURE = "taskfailure"
+    TASK_COMPLETION = "taskcompletion"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    """Files uploaded to a blob container after the task's process exits (REST OutputFile):
+    those matching `file_pattern` (relative to the working directory; ``*``, ``**``, ``?``,
+    ``[...]``), to `container_url` (SAS with write permission) under `path` (the blob's name
+    for a pattern without wildcards, else a virtual directory), with `upload_headers`
+    (name -> value, sent with each upload)."""
+
+    file_pattern: str
+    container_url: str
+    path: str | None = None
+    upload_condition: OutputFileUploadCondition = OutputFileUploadCondition.TASK_COMPLETION
+    upload_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,6 +556,7 @@ class TaskSpec:
     display_name: str | None = None
     exit_conditions: ExitConditions | None = None
     depends_on: TaskDependencies | None = None
+    output_files: Sequence[OutputFile] = ()
     multi_instance: MultiInstanceSettings | None = None
     authentication_token_access: Sequence[str] = ()
     """REST authenticationTokenSettings.access (api-versions up to 2024-07-01.20.0; azure-batch
@@ -532,6 +564,25 @@ class TaskSpec:
 
 
 # --- views: what the service reports ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLogsRequest:
+    """Upload Batch Service Logs' options: the container (`container_url`, a SAS URL with
+    write permission) and the time range (`end_time` None: until now)."""
+
+    container_url: str
+    start_time: datetime
+    end_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLogsUpload:
+    """What Upload Batch Service Logs answers: the virtual directory the node's log files go
+    to in the container (pool id, node id and a unique id), and how many there are."""
+
+    virtual_directory_name: str
+    number_of_files_uploaded: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -845,6 +896,13 @@ class BatchBackend(Protocol):
 
     async def reimage_node(self, pool_id: str, node_id: str) -> None:
         """Start reimaging a node (running tasks are requeued; its disk starts afresh)."""
+        ...
+
+    async def upload_node_logs(
+        self, pool_id: str, node_id: str, request: NodeLogsRequest
+    ) -> NodeLogsUpload:
+        """Upload Batch Service Logs: the node's service log files with an entry in the
+        request's time range to its container. `NotFound` for an unknown pool or node."""
         ...
 
     async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+import structlog
 
-from jobprep_release import report
+from jobprep_release import report, storage_use
 from jobprep_release.backends.base import BatchBackend
 from jobprep_release.backends.errors import Conflict
 from jobprep_release.console import Console
 from jobprep_release.flow import SampleOutcome, run_sample
 from jobprep_release.interrupts import Interrupts, tidy
 from jobprep_release.options import EXIT_INTERRUPTED, EXIT_TASKS_FAILED, Answer
+from jobprep_release.storage_use import Prepared, StorageUse
 
 if TYPE_CHECKING:
     from jobprep_release.cli import Invocation
+
+log = structlog.get_logger("jobprep_release.app")
 
 
 async def run(invocation: Invocation, backend: BatchBackend) -> int:
@@ -40,14 +45,16 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
         # In a task of its own: the signal cancels this task only, so the tidying below runs
         # in a task no cancellation was ever aimed at.
         with interrupts.scope:
-            outcomes.append(await run_sample(backend, console, invocation.options))
+            outcomes.append(await run_sample(backend, console, invocation.options, storage))
 
     # Opening may wait (for the docker backend's state, held by another run): the first
-    # signal stops that wait too, and nothing was created then. Once open, the guard is
-    # dropped: signals go to the sample's own scope.
+    # signal stops that wait too, and nothing was created then. Once open (and the storage
+    # the run asks for ready), the guard is dropped: signals go to the sample's own scope.
     opened = False
     with interrupts.guard() as opening:
-        async with backend:
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(backend)
+            storage = await _storage(invocation, stack)
             opened = True
             interrupts.drop(opening)
             async with anyio.create_task_group() as group:
@@ -67,6 +74,30 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
     failed = outcome.failed_tasks + [f"prep/release on {n}" for n in outcome.failed_prep_release]
     print(f"error: the sample ran, but these failed: {', '.join(failed)}", file=sys.stderr)
     return EXIT_TASKS_FAILED
+
+
+async def _storage(invocation: Invocation, stack: contextlib.AsyncExitStack) -> Prepared | None:
+    """The storage the run's use cases need (None when it asks for none): Azurite started
+    where the nodes reach it (stopped when the run ends) or the account named; its containers
+    made and the tasks' SAS URLs signed."""
+    options = invocation.options
+    if not options.uses_storage:
+        return None
+    connection_string = options.storage_connection_string or ""
+    if options.azurite:
+        from jobprep_release import azurite
+        from jobprep_release.backends.docker.backend import node_reachable_host
+
+        host = await node_reachable_host(getattr(invocation.args, "docker_host", None))
+        emulator = await stack.enter_async_context(azurite.serving(host))
+        log.info("Azurite started for the run", url=emulator.account_url)
+        connection_string = emulator.connection_string
+    use = StorageUse(
+        connection_string=connection_string,
+        stage_container=options.stage_container,
+        logs_container=options.logs_container,
+    )
+    return await storage_use.prepare(use)
 
 
 async def show_status(backend: BatchBackend, job_id: str) -> int:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 MAX_NODES = 64
 MAX_TASKS = 10_000
+STORAGE_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
@@ -59,6 +60,20 @@ def _bounded(name: str, low: int, high: int) -> Callable[[str], int]:
 def _command_line(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("--task-command must not be empty")
+    return text
+
+
+_CONTAINER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
+
+
+def _container_name(text: str) -> str:
+    """A blob container name as Azure Storage takes it: 3 to 63 lower-case letters, digits
+    and single hyphens, starting and ending with a letter or digit."""
+    if not _CONTAINER_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"invalid container name {text!r}: use 3 to 63 lower-case letters, digits and "
+            "single hyphens, starting and ending with a letter or digit"
+        )
     return text
 
 
@@ -133,6 +148,8 @@ RUN_EXAMPLES = """examples:
     AZURE_BATCH_ACCESS_KEY=... python -m jobprep_release --backend azure
   python -m jobprep_release --backend azure --endpoint http://127.0.0.1:8089 \\
     --account local --key ...              # against `python -m jobprep_release serve`
+  python -m jobprep_release --stage-container common --logs-container joblogs --azurite
+                                            # staged data and uploaded logs, on Azurite
 
 other commands:
   python -m jobprep_release status    the job's preparation and release tasks, per node
@@ -207,6 +224,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument(
         "--job-timeout", type=duration, default=defaults.job_timeout, help="(default 2m)"
+    )
+    storage = parser.add_argument_group(
+        "Azure Storage: the article's other uses of preparation and release tasks"
+    )
+    storage.add_argument(
+        "--stage-container",
+        type=_container_name,
+        metavar="NAME",
+        help="(a) the job preparation task stages this blob container's blobs on each node "
+        "(made, with a sample blob, when missing); each task reads them",
+    )
+    storage.add_argument(
+        "--logs-container",
+        type=_container_name,
+        metavar="NAME",
+        help="(b) each node's release task uploads the node's job log to this container "
+        "before deleting it; the uploaded logs are listed at the end",
+    )
+    storage.add_argument(
+        "--storage-connection-string",
+        default=os.environ.get(STORAGE_CONNECTION_STRING),
+        metavar="STRING",
+        help=f"the storage account of both (default ${STORAGE_CONNECTION_STRING}); with the "
+        "account key, which signs the SAS URLs the tasks get",
+    )
+    storage.add_argument(
+        "--azurite",
+        action="store_true",
+        help="start Azurite (the storage emulator, installed with npm on first use) for the "
+        "run, where the nodes reach it, and use it as the storage account",
     )
     answers = parser.add_mutually_exclusive_group()
     answers.add_argument("--yes", "-y", action="store_true", help="delete the job and pool")
@@ -286,11 +333,58 @@ def parse(argv: Sequence[str], debug: _Debug | None = None) -> Invocation:
         task_timeout=args.task_timeout,
         job_timeout=args.job_timeout,
         report=args.json,
+        stage_container=args.stage_container,
+        logs_container=args.logs_container,
+        storage_connection_string=args.storage_connection_string,
+        azurite=args.azurite,
     )
+    _check_storage(args, options)
     answer = Answer.YES if args.yes else Answer.NO if args.keep else Answer.ASK
     if args.json and answer is Answer.ASK:
         raise UsageError("--json needs --yes or --keep: the prompts cannot be answered")
     return Invocation(args=args, options=options, answer=answer)
+
+
+_LOOPBACK = ("127.", "localhost", "[::1]")
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].lower()
+
+
+def _check_storage(args: argparse.Namespace, options: SampleOptions) -> None:
+    if options.azurite and not options.uses_storage:
+        raise UsageError("--azurite is for --stage-container or --logs-container: give one")
+    if options.azurite and args.backend == "azure":
+        endpoint = args.endpoint or os.environ.get("AZURE_BATCH_ENDPOINT") or ""
+        if not _host(endpoint).startswith(_LOOPBACK):
+            raise UsageError(
+                "--azurite runs the emulator on this machine, which Azure's nodes cannot "
+                "reach: give --storage-connection-string of a storage account instead"
+            )
+    if not options.uses_storage or options.azurite:
+        return
+    if not options.storage_connection_string:
+        raise UsageError(
+            "--stage-container and --logs-container need a storage account: give "
+            f"--storage-connection-string (or ${STORAGE_CONNECTION_STRING}), or --azurite "
+            "to start the storage emulator"
+        )
+    if "accountkey=" not in options.storage_connection_string.lower():
+        raise UsageError(
+            "the storage connection string has no AccountKey: the app signs the tasks' SAS "
+            "URLs with the account key"
+        )
+    parts = dict(
+        part.split("=", 1) for part in options.storage_connection_string.split(";") if "=" in part
+    )
+    blob_endpoint = {name.lower(): value for name, value in parts.items()}.get("blobendpoint", "")
+    if options.logs_container and _host(blob_endpoint).startswith(_LOOPBACK):
+        raise UsageError(
+            f"the release tasks run on nodes, which cannot reach {blob_endpoint}: give an "
+            "address the nodes reach (on docker, the engine's bridge gateway, such as "
+            "172.17.0.1, with the emulator listening there), or --azurite"
+        )
 
 
 def make_backend(args: argparse.Namespace) -> BatchBackend:

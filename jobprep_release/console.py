@@ -155,6 +155,20 @@ class Console:
         self.line("All tasks completed.")
         self.line()
 
+    def staging(self, container: str, blobs: Sequence[str]) -> None:
+        count = f"{len(blobs)} blob{'' if len(blobs) == 1 else 's'}"
+        self.line(
+            f"The job preparation task stages {count} from container {container} on each node"
+        )
+
+    def uploaded_logs(self, container: str, blobs: Sequence[tuple[str, int]]) -> None:
+        self.line()
+        self.line(f"Job logs uploaded to container {container} by the release tasks:")
+        for name, size in blobs:
+            self.line(f"  {name} ({size} bytes)")
+        if not blobs:
+            self.line("  (none)")
+
     def node_file(self, node_id: str, text: str | None) -> None:
         self.line(f"Contents of {SHARED_FILE} on {node_id}:")
         self.line(RULE)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import anyio
 import structlog
 
+from jobprep_release import storage_use
 from jobprep_release.backends.base import (
     BatchBackend,
     ComputeNode,
@@ -24,6 +25,7 @@ from jobprep_release.backends.base import (
     NodeState,
     PoolSpec,
     PrepReleaseStatus,
+    ResourceFile,
     Task,
     TaskConstraints,
     TaskCounts,
@@ -33,6 +35,7 @@ from jobprep_release.backends.errors import AlreadyExists, NotFound, WaitTimeout
 from jobprep_release.console import SHARED_FILE, Console
 from jobprep_release.options import SampleOptions
 from jobprep_release.progress import ProgressView
+from jobprep_release.storage_use import Prepared
 
 log = structlog.get_logger("jobprep_release.flow")
 
@@ -40,10 +43,8 @@ PREP_COMMAND = (
     '/bin/bash -c \'echo "$AZ_BATCH_NODE_ID tasks:" > '
     '"$AZ_BATCH_NODE_SHARED_DIR/job_prep_and_release.txt"\''
 )
-TASK_COMMAND = (
-    '/bin/bash -c \'echo "  $AZ_BATCH_TASK_ID" >> '
-    '"$AZ_BATCH_NODE_SHARED_DIR/job_prep_and_release.txt"\''
-)
+TASK_SCRIPT = 'echo "  $AZ_BATCH_TASK_ID" >> "$AZ_BATCH_NODE_SHARED_DIR/job_prep_and_release.txt"'
+TASK_COMMAND = f"/bin/bash -c '{TASK_SCRIPT}'"
 RELEASE_COMMAND = "/bin/bash -c 'rm \"$AZ_BATCH_NODE_SHARED_DIR/job_prep_and_release.txt\"'"
 
 SETTLING_NODE_STATES = frozenset(
@@ -80,6 +81,10 @@ class SampleOutcome:
     job: Job | None = None
     job_deleted: bool = False
     pool_deleted: bool = False
+    staged: list[str] = field(default_factory=list)
+    """(a) The blobs the job preparation task staged on each node."""
+    uploaded: list[tuple[str, int]] = field(default_factory=list)
+    """(b) The job logs the release tasks uploaded: (blob name, size in bytes)."""
 
     @property
     def failed_tasks(self) -> list[str]:
@@ -112,14 +117,29 @@ def pool_spec(options: SampleOptions) -> PoolSpec:
     )
 
 
-def job_spec(options: SampleOptions) -> JobSpec:
+def job_spec(options: SampleOptions, storage: Prepared | None = None) -> JobSpec:
+    """The sample's job; with `storage`, (a) the preparation task stages the staging
+    container's blobs and (b) the release task uploads the node's job log before deleting it."""
+    staging: list[ResourceFile] = []
+    release = JobReleaseTaskSpec(command_line=RELEASE_COMMAND)
+    if storage is not None and storage.stage_url:
+        staging = [
+            ResourceFile(storage_container_url=storage.stage_url, file_path=storage_use.STAGED_DIR)
+        ]
+    if storage is not None and storage.logs_url:
+        script = storage_use.upload_script(SHARED_FILE.removeprefix("shared/"))
+        release = JobReleaseTaskSpec(
+            command_line=f"/bin/bash -c '{script}'", environment={"LOGS_BASE": storage.logs_url}
+        )
     return JobSpec(
         id=options.job_id,
         pool_id=options.pool_id,
         preparation=JobPreparationTaskSpec(
-            command_line=PREP_COMMAND, wait_for_success=options.wait_for_success
+            command_line=PREP_COMMAND,
+            wait_for_success=options.wait_for_success,
+            resource_files=staging,
         ),
-        release=JobReleaseTaskSpec(command_line=RELEASE_COMMAND),
+        release=release,
     )
 
 
@@ -129,6 +149,9 @@ def task_specs(options: SampleOptions) -> list[TaskSpec]:
         max_task_retry_count=options.task_retries,
     )
     command_line = options.task_command or TASK_COMMAND
+    if options.stage_container and not options.task_command:
+        # (a) Each task reads the common data the preparation task staged; none fails it.
+        command_line = f"/bin/bash -c '{storage_use.staged_check()} && {TASK_SCRIPT}'"
     return [
         TaskSpec(id=task_id, command_line=command_line, constraints=constraints)
         for task_id in task_ids(options.task_count)
@@ -136,13 +159,20 @@ def task_specs(options: SampleOptions) -> list[TaskSpec]:
 
 
 async def run_sample(
-    backend: BatchBackend, console: Console, options: SampleOptions
+    backend: BatchBackend,
+    console: Console,
+    options: SampleOptions,
+    storage: Prepared | None = None,
 ) -> SampleOutcome:
-    """Run every step of the sample; raise the project's errors on failure."""
+    """Run every step of the sample (with `storage`, the article's other two uses: staged
+    data, uploaded job logs); raise the project's errors on failure."""
     outcome = SampleOutcome()
     await _ensure_pool(backend, console, options)
-    existing = await _ensure_job(backend, console, options)
+    existing = await _ensure_job(backend, console, options, storage)
     job_state = existing.state if existing else JobState.ACTIVE
+    if storage is not None and storage.use.stage_container:
+        outcome.staged = storage.staged
+        console.staging(storage.use.stage_container, storage.staged)
 
     if job_state is JobState.ACTIVE:
         console.submitting_tasks()
@@ -170,6 +200,9 @@ async def run_sample(
     outcome.prep_release = await backend.list_prep_release_status(options.job_id)
     for status in outcome.prep_release:
         console.exit_codes(status.node_id, *_exit_codes(status))
+    if storage is not None and storage.use.logs_container:
+        outcome.uploaded = await storage_use.uploaded_logs(storage.use, options.job_id)
+        console.uploaded_logs(storage.use.logs_container, outcome.uploaded)
 
     console.line()
     # As the sample does, the deletions are asked for, not waited on: the service carries
@@ -205,7 +238,7 @@ async def _ensure_pool(backend: BatchBackend, console: Console, options: SampleO
 
 
 async def _ensure_job(
-    backend: BatchBackend, console: Console, options: SampleOptions
+    backend: BatchBackend, console: Console, options: SampleOptions, storage: Prepared | None
 ) -> Job | None:
     """The existing job, as the sample reuses it; else None once it has been created."""
     console.checking_job(options.job_id)
@@ -213,7 +246,7 @@ async def _ensure_job(
     if job is not None:
         return job
     console.creating_job(options.job_id)
-    await backend.create_job(job_spec(options))
+    await backend.create_job(job_spec(options, storage))
     return None
 
 

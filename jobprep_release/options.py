@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
 
@@ -58,3 +58,15 @@ class SampleOptions:
     job_timeout: timedelta = timedelta(minutes=2)
     report: bool = False
     """Collect every task's details for a report (`--json`), at a request's cost on Azure."""
+    stage_container: str | None = None
+    """(a) Blob container whose blobs the job preparation task stages on each node."""
+    logs_container: str | None = None
+    """(b) Blob container each node's release task uploads the node's job log to."""
+    storage_connection_string: str | None = field(default=None, repr=False)
+    """The storage account of both containers (its key signs their SAS URLs)."""
+    azurite: bool = False
+    """Start Azurite (the storage emulator) for the run and use it as the storage account."""
+
+    @property
+    def uses_storage(self) -> bool:
+        return bool(self.stage_container or self.logs_container)

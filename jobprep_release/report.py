@@ -68,6 +68,7 @@ def build(backend: str, options: SampleOptions, outcome: SampleOutcome) -> dict[
         "nodeFiles": [
             {"nodeId": node_id, "text": text} for node_id, text in outcome.node_files.items()
         ],
+        "storage": _storage(options, outcome),
         "prepRelease": [
             {
                 "nodeId": status.node_id,
@@ -77,6 +78,19 @@ def build(backend: str, options: SampleOptions, outcome: SampleOutcome) -> dict[
             for status in outcome.prep_release
         ],
     }
+
+
+def _storage(options: SampleOptions, outcome: SampleOutcome) -> dict[str, Any] | None:
+    """(a) the staged blobs and (b) the uploaded job logs; None when the run used neither."""
+    if not options.uses_storage:
+        return None
+    staged = uploaded = None
+    if options.stage_container:
+        staged = {"container": options.stage_container, "blobs": outcome.staged}
+    if options.logs_container:
+        blobs = [{"name": name, "size": size} for name, size in outcome.uploaded]
+        uploaded = {"container": options.logs_container, "blobs": blobs}
+    return {"staged": staged, "uploaded": uploaded}
 
 
 def render(document: dict[str, Any]) -> str:

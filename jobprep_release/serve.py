@@ -7,7 +7,11 @@ Key: the account name and key come from ``--account``/``--key``, else
 ``JOBPREP_RELEASE_ACCOUNT``/``JOBPREP_RELEASE_KEY``, else
 ``AZURE_BATCH_ACCOUNT``/``AZURE_BATCH_ACCESS_KEY`` (the variables Batch clients read, so one set
 serves client and endpoint), else ``localbatch`` and a random key printed at start; each of the
-two is looked up on its own. The first line on stdout names the URL
+two is looked up on its own. The storage account linked to the Batch account (the containers
+``autoStorageContainerName`` names) comes from ``--storage-connection-string`` or
+``AZURE_STORAGE_CONNECTION_STRING``, else ``--storage-account-url``/``--storage-account-key``
+or ``AZURE_STORAGE_ACCOUNT_URL``/``AZURE_STORAGE_KEY``; none by default. The first line on
+stdout names the URL
 (``--port 0`` picks a free port); logs go to stderr.
 
 With ``--https`` it serves HTTPS with a certificate it makes once and keeps in the state
@@ -29,7 +33,9 @@ import re
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
@@ -43,12 +49,18 @@ from jobprep_release.backends.errors import (
 )
 from jobprep_release.options import EXIT_INTERRUPTED
 
+if TYPE_CHECKING:
+    from jobprep_release.backends.docker.core.storage import LinkedStorage
+
 log = structlog.get_logger("jobprep_release.serve")
 
 ENV_ACCOUNT = "JOBPREP_RELEASE_ACCOUNT"
 ENV_KEY = "JOBPREP_RELEASE_KEY"
 AZURE_ACCOUNT = "AZURE_BATCH_ACCOUNT"
 AZURE_KEY = "AZURE_BATCH_ACCESS_KEY"
+STORAGE_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
+STORAGE_ACCOUNT_URL = "AZURE_STORAGE_ACCOUNT_URL"
+STORAGE_KEY = "AZURE_STORAGE_KEY"
 _ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 
 
@@ -117,6 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="where the service keeps its state (default $XDG_STATE_HOME/jobprep_release)",
     )
+    parser.add_argument(
+        "--storage-connection-string",
+        default=os.environ.get(STORAGE_CONNECTION_STRING),
+        help="the storage account linked to the Batch account, for autoStorageContainerName "
+        f"(default ${STORAGE_CONNECTION_STRING}); Azurite's works",
+    )
+    parser.add_argument(
+        "--storage-account-url",
+        default=os.environ.get(STORAGE_ACCOUNT_URL),
+        help=f"or the linked account's blob URL (default ${STORAGE_ACCOUNT_URL}) ...",
+    )
+    parser.add_argument(
+        "--storage-account-key",
+        default=os.environ.get(STORAGE_KEY),
+        help=f"... and its key (default ${STORAGE_KEY})",
+    )
     parser.add_argument("--log-format", choices=("console", "json"), default="console")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     parser.add_argument("-q", "--quiet", action="count", default=0)
@@ -145,6 +173,28 @@ def _key(args: argparse.Namespace) -> tuple[str, str | None]:
                 ) from None
             return value.strip(), origin
     return new_key(), None
+
+
+def _linked_storage(args: argparse.Namespace) -> LinkedStorage | None:
+    """The storage account linked to the Batch account, from the flags or variables."""
+    from jobprep_release.backends.docker.core.storage import LinkedStorage
+
+    if args.storage_connection_string:
+        for part in args.storage_connection_string.split(";"):
+            if part.lower().startswith("accountkey="):
+                logs.register_secret(part.split("=", 1)[1])
+        return LinkedStorage(connection_string=args.storage_connection_string)
+    if args.storage_account_url:
+        if not args.storage_account_key:
+            raise UsageError(
+                "--storage-account-url needs --storage-account-key "
+                f"(or ${STORAGE_KEY}), or give --storage-connection-string"
+            )
+        logs.register_secret(args.storage_account_key)
+        return LinkedStorage(
+            account_url=args.storage_account_url, account_key=args.storage_account_key
+        )
+    return None
 
 
 def _trust(certificate: Path | None) -> str:
@@ -185,11 +235,11 @@ async def _serve(args: argparse.Namespace) -> int:
 
     key, key_origin = _key(args)
     logs.register_secret(key)
-    docker = DockerSettings(state_dir=args.state_dir, docker_host=args.docker_host)
+    docker = DockerSettings(
+        state_dir=args.state_dir, docker_host=args.docker_host, storage=_linked_storage(args)
+    )
     if args.image:
-        docker = DockerSettings(
-            image=args.image, state_dir=args.state_dir, docker_host=args.docker_host
-        )
+        docker = replace(docker, image=args.image)
     settings = EndpointSettings(
         account=args.account,
         key=key,

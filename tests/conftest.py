@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import docker
 import pytest
+
+from jobprep_release.azurite import Azurite, running
 
 REPO = Path(__file__).resolve().parent.parent
 POOL_LABEL = "jobprep_release.pool"
@@ -114,3 +117,15 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """Azurite's blob service (the pinned release, installed once with npm) on a free
+    127.0.0.1 port, started for the first test that needs it and stopped after the session.
+    Skips, saying why, only where Node.js or npm cannot be had."""
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed: Azurite needs Node.js and npm")
+    with running() as started:
+        yield started

@@ -19,7 +19,13 @@ NO_AZURE_ENV = {
     "AZURE_BATCH_ENDPOINT": "",
     "AZURE_BATCH_ACCOUNT": "",
     "AZURE_BATCH_ACCESS_KEY": "",
+    "AZURE_STORAGE_CONNECTION_STRING": "",
 }
+LOOPBACK = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+)
+SAS_ONLY = "BlobEndpoint=https://acct.blob.core.windows.net;SharedAccessSignature=sv=2024"
 
 ROWS = [
     ("empty pool id", ["--pool-id", ""], 2, "invalid pool id ''"),
@@ -34,6 +40,34 @@ ROWS = [
     ("unknown backend", ["--backend", "gcp"], 2, "invalid choice: 'gcp'"),
     ("bad duration", ["--task-timeout", "soon"], 2, "is not a duration"),
     ("azure: no endpoint", ["--backend", "azure"], 2, "AZURE_BATCH_ENDPOINT"),
+    ("storage: no account", ["--stage-container", "common"], 2, "--storage-connection-string"),
+    ("storage: bad container", ["--logs-container", "Logs_1"], 2, "invalid container name"),
+    ("storage: --azurite alone", ["--azurite"], 2, "--azurite is for"),
+    (
+        "storage: a loopback emulator the nodes cannot reach",
+        ["--logs-container", "logs", "--storage-connection-string", LOOPBACK],
+        2,
+        "cannot reach http://127.0.0.1:10000/devstoreaccount1",
+    ),
+    (
+        "storage: --azurite for Azure's nodes",
+        [
+            *AZURE,
+            "--endpoint",
+            "https://a.b.batch.azure.com",
+            "--logs-container",
+            "logs",
+            "--azurite",
+        ],
+        2,
+        "Azure's nodes cannot reach",
+    ),
+    (
+        "storage: no account key",
+        ["--logs-container", "logs", "--storage-connection-string", SAS_ONLY],
+        2,
+        "no AccountKey",
+    ),
     ("azure: malformed endpoint", [*AZURE, "--endpoint", "batch.example"], 2, "endpoint"),
     (
         "azure: key without account",

@@ -35,6 +35,8 @@ from jobprep_release.backends.base import (
     JobSpec,
     JobUpdate,
     NodeDeallocationOption,
+    NodeLogsRequest,
+    NodeLogsUpload,
     Pool,
     PoolSpec,
     PoolUpdate,
@@ -537,6 +539,21 @@ class AzureBackend:
             await self._client.delete_node_file(
                 pool_id, node_id, relative, recursive=recursive or None
             )
+
+    async def upload_node_logs(
+        self, pool_id: str, node_id: str, request: NodeLogsRequest
+    ) -> NodeLogsUpload:
+        options = models.UploadBatchServiceLogsOptions(
+            container_url=request.container_url,
+            start_time=request.start_time,
+            end_time=request.end_time,
+        )
+        async with self._call(f"upload the Batch service logs of node {node_id}"):
+            result = await self._client.upload_node_logs(pool_id, node_id, options)
+        return NodeLogsUpload(
+            virtual_directory_name=result.virtual_directory_name,
+            number_of_files_uploaded=result.number_of_files_uploaded,
+        )
 
     async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
         relative = _node_relative_path(path)

@@ -29,6 +29,8 @@ from jobprep_release.backends.base import (
     JobSpec,
     JobUpdate,
     NodeDeallocationOption,
+    NodeLogsRequest,
+    NodeLogsUpload,
     Pool,
     PoolSpec,
     PoolUpdate,
@@ -87,7 +89,9 @@ class DockerBackend:
             self._store = StateStore(self.settings.state_dir or default_state_dir(), engine_id)
             await self._store.acquire()
             core_settings = CoreSettings(
-                account_name=self.settings.account_name, default_image=self.settings.image
+                account_name=self.settings.account_name,
+                default_image=self.settings.image,
+                storage=self.settings.storage,
             )
             executor = DockerExecutor(self._engine)
             self._service = BatchService(executor, self._store, core_settings)
@@ -210,6 +214,11 @@ class DockerBackend:
     async def read_node_file(self, pool_id: str, node_id: str, path: str) -> bytes:
         return await self.service.read_node_file(pool_id, node_id, path)
 
+    async def upload_node_logs(
+        self, pool_id: str, node_id: str, request: NodeLogsRequest
+    ) -> NodeLogsUpload:
+        return await self.service.upload_node_logs(pool_id, node_id, request)
+
     # --- pool sizes and node administration (`administration.NodeAdministration`) ----------
 
     async def set_pool_targets(
@@ -324,3 +333,13 @@ class DockerBackend:
         self, job_id: str, task_id: str, path: str, *, recursive: bool = False
     ) -> None:
         await self.service.delete_task_file(job_id, task_id, path, recursive=recursive)
+
+
+async def node_reachable_host(docker_host: str | None = None) -> str:
+    """The host's address that node containers reach it at (the engine's bridge gateway): a
+    storage emulator listening there serves both the app and the tasks on nodes."""
+    engine = await Engine.connect(docker_host)
+    try:
+        return await engine.bridge_gateway()
+    finally:
+        await engine.close()

@@ -47,6 +47,8 @@ from jobprep_release.backends.base import (
     NodeFillType,
     OnAllTasksComplete,
     OnTaskFailure,
+    OutputFile,
+    OutputFileUploadCondition,
     PoolLifetimeOption,
     PoolSpec,
     PoolUpdate,
@@ -131,7 +133,12 @@ def resource_files(files: Sequence[ResourceFile]) -> list[models.ResourceFile] |
         return None
     return [
         models.ResourceFile(
-            http_url=file.http_url, file_path=file.file_path, file_mode=file.file_mode
+            http_url=file.http_url or None,
+            storage_container_url=file.storage_container_url,
+            auto_storage_container_name=file.auto_storage_container_name,
+            blob_prefix=file.blob_prefix,
+            file_path=file.file_path or None,
+            file_mode=file.file_mode,
         )
         for file in files
     ]
@@ -139,9 +146,66 @@ def resource_files(files: Sequence[ResourceFile]) -> list[models.ResourceFile] |
 
 def resource_file_specs(files: Sequence[models.ResourceFile] | None) -> tuple[ResourceFile, ...]:
     return tuple(
-        ResourceFile(http_url=f.http_url or "", file_path=f.file_path or "", file_mode=f.file_mode)
+        ResourceFile(
+            http_url=f.http_url or "",
+            file_path=f.file_path or "",
+            file_mode=f.file_mode,
+            storage_container_url=f.storage_container_url,
+            auto_storage_container_name=f.auto_storage_container_name,
+            blob_prefix=f.blob_prefix,
+        )
         for f in files or ()
     )
+
+
+def output_files(files: Sequence[OutputFile]) -> list[models.OutputFile] | None:
+    if not files:
+        return None
+    return [
+        models.OutputFile(
+            file_pattern=file.file_pattern,
+            destination=models.OutputFileDestination(
+                container=models.OutputFileBlobContainerDestination(
+                    container_url=file.container_url,
+                    path=file.path,
+                    upload_headers=[
+                        models.OutputFileUploadHeader(name=name, value=value)
+                        for name, value in file.upload_headers.items()
+                    ]
+                    or None,
+                )
+            ),
+            upload_options=models.OutputFileUploadConfiguration(
+                upload_condition=file.upload_condition.value
+            ),
+        )
+        for file in files
+    ]
+
+
+def output_file_specs(files: Sequence[models.OutputFile] | None) -> tuple[OutputFile, ...]:
+    """Output files with a container destination (the only destination the REST API has)."""
+    specs = []
+    for f in files or ():
+        container = f.destination.container if f.destination else None
+        options = f.upload_options
+        specs.append(
+            OutputFile(
+                file_pattern=f.file_pattern or "",
+                container_url=(container.container_url or "") if container else "",
+                path=container.path if container else None,
+                upload_condition=choice(
+                    OutputFileUploadCondition,
+                    options.upload_condition if options else None,
+                    OutputFileUploadCondition.TASK_COMPLETION,
+                ),
+                upload_headers={
+                    header.name: header.value or ""
+                    for header in ((container.upload_headers or []) if container else [])
+                },
+            )
+        )
+    return tuple(specs)
 
 
 def user_identity(identity: UserIdentity) -> models.UserIdentity:
@@ -768,6 +832,7 @@ def task_create_options(spec: TaskSpec) -> models.BatchTaskCreateOptions:
         required_slots=spec.required_slots,
         exit_conditions=exit_conditions(spec.exit_conditions),
         depends_on=task_dependencies(spec.depends_on),
+        output_files=output_files(spec.output_files),
         multi_instance_settings=_multi_instance(spec.multi_instance),
     )
 
@@ -804,6 +869,7 @@ def task_spec(task: models.BatchTaskCreateOptions | models.BatchTask) -> TaskSpe
         display_name=task.display_name,
         exit_conditions=exit_conditions_spec(task.exit_conditions),
         depends_on=task_dependencies_spec(task.depends_on),
+        output_files=output_file_specs(task.output_files),
         multi_instance=_multi_instance_spec(task.multi_instance_settings),
     )
 

@@ -6,7 +6,6 @@ written last), so an interrupted one is redone.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -14,15 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from jobprep_release.azurite import cache_dir
+
+__all__ = ["cache_dir", "npm_package", "python_venv"]
+
 DONE = ".installed"
-
-
-def cache_dir() -> Path:
-    explicit = os.environ.get("JOBPREP_RELEASE_CLIENT_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "jobprep_release" / "clients"
 
 
 def _run(command: list[str], where: Path, timeout: float) -> None:

@@ -35,6 +35,7 @@ from jobprep_release.backends.base import (
     TaskState,
     UserAccount,
 )
+from jobprep_release.backends.docker.core.storage import LinkedStorage
 from jobprep_release.backends.errors import NotFound
 
 AZURE_VARIABLES = ("AZURE_BATCH_ENDPOINT", "AZURE_BATCH_ACCOUNT", "AZURE_BATCH_ACCESS_KEY")
@@ -47,21 +48,25 @@ def azure_configured() -> bool:
     return all(os.environ.get(name) for name in AZURE_VARIABLES)
 
 
-def opener(name: str, state_dir: Path) -> BackendOpener:
+def opener(name: str, state_dir: Path, storage: LinkedStorage | None = None) -> BackendOpener:
     """Opens the named backend (imported only when used): ``docker``, ``endpoint`` (the azure
-    backend on a local endpoint backed by Docker) or ``azure`` (a real account)."""
+    backend on a local endpoint backed by Docker) or ``azure`` (a real account); `storage`,
+    the storage account linked to the local account (docker and endpoint)."""
 
     @asynccontextmanager
     async def open_backend() -> AsyncIterator[BatchBackend]:
+        from jobprep_release.backends.docker import DockerSettings
+
+        settings = DockerSettings(state_dir=state_dir, storage=storage)
         if name == "endpoint":
             from tests.endpoint.harness import azure_on_endpoint
 
-            async with azure_on_endpoint(state_dir) as on_endpoint:
+            async with azure_on_endpoint(state_dir, settings) as on_endpoint:
                 yield on_endpoint
         elif name == "docker":
-            from jobprep_release.backends.docker import DockerBackend, DockerSettings
+            from jobprep_release.backends.docker import DockerBackend
 
-            async with DockerBackend(DockerSettings(state_dir=state_dir)) as docker:
+            async with DockerBackend(settings) as docker:
                 yield docker
         else:
             from jobprep_release.backends.azure import build_azure_backend

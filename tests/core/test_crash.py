@@ -21,7 +21,9 @@ from jobprep_release.backends.base import (
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     JobState,
+    MultiInstanceSettings,
     StartTaskSpec,
+    TaskSpec,
     TaskState,
 )
 from jobprep_release.backends.docker.core import (
@@ -160,3 +162,57 @@ async def test_a_crash_after_any_saved_step_loses_nothing_and_runs_nothing_twice
     store.limit = None
     assert await _scenario(store, fake)
     await _check(fake, store)
+
+
+class DiesAfterJournallingTasks(MemoryStore):
+    """Dies right after the first journal entry that records task launches (cancelling
+    `scope`): nothing more reaches it, and the caller does not carry on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scope: anyio.CancelScope | None = None
+        self.dead = False
+
+    async def write(self, document: Any) -> None:
+        if self.dead:
+            await anyio.sleep_forever()
+        await super().write(document)
+
+    async def append(self, entry: Any) -> None:
+        if self.dead:
+            await anyio.sleep_forever()
+        await super().append(entry)
+        if entry["tasks"] and self.scope is not None:
+            self.dead = True
+            self.scope.cancel()
+            await anyio.sleep_forever()
+
+
+async def test_a_crash_between_journalling_instances_and_telling_their_nodes_runs_each_once() -> (
+    None
+):
+    # A multi-instance task's coordination commands are journalled together, then sent: the
+    # core dies right after the journal append, and the next core sends each instance's
+    # launch again (same key), running each coordination command once, counting no requeue.
+    fake = FakeExecutor(FakeClock(), lambda start: FakeOutcome(duration=5))
+    settings = MultiInstanceSettings(number_of_instances=2, coordination_command_line="coord")
+    mpi = TaskSpec(id="mpi", command_line="main", multi_instance=settings)
+    store = DiesAfterJournallingTasks()
+    async with running_core(fake=fake, store=store) as core:
+        await core.service.create_pool(pool_spec(2, enable_inter_node_communication=True))
+        await core.service.create_job(job_spec())
+        await core.settle()
+        store.scope = core.scope
+        await core.service.add_tasks(JOB, [mpi])
+        await core.settle()
+    assert store.entries and not fake.starts, "the core did not die between journal and nodes"
+    store.scope, store.dead = None, False
+    async with running_core(fake=fake, store=store) as core:
+        for _ in range(6):
+            await core.advance(5)
+        task = await core.task("mpi")
+        assert task.state is TaskState.COMPLETED, task
+        assert task.execution_info.requeue_count == 0, task
+    coordination = [start for start in fake.starts if start.argv[0] == "coord"]
+    assert len(coordination) == 2 and len({s.node_id for s in coordination}) == 2
+    assert [start.argv[0] for start in fake.starts].count("main") == 1

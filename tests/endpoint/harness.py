@@ -48,9 +48,12 @@ def credential(running: RunningEndpoint, key: str | None = None) -> AzureNamedKe
 
 
 @asynccontextmanager
-async def azure_on_endpoint(state_dir: Path, **backend_options: Any) -> AsyncIterator[AzureBackend]:
-    """An `AzureBackend` signed in to a fresh endpoint (both closed afterwards)."""
-    async with endpoint(state_dir) as running:
+async def azure_on_endpoint(
+    state_dir: Path, docker: DockerSettings | None = None, **backend_options: Any
+) -> AsyncIterator[AzureBackend]:
+    """An `AzureBackend` signed in to a fresh endpoint (both closed afterwards); `docker`,
+    the endpoint's backend settings (default: the state in `state_dir`)."""
+    async with endpoint(state_dir, docker=docker or DockerSettings(state_dir=state_dir)) as running:
         options = {**FAST, "poll_interval": POLL_INTERVAL, **backend_options}
         async with AzureBackend(running.url, credential(running), **options) as backend:
             yield backend

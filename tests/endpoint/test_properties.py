@@ -124,9 +124,10 @@ OVERRIDES: dict[str, Any] = {
     "requiredSlots": 2,
 }
 # Properties an object needs beside the one under test, where the SDK cannot say so (one of
-# several sources): a resource file's URL and path.
+# several sources): a resource file's URL and path, an output file's container.
 SIBLINGS: dict[type, dict[str, Any]] = {
     models.ResourceFile: {"httpUrl": "https://example.com/data.txt", "filePath": "data.txt"},
+    models.OutputFileDestination: {"container": {"containerUrl": "https://example.com/c?sv=x"}},
     models.BatchInboundNatPool: {
         "name": "web",
         "protocol": "tcp",
@@ -134,6 +135,13 @@ SIBLINGS: dict[type, dict[str, Any]] = {
         "frontendPortRangeStart": 47000,
         "frontendPortRangeEnd": 47099,
     },
+}
+# A resource file's other sources replace its URL (one source per file); a blob prefix needs
+# a container.
+SOURCE_SIBLINGS: dict[str, dict[str, Any]] = {
+    "storageContainerUrl": {},
+    "autoStorageContainerName": {},
+    "blobPrefix": {"storageContainerUrl": "https://example.com/container?sv=x"},
 }
 
 # Samples where the type's usual one is outside the service's limits (REST InboundNATPool: a
@@ -225,6 +233,9 @@ def body_with(base: dict[str, Any], model: type, leaf: Leaf) -> tuple[dict[str, 
         node[name] = [child] if is_item else child
         node = child
     value = OVERRIDES.get(leaf.path, sample(leaf.kind, parts[-1]))
+    if parts[-1] in SOURCE_SIBLINGS and "httpUrl" in node:
+        del node["httpUrl"]
+        node.update(SOURCE_SIBLINGS[parts[-1]])
     node[parts[-1]] = [value] if leaf.is_list else value
     return body, node[parts[-1]]
 
@@ -351,6 +362,15 @@ _TASK_HONOURED = {
     "resourceFiles[0].httpUrl",
     "resourceFiles[0].filePath",
     "resourceFiles[0].fileMode",
+    "resourceFiles[0].storageContainerUrl",
+    "resourceFiles[0].autoStorageContainerName",
+    "resourceFiles[0].blobPrefix",
+    "outputFiles[0].filePattern",
+    "outputFiles[0].destination.container.containerUrl",
+    "outputFiles[0].destination.container.path",
+    "outputFiles[0].destination.container.uploadHeaders[0].name",
+    "outputFiles[0].destination.container.uploadHeaders[0].value",
+    "outputFiles[0].uploadOptions.uploadCondition",
     "userIdentity.autoUser.elevationLevel",
     "userIdentity.autoUser.scope",
     "multiInstanceSettings.numberOfInstances",
@@ -358,6 +378,9 @@ _TASK_HONOURED = {
     "multiInstanceSettings.commonResourceFiles[0].httpUrl",
     "multiInstanceSettings.commonResourceFiles[0].filePath",
     "multiInstanceSettings.commonResourceFiles[0].fileMode",
+    "multiInstanceSettings.commonResourceFiles[0].storageContainerUrl",
+    "multiInstanceSettings.commonResourceFiles[0].autoStorageContainerName",
+    "multiInstanceSettings.commonResourceFiles[0].blobPrefix",
 }
 _TASK_HONOURED |= {
     "dependsOn.taskIds",

@@ -88,13 +88,15 @@ class ProcessExit:
 
 @dataclass(frozen=True, slots=True)
 class NodeFile:
-    """A file to place on a node: absolute `path`, contents, Unix permission bits, and whether
-    root (`elevated`) or the task user owns it."""
+    """A file to place on a node: absolute `path`, contents (`data`, or the local file `source`
+    on the service's machine, read as it is copied: a large download never held in memory),
+    Unix permission bits, and whether root (`elevated`) or the task user owns it."""
 
     path: str
-    data: bytes
+    data: bytes = b""
     mode: int = 0o770
     elevated: bool = False
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

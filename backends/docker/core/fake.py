@@ -424,7 +424,8 @@ class FakeExecutor:
         node = self._node(node_id)
         now = self.clock.now()
         for file in files:
-            node.write(file.path, file.data, now)
+            data = file.data if file.source is None else await anyio.Path(file.source).read_bytes()
+            node.write(file.path, data, now)
             node.modes[file.path] = file.mode
 
     async def remove_tree(self, node_id: str, path: str) -> None:

@@ -86,7 +86,7 @@ async def create_job(core: Core, spec: JobSpec, *, scheduled: bool = False) -> N
             rules.check_user(pool.spec if pool else None, special.user_identity, where)
             check_id("task", special.id)
             for file in special.resource_files:
-                resources.check_file_path(file.file_path)
+                resources.check_resource_file(file)
     now = core.now()
     job = JobRecord(spec=spec, created=now, history=new_history(now))
     core.state.jobs[spec.id.lower()] = job

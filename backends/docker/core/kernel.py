@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -32,6 +32,9 @@ from jobprep_release.backends.docker.core.records import (
 from jobprep_release.backends.docker.core.store import Store, serialize
 from jobprep_release.backends.errors import NotFound
 
+if TYPE_CHECKING:
+    from jobprep_release.backends.docker.core.storage import LinkedStorage
+
 READY = (NodeState.IDLE, NodeState.RUNNING, NodeState.OFFLINE)
 SAVE_INTERVAL = 0.2
 SWEEP_INTERVAL = 1.0
@@ -47,6 +50,8 @@ class CoreSettings:
     default_image: str | None = None
     save_interval: float = SAVE_INTERVAL
     sweep_interval: float = SWEEP_INTERVAL
+    storage: LinkedStorage | None = None
+    """The storage account linked to the account (``autoStorageContainerName``)."""
 
 
 class Kind(Enum):
@@ -107,6 +112,8 @@ class Core:
         self.persist_lock = anyio.Lock()
         self.job_completed = anyio.Event()
         """Set (and replaced) whenever a job's release tasks have all ended."""
+        self.uploading: set[str] = set()
+        """Keys of exited processes whose output files are being uploaded."""
         self.deletions: dict[str, Deletion] = {}
         """Deletions under way, by ``pool:<id>`` / ``job:<id>`` (see `deletions`)."""
         self.group: anyio.abc.TaskGroup | None = None

@@ -98,16 +98,8 @@ def place(
         return [processes.prepare_task(core, job, task, nodes[0].id)]
     move(task, TaskState.RUNNING, now)
     core.index.placed(task)
-    spec = task.spec
-    what = processes.Launch(
-        spec.id,
-        coordination,
-        spec.user_identity,
-        dict(spec.environment),
-        spec.constraints.max_wall_clock_time,
-        settings.common_resource_files,
-    )
-    key = spec.id.lower()
+    what = coordination_launch(task)
+    key = task.spec.id.lower()
     return [
         processes.prepare(
             core,
@@ -118,6 +110,20 @@ def place(
         )
         for index, instance in enumerate(task.instances)
     ]
+
+
+def coordination_launch(task: TaskRecord) -> processes.Launch:
+    """What each instance of a multi-instance task starts: its coordination command line."""
+    spec, settings = task.spec, task.spec.multi_instance
+    assert settings is not None and settings.coordination_command_line
+    return processes.Launch(
+        spec.id,
+        settings.coordination_command_line,
+        spec.user_identity,
+        dict(spec.environment),
+        spec.constraints.max_wall_clock_time,
+        settings.common_resource_files,
+    )
 
 
 def _free_nodes(

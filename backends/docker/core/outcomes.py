@@ -21,10 +21,11 @@ from jobprep_release.backends.base import (
     NodeState,
     OnAllTasksComplete,
     OnTaskFailure,
+    OutputFile,
     TaskState,
 )
-from jobprep_release.backends.docker.core import rules, views
-from jobprep_release.backends.docker.core.executor import NOT_FOUND
+from jobprep_release.backends.docker.core import environment, outputs, rules, views
+from jobprep_release.backends.docker.core.executor import NOT_FOUND, ProcessExit
 from jobprep_release.backends.docker.core.kernel import Core, InFlight, Kind
 from jobprep_release.backends.docker.core.records import (
     Execution,
@@ -61,8 +62,10 @@ def on_exit(
     why: str,
     *,
     failure: FailureInfo | None = None,
+    upload_failure: FailureInfo | None = None,
 ) -> None:
-    """The process under `key` ended with `code`, having run from `start` to `end`."""
+    """The process under `key` ended with `code`, having run from `start` to `end`;
+    `upload_failure`, when its output files could not all be uploaded."""
     if core.in_flight.pop(key, None) is None:
         return
     if flight.kind is Kind.START:
@@ -85,6 +88,8 @@ def on_exit(
         failure = views.failure(
             "TaskEnded", "the task was ended: it ran past its max wall clock time"
         )
+    if failure is None and upload_failure is not None:
+        failure = upload_failure
     views.complete(run, exit_code, failure, end)
     if flight.kind is Kind.TASK:
         task = job.tasks[flight.task_id]
@@ -104,6 +109,35 @@ def on_exit(
     else:
         maybe_complete(core, job)
     core.poke()
+
+
+def output_files(core: Core, flight: InFlight) -> list[OutputFile]:
+    """The output files of the task behind `flight` (none for other kinds)."""
+    if flight.kind is not Kind.TASK:
+        return []
+    job = core.state.jobs.get(flight.job_id.lower())
+    task = job.tasks.get(flight.task_id) if job is not None else None
+    return list(task.spec.output_files) if task is not None else []
+
+
+async def upload_then_exit(core: Core, key: str, flight: InFlight, exit: ProcessExit) -> None:
+    """Upload the task's output files due after `exit`, then complete it (`on_exit`); a
+    failed upload becomes its failure (`outputs`)."""
+    try:
+        task_dir = environment.task_dir(flight.job_id, output_task_id(core, flight))
+        failed = await outputs.upload(
+            core.executor, flight.node_id, task_dir, output_files(core, flight), exit.code
+        )
+    finally:
+        core.uploading.discard(key)
+    why = views.failure(failed.code, str(failed)) if failed is not None else None
+    on_exit(core, key, flight, exit.code, exit.start, exit.end, exit.why, upload_failure=why)
+
+
+def output_task_id(core: Core, flight: InFlight) -> str:
+    job = core.state.jobs.get(flight.job_id.lower())
+    task = job.tasks.get(flight.task_id) if job is not None else None
+    return task.spec.id if task is not None else flight.task_id
 
 
 def verdict(
@@ -148,7 +182,8 @@ def task_exited(core: Core, job: JobRecord, task: TaskRecord, end: float) -> Non
 
 def _on_task_exit(core: Core, job: JobRecord, task: TaskRecord, end: float) -> None:
     run = task.run
-    failed_by_exit = run.result is ExecutionResult.FAILURE and run.exit_code is not None
+    # An upload failure after exit code 0 is not retried: only non-zero exits are.
+    failed_by_exit = run.result is ExecutionResult.FAILURE and run.exit_code not in (None, 0)
     limit = task.spec.constraints.max_task_retry_count
     if failed_by_exit and rules.retries_left(limit, job, run.retry_count):
         run.retry_count += 1

@@ -171,9 +171,14 @@ async def launch(
     elevated = user is None and what.identity.elevation_level is ElevationLevel.ADMIN
     try:
         if what.resource_files:
-            fetched = await resources.fetch(what.resource_files)
-            files = resources.node_files(files_dir or working_dir, fetched, elevated=elevated)
-            await core.executor.put_files(flight.node_id, files)
+            await resources.place(
+                core.executor,
+                flight.node_id,
+                files_dir or working_dir,
+                what.resource_files,
+                core.settings.storage,
+                elevated=elevated,
+            )
         spec = ProcessSpec(
             argv=tuple(argv),
             environment=env,
@@ -232,6 +237,10 @@ def prepare_release(core: Core, job: JobRecord, node_id: str) -> Pending:
 def launch_of(job: JobRecord, flight: InFlight) -> Launch:
     """What `flight` starts, from the job's specs (the same again for a launch sent anew)."""
     spec: TaskSpec | JobPreparationTaskSpec | JobReleaseTaskSpec | None
+    if flight.kind is Kind.INSTANCE:
+        from jobprep_release.backends.docker.core import multiinstance
+
+        return multiinstance.coordination_launch(job.tasks[flight.task_id])
     if flight.kind is Kind.TASK:
         spec = job.tasks[flight.task_id].spec
         wall_clock = spec.constraints.max_wall_clock_time

@@ -24,7 +24,7 @@ from jobprep_release.backends.base import (
     UserIdentity,
     check_id,
 )
-from jobprep_release.backends.docker.core import resources
+from jobprep_release.backends.docker.core import outputs, resources
 from jobprep_release.backends.docker.core.environment import TASK_USER
 from jobprep_release.backends.docker.core.records import (
     JobNodeRecord,
@@ -69,7 +69,9 @@ def check_new_tasks(job: JobRecord, tasks: Sequence[TaskSpec]) -> None:
         if spec.required_slots < 1:
             raise InvalidRequest("required slots must be at least 1", code="InvalidPropertyValue")
         for file in spec.resource_files:
-            resources.check_file_path(file.file_path)
+            resources.check_resource_file(file)
+        for output in spec.output_files:
+            outputs.check_output_file(output)
         check_exit_conditions(job, spec)
         check_dependencies(job, spec)
         seen.add(lowered)

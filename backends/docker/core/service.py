@@ -32,6 +32,8 @@ from jobprep_release.backends.base import (
     JobSpec,
     JobUpdate,
     NodeDeallocationOption,
+    NodeLogsRequest,
+    NodeLogsUpload,
     NodeState,
     Pool,
     PoolSpec,
@@ -50,6 +52,7 @@ from jobprep_release.backends.docker.core import (
     environment,
     jobs,
     multiinstance,
+    nodelogs,
     outcomes,
     pools,
     processes,
@@ -60,7 +63,12 @@ from jobprep_release.backends.docker.core import (
     views,
 )
 from jobprep_release.backends.docker.core.clock import Clock, SystemClock
-from jobprep_release.backends.docker.core.executor import FileInfo, NodeExecutor, ProcessExit
+from jobprep_release.backends.docker.core.executor import (
+    NOT_FOUND,
+    FileInfo,
+    NodeExecutor,
+    ProcessExit,
+)
 from jobprep_release.backends.docker.core.kernel import Core, CoreSettings, Deletion
 from jobprep_release.backends.docker.core.multiinstance import Subtask
 from jobprep_release.backends.docker.core.records import NodeRecord, fill_histories
@@ -296,6 +304,11 @@ class BatchService:
 
     async def reimage_node(self, pool_id: str, node_id: str) -> None:
         await pools.reimage_node(self._core, pool_id, node_id)
+
+    async def upload_node_logs(
+        self, pool_id: str, node_id: str, request: NodeLogsRequest
+    ) -> NodeLogsUpload:
+        return await nodelogs.upload(self._core, pool_id, node_id, request)
 
     # --- jobs and tasks ----------------------------------------------------------------------
 
@@ -559,8 +572,14 @@ class BatchService:
 
     def on_process_exited(self, node_id: str, key: str, exit: ProcessExit) -> None:
         flight = self._core.in_flight.get(key)
-        if flight is not None:
-            outcomes.on_exit(self._core, key, flight, exit.code, exit.start, exit.end, exit.why)
+        if flight is None or key in self._core.uploading:
+            return
+        if exit.why != NOT_FOUND and outcomes.output_files(self._core, flight):
+            # Output files are uploaded after the process exits, before the task completes.
+            self._core.uploading.add(key)
+            self._core.spawn(outcomes.upload_then_exit, self._core, key, flight, exit)
+            return
+        outcomes.on_exit(self._core, key, flight, exit.code, exit.start, exit.end, exit.why)
 
     def on_process_lost(self, node_id: str, key: str) -> None:
         flight = self._core.in_flight.get(key)

@@ -206,6 +206,13 @@ class Engine:
         info: dict[str, Any] = await self.call(self._client.info, what="engine info")
         return str(info.get("ID") or info.get("Name") or "default")
 
+    async def bridge_gateway(self) -> str:
+        """The host's address on the engine's default bridge network (where node containers
+        are): a service listening there is reachable from every node."""
+        network = await self.call(self._client.networks.get, "bridge", what="bridge network")
+        configs = network.attrs.get("IPAM", {}).get("Config") or [{}]
+        return str(configs[0].get("Gateway") or "172.17.0.1")
+
     async def has_image(self, image: str) -> bool:
         try:
             await self.call(self._client.images.get, image, what=f"image {image}")
@@ -311,8 +318,8 @@ class Engine:
                 self._client.api.remove_container, container_id, force=True, what="remove container"
             )
 
-    async def put_archive(self, container_id: str, data: bytes) -> None:
-        """Extract a tar (rooted at `/`) into a container."""
+    async def put_archive(self, container_id: str, data: bytes | IO[bytes]) -> None:
+        """Extract a tar (rooted at `/`; bytes, or a file read as it is sent) into a container."""
         await self.call(self._client.api.put_archive, container_id, "/", data, what="copy files")
 
     async def stat(self, container_id: str, path: str) -> dict[str, Any] | None:

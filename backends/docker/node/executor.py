@@ -197,7 +197,11 @@ class DockerExecutor:
     # --- files ---------------------------------------------------------------------------------
 
     async def put_files(self, node_id: str, files: Sequence[NodeFile]) -> None:
-        await self.engine.put_archive(self._keeper(node_id).name, archive(files))
+        tar = await anyio.to_thread.run_sync(archive, files)
+        try:
+            await self.engine.put_archive(self._keeper(node_id).name, tar)
+        finally:
+            tar.close()
 
     async def remove_tree(self, node_id: str, path: str) -> None:
         """Run ``rm -rf`` through the agent as root and wait (bounded) for it to end."""

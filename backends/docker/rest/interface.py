@@ -18,6 +18,8 @@ from jobprep_release.backends.base import (
     Job,
     JobSpec,
     JobUpdate,
+    NodeLogsRequest,
+    NodeLogsUpload,
     Pool,
     PoolSpec,
     PoolUpdate,
@@ -108,6 +110,12 @@ class EndpointService(NodeAdministration, Protocol):
 
     async def reimage_node(self, pool_id: str, node_id: str) -> None:
         """Reimage (running tasks requeued, disk afresh)."""
+        ...
+
+    async def upload_node_logs(
+        self, pool_id: str, node_id: str, request: NodeLogsRequest
+    ) -> NodeLogsUpload:
+        """Upload Batch Service Logs (`BatchBackend.upload_node_logs`)."""
         ...
 
     async def create_job_schedule(self, spec: JobScheduleSpec) -> None:

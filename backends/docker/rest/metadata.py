@@ -27,6 +27,10 @@ _ENTITY_SETS = (
     (rf"/jobs/{_ID}/jobpreparationandreleasetaskstatus", "jobpreparationandreleasetaskstatuslist"),
     (rf"/jobs/{_ID}/taskcounts", "taskcounts/@Element"),
     (rf"/jobs/{_ID}/addtaskcollection", "taskaddresult"),
+    (
+        rf"/pools/{_ID}/nodes/{_ID}/uploadbatchservicelogs",
+        "Microsoft.Azure.Batch.Protocol.Entities.UploadBatchServiceLogsResult",
+    ),
 )
 _PATTERNS = tuple((re.compile(pattern), name) for pattern, name in _ENTITY_SETS)
 

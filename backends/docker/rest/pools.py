@@ -1,7 +1,7 @@
 """Routes for pools and their compute nodes: add, update, replace properties, get, list, delete,
 resize, stop resize, remove nodes, node counts; enable, disable and evaluate autoscale; list,
-get, reboot, reimage nodes, disable/enable their scheduling, and the endpoint's own Preempt Node
-(spot nodes)."""
+get, reboot, reimage nodes, disable/enable their scheduling, upload their Batch service logs,
+and the endpoint's own Preempt Node (spot nodes)."""
 
 from __future__ import annotations
 
@@ -278,6 +278,19 @@ async def reimage_node(request: web.Request) -> web.Response:
         await _end_tasks_on(ctx, node_id)
     await ctx.service.reimage_node(pool_id, node_id)
     return accepted(f"{base_url(request)}/pools/{pool_id}/nodes/{node_id}/reimage")
+
+
+@routes.post("/pools/{pool}/nodes/{node}/uploadbatchservicelogs")
+async def upload_node_logs(request: web.Request) -> web.Response:
+    ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
+    asked = specs.logs_upload(await body(request))
+    result = await ctx.service.upload_node_logs(pool_id, node_id, asked)
+    return document(
+        {
+            "virtualDirectoryName": result.virtual_directory_name,
+            "numberOfFilesUploaded": result.number_of_files_uploaded,
+        }
+    )
 
 
 @routes.post("/pools/{pool}/nodes/{node}/disablescheduling")

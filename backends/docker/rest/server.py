@@ -98,7 +98,9 @@ async def _docker_service(settings: EndpointSettings) -> AsyncIterator[EndpointS
 async def _core_service(
     settings: EndpointSettings, executor: NodeExecutor
 ) -> AsyncIterator[EndpointService]:
-    core_settings = CoreSettings(account_name=settings.account, default_image=None)
+    core_settings = CoreSettings(
+        account_name=settings.account, default_image=None, storage=settings.docker.storage
+    )
     service = BatchService(executor, settings.store or MemoryStore(), core_settings, settings.clock)
     group = anyio.create_task_group()
     await group.__aenter__()

@@ -36,6 +36,7 @@ from jobprep_release.backends.base import (
     JobSpec,
     JobUpdate,
     NodeDeallocationOption,
+    NodeLogsRequest,
     PoolLifetimeOption,
     PoolSpec,
     PoolUpdate,
@@ -89,15 +90,26 @@ def read_body(
     return spec
 
 
+_SOURCES = ("httpUrl", "storageContainerUrl", "autoStorageContainerName")
+
+
 def _resource_files_have_urls(document: Mapping[str, Any], path: str) -> None:
-    """Every resource file kept has its source and destination (``httpUrl``, ``filePath``)."""
+    """Every resource file kept has exactly one source (``httpUrl``, ``storageContainerUrl``,
+    ``autoStorageContainerName``) and, with ``httpUrl``, its ``filePath``."""
     for name, value in document.items():
         where = shapes.join(path, name)
         if name == "resourceFiles" and isinstance(value, list):
             for index, item in enumerate(value):
-                for required in ("httpUrl", "filePath"):
-                    if not item.get(required):
-                        raise PropertyError(f"{where}[{index}].{required}")
+                given = [source for source in _SOURCES if item.get(source)]
+                if not given:
+                    raise PropertyError(f"{where}[{index}].httpUrl")
+                if len(given) > 1:
+                    raise PropertyError(
+                        f"{where}[{index}].{given[1]}",
+                        f"only one of {', '.join(_SOURCES)} may be specified",
+                    )
+                if item.get("httpUrl") and not item.get("filePath"):
+                    raise PropertyError(f"{where}[{index}].filePath")
         elif isinstance(value, Mapping):
             _resource_files_have_urls(value, where)
 
@@ -549,6 +561,27 @@ def reboot_option(document: Any) -> str:
         lambda options: _node_option(options.node_reboot_kind),
         lambda kept: sdk_models.BatchNodeRebootOptions(node_reboot_kind=kept or None),
         "Reboot Node",
+    )
+
+
+def _logs_upload(options: Any) -> NodeLogsRequest:
+    if not options.container_url:
+        raise PropertyError("containerUrl")
+    if options.start_time is None:
+        raise PropertyError("startTime")
+    return NodeLogsRequest(options.container_url, options.start_time, options.end_time)
+
+
+def logs_upload(document: Any) -> NodeLogsRequest:
+    """Upload Batch Service Logs' body; an ``identityReference`` is 501."""
+    return read_body(
+        sdk_models.UploadBatchServiceLogsOptions,
+        document,
+        _logs_upload,
+        lambda kept: sdk_models.UploadBatchServiceLogsOptions(
+            container_url=kept.container_url, start_time=kept.start_time, end_time=kept.end_time
+        ),
+        "Upload Batch Service Logs",
     )
 
 

@@ -28,7 +28,6 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("POST", rf"{_NODE}/start", "Start Node"),
     ("POST", rf"{_NODE}/deallocate", "Deallocate Node"),
     ("GET", rf"{_NODE}/remoteloginsettings", "Get Node Remote Login Settings"),
-    ("POST", rf"{_NODE}/uploadbatchservicelogs", "Upload Node Logs"),
     ("GET", rf"{_NODE}/extensions", "List Node Extensions"),
     ("GET", rf"{_NODE}/extensions/{_ID}", "Get Node Extension"),
     ("GET POST DELETE", r"/certificates(/.*)?", "Certificates"),

@@ -1,0 +1,85 @@
+"""Output files on the fake executor against a real Azurite: uploaded from the node after the
+process exits, before the task completes; a failed upload completes the task with
+``FileUploadAccessDenied`` (TaskFailureInformationCodes), its exit code kept, and is not retried
+("only non-zero exits are retried"). The files are read back from the fake node."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+from jobprep_release.azurite import Azurite
+from jobprep_release.backends.base import (
+    ExecutionResult,
+    OutputFile,
+    Task,
+    TaskConstraints,
+    TaskSpec,
+    TaskState,
+)
+from jobprep_release.backends.docker.core import FakeOutcome, FakeStart
+from tests.core.harness import JOB, Core, job_spec, pool_spec, running_core
+from tests.storage import Blobs, blobs_on
+
+pytestmark = pytest.mark.storage
+
+
+@pytest.fixture
+async def blobs(azurite: Azurite) -> AsyncIterator[Blobs]:
+    async with blobs_on(azurite) as made:
+        yield made
+
+
+def writes(start: FakeStart) -> FakeOutcome:
+    return FakeOutcome(exit_code=0, stdout=b"out\n", files={"out/a.txt": b"a\n", "b.txt": b"b\n"})
+
+
+async def completed(core: Core, task_id: str) -> Task:
+    """The task once completed: uploads take real time, whatever the fake clock says."""
+    with anyio.fail_after(30):
+        while (task := await core.task(task_id)).state is not TaskState.COMPLETED:
+            await anyio.sleep(0.05)
+    return task
+
+
+async def test_output_files_are_uploaded_before_the_task_completes(blobs: Blobs) -> None:
+    container = await blobs.container()
+    outputs = [
+        OutputFile("out/*.txt", blobs.url(container, "w"), "dir"),
+        OutputFile("../stdout.txt", blobs.url(container, "w")),
+    ]
+    async with running_core(writes) as core:
+        await core.service.create_pool(pool_spec(1))
+        await core.service.create_job(job_spec())
+        await core.service.add_tasks(JOB, [TaskSpec("t", "/bin/work", output_files=outputs)])
+        task = await completed(core, "t")
+        node = (await core.node_ids())[0]
+        logged = await core.fake.read_file(node, f"workitems/{JOB}/job-1/t/fileuploadout.txt")
+    assert task.execution_info.result is ExecutionResult.SUCCESS
+    assert await blobs.read(container) == {"dir/a.txt": b"a\n", "stdout.txt": b"out\n"}
+    assert b"dir/a.txt" in logged and b"stdout.txt" in logged
+
+
+async def test_a_failed_upload_fails_the_task_without_a_retry(blobs: Blobs) -> None:
+    container = await blobs.container()
+    denied = [OutputFile("b.txt", blobs.url(container, "r"))]  # a SAS without write permission
+    retries = TaskConstraints(max_task_retry_count=3)
+    async with running_core(writes) as core:
+        await core.service.create_pool(pool_spec(1))
+        await core.service.create_job(job_spec())
+        spec = TaskSpec("t", "/bin/work", constraints=retries, output_files=denied)
+        await core.service.add_tasks(JOB, [spec])
+        task = await completed(core, "t")
+        assert len(core.starts_of("t")) == 1
+    info = task.execution_info
+    assert info.exit_code == 0
+    assert info.result is ExecutionResult.FAILURE
+    assert info.failure_info is not None
+    assert (info.failure_info.category.value, info.failure_info.code) == (
+        "usererror",
+        "FileUploadAccessDenied",
+    )
+    assert info.retry_count == 0
+    assert await blobs.read(container) == {}
