@@ -374,6 +374,13 @@ a feature not emulated yet, not a wire difference: with that one request excused
 (checked by hand on 2026-11-29), so each entry goes when its feature lands."""
 
 
+@pytest.fixture
+def blobs(name: str, request: pytest.FixtureRequest) -> Blobs | None:
+    """Azurite for the recordings that write to storage. A synchronous fixture: Azurite's
+    session fixture starts it with its own event loop, which cannot run inside the test's."""
+    return Blobs(request.getfixturevalue("azurite")) if name in WRITES_TO_STORAGE else None
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -384,9 +391,8 @@ a feature not emulated yet, not a wire difference: with that one request excused
     ],
 )
 async def test_recorded_exchanges_replay_alike(
-    replay: Replay, name: str, request: pytest.FixtureRequest
+    replay: Replay, name: str, blobs: Blobs | None
 ) -> None:
-    blobs = Blobs(request.getfixturevalue("azurite")) if name in WRITES_TO_STORAGE else None
     try:
         if blobs is not None:
             replay.container_url = blobs.url(await blobs.container(), "w")
