@@ -149,6 +149,40 @@ class OnAllTasksComplete(StrEnum):
     TERMINATE_JOB = "terminatejob"
 
 
+class OnTaskFailure(StrEnum):
+    """A job's ``onTaskFailure``: nothing, or the job action of the failed task's exit
+    conditions (REST BatchTaskFailureMode)."""
+
+    NO_ACTION = "noaction"
+    PERFORM_EXIT_OPTIONS_JOB_ACTION = "performexitoptionsjobaction"
+
+
+class JobAction(StrEnum):
+    """What a task's exit condition does to its job (REST BatchJobActionKind): nothing, disable
+    it (as Disable Job with requeue), or terminate it (terminate reason ``TaskFailed``)."""
+
+    NONE = "none"
+    DISABLE = "disable"
+    TERMINATE = "terminate"
+
+
+class DependencyAction(StrEnum):
+    """What a task's exit condition does to the tasks depending on it (REST DependencyAction)."""
+
+    SATISFY = "satisfy"
+    BLOCK = "block"
+
+
+class DisableJobOption(StrEnum):
+    """Disable Job's ``disableTasks``: what becomes of the job's running tasks (REST
+    DisableBatchJobOption): requeued to run again once the job is enabled, terminated (completed
+    with a failure, never run again), or left to complete."""
+
+    REQUEUE = "requeue"
+    TERMINATE = "terminate"
+    WAIT = "wait"
+
+
 # --- specs: what the app asks for ------------------------------------------------------------
 
 
@@ -215,6 +249,61 @@ class OutputFile:
     path: str | None = None
     upload_condition: OutputFileUploadCondition = OutputFileUploadCondition.TASK_COMPLETION
     upload_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitOptions:
+    """How the service responds to one exit condition (REST ExitOptions); None: the default
+    (job action none for exit code 0, terminate otherwise; dependencies satisfied by exit code
+    0, blocked otherwise)."""
+
+    job_action: JobAction | None = None
+    dependency_action: DependencyAction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExitCodeMapping:
+    code: int
+    exit_options: ExitOptions
+
+
+@dataclass(frozen=True, slots=True)
+class ExitCodeRangeMapping:
+    """Exit codes `start` to `end`, both included."""
+
+    start: int
+    end: int
+    exit_options: ExitOptions
+
+
+@dataclass(frozen=True, slots=True)
+class ExitConditions:
+    """How the service responds when a task completes (REST ExitConditions): by its exit code
+    (listed, then in a range), a failure to start (``preProcessingError``), a file upload error,
+    else `default`."""
+
+    exit_codes: Sequence[ExitCodeMapping] = ()
+    exit_code_ranges: Sequence[ExitCodeRangeMapping] = ()
+    pre_processing_error: ExitOptions | None = None
+    file_upload_error: ExitOptions | None = None
+    default: ExitOptions | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskIdRange:
+    """Tasks ``start`` to ``end`` (both included), by their ids as decimal numbers."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDependencies:
+    """The tasks a task depends on (REST BatchTaskDependencies): it is not scheduled until each
+    of them completed successfully (or its exit condition's dependencyAction satisfies it)."""
+
+    task_ids: Sequence[str] = ()
+    task_id_ranges: Sequence[TaskIdRange] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,9 +494,50 @@ class JobSpec:
     max_task_retry_count: int = 0
     display_name: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    priority: int = 0
+    """-1000 (lowest) to 1000: the order in which the jobs of a pool get their tasks run."""
+    max_parallel_tasks: int = -1
+    """At most this many of the job's tasks run at once; -1: no limit."""
+    allow_task_preemption: bool = False
+    """Whether a job of higher priority may requeue this job's running tasks to run its own."""
+    max_wall_clock_time: timedelta | None = None
+    """The job's constraint: measured from its creation; past it the job is terminated with
+    ``MaxWallClockTimeExpiry``. None: no limit."""
+    on_task_failure: OnTaskFailure = OnTaskFailure.NO_ACTION
+    uses_task_dependencies: bool = False
+
     auto_pool: AutoPoolSpec | None = None
     """A pool the service creates for the job (REST poolInfo.autoPoolSpecification); the job's
     `pool_id` is then the one the service gave it ("" when asked)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobConstraints:
+    """A job's execution constraints as Update Job and Replace Job give them (REST
+    BatchJobConstraints; omitted values are the service's defaults)."""
+
+    max_wall_clock_time: timedelta | None = None
+    max_task_retry_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """Update Job (PATCH): each property given replaces the job's, None leaves it unchanged.
+    Replace Job (PUT) takes the same shape, None there meaning the service's default (REST:
+    "fully replaces all the updatable properties of the Job")."""
+
+    priority: int | None = None
+    max_parallel_tasks: int | None = None
+    allow_task_preemption: bool | None = None
+    constraints: JobConstraints | None = None
+    pool_id: str | None = None
+    """Only while the job is disabled (409 otherwise)."""
+    on_all_tasks_complete: OnAllTasksComplete | None = None
+    """terminatejob cannot go back to noaction (400 ``InvalidPropertyValue``)."""
+    metadata: Mapping[str, str] | None = None
+    auto_pool: AutoPoolSpec | None = None
+    """The job's auto pool as it is, but for its ``keepAlive`` (REST Update Job: "only the
+    keepAlive property of the autoPoolSpecification can be updated")."""
 
 
 class PoolLifetimeOption(StrEnum):
@@ -450,6 +580,8 @@ class TaskSpec:
     user_identity: UserIdentity = field(default_factory=UserIdentity)
     required_slots: int = 1
     display_name: str | None = None
+    exit_conditions: ExitConditions | None = None
+    depends_on: TaskDependencies | None = None
     output_files: Sequence[OutputFile] = ()
     multi_instance: MultiInstanceSettings | None = None
     authentication_token_access: Sequence[str] = ()
@@ -823,4 +955,54 @@ class BatchBackend(Protocol):
     async def delete_job(self, job_id: str, *, wait: bool = True) -> None:
         """Delete the job (running release first when it is still active); with `wait`, until
         it is gone (its deletion's final status checked), else once the service accepted it."""
+        ...
+
+    async def update_job(self, job_id: str, update: JobUpdate) -> None:
+        """Update Job: the properties `update` gives replace the job's, the rest stay.
+
+        Raises `Conflict` when the job has ended, or `update` changes its pool while it is not
+        disabled; `InvalidRequest` for onAllTasksComplete from terminatejob to noaction.
+        """
+        ...
+
+    async def replace_job(self, job_id: str, update: JobUpdate) -> None:
+        """Replace Job: every updatable property replaced, those `update` leaves None by the
+        service's defaults; errors as `update_job`."""
+        ...
+
+    async def disable_job(self, job_id: str, option: DisableJobOption) -> None:
+        """Disable Job: no new task starts; running tasks requeued, terminated or left to end
+        by `option`; the job reads ``disabling``, then ``disabled``. `Conflict` when the job is
+        neither active nor already disabling or disabled."""
+        ...
+
+    async def enable_job(self, job_id: str) -> None:
+        """Enable Job: a disabled job becomes active and its tasks run again."""
+        ...
+
+    async def update_task(self, job_id: str, task_id: str, constraints: TaskConstraints) -> None:
+        """Update Task: the task's constraints (wall clock, retention, retries) replaced."""
+        ...
+
+    async def reactivate_task(self, job_id: str, task_id: str) -> None:
+        """Reactivate Task: a task that failed is active again (retry count 0) and runs up to
+        its retry count again. `Conflict` for a task that did not fail, or a job that ended."""
+        ...
+
+    async def delete_task(self, job_id: str, task_id: str) -> None:
+        """Delete Task: the task is ended if it runs, then gone, with its files on its node."""
+        ...
+
+    async def delete_node_file(
+        self, pool_id: str, node_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        """Delete Node File, `path` relative to the node's root: a file, an empty directory,
+        or with `recursive` a directory and everything in it. `NotFound` (``FileNotFound``)."""
+        ...
+
+    async def delete_task_file(
+        self, job_id: str, task_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        """Delete Task File, `path` relative to the task's directory on its node (as
+        `delete_node_file`)."""
         ...

@@ -29,9 +29,11 @@ from jobprep_release.backends.azure.sdk_errors import Redactor, translate
 from jobprep_release.backends.base import (
     AutoScaleRun,
     ComputeNode,
+    DisableJobOption,
     DisableSchedulingOption,
     Job,
     JobSpec,
+    JobUpdate,
     NodeDeallocationOption,
     NodeLogsRequest,
     NodeLogsUpload,
@@ -41,6 +43,7 @@ from jobprep_release.backends.base import (
     PrepReleaseStatus,
     StartTaskSpec,
     Task,
+    TaskConstraints,
     TaskCounts,
     TaskSpec,
     check_id,
@@ -55,11 +58,14 @@ from jobprep_release.backends.errors import (
 )
 from jobprep_release.backends.schema.requests import (
     job_create_options,
+    job_replacement,
     job_spec,
+    job_update_options,
     pool_create_options,
     pool_replace_options,
     pool_spec,
     pool_update_options,
+    task_constraints,
     task_create_options,
     wire_value,
 )
@@ -86,7 +92,7 @@ NODE_SELECT = [
     "endpointConfiguration",
     "startTaskInfo",
 ]
-JOB_SELECT = ["id", "poolInfo", "state", "executionInfo"]
+JOB_SELECT = ["id", "poolInfo", "state", "previousState", "executionInfo"]
 DEFAULT_TERMINATE_REASON = "UserTerminate"
 
 # Pipeline defaults: a handful of retries with short exponential backoff, instead of azure-core's
@@ -324,6 +330,27 @@ class AzureBackend:
         if wait:
             await self._wait_for(poller, action)
 
+    async def update_job(self, job_id: str, update: JobUpdate) -> None:
+        async with self._call(f"update job {job_id}"):
+            await self._client.update_job(job_id, job_update_options(update))
+
+    async def replace_job(self, job_id: str, update: JobUpdate) -> None:
+        pool_id = update.pool_id or (await self.get_job(job_id)).pool_id
+        async with self._call(f"replace job {job_id}"):
+            await self._client.replace_job(job_id, job_replacement(update, pool_id))
+
+    async def disable_job(self, job_id: str, option: DisableJobOption) -> None:
+        options = models.BatchJobDisableOptions(disable_tasks=option.value)
+        async with self._call(f"disable job {job_id}"):
+            # Only the request: the caller polls `get_job` for ``disabled``.
+            await self._client.begin_disable_job(
+                job_id, options, polling_interval=self._lro_poll_interval
+            )
+
+    async def enable_job(self, job_id: str) -> None:
+        async with self._call(f"enable job {job_id}"):
+            await self._client.begin_enable_job(job_id, polling_interval=self._lro_poll_interval)
+
     async def list_prep_release_status(self, job_id: str) -> list[PrepReleaseStatus]:
         async with self._call(f"list preparation and release status of job {job_id}"):
             entries = [
@@ -380,6 +407,28 @@ class AzureBackend:
         async with self._call(f"get task {task_id} of job {job_id}"):
             task = await self._client.get_task(job_id, task_id, select=TASK_SELECT)
         return task_view(task)
+
+    async def update_task(self, job_id: str, task_id: str, constraints: TaskConstraints) -> None:
+        task = models.BatchTask(constraints=task_constraints(constraints))
+        async with self._call(f"update task {task_id} of job {job_id}"):
+            await self._client.replace_task(job_id, task_id, task)
+
+    async def reactivate_task(self, job_id: str, task_id: str) -> None:
+        async with self._call(f"reactivate task {task_id} of job {job_id}"):
+            await self._client.reactivate_task(job_id, task_id)
+
+    async def delete_task(self, job_id: str, task_id: str) -> None:
+        async with self._call(f"delete task {task_id} of job {job_id}"):
+            await self._client.delete_task(job_id, task_id)
+
+    async def delete_task_file(
+        self, job_id: str, task_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        relative = _node_relative_path(path)
+        async with self._call(f"delete {relative} of task {task_id} of job {job_id}"):
+            await self._client.delete_task_file(
+                job_id, task_id, relative, recursive=recursive or None
+            )
 
     async def terminate_task(self, job_id: str, task_id: str) -> None:
         async with self._call(f"terminate task {task_id} of job {job_id}"):
@@ -481,6 +530,15 @@ class AzureBackend:
         return [supported_image_view(image) for image in images]
 
     # --- files -------------------------------------------------------------------------------
+
+    async def delete_node_file(
+        self, pool_id: str, node_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        relative = _node_relative_path(path)
+        async with self._call(f"delete {relative} on node {node_id}"):
+            await self._client.delete_node_file(
+                pool_id, node_id, relative, recursive=recursive or None
+            )
 
     async def upload_node_logs(
         self, pool_id: str, node_id: str, request: NodeLogsRequest

@@ -23,9 +23,11 @@ from jobprep_release.backends.administration import PoolNodeCounts, SupportedIma
 from jobprep_release.backends.base import (
     AutoScaleRun,
     ComputeNode,
+    DisableJobOption,
     DisableSchedulingOption,
     Job,
     JobSpec,
+    JobUpdate,
     NodeDeallocationOption,
     NodeLogsRequest,
     NodeLogsUpload,
@@ -35,6 +37,7 @@ from jobprep_release.backends.base import (
     PrepReleaseStatus,
     StartTaskSpec,
     Task,
+    TaskConstraints,
     TaskCounts,
     TaskSpec,
 )
@@ -292,6 +295,44 @@ class DockerBackend:
         with _atomic():
             deletion = await self.service.start_delete_job(job_id)
         await deletion.wait()
+
+    async def update_job(self, job_id: str, update: JobUpdate) -> None:
+        with _atomic():
+            await self.service.update_job(job_id, update)
+
+    async def replace_job(self, job_id: str, update: JobUpdate) -> None:
+        with _atomic():
+            await self.service.replace_job(job_id, update)
+
+    async def disable_job(self, job_id: str, option: DisableJobOption) -> None:
+        with _atomic():
+            await self.service.disable_job(job_id, option)
+
+    async def enable_job(self, job_id: str) -> None:
+        with _atomic():
+            await self.service.enable_job(job_id)
+
+    async def update_task(self, job_id: str, task_id: str, constraints: TaskConstraints) -> None:
+        with _atomic():
+            await self.service.update_task(job_id, task_id, constraints)
+
+    async def reactivate_task(self, job_id: str, task_id: str) -> None:
+        with _atomic():
+            await self.service.reactivate_task(job_id, task_id)
+
+    async def delete_task(self, job_id: str, task_id: str) -> None:
+        with _atomic():
+            await self.service.delete_task(job_id, task_id)
+
+    async def delete_node_file(
+        self, pool_id: str, node_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        await self.service.delete_node_file(pool_id, node_id, path, recursive=recursive)
+
+    async def delete_task_file(
+        self, job_id: str, task_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        await self.service.delete_task_file(job_id, task_id, path, recursive=recursive)
 
 
 async def node_reachable_host(docker_host: str | None = None) -> str:

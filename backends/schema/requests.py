@@ -30,15 +30,24 @@ from jobprep_release.backends.base import (
     AutoPoolSpec,
     AutoUserScope,
     ContainerConfiguration,
+    DependencyAction,
     ElevationLevel,
+    ExitCodeMapping,
+    ExitCodeRangeMapping,
+    ExitConditions,
+    ExitOptions,
     ImageReference,
     InboundNatPool,
+    JobAction,
+    JobConstraints,
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     JobSpec,
+    JobUpdate,
     MultiInstanceSettings,
     NodeFillType,
     OnAllTasksComplete,
+    OnTaskFailure,
     OutputFile,
     OutputFileUploadCondition,
     PoolLifetimeOption,
@@ -48,6 +57,8 @@ from jobprep_release.backends.base import (
     StartTaskSpec,
     TaskConstraints,
     TaskContainerSettings,
+    TaskDependencies,
+    TaskIdRange,
     TaskSpec,
     UserAccount,
     UserIdentity,
@@ -240,6 +251,96 @@ def task_constraints_spec(limits: models.BatchTaskConstraints | None) -> TaskCon
         max_wall_clock_time=limited(limits.max_wall_clock_time),
         retention_time=limited(limits.retention_time),
         max_task_retry_count=limits.max_task_retry_count,
+    )
+
+
+def exit_options(options: ExitOptions | None) -> models.ExitOptions | None:
+    if options is None:
+        return None
+    return models.ExitOptions(
+        job_action=options.job_action.value if options.job_action else None,
+        dependency_action=options.dependency_action.value if options.dependency_action else None,
+    )
+
+
+def _options(options: ExitOptions) -> models.ExitOptions:
+    return exit_options(options) or models.ExitOptions()
+
+
+def exit_options_spec(options: models.ExitOptions | None) -> ExitOptions | None:
+    if options is None:
+        return None
+    return ExitOptions(
+        job_action=optional_choice(JobAction, options.job_action),
+        dependency_action=optional_choice(DependencyAction, options.dependency_action),
+    )
+
+
+def exit_conditions(conditions: ExitConditions | None) -> models.ExitConditions | None:
+    if conditions is None:
+        return None
+    return models.ExitConditions(
+        exit_codes=[
+            models.ExitCodeMapping(code=item.code, exit_options=_options(item.exit_options))
+            for item in conditions.exit_codes
+        ]
+        or None,
+        exit_code_ranges=[
+            models.ExitCodeRangeMapping(
+                start=item.start, end=item.end, exit_options=_options(item.exit_options)
+            )
+            for item in conditions.exit_code_ranges
+        ]
+        or None,
+        pre_processing_error=exit_options(conditions.pre_processing_error),
+        file_upload_error=exit_options(conditions.file_upload_error),
+        default=exit_options(conditions.default),
+    )
+
+
+def exit_conditions_spec(conditions: models.ExitConditions | None) -> ExitConditions | None:
+    if conditions is None:
+        return None
+    return ExitConditions(
+        exit_codes=tuple(
+            ExitCodeMapping(item.code, exit_options_spec(item.exit_options) or ExitOptions())
+            for item in conditions.exit_codes or ()
+        ),
+        exit_code_ranges=tuple(
+            ExitCodeRangeMapping(
+                item.start, item.end, exit_options_spec(item.exit_options) or ExitOptions()
+            )
+            for item in conditions.exit_code_ranges or ()
+        ),
+        pre_processing_error=exit_options_spec(conditions.pre_processing_error),
+        file_upload_error=exit_options_spec(conditions.file_upload_error),
+        default=exit_options_spec(conditions.default),
+    )
+
+
+def task_dependencies(depends_on: TaskDependencies | None) -> models.BatchTaskDependencies | None:
+    if depends_on is None:
+        return None
+    return models.BatchTaskDependencies(
+        task_ids=list(depends_on.task_ids) or None,
+        task_id_ranges=[
+            models.BatchTaskIdRange(start=item.start, end=item.end)
+            for item in depends_on.task_id_ranges
+        ]
+        or None,
+    )
+
+
+def task_dependencies_spec(
+    depends_on: models.BatchTaskDependencies | None,
+) -> TaskDependencies | None:
+    if depends_on is None:
+        return None
+    return TaskDependencies(
+        task_ids=tuple(depends_on.task_ids or ()),
+        task_id_ranges=tuple(
+            TaskIdRange(item.start, item.end) for item in depends_on.task_id_ranges or ()
+        ),
     )
 
 
@@ -685,8 +786,79 @@ def job_create_options(spec: JobSpec) -> models.BatchJobCreateOptions:
         job_release_task=release_task(spec.release) if spec.release else None,
         common_environment_settings=environment_settings(spec.common_environment),
         all_tasks_complete_mode=spec.on_all_tasks_complete.value,
-        constraints=models.BatchJobConstraints(max_task_retry_count=spec.max_task_retry_count),
+        constraints=job_constraints(
+            JobConstraints(spec.max_wall_clock_time, spec.max_task_retry_count)
+        ),
         metadata=metadata_items(spec.metadata),
+        # the service's defaults go unsaid: maxParallelTasks and allowTaskPreemption are "not
+        # available by default" on an account, so a job that does not use them never sends them
+        uses_task_dependencies=spec.uses_task_dependencies or None,
+        task_failure_mode=None
+        if spec.on_task_failure is OnTaskFailure.NO_ACTION
+        else spec.on_task_failure.value,
+        priority=spec.priority or None,
+        max_parallel_tasks=None if spec.max_parallel_tasks == -1 else spec.max_parallel_tasks,
+        allow_task_preemption=spec.allow_task_preemption or None,
+    )
+
+
+def job_constraints(constraints: JobConstraints) -> models.BatchJobConstraints:
+    return models.BatchJobConstraints(
+        max_wall_clock_time=constraints.max_wall_clock_time,
+        max_task_retry_count=constraints.max_task_retry_count,
+    )
+
+
+def job_constraints_spec(constraints: models.BatchJobConstraints | None) -> JobConstraints:
+    if constraints is None:
+        return JobConstraints()
+    return JobConstraints(
+        max_wall_clock_time=limited(constraints.max_wall_clock_time),
+        max_task_retry_count=constraints.max_task_retry_count or 0,
+    )
+
+
+def job_update_options(update: JobUpdate) -> models.BatchJobUpdateOptions:
+    """Update Job's body (what `update` gives; the rest left out, so left unchanged)."""
+    return models.BatchJobUpdateOptions(
+        priority=update.priority,
+        max_parallel_tasks=update.max_parallel_tasks,
+        allow_task_preemption=update.allow_task_preemption,
+        constraints=job_constraints(update.constraints) if update.constraints else None,
+        pool_info=_updated_pool_info(update),
+        all_tasks_complete_mode=update.on_all_tasks_complete.value
+        if update.on_all_tasks_complete
+        else None,
+        metadata=None if update.metadata is None else metadata_items(update.metadata) or [],
+    )
+
+
+def _updated_pool_info(update: JobUpdate) -> models.BatchPoolInfo | None:
+    if update.auto_pool is not None:
+        return pool_info(JobSpec(id="", pool_id=update.pool_id or "", auto_pool=update.auto_pool))
+    return models.BatchPoolInfo(pool_id=update.pool_id) if update.pool_id else None
+
+
+def job_replacement(update: JobUpdate, pool_id: str) -> models.BatchJob:
+    """Replace Job's body: `update` as a job (``poolInfo`` required: `pool_id` unless it
+    changes the pool or gives the auto pool)."""
+    options = job_update_options(update)
+    if options.pool_info is None:
+        options.pool_info = models.BatchPoolInfo(pool_id=pool_id)
+    return models.BatchJob(options.as_dict())
+
+
+def job_update(job: models.BatchJobUpdateOptions | models.BatchJob) -> JobUpdate:
+    """Update Job's (or Replace Job's) body as a `JobUpdate`: what it leaves out is None."""
+    return JobUpdate(
+        priority=job.priority,
+        max_parallel_tasks=job.max_parallel_tasks,
+        allow_task_preemption=job.allow_task_preemption,
+        constraints=None if job.constraints is None else job_constraints_spec(job.constraints),
+        pool_id=job.pool_info.pool_id if job.pool_info else None,
+        auto_pool=auto_pool_spec(job.pool_info.auto_pool_specification if job.pool_info else None),
+        on_all_tasks_complete=optional_choice(OnAllTasksComplete, job.all_tasks_complete_mode),
+        metadata=None if job.metadata is None else metadata(job.metadata),
     )
 
 
@@ -703,9 +875,15 @@ def job_spec(job: models.BatchJobCreateOptions | models.BatchJob) -> JobSpec:
         on_all_tasks_complete=choice(
             OnAllTasksComplete, job.all_tasks_complete_mode, OnAllTasksComplete.NO_ACTION
         ),
-        max_task_retry_count=(constraints.max_task_retry_count or 0) if constraints else 0,
+        max_task_retry_count=job_constraints_spec(constraints).max_task_retry_count,
+        max_wall_clock_time=job_constraints_spec(constraints).max_wall_clock_time,
         display_name=job.display_name,
         metadata=metadata(job.metadata),
+        on_task_failure=choice(OnTaskFailure, job.task_failure_mode, OnTaskFailure.NO_ACTION),
+        uses_task_dependencies=bool(job.uses_task_dependencies),
+        priority=job.priority or 0,
+        max_parallel_tasks=-1 if job.max_parallel_tasks is None else job.max_parallel_tasks,
+        allow_task_preemption=bool(job.allow_task_preemption),
     )
 
 
@@ -718,6 +896,8 @@ def task_create_options(spec: TaskSpec) -> models.BatchTaskCreateOptions:
         display_name=spec.display_name,
         constraints=task_constraints(spec.constraints),
         required_slots=spec.required_slots,
+        exit_conditions=exit_conditions(spec.exit_conditions),
+        depends_on=task_dependencies(spec.depends_on),
         output_files=output_files(spec.output_files),
         multi_instance_settings=_multi_instance(spec.multi_instance),
     )
@@ -753,6 +933,8 @@ def task_spec(task: models.BatchTaskCreateOptions | models.BatchTask) -> TaskSpe
         constraints=task_constraints_spec(task.constraints),
         required_slots=task.required_slots or 1,
         display_name=task.display_name,
+        exit_conditions=exit_conditions_spec(task.exit_conditions),
+        depends_on=task_dependencies_spec(task.depends_on),
         output_files=output_file_specs(task.output_files),
         multi_instance=_multi_instance_spec(task.multi_instance_settings),
     )
@@ -811,6 +993,12 @@ def _id(value: Any) -> str | None:
     except InvalidRequest:
         return f"{value!r} is not 1 to 64 letters, digits, hyphens or underscores"
     return None
+
+
+def _parallel(value: Any) -> str | None:
+    if value == -1 or value > 0:
+        return None
+    return f"{value} is neither -1 nor greater than 0"
 
 
 def _id_prefix(value: Any) -> str | None:
@@ -926,9 +1114,19 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
         "id": _id,
         "displayName": _DISPLAY_NAME,
         "priority": _within(-1000, 1000),
-        "maxParallelTasks": _within(-1),
+        "maxParallelTasks": _parallel,
         "metadata": _unique_names,
         "commonEnvironmentSettings": _unique_names,
+    },
+    models.BatchJobUpdateOptions: {
+        "priority": _within(-1000, 1000),
+        "maxParallelTasks": _parallel,
+        "metadata": _unique_names,
+    },
+    models.BatchJob: {
+        "priority": _within(-1000, 1000),
+        "maxParallelTasks": _parallel,
+        "metadata": _unique_names,
     },
     models.BatchStartTask: {
         "environmentSettings": _unique_names,
@@ -963,8 +1161,8 @@ LIMITS: Mapping[type, Mapping[str, Limit]] = {
 ``displayName`` up to 1,024 characters; ``resizeTimeout`` at least 5 minutes;
 ``taskSlotsPerNode`` at most 256; ``autoScaleEvaluationInterval`` 5 minutes to 168 hours, as
 Enable Pool Auto Scale has it too), Resize Pool, Remove Nodes (``nodeList`` of at most 100
-ids), Add Job (``priority`` -1000 to 1000;
-``maxParallelTasks`` -1 or more), Add Task (``requiredSlots`` at least 1), the constraints
+ids), Add Job, Update Job and Replace Job (``priority`` -1000 to 1000; ``maxParallelTasks``
+-1 or greater than 0), Add Task (``requiredSlots`` at least 1), the constraints
 (``maxTaskRetryCount`` -1, unlimited, or more; ``maxWallClockTime`` a positive duration) and
 metadata and environment settings (names unique in their list), Add Job Schedule
 (``startWindow`` and ``recurrenceInterval`` at least 1 minute)."""

@@ -4,9 +4,9 @@ endpoint (the backend interface does not express tokens).
 The endpoint listens on the engine's bridge gateway (the address the node containers reach their
 host at, from the engine's own ``docker network inspect bridge``); the task, given
 ``authenticationTokenSettings.access: ["job"]`` (REST ``AuthenticationTokenSettings``, api-version
-2024-07-01.20.0), sends ``Authorization: Bearer $AZ_BATCH_AUTHENTICATION_TOKEN`` over a bash
-``/dev/tcp`` socket (the node image has no HTTP client): reading its own job is answered 200,
-listing the pools 403."""
+2024-07-01.20.0), finds the endpoint at ``AZ_BATCH_ACCOUNT_URL`` and sends ``Authorization:
+Bearer $AZ_BATCH_AUTHENTICATION_TOKEN`` over a bash ``/dev/tcp`` socket (the node image has no
+HTTP client): reading its own job is answered 200, listing the pools 403."""
 
 from __future__ import annotations
 
@@ -22,10 +22,11 @@ from tests.endpoint.support import call, linux_pool, wait_until
 LIMIT = 180.0
 VERSION = "2024-07-01.20.0"
 SCRIPT = (
-    "req() { exec 3<>/dev/tcp/$ENDPOINT_HOST/$ENDPOINT_PORT; "
+    "u=${AZ_BATCH_ACCOUNT_URL#http://}; host=${u%:*}; port=${u##*:}; "
+    "req() { exec 3<>/dev/tcp/$host/$port; "
     'printf "GET %s?api-version=' + VERSION + " HTTP/1.1\\r\\nHost: %s\\r\\n"
     'Authorization: Bearer %s\\r\\nConnection: close\\r\\n\\r\\n" '
-    '"$1" "$ENDPOINT_HOST" "$AZ_BATCH_AUTHENTICATION_TOKEN" >&3; '
+    '"$1" "$host" "$AZ_BATCH_AUTHENTICATION_TOKEN" >&3; '
     'head -n1 <&3 | tr -d "\\r"; exec 3<&-; }; '
     "req /jobs/$AZ_BATCH_JOB_ID; req /pools"
 )
@@ -52,10 +53,6 @@ async def test_a_task_uses_its_token_for_its_job_only(
                 "id": "caller",
                 "commandLine": f"/bin/bash -c '{SCRIPT}'",
                 "authenticationTokenSettings": {"access": ["job"]},
-                "environmentSettings": [
-                    {"name": "ENDPOINT_HOST", "value": host},
-                    {"name": "ENDPOINT_PORT", "value": str(running.port)},
-                ],
             }
             added = await call(
                 client, "POST", f"/jobs/{ids.job}/tasks", body=task, params={"api-version": VERSION}

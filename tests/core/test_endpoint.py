@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import anyio
 from azure.batch.aio import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.rest import HttpRequest
 
 from jobprep_release.backends.azure import AzureBackend
 from jobprep_release.backends.base import TaskState
@@ -72,3 +73,44 @@ async def test_a_nodes_task_counts_outlive_its_jobs_deletion() -> None:
     for seen in (node, *listed):
         assert (seen.total_tasks_run, seen.total_tasks_succeeded) == (3, 1)
         assert (seen.running_tasks_count, seen.running_task_slots_count) == (0, 0)
+
+
+async def test_add_task_collection_answers_each_tasks_etag_and_last_modified() -> None:
+    """Add Task Collection's result per task carries the task's eTag and lastModified (REST
+    TaskAddResult), the same values Get Task then answers for the unchanged task."""
+    fake = FakeExecutor(outcome=lambda start: FakeOutcome(duration=None))  # tasks stay put
+    settings = EndpointSettings(account="fakebatch", key=KEY, port=0, executor=fake)
+    async with running_endpoint(settings) as running:
+        service = running.service
+        assert service is not None
+        await service.create_pool(pool_spec(1))
+        await service.create_job(job_spec())
+        credential = AzureNamedKeyCredential(running.account, running.key)
+        async with BatchClient(running.url, credential) as client:
+            url = f"{running.url}/jobs/{JOB}/addtaskcollection"
+            value = [{"id": "a1", "commandLine": "/bin/true"}, {"id": "a2", "commandLine": "x"}]
+            request = HttpRequest(
+                "POST",
+                url,
+                params={"api-version": "2025-06-01"},
+                json={"value": value},
+                headers={"Content-Type": "application/json; odata=minimalmetadata"},
+            )
+            answer = (await client.send_request(request)).json()["value"]
+            compared = 0
+            for result in answer:
+                got = await client.send_request(
+                    HttpRequest(
+                        "GET",
+                        f"{running.url}/jobs/{JOB}/tasks/{result['taskId']}",
+                        params={"api-version": "2025-06-01"},
+                    )
+                )
+                task = got.json()
+                if task["state"] != "active":
+                    continue  # placed on the node meanwhile: a new version
+                assert result["status"] == "success"
+                assert result["eTag"] == task["eTag"] == got.headers["ETag"]
+                assert result["lastModified"] == task["lastModified"]
+                compared += 1
+            assert compared >= 1, "both tasks were placed: nothing left to compare"

@@ -8,8 +8,10 @@ end readable and empty (no run lost or overwrote another's records).
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,11 +21,12 @@ import docker
 import pytest
 
 from jobprep_release.backends.docker.core.store import StateStore
-from tests.conftest import Ids, gone, labelled, remove_labelled, run_cli
+from tests.conftest import REPO, Ids, gone, labelled, remove_labelled, run_cli
 from tests.docker.test_interrupts import App
 
 RUNS = 10
 WAITING = "waiting for the docker backend's state"
+CLI = (sys.executable, "-m", "jobprep_release")
 
 
 def _start(
@@ -78,22 +81,44 @@ def test_ten_runs_started_together_each_complete_with_their_own_transcript(
 
 
 def test_a_second_run_naming_the_same_pool_waits_then_shares_it(
-    state_dir: Path, docker_client: docker.DockerClient
+    state_dir: Path, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     pool = f"TestPool-{suffix}"
+    args = ["--pool-id", pool, "--nodes", "1", "--tasks", "2", "--no-progress"]
     try:
-        with ThreadPoolExecutor(2) as runner:
-            first = _start(runner, pool, f"TestJob-{suffix}-a", state_dir, "--keep")
-            time.sleep(0.5)  # the first has the state by now (it takes it before anything else)
-            second = _start(runner, pool, f"TestJob-{suffix}-b", state_dir, "--yes")
-            kept, shared = first.result(), second.result()
+        kept = run_cli([*args, "--job-id", f"TestJob-{suffix}-a", "--keep"], state_dir=state_dir)
         assert kept.returncode == 0, kept.stderr
-        assert shared.returncode == 0, shared.stderr
-        assert WAITING in shared.stderr and "pid " in shared.stderr
+        # Another process holds the state while the second run starts: it must wait, say so,
+        # and go on once the state is free. (Holding it here, rather than racing a first run
+        # that may end before the second starts, makes the wait certain.)
+        holder = StateStore(state_dir, str(docker_client.info()["ID"]))
+        assert holder.try_acquire()
+        stderr_path = tmp_path / "stderr"
+        with stderr_path.open("w") as stderr_file:
+            second = subprocess.Popen(
+                [*CLI, *args, "--job-id", f"TestJob-{suffix}-b", "--yes"],
+                stdout=subprocess.PIPE,
+                stderr=stderr_file,
+                text=True,
+                env={**os.environ, "JOBPREP_RELEASE_STATE_DIR": str(state_dir)},
+                cwd=REPO,
+            )
+            try:
+                deadline = time.monotonic() + 120
+                while WAITING not in stderr_path.read_text() and time.monotonic() < deadline:
+                    assert second.poll() is None, stderr_path.read_text()
+                    time.sleep(0.1)
+                assert WAITING in stderr_path.read_text()
+            finally:
+                holder.release()
+            stdout, _ = second.communicate(timeout=300)
+        stderr = stderr_path.read_text()
+        assert second.returncode == 0, stderr
+        assert "pid " in stderr
         # Batch allows many jobs on one pool: the second run reuses the pool the first kept.
-        assert "The pool already existed when we tried to create it" in shared.stdout
-        assert f"Job TestJob-{suffix}-b not found, creating..." in shared.stdout
+        assert "The pool already existed when we tried to create it" in stdout
+        assert f"Job TestJob-{suffix}-b not found, creating..." in stdout
         assert gone(docker_client, pool)
     finally:
         remove_labelled(docker_client, pool)

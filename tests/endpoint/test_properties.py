@@ -317,7 +317,14 @@ def served(
     try:
         pool = {**POOL_BASE, "id": POOL, "taskSlotsPerNode": 4, "userAccounts": ACCOUNTS}
         assert server.call("POST", "/pools", pool)[0] == 201
-        assert server.call("POST", "/jobs", {"id": JOB, "poolInfo": {"poolId": POOL}})[0] == 201
+        # A job in which every task property may be given (job actions, dependencies).
+        job = {
+            "id": JOB,
+            "poolInfo": {"poolId": POOL},
+            "onTaskFailure": "performexitoptionsjobaction",
+            "usesTaskDependencies": True,
+        }
+        assert server.call("POST", "/jobs", job)[0] == 201
         yield server
         left = [p["id"] for p in server.call("GET", "/pools")[1]["value"] if SUFFIX in p["id"]]
         assert left == [POOL], left  # each test removed its own pool
@@ -379,6 +386,25 @@ _TASK_HONOURED = {
     "multiInstanceSettings.commonResourceFiles[0].autoStorageContainerName",
     "multiInstanceSettings.commonResourceFiles[0].blobPrefix",
 }
+_TASK_HONOURED |= {
+    "dependsOn.taskIds",
+    "dependsOn.taskIdRanges[0].start",
+    "dependsOn.taskIdRanges[0].end",
+    *(
+        f"exitConditions.{where}.{action}"
+        for where in (
+            "exitCodes[0].exitOptions",
+            "exitCodeRanges[0].exitOptions",
+            "preProcessingError",
+            "fileUploadError",
+            "default",
+        )
+        for action in ("jobAction", "dependencyAction")
+    ),
+    "exitConditions.exitCodes[0].code",
+    "exitConditions.exitCodeRanges[0].start",
+    "exitConditions.exitCodeRanges[0].end",
+}
 _PREP_RELEASE = {"id", "commandLine", *(p for p in _TASK_HONOURED if p.startswith(("env", "res")))}
 _PREP_RELEASE |= _CONTAINER
 _AUTO_POOL = "poolInfo.autoPoolSpecification"
@@ -428,6 +454,12 @@ HONOURED: dict[type, set[str]] = {
         "poolInfo.poolId",
         "onAllTasksComplete",
         "constraints.maxTaskRetryCount",
+        "constraints.maxWallClockTime",
+        "priority",
+        "maxParallelTasks",
+        "allowTaskPreemption",
+        "usesTaskDependencies",
+        "onTaskFailure",
         "commonEnvironmentSettings[0].name",
         "commonEnvironmentSettings[0].value",
         "metadata[0].name",

@@ -438,6 +438,9 @@ class FakeExecutor:
     async def remove_tree(self, node_id: str, path: str) -> None:
         node = self._node(node_id)
         self.removed_trees.append((node_id, path))
+        node.files.pop(path, None)  # a file: rm -rf takes it as well
+        node.modes.pop(path, None)
+        node.times.pop(path, None)
         prefix = path.rstrip("/") + "/"
         for name in [name for name in node.files if name.startswith(prefix)]:
             del node.files[name]

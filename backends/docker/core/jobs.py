@@ -10,12 +10,21 @@ ended. Delete Job (`deletions`) does the same work with the job ``deleting``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import TypeVar
 
 from jobprep_release.backends.base import (
     RELEASE_MAX_WALL_CLOCK,
+    AutoPoolSpec,
+    DisableJobOption,
+    ExecutionResult,
+    JobConstraints,
     JobSpec,
     JobState,
+    JobUpdate,
+    OnAllTasksComplete,
     PrepReleaseStatus,
+    TaskConstraints,
     TaskCounts,
     TaskSpec,
     TaskState,
@@ -39,6 +48,8 @@ from jobprep_release.backends.docker.core.records import (
     touch,
 )
 from jobprep_release.backends.errors import AlreadyExists, Conflict, InvalidRequest
+
+T = TypeVar("T")
 
 # The service's error codes for a job operation refused in the job's state (BatchErrorCode:
 # "the specified job is already in a completed state", ...).
@@ -86,12 +97,18 @@ async def create_job(core: Core, spec: JobSpec, *, scheduled: bool = False) -> N
         await terminate(core, job, "AllTasksComplete")
 
 
+NOT_ENDED = (JobState.ACTIVE, JobState.DISABLING, JobState.DISABLED, JobState.ENABLING)
+"""The states of a job that takes tasks and can be terminated (by Terminate Job, its
+constraints or its tasks). A disabled job takes tasks; they run once it is enabled (REST
+Disable Job: "No new Tasks are started under the Job until it moves back to active state")."""
+
+
 async def add_tasks(core: Core, job_id: str, tasks: Sequence[TaskSpec]) -> None:
     job = core.job(job_id)
     rules.refuse_if_deleting(job)
-    if job.state is not JobState.ACTIVE:
+    if job.state not in NOT_ENDED:
         raise Conflict(
-            f"job {job_id} is {job.state}; tasks can only be added to an active job",
+            f"job {job_id} is {job.state}; tasks can only be added to a job that has not ended",
             code=_NOT_ACTIVE_CODES.get(job.state, "JobNotActive"),
         )
     rules.check_new_tasks(job, tasks)
@@ -142,7 +159,7 @@ async def terminate_job(core: Core, job_id: str, reason: str | None = None) -> N
 
 async def terminate(core: Core, job: JobRecord, reason: str) -> None:
     """Terminate Job (see the module's docstring); saves the state before releases start."""
-    if job.state is not JobState.ACTIVE:
+    if job.state not in NOT_ENDED:
         return
     move(job, JobState.TERMINATING, core.now())
     job.terminate_reason = reason
@@ -225,3 +242,237 @@ def _root(job: JobRecord, task_id: str | None) -> str | None:
     if task_id is None:
         return None
     return environment.relative_to_root(environment.task_dir(job.spec.id, task_id))
+
+
+# --- updates, disabling and enabling -----------------------------------------------------------
+
+_UNCHANGEABLE = {
+    JobState.COMPLETED: "JobCompleted",
+    JobState.TERMINATING: "JobBeingTerminated",
+}
+
+
+async def update_job(core: Core, job_id: str, update: JobUpdate, *, replace_all: bool) -> None:
+    """Update Job (PATCH: what `update` leaves None stays) or Replace Job (PUT, `replace_all`:
+    what it leaves None takes the service's default). REST Update/Replace Job: ``poolInfo``
+    only while the job is disabled; ``onAllTasksComplete`` cannot go from terminatejob back to
+    noaction (400 ``InvalidPropertyValue``). Inferred: a job that ended (terminating,
+    completed) takes no update (409 ``JobCompleted``/``JobBeingTerminated``)."""
+    job = core.job(job_id)
+    rules.refuse_if_deleting(job)
+    if job.state in _UNCHANGEABLE:
+        raise Conflict(f"job {job_id} is {job.state}", code=_UNCHANGEABLE[job.state])
+    spec = job.spec
+    default = JobSpec(id=spec.id, pool_id=spec.pool_id)
+    pool_id = update.pool_id if update.pool_id is not None else spec.pool_id
+    if pool_id.lower() != spec.pool_id.lower() and job.state is not JobState.DISABLED:
+        raise Conflict(
+            f"job {job_id} is {job.state}: its pool can be changed only while it is disabled",
+            code="OperationInvalidForCurrentState",
+        )
+    on_complete = _pick(
+        update.on_all_tasks_complete,
+        spec.on_all_tasks_complete,
+        default.on_all_tasks_complete,
+        replace_all,
+    )
+    if (
+        spec.on_all_tasks_complete is OnAllTasksComplete.TERMINATE_JOB
+        and on_complete is OnAllTasksComplete.NO_ACTION
+    ):
+        raise InvalidRequest(
+            "onAllTasksComplete cannot be changed from terminatejob to noaction",
+            code="InvalidPropertyValue",
+        )
+    auto_pool = spec.auto_pool
+    if update.auto_pool is not None:
+        auto_pool = _kept_auto_pool(job, update.auto_pool)
+    current = JobConstraints(spec.max_wall_clock_time, spec.max_task_retry_count)
+    constraints = _pick(update.constraints, current, JobConstraints(), replace_all)
+    job.spec = replace(
+        spec,
+        pool_id=pool_id,
+        priority=_pick(update.priority, spec.priority, default.priority, replace_all),
+        max_parallel_tasks=_pick(
+            update.max_parallel_tasks, spec.max_parallel_tasks, -1, replace_all
+        ),
+        allow_task_preemption=_pick(
+            update.allow_task_preemption, spec.allow_task_preemption, False, replace_all
+        ),
+        max_wall_clock_time=constraints.max_wall_clock_time,
+        max_task_retry_count=constraints.max_task_retry_count,
+        on_all_tasks_complete=on_complete,
+        metadata=dict(_pick(update.metadata, spec.metadata, {}, replace_all)),
+        auto_pool=auto_pool,
+    )
+    touch(job, core.now())
+    await core.persist()
+    outcomes.after_task_change(core, job)
+    core.poke()
+
+
+def _kept_auto_pool(job: JobRecord, asked: AutoPoolSpec) -> AutoPoolSpec:
+    """The job's auto pool with the `keepAlive` asked; 409 ``OperationInvalidForCurrentState``
+    for a job without one, 400 ``InvalidPropertyValue`` for any other change (REST Update Job:
+    "only the keepAlive property of the autoPoolSpecification can be updated")."""
+    current = job.spec.auto_pool
+    if current is None:
+        raise Conflict(
+            f"job {job.spec.id} runs on pool {job.spec.pool_id}, not an auto pool",
+            code="OperationInvalidForCurrentState",
+        )
+    same = replace(asked, keep_alive=current.keep_alive, pool=replace(asked.pool, image=None))
+    if same != replace(current, pool=replace(current.pool, image=None)):
+        raise InvalidRequest(
+            "only the keepAlive of a job's autoPoolSpecification can be updated",
+            code="InvalidPropertyValue",
+        )
+    return replace(current, keep_alive=asked.keep_alive)
+
+
+def _pick(value: T | None, current: T, default: T, replace_all: bool) -> T:
+    """An updated property: the value given; else the current one (Update Job) or the
+    service's default (Replace Job)."""
+    if value is not None:
+        return value
+    return default if replace_all else current
+
+
+async def disable_job(core: Core, job_id: str, option: DisableJobOption) -> None:
+    """Disable Job (REST): the job goes ``disabling`` and no new task starts; its running tasks
+    are requeued (to run once the job is enabled), terminated (completed with ``TaskEnded``),
+    or left to complete (``wait``); the job is ``disabled`` once none runs. A job already
+    disabling or disabled is left as it is; in any other state than active, 409.
+    Inferred: a task waiting for the preparation task (``preparing``) has not started and goes
+    back to the queue whatever the option."""
+    job = core.job(job_id)
+    rules.refuse_if_deleting(job)
+    if job.state in (JobState.DISABLING, JobState.DISABLED):
+        return
+    if job.state is not JobState.ACTIVE:
+        raise Conflict(
+            f"job {job_id} is {job.state}; only an active job can be disabled",
+            code=_NOT_ACTIVE_CODES.get(job.state, "JobNotActive"),
+        )
+    await disable(core, job, option)
+
+
+async def disable(core: Core, job: JobRecord, option: DisableJobOption) -> None:
+    """Disable Job's work on an active job (see `disable_job`); nothing in any other state."""
+    if job.state is not JobState.ACTIVE:
+        return
+    now = core.now()
+    move(job, JobState.DISABLING, now)
+    for task in job.tasks.values():
+        if task.state is TaskState.PREPARING:
+            move(task, TaskState.ACTIVE, now)
+            task.node_id = None
+        elif task.state is TaskState.RUNNING and option is DisableJobOption.TERMINATE:
+            await end_task(core, task, "the task was ended by Disable Job")
+        elif task.state is TaskState.RUNNING and option is DisableJobOption.REQUEUE:
+            await processes.stop(core, task.run.key)
+            outcomes.requeue(core, task, now)
+    core.refresh_busy()
+    outcomes.after_task_change(core, job)
+    await core.persist()
+    core.poke()
+
+
+async def enable_job(core: Core, job_id: str) -> None:
+    """Enable Job (REST): a disabled job goes ``enabling``, then ``active``, and its tasks are
+    scheduled again; 409 for a job that ended. Inferred: a job still disabling (``wait``) is
+    enabled the same way, its running tasks going on; an active or enabling job is left as it
+    is."""
+    job = core.job(job_id)
+    rules.refuse_if_deleting(job)
+    if job.state in (JobState.ACTIVE, JobState.ENABLING):
+        return
+    if job.state not in (JobState.DISABLED, JobState.DISABLING):
+        raise Conflict(
+            f"job {job_id} is {job.state}; only a disabled job can be enabled",
+            code=_NOT_ACTIVE_CODES.get(job.state, "OperationInvalidForCurrentState"),
+        )
+    move(job, JobState.ENABLING, core.now())
+    await core.persist()
+    move(job, JobState.ACTIVE, core.now())
+    outcomes.after_task_change(core, job)
+    await core.persist()
+    core.poke()
+
+
+async def update_task(core: Core, job_id: str, task_id: str, constraints: TaskConstraints) -> None:
+    """Update Task (REST: its constraints, replaced whole; what is not given is the default).
+    Inferred: a running task keeps the wall clock it started with; its next run and its
+    retries follow the new constraints."""
+    job = core.job(job_id)
+    rules.refuse_if_deleting(job)
+    task = core.task(job, task_id)
+    task.spec = replace(task.spec, constraints=constraints)
+    touch(task, core.now())
+    await core.persist()
+    core.poke()
+
+
+async def expire_jobs(core: Core) -> None:
+    """Terminate the jobs past their ``maxWallClockTime`` (REST BatchJobConstraints: measured
+    from the job's creation; the terminate reason is ``MaxWallClockTimeExpiry``, running tasks
+    end, release tasks run)."""
+    now = core.now()
+    for job in list(core.state.jobs.values()):
+        limit = job.spec.max_wall_clock_time
+        expired = limit is not None and job.created + limit.total_seconds() <= now
+        if expired and job.state in NOT_ENDED:
+            await terminate(core, job, "MaxWallClockTimeExpiry")
+
+
+# --- task operations -------------------------------------------------------------------------
+
+
+async def reactivate_task(core: Core, job_id: str, task_id: str) -> None:
+    """Reactivate Task (REST): a task that completed with a failure is ``active`` again, its
+    retry count reset to 0 and its previous exit code and failure information gone, to run up
+    to its retry count again. 409 for a task not completed or completed successfully
+    (Inferred code: ``TaskNotCompleted``/``TaskCompletedSuccessfully`` are not documented, so
+    ``OperationInvalidForCurrentState``), and for a job that ended (``JobCompleted``,
+    ``JobBeingTerminated``, ``JobBeingDeleted``)."""
+    job = core.job(job_id)
+    rules.refuse_if_deleting(job)
+    if job.state in _UNCHANGEABLE:
+        raise Conflict(f"job {job_id} is {job.state}", code=_UNCHANGEABLE[job.state])
+    task = core.task(job, task_id)
+    if task.state is not TaskState.COMPLETED or task.run.result is ExecutionResult.SUCCESS:
+        raise Conflict(
+            f"task {task_id} is {task.state}; only a task that failed can be reactivated",
+            code="OperationInvalidForCurrentState",
+        )
+    run = task.run
+    run.retry_count = 0
+    run.exit_code = run.failure = run.result = None
+    run.start_time = run.end_time = None
+    run.completed = False
+    run.retrying = False
+    now = core.now()
+    move(task, TaskState.ACTIVE, now)
+    task.node_id = None
+    touch(task, now)
+    await core.persist()
+    core.poke()
+
+
+async def delete_task(core: Core, job_id: str, task_id: str) -> None:
+    """Delete Task (REST): the task is ended if it runs and forgotten; "all of the files in its
+    directory on the Compute Node where it ran are also deleted (regardless of the retention
+    time)"."""
+    job = core.job(job_id)
+    rules.refuse_if_deleting(job)
+    task = core.task(job, task_id)
+    await processes.stop(core, task.run.key)
+    node_id, removed = task.node_id, task.files_removed
+    del job.tasks[task.spec.id.lower()]
+    core.refresh_busy()
+    touch(job, core.now())
+    await core.persist()
+    if node_id is not None and not removed and core.node_by_id(node_id) is not None:
+        await processes.remove_tree(core, node_id, environment.task_dir(job.spec.id, task.spec.id))
+    outcomes.after_task_change(core, job)
+    core.poke()

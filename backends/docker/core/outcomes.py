@@ -13,11 +13,14 @@ import structlog
 
 from jobprep_release.backends.base import (
     RELEASE_MAX_WALL_CLOCK,
+    DisableJobOption,
     ExecutionResult,
     FailureInfo,
+    JobAction,
     JobState,
     NodeState,
     OnAllTasksComplete,
+    OnTaskFailure,
     OutputFile,
     TaskState,
 )
@@ -204,17 +207,43 @@ def _on_task_exit(core: Core, job: JobRecord, task: TaskRecord, end: float) -> N
     else:
         core.count_completion(task)
         move(task, TaskState.COMPLETED, end)
+        _job_action(core, job, task)
     core.refresh_busy()
     after_task_change(core, job)
 
 
+def _job_action(core: Core, job: JobRecord, task: TaskRecord) -> None:
+    """With onTaskFailure performexitoptionsjobaction, the job action of the exit condition
+    the task completed with (`rules.exit_options`): disable the job as Disable Job with
+    requeue does, or terminate it with the reason ``TaskFailed`` (REST BatchJobActionKind)."""
+    if job.spec.on_task_failure is not OnTaskFailure.PERFORM_EXIT_OPTIONS_JOB_ACTION:
+        return
+    from jobprep_release.backends.docker.core import jobs
+
+    action = rules.exit_options(task).job_action
+    if action is JobAction.TERMINATE:
+        core.spawn(jobs.terminate, core, job, "TaskFailed")
+    elif action is JobAction.DISABLE:
+        core.spawn(jobs.disable, core, job, DisableJobOption.REQUEUE)
+
+
 def after_task_change(core: Core, job: JobRecord) -> None:
     """onAllTasksComplete: terminatejob ends the job once every task has completed; a job
-    without tasks has all its tasks complete (REST OnAllTasksComplete), so it ends too."""
+    without tasks has all its tasks complete (REST OnAllTasksComplete), so it ends too. A job
+    disabled with ``wait`` is ``disabled`` once its last running task has ended."""
+    if job.state is JobState.DISABLING and not running_tasks(job):
+        move(job, JobState.DISABLED, core.now())
+        core.changed()
     if all_tasks_complete(job):
         from jobprep_release.backends.docker.core import jobs
 
         core.spawn(jobs.terminate, core, job, "AllTasksComplete")
+
+
+def running_tasks(job: JobRecord) -> list[TaskRecord]:
+    """The job's tasks holding a node now (running, or preparing there)."""
+    busy = (TaskState.RUNNING, TaskState.PREPARING)
+    return [task for task in job.tasks.values() if task.state in busy]
 
 
 def all_tasks_complete(job: JobRecord) -> bool:
@@ -302,18 +331,7 @@ def on_lost(core: Core, key: str, flight: InFlight) -> None:
         multiinstance.on_lost(core, job, flight)
     else:
         if flight.kind is Kind.TASK:
-            task = job.tasks[flight.task_id]
-            if task.instances:
-                from jobprep_release.backends.docker.core import multiinstance
-
-                multiinstance.dropped(core, task)
-            move(task, TaskState.ACTIVE, now)
-            task.node_id = None
-            task.run.requeue_count += 1
-            task.run.last_requeue_time = now
-            task.run.key = None
-            touch(task, now)
-            core.refresh_busy()
+            requeue(core, job.tasks[flight.task_id], now)
         else:
             job.nodes[flight.node_id].prep = None
         for other in job.tasks.values():
@@ -321,6 +339,23 @@ def on_lost(core: Core, key: str, flight: InFlight) -> None:
                 move(other, TaskState.ACTIVE, now)
                 other.node_id = None
     core.poke()
+
+
+def requeue(core: Core, task: TaskRecord, now: float) -> None:
+    """Put a task whose process is gone back in the queue, counting the requeue (REST
+    TaskExecutionInfo requeueCount: a node removed or rebooted, a job disabled with requeue);
+    a multi-instance task's subtasks are dropped with it."""
+    if task.instances:
+        from jobprep_release.backends.docker.core import multiinstance
+
+        multiinstance.dropped(core, task)
+    move(task, TaskState.ACTIVE, now)
+    task.node_id = None
+    task.run.requeue_count += 1
+    task.run.last_requeue_time = now
+    task.run.key = None
+    touch(task, now)
+    core.refresh_busy()
 
 
 def lose_node_work(core: Core, node_id: str) -> None:

@@ -7,14 +7,20 @@ import re
 from collections.abc import Sequence
 
 from jobprep_release.backends.base import (
+    DependencyAction,
     ExecutionResult,
+    ExitConditions,
+    ExitOptions,
+    JobAction,
     JobState,
     NodeFillType,
     NodeState,
+    OnTaskFailure,
     PoolSpec,
     PoolState,
     SchedulingState,
     TaskSpec,
+    TaskState,
     UserIdentity,
     check_id,
 )
@@ -66,7 +72,132 @@ def check_new_tasks(job: JobRecord, tasks: Sequence[TaskSpec]) -> None:
             resources.check_resource_file(file)
         for output in spec.output_files:
             outputs.check_output_file(output)
+        check_exit_conditions(job, spec)
+        check_dependencies(job, spec)
         seen.add(lowered)
+
+
+def check_exit_conditions(job: JobRecord, spec: TaskSpec) -> None:
+    """REST ExitOptions jobAction: "If the Job's onTaskFailed property is noaction, then
+    specifying this property returns an error" (400 ``InvalidPropertyValue``)."""
+    conditions = spec.exit_conditions
+    if conditions is None or job.spec.on_task_failure is not OnTaskFailure.NO_ACTION:
+        return
+    options = [
+        conditions.pre_processing_error,
+        conditions.file_upload_error,
+        conditions.default,
+        *(item.exit_options for item in conditions.exit_codes),
+        *(item.exit_options for item in conditions.exit_code_ranges),
+    ]
+    if any(option is not None and option.job_action is not None for option in options):
+        raise InvalidRequest(
+            f"task {spec.id}: an exit condition's jobAction needs the job's onTaskFailure "
+            "to be performexitoptionsjobaction",
+            code="InvalidPropertyValue",
+        )
+
+
+def exit_options(task: TaskRecord) -> ExitOptions:
+    """What the service does on the task's completion (REST ExitConditions, ExitOptions): the
+    options of its exit code (listed, else in a range, else `default` for a nonzero code) or of
+    a failure to start (`preProcessingError`, else `default`), with the documented defaults
+    where they say nothing: job action none for exit code 0 and terminate otherwise;
+    dependencies satisfied by exit code 0, blocked otherwise. Inferred: a task ended by the
+    service or a user (``TaskEnded``) met no exit condition: no job action, dependents
+    blocked; a program that cannot be started is a pre-processing error."""
+    run = task.run
+    if run.failure is not None and run.failure.code == "TaskEnded":
+        return ExitOptions(JobAction.NONE, DependencyAction.BLOCK)
+    conditions = task.spec.exit_conditions or ExitConditions()
+    code = run.exit_code
+    chosen: ExitOptions | None
+    if code is None:
+        chosen = conditions.pre_processing_error or conditions.default
+    else:
+        chosen = next((m.exit_options for m in conditions.exit_codes if m.code == code), None)
+        if chosen is None:
+            ranges = conditions.exit_code_ranges
+            chosen = next((m.exit_options for m in ranges if m.start <= code <= m.end), None)
+        if chosen is None and code != 0:
+            chosen = conditions.default
+    succeeded = code == 0 and run.failure is None
+    chosen = chosen or ExitOptions()
+    return ExitOptions(
+        chosen.job_action or (JobAction.NONE if succeeded else JobAction.TERMINATE),
+        chosen.dependency_action
+        or (DependencyAction.SATISFY if succeeded else DependencyAction.BLOCK),
+    )
+
+
+def parallel_room(job: JobRecord) -> int:
+    """How many more of the job's tasks may start now (REST BatchJob maxParallelTasks: -1 is
+    no limit; tasks preparing on a node count as running)."""
+    limit = job.spec.max_parallel_tasks
+    if limit == -1:
+        return len(job.tasks)
+    busy = (TaskState.RUNNING, TaskState.PREPARING)
+    return limit - sum(1 for task in job.tasks.values() if task.state in busy)
+
+
+MAX_DEPENDENCY_ID_CHARACTERS = 64_000
+"""REST BatchTaskDependencies: "The taskIds collection is limited to 64000 characters total
+(i.e. the combined length of all Task IDs)" (else ``TaskDependencyListTooLong``)."""
+
+
+def check_dependencies(job: JobRecord, spec: TaskSpec) -> None:
+    """REST Add Task ``dependsOn``: only in a job with ``usesTaskDependencies``
+    (``TaskDependenciesNotSpecifiedOnJob``), ids within 64,000 characters
+    (``TaskDependencyListTooLong``); Inferred: a range's start is not after its end."""
+    depends_on = spec.depends_on
+    if depends_on is None:
+        return
+    if not job.spec.uses_task_dependencies:
+        raise InvalidRequest(
+            f"task {spec.id} depends on other tasks, but the job does not use task dependencies",
+            code="TaskDependenciesNotSpecifiedOnJob",
+        )
+    if sum(len(task_id) for task_id in depends_on.task_ids) > MAX_DEPENDENCY_ID_CHARACTERS:
+        raise InvalidRequest(
+            f"task {spec.id}: the ids it depends on are more than "
+            f"{MAX_DEPENDENCY_ID_CHARACTERS} characters; use id ranges",
+            code="TaskDependencyListTooLong",
+        )
+    for item in depends_on.task_id_ranges:
+        if item.start > item.end:
+            raise InvalidRequest(
+                f"task {spec.id}: the id range {item.start}-{item.end} ends before it starts",
+                code="InvalidPropertyValue",
+            )
+
+
+def dependencies_met(job: JobRecord, task: TaskRecord) -> bool:
+    """Whether the task's dependencies let it be scheduled (REST BatchTaskDependencies): every
+    task it names, and every task of its id ranges, has completed and satisfies its dependents
+    (`exit_options`: by success, or its exit condition's dependencyAction). Inferred: a task
+    named or in a range that is not in the job (yet) is waited for."""
+    depends_on = task.spec.depends_on
+    if depends_on is None:
+        return True
+    for task_id in depends_on.task_ids:
+        other = job.tasks.get(task_id.lower())
+        if other is None or not _satisfies(other):
+            return False
+    for item in depends_on.task_id_ranges:
+        found = [
+            other
+            for other in job.tasks.values()
+            if other.spec.id.isdecimal() and item.start <= int(other.spec.id) <= item.end
+        ]
+        if len(found) < item.end - item.start + 1 or not all(map(_satisfies, found)):
+            return False
+    return True
+
+
+def _satisfies(task: TaskRecord) -> bool:
+    if task.state is not TaskState.COMPLETED:
+        return False
+    return exit_options(task).dependency_action is DependencyAction.SATISFY
 
 
 def schedulable(node: NodeRecord) -> bool:

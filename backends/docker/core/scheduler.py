@@ -1,14 +1,17 @@
 """The scheduler: which task runs on which node, and when a job's preparation task runs first.
 
 As the service does it (batch-semantics.md, "Slots and placement", "Job preparation task"):
-jobs in the order they were created, tasks in the order they were added, on usable nodes with
+jobs by priority, then in the order they were created, each up to its maxParallelTasks, tasks in
+the order they were added once their dependencies are met, on usable nodes with
 enough free slots for the task's `requiredSlots`, by the pool's fill type (pack: the fullest
 node first; spread: the emptiest); a job's preparation task runs on a node before the job's
 first task there, and again after a reboot when asked to; with waitForSuccess the task waits
 (`preparing`) for it. A terminating job's release task that was lost with its node (a reboot)
 runs again once the node is back. A node whose preparation failed for good takes no more of
-that job.
-The sweeper removes task directories whose retention time has passed.
+that job. A job of higher priority that finds no room requeues running tasks of jobs that
+allow preemption (`preempt`).
+The sweeper removes task directories whose retention time has passed, and terminates jobs past
+their maxWallClockTime.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from jobprep_release.backends.base import (
 )
 from jobprep_release.backends.docker.core import (
     environment,
+    jobs,
     multiinstance,
+    outcomes,
     pools,
     processes,
     rules,
@@ -51,7 +56,9 @@ async def run(core: Core) -> None:
 async def schedule_pass(core: Core) -> None:
     used = core.used_slots()
     pending: list[processes.Pending] = []
-    for job in sorted(core.state.jobs.values(), key=lambda j: j.created):
+    waiting: list[tuple[JobRecord, TaskRecord]] = []
+    # Higher priority first (REST BatchJob priority), then in the order jobs were created.
+    for job in sorted(core.state.jobs.values(), key=lambda j: (-j.spec.priority, j.created)):
         pool = core.state.pools.get(job.spec.pool_id.lower())
         if job.state is JobState.TERMINATING and pool is not None:
             pending += pending_releases(core, job, pool)
@@ -59,23 +66,77 @@ async def schedule_pass(core: Core) -> None:
             continue
         if pool.state is not PoolState.ACTIVE:
             continue
+        room = rules.parallel_room(job)
         # The job's tasks in the order they were added, from the first that may be active
-        # (`index.TaskIndex.queue`); stop once no node has room left.
+        # (`index.TaskIndex.queue`); stop once no node has room left or the job runs as many
+        # tasks as its maxParallelTasks allows.
         for task in core.index.queue(core.state, job):
-            if not rules.has_room(pool, used):
+            if room <= 0:
                 break
-            if task.state is not TaskState.ACTIVE:
+            if task.state is not TaskState.ACTIVE or not rules.dependencies_met(job, task):
                 continue
+            if not rules.has_room(pool, used):
+                waiting.append((job, task))  # the first of the job's tasks left waiting
+                break
             if task.spec.multi_instance is not None:
-                pending += multiinstance.place(core, job, pool, task, used)
+                placed = multiinstance.place(core, job, pool, task, used)
+                pending += placed
+                room -= 1 if placed else 0
                 continue
             node = rules.pick_node(pool, job, task, used)
-            if node is not None:
-                used[node.id] = used.get(node.id, 0) + task.spec.required_slots
-                pending += assign(core, job, task, node)
+            if node is None:
+                continue
+            used[node.id] = used.get(node.id, 0) + task.spec.required_slots
+            pending += assign(core, job, task, node)
+            room -= 1
     core.refresh_busy()
     await processes.start_all(core, pending)
     pools.settle_leaving(core)
+    if waiting and await preempt(core, waiting, used):
+        core.poke()
+
+
+async def preempt(
+    core: Core, waiting: list[tuple[JobRecord, TaskRecord]], used: dict[str, int]
+) -> bool:
+    """Requeue running tasks of lower-priority jobs that allow it (REST BatchJob
+    allowTaskPreemption: "other high priority jobs ... will be able requeue tasks from this
+    job") to make room for waiting tasks of higher priority on the same pool; the next pass
+    places them, higher priority first. Whether any task was requeued."""
+    freed = False
+    victims = sorted(
+        (
+            (job, task)
+            for job in core.state.jobs.values()
+            if job.spec.allow_task_preemption
+            for task in job.tasks.values()
+            if task.state is TaskState.RUNNING and task.node_id is not None
+        ),
+        key=lambda item: (item[0].spec.priority, -item[1].seq),
+    )
+    taken: set[int] = set()
+    slots_of = {key: pool.spec.task_slots_per_node for key, pool in core.state.pools.items()}
+    for job, task in waiting:
+        pool_key = job.spec.pool_id.lower()
+        for index, (victim_job, victim) in enumerate(victims):
+            if index in taken or victim_job.spec.pool_id.lower() != pool_key:
+                continue
+            if victim_job.spec.priority >= job.spec.priority:
+                continue
+            assert victim.node_id is not None
+            found = core.node_by_id(victim.node_id)
+            if found is None or not rules.schedulable(found[1]):
+                continue  # freeing a node that takes no tasks helps nobody
+            free = slots_of.get(pool_key, 1) - used.get(victim.node_id, 0)
+            if free + victim.spec.required_slots < task.spec.required_slots:
+                continue
+            taken.add(index)
+            used[victim.node_id] = used.get(victim.node_id, 0) - victim.spec.required_slots
+            await processes.stop(core, victim.run.key)
+            outcomes.requeue(core, victim, core.now())
+            freed = True
+            break
+    return freed
 
 
 def pending_releases(core: Core, job: JobRecord, pool: PoolRecord) -> list[processes.Pending]:
@@ -116,9 +177,11 @@ def assign(
 
 
 async def sweep(core: Core) -> None:
-    """Remove task directories whose retention time has passed, until cancelled."""
+    """Remove task directories whose retention time has passed, and terminate jobs past their
+    maxWallClockTime (`jobs.expire_jobs`), until cancelled."""
     while True:
         await core.clock.sleep(core.settings.sweep_interval)
+        await jobs.expire_jobs(core)
         pools.check_resize_deadlines(core)
         now = core.now()
         for job in list(core.state.jobs.values()):

@@ -26,9 +26,11 @@ from jobprep_release.backends.administration import (
 from jobprep_release.backends.base import (
     AutoScaleRun,
     ComputeNode,
+    DisableJobOption,
     DisableSchedulingOption,
     Job,
     JobSpec,
+    JobUpdate,
     NodeDeallocationOption,
     NodeLogsRequest,
     NodeLogsUpload,
@@ -39,6 +41,7 @@ from jobprep_release.backends.base import (
     PrepReleaseStatus,
     StartTaskSpec,
     Task,
+    TaskConstraints,
     TaskCounts,
     TaskSpec,
 )
@@ -70,7 +73,7 @@ from jobprep_release.backends.docker.core.kernel import Core, CoreSettings, Dele
 from jobprep_release.backends.docker.core.multiinstance import Subtask
 from jobprep_release.backends.docker.core.records import NodeRecord, fill_histories
 from jobprep_release.backends.docker.core.store import Store
-from jobprep_release.backends.errors import BackendError, InvalidRequest, NotFound
+from jobprep_release.backends.errors import BackendError, Conflict, InvalidRequest, NotFound
 from jobprep_release.backends.schedules import JobSchedule, JobScheduleSpec
 
 
@@ -363,6 +366,26 @@ class BatchService:
     async def list_prep_release_status(self, job_id: str) -> list[PrepReleaseStatus]:
         return jobs.prep_release_status(self._core, job_id)
 
+    async def update_job(self, job_id: str, update: JobUpdate) -> None:
+        """Update Job: the properties given replace the job's (`jobs.update_job`)."""
+        await jobs.update_job(self._core, job_id, update, replace_all=False)
+
+    async def replace_job(self, job_id: str, update: JobUpdate) -> None:
+        """Replace Job: every updatable property replaced, the ones not given by defaults."""
+        await jobs.update_job(self._core, job_id, update, replace_all=True)
+
+    async def disable_job(self, job_id: str, option: DisableJobOption) -> None:
+        """Disable Job: ``disabling`` now, ``disabled`` once no task of it runs."""
+        await jobs.disable_job(self._core, job_id, option)
+
+    async def enable_job(self, job_id: str) -> None:
+        """Enable Job: a disabled job is active again."""
+        await jobs.enable_job(self._core, job_id)
+
+    async def update_task(self, job_id: str, task_id: str, constraints: TaskConstraints) -> None:
+        """Update Task: the task's constraints replaced."""
+        await jobs.update_task(self._core, job_id, task_id, constraints)
+
     async def begin_delete_job(self, job_id: str) -> None:
         """Delete Job: the job is ``deleting`` (recorded and saved) when this returns; its
         running tasks are ended, its release tasks run, then its files are removed and it is
@@ -425,6 +448,11 @@ class BatchService:
         core = self._core
         return multiinstance.subtasks(core.task(core.job(job_id), task_id))
 
+    def set_account_url(self, url: str) -> None:
+        """The URL clients reach the service at (tasks' ``AZ_BATCH_ACCOUNT_URL``, for tasks
+        started from now on); ``http://localhost/<account>`` until an endpoint sets it."""
+        self._core.account_url = url
+
     def task_token_job(self, token: str) -> str | None:
         """The job a task's authentication token grants access to; None when `token` is not
         one this service gave a task (`tokens`)."""
@@ -475,6 +503,44 @@ class BatchService:
         node = self._node(pool_id, node_id)
         relative = rules.confined(directory) if directory else ""
         return await self._core.executor.list_files(node.id, relative, recursive=recursive)
+
+    async def delete_node_file(
+        self, pool_id: str, node_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        """Delete Node File: a file, or a directory (with `recursive`, and everything in it;
+        without, only an empty one: REST "If recursive is false then the directory must be
+        empty or deletion will fail"), `path` relative to the node's root. `NotFound`
+        (``FileNotFound``); `InvalidRequest` for a path leaving the root; `Conflict` for a
+        directory that is not empty (Inferred code ``OperationInvalidForCurrentState``)."""
+        node = self._node(pool_id, node_id)
+        relative = rules.confined(path)
+        executor = self._core.executor
+        info = await executor.stat_file(node.id, relative)
+        listed = info.is_directory and not recursive
+        if listed and await executor.list_files(node.id, relative, recursive=False):
+            raise Conflict(
+                f"{path} is a directory that is not empty; delete it with recursive",
+                code="OperationInvalidForCurrentState",
+            )
+        await executor.remove_tree(node.id, f"{environment.NODE_ROOT}/{relative}")
+
+    async def delete_task_file(
+        self, job_id: str, task_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        """Delete Task File: `path` relative to the task's directory on the node where it ran
+        (as `delete_node_file`); `NotFound` when the task has no files."""
+        pool_id, node_id, directory = self.task_location(job_id, task_id)
+        await self.delete_node_file(
+            pool_id, node_id, f"{directory}/{rules.confined(path)}", recursive=recursive
+        )
+
+    async def reactivate_task(self, job_id: str, task_id: str) -> None:
+        """Reactivate Task: a failed task is active again, its retry count 0."""
+        await jobs.reactivate_task(self._core, job_id, task_id)
+
+    async def delete_task(self, job_id: str, task_id: str) -> None:
+        """Delete Task: ended if running, forgotten, its files on its node removed."""
+        await jobs.delete_task(self._core, job_id, task_id)
 
     def task_location(self, job_id: str, task_id: str) -> tuple[str, str, str]:
         """Where a task's files are: (pool id, node id, task dir relative to the node root).

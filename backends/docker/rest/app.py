@@ -85,14 +85,45 @@ HONOURED_QUERY = frozenset(
 """The query parameters the endpoint reads (names without regard to case); any other is 501."""
 
 
+_EXPANDABLE = re.compile(r"/(?:pools|jobs)(?:/[^/]+)?")
+"""Get and List of pools and jobs: where the endpoint takes ``$expand`` (REST: an OData
+``$expand`` clause naming ``stats`` or ``metadata``)."""
+
+
+def _check_expand(request: web.Request, value: str) -> None:
+    """``$expand``: ``metadata`` is honoured (the endpoint always writes an object's metadata);
+    ``stats`` is 501 (no statistics are kept), as is ``$expand`` on any other operation; any
+    other expansion is 400."""
+    if request.method not in ("GET", "HEAD") or not _EXPANDABLE.fullmatch(request.path):
+        raise not_supported("$expand", "statistics are not kept")
+    for item in value.split(","):
+        expansion = item.strip().lower()
+        if expansion == "stats":
+            error = not_supported("$expand=stats", "statistics are not kept")
+            error.values += (("QueryParameterName", "$expand"),)
+            raise error
+        if expansion != "metadata":
+            raise RestError(
+                400,
+                "InvalidQueryParameterValue",
+                "Value for one of the query parameters specified in the request URI is invalid.",
+                [
+                    ("QueryParameterName", "$expand"),
+                    ("QueryParameterValue", value),
+                    ("Reason", "expected stats or metadata"),
+                ],
+            )
+
+
 def _check_query(request: web.Request) -> None:
     """``timeout`` (the service's processing limit, whole seconds: 400 otherwise; the endpoint
-    answers well within it) and no parameter the endpoint does not honour (``force`` on Delete
-    Job, ``$expand``): refused 501 naming it, never ignored."""
+    answers well within it), ``$expand`` (`_check_expand`) and no parameter the endpoint does
+    not honour (``force`` on Delete Job): refused 501 naming it, never ignored."""
     for name, value in request.query.items():
         folded = name.lower()
         if folded == "$expand":
-            raise not_supported("$expand", "statistics are not kept")
+            _check_expand(request, value)
+            continue
         if folded not in HONOURED_QUERY:
             error = not_supported(f"the query parameter {name}")
             error.values += (("QueryParameterName", name),)

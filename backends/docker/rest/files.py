@@ -1,4 +1,5 @@
-"""Routes for files on nodes and of tasks: get (with ``ocp-range``), properties (HEAD), list.
+"""Routes for files on nodes and of tasks: get (with ``ocp-range``), properties (HEAD), list,
+delete (``recursive`` for a directory).
 
 Node file paths are relative to the node's root (``shared/x.txt``,
 ``workitems/<job>/job-1/<task>/stdout.txt``); task file paths to the task's directory
@@ -154,6 +155,15 @@ async def node_file(request: web.Request) -> web.Response:
     return await _answer(request, pool_id, node_id, path, url)
 
 
+@routes.delete("/pools/{pool}/nodes/{node}/files/{path:.+}")
+async def delete_node_file(request: web.Request) -> web.Response:
+    ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
+    path = relative(request.match_info["path"])
+    await ctx.service.get_pool(pool_id)  # PoolNotFound first; adopts a pool known by labels
+    await ctx.service.delete_node_file(pool_id, node_id, path, recursive=_recursive(request))
+    return web.Response(status=200)
+
+
 @routes.get("/pools/{pool}/nodes/{node}/files")
 async def list_node_files(request: web.Request) -> web.Response:
     ctx, pool_id, node_id = context(request), request.match_info["pool"], request.match_info["node"]
@@ -177,6 +187,14 @@ async def task_file(request: web.Request) -> web.Response:
     await ctx.service.get_pool(pool_id)  # PoolNotFound first; adopts a pool known by labels
     url = render.file_url(base_url(request), "jobs", job_id, "tasks", task_id, "files", path)
     return await _answer(request, pool_id, node_id, f"{directory}/{path}", url)
+
+
+@routes.delete("/jobs/{job}/tasks/{task}/files/{path:.+}")
+async def delete_task_file(request: web.Request) -> web.Response:
+    ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
+    path = relative(request.match_info["path"])
+    await ctx.service.delete_task_file(job_id, task_id, path, recursive=_recursive(request))
+    return web.Response(status=200)
 
 
 @routes.get("/jobs/{job}/tasks/{task}/files")

@@ -14,8 +14,10 @@ from jobprep_release.backends.administration import NodeAdministration
 from jobprep_release.backends.base import (
     AutoScaleRun,
     ComputeNode,
+    DisableJobOption,
     Job,
     JobSpec,
+    JobUpdate,
     NodeLogsRequest,
     NodeLogsUpload,
     Pool,
@@ -24,6 +26,7 @@ from jobprep_release.backends.base import (
     PrepReleaseStatus,
     StartTaskSpec,
     Task,
+    TaskConstraints,
     TaskCounts,
     TaskSpec,
 )
@@ -162,6 +165,10 @@ class EndpointService(NodeAdministration, Protocol):
         """List Subtasks: a multi-instance task's subtasks (none for another task)."""
         ...
 
+    def set_account_url(self, url: str) -> None:
+        """The endpoint's URL, which tasks see as ``AZ_BATCH_ACCOUNT_URL``."""
+        ...
+
     def task_token_job(self, token: str) -> str | None:
         """The job a task's authentication token (``AZ_BATCH_AUTHENTICATION_TOKEN``) grants
         access to; None when it is not one the service gave."""
@@ -245,4 +252,45 @@ class EndpointService(NodeAdministration, Protocol):
         self, pool_id: str, node_id: str, directory: str, *, recursive: bool
     ) -> list[FileInfo]:
         """What a directory (relative to the node's root; "" for the root) holds."""
+        ...
+
+    async def update_job(self, job_id: str, update: JobUpdate) -> None:
+        """Update Job (PATCH); `Conflict`, `InvalidRequest`."""
+        ...
+
+    async def replace_job(self, job_id: str, update: JobUpdate) -> None:
+        """Replace Job (PUT): what `update` leaves None takes the default."""
+        ...
+
+    async def disable_job(self, job_id: str, option: DisableJobOption) -> None:
+        """Disable Job; `Conflict` unless active, disabling or disabled."""
+        ...
+
+    async def enable_job(self, job_id: str) -> None:
+        """Enable Job; `Conflict` unless disabled."""
+        ...
+
+    async def update_task(self, job_id: str, task_id: str, constraints: TaskConstraints) -> None:
+        """Update Task: its constraints replaced."""
+        ...
+
+    async def reactivate_task(self, job_id: str, task_id: str) -> None:
+        """Reactivate Task; `Conflict` unless the task failed and the job has not ended."""
+        ...
+
+    async def delete_task(self, job_id: str, task_id: str) -> None:
+        """Delete Task (and its files on its node)."""
+        ...
+
+    async def delete_node_file(
+        self, pool_id: str, node_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        """Delete Node File; `NotFound`, `Conflict` for a directory not empty without
+        `recursive`."""
+        ...
+
+    async def delete_task_file(
+        self, job_id: str, task_id: str, path: str, *, recursive: bool = False
+    ) -> None:
+        """Delete Task File (relative to the task's directory)."""
         ...

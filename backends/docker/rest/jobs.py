@@ -1,5 +1,6 @@
-"""Routes for jobs: add, get, list (``$filter`` on id and state), delete, terminate, task
-counts, and the status of preparation and release tasks per node."""
+"""Routes for jobs: add, get, list (``$filter`` on id and state), update (PATCH) and replace
+(PUT), disable and enable, delete, terminate, task counts, and the status of preparation and
+release tasks per node."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from jobprep_release.backends.base import ExecutionResult, TaskCounts, TaskState
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
-from jobprep_release.backends.docker.rest.replies import accepted, body, created, document
+from jobprep_release.backends.docker.rest.replies import (
+    accepted,
+    body,
+    created,
+    document,
+    updated,
+)
 
 routes = web.RouteTableDef()
 
@@ -51,6 +58,43 @@ async def get_job(request: web.Request) -> web.Response:
     job = await _job_json(ctx, base_url(request), request.match_info["job"])
     chosen = Query(request.path, request.query).select
     return document(select([job], chosen, render.names(models.BatchJob))[0], etag=job["eTag"])
+
+
+async def _changed(request: web.Request, job_id: str, status: int = 200) -> web.Response:
+    """The answer to a change of the job: its address, new ETag and time."""
+    view = await context(request).service.get_job(job_id)
+    url = f"{base_url(request)}/jobs/{job_id}"
+    if status == 200:
+        return updated(status, url, view.etag, view.last_modified)
+    return accepted(url, view.etag, view.last_modified)
+
+
+@routes.patch("/jobs/{job}")
+async def update_job(request: web.Request) -> web.Response:
+    job_id = request.match_info["job"]
+    await context(request).service.update_job(job_id, specs.job_update(await body(request)))
+    return await _changed(request, job_id)
+
+
+@routes.put("/jobs/{job}")
+async def replace_job(request: web.Request) -> web.Response:
+    job_id, update = request.match_info["job"], specs.job_replacement(await body(request))
+    await context(request).service.replace_job(job_id, update)
+    return await _changed(request, job_id)
+
+
+@routes.post("/jobs/{job}/disable")
+async def disable_job(request: web.Request) -> web.Response:
+    job_id, option = request.match_info["job"], specs.disable_option(await body(request))
+    await context(request).service.disable_job(job_id, option)
+    return await _changed(request, job_id, 202)
+
+
+@routes.post("/jobs/{job}/enable")
+async def enable_job(request: web.Request) -> web.Response:
+    specs.nothing(await body(request, optional=True), "Enable Job")
+    await context(request).service.enable_job(request.match_info["job"])
+    return await _changed(request, request.match_info["job"], 202)
 
 
 @routes.delete("/jobs/{job}")

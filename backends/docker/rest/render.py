@@ -76,6 +76,12 @@ def _history_index(view: Pool | Job | Task) -> dict[str, Any]:
     }
 
 
+def version_of(view: Pool | Job | Task) -> tuple[str | None, str | None]:
+    """The object's ``eTag`` and ``lastModified`` as its full rendering gives them, without
+    rendering it (Add Task Collection answers them for each task it added)."""
+    return view.etag, _time(view.last_modified)
+
+
 _HISTORY_INDEXED = frozenset(
     {
         "id",

@@ -148,6 +148,7 @@ async def running_endpoint(settings: EndpointSettings) -> AsyncIterator[RunningE
             await web.TCPSite(runner, settings.host, settings.port, ssl_context=tls).start()
             port = int(runner.addresses[0][1])
             url = f"{'https' if tls else 'http'}://{settings.host}:{port}"
+            service.set_account_url(url)  # AZ_BATCH_ACCOUNT_URL: where tasks call the service
             log.info("endpoint serving", url=url, account=settings.account)
             yield RunningEndpoint(
                 url=url,

@@ -30,15 +30,18 @@ from azure.batch.models import _models as sdk_models
 
 from jobprep_release.backends.base import (
     DEFAULT_RESIZE_TIMEOUT,
+    DisableJobOption,
     DisableSchedulingOption,
     ImageReference,
     JobSpec,
+    JobUpdate,
     NodeDeallocationOption,
     NodeLogsRequest,
     PoolLifetimeOption,
     PoolSpec,
     PoolUpdate,
     StartTaskSpec,
+    TaskConstraints,
     TaskSpec,
 )
 from jobprep_release.backends.docker.rest.errors import RestError, not_supported
@@ -358,7 +361,59 @@ def with_auto_pool_image(spec: JobSpec) -> JobSpec:
     return spec
 
 
+def job_update(document: Any) -> JobUpdate:
+    """Update Job's body (PATCH) as a `JobUpdate`: what it leaves out stays as it is."""
+    return read_body(
+        models.BatchJobUpdateOptions,
+        document,
+        requests.job_update,
+        requests.job_update_options,
+        "Update Job",
+    )
+
+
+def job_replacement(document: Any) -> JobUpdate:
+    """Replace Job's body (PUT) as a `JobUpdate` (``poolInfo.poolId`` required)."""
+    update = read_body(
+        models.BatchJob,
+        document,
+        requests.job_update,
+        lambda kept: requests.job_replacement(kept, kept.pool_id or ""),
+        "Replace Job",
+    )
+    if not update.pool_id and update.auto_pool is None:
+        raise _refusal(PropertyError("poolInfo.poolId"))
+    return update
+
+
+def disable_option(document: Any) -> DisableJobOption:
+    """Disable Job's body: its ``disableTasks`` (required)."""
+    option: DisableJobOption | None = read_body(
+        models.BatchJobDisableOptions,
+        document,
+        lambda options: requests.optional_choice(DisableJobOption, options.disable_tasks),
+        lambda kept: models.BatchJobDisableOptions({"disableTasks": kept.value} if kept else {}),
+        "Disable Job",
+    )
+    if option is None:
+        raise _refusal(PropertyError("disableTasks"))
+    return option
+
+
 # --- tasks -----------------------------------------------------------------------------------
+
+
+def task_update(document: Any) -> TaskConstraints:
+    """Update Task's body (a task, as azure-batch sends it; REST TaskUpdateContent has only the
+    constraints): the task's constraints, what is left out taking the default; any other
+    property of the task is 501."""
+    return read_body(
+        models.BatchTask,
+        document,
+        lambda update: requests.task_constraints_spec(update.constraints),
+        lambda kept: models.BatchTask(constraints=requests.task_constraints(kept)),
+        "Update Task",
+    )
 
 
 TOKEN_SETTINGS = "authenticationTokenSettings"

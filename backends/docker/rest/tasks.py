@@ -1,5 +1,5 @@
 """Routes for tasks: add one, add a collection (at most 100, a result per task), get, list
-(``$filter``, ``$select``), terminate."""
+(``$filter``, ``$select``), update (its constraints), terminate, reactivate, delete."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
-from jobprep_release.backends.docker.rest.replies import body, created, document, no_content
+from jobprep_release.backends.docker.rest.replies import (
+    body,
+    created,
+    document,
+    no_content,
+    updated,
+)
 from jobprep_release.backends.errors import Conflict, InvalidRequest, NotFound
 
 routes = web.RouteTableDef()
@@ -101,10 +107,10 @@ async def add_task_collection(request: web.Request) -> web.Response:
     for result in results:
         if result["status"] == "success":
             task_id = result["taskId"]
-            task = _task_json(ctx, base, job_id, await ctx.service.get_task(job_id, task_id))
+            etag, modified = render.version_of(await ctx.service.get_task(job_id, task_id))
             result.update(
-                eTag=task["eTag"],
-                lastModified=task["lastModified"],
+                eTag=etag,
+                lastModified=modified,
                 location=f"{base}/jobs/{job_id}/tasks/{task_id}",
             )
     return document({"value": results})
@@ -136,6 +142,16 @@ async def get_task(request: web.Request) -> web.Response:
     return document(select([task], chosen, render.names(models.BatchTask))[0], etag=task["eTag"])
 
 
+@routes.put("/jobs/{job}/tasks/{task}")
+async def update_task(request: web.Request) -> web.Response:
+    ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
+    constraints = specs.task_update(await body(request))
+    await ctx.service.update_task(job_id, task_id, constraints)
+    view = await ctx.service.get_task(job_id, task_id)
+    url = f"{base_url(request)}/jobs/{job_id}/tasks/{task_id}"
+    return updated(200, url, view.etag, view.last_modified)
+
+
 @routes.get("/jobs/{job}/tasks/{task}/subtasksinfo")
 async def list_subtasks(request: web.Request) -> web.Response:
     """List Subtasks (REST: ``{"value": [BatchSubtask, ...]}``, not paged)."""
@@ -152,3 +168,18 @@ async def terminate_task(request: web.Request) -> web.Response:
     specs.nothing(await body(request, optional=True), "Terminate Task")
     await ctx.service.terminate_task(job_id, task_id)
     return no_content()
+
+
+@routes.post("/jobs/{job}/tasks/{task}/reactivate")
+async def reactivate_task(request: web.Request) -> web.Response:
+    ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
+    specs.nothing(await body(request, optional=True), "Reactivate Task")
+    await ctx.service.reactivate_task(job_id, task_id)
+    return no_content()
+
+
+@routes.delete("/jobs/{job}/tasks/{task}")
+async def delete_task(request: web.Request) -> web.Response:
+    ctx, job_id, task_id = context(request), request.match_info["job"], request.match_info["task"]
+    await ctx.service.delete_task(job_id, task_id)
+    return web.Response(status=200)

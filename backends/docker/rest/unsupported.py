@@ -30,15 +30,6 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", rf"{_NODE}/remoteloginsettings", "Get Node Remote Login Settings"),
     ("GET", rf"{_NODE}/extensions", "List Node Extensions"),
     ("GET", rf"{_NODE}/extensions/{_ID}", "Get Node Extension"),
-    ("DELETE", rf"{_NODE}/files/.+", "Delete Node File"),
-    ("PATCH", rf"/jobs/{_ID}", "Update Job"),
-    ("PUT", rf"/jobs/{_ID}", "Replace Job"),
-    ("POST", rf"/jobs/{_ID}/disable", "Disable Job"),
-    ("POST", rf"/jobs/{_ID}/enable", "Enable Job"),
-    ("DELETE", _TASK, "Delete Task"),
-    ("PUT", _TASK, "Replace Task"),
-    ("POST", rf"{_TASK}/reactivate", "Reactivate Task"),
-    ("DELETE", rf"{_TASK}/files/.+", "Delete Task File"),
     ("GET POST DELETE", r"/certificates(/.*)?", "Certificates"),
 )
 _NO_LOGIN = (
