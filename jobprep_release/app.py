@@ -124,7 +124,7 @@ async def clean_up(
     settings = DockerSettings(docker_host=docker_host, state_dir=state_dir)
     console = Console(answer)
     found = await find_leftovers(settings, pool_id)
-    console.leftovers(sorted(found.pools), found.containers, found.volumes)
+    console.leftovers(sorted(found.pools), found.containers, found.volumes, pool_id)
     if not found.containers and not found.volumes:
         return 0
     if await console.confirm("Remove them?", at_end_of_input=False):
@@ -132,4 +132,6 @@ async def clean_up(
         console.line(
             f"Removed {len(removed.containers)} containers and {len(removed.volumes)} volumes."
         )
+    else:
+        console.line("Nothing removed.")
     return 0

@@ -42,11 +42,17 @@ def test_cleanup_removes_what_the_project_made_and_asks_first(
     declined = run_cli(["cleanup", "--pool-id", ids.pool], state_dir=state_dir, stdin="")
     assert declined.returncode == 0
     assert "Containers (2)" in declined.stdout
+    assert declined.stdout.endswith("Nothing removed.\n"), declined.stdout
     assert labelled(docker_client, ids.pool) == (2, 2)
     removed = run_cli(["cleanup", "--pool-id", ids.pool, "--yes"], state_dir=state_dir)
     assert removed.returncode == 0, removed.stderr
     assert "Removed 2 containers and 2 volumes." in removed.stdout
     assert labelled(docker_client, ids.pool) == (0, 0)
+    nothing = run_cli(["cleanup", "--pool-id", ids.pool], state_dir=state_dir, stdin="")
+    assert nothing.returncode == 0, nothing.stderr
+    assert nothing.stdout == (
+        f"Nothing to remove: no container or volume carries jobprep_release.pool={ids.pool}.\n"
+    )
     again = run_cli(
         ["--pool-id", ids.pool, "--job-id", f"{ids.job}-2", "--yes"], state_dir=state_dir
     )
