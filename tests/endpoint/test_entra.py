@@ -20,6 +20,7 @@ import ssl
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -248,7 +249,7 @@ def _banner_value(banner: str, name: str) -> str:
 def test_serve_https_prints_how_to_trust_its_certificate(state_dir: Path) -> None:
     """``serve --https`` names its certificate and the variables to trust it by; a client
     (azure-batch's sync client over requests) given only ``REQUESTS_CA_BUNDLE`` signs in with a
-    token."""
+    token; the sample's command it prints runs as printed."""
     server = subprocess.Popen(
         [sys.executable, "-m", "jobprep_release", "serve", "--https", "--port", "0",
          "--state-dir", str(state_dir)],
@@ -280,6 +281,22 @@ def test_serve_https_prints_how_to_trust_its_certificate(state_dir: Path) -> Non
             cwd=REPO, env=environ, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert (child.returncode, child.stdout.strip()) == (0, "0"), child.stderr
+        # The sample's command as the banner prints it runs in a shell that trusts nothing.
+        (command,) = [
+            line.strip()
+            for line in (server.stdout.readline() for _ in range(2))
+            if "python -m jobprep_release" in line
+        ]
+        suffix = uuid.uuid4().hex[:8]
+        trust = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+        untrusting = {k: v for k, v in _without_batch_variables().items() if k not in trust}
+        sample = subprocess.run(
+            ["bash", "-c", command.replace("python -m", f"{sys.executable} -m", 1) + " "
+             f"--pool-id EntraPool-{suffix} --job-id EntraJob-{suffix} --nodes 1 --tasks 1 "
+             "--yes"],
+            cwd=REPO, env=untrusting, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert sample.returncode == 0, sample.stderr
     finally:
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=60)
