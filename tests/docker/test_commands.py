@@ -123,10 +123,28 @@ def test_bad_settings_are_one_line_errors(tmp_path: Path, state_dir: Path) -> No
     broken.write_text("nodes = [")
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("colour = 'blue'\n")
+    wrong_value = tmp_path / "wrong.toml"
+    wrong_value.write_text("task_timeout = 'soon'\n")
     cases = [
         (["--config", str(broken)], {}, "is not valid TOML"),
         (["--config", str(unknown)], {}, "unknown setting 'colour'"),
-        ([], {"JOBPREP_RELEASE_NODES": "many"}, "--nodes must be a whole number"),
+        # A value from the environment or the file names where it came from, not the flag.
+        (
+            [],
+            {"JOBPREP_RELEASE_NODES": "many"},
+            "error: JOBPREP_RELEASE_NODES: --nodes must be a whole number",
+        ),
+        (
+            [],
+            {"JOBPREP_RELEASE_NODES": "0"},
+            "error: JOBPREP_RELEASE_NODES: --nodes must be between 1 and 64",
+        ),
+        (["--config", str(wrong_value)], {}, f"error: {wrong_value}: task_timeout: 'soon' is"),
+        (
+            [],
+            {"JOBPREP_RELEASE_POOL_ID": "my pool"},
+            "error: JOBPREP_RELEASE_POOL_ID: invalid pool id 'my pool'",
+        ),
         (
             [],
             {"JOBPREP_RELEASE_BACKEND": "cloud"},
