@@ -20,7 +20,6 @@ import ssl
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import docker
 import pytest
 from azure.batch import models
 from azure.batch.aio import BatchClient
@@ -43,7 +43,7 @@ from jobprep_release.backends.docker.rest import (
 )
 from jobprep_release.backends.docker.rest.auth import check_token
 from jobprep_release.backends.docker.rest.errors import RestError
-from tests.conftest import REPO
+from tests.conftest import REPO, Ids, labelled
 from tests.core.harness import all_blocked
 from tests.endpoint.support import linux_pool
 
@@ -246,7 +246,9 @@ def _banner_value(banner: str, name: str) -> str:
     return line.split(":", 1)[1].strip()
 
 
-def test_serve_https_prints_how_to_trust_its_certificate(state_dir: Path) -> None:
+def test_serve_https_prints_how_to_trust_its_certificate(
+    state_dir: Path, ids: Ids, docker_client: docker.DockerClient
+) -> None:
     """``serve --https`` names its certificate and the variables to trust it by; a client
     (azure-batch's sync client over requests) given only ``REQUESTS_CA_BUNDLE`` signs in with a
     token; the sample's command it prints runs as printed."""
@@ -287,16 +289,19 @@ def test_serve_https_prints_how_to_trust_its_certificate(state_dir: Path) -> Non
             for line in (server.stdout.readline() for _ in range(2))
             if "python -m jobprep_release" in line
         ]
-        suffix = uuid.uuid4().hex[:8]
         trust = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
         untrusting = {k: v for k, v in _without_batch_variables().items() if k not in trust}
         sample = subprocess.run(
             ["bash", "-c", command.replace("python -m", f"{sys.executable} -m", 1) + " "
-             f"--pool-id EntraPool-{suffix} --job-id EntraJob-{suffix} --nodes 1 --tasks 1 "
+             f"--pool-id {ids.pool} --job-id {ids.job} --nodes 1 --tasks 1 "
              "--yes"],
             cwd=REPO, env=untrusting, capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
         assert sample.returncode == 0, sample.stderr
+        # The endpoint deletes the pool after answering: it must live until that is done.
+        deadline = time.monotonic() + 60
+        while labelled(docker_client, ids.pool) != (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.5)
     finally:
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=60)
