@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,11 +42,22 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
     console = Console(invocation.answer, out=sys.stderr if args.json else None, live=live)
     outcomes: list[SampleOutcome] = []
 
+    stdout_closed = False
+
     async def sample() -> None:
         # In a task of its own: the signal cancels this task only, so the tidying below runs
         # in a task no cancellation was ever aimed at.
-        with interrupts.scope:
-            outcomes.append(await run_sample(backend, console, invocation.options, storage))
+        nonlocal stdout_closed
+        try:
+            with interrupts.scope:
+                outcomes.append(await run_sample(backend, console, invocation.options, storage))
+        except BrokenPipeError:
+            # The reader of stdout went away (`| head`): stop as a signal stops the run, with
+            # nothing more written there (Python's own flush at exit would fail again).
+            stdout_closed = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
     # Opening may wait (for the docker backend's state, held by another run): the first
     # signal stops that wait too, and nothing was created then. Once open (and the storage
@@ -61,6 +73,8 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
                 group.start_soon(sample)
             if interrupts.signalled or not outcomes:
                 message = await tidy(backend, invocation.options, invocation.answer)
+                if stdout_closed:
+                    message = f"stdout was closed; {message}"
                 print(message, file=sys.stderr)
                 return EXIT_INTERRUPTED
     if not opened:
@@ -124,7 +138,7 @@ async def clean_up(
     settings = DockerSettings(docker_host=docker_host, state_dir=state_dir)
     console = Console(answer)
     found = await find_leftovers(settings, pool_id)
-    console.leftovers(sorted(found.pools), found.containers, found.volumes)
+    console.leftovers(sorted(found.pools), found.containers, found.volumes, pool_id)
     if not found.containers and not found.volumes:
         return 0
     if await console.confirm("Remove them?", at_end_of_input=False):
@@ -132,4 +146,6 @@ async def clean_up(
         console.line(
             f"Removed {len(removed.containers)} containers and {len(removed.volumes)} volumes."
         )
+    else:
+        console.line("Nothing removed.")
     return 0

@@ -252,9 +252,13 @@ class Console:
         for name, value in rows:
             self.line(f"  {name:<22}{value}")
 
-    def leftovers(self, pools: list[str], containers: list[str], volumes: list[str]) -> None:
+    def leftovers(
+        self, pools: list[str], containers: list[str], volumes: list[str], pool_id: str | None
+    ) -> None:
+        """What `cleanup` found; `pool_id` is the pool it was limited to (None: every pool)."""
         if not containers and not volumes:
-            self.line("Nothing to remove: no container or volume carries jobprep_release.pool.")
+            label = "jobprep_release.pool" + (f"={pool_id}" if pool_id else "")
+            self.line(f"Nothing to remove: no container or volume carries {label}.")
             return
         self.line(f"Pools: {', '.join(pools)}")
         self.line(f"Containers ({len(containers)}): {', '.join(containers) or '-'}")

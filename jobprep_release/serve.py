@@ -30,6 +30,7 @@ import errno
 import logging
 import os
 import re
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -216,6 +217,9 @@ def _banner(
 ) -> str:
     shown = key if key_origin is None else f"<as given by {key_origin}>"
     key_arg = key if key_origin is None else "<the key>"
+    # The app's client (aiohttp) trusts the certificate only through SSL_CERT_FILE: without it
+    # the command as shown would fail certificate verification.
+    trusting = "" if certificate is None else f"SSL_CERT_FILE={shlex.quote(str(certificate))} "
     return (
         f"Azure Batch endpoint (local, Docker) at {url}\n"
         f"  account: {account}\n"
@@ -223,8 +227,8 @@ def _banner(
         "  api-versions: 2018-03-01.6.1 to 2025-06-01\n"
         f"{_trust(certificate)}"
         "Run the sample against it:\n"
-        f"  python -m jobprep_release --backend azure --endpoint {url} --account {account} "
-        f"--key {key_arg}\n"
+        f"  {trusting}python -m jobprep_release --backend azure --endpoint {url} "
+        f"--account {account} --key {key_arg}\n"
         "Ctrl-C stops it; pools, nodes and jobs stay for the next start.\n"
     )
 

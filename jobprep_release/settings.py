@@ -71,6 +71,17 @@ def _as_default(action: argparse.Action, value: Any, source: str) -> Any:
     if action.choices is not None and text not in action.choices:
         choices = ", ".join(map(str, action.choices))
         raise UsageError(f"{source}: {text!r} is not one of {choices}")
+    if callable(action.type):
+        # Converted here, not by argparse, so that a bad value names where it came from (argparse
+        # would name the flag, which the user did not give).
+        try:
+            return action.type(text)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"{source}: {exc}") from None
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"{source}: {text!r} is not a valid {action.option_strings[0]}"
+            ) from None
     return text
 
 

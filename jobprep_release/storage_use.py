@@ -19,9 +19,15 @@ has no curl).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from jobprep_release.azurite import container_sas_url
+from jobprep_release.backends.errors import AuthenticationFailed, BackendUnavailable, ServiceError
+
+if TYPE_CHECKING:
+    from azure.storage.blob.aio import BlobServiceClient
 
 STAGED_DIR = "staged"
 """Where the preparation task puts the staged blobs, in its working directory."""
@@ -51,43 +57,112 @@ class Prepared:
 
 async def prepare(use: StorageUse) -> Prepared:
     """Make the containers that do not exist (a new staging container gets a sample blob), list
-    what will be staged, and sign the URLs the tasks get (valid for a day)."""
-    from azure.core.exceptions import ResourceExistsError
-    from azure.storage.blob.aio import BlobServiceClient
+    what will be staged, and sign the URLs the tasks get (valid for a day).
 
+    Raises BackendUnavailable (status 3) when the account cannot be reached,
+    AuthenticationFailed (4) when it refuses the key, ServiceError (7) for another refusal."""
     prepared = Prepared(use)
-    async with BlobServiceClient.from_connection_string(use.connection_string) as service:
-        if use.stage_container:
-            container = service.get_container_client(use.stage_container)
-            try:
-                await container.create_container()
-            except ResourceExistsError:
-                pass
-            else:
-                await container.upload_blob(SAMPLE_BLOB, SAMPLE_DATA)
-            prepared.staged = sorted([blob.name async for blob in container.list_blobs()])
-            prepared.stage_url = container_sas_url(use.connection_string, use.stage_container, "rl")
-        if use.logs_container:
-            with contextlib.suppress(ResourceExistsError):
-                await service.create_container(use.logs_container)
-            prepared.logs_url = container_sas_url(use.connection_string, use.logs_container, "cw")
+    with _storage_errors(use):
+        async with _service(use) as service:
+            await _prepare_containers(use, service, prepared)
     return prepared
 
 
+async def _prepare_containers(
+    use: StorageUse, service: BlobServiceClient, prepared: Prepared
+) -> None:
+    from azure.core.exceptions import ResourceExistsError
+
+    if use.stage_container:
+        container = service.get_container_client(use.stage_container)
+        try:
+            await container.create_container()
+        except ResourceExistsError:
+            pass
+        else:
+            await container.upload_blob(SAMPLE_BLOB, SAMPLE_DATA)
+        prepared.staged = sorted([blob.name async for blob in container.list_blobs()])
+        prepared.stage_url = container_sas_url(use.connection_string, use.stage_container, "rl")
+    if use.logs_container:
+        with contextlib.suppress(ResourceExistsError):
+            await service.create_container(use.logs_container)
+        prepared.logs_url = container_sas_url(use.connection_string, use.logs_container, "cw")
+
+
 async def uploaded_logs(use: StorageUse, job_id: str) -> list[tuple[str, int]]:
-    """(blob name, size in bytes) of each job log in the logs container, by name."""
-    from azure.storage.blob.aio import BlobServiceClient
+    """(blob name, size in bytes) of each job log in the logs container, by name; errors as
+    `prepare`'s."""
 
     if not use.logs_container:
         return []
-    async with BlobServiceClient.from_connection_string(use.connection_string) as service:
-        container = service.get_container_client(use.logs_container)
-        return sorted(
-            [
-                (blob.name, int(blob.size))
-                async for blob in container.list_blobs(name_starts_with=f"{job_id}/")
-            ]
-        )
+    with _storage_errors(use):
+        async with _service(use) as service:
+            container = service.get_container_client(use.logs_container)
+            return sorted(
+                [
+                    (blob.name, int(blob.size))
+                    async for blob in container.list_blobs(name_starts_with=f"{job_id}/")
+                ]
+            )
+
+
+def _service(use: StorageUse) -> BlobServiceClient:
+    """The account's blob service client. Connection failures are retried twice after 1 and 3
+    seconds (azure-storage-blob's defaults wait 15 and 18 s, three times, so an account that
+    cannot be reached was said only after about 85 s)."""
+    from azure.storage.blob.aio import BlobServiceClient
+
+    return BlobServiceClient.from_connection_string(
+        use.connection_string, retry_connect=2, initial_backoff=1, increment_base=2
+    )
+
+
+@contextlib.contextmanager
+def _storage_errors(use: StorageUse) -> Iterator[None]:
+    """azure-core's errors as the app's: an account that cannot be reached (status 3), a key it
+    refuses (status 4), any other refusal (status 7), each naming the account's blob endpoint."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+    )
+
+    where = _blob_endpoint(use.connection_string)
+    given = "--storage-connection-string (or AZURE_STORAGE_CONNECTION_STRING)"
+    try:
+        yield
+    except ServiceRequestError as exc:
+        raise BackendUnavailable(
+            f"cannot reach the storage account at {where}: {_first_line(exc)}",
+            hint=f"check the account's endpoint in {given} and the network",
+        ) from exc
+    except ClientAuthenticationError as exc:
+        raise AuthenticationFailed(
+            f"the storage account at {where} refused the account key "
+            f"(HTTP {exc.status_code}, {getattr(exc, 'error_code', None) or 'no error code'})",
+            hint=f"check AccountName and AccountKey in {given}",
+        ) from exc
+    except HttpResponseError as exc:
+        raise ServiceError(
+            f"the storage account at {where} failed: HTTP {exc.status_code}, "
+            f"{getattr(exc, 'error_code', None) or exc.reason or _first_line(exc)}",
+            hint=f"check {given}",
+        ) from exc
+
+
+def _blob_endpoint(connection_string: str) -> str:
+    """The connection string's blob endpoint: its `BlobEndpoint`, else the one its protocol,
+    account name and endpoint suffix make, as azure-storage-blob makes it."""
+    parts = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
+    if "BlobEndpoint" in parts:
+        return parts["BlobEndpoint"]
+    protocol = parts.get("DefaultEndpointsProtocol", "https")
+    suffix = parts.get("EndpointSuffix", "core.windows.net")
+    return f"{protocol}://{parts.get('AccountName', '?')}.blob.{suffix}"
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def upload_script(shared_file: str) -> str:

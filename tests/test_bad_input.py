@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import http.server
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,3 +142,36 @@ def test_azure_rejected_credentials(refusing_service: str, state_dir: Path) -> N
     assert "AZURE_BATCH_ACCESS_KEY" in result.stderr
     assert KEY not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def _storage_at(blob_endpoint: str) -> str:
+    return (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        f"BlobEndpoint={blob_endpoint}/devstoreaccount1;"
+    )
+
+
+def test_storage_account_that_cannot_be_reached(state_dir: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    args = ["--stage-container", "common", "--storage-connection-string", _storage_at(endpoint)]
+    started = time.monotonic()
+    result = run_cli([*args, "--yes"], state_dir=state_dir, env=NO_AZURE_ENV)
+    assert result.returncode == 3, result.stderr
+    assert f"cannot reach the storage account at {endpoint}/devstoreaccount1" in result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert result.stdout == "", "nothing was created: storage is prepared before the pool"
+    assert time.monotonic() - started < 30, "connection retries are bounded"
+
+
+def test_storage_account_that_refuses_the_key(refusing_service: str, state_dir: Path) -> None:
+    connection = _storage_at(refusing_service)
+    args = ["--stage-container", "common", "--storage-connection-string", connection]
+    result = run_cli([*args, "--yes"], state_dir=state_dir, env=NO_AZURE_ENV)
+    assert result.returncode == 4, result.stderr
+    assert "refused the account key (HTTP 401" in result.stderr
+    assert "AccountKey" in result.stderr and "a2V5" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""

@@ -42,11 +42,17 @@ def test_cleanup_removes_what_the_project_made_and_asks_first(
     declined = run_cli(["cleanup", "--pool-id", ids.pool], state_dir=state_dir, stdin="")
     assert declined.returncode == 0
     assert "Containers (2)" in declined.stdout
+    assert declined.stdout.endswith("Nothing removed.\n"), declined.stdout
     assert labelled(docker_client, ids.pool) == (2, 2)
     removed = run_cli(["cleanup", "--pool-id", ids.pool, "--yes"], state_dir=state_dir)
     assert removed.returncode == 0, removed.stderr
     assert "Removed 2 containers and 2 volumes." in removed.stdout
     assert labelled(docker_client, ids.pool) == (0, 0)
+    nothing = run_cli(["cleanup", "--pool-id", ids.pool], state_dir=state_dir, stdin="")
+    assert nothing.returncode == 0, nothing.stderr
+    assert nothing.stdout == (
+        f"Nothing to remove: no container or volume carries jobprep_release.pool={ids.pool}.\n"
+    )
     again = run_cli(
         ["--pool-id", ids.pool, "--job-id", f"{ids.job}-2", "--yes"], state_dir=state_dir
     )
@@ -117,10 +123,28 @@ def test_bad_settings_are_one_line_errors(tmp_path: Path, state_dir: Path) -> No
     broken.write_text("nodes = [")
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("colour = 'blue'\n")
+    wrong_value = tmp_path / "wrong.toml"
+    wrong_value.write_text("task_timeout = 'soon'\n")
     cases = [
         (["--config", str(broken)], {}, "is not valid TOML"),
         (["--config", str(unknown)], {}, "unknown setting 'colour'"),
-        ([], {"JOBPREP_RELEASE_NODES": "many"}, "--nodes must be a whole number"),
+        # A value from the environment or the file names where it came from, not the flag.
+        (
+            [],
+            {"JOBPREP_RELEASE_NODES": "many"},
+            "error: JOBPREP_RELEASE_NODES: --nodes must be a whole number",
+        ),
+        (
+            [],
+            {"JOBPREP_RELEASE_NODES": "0"},
+            "error: JOBPREP_RELEASE_NODES: --nodes must be between 1 and 64",
+        ),
+        (["--config", str(wrong_value)], {}, f"error: {wrong_value}: task_timeout: 'soon' is"),
+        (
+            [],
+            {"JOBPREP_RELEASE_POOL_ID": "my pool"},
+            "error: JOBPREP_RELEASE_POOL_ID: invalid pool id 'my pool'",
+        ),
         (
             [],
             {"JOBPREP_RELEASE_BACKEND": "cloud"},

@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import docker
 import pytest
 from azure.batch import models
 from azure.batch.aio import BatchClient
@@ -42,7 +43,7 @@ from jobprep_release.backends.docker.rest import (
 )
 from jobprep_release.backends.docker.rest.auth import check_token
 from jobprep_release.backends.docker.rest.errors import RestError
-from tests.conftest import REPO
+from tests.conftest import REPO, Ids, labelled
 from tests.core.harness import all_blocked
 from tests.endpoint.support import linux_pool
 
@@ -245,10 +246,12 @@ def _banner_value(banner: str, name: str) -> str:
     return line.split(":", 1)[1].strip()
 
 
-def test_serve_https_prints_how_to_trust_its_certificate(state_dir: Path) -> None:
+def test_serve_https_prints_how_to_trust_its_certificate(
+    state_dir: Path, ids: Ids, docker_client: docker.DockerClient
+) -> None:
     """``serve --https`` names its certificate and the variables to trust it by; a client
     (azure-batch's sync client over requests) given only ``REQUESTS_CA_BUNDLE`` signs in with a
-    token."""
+    token; the sample's command it prints runs as printed."""
     server = subprocess.Popen(
         [sys.executable, "-m", "jobprep_release", "serve", "--https", "--port", "0",
          "--state-dir", str(state_dir)],
@@ -280,6 +283,25 @@ def test_serve_https_prints_how_to_trust_its_certificate(state_dir: Path) -> Non
             cwd=REPO, env=environ, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert (child.returncode, child.stdout.strip()) == (0, "0"), child.stderr
+        # The sample's command as the banner prints it runs in a shell that trusts nothing.
+        (command,) = [
+            line.strip()
+            for line in (server.stdout.readline() for _ in range(2))
+            if "python -m jobprep_release" in line
+        ]
+        trust = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+        untrusting = {k: v for k, v in _without_batch_variables().items() if k not in trust}
+        sample = subprocess.run(
+            ["bash", "-c", command.replace("python -m", f"{sys.executable} -m", 1) + " "
+             f"--pool-id {ids.pool} --job-id {ids.job} --nodes 1 --tasks 1 "
+             "--yes"],
+            cwd=REPO, env=untrusting, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert sample.returncode == 0, sample.stderr
+        # The endpoint deletes the pool after answering: it must live until that is done.
+        deadline = time.monotonic() + 60
+        while labelled(docker_client, ids.pool) != (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.5)
     finally:
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=60)
