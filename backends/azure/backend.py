@@ -91,6 +91,7 @@ NODE_SELECT = [
     "isDedicated",
     "endpointConfiguration",
     "startTaskInfo",
+    "lastBootTime",
 ]
 JOB_SELECT = ["id", "poolInfo", "state", "previousState", "executionInfo"]
 DEFAULT_TERMINATE_REASON = "UserTerminate"

@@ -134,16 +134,23 @@ class Batch:
                     return nodes
                 await anyio.sleep(self.backend.poll_interval)
 
-    async def rebooted(self, node_id: str) -> ComputeNode:
-        """The node once it left `idle` (a reboot asked just before) and is idle again."""
+    async def reboot(self, node_id: str) -> ComputeNode:
+        """Reboot the node and return it once it is idle again after a later boot (its
+        `last_boot_time` moved on; watching for it to leave `idle` can miss a reboot that
+        ends between two reads)."""
+        (before,) = [n for n in await self.backend.list_nodes(self.pool_id) if n.id == node_id]
+        await self.backend.reboot_node(self.pool_id, node_id)
         with anyio.fail_after(WAIT_LIMIT):
             while True:
-                nodes = await self.backend.list_nodes(self.pool_id)
-                if any(node.id == node_id and node.state is not NodeState.IDLE for node in nodes):
-                    break
+                (node,) = [
+                    n for n in await self.backend.list_nodes(self.pool_id) if n.id == node_id
+                ]
+                booted = node.last_boot_time is not None and (
+                    before.last_boot_time is None or node.last_boot_time > before.last_boot_time
+                )
+                if booted and node.state is NodeState.IDLE:
+                    return node
                 await anyio.sleep(0.05)
-        (node,) = [node for node in await self.nodes_in(NodeState.IDLE) if node.id == node_id]
-        return node
 
     async def prep_release(self, job_id: str) -> dict[str, PrepReleaseStatus]:
         statuses = await self.backend.list_prep_release_status(job_id)

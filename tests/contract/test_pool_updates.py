@@ -32,15 +32,13 @@ async def test_a_replaced_start_task_runs_from_the_next_boot_and_a_removed_one_n
         spec = await backend.get_pool_spec(batch.pool_id)
         assert spec.start_task == mark("new")
         assert await batch.shared_file(node_id, "starts") == "old\n"  # not rerun now
-        await backend.reboot_node(batch.pool_id, node_id)
-        await batch.rebooted(node_id)
+        await batch.reboot(node_id)
         assert await batch.shared_file(node_id, "starts") == "old\nnew\n"
         # Replace Pool Properties without a start task removes it; metadata replaced whole.
         await backend.replace_pool_properties(batch.pool_id, None, {"owner": "tests"})
         spec = await backend.get_pool_spec(batch.pool_id)
         assert spec.start_task is None and spec.metadata == {"owner": "tests"}
-        await backend.reboot_node(batch.pool_id, node_id)
-        node = await batch.rebooted(node_id)
+        node = await batch.reboot(node_id)
         assert node.start_task_info is None
         assert await batch.shared_file(node_id, "starts") == "old\nnew\n"
 

@@ -84,8 +84,7 @@ async def test_the_start_task_runs_again_when_the_node_reboots(open_backend: Bac
     async with pool(open_backend, start_task=StartTaskSpec(count)) as batch:
         (node_id,) = batch.node_ids
         assert await batch.shared_file(node_id, "boots") == "boot\n"
-        await batch.backend.reboot_node(batch.pool_id, node_id)
-        await batch.rebooted(node_id)
+        await batch.reboot(node_id)
         assert await batch.shared_file(node_id, "boots") == "boot\nboot\n"
 
 
