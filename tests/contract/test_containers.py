@@ -21,6 +21,7 @@ import anyio
 import docker
 import pytest
 
+from jobprep_release.backends.administration import NodeAdministration
 from jobprep_release.backends.base import (
     ContainerConfiguration,
     ExecutionResult,
@@ -237,3 +238,36 @@ async def test_a_reboot_ends_a_container_task_and_it_runs_again(
         assert await batch.shared_file(running.node_id, "runs") == "run\nrun\n"
         if backend_name != "azure":
             await no_task_containers(batch.pool_id)
+
+
+def pool_volumes(pool_id: str) -> list[object]:
+    client = docker.from_env()
+    try:
+        return list(client.volumes.list(filters={"label": f"jobprep_release.pool={pool_id}"}))
+    finally:
+        client.close()
+
+
+async def test_removing_a_node_ends_its_running_container_task_and_leaves_nothing(
+    open_backend: BackendOpener, backend_name: str
+) -> None:
+    # Found through the endpoint: deleting a container pool while a container task ran left
+    # the pool `deleting` (the engine refused the node's volume, "volume is in use").
+    if backend_name == "azure":
+        pytest.skip("looks at the local engine's containers and volumes")
+    async with pool(open_backend, container_configuration=DOCKER) as batch:
+        job = await batch.create_job()
+        long = TaskSpec("long", "sleep 300", container_settings=IN_IMAGE)
+        await batch.backend.add_tasks(job, [long])
+        await batch.task_in(job, "long", TaskState.RUNNING)
+        with anyio.fail_after(30):
+            while not task_containers(batch.pool_id):
+                await anyio.sleep(0.1)
+        backend = batch.backend
+        assert isinstance(backend, NodeAdministration), type(backend)
+        await backend.remove_nodes(batch.pool_id, batch.node_ids)
+        with anyio.fail_after(30):
+            while task_containers(batch.pool_id) or pool_volumes(batch.pool_id):
+                await anyio.sleep(0.2)
+        # requeued (Remove Nodes' default, requeue), not failed
+        assert (await batch.task_in(job, "long", TaskState.ACTIVE)).execution_info.requeue_count

@@ -262,6 +262,17 @@ async def test_the_service_refusals() -> None:
         assert await add(svc, job_schedule("dup")) == 201
         again = await call(svc.batch, "POST", "/jobschedules", body=job_schedule("dup"))
         assert (again.status, again.json()["code"]) == (409, "JobScheduleExists")
+        # The service's sentence, as for pools, jobs and tasks, with no detail values.
+        assert again.json()["message"]["value"].startswith(
+            "The specified job schedule already exists.\nRequestId:"
+        )
+        assert "values" not in again.json()
+        missing = await call(svc.batch, "GET", "/jobschedules/nosuch")
+        assert (missing.status, missing.json()["code"]) == (404, "JobScheduleNotFound")
+        assert missing.json()["message"]["value"].startswith(
+            "The specified job schedule does not exist.\nRequestId:"
+        )
+        assert "values" not in missing.json()
         for name in ("startWindow", "recurrenceInterval"):
             short = await call(
                 svc.batch, "POST", "/jobschedules", body=job_schedule("short", **{name: "PT30S"})

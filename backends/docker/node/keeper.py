@@ -262,10 +262,20 @@ class NodeKeeper:
         return True
 
     async def _remove_container_and_volume(self) -> None:
+        # The node's container tasks mount its volume and share its network: while one runs the
+        # engine refuses to remove the volume (409 "volume is in use"). They go first, and again
+        # after the node container, for one being made meanwhile (none can be made after it).
+        await self._remove_task_containers()
         container = await self._engine.get_container(self.name)
         if container is not None:
             await self._engine.remove_container(container.id)
+        await self._remove_task_containers()
         await self._engine.remove_volume(self.name)
+
+    async def _remove_task_containers(self) -> None:
+        labels = {POOL_LABEL: self.setup.pool.id, NODE_LABEL: self.node_id, ROLE_LABEL: "task"}
+        for task in await self._engine.list_containers(labels):
+            await self._engine.remove_container(task.id)
 
     async def remove(self) -> None:
         """Stop keeping the node and delete its container and volume."""

@@ -57,9 +57,11 @@ SERVICE_MESSAGES = {
     "TaskNotFound": "The specified task does not exist.",
     "NodeNotFound": "The specified node does not exist.",
     "FileNotFound": "The specified file does not exist.",
+    "JobScheduleNotFound": "The specified job schedule does not exist.",
     "PoolExists": "The specified pool already exists.",
     "JobExists": "The specified job already exists.",
     "TaskExists": "The specified task already exists.",
+    "JobScheduleExists": "The specified job schedule already exists.",
     "PoolBeingDeleted": "The specified pool has been marked for deletion and is being reclaimed.",
     "JobBeingDeleted": "The specified job has been marked for deletion and is being garbage "
     "collected.",
@@ -87,9 +89,11 @@ _WITHOUT_VALUES = frozenset(
         "JobNotFound",
         "TaskNotFound",
         "NodeNotFound",
+        "JobScheduleNotFound",
         "PoolExists",
         "JobExists",
         "TaskExists",
+        "JobScheduleExists",
         "PoolBeingDeleted",
         "JobBeingDeleted",
     }
