@@ -168,3 +168,21 @@ async def test_terminate_task_ends_the_subtasks() -> None:
         assert [item["state"] for item in await subtasks(running)] == ["completed", "completed"]
         await advance(running, 100)  # the coordination commands were stopped: nothing follows
         assert [start.argv[0] for start in running.executor.starts] == ["coord"] * 3
+
+
+async def test_a_lost_subtask_node_requeues_the_whole_task() -> None:
+    async with service(nodes=3) as running:
+        await add_mpi(running, 2)
+        await advance(running, 35)  # coordination done, the primary runs the command line
+        starts = running.executor.starts
+        assert [start.argv[0] for start in starts] == ["coord", "coord", "main"]
+        running.executor.lose_node(starts[1].node_id)
+        await advance(running, 2)
+        again = running.executor.starts[3:]
+        assert [start.argv[0] for start in again] == ["coord", "coord"]
+        assert starts[1].node_id not in {start.node_id for start in again}
+        task = await task_json(running)
+        assert task["state"] == "running"
+        assert task["executionInfo"]["requeueCount"] == 1
+        await advance(running, 95)
+        assert (await task_json(running))["state"] == "completed"

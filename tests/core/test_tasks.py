@@ -227,3 +227,47 @@ async def test_task_files_go_once_their_retention_time_has_passed() -> None:
         assert [path for _, path in core.fake.removed_trees] == [
             "/mnt/batch/tasks/workitems/job/job-1/task001"
         ]
+
+
+async def test_task_counts_follow_every_kind_of_move() -> None:
+    """Get Task Counts is kept as tasks move (`TaskTally`), not counted on each call: after
+    retries, a success, a failure, a task still running, a terminated active task and a
+    requeue after a lost node, it agrees with the tasks' own states and results, and the saved
+    state carries no count."""
+
+    def script(start: FakeStart) -> FakeOutcome:
+        number = int(start.task_id[-3:])
+        if number == 1:  # fails twice, then succeeds on its last retry
+            return FakeOutcome(exit_code=0 if len(core.starts_of(start.task_id)) > 2 else 1)
+        if number == 2:
+            return FakeOutcome(exit_code=5)
+        if number == 3:
+            return FakeOutcome(duration=None)  # runs until ended
+        return FakeOutcome(duration=50.0)
+
+    async with running_core(script) as core:
+        await core.service.create_pool(pool_spec(1, task_slots_per_node=2))
+        await core.service.create_job(job_spec())
+        limits = TaskConstraints(max_task_retry_count=2)
+        await core.service.add_tasks(JOB, tasks(6, constraints=limits))
+        first = await core.service.get_task_counts(JOB)  # counted from here on
+        assert (first.active + first.running, first.completed) == (6, 0)
+        await core.advance(1)
+        await core.service.terminate_task(JOB, "task006")  # never ran
+        (node_id,) = await core.node_ids()
+        core.fake.lose_node(node_id)
+        await core.advance(1)
+        core.fake.restore_node(node_id)
+        await core.advance(10)
+        views = await core.service.list_tasks(JOB)
+        counts = await core.service.get_task_counts(JOB)
+        completed = [v for v in views if v.state is TaskState.COMPLETED]
+        succeeded = [v for v in completed if v.execution_info.result is ExecutionResult.SUCCESS]
+        assert counts.active == sum(v.state is TaskState.ACTIVE for v in views)
+        assert counts.running == sum(
+            v.state in (TaskState.RUNNING, TaskState.PREPARING) for v in views
+        )
+        assert (counts.completed, counts.succeeded) == (len(completed), len(succeeded))
+        assert counts.failed == len(completed) - len(succeeded)
+        assert counts.completed >= 2 and counts.failed >= 2 and counts.running >= 1
+        assert core.store.document is not None and "tally" not in core.store.document

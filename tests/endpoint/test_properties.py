@@ -346,6 +346,11 @@ _TASK_HONOURED = {
     "resourceFiles[0].fileMode",
     "userIdentity.autoUser.elevationLevel",
     "userIdentity.autoUser.scope",
+    "multiInstanceSettings.numberOfInstances",
+    "multiInstanceSettings.coordinationCommandLine",
+    "multiInstanceSettings.commonResourceFiles[0].httpUrl",
+    "multiInstanceSettings.commonResourceFiles[0].filePath",
+    "multiInstanceSettings.commonResourceFiles[0].fileMode",
 }
 _PREP_RELEASE = {"id", "commandLine", *(p for p in _TASK_HONOURED if p.startswith(("env", "res")))}
 _AUTO_POOL = "poolInfo.autoPoolSpecification"
@@ -591,3 +596,28 @@ def test_add_task_property(served: Served, leaf: Leaf) -> None:
         f"/jobs/{JOB}/tasks/{task_id}",
         models.BatchTaskCreateOptions,
     )
+
+
+SCHEDULE_LEAVES = leaves(models.BatchJobScheduleCreateOptions)
+_SCHEDULE_JOB = "jobSpecification"
+HONOURED[models.BatchJobScheduleCreateOptions] = {
+    "id",
+    "displayName",
+    "metadata[0].name",
+    "metadata[0].value",
+    *(f"schedule.{name}" for name in ("doNotRunUntil", "doNotRunAfter")),
+    *(f"schedule.{name}" for name in ("startWindow", "recurrenceInterval")),
+    *(f"{_SCHEDULE_JOB}.{path}" for path in HONOURED[models.BatchJobCreateOptions] if path != "id"),
+}
+
+
+@pytest.mark.parametrize("leaf", SCHEDULE_LEAVES, ids=lambda leaf: leaf.path)
+def test_add_job_schedule_property(served: Served, leaf: Leaf) -> None:
+    """A job schedule's properties, its job specification's as Add Job's (auto pools are
+    `test_add_job_property`'s; the schedule's own are `tests/core/test_schedules.py`'s)."""
+    base: dict[str, Any] = {"id": f"TestSched-{SUFFIX}-{uuid.uuid4().hex[:6]}"}
+    base[_SCHEDULE_JOB] = {"poolInfo": {"poolId": POOL}}
+    if leaf.path.startswith(f"{_SCHEDULE_JOB}.jobReleaseTask."):
+        base[_SCHEDULE_JOB]["jobPreparationTask"] = {"commandLine": "/bin/true"}
+    if not leaf.path.startswith(f"{_SCHEDULE_JOB}.{_AUTO_POOL}"):
+        add_and_check(served, leaf, models.BatchJobScheduleCreateOptions, base, "/jobschedules")

@@ -19,7 +19,10 @@ _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 @cache
 def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(field.name for field in dataclasses.fields(cls))
+    """The fields encoded: all but those marked ``metadata={"transient": True}``."""
+    return tuple(
+        field.name for field in dataclasses.fields(cls) if not field.metadata.get("transient")
+    )
 
 
 @cache

@@ -7,6 +7,7 @@ The service runs command lines without a shell, as Batch does: the line is split
 
 from __future__ import annotations
 
+import functools
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -132,7 +133,13 @@ def process_user(identity: UserIdentity) -> str:
 
 def split_command_line(command_line: str) -> list[str]:
     """The program and its arguments; ValueError for an empty or unbalanced line."""
-    words = shlex.split(command_line)
+    return list(_split(command_line))
+
+
+@functools.lru_cache(maxsize=1024)
+def _split(command_line: str) -> tuple[str, ...]:
+    # Remembered: the tasks of a job often share one command line, split at every start.
+    words = tuple(shlex.split(command_line))
     if not words:
         raise ValueError("the command line is empty")
     return words

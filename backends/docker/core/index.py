@@ -19,9 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from jobprep_release.backends.base import TaskState
+from jobprep_release.backends.base import ExecutionResult, TaskState
 from jobprep_release.backends.docker.core import records
-from jobprep_release.backends.docker.core.records import JobRecord, ServiceState, TaskRecord
+from jobprep_release.backends.docker.core.records import (
+    JobRecord,
+    ServiceState,
+    TaskRecord,
+    TaskTally,
+)
 
 BUSY = (TaskState.PREPARING, TaskState.RUNNING)
 
@@ -74,6 +79,20 @@ class TaskIndex:
         while entry.cursor < len(tasks) and tasks[entry.cursor].state is not TaskState.ACTIVE:
             entry.cursor += 1
         return tasks[entry.cursor :]
+
+    def tally(self, job: JobRecord) -> TaskTally:
+        """`job`'s tasks by state, rebuilt (and given to each task) when tasks were added or
+        removed since, or the job's records were replaced."""
+        first = next(iter(job.tasks.values()), None)
+        tally = first.tally if first is not None else None
+        if tally is None or tally.size != len(job.tasks) or tally.next_seq != job.next_seq:
+            tally = TaskTally(dict.fromkeys(TaskState, 0), set(), len(job.tasks), job.next_seq)
+            for task in job.tasks.values():
+                task.tally = tally
+                tally.counts[task.state] += 1
+                if task.state is TaskState.COMPLETED and task.run.result is ExecutionResult.SUCCESS:
+                    tally.succeeded.add(id(task))
+        return tally
 
     def placed(self, task: TaskRecord) -> None:
         """`task` now holds slots on its node."""

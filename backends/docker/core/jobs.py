@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 from jobprep_release.backends.base import (
     RELEASE_MAX_WALL_CLOCK,
-    ExecutionResult,
     JobSpec,
     JobState,
     PrepReleaseStatus,
@@ -110,12 +109,8 @@ async def add_tasks(core: Core, job_id: str, tasks: Sequence[TaskSpec]) -> None:
 
 
 def task_counts(core: Core, job_id: str) -> TaskCounts:
-    counts = dict.fromkeys(TaskState, 0)
-    succeeded = 0
-    for task in core.job(job_id).tasks.values():
-        counts[task.state] += 1
-        if task.state is TaskState.COMPLETED and task.run.result is ExecutionResult.SUCCESS:
-            succeeded += 1
+    tally = core.index.tally(core.job(job_id))  # kept by `move`: no scan of the tasks
+    counts, succeeded = tally.counts, len(tally.succeeded)
     completed = counts[TaskState.COMPLETED]
     return TaskCounts(
         active=counts[TaskState.ACTIVE],

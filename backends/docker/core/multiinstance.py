@@ -184,8 +184,22 @@ def after_primary(core: Core, task: TaskRecord, end: float) -> None:
 def on_lost(core: Core, job: JobRecord, flight: InFlight) -> None:
     """An instance's node was lost: the whole task is requeued."""
     task = job.tasks.get(flight.task_id)
-    if task is None:
-        return
+    if task is not None:
+        _requeue(core, task)
+
+
+def node_lost(core: Core, node_id: str) -> None:
+    """A node was lost: a running multi-instance task with a subtask there (whose coordination
+    command has ended, so nothing of it was in flight) is requeued whole."""
+    for job in core.state.jobs.values():
+        for task in job.tasks.values():
+            if task.state is TaskState.RUNNING and any(
+                instance.node_id == node_id for instance in task.instances[1:]
+            ):
+                _requeue(core, task)
+
+
+def _requeue(core: Core, task: TaskRecord) -> None:
     if task.run.key is not None:
         key, task.run.key = task.run.key, None
         if core.in_flight.pop(key, None) is not None:

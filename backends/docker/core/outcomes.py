@@ -280,6 +280,9 @@ def lose_node_work(core: Core, node_id: str) -> None:
     for key, flight in list(core.in_flight.items()):
         if flight.node_id == node_id:
             on_lost(core, key, flight)
+    from jobprep_release.backends.docker.core import multiinstance
+
+    multiinstance.node_lost(core, node_id)
 
 
 def maybe_complete(core: Core, job: JobRecord) -> None:

@@ -188,6 +188,10 @@ class TaskRecord:
     instances: list[InstanceRecord] = field(default_factory=list)
     """A multi-instance task's instances while placed (`core.multiinstance`): the primary
     first (its coordination command's run), then the subtasks (ids 1, 2, ...)."""
+    tally: TaskTally | None = field(
+        default=None, repr=False, compare=False, metadata={"transient": True}
+    )
+    """The job's counts this task is counted in (`TaskTally`; not saved)."""
 
 
 @dataclass(slots=True)
@@ -199,6 +203,26 @@ class InstanceRecord:
     run: Execution = field(default_factory=Execution)
     state: TaskState = TaskState.RUNNING
     history: History = field(default_factory=History)
+
+
+@dataclass(slots=True)
+class TaskTally:
+    """A job's tasks by state, kept up to date by `move` (not saved: `index.TaskIndex.tally`
+    rebuilds it from the records), so Get Task Counts scans nothing."""
+
+    counts: dict[TaskState, int]
+    succeeded: set[int]
+    """Ids (`id`) of the completed tasks whose run succeeded."""
+    size: int
+    next_seq: int
+
+    def moved(self, task: TaskRecord, old: TaskState) -> None:
+        self.counts[old] -= 1
+        self.counts[task.state] += 1
+        if old is TaskState.COMPLETED:
+            self.succeeded.discard(id(task))
+        if task.state is TaskState.COMPLETED and task.run.result is ExecutionResult.SUCCESS:
+            self.succeeded.add(id(task))
 
 
 @dataclass(slots=True)
@@ -256,7 +280,11 @@ def move(record: Record, state: StrEnum, at: float) -> None:
     history = record.history
     history.previous_state = str(record.state)
     history.previous_state_time = history.state_time
+    old = record.state
     record.state = state  # type: ignore[assignment]
+    tally = getattr(record, "tally", None)
+    if tally is not None:
+        tally.moved(record, old)
     if state == "active":
         activations.count += 1
     history.state_time = at

@@ -36,12 +36,9 @@ _OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("PUT", rf"/jobs/{_ID}", "Replace Job"),
     ("POST", rf"/jobs/{_ID}/disable", "Disable Job"),
     ("POST", rf"/jobs/{_ID}/enable", "Enable Job"),
-    ("GET", rf"/jobschedules/{_ID}/jobs", "List Jobs From Schedule"),
-    ("GET POST PUT PATCH DELETE HEAD", r"/jobschedules(/.*)?", "Job Schedules"),
     ("DELETE", _TASK, "Delete Task"),
     ("PUT", _TASK, "Replace Task"),
     ("POST", rf"{_TASK}/reactivate", "Reactivate Task"),
-    ("GET", rf"{_TASK}/subtasksinfo", "List Sub Tasks"),
     ("DELETE", rf"{_TASK}/files/.+", "Delete Task File"),
     ("GET POST DELETE", r"/certificates(/.*)?", "Certificates"),
 )
