@@ -61,7 +61,8 @@ class FakeStart:
 
     @property
     def task_id(self) -> str:
-        """``AZ_BATCH_TASK_ID``: the task, or the preparation or release task's id."""
+        """``AZ_BATCH_TASK_ID``: the task, or the preparation or release task's id; "" for a
+        pool's start task, which has none (its `spec.task_dir` is the node's ``startup``)."""
         return self.environment.get("AZ_BATCH_TASK_ID", "")
 
 
