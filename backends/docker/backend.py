@@ -18,6 +18,7 @@ from types import TracebackType
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from jobprep_release.backends.administration import PoolNodeCounts, SupportedImage
 from jobprep_release.backends.base import (
@@ -120,6 +121,7 @@ class DockerBackend:
             if self._service is not None:
                 await self._service.close()
             if self._store is not None:
+                await anyio.to_thread.run_sync(self._store.close)  # folds in the WAL
                 self._store.release()
             if self._engine is not None:
                 await self._engine.close()

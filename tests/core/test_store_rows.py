@@ -1,0 +1,79 @@
+"""A save writes what changed, not the state: one row per object, and a change to one task of
+10,000 writes that task's row; the state database grows linearly with the tasks it holds (on
+the fake executor: the in-memory store's rows, and the file store over a temporary
+directory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+
+from jobprep_release.backends.base import TaskConstraints, TaskState
+from jobprep_release.backends.docker.core import BatchService, FakeClock, FakeExecutor, StateStore
+from tests.core.harness import JOB, SETTINGS, all_blocked, job_spec, pool_spec, running_core, tasks
+
+MANY = 10_000
+
+
+async def test_a_save_after_one_task_of_10000_changed_writes_its_row_only() -> None:
+    # No node: the tasks wait (active), as a large job's queue does.
+    async with running_core() as core:
+        service = core.service
+        await service.create_pool(pool_spec(0))
+        await service.create_job(job_spec())
+        specs = tasks(MANY)
+        for first in range(0, MANY, 100):  # Add Task Collection's limit
+            await service.add_tasks(JOB, specs[first : first + 100])
+            # Each collection's save writes its 100 tasks (and the job's row at most).
+            assert core.store.written <= 100 + 2, core.store.written
+        await core.settle()
+        rows = core.store.rows
+        assert sum(kind == "task" for kind, _, _ in rows) == MANY
+        before = dict(rows)
+
+        await service.update_task(JOB, "task042", TaskConstraints(max_task_retry_count=3))
+        await core.settle()
+
+        changed = {key for key, text in rows.items() if before.get(key) != text}
+        assert changed == {("task", JOB, "task042")}, changed
+        assert core.store.written == 1, core.store.written
+
+        # Deleting a job deletes its rows and its tasks'.
+        await service.delete_job(JOB)
+        await core.settle()
+        assert not [key for key in rows if key[0] in ("job", "task")]
+
+
+async def _database_size(directory: Path, count: int) -> int:
+    """Bytes of the state database after `count` tasks completed on 4 nodes x 4 slots."""
+    kept = StateStore(directory, "engine")
+    clock = FakeClock()
+    fake = FakeExecutor(clock)
+    async with anyio.create_task_group() as group:
+        service = BatchService(fake, kept, SETTINGS, clock)
+        await group.start(service.run)
+        await service.create_pool(pool_spec(4, task_slots_per_node=4))
+        await service.create_job(job_spec())
+        specs = tasks(count)
+        for first in range(0, count, 100):
+            await service.add_tasks(JOB, specs[first : first + 100])
+        with anyio.fail_after(300):  # the file store writes in a worker thread: real time
+            while (await service.get_task_counts(JOB)).completed < count:
+                await all_blocked()
+                clock.advance(1)
+                await anyio.sleep(0.001)
+        assert all(t.state is TaskState.COMPLETED for t in await service.list_tasks(JOB))
+        await service.close()
+        group.cancel_scope.cancel()
+    assert not await kept.journal()
+    kept.release()  # the database closed: its WAL is folded into it
+    return kept.path.stat().st_size
+
+
+async def test_the_state_database_grows_linearly_with_the_tasks(tmp_path: Path) -> None:
+    sizes = {n: await _database_size(tmp_path / str(n), n) for n in (1_000, 2_000, 4_000)}
+    first = (sizes[2_000] - sizes[1_000]) / 1_000
+    second = (sizes[4_000] - sizes[2_000]) / 2_000
+    print(f"state database: {sizes}; {first:.0f} then {second:.0f} bytes a task")
+    assert first > 0 and abs(second - first) <= 0.1 * first, (first, second)
