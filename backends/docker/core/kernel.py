@@ -152,13 +152,13 @@ class Core:
     async def persist(self) -> None:
         """Write the state's changes now (before acting on a change that must survive a
         crash): the objects changed since the last save (`store.Tracker`), encoded in slices
-        of a few milliseconds, then written in one transaction."""
+        of 2 ms, then written in one transaction."""
         async with self.persist_lock:
             self.state.journal_seq = self.journal_seq
             changes = await self.saved.changes(self.state)
             if changes:
                 await self.store.write(changes)
-                self.saved.commit(changes)
+                await self.saved.commit(changes)
 
     async def journal(self, entry: dict[str, Any]) -> None:
         """Keep `entry` (records about to be acted on) in the store's journal, numbered."""

@@ -59,7 +59,7 @@ log = structlog.get_logger("jobprep_release.docker")
 LOCK_POLL = 0.2
 """Seconds between two looks at a state lock another process holds."""
 
-SLICE = 0.005
+SLICE = 0.002
 """Seconds of encoding a save may spend before letting the loop run (`Tracker.changes`)."""
 
 Key = tuple[str, str, str]
@@ -219,9 +219,12 @@ class Tracker:
             changes.gone += gone
             changes.seen.extend((key, None) for key in gone)
 
-    def commit(self, changes: Changes) -> None:
-        """`changes` were written: the next save is relative to them."""
-        for key, entry in changes.seen:
+    async def commit(self, changes: Changes) -> None:
+        """`changes` were written: the next save is relative to them (recorded in slices)."""
+        pace = _Pace()
+        for count, (key, entry) in enumerate(changes.seen):
+            if count & 255 == 255:
+                await pace.step()
             kind, parent, id_ = key
             if kind != "task":
                 if entry is None:
