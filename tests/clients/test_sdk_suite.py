@@ -30,8 +30,10 @@ from typing import Any, TypeVar
 import anyio
 import docker
 import pytest
+from azure.batch import BatchClient as SyncBatchClient
 from azure.batch import models
 from azure.batch.aio import BatchClient
+from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from jobprep_release.azurite import Azurite
@@ -395,55 +397,90 @@ async def test_batch_create_pool_with_blobfuse_mount(pools: Pools, client_factor
 # --- test_batch_update_pools ----------------------------------------------------------------
 
 
+def paas_pool(pool_id: str) -> models.BatchPoolCreateOptions:
+    """The suite's "paas" pool: a start task with a resource file, a variable and an admin
+    auto-user (a Linux command line for its ``cmd.exe`` one)."""
+    return models.BatchPoolCreateOptions(
+        id=pool_id,
+        vm_size=VM_SIZE,
+        virtual_machine_configuration=vm(),
+        start_task=models.BatchStartTask(
+            command_line="/bin/sh -c 'echo hello world'",
+            resource_files=[
+                models.ResourceFile(http_url="https://contoso.com", file_path="filename.txt")
+            ],
+            environment_settings=[models.EnvironmentSetting(name="ENV_VAR", value="env_value")],
+            user_identity=models.UserIdentity(
+                auto_user=models.AutoUserSpecification(elevation_level="admin")
+            ),
+        ),
+    )
+
+
+REPLACEMENT = models.BatchPoolReplaceOptions(
+    application_package_references=[],
+    metadata=[models.BatchMetadataItem(name="foo", value="bar")],
+)
+UPDATE = models.BatchPoolUpdateOptions(
+    metadata=[models.BatchMetadataItem(name="foo2", value="bar2")]
+)
+
+
+def assert_updated(pool: models.BatchPool, pool_id: str) -> None:
+    """Get Pool after the suite's replace and update."""
+    assert isinstance(pool, models.BatchPool)
+    assert pool.id == pool_id
+    assert pool.state == models.BatchPoolState.ACTIVE
+    assert pool.allocation_state == models.AllocationState.STEADY
+    assert pool.vm_size == VM_SIZE
+    # Replace Pool Properties without a start task removes it.
+    assert pool.start_task is None
+    assert pool.metadata is not None
+    assert (pool.metadata[0].name, pool.metadata[0].value) == ("foo2", "bar2")
+
+
+def assert_selected(pool: models.BatchPool, pool_id: str) -> None:
+    """Get Pool with ``$select=id,state`` and ``$expand=stats``."""
+    assert isinstance(pool, models.BatchPool)
+    assert pool.id == pool_id
+    assert pool.state == models.BatchPoolState.ACTIVE
+    assert pool.allocation_state is None
+    assert pool.vm_size is None
+
+
 async def test_batch_update_pools(pools: Pools, client_factory: Opener) -> None:
     async with client_factory() as client:
-        paas = models.BatchPoolCreateOptions(
-            id=pools.name("batch_paas_"),
-            vm_size=VM_SIZE,
-            virtual_machine_configuration=vm(),
-            start_task=models.BatchStartTask(
-                command_line="/bin/sh -c 'echo hello world'",
-                resource_files=[
-                    models.ResourceFile(http_url="https://contoso.com", file_path="filename.txt")
-                ],
-                environment_settings=[models.EnvironmentSetting(name="ENV_VAR", value="env_value")],
-                user_identity=models.UserIdentity(
-                    auto_user=models.AutoUserSpecification(elevation_level="admin")
-                ),
-            ),
-        )
+        paas = paas_pool(pools.name("batch_paas_"))
         await client.create_pool(paas)
-
-        replacement = models.BatchPoolReplaceOptions(
-            application_package_references=[],
-            metadata=[models.BatchMetadataItem(name="foo", value="bar")],
-        )
-        await client.replace_pool_properties(paas.id, replacement)
-        update = models.BatchPoolUpdateOptions(
-            metadata=[models.BatchMetadataItem(name="foo2", value="bar2")]
-        )
-        await client.update_pool(paas.id, update)
+        await client.replace_pool_properties(paas.id, REPLACEMENT)
+        await client.update_pool(paas.id, UPDATE)
         assert await client.pool_exists(paas.id)
-
-        pool = await client.get_pool(paas.id)
-        assert isinstance(pool, models.BatchPool)
-        assert pool.id == paas.id
-        assert pool.state == models.BatchPoolState.ACTIVE
-        assert pool.allocation_state == models.AllocationState.STEADY
-        assert pool.vm_size == VM_SIZE
-        # Replace Pool Properties without a start task removes it.
-        assert pool.start_task is None
-        assert pool.metadata is not None
-        assert (pool.metadata[0].name, pool.metadata[0].value) == ("foo2", "bar2")
-
-        pool = await client.get_pool(paas.id, select=["id,state"], expand=["stats"])
-        assert isinstance(pool, models.BatchPool)
-        assert pool.id == paas.id
-        assert pool.state == models.BatchPoolState.ACTIVE
-        assert pool.allocation_state is None
-        assert pool.vm_size is None
-
+        assert_updated(await client.get_pool(paas.id), paas.id)
+        selected = await client.get_pool(paas.id, select=["id,state"], expand=["stats"])
+        assert_selected(selected, paas.id)
         await delete_pool(client, paas.id)
+
+
+async def test_batch_update_pools_sync(pools: Pools, tmp_path: Path) -> None:
+    """The same through azure-batch's sync client (the suite runs each test with both), in a
+    worker thread: its own transport (requests) and pollers."""
+    pool_id = pools.name("batch_paas_")
+
+    def replay(url: str, account: str, key: str) -> None:
+        credential = AzureNamedKeyCredential(account, key)
+        with SyncBatchClient(url, credential, retry_total=0) as client:
+            client.create_pool(paas_pool(pool_id))
+            client.replace_pool_properties(pool_id, REPLACEMENT)
+            client.update_pool(pool_id, UPDATE)
+            assert client.pool_exists(pool_id)
+            assert_updated(client.get_pool(pool_id), pool_id)
+            assert_selected(
+                client.get_pool(pool_id, select=["id,state"], expand=["stats"]), pool_id
+            )
+            client.begin_delete_pool(pool_id, polling_interval=1).result()
+
+    async with endpoint(tmp_path / "state") as running:
+        await anyio.to_thread.run_sync(replay, running.url, running.account, running.key)
 
 
 # --- test_batch_scale_pools -----------------------------------------------------------------
