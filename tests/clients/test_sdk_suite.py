@@ -9,12 +9,14 @@ endpoint's output. Where the suite targets Azure itself, the equivalent is local
 the PoolPreparer's pools (made through the management plane) are made with Add Pool, Windows
 command lines are Linux ones, and the container URL of Upload Batch Service Logs is an Azurite
 container. azure-batch 15.1 has no ``targetNodeCommunicationMode`` (api-version 2025-06-01
-dropped it), so the suite's uses of it cannot be sent.
+dropped it): the suite's uses of it go raw at 2024-07-01.20.0 (a strict xfail until the pools
+work honours it).
 
-What needs Azure infrastructure that cannot exist locally (Windows nodes, data disks, disk
-encryption, blobfuse mounts, VM extensions, network security groups, a node's login service,
-usage metrics) is asserted to be refused with 501 naming it, and to be in the README's
-"Not emulated" list.
+What needs Azure infrastructure that cannot exist locally (Windows nodes, managed data disks,
+disk encryption, blobfuse mounts of Azure Storage, VM extensions, network security groups), or
+what the local nodes do not have (a login service: node users, remote login settings) or the
+endpoint does not keep (pool usage aggregates), is asserted to be refused with 501 naming it,
+and to be in the README's "Not emulated" list.
 """
 
 from __future__ import annotations
