@@ -6,11 +6,11 @@ boot, then one line per start and per end of its start task and of each task, jo
 and release task (``agent.log``), the same record the node and task views are made from (a
 real agent logs its own start too, so a node that ran nothing yet still has a log). As the
 service does, the whole file is uploaded when any of its lines falls between `start_time` and
-`end_time` (none: until now), under a virtual directory made of
-the pool id, the node id and a unique identifier (REST UploadBatchServiceLogsResult), after a
-first part as the service's recorded answer has it (``batch-<16 hex digits>/<pool>/<node>/<guid>``;
-Inferred: the digits are the account's, here a hash of its name). The upload is done before
-the answer (the service answers first): a container that refuses it is a 400 here.
+`end_time` (none: until now), under a virtual directory made of the pool id, the node id and a
+unique identifier (REST UploadBatchServiceLogsResult), after a first part as the service's
+recorded answer has it (``batch-<16 hex digits>/<pool>/<node>/<guid>``; Inferred: the digits
+are the account's, here a hash of its name). The upload is done before the answer (the service
+answers first): a container that refuses it is a 400 here.
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ LOG_NAME = "agent.log"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
-def _lines(kind: str, job_id: str, task_id: str, run: Execution) -> list[tuple[float, str]]:
+def _lines(what: str, run: Execution) -> list[tuple[float, str]]:
     found = []
-    what = f"{kind} {task_id} of job {job_id}" if job_id else kind
     if run.start_time is not None:
         found.append((run.start_time, f"started {what}"))
     if run.completed and run.end_time is not None:
@@ -48,11 +47,11 @@ def agent_log(core: Core, node: NodeRecord) -> list[tuple[float, str]]:
     if node.last_boot_time is not None:
         lines.append((node.last_boot_time, f"node {node_id} booted"))
     if node.start is not None:
-        lines += _lines("start task", "", "", node.start)
+        lines += _lines("start task", node.start)
     for job in core.state.jobs.values():
         for task in job.tasks.values():
             if task.node_id == node_id:
-                lines += _lines("task", job.spec.id, task.spec.id, task.run)
+                lines += _lines(f"task {task.spec.id} of job {job.spec.id}", task.run)
         record = job.nodes.get(node_id)
         if record is None:
             continue
@@ -61,7 +60,7 @@ def agent_log(core: Core, node: NodeRecord) -> list[tuple[float, str]]:
             ("job release task", record.release, job.spec.release),
         ):
             if run is not None and spec is not None:
-                lines += _lines(kind, job.spec.id, spec.id, run)
+                lines += _lines(f"{kind} {spec.id} of job {job.spec.id}", run)
     return sorted(lines, key=lambda line: line[0])
 
 
