@@ -1,22 +1,22 @@
 """azure-batch 15's own test suite, its pool and node operations replayed against the endpoint on
 the real engine (docker executor).
 
-Each test below is one test of the SDK's public suite (Azure/azure-sdk-for-python,
-``sdk/batch/azure-batch/tests/test_batch.py`` and its ``batch_preparers.py``): the same
-operations, in the same order, with equivalent arguments, through the installed azure-batch 15
-async client. Expected values are the SDK test's assertions (and the REST reference), never this
-endpoint's output. Where the suite targets Azure itself, the equivalent is local and said so:
-the PoolPreparer's pools (made through the management plane) are made with Add Pool, Windows
-command lines are Linux ones, and the container URL of Upload Batch Service Logs is an Azurite
-container. azure-batch 15.1 has no ``targetNodeCommunicationMode`` (api-version 2025-06-01
-dropped it): the suite's uses of it go raw at 2024-07-01.20.0 (a strict xfail until the pools
-work honours it).
+Each test below is one test of the SDK's public suite as azure-batch 15.1.0 ships it (its PyPI
+sdist's ``tests/test_batch.py`` and ``batch_preparers.py``, from Azure/azure-sdk-for-python
+``sdk/batch/azure-batch/tests``): the same operations, in the same order, with equivalent
+arguments, through the installed azure-batch 15.1 async client (and the sync one once). Expected
+values are the SDK test's assertions (and the REST reference), never this endpoint's output.
+Where the suite targets Azure itself, the equivalent is local and said so: the PoolPreparer's
+pools (made through the management plane) are made with Add Pool, a Windows pool that must run
+a task is a Linux one, and the container URL of Upload Batch Service Logs is an Azurite
+container. A property the pools work still refuses (``taskSchedulingPolicy.jobDefaultOrder``)
+is a strict xfail of its own.
 
 What needs Azure infrastructure that cannot exist locally (Windows nodes, managed data disks,
-disk encryption, blobfuse mounts of Azure Storage, VM extensions, network security groups), or
-what the local nodes do not have (a login service: node users, remote login settings) or the
-endpoint does not keep (pool usage aggregates), is asserted to be refused with 501 naming it,
-and to be in the README's "Not emulated" list.
+disk encryption and disk encryption sets, confidential VM security profiles and OS disks,
+blobfuse mounts of Azure Storage, VM extensions, network security groups, public IP addresses),
+or what the local nodes do not have (a login service: node users, remote login settings), is
+asserted to be refused with 501 naming it, and to be in the README's "Not emulated" list.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from azure.batch import BatchClient as SyncBatchClient
 from azure.batch import models
 from azure.batch.aio import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from jobprep_release.azurite import Azurite
 from tests.conftest import REPO, gone, remove_labelled
@@ -50,8 +50,10 @@ T = TypeVar("T")
 
 VM_SIZE = "standard_d2_v2"
 """The suite's DEFAULT_VM_SIZE."""
-UBUNTU = models.BatchVmImageReference(publisher="Canonical", offer="UbuntuServer", sku="18.04-LTS")
-UBUNTU_AGENT = "batch.node.ubuntu 18.04"
+UBUNTU = models.BatchVmImageReference(
+    publisher="Canonical", offer="0001-com-ubuntu-server-jammy", sku="22_04-lts"
+)
+UBUNTU_AGENT = "batch.node.ubuntu 22.04"
 WINDOWS = models.BatchVmImageReference(
     publisher="MicrosoftWindowsServer", offer="WindowsServer", sku="2016-Datacenter-smalldisk"
 )
@@ -167,9 +169,16 @@ async def prepared(client: BatchClient, pool: models.BatchPoolCreateOptions) -> 
     )
 
 
+async def succeeded(poller: Any) -> None:
+    """The suite's check of a long-running operation: no result, done, ``Succeeded``."""
+    assert poller is not None
+    assert await poller.result() is None
+    assert poller.done()
+    assert poller.status() == "Succeeded"
+
+
 async def delete_pool(client: BatchClient, pool_id: str) -> None:
-    poller = await client.begin_delete_pool(pool_id, polling_interval=1)
-    await poller.result()
+    await succeeded(await client.begin_delete_pool(pool_id, polling_interval=1))
 
 
 def vm(**settings: Any) -> models.VirtualMachineConfiguration:
@@ -200,11 +209,6 @@ def windows_pool(pool_id: str, **settings: Any) -> models.BatchPoolCreateOptions
 
 async def test_batch_create_pools(pools: Pools, client_factory: Opener) -> None:
     async with client_factory() as client:
-        # (List Supported Images, as the msrest-era suite began.)
-        images = await listed(client.list_supported_images())
-        assert len(images) > 1
-        assert images[-1].image_reference is not None
-
         users = [
             models.UserAccount(name="test-user-1", password="secret"),
             models.UserAccount(name="test-user-2", password="secret", elevation_level="admin"),
@@ -231,6 +235,7 @@ async def test_batch_create_pools(pools: Pools, client_factory: Opener) -> None:
         assert counts[0].dedicated is not None
         assert counts[0].dedicated.total == 0
         assert counts[0].dedicated.leaving_pool == 0
+        assert counts[0].low_priority is not None
         assert counts[0].low_priority.total == 0
 
         # A subnet of another subscription, and a malformed image id: 400 InvalidPropertyValue.
@@ -313,49 +318,93 @@ async def test_batch_create_pools(pools: Pools, client_factory: Opener) -> None:
             await delete_pool(client, pool_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pools: targetNodeCommunicationMode (the suite sets classic on Add Pool and Replace "
-    "Pool Properties and reads it back) is 501 until the pools helper honours it",
-)
-async def test_batch_create_pools_target_node_communication_mode(
+# --- test_batch_create_pool_with_osdisksecurityprofile and _with_osdiskdiskencryption -------
+
+
+def confidential_windows(**disks: Any) -> models.VirtualMachineConfiguration:
+    """The suite's confidential VM: Windows Server 2022 gen 2, its security profile (UEFI,
+    proxy agent in audit mode) and an OS disk whose managed disk encrypts the VM guest state."""
+    managed = disks.pop("os_managed_disk", {})
+    return vm(
+        security_profile=models.SecurityProfile(
+            security_type="confidentialVM",
+            encryption_at_host=False,
+            proxy_agent_settings=models.ProxyAgentSettings(
+                enabled=False, imds=models.HostEndpointSettings(mode="Audit")
+            ),
+            uefi_settings=models.BatchUefiSettings(secure_boot_enabled=True, vtpm_enabled=True),
+        ),
+        image_reference=models.BatchVmImageReference(
+            publisher="microsoftwindowsserver",
+            offer="windowsserver",
+            sku="2022-datacenter-g2",
+            version="latest",
+        ),
+        os_disk=models.BatchOsDisk(
+            caching="readwrite",
+            managed_disk=models.ManagedDisk(
+                security_profile=models.BatchVmDiskSecurityProfile(
+                    security_encryption_type="VMGuestStateOnly"
+                ),
+                **managed,
+            ),
+        ),
+        node_agent_sku_id="batch.node.windows amd64",
+        windows_configuration=models.WindowsConfiguration(enable_automatic_updates=True),
+        **disks,
+    )
+
+
+async def test_batch_create_pool_with_osdisksecurityprofile(
     pools: Pools, client_factory: Opener
 ) -> None:
-    """The suite's ``target_node_communication_mode=classic``: azure-batch 15.1 has no such
-    property (api-version 2025-06-01 has none), so it goes raw at ``2024-07-01.20.0``, the
-    newest api-version with it (REST: ``classic`` or ``simplified``; Get Pool returns it)."""
-    version = {"api-version": "2024-07-01.20.0"}
-    pool_id = pools.name("batch_disk_")
-    body = {
-        "id": pool_id,
-        "vmSize": VM_SIZE,
-        "virtualMachineConfiguration": {
-            "imageReference": {
-                "publisher": "Canonical",
-                "offer": "UbuntuServer",
-                "sku": "18.04-LTS",
-            },
-            "nodeAgentSKUId": UBUNTU_AGENT,
-        },
-        "targetNodeCommunicationMode": "classic",
-    }
+    pool = models.BatchPoolCreateOptions(
+        id=pools.name("batch_iass_"),
+        vm_size=VM_SIZE,
+        virtual_machine_configuration=confidential_windows(),
+    )
     async with client_factory() as client:
-        added = await call(client, "POST", "/pools", body=body, params=version)
-        assert added.status == 201, added.body
-        got = await call(client, "GET", f"/pools/{pool_id}", params=version)
-        assert got.json()["targetNodeCommunicationMode"] == "classic"
-        replacement = {
-            "applicationPackageReferences": [],
-            "metadata": [{"name": "foo", "value": "bar"}],
-            "targetNodeCommunicationMode": "classic",
-        }
-        replaced = await call(
-            client, "POST", f"/pools/{pool_id}/updateproperties", body=replacement, params=version
+        assert_refused(
+            await refusal(client.create_pool(pool)),
+            "virtualMachineConfiguration.securityProfile",
+            "virtualMachineConfiguration.osDisk",
+            "virtualMachineConfiguration.windowsConfiguration",
+            listed="OS disk, security and disk-encryption settings",
         )
-        assert replaced.status == 204, replaced.body
-        got = await call(client, "GET", f"/pools/{pool_id}", params=version)
-        assert got.json()["targetNodeCommunicationMode"] == "classic"
-        await delete_pool(client, pool_id)
+        assert await listed(client.list_pools()) == []
+
+
+async def test_batch_create_pool_with_osdiskdiskencryption(
+    pools: Pools, client_factory: Opener
+) -> None:
+    """The suite's disk encryption set comes from its ARM test resources; any id of one is
+    refused alike here."""
+    encryption_set = models.DiskEncryptionSetParameters(
+        id="/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/batch-rg"
+        "/providers/Microsoft.Compute/diskEncryptionSets/batch-des"
+    )
+    data_disk = models.DataDisk(
+        logical_unit_number=0,
+        disk_size_gb=50,
+        managed_disk=models.ManagedDisk(
+            disk_encryption_set=encryption_set, storage_account_type="standard_lrs"
+        ),
+    )
+    pool = models.BatchPoolCreateOptions(
+        id=pools.name("batch_iass_"),
+        vm_size=VM_SIZE,
+        virtual_machine_configuration=confidential_windows(
+            os_managed_disk={"disk_encryption_set": encryption_set}, data_disks=[data_disk]
+        ),
+    )
+    async with client_factory() as client:
+        assert_refused(
+            await refusal(client.create_pool(pool)),
+            "virtualMachineConfiguration.osDisk",
+            "virtualMachineConfiguration.dataDisks",
+            listed="data disks",
+        )
+        assert await listed(client.list_pools()) == []
 
 
 # --- test_batch_create_pool_with_blobfuse_mount ---------------------------------------------
@@ -373,7 +422,9 @@ async def test_batch_create_pool_with_blobfuse_mount(pools: Pools, client_factor
         )
     ]
     async with client_factory() as client:
-        windows = windows_pool(pools.name("batch_iaas_"), mount_configuration=mount)
+        windows = windows_pool(pools.name("batch_iass_"), mount_configuration=mount)
+        assert windows.task_scheduling_policy is not None
+        windows.task_scheduling_policy.job_default_order = "creationtime"
         error = await refusal(client.create_pool(windows))
         assert_refused(
             error,
@@ -401,13 +452,13 @@ async def test_batch_create_pool_with_blobfuse_mount(pools: Pools, client_factor
 
 def paas_pool(pool_id: str) -> models.BatchPoolCreateOptions:
     """The suite's "paas" pool: a start task with a resource file, a variable and an admin
-    auto-user (a Linux command line for its ``cmd.exe`` one)."""
+    auto-user."""
     return models.BatchPoolCreateOptions(
         id=pool_id,
         vm_size=VM_SIZE,
         virtual_machine_configuration=vm(),
         start_task=models.BatchStartTask(
-            command_line="/bin/sh -c 'echo hello world'",
+            command_line='cmd.exe /c "echo hello world"',  # never runs: the pool has no node
             resource_files=[
                 models.ResourceFile(http_url="https://contoso.com", file_path="filename.txt")
             ],
@@ -519,34 +570,28 @@ async def test_batch_scale_pools(pools: Pools, client_factory: Opener) -> None:
         )
         poller = await client.begin_resize_pool(pool_id, resize, polling_interval=1)
         assert poller is not None
-
-        stopping = await client.begin_stop_pool_resize(pool_id, polling_interval=1)
-        await stopping.result()
+        await succeeded(await client.begin_stop_pool_resize(pool_id, polling_interval=1))
         pool = await eventually(lambda: client.get_pool(pool_id), steady)
         assert pool.target_low_priority_nodes == 2
-
-        # List Pool Usage Metrics: the endpoint keeps no usage aggregates.
-        assert_refused(
-            await refusal(listed(client.list_pool_usage_metrics())),
-            "List Pool Usage Metrics",
-            listed="List Pool Usage Metrics",
-        )
         await delete_pool(client, pool_id)
 
 
 # --- test_batch_network_configuration -------------------------------------------------------
 
 
-def nat_with_rules() -> models.NetworkConfiguration:
+def nat_with_rules(
+    protocol: str, backend: int, frontends: tuple[int, int], **network: Any
+) -> models.NetworkConfiguration:
+    """An inbound NAT pool ``TestEndpointConfig`` open to all (the suite's rule 150)."""
     return models.NetworkConfiguration(
         endpoint_configuration=models.BatchPoolEndpointConfiguration(
             inbound_nat_pools=[
                 models.BatchInboundNatPool(
                     name="TestEndpointConfig",
-                    protocol="udp",
-                    backend_port=64444,
-                    frontend_port_range_start=60000,
-                    frontend_port_range_end=61000,
+                    protocol=protocol,
+                    backend_port=backend,
+                    frontend_port_range_start=frontends[0],
+                    frontend_port_range_end=frontends[1],
                     network_security_group_rules=[
                         models.NetworkSecurityGroupRule(
                             priority=150, access="allow", source_address_prefix="*"
@@ -554,7 +599,8 @@ def nat_with_rules() -> models.NetworkConfiguration:
                     ],
                 )
             ]
-        )
+        ),
+        **network,
     )
 
 
@@ -565,13 +611,24 @@ async def test_batch_network_configuration(pools: Pools, client_factory: Opener)
             target_dedicated_nodes=1,
             vm_size=VM_SIZE,
             virtual_machine_configuration=vm(),
-            network_configuration=nat_with_rules(),
+            network_configuration=nat_with_rules(
+                "tcp",
+                3389,
+                (15000, 15100),
+                public_ip_address_configuration=models.BatchPublicIpAddressConfiguration(
+                    ip_families=["IPv4", "IPv6"]
+                ),
+            ),
         )
+        error = await refusal(client.create_pool(pool))
         assert_refused(
-            await refusal(client.create_pool(pool)),
+            error,
             "networkConfiguration.endpointConfiguration.inboundNATPools[0]"
             ".networkSecurityGroupRules",
             listed="network security group rules",
+        )
+        assert_refused(
+            error, "networkConfiguration.publicIPAddressConfiguration", listed="public IP settings"
         )
         assert await listed(client.list_pools()) == []
 
@@ -614,8 +671,9 @@ async def test_batch_compute_nodes(pools: Pools, client_factory: Opener, blobs: 
 
         # azure-batch 15.1 exports no BatchNodeRebootOptions; its operation takes the model.
         reboot = models._models.BatchNodeRebootOptions(node_reboot_kind="terminate")
-        poller = await client.begin_reboot_node(pool_id, nodes[0].id, reboot, polling_interval=1)
-        await poller.result()
+        await succeeded(
+            await client.begin_reboot_node(pool_id, nodes[0].id, reboot, polling_interval=1)
+        )
 
         # test_batch_compute_node_extensions: every node's extensions are Azure's VM agent's.
         assert_refused(
@@ -630,8 +688,7 @@ async def test_batch_compute_nodes(pools: Pools, client_factory: Opener, blobs: 
         )
 
         remove = models.BatchNodeRemoveOptions(node_ids=[n.id for n in nodes])
-        removing = await client.begin_remove_nodes(pool_id, remove, polling_interval=1)
-        await removing.result()
+        await succeeded(await client.begin_remove_nodes(pool_id, remove, polling_interval=1))
         await delete_pool(client, pool_id)
 
 
@@ -649,7 +706,7 @@ async def test_batch_compute_node_extensions(pools: Pools, client_factory: Opene
             target_dedicated_nodes=1,
             vm_size=VM_SIZE,
             virtual_machine_configuration=vm(extensions=[extension]),
-            network_configuration=nat_with_rules(),
+            network_configuration=nat_with_rules("udp", 64444, (60000, 61000)),
         )
         assert_refused(
             await refusal(client.create_pool(pool)),
@@ -718,17 +775,20 @@ async def test_batch_files(pools: Pools, client_factory: Opener) -> None:
         everything = await listed(client.list_node_files(pool_id, node.id, recursive=True))
         only_files = [f for f in everything if not f.is_directory]
         assert len(only_files) >= 2
-        props = await client.get_node_file_properties(pool_id, node.id, only_files[0].name)
-        await assert_file_headers(client, f"/pools/{pool_id}/nodes/{node.id}", only_files[0].name)
-        stream = await client.download_node_file(pool_id, node.id, only_files[0].name)
+        second = only_files[1].name
+        props = await client.get_node_file_properties(pool_id, node.id, second)
+        assert props.content_length is not None
+        await assert_file_headers(client, f"/pools/{pool_id}/nodes/{node.id}", second)
+        stream = await client.download_node_file(pool_id, node.id, second)
         data = b"".join([chunk async for chunk in stream])
         assert len(data) == props.content_length
-        await client.delete_node_file(pool_id, node.id, only_files[0].name)
+        await client.delete_node_file(pool_id, node.id, second)
 
         everything = await listed(client.list_task_files(job_id, task_id))
         only_files = [f for f in everything if not f.is_directory]
         assert len(only_files) >= 1
         props = await client.get_task_file_properties(job_id, task_id, only_files[0].name)
+        assert props.content_length is not None
         await assert_file_headers(client, f"/jobs/{job_id}/tasks/{task_id}", only_files[0].name)
         stream = await client.download_task_file(job_id, task_id, only_files[0].name)
         data = b"".join([chunk async for chunk in stream])
@@ -741,13 +801,84 @@ async def test_batch_files(pools: Pools, client_factory: Opener) -> None:
 
 
 async def assert_file_headers(client: BatchClient, parent: str, name: str) -> None:
-    """The suite asserts Content-Length and Content-Type among the properties' headers;
-    azure-batch 15.1's BatchFileProperties does not read Content-Type (its source leaves it
-    out), so the same request is read raw."""
+    """Content-Length and Content-Type of the file's properties (REST Get File Properties),
+    read raw: azure-batch 15.1's BatchFileProperties leaves Content-Type out (its suite's
+    check of it waits on a fix, a TODO there)."""
     answer = await call(client, "HEAD", f"{parent}/files/{name}")
     assert answer.status == 200
     assert "Content-Length" in answer.headers
     assert "Content-Type" in answer.headers
+
+
+# --- test_batch_exception_policy ------------------------------------------------------------
+
+
+async def test_batch_exception_policy(pools: Pools, client_factory: Opener) -> None:
+    async with client_factory() as client:
+        with pytest.raises(ResourceNotFoundError) as missing:
+            await client.get_pool("non-existent-pool-id")
+        assert missing.value.response is not None
+        assert hasattr(missing.value, "model")
+        assert "(PoolNotFound) The specified pool does not exist." in str(missing.value)
+        assert missing.value.error is not None and missing.value.error.code == "PoolNotFound"
+
+        auto_pool = models.BatchAutoPoolSpecification(
+            pool_lifetime_option="job",
+            pool=models.BatchPoolSpecification(
+                vm_size=VM_SIZE,
+                virtual_machine_configuration=vm(
+                    image_reference=models.BatchVmImageReference(
+                        publisher="Canonical",
+                        offer="0001-com-ubuntu-server-jammy",
+                        sku="22_04-lts",
+                        version="latest",
+                    )
+                ),
+            ),
+        )
+        job = models.BatchJobCreateOptions(
+            id=f"batch_test_job_{pools.suffix}",
+            pool_info=models.BatchPoolInfo(auto_pool_specification=auto_pool),
+        )
+        await client.create_job(job)
+        (auto_pool_id,) = [pool.id async for pool in client.list_pools()]
+        pools.made.append(auto_pool_id)
+        with pytest.raises(ResourceExistsError) as exists:
+            await client.create_job(job)
+        assert exists.value.response is not None
+        assert hasattr(exists.value, "model")
+        assert "(JobExists) The specified job already exists." in str(exists.value)
+        assert exists.value.error is not None and exists.value.error.code == "JobExists"
+        await succeeded(await client.begin_delete_job(job.id, polling_interval=1))
+        # The auto pool goes with its job.
+        await eventually(lambda: listed(client.list_pools()), lambda found: found == [])
+
+
+# --- pool properties the pools work honours next ---------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pools: taskSchedulingPolicy.jobDefaultOrder (the suite's blobfuse pool sets "
+    "creationtime and reads it back) is 501 until the pools helper honours it",
+)
+async def test_batch_job_default_order(pools: Pools, client_factory: Opener) -> None:
+    """The blobfuse test's ``jobDefaultOrder`` on a pool without what else it refuses (REST
+    BatchTaskSchedulingPolicy: ``none`` or ``creationtime``, returned by Get Pool)."""
+    pool = models.BatchPoolCreateOptions(
+        id=pools.name("batch_order_"),
+        vm_size=VM_SIZE,
+        virtual_machine_configuration=vm(),
+        task_scheduling_policy=models.BatchTaskSchedulingPolicy(
+            node_fill_type="pack", job_default_order="creationtime"
+        ),
+    )
+    async with client_factory() as client:
+        await client.create_pool(pool)
+        got = await client.get_pool(pool.id)
+        assert got.task_scheduling_policy is not None
+        assert got.task_scheduling_policy.job_default_order == "creationtime"
+        await delete_pool(client, pool.id)
 
 
 # --- azure-batch 15.1's own bugs, and what the endpoint takes instead -----------------------
@@ -806,7 +937,8 @@ def test_every_refusal_is_listed() -> None:
         "mount configuration",
         "VM extensions",
         "network security group rules",
-        "List Pool Usage Metrics",
         "remote login settings",
+        "OS disk, security and disk-encryption settings",
+        "public IP settings",
     ):
         assert re.search(re.escape(phrase), text), phrase
