@@ -8,9 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 
 from jobprep_release.backends.base import TaskConstraints, TaskState
 from jobprep_release.backends.docker.core import BatchService, FakeClock, FakeExecutor, StateStore
+from jobprep_release.backends.docker.core.store import Tracker
 from tests.core.harness import JOB, SETTINGS, all_blocked, job_spec, pool_spec, running_core, tasks
 
 MANY = 10_000
@@ -45,6 +47,35 @@ async def test_a_save_after_one_task_of_10000_changed_writes_its_row_only() -> N
         assert not [key for key in rows if key[0] in ("job", "task")]
 
 
+async def test_a_save_of_10000_changed_tasks_lets_the_loop_run_between_slices() -> None:
+    # The first save of 10,000 tasks encodes them all: in slices, another task runs between.
+    async with running_core() as core:
+        service = core.service
+        await service.create_pool(pool_spec(0))
+        await service.create_job(job_spec())
+        specs = tasks(MANY)
+        for first in range(0, MANY, 100):
+            await service.add_tasks(JOB, specs[first : first + 100])
+        state = core.service._core.state  # the core's state, saved afresh by a new tracker
+        ran = 0
+
+        async def ticker() -> None:
+            nonlocal ran
+            while True:
+                ran += 1
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(ticker)
+            await anyio.lowlevel.checkpoint()
+            before = ran
+            changes = await Tracker().changes(state)
+            during = ran - before
+            group.cancel_scope.cancel()
+        assert sum(kind == "task" for kind, _, _ in changes.rows) == MANY
+        assert during >= 2, during
+
+
 async def _database_size(directory: Path, count: int) -> int:
     """Bytes of the state database after `count` tasks completed on 4 nodes x 4 slots."""
     kept = StateStore(directory, "engine")
@@ -68,6 +99,9 @@ async def _database_size(directory: Path, count: int) -> int:
         group.cancel_scope.cancel()
     assert not await kept.journal()
     kept.release()  # the database closed: its WAL is folded into it
+    # A new service on the same database sees every task, completed.
+    again = StateStore(directory, "engine").load_now()
+    assert [t.state for t in again.jobs[JOB].tasks.values()] == [TaskState.COMPLETED] * count
     return kept.path.stat().st_size
 
 
