@@ -13,22 +13,36 @@ import anyio.lowlevel
 from jobprep_release.backends.base import TaskConstraints, TaskState
 from jobprep_release.backends.docker.core import BatchService, FakeClock, FakeExecutor, StateStore
 from jobprep_release.backends.docker.core.store import Tracker
-from tests.core.harness import JOB, SETTINGS, all_blocked, job_spec, pool_spec, running_core, tasks
+from tests.core.harness import (
+    JOB,
+    SETTINGS,
+    Core,
+    all_blocked,
+    job_spec,
+    pool_spec,
+    running_core,
+    tasks,
+)
 
 MANY = 10_000
 
 
+async def _many_waiting_tasks(core: Core) -> None:
+    """A job of `MANY` tasks on a pool of no node: they wait (active), as a large job's queue
+    does; added 100 a call (Add Task Collection's limit), each call's save writing its 100
+    tasks (and the job's row at most)."""
+    await core.service.create_pool(pool_spec(0))
+    await core.service.create_job(job_spec())
+    specs = tasks(MANY)
+    for first in range(0, MANY, 100):
+        await core.service.add_tasks(JOB, specs[first : first + 100])
+        assert core.store.written <= 100 + 2, core.store.written
+
+
 async def test_a_save_after_one_task_of_10000_changed_writes_its_row_only() -> None:
-    # No node: the tasks wait (active), as a large job's queue does.
     async with running_core() as core:
         service = core.service
-        await service.create_pool(pool_spec(0))
-        await service.create_job(job_spec())
-        specs = tasks(MANY)
-        for first in range(0, MANY, 100):  # Add Task Collection's limit
-            await service.add_tasks(JOB, specs[first : first + 100])
-            # Each collection's save writes its 100 tasks (and the job's row at most).
-            assert core.store.written <= 100 + 2, core.store.written
+        await _many_waiting_tasks(core)
         await core.settle()
         rows = core.store.rows
         assert sum(kind == "task" for kind, _, _ in rows) == MANY
@@ -50,12 +64,7 @@ async def test_a_save_after_one_task_of_10000_changed_writes_its_row_only() -> N
 async def test_a_save_of_10000_changed_tasks_lets_the_loop_run_between_slices() -> None:
     # The first save of 10,000 tasks encodes them all: in slices, another task runs between.
     async with running_core() as core:
-        service = core.service
-        await service.create_pool(pool_spec(0))
-        await service.create_job(job_spec())
-        specs = tasks(MANY)
-        for first in range(0, MANY, 100):
-            await service.add_tasks(JOB, specs[first : first + 100])
+        await _many_waiting_tasks(core)
         state = core.service._core.state  # the core's state, saved afresh by a new tracker
         ran = 0
 
