@@ -172,7 +172,8 @@ class Tracker:
                 else:
                     body = encode(record)
                 self._row((kind, "", key), record, body, changes, present)
-                await pace.step()
+                if pace.due():
+                    await pace.pause()
         changes.gone = [key for key in self._rows if key not in present]
         changes.seen.extend((key, None) for key in changes.gone)
         for job_key in list(state.jobs):
@@ -205,15 +206,16 @@ class Tracker:
                     and entry[3] == task.node_id
                     and entry[4] == task.files_removed
                 ):
-                    if count & 255 == 0:
-                        await pace.step()
+                    if count & 255 == 0 and pace.due():
+                        await pace.pause()
                     continue
             text = _dumps(encode(task))
             key = ("task", job_key, task_key)
             if entry is None or entry[0] is not task or entry[5] != text:
                 changes.rows[key] = text
             changes.seen.append((key, _seen(task, text)))
-            await pace.step()
+            if pace.due():
+                await pace.pause()
         if known < len(seen):
             gone = [("task", job_key, key) for key in seen if key not in tasks]
             changes.gone += gone
@@ -223,8 +225,8 @@ class Tracker:
         """`changes` were written: the next save is relative to them (recorded in slices)."""
         pace = _Pace()
         for count, (key, entry) in enumerate(changes.seen):
-            if count & 255 == 255:
-                await pace.step()
+            if count & 255 == 255 and pace.due():
+                await pace.pause()
             kind, parent, id_ = key
             if kind != "task":
                 if entry is None:
@@ -256,17 +258,21 @@ def _seen(task: TaskRecord, text: str | None) -> Seen:
 
 
 class _Pace:
-    """Lets the loop run once a slice of `SLICE` seconds was spent."""
+    """Says when a slice of `SLICE` seconds was spent (`due`: then `pause`). A check creates no
+    coroutine: in asyncio's debug mode (the bench's stall check) each one costs a traceback."""
 
     __slots__ = ("deadline",)
 
     def __init__(self) -> None:
         self.deadline = time.perf_counter() + SLICE
 
-    async def step(self) -> None:
-        if time.perf_counter() > self.deadline:
-            await anyio.lowlevel.checkpoint()
-            self.deadline = time.perf_counter() + SLICE
+    def due(self) -> bool:
+        return time.perf_counter() > self.deadline
+
+    async def pause(self) -> None:
+        """Let the loop run, then start the next slice."""
+        await anyio.lowlevel.checkpoint()
+        self.deadline = time.perf_counter() + SLICE
 
 
 def rows_of(document: dict[str, Any]) -> dict[Key, str]:
