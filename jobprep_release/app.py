@@ -77,6 +77,9 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
                     message = f"stdout was closed; {message}"
                 print(message, file=sys.stderr)
                 return EXIT_INTERRUPTED
+            if not await _linger(backend, interrupts):
+                print("stopped waiting for the other runs", file=sys.stderr)
+                return EXIT_INTERRUPTED
     if not opened:
         print("interrupted; nothing was created", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -88,6 +91,18 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
     failed = outcome.failed_tasks + [f"prep/release on {n}" for n in outcome.failed_prep_release]
     print(f"error: the sample ran, but these failed: {', '.join(failed)}", file=sys.stderr)
     return EXIT_TASKS_FAILED
+
+
+async def _linger(backend: BatchBackend, interrupts: Interrupts) -> bool:
+    """As the process holding the docker backend's state, wait for the runs attached to its
+    service to end (`jobprep_release.attach`); False when a signal stopped the wait."""
+    linger = getattr(backend, "linger", None)
+    if linger is None:
+        return True
+    with interrupts.guard() as waiting:
+        await linger(lambda line: print(line, file=sys.stderr, flush=True))
+    interrupts.drop(waiting)
+    return not waiting.cancelled_caught
 
 
 async def _storage(invocation: Invocation, stack: contextlib.AsyncExitStack) -> Prepared | None:
