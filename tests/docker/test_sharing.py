@@ -1,0 +1,155 @@
+"""One service per engine, on the real engine: `serve` with an azure-batch 15 client beside CLI
+runs that attach to it, a run naming a pool another run kept, a holder interrupted while a run is
+attached to it, and the service file's mode."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+from azure.batch import BatchClient, models
+from azure.core.credentials import AzureNamedKeyCredential
+
+from jobprep_release.backends.docker.core.store import StateStore
+from jobprep_release.backends.docker.sharing import read_service, service_path
+from tests.conftest import REPO, Ids, gone, remove_labelled, run_cli
+from tests.docker.test_interrupts import App
+from tests.docker.test_many_runs import ATTACHED, _transcript_is_the_samples
+from tests.endpoint.harness import ACCOUNT, KEY
+from tests.endpoint.support import linux_pool
+from tests.endpoint.test_sample import URL_LINE
+
+SMALL = ("--nodes", "1", "--tasks", "2", "--no-progress")
+
+
+def _sdk_hello_world(url: str, pool: str, job: str) -> bytes:
+    """azure-batch 15 (sync) as a user's code: a pool, a job, a task; its stdout; all deleted."""
+    with BatchClient(url, AzureNamedKeyCredential(ACCOUNT, KEY)) as client:
+        client.create_pool(linux_pool(pool))
+        client.create_job(
+            models.BatchJobCreateOptions(id=job, pool_info=models.BatchPoolInfo(pool_id=pool))
+        )
+        client.create_task(
+            job, models.BatchTaskCreateOptions(id="t1", command_line="echo hello from the sdk")
+        )
+        deadline = time.monotonic() + 180
+        while client.get_task(job, "t1").state != models.BatchTaskState.COMPLETED:
+            assert time.monotonic() < deadline, "the SDK's task never completed"
+            time.sleep(0.5)
+        output = b"".join(client.download_task_file(job, "t1", "stdout.txt"))
+        client.begin_delete_job(job, polling_interval=1).result()
+        client.begin_delete_pool(pool, polling_interval=1).result()
+    return output
+
+
+def test_serve_with_an_sdk_client_beside_cli_runs_that_attach_to_it(
+    state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    kept, deleted, sdk = (f"TestPool-{suffix}-{name}" for name in ("kept", "deleted", "sdk"))
+    environ = {name: value for name, value in os.environ.items() if not name.startswith("AZURE_")}
+    environ["JOBPREP_RELEASE_KEY"] = KEY
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jobprep_release", "serve", "--port", "0", "--account", ACCOUNT,
+         "--state-dir", str(state_dir)],
+        cwd=REPO, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        match = URL_LINE.fullmatch(server.stdout.readline().strip())
+        assert match, server.stderr.read() if server.stderr and server.poll() is not None else ""
+        url = match[1]
+        # Published beside the lock, readable by its owner only (it holds the account key).
+        store = StateStore(state_dir, str(docker_client.info()["ID"]))
+        published = read_service(store)
+        assert published is not None and published.pid == server.pid
+        assert (published.url, published.account, published.key) == (url, ACCOUNT, KEY)
+        assert stat.S_IMODE(service_path(store).stat().st_mode) == 0o600
+
+        with ThreadPoolExecutor(3) as runner:
+            first = runner.submit(
+                run_cli,
+                ["--pool-id", kept, "--job-id", f"TestJob-{suffix}-a", "--keep", *SMALL],
+                state_dir=state_dir,
+                timeout=300,
+            )
+            second = runner.submit(
+                run_cli,
+                ["--pool-id", deleted, "--job-id", f"TestJob-{suffix}-b", "--yes", *SMALL],
+                state_dir=state_dir,
+                timeout=300,
+            )
+            client = runner.submit(_sdk_hello_world, url, sdk, f"TestJob-{suffix}-sdk")
+            assert client.result() == b"hello from the sdk\n"
+            for run in (first.result(), second.result()):
+                assert run.returncode == 0, run.stderr
+                assert "Traceback" not in run.stderr
+                assert ATTACHED.findall(run.stderr) == [str(server.pid)], run.stderr
+                assert KEY not in run.stdout + run.stderr
+        _transcript_is_the_samples(second.result().stdout, deleted, f"TestJob-{suffix}-b")
+
+        # A later run naming the kept pool shares it (Batch lets many jobs use one pool).
+        third = run_cli(
+            ["--pool-id", kept, "--job-id", f"TestJob-{suffix}-c", "--yes", *SMALL],
+            state_dir=state_dir,
+            timeout=300,
+        )
+        assert third.returncode == 0, third.stderr
+        assert ATTACHED.findall(third.stderr) == [str(server.pid)], third.stderr
+        assert "The pool already existed when we tried to create it" in third.stdout
+        assert f"Job TestJob-{suffix}-c not found, creating..." in third.stdout
+        with BatchClient(url, AzureNamedKeyCredential(ACCOUNT, KEY)) as batch:
+            batch.begin_delete_job(f"TestJob-{suffix}-a", polling_interval=1).result()
+        for pool in (kept, deleted, sdk):
+            assert gone(docker_client, pool), f"{pool} left behind"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=60)
+        for pool in (kept, deleted, sdk):
+            remove_labelled(docker_client, pool)
+    assert server.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert not service_path(store).exists(), "serve left its service file"
+
+
+def test_a_run_attached_to_a_holder_that_is_interrupted_stops_with_one_line(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    other = Ids(pool=f"{ids.pool}-b", job=f"{ids.job}-b")
+    slow = ("--keep", "--nodes", "1", "--tasks", "1", "--task-command", "sleep 60")
+    try:
+        with App(ids, state_dir, *slow, "--no-progress") as holder:
+            holder.read_until("Submitting tasks")
+            with App(other, state_dir, *slow, "--no-progress") as attached:
+                attached.read_until("The docker backend's state is held by pid", stderr=True)
+                attached.read_until("Submitting tasks")
+                holder.process.send_signal(signal.SIGINT)
+                held_status, held_stderr = holder.finish()
+                started = time.monotonic()
+                status, stderr = attached.finish()
+                ended = time.monotonic() - started
+        assert held_status == 130, held_stderr
+        # Interrupted, the holder does not wait for the attached run.
+        assert "Other runs are using" not in held_stderr
+        assert status == 3, stderr
+        assert "Traceback" not in stderr
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert errors == [
+            f"error: the process serving the docker backend's state (pid {holder.process.pid}), "
+            "which this run used, ended while the run used it (run again: it carries on where "
+            "this run stopped)"
+        ], stderr
+        assert ended < 30, f"the attached run took {ended:.1f} s to stop"
+    finally:
+        # Both runs kept their pools (--keep), as the user asked.
+        remove_labelled(docker_client, other.pool)
+        remove_labelled(docker_client, ids.pool)
+    assert gone(docker_client, other.pool)
