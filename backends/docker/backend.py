@@ -49,7 +49,7 @@ from jobprep_release.backends.base import (
 from jobprep_release.backends.docker.core.kernel import CoreSettings
 from jobprep_release.backends.docker.core.service import BatchService
 from jobprep_release.backends.docker.core.store import LOCK_POLL, StateStore, default_state_dir
-from jobprep_release.backends.docker.node.engine import Engine
+from jobprep_release.backends.docker.node.engine import STATE_LABEL, Engine
 from jobprep_release.backends.docker.node.executor import DockerExecutor
 from jobprep_release.backends.docker.settings import DockerSettings
 from jobprep_release.backends.docker.sharing import (
@@ -57,6 +57,7 @@ from jobprep_release.backends.docker.sharing import (
     Publication,
     ServiceFile,
     read_service,
+    state_identity,
 )
 from jobprep_release.backends.errors import BackendError
 
@@ -122,6 +123,8 @@ class DockerBackend:
             self._store = StateStore(self.settings.state_dir or default_state_dir(), engine_id)
             await self._acquire(self._store)
             self._publication = Publication(self._store)
+            identity = await anyio.to_thread.run_sync(state_identity, self._store)
+            self._engine.scope = {STATE_LABEL: identity}
             core_settings = CoreSettings(
                 account_name=self.settings.account_name,
                 default_image=self.settings.image,

@@ -109,6 +109,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def state_identity(store: StateStore) -> str:
+    """The state's identity, made once and kept in ``docker-<engine>.id`` beside it (16 hex
+    digits): the value of the ``jobprep_release.state`` label on everything its processes
+    make, so that processes with different state directories on one engine (two app
+    containers sharing the host's socket) never adopt or remove each other's pools. Kept apart
+    from the state itself, so a lost or unreadable state file keeps it. Blocking I/O."""
+    path = _sibling(store, ".id")
+    try:
+        found = path.read_text().strip()
+    except FileNotFoundError:
+        found = ""
+    if len(found) == 16 and all(c in "0123456789abcdef" for c in found):
+        return found
+    made = secrets.token_hex(8)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(made + "\n")
+    temporary.replace(path)
+    return made
+
+
 def new_key() -> str:
     """A random account key, base64 as Batch keys are (64 bytes)."""
     return base64.b64encode(secrets.token_bytes(64)).decode()

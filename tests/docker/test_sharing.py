@@ -153,3 +153,47 @@ def test_a_run_attached_to_a_holder_that_is_interrupted_stops_with_one_line(
         remove_labelled(docker_client, other.pool)
         remove_labelled(docker_client, ids.pool)
     assert gone(docker_client, other.pool)
+
+
+def test_two_state_directories_on_one_engine_never_adopt_or_remove_each_others_pools(
+    ids: Ids, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    """Two app containers sharing the host's socket, each with its own state directory, as two
+    processes with two state directories: the same pool id named by both at once."""
+    engine_id = str(docker_client.info()["ID"])
+    base = ["--pool-id", ids.pool, *SMALL]
+    states = (tmp_path / "a", tmp_path / "b")
+    try:
+        with ThreadPoolExecutor(2) as runner:
+            keeps = runner.submit(
+                run_cli, [*base, "--job-id", f"{ids.job}-a", "--keep"], state_dir=states[0]
+            )
+            deletes = runner.submit(
+                run_cli, [*base, "--job-id", f"{ids.job}-b", "--yes"], state_dir=states[1]
+            )
+            kept, deleted = keeps.result(), deletes.result()
+        for run, job in ((kept, f"{ids.job}-a"), (deleted, f"{ids.job}-b")):
+            assert run.returncode == 0, run.stderr
+            # Neither attached to the other nor adopted its pool: each made its own.
+            assert ATTACHED.findall(run.stderr) == [], run.stderr
+            assert f"Created pool {ids.pool} with 1 dedicated" in run.stdout, run.stdout
+            assert f"Job {job} not found, creating..." in run.stdout
+        identities = [
+            StateStore(state, engine_id).path.with_suffix(".id").read_text().strip()
+            for state in states
+        ]
+        assert identities[0] != identities[1]
+        # The first's pool is intact (its --keep), the second's deletion took only its own.
+        pool_label = {"label": f"jobprep_release.pool={ids.pool}"}
+        left = docker_client.containers.list(all=True, filters=pool_label)
+        assert [c.labels["jobprep_release.state"] for c in left] == [identities[0]]
+        assert all(c.status == "running" for c in left)
+        volumes = docker_client.volumes.list(filters=pool_label)
+        assert [v.attrs["Labels"]["jobprep_release.state"] for v in volumes] == [identities[0]]
+        # The first's next run finds its own pool (and deletes it), never the other's.
+        again = run_cli([*base, "--job-id", f"{ids.job}-c", "--yes"], state_dir=states[0])
+        assert again.returncode == 0, again.stderr
+        assert "The pool already existed when we tried to create it" in again.stdout
+        assert gone(docker_client, ids.pool)
+    finally:
+        remove_labelled(docker_client, ids.pool)
