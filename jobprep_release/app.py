@@ -69,8 +69,14 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
             storage = await _storage(invocation, stack)
             opened = True
             interrupts.drop(opening)
-            async with anyio.create_task_group() as group:
-                group.start_soon(sample)
+            try:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(sample)
+            except Exception:
+                # This run failed, but runs attached to its service may still be using it.
+                if not interrupts.signalled:
+                    await _linger(backend, interrupts)
+                raise
             if interrupts.signalled or not outcomes:
                 message = await tidy(backend, invocation.options, invocation.answer)
                 if stdout_closed:
@@ -133,12 +139,16 @@ async def show_status(backend: BatchBackend, job_id: str) -> int:
     """The job's preparation and release task settings and their status on each node."""
     console = Console()
     async with backend:
-        job = await backend.get_job(job_id)
-        spec = await backend.get_job_spec(job_id)
         try:
-            statuses = await backend.list_prep_release_status(job_id)
-        except Conflict:
-            statuses = []
+            job = await backend.get_job(job_id)
+            spec = await backend.get_job_spec(job_id)
+            try:
+                statuses = await backend.list_prep_release_status(job_id)
+            except Conflict:
+                statuses = []
+        finally:
+            # As the docker backend's holder, a run may have attached meanwhile.
+            await _linger(backend, Interrupts())
     console.job_status(job, spec, statuses)
     return 0
 

@@ -1,9 +1,11 @@
 """One service per engine, on the real engine: `serve` with an azure-batch 15 client beside CLI
 runs that attach to it, a run naming a pool another run kept, a holder interrupted while a run is
-attached to it, and the service file's mode."""
+attached to it, two state directories on one engine; and, without the engine, the service file
+and the holder's wait for attached runs (`backends.docker.sharing`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -14,12 +16,19 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
 import docker
 from azure.batch import BatchClient, models
 from azure.core.credentials import AzureNamedKeyCredential
 
 from jobprep_release.backends.docker.core.store import StateStore
-from jobprep_release.backends.docker.sharing import read_service, service_path
+from jobprep_release.backends.docker.sharing import (
+    AttachLease,
+    Publication,
+    read_service,
+    service_path,
+)
 from tests.conftest import REPO, Ids, gone, remove_labelled, run_cli
 from tests.docker.test_interrupts import App
 from tests.docker.test_many_runs import ATTACHED, _transcript_is_the_samples
@@ -197,3 +206,70 @@ def test_two_state_directories_on_one_engine_never_adopt_or_remove_each_others_p
         assert gone(docker_client, ids.pool)
     finally:
         remove_labelled(docker_client, ids.pool)
+
+
+def test_a_service_file_counts_only_while_its_pid_holds_the_state(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "engine-1")
+    assert store.try_acquire()
+    try:
+        publication = Publication(store)
+        written = publication.publish("http://127.0.0.1:1234", "localbatch", "a2V5")
+        assert read_service(store) == written
+        assert written.pid == os.getpid()
+        assert stat.S_IMODE(service_path(store).stat().st_mode) == 0o600
+        # Another process holding the lock now (its pid written down): the file is stale.
+        lock = tmp_path / "docker-engine-1.lock"
+        lock.write_text("pid 1\n")
+        assert read_service(store) is None
+        # A dead holder's file, the lock naming it: stale too.
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        lock.write_text(f"pid {dead.stdout.strip()}\n")
+        raw = json.loads(service_path(store).read_text())
+        service_path(store).write_text(json.dumps({**raw, "pid": int(dead.stdout)}))
+        assert read_service(store) is None
+        publication.withdraw()
+        assert service_path(store).exists(), "withdraw removes only its own process's file"
+    finally:
+        store.release()
+
+
+async def test_the_holder_waits_for_attached_runs_then_lets_none_attach(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "engine-1")
+    assert store.try_acquire()
+    publication = Publication(store)
+    await anyio.to_thread.run_sync(publication.publish, "http://127.0.0.1:1", "localbatch", "a2V5")
+    lease = AttachLease(store)
+    assert lease.take()
+    said: list[str] = []
+    connections = [0]
+    waiting = anyio.Event()
+
+    async def wait() -> None:
+        await publication.wait_for_attached(said.append, lambda: connections[0])
+        waiting.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(wait)
+        await anyio.sleep(0.5)
+        assert not waiting.is_set(), "the holder did not wait for the attached run"
+        assert said == [
+            f"Other runs are using this run's docker service (pid {os.getpid()}): waiting for "
+            "them to end (Ctrl-C stops waiting)"
+        ]
+        connections[0] = 1  # a client (an SDK) still connected, the lease gone
+        lease.release()
+        await anyio.sleep(0.5)
+        assert not waiting.is_set(), "the holder did not wait for the open connection"
+        connections[0] = 0
+        with anyio.fail_after(5):
+            await waiting.wait()
+    assert len(said) == 1
+    # Stopping: no run may attach now, until the holder is gone.
+    assert not AttachLease(store).take()
+    publication.withdraw()
+    store.release()
+    publication.release()
+    late = AttachLease(store)
+    assert late.take()
+    late.release()
