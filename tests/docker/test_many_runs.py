@@ -34,7 +34,11 @@ ATTACHED = re.compile(
     r"service at http://127\.0\.0\.1:\d+$",
     re.MULTILINE,
 )
-LINGERING = "Other runs are using this run's docker service (pid {pid}): waiting for them to end"
+LINGERING = re.compile(
+    r"^Other runs are using this run's docker service \(pid (\d+)\): waiting for them to end "
+    r"\(Ctrl-C stops waiting\)$",
+    re.MULTILINE,
+)
 CLI = (sys.executable, "-m", "jobprep_release")
 REFERENCE = REPO.parent / "shared" / "reference" / "sample-flow.md"
 NODE_LINE = re.compile(
@@ -165,12 +169,12 @@ def test_ten_runs_started_together_run_together_each_with_their_own_transcript(
         # Started together, the runs that find the state held attach to its holder rather
         # than wait for their turn; the holder said it waited for them before it ended.
         assert attached >= RUNS // 2, f"only {attached} attached"
-        lingered = [
-            r for r in results if "Other runs are using this run's docker service" in r.stderr
-        ]
-        assert len(lingered) == len(holders)
-        for pid in holders:
-            assert any(LINGERING.format(pid=pid) in r.stderr for r in lingered)
+        # A holder still serving runs at the end of its own flow says it waits for them
+        # (one that outlived them has nothing to say): at least the first, started with
+        # nine others, does.
+        lingered = {int(pid) for r in results for pid in LINGERING.findall(r.stderr)}
+        assert lingered, "no holder said it waited for the runs attached to it"
+        assert lingered <= set(holders), (lingered, holders)
         for pool, _ in names:
             assert gone(docker_client, pool), f"{pool} left behind"
         engine_id = str(docker_client.info()["ID"])
