@@ -133,11 +133,11 @@ def test_a_run_attached_to_a_holder_that_is_interrupted_stops_with_one_line(
     ids: Ids, state_dir: Path, docker_client: docker.DockerClient
 ) -> None:
     other = Ids(pool=f"{ids.pool}-b", job=f"{ids.job}-b")
-    slow = ("--keep", "--nodes", "1", "--tasks", "1", "--task-command", "sleep 60")
+    one = ("--keep", "--nodes", "1", "--tasks", "1", "--no-progress", "--task-command")
     try:
-        with App(ids, state_dir, *slow, "--no-progress") as holder:
+        with App(ids, state_dir, *one, "sleep 60") as holder:
             holder.read_until("Submitting tasks")
-            with App(other, state_dir, *slow, "--no-progress") as attached:
+            with App(other, state_dir, *one, "sleep 15") as attached:
                 attached.read_until("The docker backend's state is held by pid", stderr=True)
                 attached.read_until("Submitting tasks")
                 holder.process.send_signal(signal.SIGINT)
@@ -157,6 +157,18 @@ def test_a_run_attached_to_a_holder_that_is_interrupted_stops_with_one_line(
             "this run stopped)"
         ], stderr
         assert ended < 30, f"the attached run took {ended:.1f} s to stop"
+        # Run again, it holds the state itself and carries on: its pool and job were kept
+        # in the state it shares with the holder, and its task ran on meanwhile.
+        again = run_cli(
+            ["--pool-id", other.pool, "--job-id", other.job, "--yes", "--no-progress"],
+            state_dir=state_dir,
+            timeout=300,
+        )
+        assert again.returncode == 0, again.stderr
+        assert ATTACHED.findall(again.stderr) == []
+        assert "The pool already existed when we tried to create it" in again.stdout
+        assert f"Job {other.job} not found, creating..." not in again.stdout
+        assert "All tasks completed." in again.stdout
     finally:
         # Both runs kept their pools (--keep), as the user asked.
         remove_labelled(docker_client, other.pool)
