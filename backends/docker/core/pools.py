@@ -62,6 +62,7 @@ async def create_pool(core: Core, spec: PoolSpec) -> None:
             code="InvalidPropertyValue",
         )
     rules.check_user_accounts(spec)
+    rules.check_local_settings(spec)
     image = spec.image or core.settings.default_image
     if image is not None:
         await core.executor.check_image(image)
@@ -194,6 +195,7 @@ _EMPTY_POOL_ONLY = {
     "image_reference": "virtualMachineConfiguration",
     "node_agent_sku_id": "virtualMachineConfiguration",
     "user_accounts": "userAccounts",
+    "upgrade_policy_mode": "upgradePolicy",
 }
 
 
@@ -220,6 +222,7 @@ async def update_pool(core: Core, pool_id: str, update: PoolUpdate) -> None:
             code="InvalidPropertyValue",
         )
     rules.check_user_accounts(spec)
+    rules.check_local_settings(spec)
     if spec.image_reference != pool.spec.image_reference:
         spec = replace(spec, image=spec.image or core.settings.default_image)
         if spec.image is not None:
