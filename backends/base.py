@@ -764,6 +764,16 @@ class FailureInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskContainerExecutionInfo:
+    """The container a task ran in (REST TaskContainerExecutionInfo): its id, its state as
+    ``docker inspect`` gives it (``running``, ``exited``) and the engine's error, if any."""
+
+    container_id: str | None = None
+    state: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionInfo:
     """How a task, or a preparation or release task on one node, ran."""
 
@@ -778,6 +788,8 @@ class ExecutionInfo:
     """When the latest retry started (set once the task was retried: REST TaskExecutionInfo)."""
     last_requeue_time: datetime | None = None
     """When the service last requeued the task (a node reboot, say); tasks only."""
+    container_info: TaskContainerExecutionInfo | None = None
+    """Set only for a run in a container (``containerSettings``)."""
 
 
 @dataclass(frozen=True, slots=True)

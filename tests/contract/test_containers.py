@@ -28,6 +28,7 @@ from jobprep_release.backends.base import (
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     JobState,
+    NodeState,
     StartTaskSpec,
     TaskConstraints,
     TaskContainerSettings,
@@ -271,3 +272,45 @@ async def test_removing_a_node_ends_its_running_container_task_and_leaves_nothin
                 await anyio.sleep(0.2)
         # requeued (Remove Nodes' default, requeue), not failed
         assert (await batch.task_in(job, "long", TaskState.ACTIVE)).execution_info.requeue_count
+
+
+async def test_container_info_names_the_container_and_its_state(
+    open_backend: BackendOpener,
+) -> None:
+    """REST TaskContainerExecutionInfo: the container's id and its state as ``docker
+    inspect`` gives it (``running``, then ``exited``), on a task, a start task and a job
+    preparation task that run in containers; none on a release task that does not."""
+    setup = StartTaskSpec("/bin/true", container_settings=IN_IMAGE)
+    async with pool(open_backend, container_configuration=DOCKER, start_task=setup) as batch:
+        job = await batch.create_job(
+            JobPreparationTaskSpec("/bin/true", container_settings=IN_IMAGE),
+            JobReleaseTaskSpec("/bin/true"),
+        )
+        await batch.backend.add_tasks(
+            job, [TaskSpec("c1", "/bin/sleep 3", container_settings=IN_IMAGE)]
+        )
+        running = await batch.task_in(job, "c1", TaskState.RUNNING)
+        with anyio.fail_after(10):
+            while running.execution_info.container_info is None:
+                await anyio.sleep(0.1)
+                running = await batch.backend.get_task(job, "c1")
+        info = running.execution_info.container_info
+        (container,) = task_containers(batch.pool_id)  # the start and prep tasks' are gone
+        assert info.container_id == container.id  # type: ignore[attr-defined]
+        assert (info.state, info.error) == ("running", None)
+        done = (await batch.tasks_settled(job))["c1"]
+        assert done.execution_info.container_info is not None
+        ended = done.execution_info.container_info
+        assert (ended.container_id, ended.state, ended.error) == (info.container_id, "exited", None)
+        (node,) = await batch.nodes_in(NodeState.IDLE, NodeState.RUNNING)
+        assert node.start_task_info is not None
+        started = node.start_task_info.execution_info.container_info
+        assert started is not None and started.state == "exited"
+        assert started.container_id and started.container_id != info.container_id
+        await batch.backend.terminate_job(job)
+        await batch.job_in(job, JobState.COMPLETED)
+        (status,) = (await batch.prep_release(job)).values()
+        assert status.preparation is not None and status.release is not None
+        prepared = status.preparation.execution_info.container_info
+        assert prepared is not None and prepared.state == "exited"
+        assert status.release.execution_info.container_info is None

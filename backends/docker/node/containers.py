@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 import structlog
 
+from jobprep_release.backends.base import TaskContainerExecutionInfo
 from jobprep_release.backends.docker.core.executor import (
     BAD_CONTAINER_SETTINGS,
     IMAGE_NOT_FOUND,
@@ -150,7 +151,8 @@ class ContainerTasks:
             self._fail(node_id, key, ProcessExit(125, now, time.time(), BAD_CONTAINER_SETTINGS))
             return
         began = time.time()
-        self._report(node_id, "started", key, ProcessExit(0, began, began))
+        running = TaskContainerExecutionInfo(created, "running")
+        self._report(node_id, "started", key, ProcessExit(0, began, began, container=running))
         await self.watch(node_id, created, key, spec.wall_clock, began)
 
     async def _create(
@@ -226,7 +228,10 @@ class ContainerTasks:
                     now = time.time()
                     # the start reported is the one the wall clock counts from
                     end = max(_epoch(status.get("FinishedAt"), now), started)
-                    exit = ProcessExit(int(status.get("ExitCode", 1)), started, end)
+                    info = TaskContainerExecutionInfo(
+                        container_id, str(status["Status"]), status.get("Error") or None
+                    )
+                    exit = ProcessExit(int(status.get("ExitCode", 1)), started, end, container=info)
                     break
                 if deadline is not None and time.time() >= deadline:
                     with contextlib.suppress(BackendError):

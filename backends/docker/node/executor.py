@@ -128,7 +128,7 @@ class DockerExecutor:
         if listener is None or exit is None:
             return
         if verb == "started":
-            listener.on_process_started(node_id, key, exit.start)
+            listener.on_process_started(node_id, key, exit.start, exit.container)
         else:
             listener.on_process_exited(node_id, key, exit)
 
