@@ -314,3 +314,25 @@ async def test_container_info_names_the_container_and_its_state(
         prepared = status.preparation.execution_info.container_info
         assert prepared is not None and prepared.state == "exited"
         assert status.release.execution_info.container_info is None
+
+
+async def test_a_container_task_being_made_as_its_node_is_removed_leaves_nothing(
+    open_backend: BackendOpener, backend_name: str
+) -> None:
+    """The node is removed while its container tasks' containers are still being made (the
+    tasks were just placed there): none of them is left behind, nor the node's volume."""
+    if backend_name == "azure":
+        pytest.skip("looks at the local engine's containers and volumes")
+    async with pool(open_backend, container_configuration=DOCKER, slots=4) as batch:
+        job = await batch.create_job()
+        tasks = [TaskSpec(f"t{i}", "sleep 300", container_settings=IN_IMAGE) for i in range(4)]
+        await batch.backend.add_tasks(job, tasks)
+        await batch.task_in(job, "t0", TaskState.RUNNING)
+        backend = batch.backend
+        assert isinstance(backend, NodeAdministration), type(backend)
+        await backend.remove_nodes(batch.pool_id, batch.node_ids)
+        with anyio.fail_after(30):
+            while task_containers(batch.pool_id) or pool_volumes(batch.pool_id):
+                await anyio.sleep(0.2)
+        await anyio.sleep(3)  # a container made late would show by now
+        assert not task_containers(batch.pool_id) and not pool_volumes(batch.pool_id)
