@@ -35,7 +35,7 @@ from jobprep_release.backends.base import (
     TaskSpec,
     TaskState,
 )
-from tests.contract.harness import BackendOpener, pool
+from tests.contract.harness import BackendOpener, Batch, pool
 
 IMAGE = "debian:bookworm-slim"
 DOCKER = ContainerConfiguration(type="dockerCompatible", container_image_names=(IMAGE,))
@@ -249,6 +249,17 @@ def pool_volumes(pool_id: str) -> list[object]:
         client.close()
 
 
+async def remove_nodes_and_wait(batch: Batch) -> None:
+    """Remove the pool's nodes; wait (30 s at most) until none of its task containers and
+    volumes is left."""
+    backend = batch.backend
+    assert isinstance(backend, NodeAdministration), type(backend)
+    await backend.remove_nodes(batch.pool_id, batch.node_ids)
+    with anyio.fail_after(30):
+        while task_containers(batch.pool_id) or pool_volumes(batch.pool_id):
+            await anyio.sleep(0.2)
+
+
 async def test_removing_a_node_ends_its_running_container_task_and_leaves_nothing(
     open_backend: BackendOpener, backend_name: str
 ) -> None:
@@ -264,12 +275,7 @@ async def test_removing_a_node_ends_its_running_container_task_and_leaves_nothin
         with anyio.fail_after(30):
             while not task_containers(batch.pool_id):
                 await anyio.sleep(0.1)
-        backend = batch.backend
-        assert isinstance(backend, NodeAdministration), type(backend)
-        await backend.remove_nodes(batch.pool_id, batch.node_ids)
-        with anyio.fail_after(30):
-            while task_containers(batch.pool_id) or pool_volumes(batch.pool_id):
-                await anyio.sleep(0.2)
+        await remove_nodes_and_wait(batch)
         # requeued (Remove Nodes' default, requeue), not failed
         assert (await batch.task_in(job, "long", TaskState.ACTIVE)).execution_info.requeue_count
 
@@ -328,11 +334,6 @@ async def test_a_container_task_being_made_as_its_node_is_removed_leaves_nothing
         tasks = [TaskSpec(f"t{i}", "sleep 300", container_settings=IN_IMAGE) for i in range(4)]
         await batch.backend.add_tasks(job, tasks)
         await batch.task_in(job, "t0", TaskState.RUNNING)
-        backend = batch.backend
-        assert isinstance(backend, NodeAdministration), type(backend)
-        await backend.remove_nodes(batch.pool_id, batch.node_ids)
-        with anyio.fail_after(30):
-            while task_containers(batch.pool_id) or pool_volumes(batch.pool_id):
-                await anyio.sleep(0.2)
+        await remove_nodes_and_wait(batch)
         await anyio.sleep(3)  # a container made late would show by now
         assert not task_containers(batch.pool_id) and not pool_volumes(batch.pool_id)
