@@ -733,7 +733,7 @@ class ComputeNode:
 
 @dataclass(frozen=True, slots=True)
 class ResizeError:
-    """One error of a pool's last resize (REST ResizeError): ``AllocationTimedOut``,
+    """One error of a pool's last resize (REST ResizeError): ``AllocationTimedout``,
     ``ResizeStopped``, ..."""
 
     code: str
