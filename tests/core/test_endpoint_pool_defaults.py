@@ -171,3 +171,32 @@ async def test_bad_modes_and_tags_are_400_naming_them() -> None:
         )
         assert (answer.status, answer.json()["code"]) == (501, "NotSupported")
         assert refused_names(answer) == ["resourceTags"]
+
+
+async def test_an_auto_pools_node_communication_mode_is_kept() -> None:
+    """The reference's JobSchedules_CreateJobSchedule_Complex example gives its auto pool
+    ``targetNodeCommunicationMode`` ``default``: Add Job and Add Job Schedule take it, and the
+    pool made with the job shows it (at an api-version that has it)."""
+    auto = {
+        "autoPoolIdPrefix": "auto",
+        "poolLifetimeOption": "job",
+        "pool": {
+            "vmSize": "standard_d2_v2",
+            "virtualMachineConfiguration": IMAGE,
+            "targetNodeCommunicationMode": "default",
+        },
+    }
+    async with client() as batch:
+        job = {"id": "j1", "poolInfo": {"autoPoolSpecification": auto}}
+        assert (await call(batch, "POST", "/jobs", body=job)).status == 201
+        pool_id = (await call(batch, "GET", "/jobs/j1")).json()["executionInfo"]["poolId"]
+        shown = await _pool(batch, pool_id)
+        assert shown["targetNodeCommunicationMode"] == "default"
+        scheduled = {**auto, "poolLifetimeOption": "jobschedule"}
+        schedule = {
+            "id": "s1",
+            "schedule": {"recurrenceInterval": "PT1H"},
+            "jobSpecification": {"poolInfo": {"autoPoolSpecification": scheduled}},
+        }
+        answer = await call(batch, "POST", "/jobschedules", body=schedule)
+        assert answer.status == 201, answer.json()

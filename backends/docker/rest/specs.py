@@ -248,6 +248,35 @@ def older_pool_properties(document: Any, path: str = "") -> tuple[Any, OlderPool
     return rest, older
 
 
+def auto_pool_older_properties(document: Any, path: str = "") -> tuple[Any, OlderPoolProperties]:
+    """`document` (a job's JSON, or what holds its ``poolInfo``) without the older properties
+    of its auto pool's specification, and those properties (`older_pool_properties`)."""
+    info = document.get("poolInfo") if isinstance(document, Mapping) else None
+    auto = info.get("autoPoolSpecification") if isinstance(info, Mapping) else None
+    pool = auto.get("pool") if isinstance(auto, Mapping) else None
+    if not isinstance(pool, Mapping):
+        return document, OlderPoolProperties()
+    assert isinstance(document, Mapping) and isinstance(info, Mapping)
+    assert isinstance(auto, Mapping)
+    where = shapes.join(path, f"{_AUTO_POOL}.pool")
+    kept, older = older_pool_properties(pool, where)
+    document = {**document, "poolInfo": {**info, "autoPoolSpecification": {**auto, "pool": kept}}}
+    return document, older
+
+
+def with_older_pool_properties(spec: JobSpec, older: OlderPoolProperties) -> JobSpec:
+    """`spec` with its auto pool given `older`'s properties."""
+    auto = spec.auto_pool
+    if auto is None:
+        return spec
+    pool = replace(
+        auto.pool,
+        target_node_communication_mode=older.target_node_communication_mode,
+        resource_tags=older.resource_tags or {},
+    )
+    return replace(spec, auto_pool=replace(auto, pool=pool))
+
+
 def pool_spec(document: Any) -> PoolSpec:
     """Add Pool's body as a `PoolSpec`; ``image`` is the Docker image an image id names, else
     None (the endpoint's default node image); ``targetNodeCommunicationMode`` and
@@ -425,7 +454,9 @@ def job_checks(spec: JobSpec, asked: Mapping[str, Any], *, scheduled: bool = Fal
 
 
 def job_spec(document: Any) -> JobSpec:
-    """Add Job's body as a `JobSpec` (an auto pool's image as Add Pool's, `pool_spec`)."""
+    """Add Job's body as a `JobSpec` (an auto pool's image and older properties as Add
+    Pool's, `pool_spec`)."""
+    document, older = auto_pool_older_properties(document)
     spec: JobSpec = read_body(
         models.BatchJobCreateOptions,
         document,
@@ -434,7 +465,7 @@ def job_spec(document: Any) -> JobSpec:
         "Add Job",
         check=_job_checks,
     )
-    return with_auto_pool_image(spec)
+    return with_auto_pool_image(with_older_pool_properties(spec, older))
 
 
 def with_auto_pool_image(spec: JobSpec) -> JobSpec:
