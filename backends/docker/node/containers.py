@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
+import anyio.abc
 import structlog
 
 from jobprep_release.backends.base import TaskContainerExecutionInfo
@@ -111,17 +112,42 @@ class ContainerTasks:
         """Nodes whose task containers are being removed (how many removals): no container
         is made for them meanwhile."""
 
+    def start(
+        self,
+        group: anyio.abc.TaskGroup,
+        pool_id: str,
+        node_id: str,
+        node_container: str,
+        key: str,
+        spec: ProcessSpec,
+    ) -> None:
+        """`run` in `group`, counted as being made from now on: a removal of the node's task
+        containers that begins before it runs waits for it (and it then makes nothing)."""
+        self._making.setdefault(node_id, set()).add(key)
+        self._live.add(key)
+        group.start_soon(self.run, pool_id, node_id, node_container, key, spec)
+
     async def run(
         self, pool_id: str, node_id: str, node_container: str, key: str, spec: ProcessSpec
     ) -> None:
         """Make, start and watch the container of `spec` (which has a container part) until
         it ends; report started, then exited. Never raises."""
+        self._making.setdefault(node_id, set()).add(key)
         self._live.add(key)
         try:
             await self._run(pool_id, node_id, node_container, key, spec)
         finally:
+            self._made(node_id, key)
             self._live.discard(key)
             self._killed.discard(key)
+
+    def _made(self, node_id: str, key: str) -> None:
+        """The container of `key` is started, or will not be: no longer being made."""
+        making = self._making.get(node_id)
+        if making is not None:
+            making.discard(key)
+            if not making:
+                del self._making[node_id]
 
     def _stopped(self, node_id: str, key: str) -> bool:
         """The container of `key` must not run: killed, or its node's containers are being
@@ -134,6 +160,9 @@ class ContainerTasks:
         container = spec.container
         assert container is not None
         now = time.time()
+        if self._stopped(node_id, key):
+            self._fail(node_id, key, ProcessExit(137, now, now))
+            return
         try:
             options = run_options(container.run_options)
         except BadRunOptions as exc:
@@ -147,12 +176,10 @@ class ContainerTasks:
             self._fail(node_id, key, ProcessExit(125, now, now, IMAGE_NOT_FOUND))
             return
         labels = {POOL_LABEL: pool_id, NODE_LABEL: node_id, ROLE_LABEL: "task", KEY_LABEL: key}
-        if self._stopped(node_id, key):
-            self._fail(node_id, key, ProcessExit(137, now, time.time()))
-            return
-        making = self._making.setdefault(node_id, set())
-        making.add(key)
         try:
+            if self._stopped(node_id, key):
+                self._fail(node_id, key, ProcessExit(137, now, time.time()))
+                return
             created = await self._create(node_container, key, spec, container, options, labels)
             if self._stopped(node_id, key):
                 await self._discard(created)
@@ -165,9 +192,7 @@ class ContainerTasks:
             self._fail(node_id, key, ProcessExit(125, now, time.time(), BAD_CONTAINER_SETTINGS))
             return
         finally:
-            making.discard(key)
-            if not making and self._making.get(node_id) is making:
-                del self._making[node_id]
+            self._made(node_id, key)
         began = time.time()
         running = TaskContainerExecutionInfo(created, "running")
         self._report(node_id, "started", key, ProcessExit(0, began, began, container=running))
@@ -289,8 +314,9 @@ class ContainerTasks:
     async def remove_on_node(self, node_id: str) -> None:
         """Remove the node's task containers: what ran beside it goes with it (a reboot, a
         reimage or its removal), as processes on the node do. No container is made for the
-        node meanwhile, and those being made when it begins are waited for (each removes
-        itself), so none is made after the containers were listed and left behind."""
+        node meanwhile, and those being made (from `start`) when it begins are waited for
+        (each removes itself), so none is made after the containers were listed and left
+        behind."""
         self._closing[node_id] = self._closing.get(node_id, 0) + 1
         try:
             while self._making.get(node_id):
