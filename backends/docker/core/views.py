@@ -35,6 +35,7 @@ from jobprep_release.backends.base import (
     StartTaskInfo,
     StartTaskState,
     Task,
+    TaskSpec,
     TaskState,
 )
 from jobprep_release.backends.docker.core.records import (
@@ -133,6 +134,12 @@ class TaskViews(Sequence[Task]):
         if view is None:
             view = self._views[index] = task_view(self._records[index])
         return view
+
+    def head(self, index: int) -> tuple[str, TaskState, TaskSpec]:
+        """The id, state and spec of the task at `index`, without making its view (what a
+        ``$filter`` on ``id`` or ``state`` reads of every task)."""
+        record = self._records[index]
+        return record.spec.id, record.state, record.spec
 
 
 def prep_release_view(

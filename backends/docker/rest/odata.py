@@ -353,6 +353,9 @@ class Listing(Generic[T]):
     index: Callable[[T], Item] | None = None
     indexed: frozenset[str] = field(default_factory=frozenset)
     names: Sequence[str] | None = None
+    index_at: Callable[[int], Item] | None = None
+    """The index of the item at a position, in place of `index`, for items costly to make
+    (a large job's task views): a filter then reads only the index, never the item."""
 
 
 def _window(query: Query, listing: Listing[T]) -> tuple[list[dict[str, Any]], int | None]:
@@ -364,18 +367,28 @@ def _window(query: Query, listing: Listing[T]) -> tuple[list[dict[str, Any]], in
         shown = [render(item) for item in items[start : start + size]]
         return shown, start + size if start + size < len(items) else None
     predicate = the_filter.predicate
-    index = listing.index if the_filter.paths <= listing.indexed else None
+    index = _index_at(listing) if the_filter.paths <= listing.indexed else None
     shown, matched = [], 0
-    for item in items:
-        document = index(item) if index is not None else render(item)
+    for position in range(len(items)):
+        document = index(position) if index is not None else render(items[position])
         if not predicate(document):
             continue
         if matched == start + size:
             return shown, matched
         if matched >= start:
-            shown.append(render(item) if index is not None else dict(document))
+            shown.append(render(items[position]) if index is not None else dict(document))
         matched += 1
     return shown, None
+
+
+def _index_at(listing: Listing[T]) -> Callable[[int], Item] | None:
+    """How to read the index of the item at a position (None: the listing has no index)."""
+    if listing.index_at is not None:
+        return listing.index_at
+    index, items = listing.index, listing.items
+    if index is None:
+        return None
+    return lambda position: index(items[position])
 
 
 def page(query: Query, items: Sequence[Item] | Listing[Any], base_url: str) -> dict[str, Any]:

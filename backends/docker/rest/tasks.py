@@ -121,12 +121,13 @@ async def list_tasks(request: web.Request) -> web.Response:
     ctx, base, job_id = context(request), base_url(request), request.match_info["job"]
     job = ctx.service.job_spec(job_id)
     spec = ctx.service.task_spec
+    views = await ctx.service.task_views(job_id)
     listing = Listing(
-        await ctx.service.task_views(job_id),
+        views,
         render=lambda view: render.task(
             base, job.id, job.pool_id, view, spec(job_id, view.id), job.max_task_retry_count
         ),
-        index=lambda view: render.task_index(view, spec(job_id, view.id)),
+        index_at=lambda position: render.TaskIndexAt(views, position),
         indexed=render.TASK_INDEXED,
         names=render.names(models.BatchTask),
     )
