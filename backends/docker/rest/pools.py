@@ -91,7 +91,11 @@ async def get_pool(request: web.Request) -> web.Response:
     ctx = context(request)
     pool = await _pool_json(ctx, base_url(request), request.match_info["pool"])
     chosen = Query(request.path, request.query).select
-    return document(select([pool], chosen, render.names(models.BatchPool))[0], etag=pool["eTag"])
+    return document(
+        select([pool], chosen, render.names(models.BatchPool))[0],
+        etag=pool["eTag"],
+        modified=pool.get("lastModified"),
+    )
 
 
 @routes.delete("/pools/{pool}")

@@ -103,7 +103,9 @@ async def get_job_schedule(request: web.Request) -> web.Response:
     found = await _json(ctx, base_url(request), request.match_info["schedule"])
     chosen = Query(request.path, request.query).select
     names = render.names(models.BatchJobSchedule)
-    return document(select([found], chosen, names)[0], etag=found["eTag"])
+    return document(
+        select([found], chosen, names)[0], etag=found["eTag"], modified=found.get("lastModified")
+    )
 
 
 async def _update(request: web.Request, *, replace_all: bool) -> web.Response:
