@@ -111,8 +111,9 @@ def task_view(task: TaskRecord) -> Task:
 
 class TaskViews(Sequence[Task]):
     """A job's tasks as views, each made when first read: a page of a large job's list makes
-    the views of its page only. The records are those of the moment it was made; read it
-    before the next await."""
+    the views of its page only. The records are those the job had when it was made; each view
+    shows its record as it was when the view was made (read across awaits, a page may show
+    tasks changed meanwhile, or deleted since)."""
 
     def __init__(self, records: Sequence[TaskRecord]) -> None:
         self._records = records

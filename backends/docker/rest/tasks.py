@@ -13,7 +13,7 @@ from jobprep_release.backends.docker.core.rules import JOB_BEING_DELETED
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.errors import RestError
-from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
+from jobprep_release.backends.docker.rest.odata import Listing, Query, page_sliced, select
 from jobprep_release.backends.docker.rest.replies import (
     body,
     created,
@@ -120,18 +120,24 @@ async def add_task_collection(request: web.Request) -> web.Response:
 async def list_tasks(request: web.Request) -> web.Response:
     ctx, base, job_id = context(request), base_url(request), request.match_info["job"]
     job = ctx.service.job_spec(job_id)
-    spec = ctx.service.task_spec
     views = await ctx.service.task_views(job_id)
+
+    def render_at(position: int) -> dict[str, Any]:
+        _, _, spec = views.head(position)
+        return render.task(
+            base, job.id, job.pool_id, views[position], spec, job.max_task_retry_count
+        )
+
+    # Rendered from the records as listed when the request came (a task deleted meanwhile is
+    # still shown), in slices: a page of a large job never holds the event loop long.
     listing = Listing(
         views,
-        render=lambda view: render.task(
-            base, job.id, job.pool_id, view, spec(job_id, view.id), job.max_task_retry_count
-        ),
+        render_at=render_at,
         index_at=lambda position: render.TaskIndexAt(views, position),
         indexed=render.TASK_INDEXED,
         names=render.names(models.BatchTask),
     )
-    return document(page(Query(request.path, request.query), listing, base))
+    return document(await page_sliced(Query(request.path, request.query), listing, base))
 
 
 @routes.get("/jobs/{job}/tasks/{task}")
