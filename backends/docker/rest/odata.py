@@ -399,28 +399,31 @@ def _window_steps(query: Query, listing: Listing[T]) -> Generator[None, None, Wi
     return shown, None
 
 
+def _advance(steps: Generator[None, None, Window]) -> Window | None:
+    """One step of `_window_steps`: the window once it is done, else None."""
+    try:
+        next(steps)
+    except StopIteration as done:
+        window: Window = done.value
+        return window
+    return None
+
+
 def _window(query: Query, listing: Listing[T]) -> Window:
     steps = _window_steps(query, listing)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            window: Window = done.value
-            return window
+    while (window := _advance(steps)) is None:
+        pass
+    return window
 
 
 async def _window_sliced(query: Query, listing: Listing[T]) -> Window:
     steps = _window_steps(query, listing)
     began = time.perf_counter()
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            window: Window = done.value
-            return window
+    while (window := _advance(steps)) is None:
         if time.perf_counter() - began >= SLICE:
             await anyio.lowlevel.checkpoint()
             began = time.perf_counter()
+    return window
 
 
 def _render_at(listing: Listing[T]) -> Callable[[int], dict[str, Any]]:
