@@ -416,13 +416,24 @@ def _window(query: Query, listing: Listing[T]) -> Window:
     return window
 
 
+class Slices:
+    """Work in slices: `pause` hands the event loop back once `SLICE` seconds have passed
+    since it last did (or since the slices began), and returns at once otherwise."""
+
+    def __init__(self) -> None:
+        self._began = time.perf_counter()
+
+    async def pause(self) -> None:
+        if time.perf_counter() - self._began >= SLICE:
+            await anyio.lowlevel.checkpoint()
+            self._began = time.perf_counter()
+
+
 async def _window_sliced(query: Query, listing: Listing[T]) -> Window:
     steps = _window_steps(query, listing)
-    began = time.perf_counter()
+    slices = Slices()
     while (window := _advance(steps)) is None:
-        if time.perf_counter() - began >= SLICE:
-            await anyio.lowlevel.checkpoint()
-            began = time.perf_counter()
+        await slices.pause()
     return window
 
 
