@@ -76,12 +76,17 @@ async def test_the_projects_errors_have_the_services_codes(ids: Ids, state_dir: 
                 client,
                 "POST",
                 "/pools",
-                body=pool_body("p2", targetNodeCommunicationMode="simplified"),
+                body=pool_body(
+                    "p2",
+                    mountConfiguration=[
+                        {"nfsMountConfiguration": {"source": "s", "relativeMountPath": "m"}}
+                    ],
+                ),
             ),
             501,
             "NotSupported",
         )
-        assert "targetNodeCommunicationMode" in message
+        assert "mountConfiguration" in message
 
         job = {"id": ids.job, "poolInfo": {"poolId": ids.pool}}
         refused(

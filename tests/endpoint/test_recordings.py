@@ -67,7 +67,6 @@ REFUSED_PROPERTIES = {
     "virtualMachineConfiguration.windowsConfiguration": "nodes are Linux containers",
     "virtualMachineConfiguration.dataDisks": "containers have no data disks",
     "virtualMachineConfiguration.diskEncryptionConfiguration": "no disks to encrypt",
-    "targetNodeCommunicationMode": "nodes talk to the endpoint one way only",
 }
 """Request properties refused with 501 by design (the request is then replayed without them)."""
 
@@ -86,7 +85,6 @@ def expands_nothing(query: str) -> bool:
 
 ABSENT_BY_DESIGN = {
     "enableAutoScale": set(),
-    "currentNodeCommunicationMode": {"nodes talk to the endpoint one way only"},
     "windowsUserConfiguration": {
         "nodes are Linux containers: the service gives a Windows pool's accounts a login mode"
     },

@@ -128,7 +128,7 @@ class DockerExecutor:
         if listener is None or exit is None:
             return
         if verb == "started":
-            listener.on_process_started(node_id, key, exit.start)
+            listener.on_process_started(node_id, key, exit.start, exit.container)
         else:
             listener.on_process_exited(node_id, key, exit)
 
@@ -213,7 +213,7 @@ class DockerExecutor:
             if self._group is None:
                 return False
             pool_id = keeper.setup.pool.id
-            self._group.start_soon(self._containers.run, pool_id, node_id, keeper.name, key, spec)
+            self._containers.start(self._group, pool_id, node_id, keeper.name, key, spec)
             return True
         script = launch_script(spec, agent_mark=f"{AGENT_DIR}/{key}.why")
         return await keeper.send(run_command(key, script))
