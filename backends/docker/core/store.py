@@ -123,7 +123,7 @@ def _dumps(value: Any) -> str:
 Seen = tuple[object, Any, int, Any, bool, str | None]
 """What a save saw of a row's object: the object, and for a task its state, history tick, node
 and files_removed (what moves when a stable task changes), and the text written (None: as
-read from the store, its text unknown)."""
+read from the store, its text unknown, or a stable task's, never compared)."""
 
 
 class Tracker:
@@ -254,7 +254,10 @@ class Tracker:
 
 
 def _seen(task: TaskRecord, text: str | None) -> Seen:
-    return (task, task.state, task.history.tick, task.node_id, task.files_removed, text)
+    # A stable task is compared by its version, never by its text: keeping the text of every
+    # completed task would cost about a kilobyte a task for nothing.
+    kept = None if task.state in _STABLE else text
+    return (task, task.state, task.history.tick, task.node_id, task.files_removed, kept)
 
 
 class _Pace:
