@@ -25,15 +25,13 @@ renders only the items of the page asked for.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
-import anyio.lowlevel
-
+from jobprep_release.backends.docker.core.pace import Pace
 from jobprep_release.backends.docker.rest.errors import RestError
 
 MAX_RESULTS = 1000
@@ -416,24 +414,11 @@ def _window(query: Query, listing: Listing[T]) -> Window:
     return window
 
 
-class Slices:
-    """Work in slices: `pause` hands the event loop back once `SLICE` seconds have passed
-    since it last did (or since the slices began), and returns at once otherwise."""
-
-    def __init__(self) -> None:
-        self._began = time.perf_counter()
-
-    async def pause(self) -> None:
-        if time.perf_counter() - self._began >= SLICE:
-            await anyio.lowlevel.checkpoint()
-            self._began = time.perf_counter()
-
-
 async def _window_sliced(query: Query, listing: Listing[T]) -> Window:
     steps = _window_steps(query, listing)
-    slices = Slices()
+    pace = Pace(SLICE)
     while (window := _advance(steps)) is None:
-        await slices.pause()
+        await pace.step()
     return window
 
 

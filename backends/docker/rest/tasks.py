@@ -9,14 +9,15 @@ from aiohttp import web
 from azure.batch import models
 
 from jobprep_release.backends.base import JobState, Task, check_id
+from jobprep_release.backends.docker.core.pace import Pace
 from jobprep_release.backends.docker.core.rules import JOB_BEING_DELETED
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.odata import (
+    SLICE,
     Listing,
     Query,
-    Slices,
     page_sliced,
     select,
 )
@@ -96,10 +97,10 @@ async def add_task_collection(request: web.Request) -> web.Response:
         )
     # Read in slices (100 tasks through azure-batch's models hold the loop 10-20 ms); the
     # checks and the adding are not sliced, so no other request comes between them.
-    slices, task_specs = Slices(), []
+    pace, task_specs = Pace(SLICE), []
     for index, entry in enumerate(entries):
         task_specs.append(specs.task_spec(entry, f"value[{index}]"))
-        await slices.pause()
+        await pace.step()
     if (await ctx.service.get_job(job_id)).state is JobState.DELETING:
         raise Conflict(JOB_BEING_DELETED, code="JobBeingDeleted")
     results: list[dict[str, Any]] = []
