@@ -361,6 +361,17 @@ class ContainerConfiguration:
 
 
 @dataclass(frozen=True, slots=True)
+class OsDisk:
+    """A pool's ``virtualMachineConfiguration.osDisk`` as far as a local node honours it: the
+    REST reference's defaults (BatchOsDisk: caching ``none`` for standard storage; the write
+    accelerator off), kept and shown back. Other settings (ephemeral placement, size, managed
+    disk) would need an Azure VM disk: refused."""
+
+    caching: str | None = None
+    write_accelerator_enabled: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TaskContainerSettings:
     """A task's ``containerSettings``: the task runs in a container from `image_name`, with
     `container_run_options` (extra ``docker create`` options), in `working_directory`
@@ -422,6 +433,19 @@ class PoolSpec:
     auto_scale_formula: str | None = None
     auto_scale_evaluation_interval: timedelta | None = None
     container_configuration: ContainerConfiguration | None = None
+    upgrade_policy_mode: str | None = None
+    """``upgradePolicy.mode``: ``manual`` (the only mode a local node has: its image changes
+    only when Update Pool changes it on an empty pool); None when not given."""
+    node_placement_policy: str | None = None
+    """``virtualMachineConfiguration.nodePlacementConfiguration.policy``: ``regional`` (the
+    service's default; every local node is in one place); None when not given."""
+    os_disk: OsDisk | None = None
+    target_node_communication_mode: str | None = None
+    """``targetNodeCommunicationMode`` (api-versions 2022-10-01.16.0 to 2024-07-01.20.0):
+    ``default``, ``classic`` or ``simplified``; None when not given."""
+    resource_tags: Mapping[str, str] = field(default_factory=dict)
+    """``resourceTags`` (api-versions before 2025-06-01): kept and shown back; a local pool
+    has no Azure resources to propagate them to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,8 +454,9 @@ class PoolUpdate:
     None leaves it as it is. A start task given applies on nodes that join the pool or boot
     afresh from then on (REST BatchPoolUpdateOptions.startTask); `metadata` replaces all of
     it (an empty mapping removes it). The others (display name, VM size, slots, fill type,
-    image, inter-node communication, user accounts) "can be updated only when the pool is
-    empty"."""
+    image, inter-node communication, user accounts, upgrade policy) "can be updated only when
+    the pool is empty"; `target_node_communication_mode` (PATCH before api-version 2025-06-01)
+    at any time."""
 
     display_name: str | None = None
     vm_size: str | None = None
@@ -443,6 +468,8 @@ class PoolUpdate:
     image_reference: ImageReference | None = None
     node_agent_sku_id: str | None = None
     user_accounts: Sequence[UserAccount] | None = None
+    upgrade_policy_mode: str | None = None
+    target_node_communication_mode: str | None = None
     image: str | None = None
     """The backend's image for `image_reference` (a Docker image on the local endpoint)."""
 
@@ -706,7 +733,7 @@ class ComputeNode:
 
 @dataclass(frozen=True, slots=True)
 class ResizeError:
-    """One error of a pool's last resize (REST ResizeError): ``AllocationTimedOut``,
+    """One error of a pool's last resize (REST ResizeError): ``AllocationTimedout``,
     ``ResizeStopped``, ..."""
 
     code: str
@@ -737,6 +764,16 @@ class FailureInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskContainerExecutionInfo:
+    """The container a task ran in (REST TaskContainerExecutionInfo): its id, its state as
+    ``docker inspect`` gives it (``running``, ``exited``) and the engine's error, if any."""
+
+    container_id: str | None = None
+    state: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionInfo:
     """How a task, or a preparation or release task on one node, ran."""
 
@@ -751,6 +788,8 @@ class ExecutionInfo:
     """When the latest retry started (set once the task was retried: REST TaskExecutionInfo)."""
     last_requeue_time: datetime | None = None
     """When the service last requeued the task (a node reboot, say); tasks only."""
+    container_info: TaskContainerExecutionInfo | None = None
+    """Set only for a run in a container (``containerSettings``)."""
 
 
 @dataclass(frozen=True, slots=True)

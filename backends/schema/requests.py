@@ -48,6 +48,7 @@ from jobprep_release.backends.base import (
     NodeFillType,
     OnAllTasksComplete,
     OnTaskFailure,
+    OsDisk,
     OutputFile,
     OutputFileUploadCondition,
     PoolLifetimeOption,
@@ -519,7 +520,14 @@ def pool_create_options(spec: PoolSpec) -> models.BatchPoolCreateOptions:
             image_reference=reference,
             node_agent_sku_id=spec.node_agent_sku_id or DEFAULT_NODE_AGENT_SKU,
             container_configuration=container_configuration(spec.container_configuration),
+            node_placement_configuration=models.BatchNodePlacementConfiguration(
+                policy=spec.node_placement_policy
+            )
+            if spec.node_placement_policy
+            else None,
+            os_disk=os_disk(spec.os_disk),
         ),
+        upgrade_policy=upgrade_policy(spec.upgrade_policy_mode),
         # the service's defaults go unsaid (`shapes.DEFAULTS` has them)
         resize_timeout=None
         if spec.resize_timeout == DEFAULT_RESIZE_TIMEOUT
@@ -574,6 +582,35 @@ def pool_spec(pool: models.BatchPoolCreateOptions | models.BatchPool) -> PoolSpe
         container_configuration=container_configuration_spec(
             configuration.container_configuration if configuration else None
         ),
+        upgrade_policy_mode=wire_value(pool.upgrade_policy.mode) if pool.upgrade_policy else None,
+        node_placement_policy=_placement(configuration),
+        os_disk=os_disk_spec(configuration.os_disk if configuration else None),
+    )
+
+
+def upgrade_policy(mode: str | None) -> models.UpgradePolicy | None:
+    return models.UpgradePolicy(mode=mode) if mode is not None else None
+
+
+def _placement(configuration: models.VirtualMachineConfiguration | None) -> str | None:
+    placement = configuration.node_placement_configuration if configuration else None
+    return wire_value(placement.policy) if placement is not None else None
+
+
+def os_disk(disk: OsDisk | None) -> models.BatchOsDisk | None:
+    if disk is None:
+        return None
+    return models.BatchOsDisk(
+        caching=disk.caching, write_accelerator_enabled=disk.write_accelerator_enabled
+    )
+
+
+def os_disk_spec(disk: models.BatchOsDisk | None) -> OsDisk | None:
+    """A pool's ``osDisk`` (caching and the write accelerator; the others are not mapped)."""
+    if disk is None:
+        return None
+    return OsDisk(
+        caching=wire_value(disk.caching), write_accelerator_enabled=disk.write_accelerator_enabled
     )
 
 
@@ -627,6 +664,7 @@ def pool_update_options(update: PoolUpdate) -> models.BatchPoolUpdateOptions:
         user_accounts=None
         if update.user_accounts is None
         else user_accounts(update.user_accounts) or [],
+        upgrade_policy=upgrade_policy(update.upgrade_policy_mode),
     )
 
 
@@ -649,6 +687,9 @@ def pool_update(options: models.BatchPoolUpdateOptions) -> PoolUpdate:
         user_accounts=None
         if options.user_accounts is None
         else user_account_specs(options.user_accounts),
+        upgrade_policy_mode=wire_value(options.upgrade_policy.mode)
+        if options.upgrade_policy
+        else None,
     )
 
 

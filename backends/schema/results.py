@@ -42,6 +42,7 @@ from jobprep_release.backends.base import (
     StartTaskInfo,
     StartTaskState,
     Task,
+    TaskContainerExecutionInfo,
     TaskCounts,
     TaskSpec,
     TaskState,
@@ -229,8 +230,8 @@ def start_task_info_view(info: models.BatchStartTaskInfo | None) -> StartTaskInf
 
 
 def start_task_info_model(info: StartTaskInfo) -> models.BatchStartTaskInfo:
-    """REST StartTaskInformation: `retryCount` always, `lastRetryTime` once retried; no
-    requeue count and no container info (no container runs it here)."""
+    """REST StartTaskInformation: `retryCount` always, `lastRetryTime` once retried,
+    `containerInfo` for a start task in a container; no requeue count."""
     run = info.execution_info
     model = models.BatchStartTaskInfo(
         state=info.state.value, retry_count=run.retry_count, **_execution_fields(run)
@@ -347,16 +348,32 @@ def execution_view(info: ExecutionModel | None) -> ExecutionInfo:
         requeue_count=getattr(info, "requeue_count", None) or 0,
         last_retry_time=getattr(info, "last_retry_time", None),
         last_requeue_time=getattr(info, "last_requeue_time", None),
+        container_info=_container_view(info.container_info),
     )
 
 
+def _container_view(
+    info: models.BatchTaskContainerExecutionInfo | None,
+) -> TaskContainerExecutionInfo | None:
+    if info is None:
+        return None
+    return TaskContainerExecutionInfo(info.container_id, info.state, info.error)
+
+
 def _execution_fields(info: ExecutionInfo) -> dict[str, Any]:
+    """What every kind of execution info has; ``containerInfo`` only for a container run."""
+    container = info.container_info
     return {
         "start_time": info.start_time,
         "end_time": info.end_time,
         "exit_code": info.exit_code,
         "failure_info": failure_model(info.failure_info),
         "result": info.result.value if info.result else None,
+        "container_info": None
+        if container is None
+        else models.BatchTaskContainerExecutionInfo(
+            container_id=container.container_id, state=container.state, error=container.error
+        ),
     }
 
 

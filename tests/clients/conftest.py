@@ -1,19 +1,7 @@
-"""Fixtures of the client tests: the endpoint over the fake executor (no engine)."""
+"""Fixtures of the client tests: the azure tests' endpoint over the fake executor (no engine)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from tests.azure.conftest import emulator
 
-import pytest
-
-from tests.azure.emulator import Emulator, serve_in_own_task
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[Emulator]:
-    """The project's endpoint over the fake executor."""
-    served, close = await serve_in_own_task()
-    try:
-        yield served
-    finally:
-        await close()
+__all__ = ["emulator"]

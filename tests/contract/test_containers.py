@@ -28,13 +28,14 @@ from jobprep_release.backends.base import (
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     JobState,
+    NodeState,
     StartTaskSpec,
     TaskConstraints,
     TaskContainerSettings,
     TaskSpec,
     TaskState,
 )
-from tests.contract.harness import BackendOpener, pool
+from tests.contract.harness import BackendOpener, Batch, pool
 
 IMAGE = "debian:bookworm-slim"
 DOCKER = ContainerConfiguration(type="dockerCompatible", container_image_names=(IMAGE,))
@@ -248,6 +249,17 @@ def pool_volumes(pool_id: str) -> list[object]:
         client.close()
 
 
+async def remove_nodes_and_wait(batch: Batch) -> None:
+    """Remove the pool's nodes; wait (30 s at most) until none of its task containers and
+    volumes is left."""
+    backend = batch.backend
+    assert isinstance(backend, NodeAdministration), type(backend)
+    await backend.remove_nodes(batch.pool_id, batch.node_ids)
+    with anyio.fail_after(30):
+        while task_containers(batch.pool_id) or pool_volumes(batch.pool_id):
+            await anyio.sleep(0.2)
+
+
 async def test_removing_a_node_ends_its_running_container_task_and_leaves_nothing(
     open_backend: BackendOpener, backend_name: str
 ) -> None:
@@ -263,11 +275,70 @@ async def test_removing_a_node_ends_its_running_container_task_and_leaves_nothin
         with anyio.fail_after(30):
             while not task_containers(batch.pool_id):
                 await anyio.sleep(0.1)
-        backend = batch.backend
-        assert isinstance(backend, NodeAdministration), type(backend)
-        await backend.remove_nodes(batch.pool_id, batch.node_ids)
-        with anyio.fail_after(30):
-            while task_containers(batch.pool_id) or pool_volumes(batch.pool_id):
-                await anyio.sleep(0.2)
+        await remove_nodes_and_wait(batch)
         # requeued (Remove Nodes' default, requeue), not failed
         assert (await batch.task_in(job, "long", TaskState.ACTIVE)).execution_info.requeue_count
+
+
+async def test_container_info_names_the_container_and_its_state(
+    open_backend: BackendOpener,
+) -> None:
+    """REST TaskContainerExecutionInfo: the container's id and its state as ``docker
+    inspect`` gives it (``running``, then ``exited``), on a task, a start task and a job
+    preparation task that run in containers; none on a release task that does not."""
+    setup = StartTaskSpec("/bin/true", container_settings=IN_IMAGE)
+    async with pool(open_backend, container_configuration=DOCKER, start_task=setup) as batch:
+        job = await batch.create_job(
+            JobPreparationTaskSpec("/bin/true", container_settings=IN_IMAGE),
+            JobReleaseTaskSpec("/bin/true"),
+        )
+        await batch.backend.add_tasks(
+            job, [TaskSpec("c1", "/bin/sleep 6", container_settings=IN_IMAGE)]
+        )
+        running = await batch.task_in(job, "c1", TaskState.RUNNING)
+        with anyio.fail_after(10):
+            while running.execution_info.container_info is None:
+                await anyio.sleep(0.1)
+                running = await batch.backend.get_task(job, "c1")
+        info = running.execution_info.container_info
+        # the one running (the start and preparation tasks' may not be removed yet)
+        (container,) = [
+            row
+            for row in task_containers(batch.pool_id)
+            if row.status == "running"  # type: ignore[attr-defined]
+        ]
+        assert info.container_id == container.id  # type: ignore[attr-defined]
+        assert (info.state, info.error) == ("running", None)
+        done = (await batch.tasks_settled(job))["c1"]
+        assert done.execution_info.container_info is not None
+        ended = done.execution_info.container_info
+        assert (ended.container_id, ended.state, ended.error) == (info.container_id, "exited", None)
+        (node,) = await batch.nodes_in(NodeState.IDLE, NodeState.RUNNING)
+        assert node.start_task_info is not None
+        started = node.start_task_info.execution_info.container_info
+        assert started is not None and started.state == "exited"
+        assert started.container_id and started.container_id != info.container_id
+        await batch.backend.terminate_job(job)
+        await batch.job_in(job, JobState.COMPLETED)
+        (status,) = (await batch.prep_release(job)).values()
+        assert status.preparation is not None and status.release is not None
+        prepared = status.preparation.execution_info.container_info
+        assert prepared is not None and prepared.state == "exited"
+        assert status.release.execution_info.container_info is None
+
+
+async def test_a_container_task_being_made_as_its_node_is_removed_leaves_nothing(
+    open_backend: BackendOpener, backend_name: str
+) -> None:
+    """The node is removed while its container tasks' containers are still being made (the
+    tasks were just placed there): none of them is left behind, nor the node's volume."""
+    if backend_name == "azure":
+        pytest.skip("looks at the local engine's containers and volumes")
+    async with pool(open_backend, container_configuration=DOCKER, slots=4) as batch:
+        job = await batch.create_job()
+        tasks = [TaskSpec(f"t{i}", "sleep 300", container_settings=IN_IMAGE) for i in range(4)]
+        await batch.backend.add_tasks(job, tasks)
+        await batch.task_in(job, "t0", TaskState.RUNNING)
+        await remove_nodes_and_wait(batch)
+        await anyio.sleep(3)  # a container made late would show by now
+        assert not task_containers(batch.pool_id) and not pool_volumes(batch.pool_id)

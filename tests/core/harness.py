@@ -151,9 +151,12 @@ class FakeEndpoint:
 
 
 @asynccontextmanager
-async def fake_endpoint(key: str, pool: dict[str, Any]) -> AsyncIterator[FakeEndpoint]:
+async def fake_endpoint(
+    key: str, pool: dict[str, Any], *, hold_creation: bool = False
+) -> AsyncIterator[FakeEndpoint]:
     """The endpoint (account ``fakebatch``, `key`) over a fresh fake executor and clock, with
-    the pool `pool` (Add Pool's body) added."""
+    the pool `pool` (Add Pool's body) added (its nodes kept ``creating`` with
+    `hold_creation`)."""
     from azure.batch.aio import BatchClient
     from azure.core.credentials import AzureNamedKeyCredential
 
@@ -162,6 +165,7 @@ async def fake_endpoint(key: str, pool: dict[str, Any]) -> AsyncIterator[FakeEnd
 
     clock = FakeClock()
     executor = FakeExecutor(clock)
+    executor.hold_creation = hold_creation
     settings = EndpointSettings(
         account="fakebatch", key=key, port=0, executor=executor, clock=clock
     )

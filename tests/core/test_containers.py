@@ -18,11 +18,13 @@ from jobprep_release.backends.base import (
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     StartTaskSpec,
+    TaskContainerExecutionInfo,
     TaskContainerSettings,
     TaskSpec,
 )
 from jobprep_release.backends.docker.core.executor import ContainerRun
-from tests.core.harness import JOB, job_spec, pool_spec, running_core
+from jobprep_release.backends.docker.core.fake import FakeOutcome, FakeStart
+from tests.core.harness import JOB, POOL, job_spec, pool_spec, running_core
 
 IMAGE = "example/tool:1"
 DOCKER = ContainerConfiguration("dockerCompatible", (IMAGE,))
@@ -105,3 +107,61 @@ async def test_container_settings_on_a_pool_without_containers_fail() -> None:
         assert run.failure_info is not None
         assert run.failure_info.code == "ContainerPoolNotSupported"
         assert core.fake.starts == []
+
+
+async def test_container_info_of_each_kind_of_task() -> None:
+    """REST TaskContainerExecutionInfo: set only for a run in a container (start task, job
+    preparation and release tasks, tasks), with the container's id and its Docker state:
+    ``running`` while it runs, ``exited`` once it ended; no error when none was reported."""
+
+    def outcome(start: FakeStart) -> FakeOutcome:
+        return FakeOutcome(duration=10.0 if start.argv[0] == "/bin/work" else 0.0)
+
+    async with running_core(outcome) as core:
+        setup = StartTaskSpec("/bin/setup", container_settings=IMAGE_DEFAULT)
+        await core.service.create_pool(
+            pool_spec(1, container_configuration=DOCKER, start_task=setup)
+        )
+        await core.advance(1)
+        prep = JobPreparationTaskSpec("/bin/prep", container_settings=IN_IMAGE)
+        release = JobReleaseTaskSpec("/bin/release", container_settings=IN_IMAGE)
+        await core.service.create_job(job_spec(prep, release))
+        await core.service.add_tasks(
+            JOB, [TaskSpec("t1", "/bin/work", container_settings=IN_IMAGE)]
+        )
+        await core.advance(1)
+        running = (await core.task("t1")).execution_info.container_info
+        key = core.starts_of("t1")[0].key
+        assert running == TaskContainerExecutionInfo(f"fake-{key}", "running")
+        await core.advance(10)
+        ended = (await core.task("t1")).execution_info
+        assert ended.exit_code == 0
+        assert ended.container_info == TaskContainerExecutionInfo(f"fake-{key}", "exited")
+        await core.service.terminate_job(JOB)
+        await core.advance(1)
+        await core.advance(1)
+        keys = {start.argv[0]: start.key for start in core.fake.starts}
+        (node_id,) = await core.node_ids()
+        node = await core.service.get_node(POOL, node_id)
+        assert node.start_task_info is not None
+        assert node.start_task_info.execution_info.container_info == TaskContainerExecutionInfo(
+            f"fake-{keys['/bin/setup']}", "exited"
+        )
+        (status,) = await core.service.list_prep_release_status(JOB)
+        assert status.preparation is not None and status.release is not None
+        for run, command in ((status.preparation, "/bin/prep"), (status.release, "/bin/release")):
+            assert run.execution_info.container_info == TaskContainerExecutionInfo(
+                f"fake-{keys[command]}", "exited"
+            )
+
+
+async def test_a_plain_task_has_no_container_info() -> None:
+    async with running_core() as core:
+        await core.service.create_pool(pool_spec(1))
+        await core.advance(1)
+        await core.service.create_job(job_spec())
+        await core.service.add_tasks(JOB, [TaskSpec("t1", "/bin/work")])
+        await core.advance(1)
+        await core.advance(1)
+        done = (await core.task("t1")).execution_info
+        assert done.exit_code == 0 and done.container_info is None

@@ -18,8 +18,9 @@ from jobprep_release.backends.base import (
     PoolState,
 )
 from jobprep_release.backends.docker.core import FakeClock, FakeExecutor, FakeOutcome, MemoryStore
+from jobprep_release.backends.docker.core.deletions import FIRST_RETRY, LONGEST_RETRY
 from jobprep_release.backends.docker.core.executor import NodeSetup
-from jobprep_release.backends.errors import Conflict, NotFound
+from jobprep_release.backends.errors import Conflict, NotFound, ServiceError
 from tests.core.harness import JOB, POOL, job_spec, pool_spec, running_core, tasks
 
 PREP = JobPreparationTaskSpec("/bin/prep")
@@ -197,5 +198,61 @@ async def test_delete_job_then_delete_pool_forgets_the_job_without_touching_leav
         assert (await core.service.get_pool(POOL)).state is PoolState.DELETING
         fake.release.set()
         await core.settle()
+        with pytest.raises(NotFound):
+            await core.service.get_pool(POOL)
+
+
+class FailingRemoval(FakeExecutor):
+    """The fake executor, with the engine refusing the first `failures` pool removals (as the
+    Docker engine refuses a volume still in use with 409)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(FakeClock())
+        self.failures = failures
+        self.removals_asked = 0
+
+    async def remove_pool(self, pool_id: str) -> None:
+        self.removals_asked += 1
+        if self.removals_asked <= self.failures:
+            raise ServiceError("remove volume: Docker engine answered 409: volume is in use")
+        await super().remove_pool(pool_id)
+
+
+async def test_a_failed_pool_deletion_is_retried_with_a_growing_delay() -> None:
+    fake = FailingRemoval(failures=2)
+    async with running_core(fake=fake) as core:
+        await core.service.create_pool(pool_spec(1))
+        await core.settle()
+        with pytest.raises(ServiceError):
+            await core.service.delete_pool(POOL)  # the caller hears of the first failure
+        assert (await core.service.get_pool(POOL)).state is PoolState.DELETING
+        await core.advance(FIRST_RETRY - 1)
+        assert fake.removals_asked == 1
+        await core.advance(1)  # first retry, after FIRST_RETRY: fails again
+        assert fake.removals_asked == 2
+        assert (await core.service.get_pool(POOL)).state is PoolState.DELETING
+        await core.advance(FIRST_RETRY)  # the next one waits twice as long
+        assert fake.removals_asked == 2
+        await core.advance(FIRST_RETRY)
+        assert fake.removals_asked == 3
+        with pytest.raises(NotFound):
+            await core.service.get_pool(POOL)
+
+
+async def test_pool_deletion_retries_wait_at_most_the_longest_delay() -> None:
+    fake = FailingRemoval(failures=12)
+    async with running_core(fake=fake) as core:
+        await core.service.create_pool(pool_spec(1))
+        await core.settle()
+        await core.service.begin_delete_pool(POOL)
+        await core.settle()
+        asked, waited = [fake.removals_asked], 0.0
+        while fake.removals_asked <= 12:
+            await core.advance(5)
+            waited += 5
+            if fake.removals_asked != asked[-1]:
+                asked.append(fake.removals_asked)
+                assert waited <= LONGEST_RETRY
+                waited = 0.0
         with pytest.raises(NotFound):
             await core.service.get_pool(POOL)

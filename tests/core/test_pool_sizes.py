@@ -1,7 +1,8 @@
 """Pool sizes on the fake executor, as the REST reference describes them: the allocation state
 ``resizing`` until the nodes exist, a resize refused while one is under way (409
-``PoolBeingResized``), ``resizeTimeout`` ending a resize with ``AllocationTimedOut``, Stop Pool
-Resize (``stopping`` then ``steady``, ``ResizeStopped``), Remove Nodes with each
+``PoolBeingResized``), ``resizeTimeout`` ending a resize with ``AllocationTimedout`` (the
+SDKs' PoolResizeErrorCodes), Stop Pool Resize (``stopping`` then ``steady``,
+``ResizeStopped``), Remove Nodes with each
 ``nodeDeallocationOption``, node scheduling, node counts, spot nodes and their preemption."""
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ async def test_a_resize_past_its_timeout_ends_with_allocation_timed_out() -> Non
         await core.advance(2 * MINUTE)  # the sweep runs every minute of the clock here
         pool = await core.service.get_pool(POOL)
         assert pool.allocation_state is AllocationState.STEADY
-        assert [error.code for error in pool.resize_errors] == ["AllocationTimedOut"]
+        assert [error.code for error in pool.resize_errors] == ["AllocationTimedout"]
         assert "dedicated" in pool.resize_errors[0].message
         assert (pool.target_dedicated_nodes, pool.current_dedicated_nodes) == (3, 1)
         nodes = await core.service.list_nodes(POOL)

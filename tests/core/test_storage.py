@@ -6,6 +6,7 @@ process exits, before the task completes; a failed upload completes the task wit
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import anyio
 import pytest
@@ -13,7 +14,9 @@ import pytest
 from jobprep_release.azurite import Azurite
 from jobprep_release.backends.base import (
     ExecutionResult,
+    NodeLogsRequest,
     OutputFile,
+    StartTaskSpec,
     Task,
     TaskConstraints,
     TaskSpec,
@@ -83,3 +86,33 @@ async def test_a_failed_upload_fails_the_task_without_a_retry(blobs: Blobs) -> N
     )
     assert info.retry_count == 0
     assert await blobs.read(container) == {}
+
+
+async def test_a_node_that_ran_no_task_has_a_service_log(blobs: Blobs) -> None:
+    """A real node's agent logs its own start, so Upload Batch Service Logs on a node that ran
+    nothing yet uploads a file (azure-batch's own suite asserts ``numberOfFilesUploaded > 0``
+    on a fresh node): the node's boot and its start task's start and end are lines of it."""
+    container = await blobs.container()
+    setup = StartTaskSpec("/bin/setup")
+    async with running_core(writes) as core:
+        await core.service.create_pool(pool_spec(1, start_task=setup))
+        await core.advance(5)
+        (node,) = await core.service.list_nodes("pool")
+        assert node.last_boot_time is not None
+        since = node.last_boot_time - timedelta(minutes=6)
+        result = await core.service.upload_node_logs(
+            "pool", node.id, NodeLogsRequest(blobs.url(container, "w"), since)
+        )
+        # A range that ends before the boot holds no line: nothing goes.
+        before = await core.service.upload_node_logs(
+            "pool", node.id, NodeLogsRequest(blobs.url(container, "w"), since, since)
+        )
+    assert result.number_of_files_uploaded == 1
+    assert before.number_of_files_uploaded == 0
+    (log,) = (await blobs.read(container)).values()
+    lines = log.decode().splitlines()
+    assert lines[0].endswith(f"node {node.id} booted")
+    assert [line.split(" ", 1)[1] for line in lines[1:]] == [
+        "started start task",
+        "ended start task: exit code 0",
+    ]

@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 from jobprep_release import flow
+from jobprep_release.backends.base import TaskContainerExecutionInfo
 from jobprep_release.backends.docker.core.kernel import Kind
 from jobprep_release.backends.docker.core.service import BatchService
 from jobprep_release.backends.docker.core.store import StateStore
@@ -55,9 +56,15 @@ def install(point: str) -> None:
     elif point == "release-running":
         started = BatchService.on_process_started
 
-        def started_then_die(self: BatchService, node_id: str, key: str, start: float) -> None:
+        def started_then_die(
+            self: BatchService,
+            node_id: str,
+            key: str,
+            start: float,
+            container: TaskContainerExecutionInfo | None = None,
+        ) -> None:
             flight = self._core.in_flight.get(key)
-            started(self, node_id, key, start)
+            started(self, node_id, key, start, container)
             if flight is not None and flight.kind is Kind.RELEASE:
                 _die()
 

@@ -4,9 +4,10 @@ work goes on in the core's own task group, and the object is forgotten when it i
 
 Delete Job on an active job ends its running tasks and runs its release tasks (batch-semantics.md,
 "States"), on a terminating one waits for them, the job staying ``deleting`` throughout; then its
-files are removed from every node it used. Delete Pool removes the pool's nodes. A service that
-stops in the middle of either resumes it when it starts again (`resume`), from the recorded
-state: every step is safe to do twice. While an object is ``deleting``, what would change it is
+files are removed from every node it used. Delete Pool removes the pool's nodes, and is tried
+again while the service runs when that fails (`FIRST_RETRY`). A service that stops in the
+middle of either resumes it when it starts again (`resume`), from the recorded state: every
+step is safe to do twice. While an object is ``deleting``, what would change it is
 refused with 409 ``PoolBeingDeleted`` / ``JobBeingDeleted`` (`rules.refuse_if_deleting`).
 """
 
@@ -86,15 +87,46 @@ def resume(core: Core) -> None:
             _start_pool(core, pool)
 
 
-def _start_pool(core: Core, pool: PoolRecord) -> Deletion:
-    return _start(core, f"pool:{pool.spec.id.lower()}", lambda: _delete_pool(core, pool))
+FIRST_RETRY = 5.0
+LONGEST_RETRY = 300.0
+"""A failed pool deletion is tried again after `FIRST_RETRY` seconds of the core's clock, then
+after twice as long each time, at most `LONGEST_RETRY` apart, while the service runs (and on
+its next start, as any deletion under way)."""
+
+
+def _start_pool(core: Core, pool: PoolRecord, retry_in: float = FIRST_RETRY) -> Deletion:
+    return _start(
+        core,
+        f"pool:{pool.spec.id.lower()}",
+        lambda: _delete_pool(core, pool),
+        lambda: core.spawn(_retry_pool, core, pool, retry_in),
+    )
+
+
+async def _retry_pool(core: Core, pool: PoolRecord, delay: float) -> None:
+    """After `delay`, delete the pool again unless it is gone or its deletion was restarted
+    (Delete Pool asked again) meanwhile."""
+    await core.clock.sleep(delay)
+    key = f"pool:{pool.spec.id.lower()}"
+    current = core.state.pools.get(pool.spec.id.lower())
+    if current is not pool or pool.state is not PoolState.DELETING or key in core.deletions:
+        return
+    log.info("retrying a pool deletion", pool=pool.spec.id, after_seconds=delay)
+    _start_pool(core, pool, min(delay * 2, LONGEST_RETRY))
 
 
 def _start_job(core: Core, job: JobRecord) -> Deletion:
     return _start(core, f"job:{job.spec.id.lower()}", lambda: _delete_job(core, job))
 
 
-def _start(core: Core, key: str, work: Callable[[], Awaitable[None]]) -> Deletion:
+def _start(
+    core: Core,
+    key: str,
+    work: Callable[[], Awaitable[None]],
+    on_failure: Callable[[], None] | None = None,
+) -> Deletion:
+    """Run `work` in the core's task group as the deletion under `key` (or find it running);
+    `on_failure` is called once it failed (its waiters told first)."""
     running = core.deletions.get(key)
     if running is not None:
         return running
@@ -105,12 +137,15 @@ def _start(core: Core, key: str, work: Callable[[], Awaitable[None]]) -> Deletio
             await work()
         except Exception as exc:
             deletion.error = exc
-            log.warning("deletion failed; it is resumed on the next start", what=key, error=exc)
+            then = "retried" if on_failure is not None else "resumed on the next start"
+            log.warning(f"deletion failed; it is {then}", what=key, error=exc)
         else:
             log.info("deleted", what=key)
         finally:
             core.deletions.pop(key, None)
             deletion.done.set()
+        if deletion.error is not None and on_failure is not None:
+            on_failure()
 
     core.spawn(run)
     return deletion

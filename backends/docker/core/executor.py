@@ -21,7 +21,7 @@ from typing import Protocol
 
 import anyio.abc
 
-from jobprep_release.backends.base import NodeState, PoolSpec
+from jobprep_release.backends.base import NodeState, PoolSpec, TaskContainerExecutionInfo
 
 NOT_FOUND = "notfound"
 """`ProcessExit.why` when the program of the command line does not exist on the node."""
@@ -101,6 +101,8 @@ class ProcessExit:
     start: float
     end: float
     why: str = "-"
+    container: TaskContainerExecutionInfo | None = None
+    """The container it ran in, for a container process (REST TaskContainerExecutionInfo)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +142,15 @@ class ExecutorListener(Protocol):
     def on_node_lost(self, node_id: str) -> None:
         """The node went away (it died, or its link dropped): whatever ran there is gone."""
 
-    def on_process_started(self, node_id: str, key: str, start: float) -> None:
-        """The process under `key` started at `start` (epoch seconds)."""
+    def on_process_started(
+        self,
+        node_id: str,
+        key: str,
+        start: float,
+        container: TaskContainerExecutionInfo | None = None,
+    ) -> None:
+        """The process under `key` started at `start` (epoch seconds); `container`, for a
+        container process, the container it runs in."""
 
     def on_process_exited(self, node_id: str, key: str, exit: ProcessExit) -> None:
         """The process under `key` ended (now, or while nobody listened: see `query`)."""

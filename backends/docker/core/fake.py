@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import anyio
 import anyio.abc
 
-from jobprep_release.backends.base import NodeState
+from jobprep_release.backends.base import NodeState, TaskContainerExecutionInfo
 from jobprep_release.backends.docker.core.clock import Clock, FakeClock
 from jobprep_release.backends.docker.core.environment import NODE_ROOT, SHARED_DIR, STARTUP_DIR
 from jobprep_release.backends.docker.core.executor import (
@@ -134,6 +134,13 @@ class FakeNode:
         self.directories.clear()
         self.exits.clear()
         self.told.clear()
+
+
+def fake_container(spec: ProcessSpec, key: str, state: str) -> TaskContainerExecutionInfo | None:
+    """The container a fake container process runs in (id ``fake-<key>``), None for others."""
+    if spec.container is None:
+        return None
+    return TaskContainerExecutionInfo(f"fake-{key}", state)
 
 
 def _exited(node_id: str, key: str, exit: ProcessExit) -> Callable[[ExecutorListener], None]:
@@ -250,7 +257,7 @@ class FakeExecutor:
                 node.write(posixpath.join(spec.working_dir, path), data, end)
             for path, data in outcome.appends.items():
                 node.write(posixpath.join(spec.working_dir, path), data, end, append=True)
-        exit = ProcessExit(code, start.time, end)
+        exit = ProcessExit(code, start.time, end, container=fake_container(spec, key, "exited"))
         self._record_exit(node, key, exit)
 
     def _record_exit(self, node: FakeNode, key: str, exit: ProcessExit) -> None:
@@ -398,7 +405,8 @@ class FakeExecutor:
             assert limit is not None
             end = now + limit
         node.running[key] = _Process(start, outcome, end, by_clock)
-        self._emit(lambda listener: listener.on_process_started(node_id, key, now))
+        running = fake_container(spec, key, "running")
+        self._emit(lambda listener: listener.on_process_started(node_id, key, now, running))
         return True
 
     async def kill_process(self, node_id: str, key: str) -> None:
@@ -406,7 +414,9 @@ class FakeExecutor:
         if node is None or key not in node.running:
             return
         process = node.running.pop(key)
-        self._record_exit(node, key, ProcessExit(KILLED, process.start.time, self.clock.now()))
+        ended = fake_container(process.start.spec, key, "exited")
+        exit = ProcessExit(KILLED, process.start.time, self.clock.now(), container=ended)
+        self._record_exit(node, key, exit)
 
     async def query_processes(self, node_id: str, keys: Sequence[str]) -> None:
         node = self.nodes.get(node_id)

@@ -1,14 +1,16 @@
 """Upload Batch Service Logs: a node's service log, written to a blob container.
 
 A real node's Batch agent keeps log files of what it did; here the agent is the core, so the
-node's log is the core's own record of every process it ran there: one line per start and per
-end of each task, job preparation and release task (``agent.log``), the same record the task
-views are made from. As the service does, the whole file is uploaded when any of its lines
-falls between `start_time` and `end_time` (none: until now), under a virtual directory made of
-the pool id, the node id and a unique identifier (REST UploadBatchServiceLogsResult), after a
-first part as the service's recorded answer has it (``batch-<16 hex digits>/<pool>/<node>/<guid>``;
-Inferred: the digits are the account's, here a hash of its name). The upload is done before
-the answer (the service answers first): a container that refuses it is a 400 here.
+node's log is the core's own record of the node and of every process it ran there: its latest
+boot, then one line per start and per end of its start task and of each task, job preparation
+and release task (``agent.log``), the same record the node and task views are made from (a
+real agent logs its own start too, so a node that ran nothing yet still has a log). As the
+service does, the whole file is uploaded when any of its lines falls between `start_time` and
+`end_time` (none: until now), under a virtual directory made of the pool id, the node id and a
+unique identifier (REST UploadBatchServiceLogsResult), after a first part as the service's
+recorded answer has it (``batch-<16 hex digits>/<pool>/<node>/<guid>``; Inferred: the digits
+are the account's, here a hash of its name). The upload is done before the answer (the service
+answers first): a container that refuses it is a 400 here.
 """
 
 from __future__ import annotations
@@ -19,16 +21,15 @@ import uuid
 from jobprep_release.backends.base import NodeLogsRequest, NodeLogsUpload
 from jobprep_release.backends.docker.core import storage, views
 from jobprep_release.backends.docker.core.kernel import Core
-from jobprep_release.backends.docker.core.records import Execution
+from jobprep_release.backends.docker.core.records import Execution, NodeRecord
 from jobprep_release.backends.errors import InvalidRequest
 
 LOG_NAME = "agent.log"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
-def _lines(kind: str, job_id: str, task_id: str, run: Execution) -> list[tuple[float, str]]:
+def _lines(what: str, run: Execution) -> list[tuple[float, str]]:
     found = []
-    what = f"{kind} {task_id} of job {job_id}"
     if run.start_time is not None:
         found.append((run.start_time, f"started {what}"))
     if run.completed and run.end_time is not None:
@@ -38,13 +39,19 @@ def _lines(kind: str, job_id: str, task_id: str, run: Execution) -> list[tuple[f
     return found
 
 
-def agent_log(core: Core, node_id: str) -> list[tuple[float, str]]:
-    """(epoch seconds, message) of every process start and end on the node, in time order."""
+def agent_log(core: Core, node: NodeRecord) -> list[tuple[float, str]]:
+    """(epoch seconds, message) of the node's latest boot and of every process start and end
+    on it, in time order."""
+    node_id = node.id
     lines: list[tuple[float, str]] = []
+    if node.last_boot_time is not None:
+        lines.append((node.last_boot_time, f"node {node_id} booted"))
+    if node.start is not None:
+        lines += _lines("start task", node.start)
     for job in core.state.jobs.values():
         for task in job.tasks.values():
             if task.node_id == node_id:
-                lines += _lines("task", job.spec.id, task.spec.id, task.run)
+                lines += _lines(f"task {task.spec.id} of job {job.spec.id}", task.run)
         record = job.nodes.get(node_id)
         if record is None:
             continue
@@ -53,7 +60,7 @@ def agent_log(core: Core, node_id: str) -> list[tuple[float, str]]:
             ("job release task", record.release, job.spec.release),
         ):
             if run is not None and spec is not None:
-                lines += _lines(kind, job.spec.id, spec.id, run)
+                lines += _lines(f"{kind} {spec.id} of job {job.spec.id}", run)
     return sorted(lines, key=lambda line: line[0])
 
 
@@ -65,7 +72,7 @@ async def upload(
     node = core.find_node(pool_id, node_id)
     start = request.start_time.timestamp()
     end = request.end_time.timestamp() if request.end_time is not None else core.now()
-    lines = agent_log(core, node.id)
+    lines = agent_log(core, node)
     account = hashlib.sha256(core.settings.account_name.encode()).hexdigest()[:16].upper()
     directory = f"batch-{account}/{pool_id}/{node.id}/{uuid.uuid4()}"
     files: list[tuple[str, bytes]] = []

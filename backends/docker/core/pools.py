@@ -62,6 +62,7 @@ async def create_pool(core: Core, spec: PoolSpec) -> None:
             code="InvalidPropertyValue",
         )
     rules.check_user_accounts(spec)
+    rules.check_local_settings(spec)
     image = spec.image or core.settings.default_image
     if image is not None:
         await core.executor.check_image(image)
@@ -194,6 +195,7 @@ _EMPTY_POOL_ONLY = {
     "image_reference": "virtualMachineConfiguration",
     "node_agent_sku_id": "virtualMachineConfiguration",
     "user_accounts": "userAccounts",
+    "upgrade_policy_mode": "upgradePolicy",
 }
 
 
@@ -220,6 +222,7 @@ async def update_pool(core: Core, pool_id: str, update: PoolUpdate) -> None:
             code="InvalidPropertyValue",
         )
     rules.check_user_accounts(spec)
+    rules.check_local_settings(spec)
     if spec.image_reference != pool.spec.image_reference:
         spec = replace(spec, image=spec.image or core.settings.default_image)
         if spec.image is not None:
@@ -352,6 +355,10 @@ async def remove_node(core: Core, pool: PoolRecord, node: NodeRecord) -> None:
     core.poke()
 
 
+ALLOCATION_TIMED_OUT = "AllocationTimedout"
+"""The service's code for a resize that ran past its timeout, spelled as it sends it
+(PoolResizeErrorCodes.AllocationTimedOut = "AllocationTimedout" in the Batch SDKs)."""
+
 # Texts of the service's resize errors (PoolResizeErrorCodes; ResizeStopped as recorded).
 _STOPPED = "Desired number of {} nodes could not be allocated due to a stop resize operation"
 _TIMED_OUT = "Desired number of {} nodes could not be allocated as the resize timeout was reached"
@@ -404,7 +411,7 @@ async def _settle_resize(core: Core, pool: PoolRecord, code: str, text: str) -> 
 
 def check_resize_deadlines(core: Core) -> None:
     """A resize whose nodes do not all exist by its `resizeTimeout` ends with the service's
-    ``AllocationTimedOut`` error; the nodes it has stay. Called by the sweep."""
+    ``AllocationTimedout`` error; the nodes it has stay. Called by the sweep."""
     now = core.now()
     for pool in core.state.pools.values():
         if pool.allocation_state is not AllocationState.RESIZING or pool.resize_started is None:
@@ -414,7 +421,7 @@ def check_resize_deadlines(core: Core) -> None:
         if not any(node.state is NodeState.CREATING for node in pool.nodes):
             continue
         pool.resize_started = None  # settled once
-        core.spawn(_settle_resize, core, pool, "AllocationTimedOut", _TIMED_OUT)
+        core.spawn(_settle_resize, core, pool, ALLOCATION_TIMED_OUT, _TIMED_OUT)
 
 
 async def adopt(core: Core, pool_id: str) -> None:

@@ -26,6 +26,7 @@ from jobprep_release.backends.base import (
     JobPreparationTaskSpec,
     JobReleaseTaskSpec,
     ResourceFile,
+    TaskContainerExecutionInfo,
     TaskContainerSettings,
     TaskSpec,
     TaskState,
@@ -411,8 +412,30 @@ def index_in_flight(core: Core) -> None:
                 core.in_flight[run.key] = InFlight(Kind.START, node.id)
 
 
-def started(core: Core, key: str, start: float) -> None:
-    """The executor says the process under `key` started at `start`."""
+def _run_of(core: Core, key: str) -> Execution | None:
+    """The run the process under `key` is: a start task's on its node, else its job's."""
+    flight = core.in_flight.get(key)
+    if flight is not None and flight.kind is Kind.START:
+        found_node = core.node_by_id(flight.node_id)
+        return found_node[1].start if found_node is not None else None
+    found = _flight_and_job(core, key)
+    return outcomes.execution(found[1], found[0]) if found is not None else None
+
+
+def record_container(core: Core, key: str, container: TaskContainerExecutionInfo) -> None:
+    """The container the process under `key` runs (or ran) in, as the executor saw it."""
+    run = _run_of(core, key)
+    if run is not None and run.container != container:
+        run.container = container
+        core.changed()
+
+
+def started(
+    core: Core, key: str, start: float, container: TaskContainerExecutionInfo | None = None
+) -> None:
+    """The executor says the process under `key` started at `start` (in `container`)."""
+    if container is not None:
+        record_container(core, key, container)
     flight = core.in_flight.get(key)
     if flight is not None and flight.kind is Kind.START:
         from jobprep_release.backends.docker.core import starttask

@@ -24,6 +24,7 @@ from jobprep_release.backends.base import (
     ResizeError,
     SchedulingState,
     StartTaskSpec,
+    TaskContainerExecutionInfo,
     TaskSpec,
     TaskState,
 )
@@ -93,6 +94,8 @@ class Execution:
     """When the service last requeued the run (its node rebooted, was lost or removed)."""
     retrying: bool = False
     """A retry was decided and has not started yet; its start sets `last_retry_time`."""
+    container: TaskContainerExecutionInfo | None = None
+    """The container of a container run (REST TaskContainerExecutionInfo)."""
 
 
 @dataclass(slots=True)

@@ -308,6 +308,66 @@ def check_user_accounts(spec: PoolSpec) -> None:
         check_user(spec, spec.start_task.user_identity, "startTask")
 
 
+NODE_COMMUNICATION_MODES = ("default", "classic", "simplified")
+"""REST NodeCommunicationMode (api-versions 2022-10-01.16.0 to 2024-07-01.20.0)."""
+
+
+def azure_only_settings(spec: PoolSpec) -> list[tuple[str, str]]:
+    """The pool's settings that would need Azure's infrastructure, each as (REST property
+    path, why): ``upgradePolicy`` other than ``manual`` (automatic and rolling upgrades apply
+    new OS images to VM scale sets), ``zonal`` node placement (local nodes have no
+    availability zones), an ``osDisk`` caching other than ``none`` or the write accelerator
+    on (Azure disk features). Their defaults mean nothing on a local node and are kept."""
+    disk = spec.os_disk
+    found = []
+    if spec.upgrade_policy_mode not in (None, "manual"):
+        found.append(
+            (
+                "upgradePolicy.mode",
+                f"{spec.upgrade_policy_mode}: automatic and rolling upgrades apply new OS images "
+                "to Azure VM scale sets; a local node's image changes only by Update Pool on an "
+                "empty pool (mode manual)",
+            )
+        )
+    if spec.node_placement_policy not in (None, "regional"):
+        found.append(
+            (
+                "virtualMachineConfiguration.nodePlacementConfiguration.policy",
+                f"{spec.node_placement_policy}: local nodes have no availability zones (policy "
+                "regional)",
+            )
+        )
+    if disk is not None and disk.caching not in (None, "none"):
+        found.append(
+            (
+                "virtualMachineConfiguration.osDisk.caching",
+                f"{disk.caching}: a local node's disk has no host caching (caching none)",
+            )
+        )
+    if disk is not None and disk.write_accelerator_enabled:
+        found.append(
+            (
+                "virtualMachineConfiguration.osDisk.writeAcceleratorEnabled",
+                "true: a local node's disk has no write accelerator",
+            )
+        )
+    return found
+
+
+def check_local_settings(spec: PoolSpec) -> None:
+    """`NotSupported` naming the first of `azure_only_settings`; 400 ``InvalidPropertyValue``
+    for a ``targetNodeCommunicationMode`` outside the service's three values."""
+    for path, why in azure_only_settings(spec):
+        raise NotSupported(f"{path} {why}")
+    mode = spec.target_node_communication_mode
+    if mode is not None and mode not in NODE_COMMUNICATION_MODES:
+        raise InvalidRequest(
+            f"targetNodeCommunicationMode {mode!r} is not one of "
+            + ", ".join(NODE_COMMUNICATION_MODES),
+            code="InvalidPropertyValue",
+        )
+
+
 def check_user(pool: PoolSpec | None, identity: UserIdentity, where: str) -> None:
     """A named user must be one of the pool's user accounts (400 ``InvalidPropertyValue``
     naming ``<where>.userIdentity.username``; inferred: the REST reference says the account

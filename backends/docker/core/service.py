@@ -42,6 +42,7 @@ from jobprep_release.backends.base import (
     StartTaskSpec,
     Task,
     TaskConstraints,
+    TaskContainerExecutionInfo,
     TaskCounts,
     TaskSpec,
 )
@@ -572,13 +573,21 @@ class BatchService:
     def on_node_lost(self, node_id: str) -> None:
         pools.on_node_lost(self._core, node_id)
 
-    def on_process_started(self, node_id: str, key: str, start: float) -> None:
-        processes.started(self._core, key, start)
+    def on_process_started(
+        self,
+        node_id: str,
+        key: str,
+        start: float,
+        container: TaskContainerExecutionInfo | None = None,
+    ) -> None:
+        processes.started(self._core, key, start, container)
 
     def on_process_exited(self, node_id: str, key: str, exit: ProcessExit) -> None:
         flight = self._core.in_flight.get(key)
         if flight is None or key in self._core.uploading:
             return
+        if exit.container is not None:
+            processes.record_container(self._core, key, exit.container)
         if exit.why != NOT_FOUND and outcomes.output_files(self._core, flight):
             # Output files are uploaded after the process exits, before the task completes.
             self._core.uploading.add(key)

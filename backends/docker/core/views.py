@@ -81,6 +81,7 @@ def execution_info(execution: Execution) -> ExecutionInfo:
         requeue_count=execution.requeue_count,
         last_retry_time=stamp(execution.last_retry_time) if execution.retry_count else None,
         last_requeue_time=stamp(execution.last_requeue_time) if execution.requeue_count else None,
+        container_info=execution.container,
     )
 
 

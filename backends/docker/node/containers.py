@@ -23,8 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
+import anyio.abc
 import structlog
 
+from jobprep_release.backends.base import TaskContainerExecutionInfo
 from jobprep_release.backends.docker.core.executor import (
     BAD_CONTAINER_SETTINGS,
     IMAGE_NOT_FOUND,
@@ -104,19 +106,53 @@ class ContainerTasks:
         self._live: set[str] = set()
         self._killed: set[str] = set()
         """Keys killed before their container was started: it is not started."""
-        """Keys between `run`'s start and their container's end (or failure)."""
+        self._making: dict[str, set[str]] = {}
+        """Per node, the keys whose container is being made or started."""
+        self._closing: dict[str, int] = {}
+        """Nodes whose task containers are being removed (how many removals): no container
+        is made for them meanwhile."""
+
+    def start(
+        self,
+        group: anyio.abc.TaskGroup,
+        pool_id: str,
+        node_id: str,
+        node_container: str,
+        key: str,
+        spec: ProcessSpec,
+    ) -> None:
+        """`run` in `group`, counted as being made from now on: a removal of the node's task
+        containers that begins before it runs waits for it (and it then makes nothing)."""
+        self._making.setdefault(node_id, set()).add(key)
+        self._live.add(key)
+        group.start_soon(self.run, pool_id, node_id, node_container, key, spec)
 
     async def run(
         self, pool_id: str, node_id: str, node_container: str, key: str, spec: ProcessSpec
     ) -> None:
         """Make, start and watch the container of `spec` (which has a container part) until
         it ends; report started, then exited. Never raises."""
+        self._making.setdefault(node_id, set()).add(key)
         self._live.add(key)
         try:
             await self._run(pool_id, node_id, node_container, key, spec)
         finally:
+            self._made(node_id, key)
             self._live.discard(key)
             self._killed.discard(key)
+
+    def _made(self, node_id: str, key: str) -> None:
+        """The container of `key` is started, or will not be: no longer being made."""
+        making = self._making.get(node_id)
+        if making is not None:
+            making.discard(key)
+            if not making:
+                del self._making[node_id]
+
+    def _stopped(self, node_id: str, key: str) -> bool:
+        """The container of `key` must not run: killed, or its node's containers are being
+        removed (`remove_on_node`)."""
+        return key in self._killed or node_id in self._closing
 
     async def _run(
         self, pool_id: str, node_id: str, node_container: str, key: str, spec: ProcessSpec
@@ -124,6 +160,9 @@ class ContainerTasks:
         container = spec.container
         assert container is not None
         now = time.time()
+        if self._stopped(node_id, key):
+            self._fail(node_id, key, ProcessExit(137, now, now))
+            return
         try:
             options = run_options(container.run_options)
         except BadRunOptions as exc:
@@ -138,19 +177,25 @@ class ContainerTasks:
             return
         labels = {POOL_LABEL: pool_id, NODE_LABEL: node_id, ROLE_LABEL: "task", KEY_LABEL: key}
         try:
+            if self._stopped(node_id, key):
+                self._fail(node_id, key, ProcessExit(137, now, time.time()))
+                return
             created = await self._create(node_container, key, spec, container, options, labels)
-            if key in self._killed:
-                await self.engine.remove_container(created)
+            if self._stopped(node_id, key):
+                await self._discard(created)
                 self._fail(node_id, key, ProcessExit(137, now, time.time()))
                 return
             await self.engine.call(self.engine.api.start, created, what=f"start task {key}")
         except BackendError as exc:
             log.warning("container task could not start", key=key, error=exc.one_line())
-            await self.engine.remove_container(f"{node_container}-{key}")
+            await self._discard(f"{node_container}-{key}")
             self._fail(node_id, key, ProcessExit(125, now, time.time(), BAD_CONTAINER_SETTINGS))
             return
+        finally:
+            self._made(node_id, key)
         began = time.time()
-        self._report(node_id, "started", key, ProcessExit(0, began, began))
+        running = TaskContainerExecutionInfo(created, "running")
+        self._report(node_id, "started", key, ProcessExit(0, began, began, container=running))
         await self.watch(node_id, created, key, spec.wall_clock, began)
 
     async def _create(
@@ -181,7 +226,7 @@ class ContainerTasks:
                 ["-c", script, "sh", *spec.argv],
                 entrypoint=["/bin/sh"],
                 environment=environment,
-                labels=labels | options["labels"],
+                labels=labels | options["labels"] | self.engine.scope,
                 user=options.get("user") or "0:0",
                 working_dir=options.get("workdir"),
                 host_config=host_config,
@@ -226,7 +271,10 @@ class ContainerTasks:
                     now = time.time()
                     # the start reported is the one the wall clock counts from
                     end = max(_epoch(status.get("FinishedAt"), now), started)
-                    exit = ProcessExit(int(status.get("ExitCode", 1)), started, end)
+                    info = TaskContainerExecutionInfo(
+                        container_id, str(status["Status"]), status.get("Error") or None
+                    )
+                    exit = ProcessExit(int(status.get("ExitCode", 1)), started, end, container=info)
                     break
                 if deadline is not None and time.time() >= deadline:
                     with contextlib.suppress(BackendError):
@@ -257,12 +305,29 @@ class ContainerTasks:
                 self.engine.api.kill, f"{node_container}-{key}", what=f"kill {key}"
             )
 
+    async def _discard(self, container: str) -> None:
+        """Remove a container this run made; a removal already under way (its node's) is
+        left to finish."""
+        with contextlib.suppress(BackendError):
+            await self.engine.remove_container(container)
+
     async def remove_on_node(self, node_id: str) -> None:
         """Remove the node's task containers: what ran beside it goes with it (a reboot, a
-        reimage or its removal), as processes on the node do."""
-        rows = await self.engine.list_containers({NODE_LABEL: node_id, ROLE_LABEL: "task"})
-        for row in rows:
-            await self.engine.remove_container(row.id)
+        reimage or its removal), as processes on the node do. No container is made for the
+        node meanwhile, and those being made (from `start`) when it begins are waited for
+        (each removes itself), so none is made after the containers were listed and left
+        behind."""
+        self._closing[node_id] = self._closing.get(node_id, 0) + 1
+        try:
+            while self._making.get(node_id):
+                await anyio.sleep(POLL_SECONDS / 5)
+            rows = await self.engine.list_containers({NODE_LABEL: node_id, ROLE_LABEL: "task"})
+            for row in rows:
+                await self.engine.remove_container(row.id)
+        finally:
+            self._closing[node_id] -= 1
+            if not self._closing[node_id]:
+                del self._closing[node_id]
 
     async def find(self, pool_id: str, keys: Sequence[str]) -> dict[str, str]:
         """The task containers of `pool_id` running one of `keys`: key -> container id."""

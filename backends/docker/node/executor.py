@@ -133,7 +133,7 @@ class DockerExecutor:
         if listener is None or exit is None:
             return
         if verb == "started":
-            listener.on_process_started(node_id, key, exit.start)
+            listener.on_process_started(node_id, key, exit.start, exit.container)
         else:
             listener.on_process_exited(node_id, key, exit)
 
@@ -218,7 +218,7 @@ class DockerExecutor:
             if self._group is None:
                 return False
             pool_id = keeper.setup.pool.id
-            self._group.start_soon(self._containers.run, pool_id, node_id, keeper.name, key, spec)
+            self._containers.start(self._group, pool_id, node_id, keeper.name, key, spec)
             return True
         if keeper.starts:
             # Queued, and written once the pass that started it has yielded: a pass starting

@@ -57,7 +57,11 @@ async def get_job(request: web.Request) -> web.Response:
     ctx = context(request)
     job = await _job_json(ctx, base_url(request), request.match_info["job"])
     chosen = Query(request.path, request.query).select
-    return document(select([job], chosen, render.names(models.BatchJob))[0], etag=job["eTag"])
+    return document(
+        select([job], chosen, render.names(models.BatchJob))[0],
+        etag=job["eTag"],
+        modified=job.get("lastModified"),
+    )
 
 
 async def _changed(request: web.Request, job_id: str, status: int = 200) -> web.Response:

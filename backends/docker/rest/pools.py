@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from azure.batch import models
 
-from jobprep_release.backends.base import TaskState
+from jobprep_release.backends.base import PoolUpdate, TaskState
 from jobprep_release.backends.docker.core.autoscaling import FormulaRefused
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
@@ -64,9 +64,15 @@ async def update_pool(request: web.Request) -> web.Response:
 @routes.post("/pools/{pool}/updateproperties")
 async def replace_pool_properties(request: web.Request) -> web.Response:
     ctx, pool_id = context(request), request.match_info["pool"]
-    start_task, metadata = specs.pool_replacement(await body(request))
+    start_task, metadata, older = specs.pool_replacement(await body(request))
     await ctx.service.get_pool(pool_id)
     await ctx.service.replace_pool_properties(pool_id, start_task, metadata)
+    # "If omitted, the existing setting is default" (2024-07-01.20.0's
+    # PoolUpdatePropertiesParameter): a mode the pool has goes back to default.
+    had = ctx.service.pool_spec(pool_id).target_node_communication_mode
+    mode = older.target_node_communication_mode or (had and "default")
+    if mode != had:
+        await ctx.service.update_pool(pool_id, PoolUpdate(target_node_communication_mode=mode))
     pool = await ctx.service.get_pool(pool_id)
     url = f"{base_url(request)}/pools/{pool_id}/updateproperties"
     return updated(204, url, pool.etag, pool.last_modified)
@@ -91,7 +97,11 @@ async def get_pool(request: web.Request) -> web.Response:
     ctx = context(request)
     pool = await _pool_json(ctx, base_url(request), request.match_info["pool"])
     chosen = Query(request.path, request.query).select
-    return document(select([pool], chosen, render.names(models.BatchPool))[0], etag=pool["eTag"])
+    return document(
+        select([pool], chosen, render.names(models.BatchPool))[0],
+        etag=pool["eTag"],
+        modified=pool.get("lastModified"),
+    )
 
 
 @routes.delete("/pools/{pool}")

@@ -147,7 +147,23 @@ def shown_pool_spec(spec: PoolSpec) -> PoolSpec:
 def pool(base: str, view: Pool, spec: PoolSpec) -> Json:
     model = results.pool_model(view, shown_pool_spec(spec))
     model.url = f"{base}/pools/{view.id}"
-    return _with_no_certificates(shapes.as_json(model))
+    return _with_older_properties(_with_no_certificates(shapes.as_json(model)), view, spec)
+
+
+def _with_older_properties(document: Json, view: Pool, spec: PoolSpec) -> Json:
+    """The pool properties of api-versions before 2025-06-01 (`versions.REMOVED` leaves them
+    out of later answers): ``targetNodeCommunicationMode`` and ``resourceTags`` as given, and
+    ``currentNodeCommunicationMode`` once the pool has a node: the target, or ``classic`` for
+    ``default`` and no target (the service's recorded answer for a pool given none)."""
+    target = spec.target_node_communication_mode
+    if target is not None:
+        document["targetNodeCommunicationMode"] = target
+    if view.current_dedicated_nodes + view.current_low_priority_nodes > 0:
+        current = target if target in ("classic", "simplified") else "classic"
+        document["currentNodeCommunicationMode"] = current
+    if spec.resource_tags:
+        document["resourceTags"] = dict(spec.resource_tags)
+    return document
 
 
 def pool_index(view: Pool, spec: PoolSpec) -> Json:

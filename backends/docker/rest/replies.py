@@ -40,13 +40,19 @@ DOCUMENT = web.ResponseKey("document", object)
 it, once, in the service's form (``odata.metadata``, the request's api-version)."""
 
 
-def document(content: Any, *, status: int = 200, etag: str | None = None) -> web.Response:
-    """A JSON answer holding `content`; its body is written by the middleware."""
+def document(
+    content: Any, *, status: int = 200, etag: str | None = None, modified: str | None = None
+) -> web.Response:
+    """A JSON answer holding `content`; its body is written by the middleware. ``ETag`` is
+    `etag`, ``Last-Modified`` the content's ``lastModified``, else `modified` (an object read
+    with a ``$select`` that leaves it out: the service still sends the header, as recorded)."""
     headers = {"Content-Type": JSON_TYPE}
     if etag is not None:
         headers["ETag"] = etag
     if isinstance(content, dict) and "lastModified" in content:
-        headers["Last-Modified"] = http_date_of(content["lastModified"])
+        modified = content["lastModified"]
+    if modified is not None:
+        headers["Last-Modified"] = http_date_of(modified)
     response = web.Response(status=status, headers=headers)
     response[DOCUMENT] = content
     return response

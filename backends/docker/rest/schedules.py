@@ -17,7 +17,14 @@ from jobprep_release.backends.docker.rest.context import Context, base_url, cont
 from jobprep_release.backends.docker.rest.errors import RestError
 from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
 from jobprep_release.backends.docker.rest.replies import accepted, body, created, document
-from jobprep_release.backends.docker.rest.specs import job_checks, read_body, with_auto_pool_image
+from jobprep_release.backends.docker.rest.specs import (
+    OlderPoolProperties,
+    auto_pool_older_properties,
+    job_checks,
+    read_body,
+    with_auto_pool_image,
+    with_older_pool_properties,
+)
 from jobprep_release.backends.docker.rest.wire import http_date
 from jobprep_release.backends.schedules import JobScheduleSpec
 from jobprep_release.backends.schema import schedules, shapes
@@ -37,6 +44,11 @@ def _checks(spec: JobScheduleSpec, asked: Mapping[str, Any]) -> None:
 
 
 def _schedule_spec(document: Any, what: str, model: type[Any]) -> JobScheduleSpec:
+    older = OlderPoolProperties()
+    job = document.get("jobSpecification") if isinstance(document, Mapping) else None
+    if isinstance(job, Mapping):
+        job, older = auto_pool_older_properties(job, "jobSpecification")
+        document = {**document, "jobSpecification": job}
     spec: JobScheduleSpec = read_body(
         model,
         document,
@@ -45,7 +57,8 @@ def _schedule_spec(document: Any, what: str, model: type[Any]) -> JobScheduleSpe
         what,
         check=_checks,
     )
-    return replace(spec, job_specification=with_auto_pool_image(spec.job_specification))
+    job_spec = with_older_pool_properties(spec.job_specification, older)
+    return replace(spec, job_specification=with_auto_pool_image(job_spec))
 
 
 def _required(document: Mapping[str, Any], *names: str) -> None:
@@ -103,7 +116,9 @@ async def get_job_schedule(request: web.Request) -> web.Response:
     found = await _json(ctx, base_url(request), request.match_info["schedule"])
     chosen = Query(request.path, request.query).select
     names = render.names(models.BatchJobSchedule)
-    return document(select([found], chosen, names)[0], etag=found["eTag"])
+    return document(
+        select([found], chosen, names)[0], etag=found["eTag"], modified=found.get("lastModified")
+    )
 
 
 async def _update(request: web.Request, *, replace_all: bool) -> web.Response:

@@ -44,6 +44,7 @@ from jobprep_release.backends.base import (
     TaskConstraints,
     TaskSpec,
 )
+from jobprep_release.backends.docker.core import rules
 from jobprep_release.backends.docker.rest.errors import RestError, not_supported
 from jobprep_release.backends.schema import requests, shapes
 from jobprep_release.backends.schema.shapes import PropertyError
@@ -161,7 +162,20 @@ def _check_nat_pools(spec: PoolSpec) -> None:
         seen.append((start, end))
 
 
+def refuse_azure_only(what: str, spec: PoolSpec | PoolUpdate, path: str = "") -> None:
+    """501 naming each of the settings a local node cannot honour (`rules.azure_only_settings`)."""
+    shown = spec if isinstance(spec, PoolSpec) else spec.applied_to(PoolSpec(id=""))
+    found = rules.azure_only_settings(shown)
+    if found:
+        names = [shapes.join(path, name) for name, _ in found]
+        reasons = "; ".join(f"{name} {why}" for name, (_, why) in zip(names, found, strict=True))
+        error = not_supported(f"{what} propert{'y' if len(found) == 1 else 'ies'} {reasons}")
+        error.values += tuple(("PropertyName", name) for name in names)
+        raise error
+
+
 def _pool_checks(spec: PoolSpec, asked: Mapping[str, Any]) -> None:
+    refuse_azure_only("Add Pool", spec)
     _check_nat_pools(spec)
     configuration = asked.get("virtualMachineConfiguration")
     if configuration is None:
@@ -191,9 +205,83 @@ def _refuse_local_subnet(document: Any) -> None:
         raise error
 
 
+COMMUNICATION_MODE = "targetNodeCommunicationMode"
+RESOURCE_TAGS = "resourceTags"
+
+
+@dataclass(frozen=True, slots=True)
+class OlderPoolProperties:
+    """Pool properties of api-versions before 2025-06-01 that azure-batch 15 does not model:
+    ``targetNodeCommunicationMode`` (``default``, ``classic``, ``simplified``; None when not
+    given) and ``resourceTags`` (None when not given), read beside the model's."""
+
+    target_node_communication_mode: str | None = None
+    resource_tags: dict[str, str] | None = None
+
+
+def older_pool_properties(document: Any, path: str = "") -> tuple[Any, OlderPoolProperties]:
+    """`document` without the older properties, and those properties checked (400
+    ``InvalidPropertyValue`` naming the property for a mode outside the three or tags that
+    are not an object of strings)."""
+    if not isinstance(document, Mapping):
+        return document, OlderPoolProperties()
+    mode, tags = document.get(COMMUNICATION_MODE), document.get(RESOURCE_TAGS)
+    rest = {
+        name: value
+        for name, value in document.items()
+        if name not in (COMMUNICATION_MODE, RESOURCE_TAGS)
+    }
+    if mode is not None and (
+        not isinstance(mode, str) or mode.lower() not in ("default", "classic", "simplified")
+    ):
+        where = shapes.join(path, COMMUNICATION_MODE)
+        raise _refusal(PropertyError(where, "expected one of default, classic, simplified"))
+    if tags is not None and (
+        not isinstance(tags, Mapping) or not all(isinstance(v, str) for v in tags.values())
+    ):
+        where = shapes.join(path, RESOURCE_TAGS)
+        raise _refusal(PropertyError(where, "expected an object of strings"))
+    older = OlderPoolProperties(
+        mode.lower() if isinstance(mode, str) else None,
+        dict(tags) if isinstance(tags, Mapping) else None,
+    )
+    return rest, older
+
+
+def auto_pool_older_properties(document: Any, path: str = "") -> tuple[Any, OlderPoolProperties]:
+    """`document` (a job's JSON, or what holds its ``poolInfo``) without the older properties
+    of its auto pool's specification, and those properties (`older_pool_properties`)."""
+    info = document.get("poolInfo") if isinstance(document, Mapping) else None
+    auto = info.get("autoPoolSpecification") if isinstance(info, Mapping) else None
+    pool = auto.get("pool") if isinstance(auto, Mapping) else None
+    if not isinstance(pool, Mapping):
+        return document, OlderPoolProperties()
+    assert isinstance(document, Mapping) and isinstance(info, Mapping)
+    assert isinstance(auto, Mapping)
+    where = shapes.join(path, f"{_AUTO_POOL}.pool")
+    kept, older = older_pool_properties(pool, where)
+    document = {**document, "poolInfo": {**info, "autoPoolSpecification": {**auto, "pool": kept}}}
+    return document, older
+
+
+def with_older_pool_properties(spec: JobSpec, older: OlderPoolProperties) -> JobSpec:
+    """`spec` with its auto pool given `older`'s properties."""
+    auto = spec.auto_pool
+    if auto is None:
+        return spec
+    pool = replace(
+        auto.pool,
+        target_node_communication_mode=older.target_node_communication_mode,
+        resource_tags=older.resource_tags or {},
+    )
+    return replace(spec, auto_pool=replace(auto, pool=pool))
+
+
 def pool_spec(document: Any) -> PoolSpec:
     """Add Pool's body as a `PoolSpec`; ``image`` is the Docker image an image id names, else
-    None (the endpoint's default node image)."""
+    None (the endpoint's default node image); ``targetNodeCommunicationMode`` and
+    ``resourceTags`` as `older_pool_properties` reads them."""
+    document, older = older_pool_properties(document)
     _refuse_local_subnet(document)
     if isinstance(document, Mapping):
         try:
@@ -209,6 +297,11 @@ def pool_spec(document: Any) -> PoolSpec:
         "Add Pool",
         check=_pool_checks,
     )
+    spec = replace(
+        spec,
+        target_node_communication_mode=older.target_node_communication_mode,
+        resource_tags=older.resource_tags or {},
+    )
     image = _docker_image(spec.image_reference)
     return spec if image is None else replace(spec, image=image)
 
@@ -220,6 +313,7 @@ def _docker_image(reference: ImageReference | None) -> str | None:
 
 
 def _update_checks(update: PoolUpdate, asked: Mapping[str, Any]) -> None:
+    refuse_azure_only("Update Pool", update)
     reference = update.image_reference
     image_id = reference.virtual_machine_image_id if reference else None
     where = "virtualMachineConfiguration.imageReference.virtualMachineImageId"
@@ -229,7 +323,14 @@ def _update_checks(update: PoolUpdate, asked: Mapping[str, Any]) -> None:
 
 
 def pool_update(document: Any) -> PoolUpdate:
-    """Update Pool's body as a `PoolUpdate`; ``image`` as Add Pool's (`pool_spec`)."""
+    """Update Pool's body as a `PoolUpdate`; ``image`` as Add Pool's (`pool_spec`);
+    ``targetNodeCommunicationMode`` as `older_pool_properties` reads it (PATCH before
+    2025-06-01 has no ``resourceTags``: 501 naming it)."""
+    document, older = older_pool_properties(document)
+    if older.resource_tags is not None:
+        error = not_supported(f"Update Pool property {RESOURCE_TAGS}")
+        error.values += (("PropertyName", RESOURCE_TAGS),)
+        raise error
     update = read_body(
         models.BatchPoolUpdateOptions,
         document,
@@ -238,11 +339,23 @@ def pool_update(document: Any) -> PoolUpdate:
         "Update Pool",
         check=_update_checks,
     )
-    return replace(update, image=_docker_image(update.image_reference))
+    return replace(
+        update,
+        image=_docker_image(update.image_reference),
+        target_node_communication_mode=older.target_node_communication_mode,
+    )
 
 
-def pool_replacement(document: Any) -> tuple[StartTaskSpec | None, dict[str, str]]:
-    """Replace Pool Properties' body: the start task (None: removed) and all the metadata."""
+def pool_replacement(
+    document: Any,
+) -> tuple[StartTaskSpec | None, dict[str, str], OlderPoolProperties]:
+    """Replace Pool Properties' body: the start task (None: removed), all the metadata, and
+    ``targetNodeCommunicationMode`` (`older_pool_properties`; no ``resourceTags`` there)."""
+    document, older = older_pool_properties(document)
+    if older.resource_tags is not None:
+        error = not_supported(f"Replace Pool Properties property {RESOURCE_TAGS}")
+        error.values += (("PropertyName", RESOURCE_TAGS),)
+        raise error
     replacement: tuple[StartTaskSpec | None, dict[str, str]] = read_body(
         models.BatchPoolReplaceOptions,
         document,
@@ -251,7 +364,7 @@ def pool_replacement(document: Any) -> tuple[StartTaskSpec | None, dict[str, str
         "Replace Pool Properties",
         check=lambda kept, asked: _resource_files_have_urls(asked, ""),
     )
-    return replacement
+    return (*replacement, older)
 
 
 def _autoscale_checks(asked: Mapping[str, Any]) -> None:
@@ -330,6 +443,7 @@ def job_checks(spec: JobSpec, asked: Mapping[str, Any], *, scheduled: bool = Fal
             )
             error.values += (("PropertyName", where),)
             raise error
+        refuse_azure_only("Add Job", spec.auto_pool.pool, f"{_AUTO_POOL}.pool")
         try:
             pool = asked["poolInfo"]["autoPoolSpecification"]["pool"]
             _autoscale_checks(pool)
@@ -340,7 +454,9 @@ def job_checks(spec: JobSpec, asked: Mapping[str, Any], *, scheduled: bool = Fal
 
 
 def job_spec(document: Any) -> JobSpec:
-    """Add Job's body as a `JobSpec` (an auto pool's image as Add Pool's, `pool_spec`)."""
+    """Add Job's body as a `JobSpec` (an auto pool's image and older properties as Add
+    Pool's, `pool_spec`)."""
+    document, older = auto_pool_older_properties(document)
     spec: JobSpec = read_body(
         models.BatchJobCreateOptions,
         document,
@@ -349,7 +465,7 @@ def job_spec(document: Any) -> JobSpec:
         "Add Job",
         check=_job_checks,
     )
-    return with_auto_pool_image(spec)
+    return with_auto_pool_image(with_older_pool_properties(spec, older))
 
 
 def with_auto_pool_image(spec: JobSpec) -> JobSpec:

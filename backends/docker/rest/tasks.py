@@ -139,7 +139,11 @@ async def get_task(request: web.Request) -> web.Response:
     view = await ctx.service.get_task(job_id, request.match_info["task"])
     task = _task_json(ctx, base_url(request), job_id, view)
     chosen = Query(request.path, request.query).select
-    return document(select([task], chosen, render.names(models.BatchTask))[0], etag=task["eTag"])
+    return document(
+        select([task], chosen, render.names(models.BatchTask))[0],
+        etag=task["eTag"],
+        modified=task.get("lastModified"),
+    )
 
 
 @routes.put("/jobs/{job}/tasks/{task}")

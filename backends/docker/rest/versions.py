@@ -48,6 +48,9 @@ INTRODUCED: dict[str, str] = {
     # A pool's taskSchedulingPolicy.jobDefaultOrder is 2025-06-01's: a 2024-07-01.20.0 answer
     # of the service has none (its recordings, ../shared/reference/recordings).
     "jobDefaultOrder": LATEST,
+    # NodeCommunicationMode came with 2022-10-01.16.0 (the SDKs' change logs).
+    "targetNodeCommunicationMode": "2022-10-01.16.0",
+    "currentNodeCommunicationMode": "2022-10-01.16.0",
 }
 """A property of an answer, by name, and the first version that has it."""
 
@@ -57,6 +60,11 @@ REMOVED: dict[str, str] = {
     "certificateReferences": LATEST,
     # A task's authenticationTokenSettings: in every version before 2025-06-01 (its SDKs).
     "authenticationTokenSettings": LATEST,
+    # A pool's node communication modes and resource tags: up to 2024-07-01.20.0 (its SDK);
+    # azure-batch 15 (2025-06-01) models none of them.
+    "targetNodeCommunicationMode": LATEST,
+    "currentNodeCommunicationMode": LATEST,
+    "resourceTags": LATEST,
 }
 """A property of an answer, by name, and the first version that no longer has it."""
 
