@@ -34,10 +34,10 @@ wall clock given to `start` is kept by the agent, which kills the task's process
 has passed. The boot number grows by one each time the container starts: a reboot.
 
 Why Perl: the node image is a plain Debian (no compiler, no helper of ours), and the bash agent
-started each task through a subshell, ``install``, ``setsid``, ``env`` and ``setpriv`` (five
-processes; the task's own makes six), which cost a node more than twice the CPU of starting the
-task alone. The Perl agent forks once and does the rest with system calls before its one
-``exec``; it also writes the lines of one pass together (fewer attach frames for the app to
+forked three processes per task (two subshells and ``install``) and exec'd ``setsid``, ``env``
+and ``setpriv`` before the program, about twice the node's CPU per task of the bench's floor
+(`bench/mechanism.py`). The Perl agent forks once and does the rest with system calls before
+its one ``exec``; it also writes the lines of one pass together (fewer attach frames for the app to
 read). On an image without Perl the bash loop stays the agent, and the app sends it `run`.
 """
 
