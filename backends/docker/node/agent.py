@@ -186,6 +186,7 @@ sub make_dirs {
 sub start_task {
   my ($key, $d, $w, $o, $e, $user, $chown, $path, @rest) = @_;
   my $count = shift @rest;
+  exit(125) unless defined $path && defined $count && @rest > $count;  # a payload cut short
   my @env = splice(@rest, 0, $count);
   my @argv = @rest;
   my ($uid, $gid, @groups);
