@@ -13,7 +13,9 @@ import anyio
 import docker
 import pytest
 
+from jobprep_release.backends.docker.core.executor import NOT_FOUND, ProcessSpec
 from jobprep_release.backends.docker.node.agent import (
+    AGENT_DIR,
     AGENT_SCRIPT,
     AgentLink,
     run_command,
@@ -21,6 +23,7 @@ from jobprep_release.backends.docker.node.agent import (
     start_command,
 )
 from jobprep_release.backends.docker.node.engine import POOL_LABEL, Engine
+from jobprep_release.backends.docker.node.launch import launch_script, start_fields
 from tests.conftest import Ids
 
 RUNS = 20
@@ -116,3 +119,46 @@ async def test_a_launch_sent_again_under_its_key_starts_nothing_and_is_answered(
     # `started` comes from the run's own subshell, so it may follow the second run's answer.
     assert sorted(verbs) == ["absent", "exited", "exited", "running", "started"], verbs
     assert exits == ["1"], "the node ran the launch more than once"
+
+
+@pytest.mark.parametrize(("agent", "verb"), [("perl", "start"), ("bash", "run")])
+async def test_a_task_runs_as_its_user_in_its_directory_with_exactly_its_variables(
+    ids: Ids, docker_client: docker.DockerClient, agent: str, verb: str
+) -> None:
+    # The same ProcessSpec through each agent's launch (`start` fields for Perl, the launch
+    # script for bash): the non-admin task user owns the directories made, the process sees
+    # only its own variables (`env -i`), and a program that does not exist is reported so.
+    task_dir = "/mnt/batch/tasks/workitems/j/job-1/t"
+
+    def spec(*argv: str) -> ProcessSpec:
+        return ProcessSpec(
+            argv=argv,
+            environment={"PATH": "/usr/bin:/bin", "ONLY": "this one"},
+            task_dir=task_dir,
+            working_dir=f"{task_dir}/wd",
+            stdout_path=f"{task_dir}/stdout.txt",
+            stderr_path=f"{task_dir}/stderr.txt",
+        )
+
+    def launch(key: str, process: ProcessSpec) -> bytes:
+        if verb == "start":
+            return start_command(key, start_fields(process))
+        return run_command(key, launch_script(process, agent_mark=f"{AGENT_DIR}/{key}.why"))
+
+    async with _agent(ids, docker_client, agent) as link:
+        await link.send(launch("env", spec("env")) + launch("gone", spec("no-such-program")))
+        exits: dict[str, tuple[str, ...]] = {}
+        with anyio.fail_after(30):
+            while len(exits) < 2:
+                for event in await link.receive():
+                    if event.verb == "exited":
+                        exits[event.key] = event.words
+        container = docker_client.containers.get(f"jobprep_release-agenttest-{ids.pool.lower()}")
+        listing = container.exec_run(
+            ["stat", "-c", "%U %a", task_dir, f"{task_dir}/wd"]
+        ).output.decode()
+        output = container.exec_run(["cat", f"{task_dir}/stdout.txt"]).output.decode()
+    assert exits["env"][0] == "0", exits
+    assert (exits["gone"][0], exits["gone"][3]) == ("127", NOT_FOUND), exits
+    assert sorted(output.splitlines()) == ["ONLY=this one", "PATH=/usr/bin:/bin"]
+    assert listing.split("\n")[:2] == ["_azbatch 755", "_azbatch 755"]
