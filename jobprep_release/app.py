@@ -69,13 +69,22 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
             storage = await _storage(invocation, stack)
             opened = True
             interrupts.drop(opening)
-            async with anyio.create_task_group() as group:
-                group.start_soon(sample)
+            try:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(sample)
+            except Exception:
+                # This run failed, but runs attached to its service may still be using it.
+                if not interrupts.signalled:
+                    await _linger(backend, interrupts)
+                raise
             if interrupts.signalled or not outcomes:
                 message = await tidy(backend, invocation.options, invocation.answer)
                 if stdout_closed:
                     message = f"stdout was closed; {message}"
                 print(message, file=sys.stderr)
+                return EXIT_INTERRUPTED
+            if not await _linger(backend, interrupts):
+                print("stopped waiting for the other runs", file=sys.stderr)
                 return EXIT_INTERRUPTED
     if not opened:
         print("interrupted; nothing was created", file=sys.stderr)
@@ -88,6 +97,18 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
     failed = outcome.failed_tasks + [f"prep/release on {n}" for n in outcome.failed_prep_release]
     print(f"error: the sample ran, but these failed: {', '.join(failed)}", file=sys.stderr)
     return EXIT_TASKS_FAILED
+
+
+async def _linger(backend: BatchBackend, interrupts: Interrupts) -> bool:
+    """As the process holding the docker backend's state, wait for the runs attached to its
+    service to end (`jobprep_release.attach`); False when a signal stopped the wait."""
+    linger = getattr(backend, "linger", None)
+    if linger is None:
+        return True
+    with interrupts.guard() as waiting:
+        await linger(lambda line: print(line, file=sys.stderr, flush=True))
+    interrupts.drop(waiting)
+    return not waiting.cancelled_caught
 
 
 async def _storage(invocation: Invocation, stack: contextlib.AsyncExitStack) -> Prepared | None:
@@ -118,12 +139,16 @@ async def show_status(backend: BatchBackend, job_id: str) -> int:
     """The job's preparation and release task settings and their status on each node."""
     console = Console()
     async with backend:
-        job = await backend.get_job(job_id)
-        spec = await backend.get_job_spec(job_id)
         try:
-            statuses = await backend.list_prep_release_status(job_id)
-        except Conflict:
-            statuses = []
+            job = await backend.get_job(job_id)
+            spec = await backend.get_job_spec(job_id)
+            try:
+                statuses = await backend.list_prep_release_status(job_id)
+            except Conflict:
+                statuses = []
+        finally:
+            # As the docker backend's holder, a run may have attached meanwhile.
+            await _linger(backend, Interrupts())
     console.job_status(job, spec, statuses)
     return 0
 

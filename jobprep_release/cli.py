@@ -388,19 +388,18 @@ def _check_storage(args: argparse.Namespace, options: SampleOptions) -> None:
 
 
 def make_backend(args: argparse.Namespace) -> BatchBackend:
-    """The chosen backend, imported only now."""
+    """The chosen backend, imported only now. The docker backend is shared between the
+    processes using one engine (`jobprep_release.attach`)."""
     if args.backend == "docker":
-        from jobprep_release.backends.docker import (
-            DEFAULT_NODE_IMAGE,
-            DockerBackend,
-            DockerSettings,
-        )
+        from jobprep_release.attach import shared_docker_backend
+        from jobprep_release.backends.docker import DEFAULT_NODE_IMAGE, DockerSettings
 
         image = getattr(args, "image", None) or DEFAULT_NODE_IMAGE
         settings = DockerSettings(
             image=image, state_dir=args.state_dir, docker_host=args.docker_host
         )
-        return DockerBackend(settings)
+        # Holds the engine's state, or attaches to the process that holds it.
+        return shared_docker_backend(settings)
     from jobprep_release import logs
     from jobprep_release.backends.azure import build_azure_backend
 

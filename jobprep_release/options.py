@@ -15,7 +15,8 @@ EXIT_STATUSES = {
     0: "the sample ran and every task, preparation and release task exited 0",
     1: "an unexpected error",
     2: "bad flags, settings or ids",
-    3: "the Docker engine or the Batch service cannot be reached",
+    3: "the Docker engine or the Batch service cannot be reached (or the process serving the "
+    "docker backend's state, which the run attached to, ended)",
     4: "credentials missing or rejected",
     5: "a pool, job, task or file is missing, exists already, or is in the wrong state",
     6: "the backend cannot express what was asked",

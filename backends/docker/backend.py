@@ -2,7 +2,10 @@
 
 Entering it connects to the engine, takes the state lock, and starts the service (its executor's
 node links and its scheduler) in a task group; leaving it stops them and writes the state. Nodes
-and the tasks on them keep running between runs of the app.
+and the tasks on them keep running between runs of the app. Holding the state, it serves it to
+other processes (`sharing`): a loopback endpoint started on the first connection, published
+beside the lock; with `attach`, a backend that finds the state held by a process that publishes
+its service raises `StateHeld` instead of waiting, for the app to attach to that process.
 
 A call that changes state is shielded from cancellation for the change itself only (`_atomic`),
 never for what it waits on: an image pull before a pool is created, a deletion's wait for
@@ -12,12 +15,14 @@ asked for is either not begun or carried through by the service.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
 
 import anyio
 import anyio.abc
+import anyio.to_thread
+import structlog
 
 from jobprep_release.backends.administration import PoolNodeCounts, SupportedImage
 from jobprep_release.backends.base import (
@@ -43,10 +48,29 @@ from jobprep_release.backends.base import (
 )
 from jobprep_release.backends.docker.core.kernel import CoreSettings
 from jobprep_release.backends.docker.core.service import BatchService
-from jobprep_release.backends.docker.core.store import StateStore, default_state_dir
-from jobprep_release.backends.docker.node.engine import Engine
+from jobprep_release.backends.docker.core.store import LOCK_POLL, StateStore, default_state_dir
+from jobprep_release.backends.docker.node.engine import STATE_LABEL, Engine
 from jobprep_release.backends.docker.node.executor import DockerExecutor
 from jobprep_release.backends.docker.settings import DockerSettings
+from jobprep_release.backends.docker.sharing import (
+    LazyEndpoint,
+    Publication,
+    ServiceFile,
+    read_service,
+    state_identity,
+)
+from jobprep_release.backends.errors import BackendError
+
+log = structlog.get_logger("jobprep_release.docker")
+
+
+class StateHeld(BackendError):
+    """The engine's state is held by another process, which serves it at `service`."""
+
+    def __init__(self, service: ServiceFile, store: StateStore) -> None:
+        super().__init__(f"the docker backend's state is held by pid {service.pid}")
+        self.service = service
+        self.store = store
 
 
 def _atomic() -> anyio.CancelScope:
@@ -62,12 +86,22 @@ class DockerBackend:
     name = "docker"
     poll_interval = 0.05
 
-    def __init__(self, settings: DockerSettings | None = None) -> None:
+    def __init__(
+        self, settings: DockerSettings | None = None, *, attach: bool = False, lazy: bool = True
+    ) -> None:
+        """`attach`: raise `StateHeld` when another process holds the state and serves it,
+        rather than wait for it. `lazy`: serve the state to other processes on a loopback
+        socket started on the first connection (`serve` publishes its own endpoint instead,
+        with `publish`)."""
         self.settings = settings or DockerSettings()
+        self._attach = attach
+        self._lazy = lazy
         self._engine: Engine | None = None
         self._store: StateStore | None = None
         self._service: BatchService | None = None
         self._group: anyio.abc.TaskGroup | None = None
+        self._publication: Publication | None = None
+        self._endpoint: LazyEndpoint | None = None
 
     @property
     def engine(self) -> Engine:
@@ -87,7 +121,10 @@ class DockerBackend:
         try:
             engine_id = await self._engine.engine_id()
             self._store = StateStore(self.settings.state_dir or default_state_dir(), engine_id)
-            await self._store.acquire()
+            await self._acquire(self._store)
+            self._publication = Publication(self._store)
+            identity = await anyio.to_thread.run_sync(state_identity, self._store)
+            self._engine.scope = {STATE_LABEL: identity}
             core_settings = CoreSettings(
                 account_name=self.settings.account_name,
                 default_image=self.settings.image,
@@ -98,6 +135,13 @@ class DockerBackend:
             self._group = anyio.create_task_group()
             await self._group.__aenter__()
             await self._group.start(self._service.run)
+            if self._lazy:
+                self._endpoint = LazyEndpoint(self.settings.account_name)
+                self._group.start_soon(self._endpoint.serve, self._service, self._group)
+                endpoint = self._endpoint
+                await anyio.to_thread.run_sync(
+                    self._publication.publish, endpoint.url, endpoint.account, endpoint.key
+                )
         except BaseException:
             await self._teardown()
             raise
@@ -111,16 +155,65 @@ class DockerBackend:
     ) -> None:
         await self._teardown()
 
+    async def _acquire(self, store: StateStore) -> None:
+        """Take the state's lock, waiting while another process holds it (saying once which
+        one); with `attach`, `StateHeld` as soon as the holder publishes its service.
+        Cancelling the wait (Ctrl-C) leaves nothing taken."""
+        waited = False
+        while not await anyio.to_thread.run_sync(store.try_acquire):
+            if self._attach:
+                service = await anyio.to_thread.run_sync(read_service, store)
+                if service is not None:
+                    raise StateHeld(service, store)
+            if not waited:
+                log.warning(
+                    "waiting for the docker backend's state: another jobprep_release process "
+                    "is using it; this run goes on when that one ends (Ctrl-C stops waiting)",
+                    file=str(store.path),
+                    holder=store.holder(),
+                )
+                waited = True
+            await anyio.sleep(LOCK_POLL)
+        if waited:
+            log.info("the docker backend's state is free: going on", file=str(store.path))
+
+    def publish(self, url: str, account: str, key: str) -> None:
+        """Tell other processes where this process serves the state (`serve`'s endpoint)."""
+        if self._publication is None:
+            raise RuntimeError("DockerBackend is used outside `async with`")
+        self._publication.publish(url, account, key)
+
+    async def linger(self, say: Callable[[str], None]) -> None:
+        """Wait until no run attached to this process's service still uses it (saying so in
+        one line through `say` if any does); from then on none can attach. Cancel to stop
+        waiting."""
+        if self._publication is None:
+            return
+        endpoint = self._endpoint
+        await self._publication.wait_for_attached(
+            say, endpoint.connections if endpoint is not None else lambda: 0
+        )
+
     async def _teardown(self) -> None:
+        if self._publication is not None:
+            # Withdrawn first: while the lock is still held, no new run may attach.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._publication.withdraw)
         if self._group is not None:
             self._group.cancel_scope.cancel()
             await self._group.__aexit__(None, None, None)
             self._group = None
         with anyio.CancelScope(shield=True):
+            if self._endpoint is not None:
+                self._endpoint.close()
+                self._endpoint = None
             if self._service is not None:
                 await self._service.close()
             if self._store is not None:
                 self._store.release()
+            if self._publication is not None:
+                self._publication.release()
+                self._publication = None
             if self._engine is not None:
                 await self._engine.close()
 

@@ -138,9 +138,15 @@ def test_pool_found_from_its_labels_when_the_state_is_lost(
     ids: Ids, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
     base = ["--pool-id", ids.pool, "--job-id", ids.job]
-    first = run_cli(base, state_dir=tmp_path / "a", stdin="yes\nno\n")
+    first = run_cli(base, state_dir=tmp_path, stdin="yes\nno\n")
     assert first.returncode == 0, first.stderr
-    second = run_cli([*base, "--yes"], state_dir=tmp_path / "b")
+    # The state lost: every file of it gone but its identity (the pool's containers carry it,
+    # and another state's are never adopted) and its lock.
+    lost = [path for path in tmp_path.iterdir() if path.suffix not in (".id", ".lock")]
+    assert any(path.name.startswith("docker-") for path in lost), lost
+    for path in lost:
+        path.unlink()
+    second = run_cli([*base, "--yes"], state_dir=tmp_path)
     assert second.returncode == 0, second.stderr
     assert "The pool already existed when we tried to create it" in second.stdout
     assert labelled(docker_client, ids.pool) == (0, 0)

@@ -226,7 +226,7 @@ class ContainerTasks:
                 ["-c", script, "sh", *spec.argv],
                 entrypoint=["/bin/sh"],
                 environment=environment,
-                labels=labels | options["labels"],
+                labels=labels | options["labels"] | self.engine.scope,
                 user=options.get("user") or "0:0",
                 working_dir=options.get("workdir"),
                 host_config=host_config,

@@ -38,6 +38,8 @@ from jobprep_release.backends.errors import (
 POOL_LABEL = "jobprep_release.pool"
 NODE_LABEL = "jobprep_release.node"
 ROLE_LABEL = "jobprep_release.role"
+STATE_LABEL = "jobprep_release.state"
+"""The identity of the state (directory) whose process made the object (`Engine.scope`)."""
 
 ENGINE_THREADS = 10
 """docker-py calls in flight at once: its client keeps 10 connections to the engine (docker-py's
@@ -140,6 +142,11 @@ class Engine:
         self._client = client
         self.limiter = anyio.CapacityLimiter(ENGINE_THREADS)
         """The threads this engine's docker-py calls may use (`ENGINE_THREADS`)."""
+        self.scope: dict[str, str] = {}
+        """Labels every container and volume made through this handle carries, and every
+        lookup filters on: the state's identity (`STATE_LABEL`), so that processes with
+        different states (two app containers sharing the host's engine) never find, adopt or
+        remove each other's pools. Empty (everything labelled) for `cleanup`."""
 
     @classmethod
     async def connect(cls, base_url: str | None = None) -> Engine:
@@ -236,7 +243,7 @@ class Engine:
     async def list_containers(self, labels: Mapping[str, str | None]) -> list[ContainerSummary]:
         """Containers carrying all of `labels` (None: with any value), from one list call
         (no per-container inspect, which would race with a container being removed)."""
-        filters = _label_filters(labels)
+        filters = _label_filters({**labels, **self.scope})
         rows = await self.call(
             self._client.api.containers, all=True, filters=filters, what="list containers"
         )
@@ -250,7 +257,7 @@ class Engine:
         ]
 
     async def list_volumes(self, labels: Mapping[str, str | None]) -> list[Any]:
-        filters = _label_filters(labels)
+        filters = _label_filters({**labels, **self.scope})
         return await self.call(self._client.volumes.list, filters=filters, what="list volumes")
 
     async def get_container(self, name: str) -> Any | None:
@@ -261,7 +268,10 @@ class Engine:
 
     async def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
         await self.call(
-            self._client.volumes.create, name=name, labels=dict(labels), what=f"volume {name}"
+            self._client.volumes.create,
+            name=name,
+            labels={**labels, **self.scope},
+            what=f"volume {name}",
         )
 
     async def remove_volume(self, name: str) -> None:
@@ -300,7 +310,7 @@ class Engine:
                 image,
                 command,
                 hostname=hostname,
-                labels=dict(labels),
+                labels={**labels, **self.scope},
                 stdin_open=True,
                 volumes=[mount_point],
                 host_config=host_config,

@@ -3,7 +3,9 @@
 `running_endpoint` starts the service, then the HTTP server on `host:port`, and yields the
 endpoint's URL once requests can be served; on exit it stops the server, then the service. By
 default the service is the Docker backend's (engine, state lock, node containers): pools, nodes,
-jobs and tasks survive, and the next endpoint (or the docker backend) takes them over. With
+jobs and tasks survive, and the next endpoint (or the docker backend) takes them over. Over
+HTTP, the endpoint is published to the engine's other users (`docker.sharing`): a CLI run
+started while it serves attaches to it rather than waiting for the state. With
 `EndpointSettings.executor` set (a `FakeExecutor`, say), the endpoint serves the Batch core over
 that executor in process, its state in `EndpointSettings.store` (in memory by default), its
 time from `EndpointSettings.clock`: no engine is needed. With `EndpointSettings.https` it
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -85,12 +87,18 @@ class RunningEndpoint:
 
 
 @asynccontextmanager
-async def _docker_service(settings: EndpointSettings) -> AsyncIterator[EndpointService]:
+async def _docker_service(
+    settings: EndpointSettings, published: list[Callable[[str], None]]
+) -> AsyncIterator[EndpointService]:
     # Imported here: an endpoint over another executor never loads docker-py.
     from jobprep_release.backends.docker.backend import DockerBackend
 
     docker = replace(settings.docker, account_name=settings.account)
-    async with DockerBackend(docker) as backend:
+    async with DockerBackend(docker, lazy=False) as backend:
+        # Other processes using the engine (CLI runs) attach to this endpoint once it serves:
+        # over HTTP only, as the app trusts the HTTPS certificate only through SSL_CERT_FILE.
+        if not settings.https:
+            published.append(partial(backend.publish, account=settings.account, key=settings.key))
         yield backend.service
 
 
@@ -127,8 +135,9 @@ async def running_endpoint(settings: EndpointSettings) -> AsyncIterator[RunningE
         directory = settings.certificate_dir or settings.docker.state_dir or default_state_dir()
         made = partial(endpoint_certificate, directory, settings.host)
         certificate = await anyio.to_thread.run_sync(made)
+    published: list[Callable[[str], None]] = []
     services: AbstractAsyncContextManager[EndpointService] = (
-        _docker_service(settings)
+        _docker_service(settings, published)
         if settings.executor is None
         else _core_service(settings, settings.executor)
     )
@@ -149,6 +158,8 @@ async def running_endpoint(settings: EndpointSettings) -> AsyncIterator[RunningE
             port = int(runner.addresses[0][1])
             url = f"{'https' if tls else 'http'}://{settings.host}:{port}"
             service.set_account_url(url)  # AZ_BATCH_ACCOUNT_URL: where tasks call the service
+            for publish in published:
+                await anyio.to_thread.run_sync(publish, url)
             log.info("endpoint serving", url=url, account=settings.account)
             yield RunningEndpoint(
                 url=url,
