@@ -440,6 +440,9 @@ class PoolSpec:
     auto_scale_formula: str | None = None
     auto_scale_evaluation_interval: timedelta | None = None
     container_configuration: ContainerConfiguration | None = None
+    job_default_order: str | None = None
+    """``taskSchedulingPolicy.jobDefaultOrder``: ``none`` or ``creationtime`` (jobs of equal
+    priority get slots oldest first here, which either allows); None when not given."""
     upgrade_policy_mode: str | None = None
     """``upgradePolicy.mode``: ``manual`` (the only mode a local node has: its image changes
     only when Update Pool changes it on an empty pool); None when not given."""
@@ -472,6 +475,7 @@ class PoolUpdate:
     metadata: Mapping[str, str] | None = None
     task_slots_per_node: int | None = None
     node_fill_type: NodeFillType | None = None
+    job_default_order: str | None = None
     image_reference: ImageReference | None = None
     node_agent_sku_id: str | None = None
     user_accounts: Sequence[UserAccount] | None = None
