@@ -200,4 +200,5 @@ async def _delete_job(core: Core, job: JobRecord) -> None:
             await processes.remove_tree(core, node_id, environment.job_dir(job.spec.id))
     if core.state.jobs.get(job.spec.id.lower()) is job:
         del core.state.jobs[job.spec.id.lower()]
+        core.turns.pop(job.spec.id.lower(), None)
     await core.persist()

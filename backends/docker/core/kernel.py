@@ -123,6 +123,10 @@ class Core:
         """Nodes whose removal (`pools.settle_leaving`) is under way (not saved)."""
         self.account_url = f"http://localhost/{settings.account_name}"
         self.index = TaskIndex()
+        self.turns: dict[str, int] = {}
+        """The scheduling pass in which each job (by key) last had a task placed (not saved):
+        jobs of equal priority take turns (`scheduler`, jobDefaultOrder `none`)."""
+        self.passes = 0
         """Tasks holding slots and each job's queue, so a scheduling pass scans neither every
         task nor every job's completed ones."""
 

@@ -1,7 +1,9 @@
 """The scheduler: which task runs on which node, and when a job's preparation task runs first.
 
 As the service does it (batch-semantics.md, "Slots and placement", "Job preparation task"):
-jobs by priority, then in the order they were created, each up to its maxParallelTasks, tasks in
+jobs by priority, then, among jobs of equal priority on a pool, a task from each in turn (the
+pool's jobDefaultOrder `none`, the default) or in the order they were created (`creationtime`),
+each up to its maxParallelTasks, tasks in
 the order they were added once their dependencies are met, on usable nodes with
 enough free slots for the task's `requiredSlots`, by the pool's fill type (pack: the fullest
 node first; spread: the emptiest); a job's preparation task runs on a node before the job's
@@ -58,7 +60,11 @@ async def schedule_pass(core: Core) -> None:
     used = core.used_slots()
     pending: list[processes.Pending] = []
     waiting: list[tuple[JobRecord, TaskRecord]] = []
-    # Higher priority first (REST BatchJob priority), then in the order jobs were created.
+    # Higher priority first (REST BatchJob priority); jobs of equal priority on a pool whose
+    # taskSchedulingPolicy.jobDefaultOrder is `creationtime` in the order they were created,
+    # otherwise (`none`, the default: "tasks should be scheduled uniformly from all
+    # equal-priority jobs for the pool") a task from each in turn.
+    cursors: list[_Cursor] = []
     for job in sorted(core.state.jobs.values(), key=lambda j: (-j.spec.priority, j.created)):
         pool = core.state.pools.get(job.spec.pool_id.lower())
         if job.state is JobState.TERMINATING and pool is not None:
@@ -67,34 +73,84 @@ async def schedule_pass(core: Core) -> None:
             continue
         if pool.state is not PoolState.ACTIVE:
             continue
-        room = rules.parallel_room(job)
-        # The job's tasks in the order they were added, from the first that may be active
-        # (`index.TaskIndex.queue`); stop once no node has room left or the job runs as many
-        # tasks as its maxParallelTasks allows.
-        for task in core.index.queue(core.state, job):
-            if room <= 0:
-                break
-            if task.state is not TaskState.ACTIVE or not rules.dependencies_met(job, task):
-                continue
-            if not rules.has_room(pool, used):
-                waiting.append((job, task))  # the first of the job's tasks left waiting
-                break
-            if task.spec.multi_instance is not None:
-                placed = multiinstance.place(core, job, pool, task, used)
-                pending += placed
-                room -= 1 if placed else 0
-                continue
-            node = rules.pick_node(pool, job, task, used)
-            if node is None:
-                continue
-            used[node.id] = used.get(node.id, 0) + task.spec.required_slots
-            pending += assign(core, job, task, node)
-            room -= 1
+        cursors.append(_Cursor(core, job, pool, used, pending, waiting))
+    core.passes += 1
+    for group in _turns(cursors):
+        # The job whose tasks were placed longest ago goes first: over passes, each takes turns.
+        taking = sorted(group, key=lambda cursor: core.turns.get(cursor.job.spec.id.lower(), -1))
+        while taking:
+            taking = [cursor for cursor in taking if cursor.place_one()]
     core.refresh_busy()
     await processes.start_all(core, pending)
     pools.settle_leaving(core)
     if waiting and await preempt(core, waiting, used):
         core.poke()
+
+
+def _turns(cursors: list[_Cursor]) -> list[list[_Cursor]]:
+    """The cursors (in priority, then creation order) as groups that take turns: the jobs of
+    one priority on one pool whose jobDefaultOrder is not `creationtime` form one group, each
+    other job a group of its own."""
+    groups: list[list[_Cursor]] = []
+    shared: dict[tuple[int, str], list[_Cursor]] = {}
+    for cursor in cursors:
+        if cursor.pool.spec.job_default_order == "creationtime":
+            groups.append([cursor])
+            continue
+        key = (cursor.job.spec.priority, cursor.pool.spec.id.lower())
+        group = shared.get(key)
+        if group is None:
+            group = shared[key] = []
+            groups.append(group)
+        group.append(cursor)
+    return groups
+
+
+class _Cursor:
+    """A job's tasks in the order they were added, from the first that may be active
+    (`index.TaskIndex.queue`), placed one at a time until no node has room left or the job
+    runs as many tasks as its maxParallelTasks allows."""
+
+    def __init__(
+        self,
+        core: Core,
+        job: JobRecord,
+        pool: PoolRecord,
+        used: dict[str, int],
+        pending: list[processes.Pending],
+        waiting: list[tuple[JobRecord, TaskRecord]],
+    ) -> None:
+        self.core, self.job, self.pool = core, job, pool
+        self.used, self.pending, self.waiting = used, pending, waiting
+        self.room = rules.parallel_room(job)
+        self.queue = iter(core.index.queue(core.state, job))
+
+    def place_one(self) -> bool:
+        """Place the job's next task that can run; False once the job can place no more."""
+        core, job, pool, used = self.core, self.job, self.pool, self.used
+        if self.room <= 0:
+            return False
+        for task in self.queue:
+            if task.state is not TaskState.ACTIVE or not rules.dependencies_met(job, task):
+                continue
+            if not rules.has_room(pool, used):
+                self.waiting.append((job, task))  # the first of the job's tasks left waiting
+                return False
+            if task.spec.multi_instance is not None:
+                placed = multiinstance.place(core, job, pool, task, used)
+                if not placed:
+                    continue
+                self.pending += placed
+            else:
+                node = rules.pick_node(pool, job, task, used)
+                if node is None:
+                    continue
+                used[node.id] = used.get(node.id, 0) + task.spec.required_slots
+                self.pending += assign(core, job, task, node)
+            self.room -= 1
+            core.turns[job.spec.id.lower()] = core.passes
+            return True
+        return False
 
 
 async def preempt(
