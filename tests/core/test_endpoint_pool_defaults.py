@@ -93,8 +93,14 @@ async def test_upgrade_policy_is_updated_only_on_an_empty_pool() -> None:
     async with client() as batch:
         body = pool_body("p1", targetDedicatedNodes=1)
         assert (await call(batch, "POST", "/pools", body=body)).status == 201
+        await _with_a_node(batch, "p1")
         patch = {"upgradePolicy": {"mode": "manual"}}
-        answer = await call(batch, "PATCH", "/pools/p1", body=patch)
+        # `manual` is what a pool given no upgradePolicy has (UpgradeMode): no change.
+        assert (await call(batch, "PATCH", "/pools/p1", body=patch)).status == 200
+        order = {"taskSchedulingPolicy": {"nodeFillType": "spread", "jobDefaultOrder": "none"}}
+        assert (await call(batch, "PATCH", "/pools/p1", body=order)).status == 200
+        order["taskSchedulingPolicy"]["jobDefaultOrder"] = "creationtime"
+        answer = await call(batch, "PATCH", "/pools/p1", body=order)
         assert (answer.status, answer.json()["code"]) == (400, "PropertyCannotBeUpdated")
         assert (await call(batch, "POST", "/pools", body=pool_body("p2"))).status == 201
         assert (await call(batch, "PATCH", "/pools/p2", body=patch)).status == 200

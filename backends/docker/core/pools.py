@@ -200,6 +200,10 @@ _EMPTY_POOL_ONLY = {
 }
 
 
+# What an unset property means (REST BatchJobDefaultOrder, UpgradeMode): sending it is no change.
+_UNSET_MEANS = {"job_default_order": "none", "upgrade_policy_mode": "manual"}
+
+
 async def update_pool(core: Core, pool_id: str, update: PoolUpdate) -> None:
     """Update Pool: the properties `update` gives replace the pool's. A new start task runs on
     nodes that join the pool or boot afresh from now on (the service's rule); the properties
@@ -211,7 +215,8 @@ async def update_pool(core: Core, pool_id: str, update: PoolUpdate) -> None:
     spec = update.applied_to(pool.spec)
     if pool.nodes:
         for name, rest in _EMPTY_POOL_ONLY.items():
-            if getattr(spec, name) != getattr(pool.spec, name):
+            default = _UNSET_MEANS.get(name)
+            if (getattr(spec, name) or default) != (getattr(pool.spec, name) or default):
                 raise InvalidRequest(
                     f"{rest} can be updated only when the pool is empty "
                     f"(pool {pool_id} has {len(pool.nodes)} nodes)",
