@@ -194,6 +194,15 @@ class DockerBackend:
             say, endpoint.connections if endpoint is not None else lambda: 0
         )
 
+    async def withdraw(self) -> None:
+        """Stop other processes from attaching to this process's service from now on (the
+        runs attached already keep it until the backend closes): for a holder that is
+        stopping before its end, as on Ctrl-C, so that a run started meanwhile waits for the
+        state and then holds it, rather than attach to a service about to go away."""
+        if self._publication is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._publication.withdraw)
+
     async def _teardown(self) -> None:
         if self._publication is not None:
             # Withdrawn first: while the lock is still held, no new run may attach.
