@@ -51,7 +51,7 @@ from jobprep_release.backends.docker.core.service import BatchService
 from jobprep_release.backends.docker.core.store import LOCK_POLL, StateStore, default_state_dir
 from jobprep_release.backends.docker.node.engine import STATE_LABEL, Engine
 from jobprep_release.backends.docker.node.executor import DockerExecutor
-from jobprep_release.backends.docker.settings import DockerSettings
+from jobprep_release.backends.docker.settings import DockerSettings, unusable_state_dir
 from jobprep_release.backends.docker.sharing import (
     LazyEndpoint,
     Publication,
@@ -62,6 +62,15 @@ from jobprep_release.backends.docker.sharing import (
 from jobprep_release.backends.errors import BackendError
 
 log = structlog.get_logger("jobprep_release.docker")
+
+
+def _try_acquire(store: StateStore) -> bool:
+    """`store.try_acquire`, a state directory that cannot be made or written raising
+    `StateUnreadable` that names it. Blocking I/O."""
+    try:
+        return store.try_acquire()
+    except OSError as exc:
+        raise unusable_state_dir(store.path.parent, exc) from exc
 
 
 class StateHeld(BackendError):
@@ -160,7 +169,7 @@ class DockerBackend:
         one); with `attach`, `StateHeld` as soon as the holder publishes its service.
         Cancelling the wait (Ctrl-C) leaves nothing taken."""
         waited = False
-        while not await anyio.to_thread.run_sync(store.try_acquire):
+        while not await anyio.to_thread.run_sync(_try_acquire, store):
             if self._attach:
                 service = await anyio.to_thread.run_sync(read_service, store)
                 if service is not None:
