@@ -228,6 +228,7 @@ class DockerBackend:
             if self._service is not None:
                 await self._service.close()
             if self._store is not None:
+                await anyio.to_thread.run_sync(self._store.close)  # folds in the WAL
                 self._store.release()
             if self._publication is not None:
                 self._publication.release()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from jobprep_release.backends.docker.core.store import StateStore, default_state_dir, serialize
+from jobprep_release.backends.docker.core.store import StateStore, Tracker, default_state_dir
 from jobprep_release.backends.docker.node.engine import POOL_LABEL, Engine
 from jobprep_release.backends.docker.settings import DockerSettings, unusable_state_dir
 
@@ -58,13 +58,15 @@ async def remove_everything(settings: DockerSettings, pool_id: str | None = None
         for name in found.volumes:
             await engine.remove_volume(name)
         state = await store.load()
+        saved = Tracker()
+        saved.prime(state)
         forgotten = {pool.lower() for pool in found.pools} if pool_id else set(state.pools)
         for key in forgotten:
             state.pools.pop(key, None)
         for key, job in list(state.jobs.items()):
             if job.spec.pool_id.lower() in forgotten:
                 del state.jobs[key]
-        await store.write(serialize(state))
+        await store.write(await saved.changes(state))
         return found
     finally:
         store.release()

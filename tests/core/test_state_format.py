@@ -1,10 +1,13 @@
 """The stored state is never reset: an older format is migrated, anything unreadable is an error
 that names the file and leaves it as it was (no engine: the file store over a temporary
-directory, states made by the core on the fake executor)."""
+directory, states made by the core on the fake executor). The JSON state file of the format
+before the database (`StateStore.legacy_path`) is moved into the database on first load."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +33,10 @@ async def _saved_state() -> Any:
 
 
 def _store(tmp_path: Path, text: str) -> StateStore:
+    """A file store whose directory holds `text` as a state file of the format before the
+    database (one JSON document)."""
     kept = StateStore(tmp_path, "engine")
-    kept.path.write_text(text)
+    kept.legacy_path.write_text(text)
     return kept
 
 
@@ -51,18 +56,54 @@ def test_a_state_that_cannot_be_read_is_an_error_naming_the_file_which_stays(
     kept = _store(tmp_path, text)
     with pytest.raises(StateUnreadable) as caught:
         kept.load_now()
-    assert str(kept.path) in str(caught.value)
+    assert str(kept.legacy_path) in str(caught.value)
     assert says in str(caught.value)
     assert caught.value.exit_status == 9 and 9 in EXIT_STATUSES
-    assert kept.path.read_text() == text  # not reset, not moved aside
-    assert sorted(p.name for p in tmp_path.iterdir()) == [kept.path.name]
+    assert kept.legacy_path.read_text() == text  # not reset, not moved aside
+    assert sorted(p.name for p in tmp_path.iterdir()) == [kept.legacy_path.name]
 
 
-async def test_a_state_of_this_version_reads_back_with_its_pool_and_job(tmp_path: Path) -> None:
+async def test_a_state_file_of_the_format_before_the_database_moves_into_it(
+    tmp_path: Path,
+) -> None:
     document = await _saved_state()
-    kept = _store(tmp_path, json.dumps(document))
+    original = json.dumps(document)
+    kept = _store(tmp_path, original)
+    kept.legacy_journal_path.write_text(json.dumps({"seq": 10**6, "tasks": [], "nodes": []}))
     state = kept.load_now()
     assert list(state.pools) == [POOL] and list(state.jobs) == [JOB]
+    assert not kept.legacy_path.exists() and not kept.legacy_journal_path.exists()
+    beside = tmp_path / f"{kept.legacy_path.stem}.v{STATE_VERSION}.json"
+    assert beside.read_text() == original
+    assert (tmp_path / f"{kept.legacy_path.stem}.v{STATE_VERSION}.journal").exists()
+    again = StateStore(tmp_path, "engine")
+    assert list(again.load_now().jobs) == [JOB]
+    assert [entry["seq"] for entry in await again.journal()] == [10**6]
+    again.release()
+    kept.release()
+
+
+async def test_a_database_that_is_not_one_is_an_error_naming_it_which_stays(
+    tmp_path: Path,
+) -> None:
+    kept = StateStore(tmp_path, "engine")
+    kept.path.write_bytes(b"{cut short")
+    with pytest.raises(StateUnreadable) as caught:
+        kept.load_now()
+    assert str(kept.path) in str(caught.value) and caught.value.exit_status == 9
+    assert kept.path.read_bytes() == b"{cut short"
+
+
+async def test_a_database_row_that_is_not_json_is_an_error_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    kept = StateStore(tmp_path, "engine")
+    kept.write_now(store.Changes({store.META: json.dumps({"version": STATE_VERSION})}))
+    kept.write_now(store.Changes({("pool", "", "p"): "{cut"}))
+    kept.release()
+    with pytest.raises(StateUnreadable) as caught:
+        StateStore(tmp_path, "engine").load_now()
+    assert str(kept.path) in str(caught.value) and "pool row ('p')" in str(caught.value)
 
 
 async def test_an_older_format_is_migrated_written_back_and_kept_beside(
@@ -84,19 +125,53 @@ async def test_an_older_format_is_migrated_written_back_and_kept_beside(
     document["pool_records"] = document.pop("pools")
     original = json.dumps(document)
     kept = _store(tmp_path, original)
-    kept.journal_path.write_text(json.dumps({"seq": 10**6, "tasks": [], "nodes": []}) + "\n")
+    kept.legacy_journal_path.write_text(json.dumps({"seq": 10**6, "tasks": [], "nodes": []}) + "\n")
 
     state = kept.load_now()
 
     assert list(state.pools) == [POOL] and list(state.jobs) == [JOB]
-    rewritten = json.loads(kept.path.read_text())
-    assert rewritten["version"] == newer and list(rewritten["pools"]) == [POOL]
-    assert "pool_records" not in rewritten
-    backup = tmp_path / f"{kept.path.stem}.v{STATE_VERSION}.json"
+    rewritten = _rows(kept)
+    assert json.loads(rewritten[store.META])["version"] == newer
+    assert [key for kind, _, key in rewritten if kind == "pool"] == [POOL]
+    backup = tmp_path / f"{kept.legacy_path.stem}.v{STATE_VERSION}.json"
     assert backup.read_text() == original
-    (entry,) = [json.loads(line) for line in kept.journal_path.read_text().splitlines()]
+    (entry,) = await kept.journal()
     assert entry["migrated"] is True
     assert kept.load_now().pools.keys() == state.pools.keys()  # read again: no second migration
+    kept.release()
+
+
+async def test_a_database_of_an_older_format_is_migrated_and_kept_beside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database of this version holds a job; the next version renames a job field.
+    kept = _store(tmp_path, json.dumps(await _saved_state()))
+    kept.load_now()
+    await kept.append({"seq": 10**6, "tasks": [], "nodes": []})
+    kept.release()
+    before = _rows(kept)
+
+    def end_time_renamed(document: dict[str, Any], entries: list[Any]) -> None:
+        for job in document["jobs"].values():
+            job["ended"] = job.pop("end_time")
+            job["end_time"] = None
+        for entry in entries:
+            entry["migrated"] = True
+
+    monkeypatch.setattr(migrations, "STATE_VERSION", STATE_VERSION + 1)
+    monkeypatch.setattr(store, "STATE_VERSION", STATE_VERSION + 1)
+    monkeypatch.setitem(migrations.MIGRATIONS, STATE_VERSION, end_time_renamed)
+    again = StateStore(tmp_path, "engine")
+    assert list(again.load_now().jobs) == [JOB]
+    after = _rows(again)
+    assert json.loads(after[store.META])["version"] == STATE_VERSION + 1
+    assert "ended" in json.loads(after[("job", "", JOB)])
+    (entry,) = await again.journal()
+    assert entry["migrated"] is True
+    again.release()
+    backup = StateStore(tmp_path, "engine")
+    backup.path = tmp_path / f"{kept.path.stem}.v{STATE_VERSION}.sqlite"
+    assert _rows(backup) == before
 
 
 def test_an_older_format_without_a_migration_is_an_error(
@@ -107,7 +182,15 @@ def test_an_older_format_without_a_migration_is_an_error(
     kept = _store(tmp_path, text)
     with pytest.raises(StateUnreadable, match="cannot bring"):
         kept.load_now()
-    assert kept.path.read_text() == text
+    assert kept.legacy_path.read_text() == text
+    assert not kept.path.exists()
+
+
+def _rows(kept: StateStore) -> dict[store.Key, str]:
+    """The rows of `kept`'s database, read with sqlite3 itself."""
+    with closing(sqlite3.connect(kept.path)) as database:
+        found = database.execute("SELECT kind, parent, id, body FROM objects ORDER BY rowid")
+        return {(kind, parent, key): body for kind, parent, key, body in found}
 
 
 def test_no_state_file_is_an_empty_account(tmp_path: Path) -> None:

@@ -129,51 +129,38 @@ def test_serve_with_an_sdk_client_beside_cli_runs_that_attach_to_it(
     assert not service_path(store).exists(), "serve left its service file"
 
 
-def test_a_run_attached_to_a_holder_that_is_interrupted_stops_with_one_line(
+def test_a_run_attached_to_a_holder_that_is_interrupted_takes_the_state_over(
     ids: Ids, state_dir: Path, docker_client: docker.DockerClient
 ) -> None:
     other = Ids(pool=f"{ids.pool}-b", job=f"{ids.job}-b")
-    one = ("--keep", "--nodes", "1", "--tasks", "1", "--no-progress", "--task-command")
+    one = ("--nodes", "1", "--tasks", "1", "--no-progress", "--task-command")
     try:
-        with App(ids, state_dir, *one, "sleep 60") as holder:
+        with App(ids, state_dir, "--keep", *one, "sleep 60") as holder:
             holder.read_until("Submitting tasks")
-            with App(other, state_dir, *one, "sleep 15") as attached:
+            with App(other, state_dir, "--yes", *one, "sleep 15") as attached:
                 attached.read_until("The docker backend's state is held by pid", stderr=True)
                 attached.read_until("Submitting tasks")
                 holder.process.send_signal(signal.SIGINT)
                 held_status, held_stderr = holder.finish()
-                started = time.monotonic()
+                # The holder gone, the attached run says so, holds the state itself and
+                # goes on where it was: its task completes, its job and pool are deleted.
+                attached.read_until(
+                    f"The process serving the docker backend's state (pid {holder.process.pid}) "
+                    "ended: this run goes on without it",
+                    stderr=True,
+                )
+                attached.read_until("All tasks completed.")
                 status, stderr = attached.finish()
-                ended = time.monotonic() - started
         assert held_status == 130, held_stderr
         # Interrupted, the holder does not wait for the attached run.
         assert "Other runs are using" not in held_stderr
-        assert status == 3, stderr
+        assert status == 0, stderr
         assert "Traceback" not in stderr
-        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-        assert errors == [
-            f"error: the process serving the docker backend's state (pid {holder.process.pid}), "
-            "which this run used, ended while the run used it (run again: it carries on where "
-            "this run stopped)"
-        ], stderr
-        assert ended < 30, f"the attached run took {ended:.1f} s to stop"
-        # Run again, it holds the state itself and carries on: its pool and job were kept
-        # in the state it shares with the holder, and its task ran on meanwhile.
-        again = run_cli(
-            ["--pool-id", other.pool, "--job-id", other.job, "--yes", "--no-progress"],
-            state_dir=state_dir,
-            timeout=300,
-        )
-        assert again.returncode == 0, again.stderr
-        assert ATTACHED.findall(again.stderr) == []
-        assert "The pool already existed when we tried to create it" in again.stdout
-        assert f"Job {other.job} not found, creating..." not in again.stdout
-        assert "All tasks completed." in again.stdout
+        assert not [line for line in stderr.splitlines() if line.startswith("error:")], stderr
+        assert gone(docker_client, other.pool), "the run's --yes left its pool"
     finally:
-        # Both runs kept their pools (--keep), as the user asked.
         remove_labelled(docker_client, other.pool)
-        remove_labelled(docker_client, ids.pool)
-    assert gone(docker_client, other.pool)
+        remove_labelled(docker_client, ids.pool)  # the holder's --keep
 
 
 def test_an_interrupted_holder_lets_no_run_attach_while_it_tidies_up(

@@ -100,7 +100,7 @@ class BatchService:
     ) -> None:
         """Load the state, take back every node, then schedule until cancelled."""
         core = self._core
-        core.state = await core.store.load()
+        await core.load()
         processes.replay(core, await core.store.journal())
         self._loaded = True
         fill_histories(core.state, core.now())
