@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Protocol, runtime_checkable
 
 from jobprep_release.backends.errors import InvalidRequest
@@ -195,6 +195,13 @@ class UserIdentity:
     elevation_level: ElevationLevel = ElevationLevel.NON_ADMIN
     scope: AutoUserScope = AutoUserScope.POOL
     user_name: str | None = None
+
+
+DEFAULT_USER_IDENTITY = UserIdentity()
+"""The default identity, one object shared by every spec that does not name another (a large
+job's tasks would otherwise each hold an equal copy)."""
+NO_ENVIRONMENT: Mapping[str, str] = MappingProxyType({})
+"""An empty, read-only environment shared by every task spec that sets none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +440,9 @@ class PoolSpec:
     auto_scale_formula: str | None = None
     auto_scale_evaluation_interval: timedelta | None = None
     container_configuration: ContainerConfiguration | None = None
+    job_default_order: str | None = None
+    """``taskSchedulingPolicy.jobDefaultOrder``: ``none`` or ``creationtime`` (jobs of equal
+    priority get slots oldest first here, which either allows); None when not given."""
     upgrade_policy_mode: str | None = None
     """``upgradePolicy.mode``: ``manual`` (the only mode a local node has: its image changes
     only when Update Pool changes it on an empty pool); None when not given."""
@@ -465,6 +475,7 @@ class PoolUpdate:
     metadata: Mapping[str, str] | None = None
     task_slots_per_node: int | None = None
     node_fill_type: NodeFillType | None = None
+    job_default_order: str | None = None
     image_reference: ImageReference | None = None
     node_agent_sku_id: str | None = None
     user_accounts: Sequence[UserAccount] | None = None
@@ -602,9 +613,9 @@ class TaskSpec:
     id: str
     command_line: str
     constraints: TaskConstraints = field(default_factory=TaskConstraints)
-    environment: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=lambda: NO_ENVIRONMENT)
     resource_files: Sequence[ResourceFile] = ()
-    user_identity: UserIdentity = field(default_factory=UserIdentity)
+    user_identity: UserIdentity = DEFAULT_USER_IDENTITY
     required_slots: int = 1
     display_name: str | None = None
     exit_conditions: ExitConditions | None = None

@@ -4,8 +4,10 @@
 (the CLI's flow, ``--yes``) against a `DockerBackend` whose core drives a `FakeExecutor` (every
 process ends at once) and keeps its state in a real `StateStore` in a temporary directory, so
 state writes, the journal, the scheduler and every read the flow makes are the product's; only
-the containers are not there. It prints one JSON line: the loop's slow callbacks (with
-``--debug-loop``) and the wall time. The caller reads the peak RSS from the child's rusage.
+the containers are not there. The fake keeps no per-process records for tests
+(``FakeExecutor(records=False)``): the service and the Docker executor keep none either. It
+prints one JSON line: the loop's slow callbacks (with ``--debug-loop``) and the wall time. The
+caller reads the peak RSS from the child's rusage.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ class FakeNodesBackend(DockerBackend):
         directory = self.settings.state_dir
         assert directory is not None
         self._store = StateStore(directory, "bench-fake-engine")
-        await anyio.to_thread.run_sync(self._store.acquire)
-        self._service = BatchService(FakeExecutor(), self._store, CoreSettings())
+        await self._store.acquire()
+        self._service = BatchService(FakeExecutor(records=False), self._store, CoreSettings())
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
         await self._group.start(self._service.run)

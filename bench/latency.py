@@ -8,7 +8,9 @@ them alike:
 - `in-process`: `run_sample` with a `DockerBackend` in this process (entering the backend,
   which connects to the engine, included; imports excluded).
 - `floor`: the same work done with raw docker-py calls and nothing else, both nodes at once as
-  the product does it: two containers created and started in parallel, then on each node, in a
+  the product does it: two containers created and started in parallel, each waited for until
+  its boot has made the shared directory (a line on its attached stdout, as the product waits
+  for its agent's ``hello``), then on each node, in a
   thread per node, the preparation command and that node's tasks (one ``docker exec`` each),
   the two file reads (``get_archive``), the two release commands (``docker exec``, a thread per
   node), and the containers removed in parallel. The file reads come before the release
@@ -54,6 +56,10 @@ SHARED_DIR = "/mnt/batch/tasks/shared"
 SHARED_FILE = f"{SHARED_DIR}/job_prep_and_release.txt"
 TASKS = 8
 NODES = 2
+BOOT_MARKER = b"booted"
+BOOT = f"mkdir -p {SHARED_DIR} && echo {BOOT_MARKER.decode()} && exec sleep infinity"
+"""A node's boot in the floor: the shared directory made, then a marker line on stdout (the
+product's agent makes its directories, then says ``hello``)."""
 
 
 @dataclass(slots=True)
@@ -112,6 +118,27 @@ def run_in_process(pool_id: str, job_id: str) -> float:
     return elapsed
 
 
+def _start_and_wait_for_boot(client: Any, container: Any) -> None:
+    """Attach to the container's stdout, start it and wait for `BOOT`'s marker line: what the
+    product's node keeper does (attach, start, wait for the agent's ``hello``, printed once the
+    node's directories exist), so no command runs before the boot made the shared directory."""
+    sock = client.api.attach_socket(container.id, params={"stdout": 1, "stream": 1})
+    raw = getattr(sock, "_sock", sock)
+    try:
+        container.start()
+        seen = b""
+        while BOOT_MARKER not in seen:
+            chunk = raw.recv(4096)
+            if not chunk:
+                raise RuntimeError(f"floor: the node's boot ended before its marker: {seen!r}")
+            seen += chunk
+    finally:
+        raw.close()
+        close = getattr(sock, "close", None)
+        if close is not None:
+            close()
+
+
 def _exec(container: Any, command_line: str, env: dict[str, str]) -> None:
     code, output = container.exec_run(shlex.split(command_line), environment=env)
     if code != 0:
@@ -147,17 +174,17 @@ def _floor(
     client: Any, pool_id: str, commands: tuple[str, str, str], parallel_nodes: bool
 ) -> FloorTimes:
     prep, task, release = commands
-    boot = f"mkdir -p {SHARED_DIR} && exec sleep infinity"
     workers = NODES if parallel_nodes else 1
 
     def start(index: int) -> Any:
-        return client.containers.run(
+        container = client.containers.create(
             NODE_IMAGE,
-            ["/bin/bash", "-c", boot],
+            ["/bin/bash", "-c", BOOT],
             name=f"{pool_id}-{index}",
             labels={POOL_LABEL: pool_id},
-            detach=True,
         )
+        _start_and_wait_for_boot(client, container)
+        return container
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(NODES) as pool:

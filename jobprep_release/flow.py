@@ -351,21 +351,30 @@ async def _print_node_files(
     backend: BatchBackend, console: Console, options: SampleOptions
 ) -> tuple[list[ComputeNode], dict[str, str | None]]:
     """The pool's nodes, and each idle node's shared file (None where there is none), printed
-    as the sample does."""
+    as the sample does, node by node; the files are read all at once, not one after the other."""
     files: dict[str, str | None] = {}
     nodes = await _settled_nodes(backend, console, options)
+    idle = []
     for node in nodes:
-        if node.state is not NodeState.IDLE:
-            log.warning("skipping a node that is not idle", node=node.id, state=node.state.value)
-            continue
-        try:
-            data = await backend.read_node_file(options.pool_id, node.id, SHARED_FILE)
-        except NotFound:
-            files[node.id] = None
+        if node.state is NodeState.IDLE:
+            idle.append(node)
         else:
-            files[node.id] = data.decode(errors="replace")
+            log.warning("skipping a node that is not idle", node=node.id, state=node.state.value)
+
+    async def read(node_id: str) -> None:
+        try:
+            data = await backend.read_node_file(options.pool_id, node_id, SHARED_FILE)
+        except NotFound:
+            files[node_id] = None
+        else:
+            files[node_id] = data.decode(errors="replace")
+
+    async with anyio.create_task_group() as group:
+        for node in idle:
+            group.start_soon(read, node.id)
+    for node in idle:
         console.node_file(node.id, files[node.id])
-    return nodes, files
+    return nodes, {node.id: files[node.id] for node in idle}
 
 
 async def _wait_for_job_completed(

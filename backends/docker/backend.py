@@ -63,6 +63,9 @@ from jobprep_release.backends.errors import BackendError
 
 log = structlog.get_logger("jobprep_release.docker")
 
+ADD_TASKS_CHUNK = 500
+"""Tasks added in one go: a collection of 10,000 at once would hold the event loop ~80 ms."""
+
 
 def _try_acquire(store: StateStore) -> bool:
     """`store.try_acquire`, a state directory that cannot be made or written raising
@@ -299,8 +302,12 @@ class DockerBackend:
         return self.service.job_spec(job_id)
 
     async def add_tasks(self, job_id: str, tasks: Sequence[TaskSpec]) -> None:
-        with _atomic():
-            await self.service.add_tasks(job_id, tasks)
+        """Add `tasks` in collections of `ADD_TASKS_CHUNK`, each added whole (the loop runs
+        between two; an interrupted run's next run adds the ones missing, as on Azure, whose
+        collections are 100 tasks at most)."""
+        for first in range(0, len(tasks), ADD_TASKS_CHUNK):
+            with _atomic():
+                await self.service.add_tasks(job_id, tasks[first : first + ADD_TASKS_CHUNK])
 
     async def get_task_counts(self, job_id: str) -> TaskCounts:
         return await self.service.get_task_counts(job_id)

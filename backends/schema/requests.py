@@ -544,7 +544,7 @@ def pool_create_options(spec: PoolSpec) -> models.BatchPoolCreateOptions:
         network_configuration=network_configuration(spec.inbound_nat_pools),
         task_slots_per_node=spec.task_slots_per_node,
         task_scheduling_policy=models.BatchTaskSchedulingPolicy(
-            node_fill_type=spec.node_fill_type.value
+            node_fill_type=spec.node_fill_type.value, job_default_order=spec.job_default_order
         ),
         metadata=metadata_items(spec.metadata),
         start_task=start_task(spec.start_task) if spec.start_task else None,
@@ -565,6 +565,7 @@ def pool_spec(pool: models.BatchPoolCreateOptions | models.BatchPool) -> PoolSpe
         node_fill_type=choice(
             NodeFillType, policy.node_fill_type if policy else None, NodeFillType.SPREAD
         ),
+        job_default_order=wire_value(policy.job_default_order) if policy else None,
         node_agent_sku_id=configuration.node_agent_sku_id if configuration else None,
         image_reference=image_reference_spec(
             configuration.image_reference if configuration else None
@@ -658,7 +659,9 @@ def pool_update_options(update: PoolUpdate) -> models.BatchPoolUpdateOptions:
         metadata=None if update.metadata is None else metadata_items(update.metadata) or [],
         virtual_machine_configuration=configuration,
         task_slots_per_node=update.task_slots_per_node,
-        task_scheduling_policy=models.BatchTaskSchedulingPolicy(node_fill_type=fill.value)
+        task_scheduling_policy=models.BatchTaskSchedulingPolicy(
+            node_fill_type=fill.value, job_default_order=update.job_default_order
+        )
         if fill is not None
         else None,
         user_accounts=None
@@ -680,6 +683,7 @@ def pool_update(options: models.BatchPoolUpdateOptions) -> PoolUpdate:
         metadata=None if options.metadata is None else metadata(options.metadata),
         task_slots_per_node=options.task_slots_per_node,
         node_fill_type=optional_choice(NodeFillType, policy.node_fill_type) if policy else None,
+        job_default_order=wire_value(policy.job_default_order) if policy else None,
         image_reference=image_reference_spec(configuration.image_reference)
         if configuration
         else None,

@@ -178,7 +178,7 @@ def pool_model(view: Pool, spec: PoolSpec) -> models.BatchPool:
             for error in view.resize_errors
         ]
     pool.task_scheduling_policy = models.BatchTaskSchedulingPolicy(
-        node_fill_type=view.node_fill_type.value
+        node_fill_type=view.node_fill_type.value, job_default_order=spec.job_default_order
     )
     _set_known(pool, allocation_state_transition_time=view.allocation_state_transition_time)
     if view.auto_scale_run is not None:

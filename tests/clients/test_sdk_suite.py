@@ -9,8 +9,8 @@ values are the SDK test's assertions (and the REST reference), never this endpoi
 Where the suite targets Azure itself, the equivalent is local and said so: the PoolPreparer's
 pools (made through the management plane) are made with Add Pool, a Windows pool that must run
 a task is a Linux one, and the container URL of Upload Batch Service Logs is an Azurite
-container. A property the pools work still refuses (``taskSchedulingPolicy.jobDefaultOrder``)
-is a strict xfail of its own.
+container. ``taskSchedulingPolicy.jobDefaultOrder``, which the blobfuse test sets, is checked on
+a pool of its own.
 
 What needs Azure infrastructure that cannot exist locally (Windows nodes, managed data disks,
 disk encryption and disk encryption sets, confidential VM security profiles and OS disks,
@@ -432,8 +432,6 @@ async def test_batch_create_pool_with_blobfuse_mount(pools: Pools, client_factor
             "mountConfiguration",
             listed="mount configuration",
         )
-        if "jobDefaultOrder" in str(error.message):  # until the pools work honours it
-            assert_refused(error, listed="`taskSchedulingPolicy.jobDefaultOrder`")
         # On Linux nodes, the mount alone is refused.
         linux = models.BatchPoolCreateOptions(
             id=pools.name("batch_mount_"),
@@ -856,14 +854,9 @@ async def test_batch_exception_policy(pools: Pools, client_factory: Opener) -> N
         await eventually(lambda: listed(client.list_pools()), lambda found: found == [])
 
 
-# --- pool properties the pools work honours next ---------------------------------------------
+# --- the blobfuse test's jobDefaultOrder, on a pool without what else it refuses ---------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pools: taskSchedulingPolicy.jobDefaultOrder (the suite's blobfuse pool sets "
-    "creationtime and reads it back) is 501 until the pools helper honours it",
-)
 async def test_batch_job_default_order(pools: Pools, client_factory: Opener) -> None:
     """The blobfuse test's ``jobDefaultOrder`` on a pool without what else it refuses (REST
     BatchTaskSchedulingPolicy: ``none`` or ``creationtime``, returned by Get Pool)."""

@@ -231,7 +231,9 @@ async def test_a_reboot_ends_a_container_task_and_it_runs_again(
         await batch.backend.add_tasks(job, [TaskSpec("t", count, container_settings=IN_IMAGE)])
         running = await batch.task_in(job, "t", TaskState.RUNNING)
         assert running.node_id is not None
-        await anyio.sleep(1)  # the first run has written its line
+        with anyio.fail_after(30):  # the first run has written its line (its container is up)
+            while await batch.shared_file(running.node_id, "runs") != "run\n":
+                await anyio.sleep(0.1)
         await batch.backend.reboot_node(batch.pool_id, running.node_id)
         done = (await batch.tasks_settled(job))["t"]
         assert done.execution_info.exit_code == 0

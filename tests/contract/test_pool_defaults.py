@@ -3,7 +3,9 @@ back as given, and the values that need Azure's infrastructure refused as not su
 
 Expected values come from the REST reference (api-version 2025-06-01): UpgradePolicy ``mode``
 (automatic, manual, rolling), BatchNodePlacementConfiguration ``policy`` (regional, the
-default, or zonal) and BatchOsDisk (caching ``none`` by default for standard storage).
+default, or zonal), BatchOsDisk (caching ``none`` by default for standard storage) and
+BatchTaskSchedulingPolicy (``jobDefaultOrder`` none or creationtime; jobs of equal priority get
+slots oldest first here).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ async def test_defaults_are_kept(open_backend: BackendOpener) -> None:
         upgrade_policy_mode="manual",
         node_placement_policy="regional",
         os_disk=OsDisk(caching="none", write_accelerator_enabled=False),
+        job_default_order="creationtime",
     )
     async with open_backend() as backend:
         await backend.create_pool(asked)
@@ -35,6 +38,7 @@ async def test_defaults_are_kept(open_backend: BackendOpener) -> None:
             assert kept.upgrade_policy_mode == "manual"
             assert kept.node_placement_policy == "regional"
             assert kept.os_disk == OsDisk(caching="none", write_accelerator_enabled=False)
+            assert kept.job_default_order == "creationtime"
         finally:
             await backend.delete_pool(asked.id)
 

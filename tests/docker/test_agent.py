@@ -1,4 +1,8 @@
-"""The node agent on a real engine: its answers to `query` agree with the commands it read."""
+"""The node agent on a real engine: its answers to `query` agree with the commands it read.
+
+Each case runs on the Perl agent (what every node runs: Debian's images have ``perl-base``)
+and on the bash loop a node falls back to on an image without Perl (the script with its
+``command -v perl`` test made to fail, as on such an image)."""
 
 from __future__ import annotations
 
@@ -7,22 +11,37 @@ from collections.abc import AsyncIterator
 
 import anyio
 import docker
+import pytest
 
+from jobprep_release.backends.docker.core.executor import NOT_FOUND, ProcessSpec
 from jobprep_release.backends.docker.node.agent import (
+    AGENT_DIR,
     AGENT_SCRIPT,
     AgentLink,
     run_command,
     simple_command,
+    start_command,
 )
 from jobprep_release.backends.docker.node.engine import POOL_LABEL, Engine
+from jobprep_release.backends.docker.node.launch import launch_script, start_fields
 from tests.conftest import Ids
 
 RUNS = 20
+AGENTS = {"perl": AGENT_SCRIPT, "bash": AGENT_SCRIPT.replace("command -v perl", "false", 1)}
+agents = pytest.mark.parametrize("agent", sorted(AGENTS))
+
+
+def _start(key: str, script: str) -> bytes:
+    """A `start` of ``bash -c script`` as root in /tmp (the Perl agent's launch command)."""
+    fields = ["/tmp", "/tmp", "/dev/null", "/dev/null", "", "", "/usr/bin:/bin", "", "0"]
+    return start_command(key, [*fields, "/bin/bash", "-c", script])
 
 
 @contextlib.asynccontextmanager
-async def _agent(ids: Ids, docker_client: docker.DockerClient) -> AsyncIterator[AgentLink]:
-    """A node container running the agent (labelled with the test's pool), linked."""
+async def _agent(
+    ids: Ids, docker_client: docker.DockerClient, agent: str
+) -> AsyncIterator[AgentLink]:
+    """A node container running `agent` (labelled with the test's pool), linked."""
     engine = Engine(docker_client)
     name = f"jobprep_release-agenttest-{ids.pool.lower()}"
     labels = {POOL_LABEL: ids.pool}
@@ -30,7 +49,7 @@ async def _agent(ids: Ids, docker_client: docker.DockerClient) -> AsyncIterator[
     container = await engine.create_node_container(
         name=name,
         image="debian:bookworm-slim",
-        command=["/bin/bash", "-c", AGENT_SCRIPT],
+        command=["/bin/bash", "-c", AGENTS[agent]],
         hostname="agenttest",
         labels=labels,
         volume=name,
@@ -47,13 +66,14 @@ async def _agent(ids: Ids, docker_client: docker.DockerClient) -> AsyncIterator[
         await engine.remove_volume(name)
 
 
+@agents
 async def test_a_query_right_after_a_run_never_says_the_agent_has_no_trace_of_it(
-    ids: Ids, docker_client: docker.DockerClient
+    ids: Ids, docker_client: docker.DockerClient, agent: str
 ) -> None:
     # The agent starts each run in a background subshell; a query read before that subshell
     # recorded its pid was answered `unknown` (the node "restarted"), and the core then ran
     # the process a second time while the first still ran.
-    async with _agent(ids, docker_client) as link:
+    async with _agent(ids, docker_client, agent) as link:
         keys = [f"key{n:03d}" for n in range(RUNS)]
         payload = b"".join(
             run_command(key, "sleep 0.2\n") + simple_command("query", key) for key in keys
@@ -70,20 +90,22 @@ async def test_a_query_right_after_a_run_never_says_the_agent_has_no_trace_of_it
             assert "started" in verbs, (key, verbs)
 
 
+@pytest.mark.parametrize(("agent", "verb"), [("perl", "run"), ("perl", "start"), ("bash", "run")])
 async def test_a_launch_sent_again_under_its_key_starts_nothing_and_is_answered(
-    ids: Ids, docker_client: docker.DockerClient
+    ids: Ids, docker_client: docker.DockerClient, agent: str, verb: str
 ) -> None:
     # An app that died not knowing whether its launch reached the node sends it again under
     # the same key: the agent must not run it a second time, while it runs or after it ended.
     script = "echo run >>/mnt/batch/runs.txt; sleep 1\n"
-    async with _agent(ids, docker_client) as link:
-        await link.send(simple_command("query", "never") + run_command("k1", script))
-        await link.send(run_command("k1", script))  # while the first runs
+    launch = _start if verb == "start" else run_command
+    async with _agent(ids, docker_client, agent) as link:
+        await link.send(simple_command("query", "never") + launch("k1", script))
+        await link.send(launch("k1", script))  # while the first runs
         verbs: list[str] = []
         with anyio.fail_after(30):
             while "exited" not in verbs:
                 verbs += [e.verb for e in await link.receive() if e.key in ("k1", "never")]
-        await link.send(run_command("k1", script))  # after it ended
+        await link.send(launch("k1", script))  # after it ended
         with anyio.fail_after(30):
             while verbs.count("exited") < 2:
                 verbs += [e.verb for e in await link.receive() if e.key in ("k1", "never")]
@@ -97,3 +119,46 @@ async def test_a_launch_sent_again_under_its_key_starts_nothing_and_is_answered(
     # `started` comes from the run's own subshell, so it may follow the second run's answer.
     assert sorted(verbs) == ["absent", "exited", "exited", "running", "started"], verbs
     assert exits == ["1"], "the node ran the launch more than once"
+
+
+@pytest.mark.parametrize(("agent", "verb"), [("perl", "start"), ("bash", "run")])
+async def test_a_task_runs_as_its_user_in_its_directory_with_exactly_its_variables(
+    ids: Ids, docker_client: docker.DockerClient, agent: str, verb: str
+) -> None:
+    # The same ProcessSpec through each agent's launch (`start` fields for Perl, the launch
+    # script for bash): the non-admin task user owns the directories made, the process sees
+    # only its own variables (`env -i`), and a program that does not exist is reported so.
+    task_dir = "/mnt/batch/tasks/workitems/j/job-1/t"
+
+    def spec(*argv: str) -> ProcessSpec:
+        return ProcessSpec(
+            argv=argv,
+            environment={"PATH": "/usr/bin:/bin", "ONLY": "this one"},
+            task_dir=task_dir,
+            working_dir=f"{task_dir}/wd",
+            stdout_path=f"{task_dir}/stdout.txt",
+            stderr_path=f"{task_dir}/stderr.txt",
+        )
+
+    def launch(key: str, process: ProcessSpec) -> bytes:
+        if verb == "start":
+            return start_command(key, start_fields(process))
+        return run_command(key, launch_script(process, agent_mark=f"{AGENT_DIR}/{key}.why"))
+
+    async with _agent(ids, docker_client, agent) as link:
+        await link.send(launch("env", spec("env")) + launch("gone", spec("no-such-program")))
+        exits: dict[str, tuple[str, ...]] = {}
+        with anyio.fail_after(30):
+            while len(exits) < 2:
+                for event in await link.receive():
+                    if event.verb == "exited":
+                        exits[event.key] = event.words
+        container = docker_client.containers.get(f"jobprep_release-agenttest-{ids.pool.lower()}")
+        listing = container.exec_run(
+            ["stat", "-c", "%U %a", task_dir, f"{task_dir}/wd"]
+        ).output.decode()
+        output = container.exec_run(["cat", f"{task_dir}/stdout.txt"]).output.decode()
+    assert exits["env"][0] == "0", exits
+    assert (exits["gone"][0], exits["gone"][3]) == ("127", NOT_FOUND), exits
+    assert sorted(output.splitlines()) == ["ONLY=this one", "PATH=/usr/bin:/bin"]
+    assert listing.split("\n")[:2] == ["_azbatch 755", "_azbatch 755"]

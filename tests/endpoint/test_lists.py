@@ -122,15 +122,22 @@ async def test_each_index_holds_what_the_rendered_item_holds() -> None:
     async with served() as (_, service, _fake):
         job_spec = service.job_spec(JOB)
         views = await service.list_tasks(JOB)
+        lazy_views = await service.task_views(JOB)
         # Every kind of task the index must agree on: succeeded, failed, running.
         assert {view.state.value for view in views} == {"completed", "running"}
         assert any(view.execution_info.failure_info for view in views)
         assert any(view.previous_state for view in views)
-        for view in views:
+        for position, view in enumerate(views):
             spec = service.task_spec(JOB, view.id)
             rendered = render.task("http://h", JOB, POOL, view, spec, job_spec.max_task_retry_count)
             index = render.task_index(view, spec)
             assert dict(indexed(index, render.TASK_INDEXED)) == dict(
+                indexed(rendered, render.TASK_INDEXED)
+            ), view.id
+            # The index a list page reads, made only as far as a filter reads it.
+            lazy = render.TaskIndexAt(lazy_views, position)
+            assert (lazy["id"], lazy["state"]) == (rendered["id"], rendered["state"]), view.id
+            assert dict(indexed(dict(lazy), render.TASK_INDEXED)) == dict(
                 indexed(rendered, render.TASK_INDEXED)
             ), view.id
         job = await service.get_job(JOB)
@@ -178,6 +185,9 @@ async def test_filters_in_any_case_on_indexed_and_other_properties() -> None:
         assert rest == ["task007"] and link is None
         named, _ = await ids(client, path, **{"$filter": "startswith(displayName, 'work')"})
         assert named == ["task001", "task003", "task005", "task007"]
+        # The id and the state are read from the records, without the other tasks' views.
+        third, _ = await ids(client, path, **{"$filter": "endswith(id, '3') and state ne 'x'"})
+        assert third == ["task003"]
 
 
 async def test_select_keeps_the_named_properties_and_refuses_unknown_ones() -> None:

@@ -420,6 +420,7 @@ _POOL_HONOURED = {
     "taskSlotsPerNode",
     "enableInterNodeCommunication",
     "taskSchedulingPolicy.nodeFillType",
+    "taskSchedulingPolicy.jobDefaultOrder",
     *(
         f"networkConfiguration.endpointConfiguration.inboundNATPools[0].{name}"
         for name in (

@@ -30,11 +30,12 @@ def _frozen(cls: type) -> bool:
     return bool(cls.__dataclass_params__.frozen)  # type: ignore[attr-defined]
 
 
-# Frozen dataclasses (the specs) never change, and the state is encoded often: their encoding
-# is remembered, keyed by identity. The entry holds the object itself, so its id cannot be
-# reused while the entry lives; the oldest entries go past the limit.
+# Frozen dataclasses (the specs) never change, and a running task is encoded at each save: the
+# encoding of the latest specs is remembered, keyed by identity. The entry holds the object
+# itself, so its id cannot be reused while the entry lives; the oldest entries go past the limit
+# (a few thousand: the tasks running or just changed, not every task of a large job).
 _FROZEN_MEMO: dict[int, tuple[Any, Any]] = {}
-FROZEN_MEMO_LIMIT = 50_000
+FROZEN_MEMO_LIMIT = 4_096
 
 
 def encode(value: Any) -> Any:

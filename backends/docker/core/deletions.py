@@ -21,7 +21,7 @@ import structlog
 from jobprep_release.backends.base import RELEASE_MAX_WALL_CLOCK, JobState, NodeState, PoolState
 from jobprep_release.backends.docker.core import environment, jobs, pools, processes, rules
 from jobprep_release.backends.docker.core.kernel import Core, Deletion
-from jobprep_release.backends.docker.core.records import JobRecord, PoolRecord, move
+from jobprep_release.backends.docker.core.records import JobRecord, NodeRecord, PoolRecord, move
 
 log = structlog.get_logger("jobprep_release.docker")
 
@@ -166,8 +166,21 @@ def _keeps_files(core: Core, node_id: str) -> bool:
 
 
 async def _delete_pool(core: Core, pool: PoolRecord) -> None:
-    for node in list(pool.nodes):
-        await pools.remove_node(core, pool, node)
+    # The nodes go at once (each removal is a few engine calls that wait on the engine); one
+    # that fails does not stop the others, and the first failure is raised once all are done.
+    failures: list[Exception] = []
+
+    async def remove(node: NodeRecord) -> None:
+        try:
+            await pools.remove_node(core, pool, node)
+        except Exception as exc:
+            failures.append(exc)
+
+    async with anyio.create_task_group() as group:
+        for node in list(pool.nodes):
+            group.start_soon(remove, node)
+    if failures:
+        raise failures[0]
     await core.executor.remove_pool(pool.spec.id)
     if core.state.pools.get(pool.spec.id.lower()) is pool:
         del core.state.pools[pool.spec.id.lower()]

@@ -115,23 +115,44 @@ class FakeNode:
     exits: dict[str, ProcessExit] = field(default_factory=dict)
     told: set[str] = field(default_factory=set)
     """Every key the node was asked to start (kept on its disk, as the agent's records)."""
+    entries: dict[str, set[str]] = field(default_factory=dict)
+    """Each directory's files and directories, by path, so removing a tree costs what the
+    tree holds, not what the node holds (a large job's task directories are many)."""
 
     def make_dirs(self, path: str) -> None:
         while path not in ("/", "") and path not in self.directories:
             self.directories.add(path)
-            path = posixpath.dirname(path)
+            parent = posixpath.dirname(path)
+            self.entries.setdefault(parent, set()).add(path)
+            path = parent
 
     def write(self, path: str, data: bytes, at: float, *, append: bool = False) -> None:
-        self.make_dirs(posixpath.dirname(path))
+        parent = posixpath.dirname(path)
+        self.make_dirs(parent)
+        self.entries.setdefault(parent, set()).add(path)
         self.files[path] = (self.files.get(path, b"") if append else b"") + data
         self.modes.setdefault(path, 0o644)
         self.times[path] = at
+
+    def remove_tree(self, path: str) -> None:
+        """Remove `path`, a file or a directory with everything below it (``rm -rf``)."""
+        top = path.rstrip("/") or "/"
+        self.entries.get(posixpath.dirname(top), set()).discard(top)
+        pending = [top]
+        while pending:
+            current = pending.pop()
+            self.files.pop(current, None)
+            self.modes.pop(current, None)
+            self.times.pop(current, None)
+            self.directories.discard(current)
+            pending.extend(self.entries.pop(current, ()))
 
     def wipe(self) -> None:
         self.files.clear()
         self.modes.clear()
         self.times.clear()
         self.directories.clear()
+        self.entries.clear()
         self.exits.clear()
         self.told.clear()
 
@@ -161,12 +182,17 @@ class FakeExecutor:
     For tests: `starts` lists every process started, in order; `nodes` the fake nodes by id;
     `lose_node` takes a node away (its processes vanish without a trace) and `restore_node`
     brings it back with the next boot number; `hold_hello` keeps new nodes from saying hello,
-    `hold_creation` keeps them ``creating``.
+    `hold_creation` keeps them ``creating``. With `records` False, `starts` and `removed_trees`
+    stay empty: a benchmark of a large job measures the service, not one record per process
+    kept for tests (neither the service nor the Docker executor keeps any).
     """
 
-    def __init__(self, clock: Clock | None = None, outcome: Script = succeed) -> None:
+    def __init__(
+        self, clock: Clock | None = None, outcome: Script = succeed, *, records: bool = True
+    ) -> None:
         self.clock: Clock = clock or FakeClock()
         self.outcome = outcome
+        self.records = records
         self.starts: list[FakeStart] = []
         self.nodes: dict[str, FakeNode] = {}
         self.removed_trees: list[tuple[str, str]] = []
@@ -380,8 +406,9 @@ class FakeExecutor:
             return True
         node.told.add(key)
         now = self.clock.now()
-        start = FakeStart(node_id, key, spec.argv, dict(spec.environment), spec, now)
-        self.starts.append(start)
+        start = FakeStart(node_id, key, spec.argv, spec.environment, spec, now)
+        if self.records:
+            self.starts.append(start)
         node.make_dirs(spec.task_dir)
         node.make_dirs(spec.working_dir)
         node.write(spec.stdout_path, b"", now)
@@ -448,16 +475,9 @@ class FakeExecutor:
 
     async def remove_tree(self, node_id: str, path: str) -> None:
         node = self._node(node_id)
-        self.removed_trees.append((node_id, path))
-        node.files.pop(path, None)  # a file: rm -rf takes it as well
-        node.modes.pop(path, None)
-        node.times.pop(path, None)
-        prefix = path.rstrip("/") + "/"
-        for name in [name for name in node.files if name.startswith(prefix)]:
-            del node.files[name]
-            node.modes.pop(name, None)
-            node.times.pop(name, None)
-        node.directories = {d for d in node.directories if d != path and not d.startswith(prefix)}
+        if self.records:
+            self.removed_trees.append((node_id, path))
+        node.remove_tree(path)
 
     def file_text(self, node_id: str, path: str) -> str:
         """A file's text, `path` absolute or relative to the node's root (for tests)."""

@@ -117,7 +117,9 @@ async def add_tasks(core: Core, job_id: str, tasks: Sequence[TaskSpec]) -> None:
         rules.check_user(pool.spec if pool else None, spec.user_identity, "task")
     now = core.now()
     for spec in tasks:
-        job.tasks[spec.id.lower()] = TaskRecord(
+        key = spec.id.lower()
+        # The id itself when it is lower case already: one string a task, not two.
+        job.tasks[spec.id if key == spec.id else key] = TaskRecord(
             spec=spec, seq=job.next_seq, history=new_history(now)
         )
         job.next_seq += 1

@@ -184,7 +184,7 @@ def after_primary(core: Core, task: TaskRecord, end: float) -> None:
         for instance in task.instances:
             move(instance, TaskState.COMPLETED, end)
     else:
-        task.instances = []
+        task.instances = ()
     core.refresh_busy()
 
 
@@ -223,7 +223,7 @@ def _requeue(core: Core, task: TaskRecord) -> None:
 def dropped(core: Core, task: TaskRecord) -> None:
     """The task went back to the queue: its instances are stopped and forgotten."""
     _stop_instances(core, task)
-    task.instances = []
+    task.instances = ()
     core.refresh_busy()
 
 

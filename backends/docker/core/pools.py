@@ -192,6 +192,7 @@ _EMPTY_POOL_ONLY = {
     "enable_inter_node_communication": "enableInterNodeCommunication",
     "task_slots_per_node": "taskSlotsPerNode",
     "node_fill_type": "taskSchedulingPolicy",
+    "job_default_order": "taskSchedulingPolicy",
     "image_reference": "virtualMachineConfiguration",
     "node_agent_sku_id": "virtualMachineConfiguration",
     "user_accounts": "userAccounts",

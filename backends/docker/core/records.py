@@ -8,6 +8,7 @@ Reads (views, the endpoint) only copy these values, so every client sees one his
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -188,9 +189,10 @@ class TaskRecord:
     run: Execution = field(default_factory=Execution)
     files_removed: bool = False
     history: History = field(default_factory=History)
-    instances: list[InstanceRecord] = field(default_factory=list)
+    instances: Sequence[InstanceRecord] = ()
     """A multi-instance task's instances while placed (`core.multiinstance`): the primary
-    first (its coordination command's run), then the subtasks (ids 1, 2, ...)."""
+    first (its coordination command's run), then the subtasks (ids 1, 2, ...). Replaced
+    whole, never changed in place (an empty tuple, shared, for every other task)."""
     tally: TaskTally | None = field(
         default=None, repr=False, compare=False, metadata={"transient": True}
     )

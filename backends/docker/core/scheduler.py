@@ -34,6 +34,7 @@ from jobprep_release.backends.docker.core import (
     rules,
 )
 from jobprep_release.backends.docker.core.kernel import Core
+from jobprep_release.backends.docker.core.pace import Pace
 from jobprep_release.backends.docker.core.records import (
     Execution,
     JobNodeRecord,
@@ -184,8 +185,10 @@ async def sweep(core: Core) -> None:
         await jobs.expire_jobs(core)
         pools.check_resize_deadlines(core)
         now = core.now()
+        pace = Pace()
         for job in list(core.state.jobs.values()):
             for task in list(job.tasks.values()):
+                await pace.step()
                 if task.state is not TaskState.COMPLETED or task.files_removed:
                     continue
                 retention = task.spec.constraints.retention_time or DEFAULT_RETENTION

@@ -348,7 +348,7 @@ class BatchService:
     async def list_tasks(self, job_id: str) -> list[Task]:
         return [views.task_view(task) for task in self._core.job(job_id).tasks.values()]
 
-    async def task_views(self, job_id: str) -> Sequence[Task]:
+    async def task_views(self, job_id: str) -> views.TaskViews:
         """`list_tasks`, each view made when first read (`views.TaskViews`)."""
         return views.TaskViews(list(self._core.job(job_id).tasks.values()))
 

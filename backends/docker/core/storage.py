@@ -5,6 +5,10 @@ A container is named by its URL (with a SAS in the query, as Batch takes it) or,
 ``autoStorageContainerName``, by name in the account's linked storage account (`LinkedStorage`:
 a connection string, or an account URL and key, as Azurite and real accounts both take).
 Failures carry the service's codes (`DownloadFailed.code`, `UploadFailed.code`).
+
+azure-storage-blob (with azure-core and aiohttp under it) is imported by the functions that use
+it, not with this module: the core imports this module on every run, and that import costs
+about 0.15 s of CPU, which a run without storage would pay for nothing.
 """
 
 from __future__ import annotations
@@ -13,20 +17,14 @@ import contextlib
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestTimeoutError,
-    ServiceResponseTimeoutError,
-)
-from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from jobprep_release.backends.errors import BackendError
+
+if TYPE_CHECKING:
+    from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 DOWNLOAD_TIMEOUT = 60.0
 """Seconds one resource file may take to download before ``BlobDownloadTimedOut``."""
@@ -69,6 +67,8 @@ class LinkedStorage:
     account_key: str | None = None
 
     def service(self) -> BlobServiceClient:
+        from azure.storage.blob.aio import BlobServiceClient
+
         if self.connection_string:
             return BlobServiceClient.from_connection_string(
                 self.connection_string, max_single_get_size=CHUNK, max_chunk_get_size=CHUNK
@@ -91,6 +91,14 @@ class LinkedStorage:
 
 def download_code(exc: BaseException) -> str:
     """The failure code for a blob download that raised `exc`."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceNotFoundError,
+        ServiceRequestTimeoutError,
+        ServiceResponseTimeoutError,
+    )
+
     if isinstance(exc, TimeoutError | ServiceRequestTimeoutError | ServiceResponseTimeoutError):
         return "BlobDownloadTimedOut"
     if isinstance(exc, ResourceNotFoundError):
@@ -107,6 +115,8 @@ def download_code(exc: BaseException) -> str:
 
 def upload_code(exc: BaseException) -> str:
     """The failure code for an upload that raised `exc`."""
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
     if isinstance(exc, ClientAuthenticationError) or (
         isinstance(exc, HttpResponseError) and exc.status_code in (401, 403)
     ):
@@ -115,6 +125,8 @@ def upload_code(exc: BaseException) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    from azure.core.exceptions import HttpResponseError
+
     code = getattr(exc, "error_code", None)
     if isinstance(exc, HttpResponseError) and code:
         return f"{exc.status_code} {code}"
@@ -126,6 +138,8 @@ async def container(
     url: str | None, name: str | None, linked: LinkedStorage | None
 ) -> AsyncIterator[ContainerClient]:
     """A client of the container at `url`, or of `name` in `linked` storage."""
+    from azure.storage.blob.aio import ContainerClient
+
     if url:
         async with ContainerClient.from_container_url(
             url, max_single_get_size=CHUNK, max_chunk_get_size=CHUNK
@@ -148,6 +162,8 @@ async def download_container(
     """(blob name, local file) of every blob of the container whose name starts with
     `prefix`, by name, each written chunk by chunk to the file `target(index)` names;
     `DownloadFailed` with the service's code."""
+    from azure.core.exceptions import AzureError
+
     where = _strip(url) if url else f"container {name!r}"
     found: list[tuple[str, str]] = []
     try:
@@ -174,6 +190,9 @@ async def upload_blobs(
     """Write each (blob name, contents: bytes, or chunks read as they are sent) to the
     container at `container_url` (a SAS URL with write permission), sending `headers` with
     each; `UploadFailed` with the service's code."""
+    from azure.core.exceptions import AzureError
+    from azure.storage.blob.aio import ContainerClient
+
     try:
         with anyio.fail_after(UPLOAD_TIMEOUT):
             async with ContainerClient.from_container_url(container_url) as client:

@@ -32,7 +32,6 @@ import os
 import re
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -46,6 +45,7 @@ import structlog
 from jobprep_release.backends.base import TaskState
 from jobprep_release.backends.docker.core.codec import decode, encode
 from jobprep_release.backends.docker.core.migrations import migrate
+from jobprep_release.backends.docker.core.pace import Pace
 from jobprep_release.backends.docker.core.records import (
     STATE_VERSION,
     JobRecord,
@@ -123,7 +123,7 @@ def _dumps(value: Any) -> str:
 Seen = tuple[object, Any, int, Any, bool, str | None]
 """What a save saw of a row's object: the object, and for a task its state, history tick, node
 and files_removed (what moves when a stable task changes), and the text written (None: as
-read from the store, its text unknown)."""
+read from the store, its text unknown, or a stable task's, never compared)."""
 
 
 class Tracker:
@@ -161,7 +161,7 @@ class Tracker:
     async def changes(self, state: ServiceState) -> Changes:
         """The rows to write for `state` to be what the store holds, encoded in slices."""
         changes = Changes(journal_seq=state.journal_seq)
-        pace = _Pace()
+        pace = Pace(SLICE)
         meta = {f: encode(getattr(state, f)) for f in _META_FIELDS}
         present: set[Key] = set()
         self._row(META, state, meta, changes, present)
@@ -187,7 +187,7 @@ class Tracker:
                 changes.seen.extend((key, None) for key in gone)
         return changes
 
-    async def _job_tasks(self, job_key: str, job: JobRecord, changes: Changes, pace: _Pace) -> None:
+    async def _job_tasks(self, job_key: str, job: JobRecord, changes: Changes, pace: Pace) -> None:
         seen = self._tasks.get(job_key, {})
         tasks = job.tasks
         known = 0
@@ -223,7 +223,7 @@ class Tracker:
 
     async def commit(self, changes: Changes) -> None:
         """`changes` were written: the next save is relative to them (recorded in slices)."""
-        pace = _Pace()
+        pace = Pace(SLICE)
         for count, (key, entry) in enumerate(changes.seen):
             if count & 255 == 255 and pace.due():
                 await pace.pause()
@@ -254,25 +254,10 @@ class Tracker:
 
 
 def _seen(task: TaskRecord, text: str | None) -> Seen:
-    return (task, task.state, task.history.tick, task.node_id, task.files_removed, text)
-
-
-class _Pace:
-    """Says when a slice of `SLICE` seconds was spent (`due`: then `pause`). A check creates no
-    coroutine: in asyncio's debug mode (the bench's stall check) each one costs a traceback."""
-
-    __slots__ = ("deadline",)
-
-    def __init__(self) -> None:
-        self.deadline = time.perf_counter() + SLICE
-
-    def due(self) -> bool:
-        return time.perf_counter() > self.deadline
-
-    async def pause(self) -> None:
-        """Let the loop run, then start the next slice."""
-        await anyio.lowlevel.checkpoint()
-        self.deadline = time.perf_counter() + SLICE
+    # A stable task is compared by its version, never by its text: keeping the text of every
+    # completed task would cost about a kilobyte a task for nothing.
+    kept = None if task.state in _STABLE else text
+    return (task, task.state, task.history.tick, task.node_id, task.files_removed, kept)
 
 
 def rows_of(document: dict[str, Any]) -> dict[Key, str]:

@@ -35,6 +35,7 @@ from jobprep_release.backends.base import (
     StartTaskInfo,
     StartTaskState,
     Task,
+    TaskSpec,
     TaskState,
 )
 from jobprep_release.backends.docker.core.records import (
@@ -111,8 +112,9 @@ def task_view(task: TaskRecord) -> Task:
 
 class TaskViews(Sequence[Task]):
     """A job's tasks as views, each made when first read: a page of a large job's list makes
-    the views of its page only. The records are those of the moment it was made; read it
-    before the next await."""
+    the views of its page only. The records are those the job had when it was made; each view
+    shows its record as it was when the view was made (read across awaits, a page may show
+    tasks changed meanwhile, or deleted since)."""
 
     def __init__(self, records: Sequence[TaskRecord]) -> None:
         self._records = records
@@ -134,6 +136,12 @@ class TaskViews(Sequence[Task]):
         if view is None:
             view = self._views[index] = task_view(self._records[index])
         return view
+
+    def head(self, index: int) -> tuple[str, TaskState, TaskSpec]:
+        """The id, state and spec of the task at `index`, without making its view (what a
+        ``$filter`` on ``id`` or ``state`` reads of every task)."""
+        record = self._records[index]
+        return record.spec.id, record.state, record.spec
 
 
 def prep_release_view(

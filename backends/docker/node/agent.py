@@ -1,22 +1,27 @@
-"""The node agent: a bash loop in each node container that starts task processes locally.
+"""The node agent: a process in each node container that starts task processes locally.
 
 Azure Batch runs an agent on every node; so does this backend. A `docker exec` costs tens of
-milliseconds, so instead the container's main process is `AGENT_SCRIPT`, fed commands on its
-attached stdin and answering on stdout, one line each::
+milliseconds, so instead the container's main process is `AGENT_SCRIPT` (bash preparing the
+node, then the Perl agent `AGENT_PERL`), fed commands on its attached stdin and answering on
+stdout, one line each::
 
-    app -> agent   run <key> <n>\\n<n bytes of bash>   run a script as root (a subshell; the script
-                                                      execs the task in a session of its own),
-                                                      unless <key> was run already: then answer
-                                                      as to `query`, starting nothing
-                   kill <key>                         SIGKILL the script's whole process group
-                   query <key>                        ask how <key> is doing
-                   hello                              ask for the boot number
-    agent -> app   hello <boot>
+    app -> agent   start <key> <n>\\n<n bytes>   start a task (`launch.start_fields`, joined by
+                                              NUL bytes): the agent forks, makes its
+                                              directories, and execs the program in a session
+                                              of its own as its user with exactly its
+                                              variables; unless <key> was run already: then
+                                              answer as to `query`, starting nothing
+                   run <key> <n>\\n<n bytes>     run a bash script as root (the same, for a
+                                              script: chores, and the bash agent's launches)
+                   kill <key>                 SIGKILL the run's whole process group
+                   query <key>                ask how <key> is doing
+                   hello                      ask for the boot number
+    agent -> app   hello <boot> [start]       (``start``: the agent takes `start`)
                    started <key> <epoch>
                    exited <key> <code> <start epoch> <end epoch> <why, or ->
-                   running <key>                      run on this boot, not yet ended
-                   unknown <key>                      run on an earlier boot and never ended: lost
-                   absent <key>                       never run here (the app never got to send it)
+                   running <key>              run on this boot, not yet ended
+                   unknown <key>              run on an earlier boot and never ended: lost
+                   absent <key>               never run here (the app never got to send it)
 
 Every exit is also written to ``/mnt/batch/agent/<key>.exit`` on the node's volume before it is
 announced, so an app that was not listening (it crashed, or was restarted) learns it with
@@ -24,9 +29,16 @@ announced, so an app that was not listening (it crashed, or was restarted) learn
 next command, so a `query` right after a `run` says ``running``, never ``absent``, and a second
 `run` of the same key (an app that crashed not knowing whether its first was sent, and sends it
 again) starts nothing: a launch happens at most once per key, whatever instant the app dies
-at. Its pid
-(``<key>.pid``, for `kill`) is known only once its subshell has started. The boot number grows
-by one each time the container starts: a reboot.
+at. Its pid (for `kill`) is kept as it is forked (the bash agent keeps it in ``<key>.pid``). A
+wall clock given to `start` is kept by the agent, which kills the task's process group when it
+has passed. The boot number grows by one each time the container starts: a reboot.
+
+Why Perl: the node image is a plain Debian (no compiler, no helper of ours), and the bash agent
+forked three processes per task (two subshells and ``install``) and exec'd ``setsid``, ``env``
+and ``setpriv`` before the program, about twice the node's CPU per task of the bench's floor
+(`bench/mechanism.py`). The Perl agent forks once and does the rest with system calls before
+its one ``exec``; it also writes the lines of one pass together (fewer attach frames for the app to
+read). On an image without Perl the bash loop stays the agent, and the app sends it `run`.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ import contextlib
 import socket
 import ssl
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +59,266 @@ from jobprep_release.backends.errors import BackendUnavailable
 AGENT_DIR = "/mnt/batch/agent"
 FRAME_HEADER = struct.Struct(">BxxxL")
 
-AGENT_SCRIPT = r"""
+AGENT_PERL = r"""
+use strict;
+my $A = "/mnt/batch/agent";
+my ($boot, $arch) = @ARGV;
+# System call numbers (gettimeofday, setsid): the POSIX module would triple the heap every fork
+# copies.
+my ($gtod, $setsid) = @{ {x86_64 => [96, 112], aarch64 => [169, 157]}->{$arch} || [] };
+require POSIX unless defined $setsid;
+my (%running, %deadline, %pid_of, %account);
+my ($in, $out) = ("", "");
+pipe(my $sr, my $sw) or die "pipe: $!";
+fcntl($_, 4, 2048) for $sr, $sw;  # F_SETFL, O_NONBLOCK
+$SIG{CHLD} = sub { syswrite($sw, "c") };
+$SIG{TERM} = $SIG{INT} = sub { exit 0 };
+binmode STDIN;
+binmode STDOUT;
+sub now {
+  if (defined $gtod) {
+    my $t = "\0" x 16;
+    if (syscall($gtod, $t, 0) == 0) {
+      my ($s, $u) = unpack("q q", $t);
+      return sprintf("%d.%06d", $s, $u);
+    }
+  }
+  return time() . ".000000";
+}
+sub put {
+  my ($path, $text) = @_;
+  open(my $f, ">", $path) or return 0;
+  print $f $text;
+  return close($f);
+}
+sub first_line {
+  my ($path) = @_;
+  open(my $f, "<", $path) or return undef;
+  my $line = <$f>;
+  close($f);
+  return undef unless defined $line;
+  chomp $line;
+  return $line;
+}
+sub say_ { $out .= join(" ", @_) . "\n" }
+sub flush_out {
+  while (length $out) {
+    my $n = syswrite(STDOUT, $out);
+    if (!defined $n) { next if $! == 4; exit 0 }  # EINTR
+    substr($out, 0, $n) = "";
+  }
+}
+sub query {
+  my ($key) = @_;
+  if (-s "$A/$key.exit") {
+    say_("exited", $key, first_line("$A/$key.exit") // "");
+  } elsif (-e "$A/$key.run") {
+    my $b = first_line("$A/$key.run") // "";
+    say_($b eq $boot ? "running" : "unknown", $key);
+  } else {
+    say_("absent", $key);
+  }
+}
+sub launch {
+  my ($key, $child, $wall) = @_;
+  put("$A/$key.run", "$boot\n");
+  my $start = now();
+  my $pid = fork();
+  if (!defined $pid) {
+    my $end = now();
+    put("$A/$key.exit", "126 $start $end -\n");
+    say_("started", $key, $start);
+    say_("exited", $key, 126, $start, $end, "-");
+    return;
+  }
+  if ($pid == 0) {
+    $SIG{$_} = "DEFAULT" for qw(CHLD TERM INT);
+    close($sr);
+    close($sw);
+    open(STDIN, "<", "/dev/null");
+    eval { $child->() };
+    exit(126);
+  }
+  say_("started", $key, $start);
+  $running{$pid} = [$key, $start];
+  $pid_of{$key} = $pid;
+  $deadline{$pid} = $start + $wall if $wall ne "";
+}
+sub run_script {
+  my ($script) = @_;
+  open(STDOUT, ">", "/dev/null");
+  open(STDERR, ">", "/dev/null");
+  exec { "/bin/bash" } "bash", "-c", $script;
+  exit(127);
+}
+# A user's uid, gid and groups (its own and those listing it, as initgroups), looked up in the
+# agent, not in each task's process, and again when /etc/passwd or /etc/group changed.
+my $accounts_seen = "";
+sub look_up {
+  my ($user) = @_;
+  my $seen = join(" ", map { join(",", (stat $_)[7, 9]) } "/etc/passwd", "/etc/group");
+  %account = () if $seen ne $accounts_seen;
+  $accounts_seen = $seen;
+  return if $user eq "" || exists $account{$user};
+  my @pw = getpwnam($user);
+  $account{$user} = undef;
+  return unless @pw;
+  my @groups = ($pw[3]);
+  setgrent();
+  while (my @gr = getgrent()) {
+    push @groups, $gr[2] if grep { $_ eq $user } split(/ /, $gr[3]);
+  }
+  endgrent();
+  $account{$user} = [$pw[2], $pw[3], @groups];
+}
+sub make_dirs {
+  for my $dir (@_) {
+    next if mkdir($dir, 0755) || -d $dir;
+    my $path = "";
+    for my $part (split(m{/}, $dir)) {
+      $path .= "$part/";
+      next if $part eq "" || -d $path;
+      mkdir($path, 0755) or -d $path or return 0;
+    }
+  }
+  return 1;
+}
+sub start_task {
+  my ($key, $d, $w, $o, $e, $user, $chown, $path, @rest) = @_;
+  my $count = shift @rest;
+  exit(125) unless defined $path && defined $count && @rest > $count;  # a payload cut short
+  my @env = splice(@rest, 0, $count);
+  my @argv = @rest;
+  my ($uid, $gid, @groups);
+  if ($user ne "") {
+    my $found = $account{$user} or exit(125);
+    ($uid, $gid, @groups) = @$found;
+  }
+  make_dirs($d, $w) or exit(125);
+  if ($user ne "") { chown($uid, $gid, $d, $w) == 2 or exit(125) }
+  chmod(0755, $d, $w);
+  chdir($w) or exit(125);
+  if ($chown ne "") { system("chown", "-R", "$user:", $w) == 0 or exit(125) }
+  my $p = $argv[0];
+  my $f;
+  if (index($p, "/") >= 0) {
+    $f = $p;
+  } else {
+    for my $x (split(/:/, $path, -1)) {
+      my $c = ($x eq "" ? "." : $x) . "/$p";
+      if (-f $c && -x _) { $f = $c; last }
+    }
+  }
+  unless (defined $f && -f $f && -x _) {
+    put("$A/$key.why", "notfound\n");
+    put($e, "$p: program not found\n");
+    exit(127);
+  }
+  open(STDOUT, ">", $o) or exit(1);
+  open(STDERR, ">", $e) or exit(1);
+  defined $setsid ? syscall($setsid) : POSIX::setsid();
+  if ($user ne "") {
+    $) = join(" ", $gid, @groups);
+    $( = $gid;
+    ($<, $>) = ($uid, $uid);
+    exit(126) unless $< == $uid && $> == $uid;
+  }
+  %ENV = map { split(/=/, $_, 2) } @env;
+  exec { $f } @argv;
+  print STDERR "$p: $!\n";
+  exit($! == 2 ? 127 : 126);  # ENOENT
+}
+sub reap {
+  while ((my $pid = waitpid(-1, 1)) > 0) {
+    my $status = $?;
+    my $ran = delete $running{$pid} or next;
+    delete $deadline{$pid};
+    my ($key, $start) = @$ran;
+    delete $pid_of{$key};
+    my $code = ($status & 127) ? 128 + ($status & 127) : $status >> 8;
+    my $end = now();
+    my $why = "-";
+    if ($code == 127 && -s "$A/$key.why") {
+      my $line = first_line("$A/$key.why") // "";
+      ($why) = split(" ", $line);
+      $why //= "-";
+    }
+    put("$A/$key.exit", "$code $start $end $why\n");
+    say_("exited", $key, $code, $start, $end, $why);
+  }
+}
+sub expire {
+  my $now = now();
+  for my $pid (keys %deadline) {
+    next if $deadline{$pid} > $now;
+    delete $deadline{$pid};
+    kill("KILL", -$pid) or kill("KILL", $pid);
+  }
+}
+sub command {
+  my $nl = index($in, "\n");
+  return 0 if $nl < 0;
+  my ($verb, $key, $size) = split(/ /, substr($in, 0, $nl), 3);
+  $verb //= "";
+  $key //= "";
+  if ($verb eq "run" || $verb eq "start") {
+    $size = int($size // 0);
+    return 0 if length($in) < $nl + 1 + $size;
+    my $payload = substr($in, $nl + 1, $size);
+    substr($in, 0, $nl + 1 + $size) = "";
+    if (-e "$A/$key.run") {
+      query($key);
+    } elsif ($verb eq "run") {
+      launch($key, sub { run_script($payload) }, "");
+    } else {
+      my @fields = split(/\0/, $payload, -1);
+      my $wall = splice(@fields, 7, 1);
+      look_up($fields[4] // "");
+      launch($key, sub { start_task($key, @fields) }, $wall);
+    }
+    return 1;
+  }
+  substr($in, 0, $nl + 1) = "";
+  if ($verb eq "kill") {
+    my $p = $pid_of{$key};
+    kill("KILL", -$p) or kill("KILL", $p) if $p;
+  } elsif ($verb eq "query") {
+    query($key);
+  } elsif ($verb eq "hello") {
+    say_("hello", $boot, "start");
+  }
+  return 1;
+}
+say_("hello", $boot, "start");
+flush_out();
+while (1) {
+  1 while command();
+  reap();
+  expire() if %deadline;
+  flush_out();
+  my $timeout;
+  if (%deadline) {
+    my ($next) = sort { $a <=> $b } values %deadline;
+    $timeout = $next - now();
+    $timeout = 0 if $timeout < 0;
+  }
+  my $rin = "";
+  vec($rin, fileno(STDIN), 1) = 1;
+  vec($rin, fileno($sr), 1) = 1;
+  my $ready = select(my $rout = $rin, undef, undef, $timeout);
+  next if $ready <= 0;
+  sysread($sr, my $drain, 4096) if vec($rout, fileno($sr), 1);
+  if (vec($rout, fileno(STDIN), 1)) {
+    my $n = sysread(STDIN, $in, 65536, length $in);
+    exit(0) if defined $n && $n == 0;
+  }
+}
+"""
+"""The agent proper (see the module's docstring), in the Perl every Debian image has
+(``perl-base`` is essential): one process per node that forks each task and execs its program
+itself, with no shell, ``install``, ``setsid``, ``env`` or ``setpriv`` in between."""
+
+_AGENT_BASH = r"""
 export LC_ALL=C
 A=/mnt/batch/agent
 T=/mnt/batch/tasks
@@ -62,6 +333,10 @@ chmod 0775 "$T" "$T/shared" "$T/startup" "$T/workitems"
 #POOL_USERS#
 boot=$(( $(cat "$A/boot" 2>/dev/null || echo 0) + 1 ))
 echo "$boot" >"$A/boot"
+read -r -d '' P <<'PERL'
+#AGENT_PERL#
+PERL
+command -v perl >/dev/null 2>&1 && exec perl -e "$P" -- "$boot" "$HOSTTYPE"
 echo "hello $boot"
 run() {
   local key=$1 script=$2
@@ -104,6 +379,10 @@ while IFS=' ' read -r verb key size; do
   esac
 done
 """
+AGENT_SCRIPT = _AGENT_BASH.replace("#AGENT_PERL#\n", AGENT_PERL, 1)
+"""The node container's main process (``bash -c``): it prepares the node (directories, the task
+user, the pool's accounts, the boot number), then execs `AGENT_PERL`; on an image without Perl
+it stays the agent itself, a bash loop that starts each `run` in a subshell (no `start`)."""
 
 
 def agent_script(pool_users: str = "") -> str:
@@ -245,6 +524,14 @@ def run_command(key: str, script: str) -> bytes:
     """The `run` command line for a script (the agent reads exactly its byte count)."""
     body = script.encode()
     return f"run {key} {len(body)}\n".encode() + body
+
+
+def start_command(key: str, fields: Sequence[str]) -> bytes:
+    """The `start` command line for a task (`launch.start_fields`): its fields joined by NUL
+    bytes, which no argument or variable can hold (a NUL in one is dropped, as `execve` would
+    end the string there)."""
+    body = "\0".join(field.replace("\0", "") for field in fields).encode()
+    return f"start {key} {len(body)}\n".encode() + body
 
 
 def simple_command(verb: str, key: str = "") -> bytes:

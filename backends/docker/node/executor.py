@@ -36,13 +36,18 @@ from jobprep_release.backends.docker.node.agent import (
     AgentEvent,
     run_command,
     simple_command,
+    start_command,
 )
 from jobprep_release.backends.docker.node.archive import archive
 from jobprep_release.backends.docker.node.containers import ContainerTasks
 from jobprep_release.backends.docker.node.engine import NODE_LABEL, POOL_LABEL, ROLE_LABEL, Engine
 from jobprep_release.backends.docker.node.files import NodeFiles
 from jobprep_release.backends.docker.node.keeper import SPEC_LABEL, NodeKeeper
-from jobprep_release.backends.docker.node.launch import launch_script, remove_tree_script
+from jobprep_release.backends.docker.node.launch import (
+    launch_script,
+    remove_tree_script,
+    start_fields,
+)
 from jobprep_release.backends.errors import BackendError, NotFound
 
 log = structlog.get_logger("jobprep_release.docker")
@@ -215,8 +220,24 @@ class DockerExecutor:
             pool_id = keeper.setup.pool.id
             self._containers.start(self._group, pool_id, node_id, keeper.name, key, spec)
             return True
+        if keeper.starts:
+            # Queued, and written once the pass that started it has yielded: a pass starting
+            # several tasks on a node sends them in one write (one frame for the engine).
+            if not keeper.queue(start_command(key, start_fields(spec))):
+                return False
+            if self._group is None:
+                return await keeper.send()
+            if not keeper.flushing:
+                keeper.flushing = True
+                self._group.start_soon(self._flush, keeper)
+            return True
         script = launch_script(spec, agent_mark=f"{AGENT_DIR}/{key}.why")
         return await keeper.send(run_command(key, script))
+
+    @staticmethod
+    async def _flush(keeper: NodeKeeper) -> None:
+        keeper.flushing = False
+        await keeper.send()
 
     async def kill_process(self, node_id: str, key: str) -> None:
         keeper = self._keepers.get(node_id)

@@ -167,6 +167,11 @@ class NodeKeeper:
         self.address: str | None = None
         """The container's IP address, read when it last started (None before)."""
         self.mode = Mode.KEEP
+        self.starts = False
+        self.flushing = False
+        """Whether a `send` of what is queued is on its way (`DockerExecutor.start_process`)."""
+        self._outbox: list[bytes] = []
+        """Whether the agent takes `start` (the Perl agent's hello says so), else only `run`."""
         self._scope = anyio.CancelScope()
         self._lock = anyio.Lock()
 
@@ -190,6 +195,7 @@ class NodeKeeper:
                     self.link = link
                     await self._relay(link)
                     self.link = None
+                    self._outbox.clear()
                     if self.mode in (Mode.LEAVE, Mode.REIMAGE):
                         continue
                     if self.mode is not Mode.REBOOT:
@@ -203,6 +209,7 @@ class NodeKeeper:
             for event in events:
                 if event.verb == "hello":
                     self.mode = Mode.KEEP
+                    self.starts = "start" in event.words
                 self._listener.on_agent_event(self.node_id, event)
 
     async def _start(self) -> AgentLink:
@@ -250,11 +257,28 @@ class NodeKeeper:
             ports=[(nat.backend_port, nat.protocol) for nat in spec.inbound_nat_pools],
         )
 
-    async def send(self, payload: bytes) -> bool:
-        """Send to the agent; False when the node has no link right now."""
+    def queue(self, payload: bytes) -> bool:
+        """Keep `payload` for the agent, written with the next `send` (in the order given):
+        the starts of one scheduling pass go in one write. False when the node has no link
+        right now; what is queued when the link drops is dropped with it (the node is lost,
+        and the core treats whatever it sent there as lost)."""
         link = self.link
         if link is None or link.closed:
             return False
+        self._outbox.append(payload)
+        return True
+
+    async def send(self, payload: bytes = b"") -> bool:
+        """Send what is queued, then `payload`, to the agent; False when the node has no link
+        right now."""
+        link = self.link
+        if link is None or link.closed:
+            return False
+        if self._outbox:
+            payload = b"".join(self._outbox) + payload
+            self._outbox.clear()
+        if not payload:
+            return True
         try:
             await link.send(payload)
         except BackendError:

@@ -1,4 +1,5 @@
-"""The bash a node's agent runs (as root) to start one process the core asked for.
+"""How a node's agent starts one process the core asked for: `start_fields` for the Perl agent
+(what every Debian node runs), else the bash below for the bash agent (an image without Perl).
 
 The script makes the task directory and working directory (owned by the task user unless
 elevated), then execs the program through `setsid` (a session and process group of its own),
@@ -65,6 +66,33 @@ def launch_script(spec: ProcessSpec, *, agent_mark: str) -> str:
     words += spec.argv
     lines.append(" ".join(q(word) for word in words) + ' >"$o" 2>"$e"')
     return "\n".join(lines) + "\n"
+
+
+def start_fields(spec: ProcessSpec) -> list[str]:
+    """What the Perl agent's `start` needs to start `spec` (`agent.AGENT_PERL`, which does what
+    `launch_script` does, in its own forked process): the task and working directories, the
+    stdout and stderr paths, the user (empty: root, elevated), whether the user's account owns
+    the working directory's files (a pool's user account), the PATH the program is looked up
+    in, the wall clock in seconds (empty: none), the number of variables, the variables
+    (``NAME=value``), then the program and its arguments."""
+    user = "" if spec.elevated else spec.user or TASK_USER
+    wall_clock = ""
+    if spec.wall_clock is not None:
+        wall_clock = f"{max(spec.wall_clock.total_seconds(), 0.001):.3f}"
+    variables = [f"{name}={value}" for name, value in spec.environment.items()]
+    return [
+        spec.task_dir,
+        spec.working_dir,
+        spec.stdout_path,
+        spec.stderr_path,
+        user,
+        "1" if spec.user is not None else "",
+        spec.environment.get("PATH", SYSTEM_PATH),
+        wall_clock,
+        str(len(variables)),
+        *variables,
+        *spec.argv,
+    ]
 
 
 def remove_tree_script(path: str) -> str:

@@ -32,6 +32,7 @@ from jobprep_release.backends.base import (
 )
 from jobprep_release.backends.docker.core.executor import FileInfo
 from jobprep_release.backends.docker.core.multiinstance import Subtask
+from jobprep_release.backends.docker.core.views import TaskViews
 from jobprep_release.backends.schedules import JobSchedule, JobScheduleSpec
 
 
@@ -216,7 +217,7 @@ class EndpointService(NodeAdministration, Protocol):
         """The job's tasks in the order they were added."""
         ...
 
-    async def task_views(self, job_id: str) -> Sequence[Task]:
+    async def task_views(self, job_id: str) -> TaskViews:
         """`list_tasks`, each view made when first read: read it before the next await."""
         ...
 

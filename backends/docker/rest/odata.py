@@ -25,15 +25,18 @@ renders only the items of the page asked for.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
+from jobprep_release.backends.docker.core.pace import Pace
 from jobprep_release.backends.docker.rest.errors import RestError
 
 MAX_RESULTS = 1000
+SLICE = 0.005
+"""Seconds of work after which `page_sliced` hands the event loop back."""
 _TOKEN = re.compile(
     r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<datetime>datetime'[^']*')"
     r"|(?P<number>-?\d+(?:\.\d+)?)(?![\w/])|(?P<name>[A-Za-z_$][\w/]*)|(?P<punct>[(),]))"
@@ -353,29 +356,88 @@ class Listing(Generic[T]):
     index: Callable[[T], Item] | None = None
     indexed: frozenset[str] = field(default_factory=frozenset)
     names: Sequence[str] | None = None
+    index_at: Callable[[int], Item] | None = None
+    """The index of the item at a position, in place of `index`, for items costly to make
+    (a large job's task views): a filter then reads only the index, never the item."""
+    render_at: Callable[[int], dict[str, Any]] | None = None
+    """The rendering of the item at a position, in place of `render` (a large job's tasks
+    rendered from a snapshot of their records, whatever happens between two slices)."""
 
 
-def _window(query: Query, listing: Listing[T]) -> tuple[list[dict[str, Any]], int | None]:
-    """The rendered items of the page asked for, and the next page's skip (None: last)."""
+Window = tuple[list[dict[str, Any]], int | None]
+"""The rendered items of a page, and the next page's skip (None: the last page)."""
+
+
+def _window_steps(query: Query, listing: Listing[T]) -> Generator[None, None, Window]:
+    """`Window` of the page asked for, pausing (a bare ``yield``) after each item it reads, so
+    a caller may hand the event loop back between items (`page_sliced`)."""
     the_filter = parse_filter(query.filter)
     start, size = query.skip(), query.max_results()
-    items, render = listing.items, listing.render
+    items = listing.items
+    render = _render_at(listing)
     if the_filter.predicate is None:
-        shown = [render(item) for item in items[start : start + size]]
+        shown = []
+        for position in range(start, min(start + size, len(items))):
+            shown.append(render(position))
+            yield
         return shown, start + size if start + size < len(items) else None
     predicate = the_filter.predicate
-    index = listing.index if the_filter.paths <= listing.indexed else None
+    index = _index_at(listing) if the_filter.paths <= listing.indexed else None
     shown, matched = [], 0
-    for item in items:
-        document = index(item) if index is not None else render(item)
+    for position in range(len(items)):
+        document = index(position) if index is not None else render(position)
+        yield
         if not predicate(document):
             continue
         if matched == start + size:
             return shown, matched
         if matched >= start:
-            shown.append(render(item) if index is not None else dict(document))
+            shown.append(render(position) if index is not None else dict(document))
         matched += 1
     return shown, None
+
+
+def _advance(steps: Generator[None, None, Window]) -> Window | None:
+    """One step of `_window_steps`: the window once it is done, else None."""
+    try:
+        next(steps)
+    except StopIteration as done:
+        window: Window = done.value
+        return window
+    return None
+
+
+def _window(query: Query, listing: Listing[T]) -> Window:
+    steps = _window_steps(query, listing)
+    while (window := _advance(steps)) is None:
+        pass
+    return window
+
+
+async def _window_sliced(query: Query, listing: Listing[T]) -> Window:
+    steps = _window_steps(query, listing)
+    pace = Pace(SLICE)
+    while (window := _advance(steps)) is None:
+        await pace.step()
+    return window
+
+
+def _render_at(listing: Listing[T]) -> Callable[[int], dict[str, Any]]:
+    """How to render the item at a position."""
+    if listing.render_at is not None:
+        return listing.render_at
+    render, items = listing.render, listing.items
+    return lambda position: render(items[position])
+
+
+def _index_at(listing: Listing[T]) -> Callable[[int], Item] | None:
+    """How to read the index of the item at a position (None: the listing has no index)."""
+    if listing.index_at is not None:
+        return listing.index_at
+    index, items = listing.index, listing.items
+    if index is None:
+        return None
+    return lambda position: index(items[position])
 
 
 def page(query: Query, items: Sequence[Item] | Listing[Any], base_url: str) -> dict[str, Any]:
@@ -384,7 +446,21 @@ def page(query: Query, items: Sequence[Item] | Listing[Any], base_url: str) -> d
     `items` is a `Listing`, or the rendered items themselves (each kept as it is)."""
     listing = items if isinstance(items, Listing) else Listing(items)
     keep = selected(query.select, listing.names)  # a bad $select is refused before any work
-    shown, next_skip = _window(query, listing)
+    return _document(query, base_url, keep, _window(query, listing))
+
+
+async def page_sliced(query: Query, listing: Listing[Any], base_url: str) -> dict[str, Any]:
+    """`page`, handing the event loop back every `SLICE` seconds of work: a page of a large
+    list (a job of 10,000 tasks) never holds the loop long. `listing` must stay readable
+    across those pauses (a `render_at` and an `index_at` over a snapshot of the items)."""
+    keep = selected(query.select, listing.names)
+    return _document(query, base_url, keep, await _window_sliced(query, listing))
+
+
+def _document(
+    query: Query, base_url: str, keep: list[str] | None, window: Window
+) -> dict[str, Any]:
+    shown, next_skip = window
     if keep is not None:
         wanted = set(keep)
         shown = [{key: value for key, value in item.items() if key in wanted} for item in shown]

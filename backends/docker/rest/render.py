@@ -10,6 +10,7 @@ transition times, previous states, ETags); what a node is made of comes from the
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,7 @@ from jobprep_release.backends.base import (
     TaskState,
 )
 from jobprep_release.backends.docker.core.multiinstance import Subtask
+from jobprep_release.backends.docker.core.views import TaskViews
 from jobprep_release.backends.schema import requests, results, shapes
 
 Json = dict[str, Any]
@@ -357,6 +359,38 @@ def task_index(view: Task, spec: TaskSpec) -> Json:
         },
         "nodeInfo": None if view.node_id is None else {"nodeId": view.node_id},
     }
+
+
+class TaskIndexAt(Mapping[str, Any]):
+    """`task_index` of the task at `position` of `views`, made only as far as a filter reads
+    it: ``id`` and ``state`` from the task's record, any other property from its view and
+    spec (made at the first such read). A filter on the id of a large job's tasks so reads
+    no view but those of the tasks it passes."""
+
+    __slots__ = ("_document", "_position", "_views")
+
+    def __init__(self, views: TaskViews, position: int) -> None:
+        self._views = views
+        self._position = position
+        self._document: Json | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        if key in ("id", "state"):
+            task_id, state, _ = self._views.head(self._position)
+            return task_id if key == "id" else state.value
+        return self._whole()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._whole())
+
+    def __len__(self) -> int:
+        return len(self._whole())
+
+    def _whole(self) -> Json:
+        if self._document is None:
+            _, _, spec = self._views.head(self._position)
+            self._document = task_index(self._views[self._position], spec)
+        return self._document
 
 
 def task_counts(counts: TaskCounts, slot_counts: TaskCounts) -> Json:

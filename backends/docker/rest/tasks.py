@@ -9,11 +9,18 @@ from aiohttp import web
 from azure.batch import models
 
 from jobprep_release.backends.base import JobState, Task, check_id
+from jobprep_release.backends.docker.core.pace import Pace
 from jobprep_release.backends.docker.core.rules import JOB_BEING_DELETED
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.errors import RestError
-from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
+from jobprep_release.backends.docker.rest.odata import (
+    SLICE,
+    Listing,
+    Query,
+    page_sliced,
+    select,
+)
 from jobprep_release.backends.docker.rest.replies import (
     body,
     created,
@@ -88,7 +95,12 @@ async def add_task_collection(request: web.Request) -> web.Response:
             f"The request holds {len(entries)} tasks; at most {MAX_TASKS_PER_REQUEST} can be "
             "added in one request.",
         )
-    task_specs = [specs.task_spec(entry, f"value[{index}]") for index, entry in enumerate(entries)]
+    # Read in slices (100 tasks through azure-batch's models hold the loop 10-20 ms); the
+    # checks and the adding are not sliced, so no other request comes between them.
+    pace, task_specs = Pace(SLICE), []
+    for index, entry in enumerate(entries):
+        task_specs.append(specs.task_spec(entry, f"value[{index}]"))
+        await pace.step()
     if (await ctx.service.get_job(job_id)).state is JobState.DELETING:
         raise Conflict(JOB_BEING_DELETED, code="JobBeingDeleted")
     results: list[dict[str, Any]] = []
@@ -120,17 +132,24 @@ async def add_task_collection(request: web.Request) -> web.Response:
 async def list_tasks(request: web.Request) -> web.Response:
     ctx, base, job_id = context(request), base_url(request), request.match_info["job"]
     job = ctx.service.job_spec(job_id)
-    spec = ctx.service.task_spec
+    views = await ctx.service.task_views(job_id)
+
+    def render_at(position: int) -> dict[str, Any]:
+        _, _, spec = views.head(position)
+        return render.task(
+            base, job.id, job.pool_id, views[position], spec, job.max_task_retry_count
+        )
+
+    # Rendered from the records as listed when the request came (a task deleted meanwhile is
+    # still shown), in slices: a page of a large job never holds the event loop long.
     listing = Listing(
-        await ctx.service.task_views(job_id),
-        render=lambda view: render.task(
-            base, job.id, job.pool_id, view, spec(job_id, view.id), job.max_task_retry_count
-        ),
-        index=lambda view: render.task_index(view, spec(job_id, view.id)),
+        views,
+        render_at=render_at,
+        index_at=lambda position: render.TaskIndexAt(views, position),
         indexed=render.TASK_INDEXED,
         names=render.names(models.BatchTask),
     )
-    return document(page(Query(request.path, request.query), listing, base))
+    return document(await page_sliced(Query(request.path, request.query), listing, base))
 
 
 @routes.get("/jobs/{job}/tasks/{task}")
