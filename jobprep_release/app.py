@@ -66,6 +66,11 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
     with interrupts.guard() as opening:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(backend)
+            # Stopping (a signal), a holder of the docker backend's state lets no run attach
+            # from then on: one started meanwhile waits for the state, then holds it.
+            withdraw = getattr(backend, "withdraw", None)
+            if withdraw is not None:
+                interrupts.on_signal(withdraw)
             storage = await _storage(invocation, stack)
             opened = True
             interrupts.drop(opening)
@@ -78,6 +83,8 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
                     await _linger(backend, interrupts)
                 raise
             if interrupts.signalled or not outcomes:
+                if withdraw is not None:  # a signal before the hook was set: not yet done
+                    await withdraw()
                 message = await tidy(backend, invocation.options, invocation.answer)
                 if stdout_closed:
                     message = f"stdout was closed; {message}"

@@ -230,6 +230,11 @@ class SharedDockerBackend:
         if self._holder is not None:
             await self._holder.linger(say)
 
+    async def withdraw(self) -> None:
+        """As the holder: let no other run attach from now on (see `DockerBackend.withdraw`)."""
+        if self._holder is not None:
+            await self._holder.withdraw()
+
     async def create_pool(self, spec: PoolSpec) -> None:
         if self.attached is not None and spec.image_reference is None:
             # The endpoint runs any marketplace image on its own node image: name the run's.

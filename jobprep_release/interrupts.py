@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 
 import anyio
 import structlog
@@ -31,6 +32,7 @@ class Interrupts:
         self.scope = anyio.CancelScope()
         self.signalled = False
         self._guards: list[anyio.CancelScope] = []
+        self._hooks: list[Callable[[], Awaitable[None]]] = []
 
     def guard(self) -> anyio.CancelScope:
         """A further scope the first signal cancels (at once when it came already): for a
@@ -45,6 +47,13 @@ class Interrupts:
         """Signals no longer cancel `guard`."""
         self._guards.remove(guard)
 
+    def on_signal(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` at the first signal, before anything is cancelled and before the
+        ``stopping`` line (shielded; it must be quick): for what must not wait for the run's
+        work to unwind, such as a holder of the docker backend's state letting no other run
+        attach to it."""
+        self._hooks.append(hook)
+
     async def watch(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for received in signals:
@@ -52,6 +61,9 @@ class Interrupts:
                     print("stopped at once (second signal)", file=sys.stderr, flush=True)
                     os._exit(EXIT_INTERRUPTED)
                 self.signalled = True
+                with anyio.CancelScope(shield=True):
+                    for hook in self._hooks:
+                        await hook()
                 name = signal.Signals(received).name
                 print(
                     f"stopping ({name}); press Ctrl-C again to exit at once",

@@ -51,7 +51,7 @@ from jobprep_release.backends.docker.core.service import BatchService
 from jobprep_release.backends.docker.core.store import LOCK_POLL, StateStore, default_state_dir
 from jobprep_release.backends.docker.node.engine import STATE_LABEL, Engine
 from jobprep_release.backends.docker.node.executor import DockerExecutor
-from jobprep_release.backends.docker.settings import DockerSettings
+from jobprep_release.backends.docker.settings import DockerSettings, unusable_state_dir
 from jobprep_release.backends.docker.sharing import (
     LazyEndpoint,
     Publication,
@@ -65,6 +65,15 @@ log = structlog.get_logger("jobprep_release.docker")
 
 ADD_TASKS_CHUNK = 500
 """Tasks added in one go: a collection of 10,000 at once would hold the event loop ~80 ms."""
+
+
+def _try_acquire(store: StateStore) -> bool:
+    """`store.try_acquire`, a state directory that cannot be made or written raising
+    `StateUnreadable` that names it. Blocking I/O."""
+    try:
+        return store.try_acquire()
+    except OSError as exc:
+        raise unusable_state_dir(store.path.parent, exc) from exc
 
 
 class StateHeld(BackendError):
@@ -163,7 +172,7 @@ class DockerBackend:
         one); with `attach`, `StateHeld` as soon as the holder publishes its service.
         Cancelling the wait (Ctrl-C) leaves nothing taken."""
         waited = False
-        while not await anyio.to_thread.run_sync(store.try_acquire):
+        while not await anyio.to_thread.run_sync(_try_acquire, store):
             if self._attach:
                 service = await anyio.to_thread.run_sync(read_service, store)
                 if service is not None:
@@ -196,6 +205,15 @@ class DockerBackend:
         await self._publication.wait_for_attached(
             say, endpoint.connections if endpoint is not None else lambda: 0
         )
+
+    async def withdraw(self) -> None:
+        """Stop other processes from attaching to this process's service from now on (the
+        runs attached already keep it until the backend closes): for a holder that is
+        stopping before its end, as on Ctrl-C, so that a run started meanwhile waits for the
+        state and then holds it, rather than attach to a service about to go away."""
+        if self._publication is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._publication.withdraw)
 
     async def _teardown(self) -> None:
         if self._publication is not None:

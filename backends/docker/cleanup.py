@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from jobprep_release.backends.docker.core.store import StateStore, Tracker, default_state_dir
 from jobprep_release.backends.docker.node.engine import POOL_LABEL, Engine
-from jobprep_release.backends.docker.settings import DockerSettings
+from jobprep_release.backends.docker.settings import DockerSettings, unusable_state_dir
 
 
 @dataclass(slots=True)
@@ -46,7 +46,11 @@ async def remove_everything(settings: DockerSettings, pool_id: str | None = None
     process uses the backend's state."""
     engine = await Engine.connect(settings.docker_host)
     store = StateStore(settings.state_dir or default_state_dir(), await engine.engine_id())
-    await store.acquire()
+    try:
+        await store.acquire()
+    except OSError as exc:
+        await engine.close()
+        raise unusable_state_dir(store.path.parent, exc) from exc
     try:
         found = await _find(engine, pool_id)
         for container in await engine.list_containers({POOL_LABEL: pool_id}):

@@ -115,3 +115,48 @@ def test_a_state_that_cannot_be_read_exits_9_naming_the_file_and_creates_nothing
     assert "Traceback" not in result.stderr
     assert path.read_text() == text
     assert labelled(docker_client, ids.pool) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["--yes"], ["status"], ["serve", "--port", "0"]],
+    ids=["run", "status", "serve"],
+)
+def test_a_state_directory_that_cannot_be_made_exits_9_naming_it(
+    command: list[str], tmp_path: Path
+) -> None:
+    # A path below a regular file: no directory can be made there, whoever the user is.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    state = blocker / "state"
+    result = run_cli([*command, "--state-dir", str(state)], state_dir=tmp_path / "unused")
+    assert result.returncode == 9, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: the docker backend's state directory {state} cannot be used: Not a directory "
+        "(give a directory this user can write, with --state-dir or JOBPREP_RELEASE_STATE_DIR)\n"
+    )
+
+
+def test_cleanup_with_a_state_directory_that_cannot_be_made_exits_9_and_removes_nothing(
+    ids: Ids, state_dir: Path, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    kept = run_cli(
+        ["--pool-id", ids.pool, "--job-id", ids.job, "--nodes", "1", "--tasks", "1", "--keep"],
+        state_dir=state_dir,
+    )
+    assert kept.returncode == 0, kept.stderr
+    assert labelled(docker_client, ids.pool) == (1, 1)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    refused = run_cli(
+        ["cleanup", "--pool-id", ids.pool, "--yes", "--state-dir", str(blocker / "state")],
+        state_dir=state_dir,
+    )
+    assert refused.returncode == 9, refused.stderr
+    assert refused.stderr.startswith("error: the docker backend's state directory "), refused
+    assert "Traceback" not in refused.stderr
+    assert labelled(docker_client, ids.pool) == (1, 1)
+    cleaned = run_cli(["cleanup", "--pool-id", ids.pool, "--yes"], state_dir=state_dir)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert gone(docker_client, ids.pool)

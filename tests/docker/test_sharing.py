@@ -163,6 +163,42 @@ def test_a_run_attached_to_a_holder_that_is_interrupted_takes_the_state_over(
         remove_labelled(docker_client, ids.pool)  # the holder's --keep
 
 
+def test_an_interrupted_holder_lets_no_run_attach_while_it_tidies_up(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    """A run started while the holder tidies up after Ctrl-C (deleting its job and pool takes
+    a while) must not attach to a service about to go away (it would be stopped with status 3,
+    its pool left behind): it waits for the state, then holds it and runs to the end."""
+    later = Ids(pool=f"{ids.pool}-b", job=f"{ids.job}-b")
+    store = StateStore(state_dir, str(docker_client.info()["ID"]))
+    one = ("--yes", "--nodes", "1", "--tasks", "1", "--no-progress", "--task-command", "sleep 60")
+    try:
+        with App(ids, state_dir, *one) as holder:
+            holder.read_until("Submitting tasks")
+            assert read_service(store) is not None
+            holder.process.send_signal(signal.SIGINT)
+            holder.read_until("stopping (SIGINT)", stderr=True)
+            withdrawn = read_service(store) is None
+            tidying = holder.process.poll() is None
+            started = run_cli(
+                ["--pool-id", later.pool, "--job-id", later.job, "--yes", *SMALL],
+                state_dir=state_dir,
+                timeout=300,
+            )
+            held_status, held_stderr = holder.finish()
+        assert tidying, "the holder ended before the check: it proves nothing"
+        assert withdrawn, "the interrupted holder still offered its service"
+        assert held_status == 130, held_stderr
+        assert f"interrupted; deleted job {ids.job} and pool {ids.pool}" in held_stderr
+        assert started.returncode == 0, started.stderr
+        assert ATTACHED.findall(started.stderr) == [], started.stderr
+        assert "Traceback" not in started.stderr
+        _transcript_is_the_samples(started.stdout, later.pool, later.job)
+        assert gone(docker_client, later.pool), f"{later.pool} left behind"
+    finally:
+        remove_labelled(docker_client, later.pool)
+
+
 def test_two_state_directories_on_one_engine_never_adopt_or_remove_each_others_pools(
     ids: Ids, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
