@@ -190,6 +190,10 @@ async def scenario(count: int, rounds: int, *, slow: float = 0.0) -> Figures:
     return figures
 
 
+CLIENT = "task bench.endpoint"
+"""How the stall check names the bench's own client code (the scenario's task)."""
+
+
 def stalls(count: int) -> list[tuple[str, float]]:
     """The scenario in asyncio debug mode: every callback over `STALL` seconds."""
     logger = logging.getLogger("asyncio")
@@ -210,7 +214,11 @@ def stalls(count: int) -> list[tuple[str, float]]:
 
 def bench(count: int = 10_000, rounds: int = 5) -> Result:
     figures = anyio.run(scenario, count, rounds)
-    found = stalls(count)
+    every = stalls(count)
+    # The bench's client (azure-batch, reading 1,000-task pages) shares the endpoint's loop
+    # here; a real client is another process: its callbacks are shown, not counted.
+    client = [stall for stall in every if stall[0].startswith(CLIENT)]
+    found = [stall for stall in every if not stall[0].startswith(CLIENT)]
     ms = 1000
     adds = figures.add_collection
     last_adds = statistics.median(adds[-10:])
@@ -253,9 +261,13 @@ def bench(count: int = 10_000, rounds: int = 5) -> Result:
             *rows,
             "",
             f"Stalls: the same scenario in asyncio debug mode, `slow_callback_duration` "
-            f"{STALL * ms:g} ms: {len(found)} callback(s) over it.",
+            f"{STALL * ms:g} ms: {len(found)} callback(s) of the endpoint over it.",
             "",
             *summary(found),
+            "",
+            f"The bench's own client in the same loop (not counted): {len(client)} callback(s) "
+            "over it"
+            + (f", the longest {max(s for _, s in client) * ms:.0f} ms." if client else "."),
             "",
             *(f"- {name}: {verdict(met)}" for name, met in targets.items()),
         ]

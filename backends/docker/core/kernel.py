@@ -20,6 +20,7 @@ from jobprep_release.backends.base import ExecutionResult, NodeState, TaskState
 from jobprep_release.backends.docker.core import rules
 from jobprep_release.backends.docker.core.clock import Clock
 from jobprep_release.backends.docker.core.executor import NodeExecutor, NodeSetup
+from jobprep_release.backends.docker.core.heap import Heap
 from jobprep_release.backends.docker.core.index import TaskIndex
 from jobprep_release.backends.docker.core.records import (
     JobRecord,
@@ -123,6 +124,8 @@ class Core:
         """Nodes whose removal (`pools.settle_leaving`) is under way (not saved)."""
         self.account_url = f"http://localhost/{settings.account_name}"
         self.index = TaskIndex()
+        self.heap = Heap()
+        """Freezes the long-lived records out of the collector's full passes (`heap`)."""
         self.turns: dict[str, int] = {}
         """The scheduling pass in which each job (by key) last had a task placed (not saved):
         jobs of equal priority take turns (`scheduler`, jobDefaultOrder `none`)."""
@@ -152,6 +155,7 @@ class Core:
         """Read the state from the store."""
         self.state = await self.store.load()
         self.saved.prime(self.state)
+        self.heap.added(sum(len(job.tasks) for job in self.state.jobs.values()))
 
     async def persist(self) -> None:
         """Write the state's changes now (before acting on a change that must survive a
