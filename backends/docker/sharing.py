@@ -117,7 +117,7 @@ def state_identity(store: StateStore) -> str:
     from the state itself, so a lost or unreadable state file keeps it. Blocking I/O."""
     path = _sibling(store, ".id")
     try:
-        found = path.read_text().strip()
+        found = path.read_text(errors="replace").strip()
     except FileNotFoundError:
         found = ""
     if len(found) == 16 and all(c in "0123456789abcdef" for c in found):

@@ -196,3 +196,14 @@ def _rows(kept: StateStore) -> dict[store.Key, str]:
 def test_no_state_file_is_an_empty_account(tmp_path: Path) -> None:
     state = StateStore(tmp_path, "engine").load_now()
     assert not state.pools and not state.jobs
+
+
+def test_a_state_file_that_is_not_utf8_is_an_error_naming_the_file_which_stays(
+    tmp_path: Path,
+) -> None:
+    kept = StateStore(tmp_path, "engine")
+    kept.legacy_path.write_bytes(b"\xff\xfe")
+    with pytest.raises(StateUnreadable) as caught:
+        kept.load_now()
+    assert str(kept.legacy_path) in str(caught.value) and "is not JSON" in str(caught.value)
+    assert kept.legacy_path.read_bytes() == b"\xff\xfe"

@@ -453,7 +453,7 @@ class StateStore:
     def holder(self) -> str:
         """Who holds the lock, as it wrote itself down (``pid N``); "" when unknown."""
         try:
-            return self._lock_path.read_text().strip()
+            return self._lock_path.read_text(errors="replace").strip()
         except OSError:
             return ""
 
@@ -531,7 +531,7 @@ class StateStore:
         database, and keep it beside as ``<name>.v<version>.json``."""
         where = str(self.legacy_path)
         try:
-            text = self.legacy_path.read_text()
+            text = self.legacy_path.read_bytes()  # not valid UTF-8: `json.loads` says so
         except OSError as exc:
             raise StateUnreadable(
                 f"the docker backend's state {where} cannot be read: {exc.strerror}"
@@ -676,7 +676,7 @@ def _back_up(connection: sqlite3.Connection, path: Path) -> None:
 def _read_journal_file(path: Path) -> list[Any]:
     """The entries of a journal file of the format before the database (one JSON line each)."""
     try:
-        text = path.read_text()
+        text = path.read_bytes()
     except FileNotFoundError:
         return []
     entries = []
