@@ -94,7 +94,7 @@ def read_service(store: StateStore) -> ServiceFile | None:
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if found.pid != holder_pid(store) or not _alive(found.pid):
+    if found.pid != holder_pid(store) or not _alive(found.pid) or not store.held():
         return None
     return found
 

@@ -450,6 +450,22 @@ class StateStore:
         self._lock = lock
         return True
 
+    def held(self) -> bool:
+        """Whether a process (this one included) holds the lock now: a probe that takes
+        nothing (blocking I/O). A holder killed a moment ago no longer holds it even while its
+        pid still answers (a zombie its parent has not reaped yet)."""
+        try:
+            probe = self._lock_path.open("a+")
+        except OSError:
+            return False
+        with probe:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(probe, fcntl.LOCK_UN)
+            return False
+
     def holder(self) -> str:
         """Who holds the lock, as it wrote itself down (``pid N``); "" when unknown."""
         try:
