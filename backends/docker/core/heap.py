@@ -5,11 +5,13 @@ while it does: at 10,000 tasks the bench measured passes of 40-150 ms (about 0.4
 object), each a stall of every request and node link. The records of tasks are long-lived and
 form no reference cycles (a 5,000-task run, its job and pool deleted, leaves no cyclic garbage:
 they are freed by reference counting alone), so they need not be walked at all: `Heap` moves
-every object alive into the permanent generation (`gc.freeze`) each time `FREEZE_EVERY` more
-tasks were added, and full passes then walk only what came since. The cost: a cycle already
-alive at a freeze that becomes garbage later is not collected; the service's own objects form
-none, and the few of a library's that might are bounded by the number of freezes (one per
-`FREEZE_EVERY` tasks).
+every object alive into the permanent generation (`gc.freeze`) each time the service saved
+`FREEZE_EVERY` more records (a task added, placed, completed: each a row written, each new
+long-lived objects), and full passes then walk only what came since. Each freeze follows a
+collection (of the objects not frozen yet: a few milliseconds), so no garbage is frozen. The
+cost: a cycle alive at a freeze that becomes garbage later is not collected; the service's own
+objects form none, and the few of a library's that might are bounded by the number of freezes
+(one per `FREEZE_EVERY` records saved).
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from __future__ import annotations
 import gc
 
 FREEZE_EVERY = 1_000
-"""Tasks added between two freezes: a full pass walks at most about that many tasks' records
-(~12,000 objects, ~5 ms)."""
+"""Records saved between two freezes: a full pass walks at most about that many records'
+objects (~12,000, ~5 ms)."""
 
 
 class Heap:
-    """Counts the tasks added (`added`) and freezes the heap every `FREEZE_EVERY` of them."""
+    """Counts the records saved (`added`) and freezes the heap every `FREEZE_EVERY` of them."""
 
     __slots__ = ("unfrozen",)
 
@@ -30,8 +32,9 @@ class Heap:
         self.unfrozen = 0
 
     def added(self, tasks: int) -> None:
-        """`tasks` more task records are alive for good (added, or read from the store)."""
+        """`tasks` more records are alive for good (saved, or read from the store)."""
         self.unfrozen += tasks
         if self.unfrozen >= FREEZE_EVERY:
+            gc.collect()
             gc.freeze()
             self.unfrozen = 0

@@ -124,7 +124,6 @@ async def add_tasks(core: Core, job_id: str, tasks: Sequence[TaskSpec]) -> None:
         )
         job.next_seq += 1
     await core.persist()
-    core.heap.added(len(tasks))
     core.poke()
 
 

@@ -167,6 +167,7 @@ class Core:
             if changes:
                 await self.store.write(changes)
                 await self.saved.commit(changes)
+                self.heap.added(len(changes.rows))
 
     async def journal(self, entry: dict[str, Any]) -> None:
         """Keep `entry` (records about to be acted on) in the store's journal, numbered."""
