@@ -31,10 +31,15 @@ class Heap:
     def __init__(self) -> None:
         self.unfrozen = 0
 
-    def added(self, tasks: int) -> None:
-        """`tasks` more records are alive for good (saved, or read from the store)."""
-        self.unfrozen += tasks
+    def added(self, records: int) -> None:
+        """`records` more records are alive for good (saved)."""
+        self.unfrozen += records
         if self.unfrozen >= FREEZE_EVERY:
-            gc.collect()
-            gc.freeze()
-            self.unfrozen = 0
+            self.settle()
+
+    def settle(self) -> None:
+        """Collect, then freeze what is alive: at start (the modules imported, the state read,
+        before the loop has work), and every `FREEZE_EVERY` records."""
+        gc.collect()
+        gc.freeze()
+        self.unfrozen = 0

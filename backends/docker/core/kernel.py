@@ -155,7 +155,7 @@ class Core:
         """Read the state from the store."""
         self.state = await self.store.load()
         self.saved.prime(self.state)
-        self.heap.added(sum(len(job.tasks) for job in self.state.jobs.values()))
+        self.heap.settle()
 
     async def persist(self) -> None:
         """Write the state's changes now (before acting on a change that must survive a
