@@ -48,7 +48,7 @@ from jobprep_release.backends.base import (
 )
 from jobprep_release.backends.docker.core.kernel import CoreSettings
 from jobprep_release.backends.docker.core.service import BatchService
-from jobprep_release.backends.docker.core.store import LOCK_POLL, StateStore, default_state_dir
+from jobprep_release.backends.docker.core.store import StateStore, default_state_dir
 from jobprep_release.backends.docker.node.engine import STATE_LABEL, Engine
 from jobprep_release.backends.docker.node.executor import DockerExecutor
 from jobprep_release.backends.docker.settings import DockerSettings, unusable_state_dir
@@ -65,15 +65,6 @@ log = structlog.get_logger("jobprep_release.docker")
 
 ADD_TASKS_CHUNK = 500
 """Tasks added in one go: a collection of 10,000 at once would hold the event loop ~80 ms."""
-
-
-def _try_acquire(store: StateStore) -> bool:
-    """`store.try_acquire`, a state directory that cannot be made or written raising
-    `StateUnreadable` that names it. Blocking I/O."""
-    try:
-        return store.try_acquire()
-    except OSError as exc:
-        raise unusable_state_dir(store.path.parent, exc) from exc
 
 
 class StateHeld(BackendError):
@@ -168,26 +159,19 @@ class DockerBackend:
         await self._teardown()
 
     async def _acquire(self, store: StateStore) -> None:
-        """Take the state's lock, waiting while another process holds it (saying once which
-        one); with `attach`, `StateHeld` as soon as the holder publishes its service.
-        Cancelling the wait (Ctrl-C) leaves nothing taken."""
-        waited = False
-        while not await anyio.to_thread.run_sync(_try_acquire, store):
-            if self._attach:
-                service = await anyio.to_thread.run_sync(read_service, store)
-                if service is not None:
-                    raise StateHeld(service, store)
-            if not waited:
-                log.warning(
-                    "waiting for the docker backend's state: another jobprep_release process "
-                    "is using it; this run goes on when that one ends (Ctrl-C stops waiting)",
-                    file=str(store.path),
-                    holder=store.holder(),
-                )
-                waited = True
-            await anyio.sleep(LOCK_POLL)
-        if waited:
-            log.info("the docker backend's state is free: going on", file=str(store.path))
+        """Take the state's lock, waiting while another process holds it (`StateStore.acquire`);
+        with `attach`, `StateHeld` as soon as the holder publishes its service; a state
+        directory that cannot be made or written is `StateUnreadable` naming it."""
+
+        async def published() -> None:
+            service = await anyio.to_thread.run_sync(read_service, store)
+            if service is not None:
+                raise StateHeld(service, store)
+
+        try:
+            await store.acquire(published if self._attach else None)
+        except OSError as exc:
+            raise unusable_state_dir(store.path.parent, exc) from exc
 
     def publish(self, url: str, account: str, key: str) -> None:
         """Tell other processes where this process serves the state (`serve`'s endpoint)."""

@@ -32,7 +32,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -416,12 +416,16 @@ class StateStore:
         self._db: sqlite3.Connection | None = None
         self._db_lock = threading.Lock()
 
-    async def acquire(self) -> None:
+    async def acquire(self, while_held: Callable[[], Awaitable[None]] | None = None) -> None:
         """Take the state's lock, waiting while another process holds it (a run started
         beside another waits its turn, saying once which process it waits for, rather than
-        failing); cancelling the wait (Ctrl-C) leaves nothing taken."""
+        failing); cancelling the wait (Ctrl-C) leaves nothing taken. `while_held` is awaited
+        each time the lock is found held, before waiting: it may raise to stop waiting.
+        `OSError` when the state directory cannot be made or written."""
         waited = False
         while not await anyio.to_thread.run_sync(self.try_acquire):
+            if while_held is not None:
+                await while_held()
             if not waited:
                 log.warning(
                     "waiting for the docker backend's state: another jobprep_release process "
