@@ -12,12 +12,13 @@ from azure.batch import models
 from jobprep_release.backends.base import ExecutionResult, TaskCounts, TaskState
 from jobprep_release.backends.docker.rest import render, specs
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
-from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
+from jobprep_release.backends.docker.rest.odata import Listing, Query, page
 from jobprep_release.backends.docker.rest.replies import (
     accepted,
     body,
     created,
     document,
+    resource,
     updated,
 )
 
@@ -56,12 +57,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def get_job(request: web.Request) -> web.Response:
     ctx = context(request)
     job = await _job_json(ctx, base_url(request), request.match_info["job"])
-    chosen = Query(request.path, request.query).select
-    return document(
-        select([job], chosen, render.names(models.BatchJob))[0],
-        etag=job["eTag"],
-        modified=job.get("lastModified"),
-    )
+    return resource(request, job, models.BatchJob)
 
 
 async def _changed(request: web.Request, job_id: str, status: int = 200) -> web.Response:

@@ -24,6 +24,7 @@ from jobprep_release.backends.docker.rest.replies import (
     created,
     document,
     ok,
+    resource,
     updated,
 )
 from jobprep_release.backends.docker.rest.wire import http_date
@@ -96,12 +97,7 @@ async def list_pools(request: web.Request) -> web.Response:
 async def get_pool(request: web.Request) -> web.Response:
     ctx = context(request)
     pool = await _pool_json(ctx, base_url(request), request.match_info["pool"])
-    chosen = Query(request.path, request.query).select
-    return document(
-        select([pool], chosen, render.names(models.BatchPool))[0],
-        etag=pool["eTag"],
-        modified=pool.get("lastModified"),
-    )
+    return resource(request, pool, models.BatchPool)
 
 
 @routes.delete("/pools/{pool}")

@@ -9,8 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from jobprep_release.backends.docker.rest import versions
+from jobprep_release.backends.docker.rest import render, versions
 from jobprep_release.backends.docker.rest.errors import RestError
+from jobprep_release.backends.docker.rest.odata import Query, select
 from jobprep_release.backends.docker.rest.wire import http_date
 
 JSON_TYPE = "application/json; odata=minimalmetadata"  # as recorded from the service
@@ -56,6 +57,17 @@ def document(
     response = web.Response(status=status, headers=headers)
     response[DOCUMENT] = content
     return response
+
+
+def resource(request: web.Request, found: dict[str, Any], model: type) -> web.Response:
+    """A Get of one object (pool, job, task, job schedule): `found`, its JSON as an SDK
+    `model` has it, cut to the request's ``$select``, with its ``ETag`` and ``Last-Modified``."""
+    chosen = Query(request.path, request.query).select
+    return document(
+        select([found], chosen, render.names(model))[0],
+        etag=found["eTag"],
+        modified=found.get("lastModified"),
+    )
 
 
 def http_date_of(iso: str) -> str:

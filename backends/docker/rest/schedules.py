@@ -15,8 +15,8 @@ from azure.batch import models
 from jobprep_release.backends.docker.rest import render
 from jobprep_release.backends.docker.rest.context import Context, base_url, context
 from jobprep_release.backends.docker.rest.errors import RestError
-from jobprep_release.backends.docker.rest.odata import Listing, Query, page, select
-from jobprep_release.backends.docker.rest.replies import accepted, body, created, document
+from jobprep_release.backends.docker.rest.odata import Listing, Query, page
+from jobprep_release.backends.docker.rest.replies import accepted, body, created, document, resource
 from jobprep_release.backends.docker.rest.specs import (
     OlderPoolProperties,
     auto_pool_older_properties,
@@ -114,11 +114,7 @@ async def list_job_schedules(request: web.Request) -> web.Response:
 async def get_job_schedule(request: web.Request) -> web.Response:
     ctx = context(request)
     found = await _json(ctx, base_url(request), request.match_info["schedule"])
-    chosen = Query(request.path, request.query).select
-    names = render.names(models.BatchJobSchedule)
-    return document(
-        select([found], chosen, names)[0], etag=found["eTag"], modified=found.get("lastModified")
-    )
+    return resource(request, found, models.BatchJobSchedule)
 
 
 async def _update(request: web.Request, *, replace_all: bool) -> web.Response:

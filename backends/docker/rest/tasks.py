@@ -19,13 +19,13 @@ from jobprep_release.backends.docker.rest.odata import (
     Listing,
     Query,
     page_sliced,
-    select,
 )
 from jobprep_release.backends.docker.rest.replies import (
     body,
     created,
     document,
     no_content,
+    resource,
     updated,
 )
 from jobprep_release.backends.errors import Conflict, InvalidRequest, NotFound
@@ -157,12 +157,7 @@ async def get_task(request: web.Request) -> web.Response:
     ctx, job_id = context(request), request.match_info["job"]
     view = await ctx.service.get_task(job_id, request.match_info["task"])
     task = _task_json(ctx, base_url(request), job_id, view)
-    chosen = Query(request.path, request.query).select
-    return document(
-        select([task], chosen, render.names(models.BatchTask))[0],
-        etag=task["eTag"],
-        modified=task.get("lastModified"),
-    )
+    return resource(request, task, models.BatchTask)
 
 
 @routes.put("/jobs/{job}/tasks/{task}")
