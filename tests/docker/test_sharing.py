@@ -32,7 +32,7 @@ from jobprep_release.backends.docker.sharing import (
 from tests.conftest import REPO, Ids, gone, remove_labelled, run_cli
 from tests.docker.test_interrupts import App
 from tests.docker.test_many_runs import ATTACHED, _transcript_is_the_samples
-from tests.endpoint.harness import ACCOUNT, KEY
+from tests.endpoint.harness import ACCOUNT, KEY, serve_process
 from tests.endpoint.support import linux_pool
 from tests.endpoint.test_sample import URL_LINE
 
@@ -64,13 +64,7 @@ def test_serve_with_an_sdk_client_beside_cli_runs_that_attach_to_it(
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     kept, deleted, sdk = (f"TestPool-{suffix}-{name}" for name in ("kept", "deleted", "sdk"))
-    environ = {name: value for name, value in os.environ.items() if not name.startswith("AZURE_")}
-    environ["JOBPREP_RELEASE_KEY"] = KEY
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jobprep_release", "serve", "--port", "0", "--account", ACCOUNT,
-         "--state-dir", str(state_dir)],
-        cwd=REPO, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    server = serve_process(state_dir, REPO)
     try:
         assert server.stdout is not None
         match = URL_LINE.fullmatch(server.stdout.readline().strip())

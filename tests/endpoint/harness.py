@@ -12,6 +12,9 @@ Enter and leave these in one task (inside a test, not a fixture).
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -27,6 +30,21 @@ from jobprep_release.backends.docker.rest import EndpointSettings, RunningEndpoi
 
 ACCOUNT = "endpointtest"
 KEY = base64.b64encode(b"endpoint-test-key-0123456789-abcdefghijklmnopqrstuv").decode()
+
+
+def serve_process(state_dir: Path, cwd: Path) -> subprocess.Popen[str]:
+    """``python -m jobprep_release serve`` on a free loopback port over `state_dir` (run in
+    `cwd`), with `ACCOUNT` and `KEY` and no ``AZURE_*`` variables; its first stdout line names
+    its URL. The caller stops it."""
+    environ = {name: value for name, value in os.environ.items() if not name.startswith("AZURE_")}
+    environ["JOBPREP_RELEASE_KEY"] = KEY
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobprep_release", "serve", "--port", "0", "--account", ACCOUNT,
+         "--state-dir", str(state_dir)],
+        cwd=cwd, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 POLL_INTERVAL = 0.1
 """Seconds between the sample's polls on a loopback endpoint (the azure backend's is 10)."""
 

@@ -26,7 +26,7 @@ from tests.docker.test_sample import (
     compare,
     expected_transcript,
 )
-from tests.endpoint.harness import ACCOUNT, KEY, azure_on_endpoint
+from tests.endpoint.harness import ACCOUNT, KEY, azure_on_endpoint, serve_process
 
 URL_LINE = re.compile(r"^Azure Batch endpoint \(local, Docker\) at (http://127\.0\.0\.1:\d+)$")
 
@@ -93,12 +93,7 @@ def test_cli_runs_the_sample_through_a_served_endpoint(
     ids: Ids, state_dir: Path, docker_client: docker.DockerClient
 ) -> None:
     environ = {name: value for name, value in os.environ.items() if not name.startswith("AZURE_")}
-    environ["JOBPREP_RELEASE_KEY"] = KEY
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jobprep_release", "serve", "--port", "0", "--account", ACCOUNT,
-         "--state-dir", str(state_dir)],
-        cwd=REPO, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    server = serve_process(state_dir, REPO)
     try:
         assert server.stdout is not None and server.stderr is not None
         first = server.stdout.readline().strip()
