@@ -18,7 +18,7 @@ import pytest
 
 from jobprep_release.backends.base import JobState, PrepReleaseTaskState
 from jobprep_release.backends.docker import DockerBackend, DockerSettings
-from tests.conftest import REPO, Ids, labelled, remove_labelled, run_cli
+from tests.conftest import POOL_LABEL, REPO, Ids, labelled, remove_labelled, run_cli
 
 STEPS = [
     "Attempting to create pool",
@@ -201,20 +201,45 @@ def test_first_signal_without_yes_stops_cleanly_and_the_next_run_carries_on(
 def test_a_second_signal_exits_at_once(
     ids: Ids, state_dir: Path, docker_client: docker.DockerClient
 ) -> None:
-    with App(ids, state_dir) as app:
-        app.read_until("Submitting tasks")
-        app.process.send_signal(signal.SIGINT)
-        # Signals sent back to back may reach the app as one: the second goes once the first
-        # was seen, while the app tidies up.
-        app.read_until("stopping (SIGINT); press Ctrl-C again to exit at once", stderr=True)
-        app.process.send_signal(signal.SIGINT)
-        status, stderr = app.finish()
+    # The nodes are paused while a task runs there: the first signal's tidy-up (terminate the
+    # job, wait for its release tasks) then waits for them, however fast the machine, until the
+    # second signal ends the run.
+    try:
+        with App(ids, state_dir, "--task-command", "/bin/sleep 600") as app:
+            app.read_until("Submitting tasks")
+            for node in nodes_running(docker_client, ids.pool, "/bin/sleep 600", limit=120):
+                node.pause()
+            app.process.send_signal(signal.SIGINT)
+            app.read_until("stopping (SIGINT); press Ctrl-C again to exit at once", stderr=True)
+            time.sleep(0.5)  # well into the tidy-up
+            app.process.send_signal(signal.SIGINT)
+            status, stderr = app.finish()
+    finally:
+        # Exiting at once leaves behind what the run had made so far; this test removes it.
+        remove_labelled(docker_client, ids.pool)
     assert status == 130, stderr
     assert "Traceback" not in stderr
     assert "stopped at once (second signal)" in stderr.splitlines()
     assert not [line for line in stderr.splitlines() if line.startswith("interrupted")]
-    # Exiting at once leaves behind what the run had made so far; this test removes it.
-    remove_labelled(docker_client, ids.pool)
+
+
+def nodes_running(
+    client: docker.DockerClient, pool_id: str, command: str, limit: float
+) -> list[docker.models.containers.Container]:
+    """The pool's node containers, once `command` runs in each of them."""
+    deadline = time.monotonic() + limit
+    selector = {"label": f"{POOL_LABEL}={pool_id}"}
+    while time.monotonic() < deadline:
+        nodes: list[docker.models.containers.Container] = client.containers.list(filters=selector)
+        running = [
+            node
+            for node in nodes
+            if any(command in " ".join(row) for row in node.top()["Processes"] or [])
+        ]
+        if nodes and len(running) == len(nodes):
+            return nodes
+        time.sleep(0.1)
+    raise AssertionError(f"{command!r} did not run on every node of {pool_id} in {limit} s")
 
 
 @pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])

@@ -353,8 +353,15 @@ class FakeExecutor:
             f"10.{node.setup.serial % 250}.{node.setup.index // 250}.{node.setup.index % 250 + 4}"
         )
 
-    def release_hello(self) -> None:
-        """Let nodes held by `hold_hello` say hello now."""
+    def release_hello(self, node_id: str | None = None) -> None:
+        """Let nodes held by `hold_hello` say hello now: every one (no more are held), or
+        only `node_id` (the others stay held)."""
+        if node_id is not None:
+            node = self._node(node_id)
+            held, self.hold_hello = self.hold_hello, False
+            self._hello(node)
+            self.hold_hello = held
+            return
         self.hold_hello = False
         for node in self.nodes.values():
             if not node.up and not node.lost:

@@ -7,6 +7,7 @@ The parts (`pools`, `jobs`, `scheduler`, `processes`, `outcomes`) are functions 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -124,14 +125,17 @@ class Core:
         """Nodes whose removal (`pools.settle_leaving`) is under way (not saved)."""
         self.account_url = f"http://localhost/{settings.account_name}"
         self.index = TaskIndex()
+        """Tasks holding slots and each job's queue, so a scheduling pass scans neither every
+        task nor every job's completed ones."""
         self.heap = Heap()
         """Freezes the long-lived records out of the collector's full passes (`heap`)."""
         self.turns: dict[str, int] = {}
         """The scheduling pass in which each job (by key) last had a task placed (not saved):
         jobs of equal priority take turns (`scheduler`, jobDefaultOrder `none`)."""
         self.passes = 0
-        """Tasks holding slots and each job's queue, so a scheduling pass scans neither every
-        task nor every job's completed ones."""
+        self.joining_until = math.inf
+        """When the earliest wait of a fresh allocation's nodes for a sibling ends, a pass being
+        due then (`rules.joining`; not saved)."""
 
     def now(self) -> float:
         return self.clock.now()

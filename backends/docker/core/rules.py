@@ -3,6 +3,7 @@ when a preparation task must run again, when a release task is due, how retries 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -37,6 +38,8 @@ from jobprep_release.backends.errors import AlreadyExists, Conflict, InvalidRequ
 
 MAX_NODES = 64
 USABLE = (NodeState.IDLE, NodeState.RUNNING)
+ALLOCATION_WAIT = 10.0
+"""Seconds at most a node waits for the other nodes of its allocation (`joining`)."""
 
 
 def check_node_count(count: int) -> None:
@@ -213,20 +216,50 @@ def ready_state(node: NodeRecord, used: dict[str, int]) -> NodeState:
     return NodeState.OFFLINE if node.scheduling is SchedulingState.DISABLED else NodeState.IDLE
 
 
-def has_room(pool: PoolRecord, used: dict[str, int]) -> bool:
-    """Whether any schedulable node of the pool has a free task slot."""
+def joining(pool: PoolRecord, now: float) -> tuple[frozenset[str], float]:
+    """The ids of the pool's nodes that take no task yet because nodes added with them (by
+    the same pool creation or resize) are still booting, and until when at most (`inf`: no
+    node waits). A fresh allocation's nodes take their first tasks together, or
+    `ALLOCATION_WAIT` seconds after they were added, whichever comes first. On the service,
+    the nodes of one allocation become idle within seconds of each other while a task takes
+    seconds to be scheduled, so a job's tasks spread over them (the JobPrepRelease sample
+    prints each node's share); a local task takes milliseconds, and without this the first
+    container up would drain a short job before its siblings boot."""
+    booting: set[float] = set()
+    for node in pool.nodes:
+        if node.state in _BOOTING and now < node.history.created + ALLOCATION_WAIT:
+            booting.add(node.history.created)
+    if not booting:
+        return frozenset(), math.inf
+    nodes = frozenset(node.id for node in pool.nodes if node.history.created in booting)
+    return nodes, min(booting) + ALLOCATION_WAIT
+
+
+_BOOTING = (NodeState.CREATING, NodeState.STARTING)
+
+
+def has_room(pool: PoolRecord, used: dict[str, int], joining: frozenset[str]) -> bool:
+    """Whether any schedulable node of the pool, not `joining`, has a free task slot."""
     slots = pool.spec.task_slots_per_node
-    return any(schedulable(node) and used.get(node.id, 0) < slots for node in pool.nodes)
+    return any(
+        schedulable(node) and used.get(node.id, 0) < slots and node.id not in joining
+        for node in pool.nodes
+    )
 
 
 def pick_node(
-    pool: PoolRecord, job: JobRecord, task: TaskRecord, used: dict[str, int]
+    pool: PoolRecord,
+    job: JobRecord,
+    task: TaskRecord,
+    used: dict[str, int],
+    joining: frozenset[str],
 ) -> NodeRecord | None:
     slots = pool.spec.task_slots_per_node
     candidates = [
         node
         for node in pool.nodes
         if schedulable(node)
+        and node.id not in joining
         and slots - used.get(node.id, 0) >= task.spec.required_slots
         and not (node.id in job.nodes and job.nodes[node.id].prep_blocked)
     ]

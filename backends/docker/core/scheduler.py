@@ -18,6 +18,8 @@ their maxWallClockTime.
 
 from __future__ import annotations
 
+import math
+
 import anyio
 
 from jobprep_release.backends.base import (
@@ -106,6 +108,14 @@ def _turns(cursors: list[_Cursor]) -> list[list[_Cursor]]:
     return groups
 
 
+async def _wake_at(core: Core, until: float) -> None:
+    """A pass at `until`, when nodes stop waiting for a sibling that did not boot."""
+    await core.clock.sleep(until - core.now())
+    if core.joining_until == until:
+        core.joining_until = math.inf
+    core.wake.set()
+
+
 class _Cursor:
     """A job's tasks in the order they were added, from the first that may be active
     (`index.TaskIndex.queue`), placed one at a time until no node has room left or the job
@@ -123,6 +133,10 @@ class _Cursor:
         self.core, self.job, self.pool = core, job, pool
         self.used, self.pending, self.waiting = used, pending, waiting
         self.room = rules.parallel_room(job)
+        self.joining, until = rules.joining(pool, core.now())
+        if until < core.joining_until:
+            core.joining_until = until
+            core.spawn(_wake_at, core, until)
         self.queue = iter(core.index.queue(core.state, job))
 
     def place_one(self) -> bool:
@@ -133,8 +147,9 @@ class _Cursor:
         for task in self.queue:
             if task.state is not TaskState.ACTIVE or not rules.dependencies_met(job, task):
                 continue
-            if not rules.has_room(pool, used):
-                self.waiting.append((job, task))  # the first of the job's tasks left waiting
+            if not rules.has_room(pool, used, self.joining):
+                if not self.joining:  # nodes about to join make room: preempt nothing yet
+                    self.waiting.append((job, task))  # the first of the job's tasks left waiting
                 return False
             if task.spec.multi_instance is not None:
                 placed = multiinstance.place(core, job, pool, task, used)
@@ -142,7 +157,7 @@ class _Cursor:
                     continue
                 self.pending += placed
             else:
-                node = rules.pick_node(pool, job, task, used)
+                node = rules.pick_node(pool, job, task, used, self.joining)
                 if node is None:
                     continue
                 used[node.id] = used.get(node.id, 0) + task.spec.required_slots
