@@ -175,8 +175,10 @@ async def clean_up(
         return 0
     if await console.confirm("Remove them?", at_end_of_input=False):
         removed = await remove_everything(settings, pool_id)
+        containers, volumes = len(removed.containers), len(removed.volumes)
         console.line(
-            f"Removed {len(removed.containers)} containers and {len(removed.volumes)} volumes."
+            f"Removed {containers} container{'s' * (containers != 1)}"
+            f" and {volumes} volume{'s' * (volumes != 1)}."
         )
     else:
         console.line("Nothing removed.")

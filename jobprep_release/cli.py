@@ -57,6 +57,28 @@ def _bounded(name: str, low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _wait(name: str) -> Callable[[str], timedelta]:
+    """A wait of the sample's: a duration over zero (a zero wait would time out at once and
+    leave the pool and job behind)."""
+
+    def parse(text: str) -> timedelta:
+        value = duration(text)
+        if value <= timedelta(0):
+            raise argparse.ArgumentTypeError(f"{name} must be longer than 0 s")
+        return value
+
+    return parse
+
+
+def _not_empty(name: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{name} must not be empty")
+        return text
+
+    return parse
+
+
 def _command_line(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("--task-command must not be empty")
@@ -185,9 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.task_count,
         help=f"tasks to run (default {defaults.task_count})",
     )
-    sample.add_argument("--vm-size", default=defaults.vm_size, help="(default %(default)s)")
+    sample.add_argument(
+        "--vm-size",
+        type=_not_empty("--vm-size"),
+        default=defaults.vm_size,
+        help="(default %(default)s)",
+    )
     sample.add_argument(
         "--image",
+        type=_not_empty("--image"),
         help="node image: a Docker image (default debian:bookworm-slim) or, on azure, an image "
         "URN publisher:offer:sku:version (default canonical:ubuntu-24_04-lts:server:latest)",
     )
@@ -220,10 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
         "does (default: the sample's, which appends the task's id to the node's shared file)",
     )
     sample.add_argument(
-        "--task-timeout", type=duration, default=defaults.task_timeout, help="(default 30m)"
+        "--task-timeout",
+        type=_wait("--task-timeout"),
+        default=defaults.task_timeout,
+        help="(default 30m)",
     )
     sample.add_argument(
-        "--job-timeout", type=duration, default=defaults.job_timeout, help="(default 2m)"
+        "--job-timeout",
+        type=_wait("--job-timeout"),
+        default=defaults.job_timeout,
+        help="(default 2m)",
     )
     storage = parser.add_argument_group(
         "Azure Storage: the article's other uses of preparation and release tasks"

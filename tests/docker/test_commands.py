@@ -91,7 +91,7 @@ def test_cleanup_leaves_what_the_project_did_not_label(
         assert unlabelled_volume.name not in volumes
         removed = run_cli(["cleanup", "--pool-id", ids.pool, "--yes"], state_dir=state_dir)
         assert removed.returncode == 0, removed.stderr
-        assert "Removed 1 containers and 1 volumes." in removed.stdout
+        assert "Removed 1 container and 1 volume." in removed.stdout
         assert labelled(docker_client, ids.pool) == (0, 0)
         unlabelled.reload()
         other_pool.reload()
