@@ -43,7 +43,8 @@ async def _find(engine: Engine, pool_id: str | None) -> Leftovers:
 async def remove_everything(settings: DockerSettings, pool_id: str | None = None) -> Leftovers:
     """Remove every labelled container and volume (of `pool_id` only, when given) and forget
     those pools and their jobs; return what was removed. Waits (state lock) while another
-    process uses the backend's state."""
+    process uses the backend's state. Raises `StateUnreadable` (the state's file named), with
+    nothing removed, when the state cannot be read."""
     engine = await Engine.connect(settings.docker_host)
     store = StateStore(settings.state_dir or default_state_dir(), await engine.engine_id())
     try:
@@ -52,12 +53,13 @@ async def remove_everything(settings: DockerSettings, pool_id: str | None = None
         await engine.close()
         raise unusable_state_dir(store.path.parent, exc) from exc
     try:
+        # Read first: a state that cannot be read stops the cleanup before anything goes.
+        state = await store.load()
         found = await _find(engine, pool_id)
         for container in await engine.list_containers({POOL_LABEL: pool_id}):
             await engine.remove_container(container.id)
         for name in found.volumes:
             await engine.remove_volume(name)
-        state = await store.load()
         saved = Tracker()
         saved.prime(state)
         forgotten = {pool.lower() for pool in found.pools} if pool_id else set(state.pools)

@@ -157,3 +157,28 @@ def test_bad_settings_are_one_line_errors(tmp_path: Path, state_dir: Path) -> No
         assert result.returncode == 2, (args, env, result.stderr)
         assert words in result.stderr
         assert result.stderr.count("\n") == 1
+
+
+def test_cleanup_with_a_state_that_cannot_be_read_removes_nothing(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    kept = run_cli(
+        ["--pool-id", ids.pool, "--job-id", ids.job, "--nodes", "1", "--tasks", "1", "--keep"],
+        state_dir=state_dir,
+    )
+    assert kept.returncode == 0, kept.stderr
+    assert labelled(docker_client, ids.pool) == (1, 1)
+    (database,) = state_dir.glob("docker-*.sqlite")
+    for beside in state_dir.glob(f"{database.name}-*"):  # SQLite's -wal and -shm files
+        beside.unlink()
+    database.write_bytes(b"not a database")
+    refused = run_cli(["cleanup", "--pool-id", ids.pool, "--yes"], state_dir=state_dir)
+    # README "Exit statuses": 9, the state cannot be read, the message names the file.
+    assert refused.returncode == 9, refused.stderr
+    assert str(database) in refused.stderr and "Traceback" not in refused.stderr
+    assert labelled(docker_client, ids.pool) == (1, 1)
+    assert database.read_bytes() == b"not a database"
+    database.unlink()  # moved aside, as the message says: the pool is found by its labels
+    removed = run_cli(["cleanup", "--pool-id", ids.pool, "--yes"], state_dir=state_dir)
+    assert removed.returncode == 0, removed.stderr
+    assert labelled(docker_client, ids.pool) == (0, 0)
