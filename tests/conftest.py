@@ -86,6 +86,17 @@ def labelled(client: docker.DockerClient, pool_id: str) -> tuple[int, int]:
     )
 
 
+def keep_a_one_node_pool(client: docker.DockerClient, ids: Ids, state_dir: Path) -> None:
+    """Run the sample with one node and one task and `--keep`: its pool's container and
+    volume stay."""
+    kept = run_cli(
+        ["--pool-id", ids.pool, "--job-id", ids.job, "--nodes", "1", "--tasks", "1", "--keep"],
+        state_dir=state_dir,
+    )
+    assert kept.returncode == 0, kept.stderr
+    assert labelled(client, ids.pool) == (1, 1)
+
+
 def gone(client: docker.DockerClient, pool_id: str, limit: float = 60) -> bool:
     """Whether the pool's containers and volumes go within `limit` seconds (a deletion the
     app asked for without waiting, as the sample does, finishes after it exits)."""

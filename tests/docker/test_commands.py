@@ -7,7 +7,7 @@ from pathlib import Path
 
 import docker
 
-from tests.conftest import POOL_LABEL, Ids, labelled, run_cli
+from tests.conftest import POOL_LABEL, Ids, keep_a_one_node_pool, labelled, run_cli
 
 
 def test_status_shows_the_prep_and_release_settings_and_runs(
@@ -162,12 +162,7 @@ def test_bad_settings_are_one_line_errors(tmp_path: Path, state_dir: Path) -> No
 def test_cleanup_with_a_state_that_cannot_be_read_removes_nothing(
     ids: Ids, state_dir: Path, docker_client: docker.DockerClient
 ) -> None:
-    kept = run_cli(
-        ["--pool-id", ids.pool, "--job-id", ids.job, "--nodes", "1", "--tasks", "1", "--keep"],
-        state_dir=state_dir,
-    )
-    assert kept.returncode == 0, kept.stderr
-    assert labelled(docker_client, ids.pool) == (1, 1)
+    keep_a_one_node_pool(docker_client, ids, state_dir)
     (database,) = state_dir.glob("docker-*.sqlite")
     for beside in state_dir.glob(f"{database.name}-*"):  # SQLite's -wal and -shm files
         beside.unlink()

@@ -9,7 +9,7 @@ import docker
 import pytest
 
 from jobprep_release.backends.docker.core.store import StateStore
-from tests.conftest import Ids, gone, labelled, run_cli
+from tests.conftest import Ids, gone, keep_a_one_node_pool, labelled, run_cli
 
 
 @pytest.mark.parametrize(
@@ -141,12 +141,7 @@ def test_a_state_directory_that_cannot_be_made_exits_9_naming_it(
 def test_cleanup_with_a_state_directory_that_cannot_be_made_exits_9_and_removes_nothing(
     ids: Ids, state_dir: Path, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
-    kept = run_cli(
-        ["--pool-id", ids.pool, "--job-id", ids.job, "--nodes", "1", "--tasks", "1", "--keep"],
-        state_dir=state_dir,
-    )
-    assert kept.returncode == 0, kept.stderr
-    assert labelled(docker_client, ids.pool) == (1, 1)
+    keep_a_one_node_pool(docker_client, ids, state_dir)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     refused = run_cli(
