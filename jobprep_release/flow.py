@@ -25,6 +25,7 @@ from jobprep_release.backends.base import (
     JobState,
     NodeState,
     PoolSpec,
+    PoolState,
     PrepReleaseStatus,
     ResourceFile,
     Task,
@@ -32,7 +33,7 @@ from jobprep_release.backends.base import (
     TaskCounts,
     TaskSpec,
 )
-from jobprep_release.backends.errors import AlreadyExists, NotFound, WaitTimeout
+from jobprep_release.backends.errors import AlreadyExists, Conflict, NotFound, WaitTimeout
 from jobprep_release.console import SHARED_FILE, Console
 from jobprep_release.options import SampleOptions
 from jobprep_release.progress import ProgressView
@@ -292,7 +293,11 @@ async def _poll_tasks(
     polls = 0
     while True:
         counts = await backend.get_task_counts(options.job_id)
-        nodes = await backend.list_nodes(options.pool_id) if console.live else None
+        try:
+            nodes = await backend.list_nodes(options.pool_id) if console.live else None
+        except NotFound:
+            await _check_nodes_usable(backend, options)  # says the pool was deleted
+            raise
         view.update(counts=counts, nodes=nodes)
         if counts.active == 0 and counts.running == 0:
             return counts
@@ -310,8 +315,21 @@ async def _poll_tasks(
 
 
 async def _check_nodes_usable(backend: BatchBackend, options: SampleOptions) -> None:
-    nodes = await backend.list_nodes(options.pool_id)
-    if nodes and all(node.state in UNUSABLE_NODE_STATES for node in nodes):
+    # Another run's (or client's) Delete Pool makes every node leave: not a node failure.
+    try:
+        nodes = await backend.list_nodes(options.pool_id)
+        unusable = bool(nodes) and all(node.state in UNUSABLE_NODE_STATES for node in nodes)
+        deleted = unusable and (await backend.get_pool(options.pool_id)).state is PoolState.DELETING
+    except NotFound:
+        unusable = deleted = True
+    if deleted:
+        raise Conflict(
+            f"pool {options.pool_id} was deleted (by another run or client) while job "
+            f"{options.job_id} waited for its tasks; no task can run",
+            code="PoolBeingDeleted",
+            hint="run again once it is gone: the pool is made afresh and the job carries on",
+        )
+    if unusable:
         raise WaitTimeout(
             f"every node of pool {options.pool_id} is unusable; no task can run",
             hint="look at the log above for why the nodes failed, then delete the pool",

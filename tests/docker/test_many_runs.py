@@ -265,3 +265,34 @@ def test_a_run_waiting_for_the_state_stops_at_the_first_signal(
     assert "Traceback" not in stderr
     assert exited < 2.0, f"exited {exited:.2f} s after the signal"
     assert labelled(docker_client, ids.pool) == (0, 0)
+
+
+def test_a_run_whose_pool_another_run_deletes_says_so(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    """Two runs naming one pool, the second with `--yes`: its Delete Pool (the sample's last
+    step) takes the nodes from under the first run's waiting job. The first ends with status 5
+    (README "Exit statuses": a pool in the wrong state) naming the deletion, not a node failure.
+    """
+    # Four slots: the second run's task runs beside the first run's long one.
+    waiting = App(
+        ids, state_dir, "--nodes", "1", "--slots", "4", "--tasks", "1", "--no-progress", "--yes",
+        "--task-command", "sleep 120",
+    )  # fmt: skip
+    try:
+        with waiting:
+            waiting.read_until("Submitting tasks and awaiting completion...")
+            deleting = run_cli(
+                ["--pool-id", ids.pool, "--job-id", f"{ids.job}-2", "--nodes", "1", "--tasks",
+                 "1", "--yes", "--no-progress"],
+                state_dir=state_dir,
+            )  # fmt: skip
+            assert deleting.returncode == 0, deleting.stderr
+            assert "The pool already existed when we tried to create it" in deleting.stdout
+            status, stderr = waiting.finish()
+        assert status == 5, stderr
+        assert f"error: pool {ids.pool} was deleted (by another run or client)" in stderr
+        assert "unusable" not in stderr and "Traceback" not in stderr
+        assert gone(docker_client, ids.pool)
+    finally:
+        remove_labelled(docker_client, ids.pool)
