@@ -3,9 +3,11 @@
 The loop runs with ``debug=True`` (what ``PYTHONASYNCIODEBUG=1`` sets) and a
 ``slow_callback_duration`` of 20 ms; asyncio then logs every callback or task step that took
 longer by the wall clock (a stall), and this module collects those records. Two runs of the
-CLI's flow (`run_sample` with ``--yes``, in process, on the real engine): the default sample (2
-nodes, 8 tasks) and 10,000 tasks on 4 nodes x 4 slots, where per-step costs that grow with the
-task count show. (The endpoint's stalls are measured by `bench.endpoint`.)
+CLI's flow (`run_sample` with ``--yes``, on the real engine), each in a new interpreter as a CLI
+run is (``python -m bench.loopcheck``: a process that ran something before has its heap frozen
+already, which hides the start-up's costs): the default sample (2 nodes, 8 tasks) and 10,000
+tasks on 4 nodes x 4 slots, where per-step costs that grow with the task count show. (The
+endpoint's stalls are measured by `bench.endpoint`.)
 
 A step's wall-clock time is not all the loop's own doing: on a machine with more runnable
 threads than cores (2 cores here, the run's own 10,000 task processes among them) the kernel
@@ -21,9 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import os
 import re
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from asyncio import events
@@ -33,7 +39,7 @@ from pathlib import Path
 
 import anyio
 
-from bench.common import Result, scratch, unique_id, verdict
+from bench.common import PYTHON, REPO, Result, clean_up, scratch, unique_id, verdict
 from jobprep_release.backends.docker import DockerBackend, DockerSettings
 from jobprep_release.console import Console
 from jobprep_release.flow import run_sample
@@ -193,66 +199,91 @@ def stall_table(stalls: list[Stall]) -> list[str]:
     return rows
 
 
-def bench(tasks: int) -> Result:
+def case(tasks: int, pool_id: str, job_id: str) -> dict[str, object]:
+    """One run of the flow in this process (`tasks` 0: the default sample): its wall-clock
+    seconds, the load average before and after, and its stalls."""
     logger = logging.getLogger("asyncio")
     handler = SlowCallbacks()
     logger.addHandler(handler)
-    previous = logger.level
     logger.setLevel(logging.WARNING)
+    load = _load()
+    # Set-up and clean-up (blocking docker-py calls of the bench) stay off the loop.
+    with scratch(pool_id) as state, StepClock() as clock:
+        handler.clock = clock
+        started = time.perf_counter()
+        anyio.run(_sample, pool_id, job_id, state, tasks, backend_options={"debug": True})
+        wall = time.perf_counter() - started
+    logger.removeHandler(handler)
+    return {
+        "wall": wall,
+        "load": [load, _load()],
+        "stalls": [[s.where, s.wall, s.cpu, s.wait] for s in handler.stalls],
+    }
+
+
+def _in_new_process(tasks: int) -> tuple[float, list[str], list[Stall]]:
+    """`case` in a new interpreter; what it left is removed even when it fails."""
+    pool_id, job_id = unique_id("dbg"), unique_id("dbgjob")
+    with tempfile.NamedTemporaryFile(prefix="jobprep-loopcheck-", suffix=".json") as out:
+        try:
+            child = subprocess.run(
+                [PYTHON, "-m", "bench.loopcheck", str(tasks), pool_id, job_id, out.name],
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            clean_up([pool_id])
+        if child.returncode != 0:
+            raise RuntimeError(
+                f"the loop check's run failed ({child.returncode}): {child.stderr[-2000:]}"
+            )
+        found = json.loads(Path(out.name).read_text())
+    stalls = [Stall(where, wall, cpu, wait) for where, wall, cpu, wait in found["stalls"]]
+    return float(found["wall"]), list(found["load"]), stalls
+
+
+def bench(tasks: int) -> Result:
     sections: list[str] = []
     clean: dict[str, bool] = {}
     figures: dict[str, str] = {}
-    measured = _readable()
-    try:
-        for label, count in (
-            ("default sample (2 nodes, 8 tasks)", 0),
-            (f"{tasks:,} tasks on 4 nodes x 4 slots", tasks),
-        ):
-            handler.found.clear()
-            handler.stalls.clear()
-            pool_id, job_id = unique_id("dbg"), unique_id("dbgjob")
-            load = _load()
-            # Set-up and clean-up (blocking docker-py calls of the bench) stay off the loop.
-            with scratch(pool_id) as state, StepClock() as clock:
-                handler.clock = clock
-                started = time.perf_counter()
-                anyio.run(_sample, pool_id, job_id, state, count, backend_options={"debug": True})
-                wall = time.perf_counter() - started
-            handler.clock = None
-            stalls = list(handler.stalls)
-            held = [stall for stall in stalls if stall.held > SLOW]
-            clean[label] = not held
-            longest = max((stall.held for stall in held), default=0.0)
-            figures[label] = f"{len(held)} stall(s)" + (
-                f", the longest held {longest * 1000:.0f} ms" if held else ""
-            )
-            sections += [
-                f"{label} ({wall:.1f} s; load average {load} before, {_load()} after): "
-                f"{len(stalls)} step(s) over {SLOW * 1000:g} ms of wall-clock time, "
-                f"{len(held)} of them held by the process over {SLOW * 1000:g} ms",
-                "",
-                *stall_table(stalls),
-                "",
-            ]
-            print(
-                f"  loop check, {label}: {len(stalls)} slow callbacks by the wall clock, "
-                f"{len(held)} held over {SLOW * 1000:g} ms",
-                flush=True,
-            )
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
+    for label, count in (
+        ("default sample (2 nodes, 8 tasks)", 0),
+        (f"{tasks:,} tasks on 4 nodes x 4 slots", tasks),
+    ):
+        wall, (before, after), stalls = _in_new_process(count)
+        held = [stall for stall in stalls if stall.held > SLOW]
+        clean[label] = not held
+        longest = max((stall.held for stall in held), default=0.0)
+        figures[label] = f"{len(held)} stall(s)" + (
+            f", the longest held {longest * 1000:.0f} ms" if held else ""
+        )
+        sections += [
+            f"{label} ({wall:.1f} s; load average {before} before, {after} after): "
+            f"{len(stalls)} step(s) over {SLOW * 1000:g} ms of wall-clock time, "
+            f"{len(held)} of them held by the process over {SLOW * 1000:g} ms",
+            "",
+            *stall_table(stalls),
+            "",
+        ]
+        print(
+            f"  loop check, {label} ({wall:.1f} s): {len(stalls)} slow callbacks by the wall "
+            f"clock, {len(held)} held over {SLOW * 1000:g} ms",
+            flush=True,
+        )
     targets = {f"CLI flow: no loop stall over 20 ms, {label}": ok for label, ok in clean.items()}
     method = (
         "the time the process held the loop: each slow step's wall-clock time less the loop "
         "thread's wait for a core (run queue, `/proc/thread-self/schedstat`)"
-        if measured
+        if _readable()
         else "wall-clock time (the loop thread's scheduler statistics could not be read)"
     )
     body = "\n".join(
         [
-            f"The CLI's flow in process on the real engine, asyncio debug mode, "
-            f"`slow_callback_duration` = {SLOW * 1000:g} ms. Judged on {method}.",
+            f"The CLI's flow on the real engine, each run in a new interpreter, asyncio debug "
+            f"mode, `slow_callback_duration` = {SLOW * 1000:g} ms. Judged on {method}.",
             "",
             *sections,
             *(f"- {name}: {verdict(met)}" for name, met in targets.items()),
@@ -276,3 +307,9 @@ def _readable() -> bool:
         return len(Path(SCHEDSTAT).read_bytes().split()) >= 2
     except OSError:
         return False
+
+
+if __name__ == "__main__":
+    # python -m bench.loopcheck TASKS POOL_ID JOB_ID OUT: one `case`, its findings to OUT.
+    count, pool, job, out_path = sys.argv[1:5]
+    Path(out_path).write_text(json.dumps(case(int(count), pool, job)))
