@@ -22,6 +22,7 @@ calls). Where the statistics cannot be read the wall-clock time is used.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import io
 import json
 import logging
@@ -71,20 +72,26 @@ class Stall:
 class StepClock:
     """The loop thread's CPU time and run-queue wait over the step that just ran: every
     `asyncio.Handle` run on the installing thread is wrapped (one read of its schedstat
-    before, about 1 µs; one after a step of more than half of `SLOW`)."""
+    before, about 1 µs; one after a step of more than half of `SLOW`). The reads hold the GIL
+    (libc's ``pread`` through `ctypes.PyDLL`): `os.pread` lets it go, and another thread of the
+    process taking it then would stretch the step asyncio times by a wait of the check's own."""
 
     def __init__(self) -> None:
         self.last: tuple[float, float] | None = None
-        self._fd: int | None = None
+        self._fd = -1
         self._thread = 0
         self._original = events.Handle._run
+        self._buffer = ctypes.create_string_buffer(64)
+        self._pread = ctypes.PyDLL(None, use_errno=True).pread
+        self._pread.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_long]
+        self._pread.restype = ctypes.c_ssize_t
 
     def __enter__(self) -> StepClock:
         try:
             self._fd = os.open(SCHEDSTAT, os.O_RDONLY)
             self._read()
         except (OSError, ValueError, IndexError):
-            self._fd = None
+            self._fd = -1
             return self
         self._thread = threading.get_ident()
         original, clock = self._original, self
@@ -108,13 +115,16 @@ class StepClock:
 
     def __exit__(self, *exc: object) -> None:
         events.Handle._run = self._original  # type: ignore[method-assign]
-        if self._fd is not None:
+        if self._fd >= 0:
             os.close(self._fd)
-            self._fd = None
+            self._fd = -1
 
     def _read(self) -> tuple[int, int]:
-        assert self._fd is not None
-        fields = os.pread(self._fd, 64, 0).split()
+        """(nanoseconds on a CPU, nanoseconds waiting on a run queue) of the loop thread."""
+        size = self._pread(self._fd, self._buffer, 64, 0)
+        if size <= 0:
+            raise OSError(ctypes.get_errno(), "schedstat cannot be read")
+        fields = self._buffer.raw[:size].split()
         return int(fields[0]), int(fields[1])
 
 
