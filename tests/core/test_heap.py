@@ -10,7 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from jobprep_release.backends.docker.core import FakeClock, FakeExecutor
 from jobprep_release.backends.docker.core.heap import FREEZE_EVERY, Heap
+from tests.core.harness import JOB, job_spec, pool_spec, running_core, tasks
 
 
 @pytest.fixture
@@ -64,3 +66,24 @@ def test_start_collects_the_young_generations_only_then_freezes(thawed: None) ->
     assert old_ref() is not None  # frozen unexamined
     assert gc.get_freeze_count() > 0
     assert heap.unfrozen == 0
+
+
+async def test_the_service_freezes_at_start_and_once_it_saved_freeze_every_records(
+    thawed: None,
+) -> None:
+    """Through the service's saves (`Core.persist`): frozen once the state is read, not again
+    before `FREEZE_EVERY` records are saved, then again."""
+    async with running_core(fake=FakeExecutor(FakeClock())) as core:
+        service = core.service
+        heap = core.service._core.heap
+        started = gc.get_freeze_count()
+        assert started > 0
+        await service.create_pool(pool_spec(1))
+        await service.create_job(job_spec())
+        specs = tasks(FREEZE_EVERY)
+        half = FREEZE_EVERY // 2
+        await service.add_tasks(JOB, specs[:half])
+        assert half <= heap.unfrozen < FREEZE_EVERY  # counted, not frozen yet
+        await service.add_tasks(JOB, specs[half:])
+        assert heap.unfrozen < half  # settled since (a save of a placement may follow)
+        assert gc.get_freeze_count() > started + FREEZE_EVERY  # a task's records at least
