@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from asyncio import events
+from asyncio import base_events, events
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,51 +70,60 @@ class Stall:
 
 
 class StepClock:
-    """The loop thread's CPU time and run-queue wait over the step that just ran: every
-    `asyncio.Handle` run on the installing thread is wrapped (one read of its schedstat
-    before, about 1 µs; one after a step of more than half of `SLOW`). The reads hold the GIL
-    (libc's ``pread`` through `ctypes.PyDLL`): `os.pread` lets it go, and another thread of the
-    process taking it then would stretch the step asyncio times by a wait of the check's own."""
+    """The loop thread's CPU time and run-queue wait over the step asyncio timed last. asyncio
+    times a step between two calls of the loop's ``time()``, right before and after it; every
+    such call on the installing thread also reads the thread's schedstat (about 4 µs), and each
+    `asyncio.Handle` run keeps the reading taken just before it, so `last` covers what asyncio's
+    figure covers. The reads hold the GIL (libc's ``pread`` through `ctypes.PyDLL`): `os.pread`
+    lets it go, and another thread taking it then would stretch the step by a wait of the
+    check's own."""
 
     def __init__(self) -> None:
-        self.last: tuple[float, float] | None = None
         self._fd = -1
         self._thread = 0
-        self._original = events.Handle._run
+        self._latest = (0, 0)
+        self._before = (0, 0)
+        self._original = (events.Handle._run, base_events.BaseEventLoop.time)
         self._buffer = ctypes.create_string_buffer(64)
         self._pread = ctypes.PyDLL(None, use_errno=True).pread
         self._pread.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_long]
         self._pread.restype = ctypes.c_ssize_t
 
+    @property
+    def last(self) -> tuple[float, float] | None:
+        """(seconds on a CPU, seconds waiting for one) of the step asyncio timed last."""
+        if self._fd < 0:
+            return None
+        cpu, wait = self._latest[0] - self._before[0], self._latest[1] - self._before[1]
+        return cpu / 1e9, wait / 1e9
+
     def __enter__(self) -> StepClock:
         try:
             self._fd = os.open(SCHEDSTAT, os.O_RDONLY)
-            self._read()
+            self._latest = self._before = self._read()
         except (OSError, ValueError, IndexError):
             self._fd = -1
             return self
         self._thread = threading.get_ident()
-        original, clock = self._original, self
+        run, now = self._original
+        clock = self
 
-        def run(handle: events.Handle) -> None:
-            if threading.get_ident() != clock._thread:
-                original(handle)
-                return
-            clock.last = None
-            cpu, wait = clock._read()
-            started = time.perf_counter()
-            try:
-                original(handle)
-            finally:
-                if time.perf_counter() - started > SLOW / 2:
-                    cpu_end, wait_end = clock._read()
-                    clock.last = ((cpu_end - cpu) / 1e9, (wait_end - wait) / 1e9)
+        def timed_run(handle: events.Handle) -> None:
+            if threading.get_ident() == clock._thread:
+                clock._before = clock._latest
+            run(handle)
 
-        events.Handle._run = run  # type: ignore[method-assign]
+        def read_time(loop: base_events.BaseEventLoop) -> float:
+            if threading.get_ident() == clock._thread:
+                clock._latest = clock._read()
+            return now(loop)
+
+        events.Handle._run = timed_run  # type: ignore[method-assign]
+        base_events.BaseEventLoop.time = read_time  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        events.Handle._run = self._original  # type: ignore[method-assign]
+        events.Handle._run, base_events.BaseEventLoop.time = self._original  # type: ignore[method-assign]
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
