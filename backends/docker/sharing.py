@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import anyio
-import structlog
+
+from jobprep_release.backends.logger import get_logger
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from jobprep_release.backends.docker.core.service import BatchService
     from jobprep_release.backends.docker.core.store import StateStore
 
-log = structlog.get_logger("jobprep_release.docker")
+log = get_logger("jobprep_release.docker")
 
 POLL = 0.2
 """Seconds between two looks at a lock another process holds."""

@@ -15,8 +15,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-import structlog
-
 from jobprep_release.backends.base import (
     JobSpec,
     JobState,
@@ -28,8 +26,9 @@ from jobprep_release.backends.base import (
 from jobprep_release.backends.docker.core import deletions
 from jobprep_release.backends.docker.core.kernel import Core
 from jobprep_release.backends.errors import AlreadyExists, BackendError, NotSupported
+from jobprep_release.backends.logger import get_logger
 
-log = structlog.get_logger("jobprep_release.docker")
+log = get_logger("jobprep_release.docker")
 
 
 def pool_id(prefix: str | None) -> str:

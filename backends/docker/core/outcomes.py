@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import anyio
-import structlog
 
 from jobprep_release.backends.base import (
     RELEASE_MAX_WALL_CLOCK,
@@ -39,8 +38,9 @@ from jobprep_release.backends.docker.core.records import (
     move,
     touch,
 )
+from jobprep_release.backends.logger import get_logger
 
-log = structlog.get_logger("jobprep_release.docker")
+log = get_logger("jobprep_release.docker")
 
 WALL_CLOCK_SLACK = 0.99
 """An exit after 99% of the wall clock counts as the wall clock's: timers are not exact."""
