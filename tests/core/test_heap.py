@@ -41,3 +41,14 @@ def test_the_heap_is_frozen_every_freeze_every_records_and_garbage_is_not(thawed
     assert gone() is None
     heap.added(FREEZE_EVERY - 1)
     assert gc.get_freeze_count() == frozen
+
+
+def test_at_start_the_young_garbage_is_collected_and_everything_alive_frozen(thawed: None) -> None:
+    kept = Cycle()
+    dropped = Cycle()
+    gone = weakref.ref(dropped)
+    del dropped  # young cyclic garbage: collected by the young pass before the freeze
+    Heap().settle(start=True)
+    assert gone() is None
+    assert gc.get_freeze_count() > 0
+    assert not any(obj is kept for obj in gc.get_objects())  # frozen: out of every generation

@@ -159,7 +159,7 @@ class Core:
         """Read the state from the store."""
         self.state = await self.store.load()
         self.saved.prime(self.state)
-        self.heap.settle()
+        self.heap.settle(start=True)
 
     async def persist(self) -> None:
         """Write the state's changes now (before acting on a change that must survive a
