@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+import structlog
 
 from jobprep_release import report, storage_use
 from jobprep_release.backends.base import BatchBackend
 from jobprep_release.backends.errors import Conflict
-from jobprep_release.backends.logger import get_logger
 from jobprep_release.console import Console
 from jobprep_release.flow import SampleOutcome, run_sample
 from jobprep_release.interrupts import Interrupts, tidy
@@ -23,7 +23,7 @@ from jobprep_release.storage_use import Prepared, StorageUse
 if TYPE_CHECKING:
     from jobprep_release.cli import Invocation
 
-log = get_logger("jobprep_release.app")
+log = structlog.get_logger("jobprep_release.app")
 
 
 async def run(invocation: Invocation, backend: BatchBackend) -> int:

@@ -426,7 +426,8 @@ COMMANDS = ("status", "cleanup", "serve")
 
 def _configure_logs(args: argparse.Namespace) -> None:
     level = logging.INFO + 10 * (args.quiet - args.verbose)
-    from jobprep_release import logs
+    with without_collection():  # structlog, and rich with it
+        from jobprep_release import logs
 
     logs.configure(level=max(level, logging.DEBUG), fmt=args.log_format)
 

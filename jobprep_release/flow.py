@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import anyio
+import structlog
 
 from jobprep_release import storage_use
 from jobprep_release.backends.base import (
@@ -32,13 +33,12 @@ from jobprep_release.backends.base import (
     TaskSpec,
 )
 from jobprep_release.backends.errors import AlreadyExists, NotFound, WaitTimeout
-from jobprep_release.backends.logger import get_logger
 from jobprep_release.console import SHARED_FILE, Console
 from jobprep_release.options import SampleOptions
 from jobprep_release.progress import ProgressView
 from jobprep_release.storage_use import Prepared
 
-log = get_logger("jobprep_release.flow")
+log = structlog.get_logger("jobprep_release.flow")
 
 PREP_COMMAND = (
     '/bin/bash -c \'echo "$AZ_BATCH_NODE_ID tasks:" > '

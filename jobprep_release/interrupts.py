@@ -14,15 +14,15 @@ import sys
 from collections.abc import Awaitable, Callable
 
 import anyio
+import structlog
 
 from jobprep_release.backends.base import BatchBackend, JobState
 from jobprep_release.backends.errors import BackendError, NotFound
-from jobprep_release.backends.logger import get_logger
 from jobprep_release.options import EXIT_INTERRUPTED, Answer, SampleOptions
 
 TIDY_LIMIT = 120.0
 
-log = get_logger("jobprep_release.interrupts")
+log = structlog.get_logger("jobprep_release.interrupts")
 
 
 class Interrupts:

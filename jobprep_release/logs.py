@@ -1,17 +1,13 @@
-"""structlog set-up: logs on stderr, human-readable or JSON, never on the sample's stdout.
-
-The configuration is applied when structlog is first imported (`backends.logger`: at the first
-line logged), so that a run that has not logged yet has not paid for structlog's import.
-"""
+"""structlog set-up: logs on stderr, human-readable or JSON, never on the sample's stdout."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any, TextIO
+from typing import Any
 
-from jobprep_release.backends import logger
+import structlog
 
 SECRET_KEYS = frozenset({"key", "access_key", "account_key", "password", "token", "secret"})
 _secrets: set[str] = set()
@@ -36,19 +32,10 @@ def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutabl
 
 
 def configure(level: int = logging.INFO, fmt: str = "console") -> None:
-    """Lines of `level` and above on stderr, as `fmt` (``console`` or ``json``); applied once
-    structlog is imported (at once if it is)."""
-    stream = sys.stderr  # the stream of now, as if configured now
-    logger.when_loaded(lambda: _configure(level, fmt, stream))
-
-
-def _configure(level: int, fmt: str, stream: TextIO) -> None:
-    import structlog
-
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
         processors=[
@@ -58,6 +45,6 @@ def _configure(level: int, fmt: str, stream: TextIO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )

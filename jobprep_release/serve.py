@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+import structlog
 
 from jobprep_release import logs
 from jobprep_release.backends.errors import (
@@ -47,13 +48,12 @@ from jobprep_release.backends.errors import (
     UsageError,
     find_project_error,
 )
-from jobprep_release.backends.logger import get_logger
 from jobprep_release.options import EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
     from jobprep_release.backends.docker.core.storage import LinkedStorage
 
-log = get_logger("jobprep_release.serve")
+log = structlog.get_logger("jobprep_release.serve")
 
 ENV_ACCOUNT = "JOBPREP_RELEASE_ACCOUNT"
 ENV_KEY = "JOBPREP_RELEASE_KEY"

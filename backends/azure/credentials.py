@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import structlog
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.identity.aio import DefaultAzureCredential
 
 from jobprep_release.backends.azure.backend import AzureBackend, Credential
 from jobprep_release.backends.errors import AuthenticationFailed, UsageError
-from jobprep_release.backends.logger import get_logger
 
 SETTINGS_FILE_NAME = "accountsettings.json"
 ENV_ENDPOINT = "AZURE_BATCH_ENDPOINT"
@@ -99,7 +99,7 @@ def read_settings_file(path: Path) -> dict[str, str]:
 def _warn_if_shared(path: Path) -> None:
     mode = path.stat().st_mode
     if mode & (stat.S_IRGRP | stat.S_IROTH):
-        get_logger().warning(
+        structlog.get_logger().warning(
             "settings file holding an access key is readable by other users",
             path=str(path),
             mode=oct(stat.S_IMODE(mode)),

@@ -22,6 +22,7 @@ from types import TracebackType
 import anyio
 import anyio.abc
 import anyio.to_thread
+import structlog
 
 from jobprep_release.backends.administration import PoolNodeCounts, SupportedImage
 from jobprep_release.backends.base import (
@@ -59,9 +60,8 @@ from jobprep_release.backends.docker.sharing import (
     state_identity,
 )
 from jobprep_release.backends.errors import BackendError
-from jobprep_release.backends.logger import get_logger
 
-log = get_logger("jobprep_release.docker")
+log = structlog.get_logger("jobprep_release.docker")
 
 ADD_TASKS_CHUNK = 500
 """Tasks added in one go: a collection of 10,000 at once would hold the event loop ~80 ms."""

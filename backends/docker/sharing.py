@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import anyio
-
-from jobprep_release.backends.logger import get_logger
+import structlog
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
     from jobprep_release.backends.docker.core.service import BatchService
     from jobprep_release.backends.docker.core.store import StateStore
 
-log = get_logger("jobprep_release.docker")
+log = structlog.get_logger("jobprep_release.docker")
 
 POLL = 0.2
 """Seconds between two looks at a lock another process holds."""

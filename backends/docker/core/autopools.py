@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+import structlog
+
 from jobprep_release.backends.base import (
     JobSpec,
     JobState,
@@ -26,9 +28,8 @@ from jobprep_release.backends.base import (
 from jobprep_release.backends.docker.core import deletions
 from jobprep_release.backends.docker.core.kernel import Core
 from jobprep_release.backends.errors import AlreadyExists, BackendError, NotSupported
-from jobprep_release.backends.logger import get_logger
 
-log = get_logger("jobprep_release.docker")
+log = structlog.get_logger("jobprep_release.docker")
 
 
 def pool_id(prefix: str | None) -> str:

@@ -31,6 +31,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import structlog
+
 from jobprep_release.backends.base import (
     DEFAULT_AUTO_SCALE_EVALUATION_INTERVAL,
     AllocationState,
@@ -56,9 +58,8 @@ from jobprep_release.backends.errors import (
     NotSupported,
     ServiceError,
 )
-from jobprep_release.backends.logger import get_logger
 
-log = get_logger("jobprep_release.docker")
+log = structlog.get_logger("jobprep_release.docker")
 
 if TYPE_CHECKING:  # the formula language loads when a formula is first read
     from jobprep_release.backends.docker.core.autoscale.evaluator import Outcome

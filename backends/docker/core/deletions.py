@@ -16,14 +16,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import anyio
+import structlog
 
 from jobprep_release.backends.base import RELEASE_MAX_WALL_CLOCK, JobState, NodeState, PoolState
 from jobprep_release.backends.docker.core import environment, jobs, pools, processes, rules
 from jobprep_release.backends.docker.core.kernel import Core, Deletion
 from jobprep_release.backends.docker.core.records import JobRecord, NodeRecord, PoolRecord, move
-from jobprep_release.backends.logger import get_logger
 
-log = get_logger("jobprep_release.docker")
+log = structlog.get_logger("jobprep_release.docker")
 
 
 # --- starting ----------------------------------------------------------------------------------

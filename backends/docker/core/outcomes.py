@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import anyio
+import structlog
 
 from jobprep_release.backends.base import (
     RELEASE_MAX_WALL_CLOCK,
@@ -38,9 +39,8 @@ from jobprep_release.backends.docker.core.records import (
     move,
     touch,
 )
-from jobprep_release.backends.logger import get_logger
 
-log = get_logger("jobprep_release.docker")
+log = structlog.get_logger("jobprep_release.docker")
 
 WALL_CLOCK_SLACK = 0.99
 """An exit after 99% of the wall clock counts as the wall clock's: timers are not exact."""

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import structlog
+
 from jobprep_release.backends.administration import MAX_NODES_PER_REMOVAL
 from jobprep_release.backends.base import (
     AllocationState,
@@ -40,9 +42,8 @@ from jobprep_release.backends.docker.core.records import (
     touch,
 )
 from jobprep_release.backends.errors import AlreadyExists, Conflict, InvalidRequest
-from jobprep_release.backends.logger import get_logger
 
-log = get_logger("jobprep_release.docker")
+log = structlog.get_logger("jobprep_release.docker")
 
 MAX_SLOTS_PER_NODE = 256
 

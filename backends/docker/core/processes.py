@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import structlog
+
 from jobprep_release.backends.base import (
     RELEASE_MAX_WALL_CLOCK,
     ElevationLevel,
@@ -43,9 +45,8 @@ from jobprep_release.backends.docker.core.records import (
     touch,
 )
 from jobprep_release.backends.errors import BackendError
-from jobprep_release.backends.logger import get_logger
 
-log = get_logger("jobprep_release.docker")
+log = structlog.get_logger("jobprep_release.docker")
 
 
 @dataclass(frozen=True, slots=True)

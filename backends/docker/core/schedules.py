@@ -31,6 +31,8 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+import structlog
+
 from jobprep_release.backends.base import (
     JobSpec,
     JobState,
@@ -48,7 +50,6 @@ from jobprep_release.backends.docker.core.records import (
     touch,
 )
 from jobprep_release.backends.errors import AlreadyExists, BackendError, Conflict, NotFound
-from jobprep_release.backends.logger import get_logger
 from jobprep_release.backends.schedules import (
     JobSchedule,
     JobScheduleSpec,
@@ -62,7 +63,7 @@ PoolMaker = Callable[[PoolSpec], Awaitable[None]]
 TICK = 1.0
 """Seconds of the core's clock between two checks of the schedules' due jobs."""
 
-log = get_logger("jobprep_release.schedules")
+log = structlog.get_logger("jobprep_release.schedules")
 
 _REFUSALS = {
     JobScheduleState.COMPLETED: (

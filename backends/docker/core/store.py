@@ -40,6 +40,7 @@ from typing import IO, Any, Protocol
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
+import structlog
 
 from jobprep_release.backends.base import TaskState
 from jobprep_release.backends.docker.core.codec import decode, encode
@@ -52,9 +53,8 @@ from jobprep_release.backends.docker.core.records import (
     TaskRecord,
 )
 from jobprep_release.backends.errors import StateUnreadable
-from jobprep_release.backends.logger import get_logger
 
-log = get_logger("jobprep_release.docker")
+log = structlog.get_logger("jobprep_release.docker")
 
 LOCK_POLL = 0.2
 """Seconds between two looks at a state lock another process holds."""

@@ -24,6 +24,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import structlog
 
 from jobprep_release.backends.base import TaskContainerExecutionInfo
 from jobprep_release.backends.docker.core.executor import (
@@ -35,9 +36,8 @@ from jobprep_release.backends.docker.core.executor import (
 )
 from jobprep_release.backends.docker.node.engine import NODE_LABEL, POOL_LABEL, ROLE_LABEL, Engine
 from jobprep_release.backends.errors import BackendError, NotFound
-from jobprep_release.backends.logger import get_logger
 
-log = get_logger("jobprep_release.docker")
+log = structlog.get_logger("jobprep_release.docker")
 
 KEY_LABEL = "jobprep_release.key"
 """The launch key a task container runs (its role is ``task``)."""

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 import anyio
 import anyio.abc
 import anyio.lowlevel
+import structlog
 
 from jobprep_release.backends.base import NodeState, PoolSpec
 from jobprep_release.backends.docker.core.codec import decode
@@ -48,9 +49,8 @@ from jobprep_release.backends.docker.node.launch import (
     start_fields,
 )
 from jobprep_release.backends.errors import BackendError, NotFound
-from jobprep_release.backends.logger import get_logger
 
-log = get_logger("jobprep_release.docker")
+log = structlog.get_logger("jobprep_release.docker")
 
 CHORE_TIMEOUT = 30.0
 RESERVED_DESCRIPTORS = 256

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 import anyio
+import structlog
 
 from jobprep_release.backends.administration import inbound_endpoints
 from jobprep_release.backends.base import ElevationLevel, NodeState, UserAccount
@@ -34,9 +35,8 @@ from jobprep_release.backends.docker.node.engine import (
     Engine,
 )
 from jobprep_release.backends.errors import BackendError
-from jobprep_release.backends.logger import get_logger
 
-log = get_logger("jobprep_release.docker")
+log = structlog.get_logger("jobprep_release.docker")
 
 SPEC_LABEL = "jobprep_release.pool-spec"
 MOUNT_POINT = "/mnt/batch"

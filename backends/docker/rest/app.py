@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Sequence
 
+import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
@@ -37,12 +38,11 @@ from jobprep_release.backends.docker.rest.errors import (
 from jobprep_release.backends.docker.rest.replies import DOCUMENT, JSON_TYPE
 from jobprep_release.backends.docker.rest.unsupported import unrouted
 from jobprep_release.backends.errors import JobPrepReleaseError
-from jobprep_release.backends.logger import get_logger
 
 API_VERSION = versions.LATEST
 MAX_BODY = 1024 * 1024
 
-log = get_logger("jobprep_release.endpoint")
+log = structlog.get_logger("jobprep_release.endpoint")
 
 
 def _check_api_version(request: web.Request) -> None:

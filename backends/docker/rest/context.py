@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import anyio.abc
+import structlog
 from aiohttp import web
 
 from jobprep_release.backends.docker.rest.auth import SharedKey
 from jobprep_release.backends.docker.rest.interface import EndpointService
-from jobprep_release.backends.logger import get_logger
 
-log = get_logger("jobprep_release.endpoint")
+log = structlog.get_logger("jobprep_release.endpoint")
 
 
 @dataclass
