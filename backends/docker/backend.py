@@ -56,8 +56,8 @@ from jobprep_release.backends.docker.sharing import (
     LazyEndpoint,
     Publication,
     ServiceFile,
+    claim,
     read_service,
-    state_identity,
 )
 from jobprep_release.backends.errors import BackendError
 
@@ -126,7 +126,7 @@ class DockerBackend:
             self._store = StateStore(self.settings.state_dir or default_state_dir(), engine_id)
             await self._acquire(self._store)
             self._publication = Publication(self._store)
-            identity = await anyio.to_thread.run_sync(state_identity, self._store)
+            identity = await anyio.to_thread.run_sync(claim, self._store)
             self._engine.scope = {STATE_LABEL: identity}
             core_settings = CoreSettings(
                 account_name=self.settings.account_name,
@@ -160,13 +160,17 @@ class DockerBackend:
 
     async def _acquire(self, store: StateStore) -> None:
         """Take the state's lock, waiting while another process holds it (`StateStore.acquire`);
-        with `attach`, `StateHeld` as soon as the holder publishes its service; a state
-        directory that cannot be made or written is `StateUnreadable` naming it."""
+        with `attach`, `StateHeld` as soon as the holder publishes a service this process can
+        reach (one in another network namespace is waited for, saying why); a state directory
+        that cannot be made or written is `StateUnreadable` naming it."""
 
-        async def published() -> None:
+        async def published() -> str | None:
             service = await anyio.to_thread.run_sync(read_service, store)
-            if service is not None:
-                raise StateHeld(service, store)
+            if service is None:
+                return None
+            if not service.reachable():
+                return service.unreachable()
+            raise StateHeld(service, store)
 
         try:
             await store.acquire(published if self._attach else None)

@@ -18,6 +18,19 @@ run still needs it, and keeps it while it stops, so no run attaches to a service
 away (such a run finds the state free a moment later, and becomes the holder). The kernel drops
 a process's locks when it dies, so a crashed run never keeps a holder waiting, and a service file
 left by a crashed holder is ignored: it counts only while the lock's holder is its pid.
+
+The service listens on the loopback only, so it is reachable from the holder's network namespace
+only. Processes in other namespaces can share a state directory too (two app containers with one
+volume or host directory mounted at the state directory; a container and a process on the host):
+flock works across them, the loopback does not. So the service file also says where the holder
+runs (`ServiceFile.host`, `network`, `processes`: the kernel's boot id with the inode of the
+holder's network or pid namespace, as ``/proc/self/ns`` names them), and a process that cannot
+reach the holder's loopback waits for the state instead of attaching, saying why in one line
+(`unreachable`). A pid means something only within its pid namespace, so whether the holder is
+still alive is asked of the kernel only from its own pid namespace; elsewhere the lock (dropped
+by the kernel when its holder dies, whatever the namespace) answers alone. The endpoint is not
+opened beyond the loopback for them: a CLI run's service would then be reachable from every
+container on the network, with only its key to guard it.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import secrets
@@ -54,12 +68,45 @@ KEEPALIVE = 5.0
 @dataclass(frozen=True, slots=True)
 class ServiceFile:
     """How to reach the process serving an engine's state: its pid, the Batch endpoint's URL,
-    the account name and its Shared Key (base64)."""
+    the account name and its Shared Key (base64); and where it runs: its host name, its
+    network and pid namespaces (`namespace`; "" in a file written before they were recorded,
+    or where the kernel does not say)."""
 
     pid: int
     url: str
     account: str
     key: str
+    host: str = ""
+    network: str = ""
+    processes: str = ""
+
+    def reachable(self) -> bool:
+        """Whether this process reaches the service's loopback URL: it runs in the holder's
+        network namespace (or either namespace is unknown, as on a holder of an older app)."""
+        here = namespace("net")
+        return not self.network or not here or self.network == here
+
+    def unreachable(self) -> str:
+        """Why this process waits for the state rather than attach (one line)."""
+        return (
+            f"waiting for the docker backend's state: it is held by pid {self.pid} on host "
+            f"{self.host or 'unknown'}, in another network namespace (another container, or "
+            "the machine outside it), whose Batch service listens on its own loopback and "
+            "cannot be reached from here; this run goes on when that one ends (Ctrl-C stops "
+            "waiting)"
+        )
+
+
+@functools.cache
+def namespace(kind: str) -> str:
+    """This process's `kind` namespace (``net``, ``pid``) as ``<boot id> net:[<inode>]``: equal
+    for two processes exactly when they share it on one running kernel; "" where the kernel
+    does not say (not Linux). Blocking I/O, once per kind."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot} {Path(f'/proc/self/ns/{kind}').readlink()}"
+    except OSError:
+        return ""
 
 
 def _sibling(store: StateStore, suffix: str) -> Path:
@@ -90,11 +137,20 @@ def read_service(store: StateStore) -> ServiceFile | None:
     try:
         raw: Any = json.loads(service_path(store).read_text())
         found = ServiceFile(
-            pid=int(raw["pid"]), url=str(raw["url"]), account=str(raw["account"]), key=raw["key"]
+            pid=int(raw["pid"]),
+            url=str(raw["url"]),
+            account=str(raw["account"]),
+            key=raw["key"],
+            host=str(raw.get("host", "")),
+            network=str(raw.get("network", "")),
+            processes=str(raw.get("processes", "")),
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if found.pid != holder_pid(store) or not _alive(found.pid) or not store.held():
+    if found.pid != holder_pid(store) or not store.held():
+        return None
+    here = namespace("pid")
+    if (not found.processes or not here or found.processes == here) and not _alive(found.pid):
         return None
     return found
 
@@ -129,6 +185,16 @@ def state_identity(store: StateStore) -> str:
     return made
 
 
+def claim(store: StateStore) -> str:
+    """Just after taking the state's lock: remove a service file left by a holder that died
+    (else it would count for a new holder with its pid, as in two containers whose first
+    processes both have pid 1), and return the state's identity (`state_identity`). Blocking
+    I/O."""
+    with contextlib.suppress(FileNotFoundError):
+        service_path(store).unlink()
+    return state_identity(store)
+
+
 def new_key() -> str:
     """A random account key, base64 as Batch keys are (64 bytes)."""
     return base64.b64encode(secrets.token_bytes(64)).decode()
@@ -157,7 +223,15 @@ class Publication:
 
     def publish(self, url: str, account: str, key: str) -> ServiceFile:
         """Write the service file (mode 0600, replaced atomically). Blocking I/O."""
-        service = ServiceFile(pid=os.getpid(), url=url, account=account, key=key)
+        service = ServiceFile(
+            pid=os.getpid(),
+            url=url,
+            account=account,
+            key=key,
+            host=socket.gethostname(),
+            network=namespace("net"),
+            processes=namespace("pid"),
+        )
         temporary = self._path.with_name(f"{self._path.name}.{os.getpid()}.tmp")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:

@@ -8,7 +8,8 @@ A new Batch property is added here once.
 
 Modules: `shapes` (what each SDK model's REST properties are: types, required, defaults; request
 validation, the round-trip comparison, durations as the service writes them), `requests` (specs
-<-> create options, both directions), `results` (views <-> result models, both directions).
+<-> create options, both directions; a package with a module per resource: pools, jobs, tasks,
+job schedules, and the service's limits), `results` (views <-> result models, both directions).
 """
 
 from __future__ import annotations

@@ -9,82 +9,17 @@ import os
 import stat
 import subprocess
 import uuid
-from dataclasses import dataclass
 
 import docker
 import pytest
 
-from tests.conftest import POOL_LABEL, REPO, Ids
+from tests.conftest import Ids
+from tests.container.conftest import Image, docker_cli, leftovers, run_image
 
-TAG = "jobprep-release:test"
 ENTRYPOINT = ["python", "-m", "jobprep_release"]
 # What the image adds on top of debian:bookworm-slim: Debian's python3, CA certificates and the
 # app's virtual environment, about 95 MB; a compiler, pip's cache or build tools would blow it.
 MAX_ADDED_BYTES = 150_000_000
-
-
-@dataclass(frozen=True)
-class Image:
-    tag: str
-    socket: str  # the engine's socket, as a path on the engine's host
-    socket_gid: str  # its group id, as the engine's host sees it
-    socket_mode: int  # its permission bits, likewise
-
-
-def engine_socket() -> str:
-    host = os.environ.get("DOCKER_HOST", "")
-    return host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
-
-
-def docker_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def run_image(
-    image: Image, *args: str, group: bool = True, entrypoint: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`docker run --rm` of the image with the engine's socket mounted, as the README says."""
-    options = ["--rm", "-v", f"{image.socket}:/var/run/docker.sock"]
-    if group:
-        options += ["--group-add", image.socket_gid]
-    if entrypoint is not None:
-        options += ["--entrypoint", entrypoint]
-    return docker_cli("run", *options, image.tag, *args, timeout=600)
-
-
-@pytest.fixture(scope="session")
-def image(docker_client: docker.DockerClient) -> Image:
-    """The image, built once per session the way the README builds it."""
-    built = subprocess.run(
-        ["bash", str(REPO / "scripts" / "build-image.sh"), TAG],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
-    docker_client.images.get(TAG)
-    socket = engine_socket()
-    # The socket's group and mode as the engine's host sees them (`stat -c %g` on a local
-    # engine; asked through a container so that it holds for a remote engine or dind too).
-    seen = docker_cli(
-        "run", "--rm", "-v", f"{socket}:/var/run/docker.sock", "--entrypoint", "stat", TAG,
-        "-c", "%g %a", "/var/run/docker.sock",
-    )  # fmt: skip
-    assert seen.returncode == 0, seen.stderr
-    gid, mode = seen.stdout.split()
-    return Image(tag=TAG, socket=socket, socket_gid=gid, socket_mode=int(mode, 8))
-
-
-def leftovers(client: docker.DockerClient, pool_id: str) -> list[str]:
-    selector = {"label": f"{POOL_LABEL}={pool_id}"}
-    return [
-        *(f"container {c.name}" for c in client.containers.list(all=True, filters=selector)),
-        *(f"volume {v.name}" for v in client.volumes.list(filters=selector)),
-        *(f"network {n.name}" for n in client.networks.list(filters=selector)),
-    ]
 
 
 def test_the_whole_sample_runs_in_the_image_and_leaves_nothing(

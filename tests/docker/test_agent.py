@@ -66,6 +66,17 @@ async def _agent(
         await engine.remove_volume(name)
 
 
+async def _verbs_until_exited(link: AgentLink, keys: list[str]) -> dict[str, list[str]]:
+    """The verbs of the agent's lines about each of `keys`, in order, until each has exited."""
+    verbs: dict[str, list[str]] = {key: [] for key in keys}
+    with anyio.fail_after(30):
+        while any("exited" not in seen for seen in verbs.values()):
+            for event in await link.receive():
+                if event.key in verbs:
+                    verbs[event.key].append(event.verb)
+    return verbs
+
+
 @agents
 async def test_a_query_right_after_a_run_never_says_the_agent_has_no_trace_of_it(
     ids: Ids, docker_client: docker.DockerClient, agent: str
@@ -79,12 +90,7 @@ async def test_a_query_right_after_a_run_never_says_the_agent_has_no_trace_of_it
             run_command(key, "sleep 0.2\n") + simple_command("query", key) for key in keys
         )
         await link.send(payload)
-        answers: dict[str, list[str]] = {key: [] for key in keys}
-        with anyio.fail_after(30):
-            while any("exited" not in verbs for verbs in answers.values()):
-                for event in await link.receive():
-                    if event.key in answers:
-                        answers[event.key].append(event.verb)
+        answers = await _verbs_until_exited(link, keys)
         for key, verbs in answers.items():
             assert "unknown" not in verbs and "absent" not in verbs, (key, verbs)
             assert "started" in verbs, (key, verbs)
@@ -162,3 +168,35 @@ async def test_a_task_runs_as_its_user_in_its_directory_with_exactly_its_variabl
     assert (exits["gone"][0], exits["gone"][3]) == ("127", NOT_FOUND), exits
     assert sorted(output.splitlines()) == ["ONLY=this one", "PATH=/usr/bin:/bin"]
     assert listing.split("\n")[:2] == ["_azbatch 755", "_azbatch 755"]
+
+
+async def test_the_perl_agent_reports_a_start_while_the_task_still_runs(
+    ids: Ids, docker_client: docker.DockerClient
+) -> None:
+    # The Perl agent holds a `started` line for an exit to go with it; a task that does not
+    # end soon must still be reported started long before it ends (the hold is bounded).
+    async with _agent(ids, docker_client, "perl") as link:
+        await link.send(_start("long", "sleep 60\n"))
+        verbs: list[str] = []
+        with anyio.fail_after(20):
+            while "started" not in verbs:
+                verbs += [e.verb for e in await link.receive() if e.key == "long"]
+        await link.send(simple_command("kill", "long"))
+        with anyio.fail_after(20):
+            while "exited" not in verbs:
+                verbs += [e.verb for e in await link.receive() if e.key == "long"]
+    assert verbs == ["started", "exited"], verbs
+
+
+@agents
+async def test_each_launch_is_reported_started_then_exited_once(
+    ids: Ids, docker_client: docker.DockerClient, agent: str
+) -> None:
+    # Lines held back and written with later ones keep their order: a task's `started`
+    # always comes before its `exited`, each exactly once, for short tasks sent together.
+    launch = _start if agent == "perl" else run_command
+    async with _agent(ids, docker_client, agent) as link:
+        keys = [f"short{n:03d}" for n in range(RUNS)]
+        await link.send(b"".join(launch(key, "exit 3\n") for key in keys))
+        verbs = await _verbs_until_exited(link, keys)
+    assert all(seen == ["started", "exited"] for seen in verbs.values()), verbs

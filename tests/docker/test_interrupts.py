@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -30,15 +31,21 @@ STEPS = [
 
 
 class App:
-    """The app (or, with `argv`, another Python program) in a child process, its stdout and
-    stderr read line by line as they come."""
+    """The app (or, with `argv`, another Python program; with `command`, any program, such as
+    the app's image under `docker run`) in a child process, its stdout and stderr read line by
+    line as they come."""
 
     def __init__(
-        self, ids: Ids, state_dir: Path, *extra: str, argv: list[str] | None = None
+        self,
+        ids: Ids,
+        state_dir: Path,
+        *extra: str,
+        argv: list[str] | None = None,
+        command: list[str] | None = None,
     ) -> None:
         args = argv or ["-m", "jobprep_release", "--pool-id", ids.pool, "--job-id", ids.job, *extra]
         self.process = subprocess.Popen(
-            [sys.executable, *args],
+            command or [sys.executable, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -50,6 +57,8 @@ class App:
         self._stdout: queue.Queue[str | None] = queue.Queue()
         self._stderr: queue.Queue[str | None] = queue.Queue()
         self._stderr_lines: list[str] = []
+        self.stdout_lines: list[str] = []
+        """stdout's lines read so far (all of them after `finish`)."""
         self._readers = [
             threading.Thread(target=self._read, args=(stream, lines), daemon=True)
             for stream, lines in (
@@ -88,8 +97,7 @@ class App:
                 break
             if line is None:
                 break
-            if stderr:
-                self._stderr_lines.append(line)
+            (self._stderr_lines if stderr else self.stdout_lines).append(line)
             if line.startswith(prefix) or (anywhere and prefix in line):
                 return
         raise AssertionError(f"never saw {prefix!r}")
@@ -101,6 +109,9 @@ class App:
             reader.join(timeout=30)
         while (line := self._stderr.get()) is not None:
             self._stderr_lines.append(line)
+        with contextlib.suppress(queue.Empty):  # the readers have ended: all is queued
+            while (line := self._stdout.get_nowait()) is not None:
+                self.stdout_lines.append(line)
         return self.process.returncode, "".join(self._stderr_lines)
 
 

@@ -54,10 +54,14 @@ def _start(
     return runner.submit(run_cli, [*args, *extra], state_dir=state_dir, timeout=600)
 
 
-def reference_transcript(pool: str, job: str, node: str, tasks: list[str]) -> list[str] | None:
-    """The sample's transcript for a one-node pool whose node ran `tasks`, answering yes,
-    each line in the reference's wording (for the sample's ids, which are then replaced by
-    the run's); None when the reference is absent."""
+def reference_transcript(
+    pool: str, job: str, files: list[tuple[str, list[str]]], *, echoed: bool = True
+) -> list[str] | None:
+    """The sample's transcript for a pool whose nodes ran the tasks `files` lists (node id,
+    the tasks in its file), every node in that order, answering yes (`echoed`: with `--yes`,
+    which writes the answers; typed answers are not), each line in the reference's wording
+    (for the sample's ids, which are then replaced by the run's); None when the reference is
+    absent."""
     if not REFERENCE.exists():
         return None
     text = REFERENCE.read_text()
@@ -85,32 +89,45 @@ def reference_transcript(pool: str, job: str, node: str, tasks: list[str]) -> li
     def ours(line: str) -> str:
         return line.replace(sample_pool, pool).replace(sample_job, job)
 
+    answer = ["yes"] if echoed else []
     return [
         ours(f"Attempting to create pool: {sample_pool}"),
         ours(
             f"Created pool {sample_pool} with 2 dedicated and 0 low priority standard_d1_v2 nodes"
-        ).replace("with 2 dedicated", "with 1 dedicated"),
+        ).replace("with 2 dedicated", f"with {len(files)} dedicated"),
         ours(f"Checking for existing job {sample_job}..."),
         ours(f"Job {sample_job} not found, creating..."),
         "Submitting tasks and awaiting completion...",
         "All tasks completed.",
         "",
-        f"Contents of shared/job_prep_and_release.txt on {node}:",
-        "-" * 43,
-        f"{node} tasks:",
-        *[f"  {task}" for task in tasks],
-        "",
+        *[
+            line
+            for node, tasks in files
+            for line in (
+                f"Contents of shared/job_prep_and_release.txt on {node}:",
+                "-" * 43,
+                f"{node} tasks:",
+                *[f"  {task}" for task in tasks],
+                "",
+            )
+        ],
         ours(f"Waiting for job {sample_job} to reach state Completed"),
         "<dots>",
-        "",
-        f"{node}: ",
-        "  Prep task exit code:    0",
-        "  Release task exit code: 0",
+        *[
+            line
+            for node, _ in files
+            for line in (
+                "",
+                f"{node}: ",
+                "  Prep task exit code:    0",
+                "  Release task exit code: 0",
+            )
+        ],
         "",
         "Delete job? [yes] no",
-        "yes",
+        *answer,
         "Delete pool? [yes] no",
-        "yes",
+        *answer,
         "",
         "Sample complete, hit ENTER to exit...",
     ]
@@ -131,7 +148,7 @@ def _transcript_is_the_samples(stdout: str, pool: str, job: str) -> None:
     # One node with one slot runs the two tasks one after the other: the file lists both, in
     # the order they ran, which is not known here; the reference's lines are checked in order.
     ran = [line.strip() for line in lines if line in ("  task001", "  task002")]
-    expected = reference_transcript(pool, job, nodes[0], ran)
+    expected = reference_transcript(pool, job, [(nodes[0], ran)])
     if expected is None:
         print("../shared/reference/sample-flow.md is absent: transcript checked by its lines")
         return

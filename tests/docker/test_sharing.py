@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -26,8 +27,10 @@ from jobprep_release.backends.docker.core.store import StateStore
 from jobprep_release.backends.docker.sharing import (
     AttachLease,
     Publication,
+    claim,
     read_service,
     service_path,
+    state_identity,
 )
 from tests.conftest import REPO, Ids, gone, remove_labelled, run_cli
 from tests.docker.test_interrupts import App
@@ -259,6 +262,63 @@ def test_a_service_file_counts_only_while_its_pid_holds_the_state(tmp_path: Path
         assert read_service(store) is None
         publication.withdraw()
         assert service_path(store).exists(), "withdraw removes only its own process's file"
+    finally:
+        store.release()
+
+
+def test_a_service_file_says_where_its_holder_runs_and_who_can_reach_it(tmp_path: Path) -> None:
+    """A holder in another network namespace (another container) is not reachable on its
+    loopback; one in another pid namespace is judged by the lock alone, as its pid means
+    nothing here (every container's first process is pid 1)."""
+    store = StateStore(tmp_path, "engine-1")
+    assert store.try_acquire()
+    try:
+        written = Publication(store).publish("http://127.0.0.1:1234", "localbatch", "a2V5")
+        ours = Path("/proc/self/ns/net").readlink()
+        assert written.network.endswith(f" {ours}")
+        assert written.processes.endswith(f" {Path('/proc/self/ns/pid').readlink()}")
+        assert written.host == os.uname().nodename
+        assert written.reachable()
+        raw = json.loads(service_path(store).read_text())
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        elsewhere = {**raw, "network": f"{boot} net:[1]", "host": "3f2a1b"}
+        service_path(store).write_text(json.dumps(elsewhere))
+        found = read_service(store)
+        assert found is not None and not found.reachable()
+        assert "held by pid" in found.unreachable() and "on host 3f2a1b," in found.unreachable()
+        # Another kernel (the same inode numbers mean nothing there): not reachable either.
+        service_path(store).write_text(json.dumps({**raw, "network": f"other {ours}"}))
+        found = read_service(store)
+        assert found is not None and not found.reachable()
+        # A holder of an older app, which did not say: reachable, as before.
+        old = {key: raw[key] for key in ("pid", "url", "account", "key")}
+        service_path(store).write_text(json.dumps(old))
+        found = read_service(store)
+        assert found is not None and found.reachable()
+        # A pid of another pid namespace is not looked for here: the lock (held) decides.
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        pid = int(dead.stdout)
+        (tmp_path / "docker-engine-1.lock").write_text(f"pid {pid}\n")
+        other = {**raw, "pid": pid, "processes": f"{boot} pid:[1]"}
+        service_path(store).write_text(json.dumps(other))
+        assert read_service(store) is not None
+        service_path(store).write_text(json.dumps({**other, "processes": raw["processes"]}))
+        assert read_service(store) is None  # in this namespace: that pid is dead
+    finally:
+        store.release()
+    assert read_service(store) is None, "a file counts only while the lock is held"
+
+
+def test_a_new_holder_removes_the_service_file_a_dead_holder_left(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "engine-1")
+    service_path(store).write_text('{"pid": 1, "url": "http://127.0.0.1:1", "account": "a"}')
+    assert store.try_acquire()
+    try:
+        identity = claim(store)
+        assert not service_path(store).exists()
+        assert identity == state_identity(store)
+        assert re.fullmatch(r"[0-9a-f]{16}", identity)
     finally:
         store.release()
 

@@ -416,24 +416,26 @@ class StateStore:
         self._db: sqlite3.Connection | None = None
         self._db_lock = threading.Lock()
 
-    async def acquire(self, while_held: Callable[[], Awaitable[None]] | None = None) -> None:
+    async def acquire(self, while_held: Callable[[], Awaitable[str | None]] | None = None) -> None:
         """Take the state's lock, waiting while another process holds it (a run started
         beside another waits its turn, saying once which process it waits for, rather than
         failing); cancelling the wait (Ctrl-C) leaves nothing taken. `while_held` is awaited
-        each time the lock is found held, before waiting: it may raise to stop waiting.
+        each time the lock is found held, before waiting: it may raise to stop waiting, or
+        return why this process waits (said instead of the usual line, once per reason).
         `OSError` when the state directory cannot be made or written."""
         waited = False
+        said: str | None = None
         while not await anyio.to_thread.run_sync(self.try_acquire):
-            if while_held is not None:
-                await while_held()
-            if not waited:
+            reason = None if while_held is None else await while_held()
+            if not waited or (reason is not None and reason != said):
                 log.warning(
-                    "waiting for the docker backend's state: another jobprep_release process "
+                    reason
+                    or "waiting for the docker backend's state: another jobprep_release process "
                     "is using it; this run goes on when that one ends (Ctrl-C stops waiting)",
                     file=str(self.path),
                     holder=self.holder(),
                 )
-                waited = True
+                waited, said = True, reason
             await anyio.sleep(LOCK_POLL)
         if waited:
             log.info("the docker backend's state is free: going on", file=str(self.path))
