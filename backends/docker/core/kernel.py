@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from jobprep_release.backends.base import ExecutionResult, NodeState, TaskState
 from jobprep_release.backends.docker.core import rules
@@ -159,7 +160,7 @@ class Core:
         """Read the state from the store."""
         self.state = await self.store.load()
         self.saved.prime(self.state)
-        self.heap.settle(start=True)
+        self.heap.start()
 
     async def persist(self) -> None:
         """Write the state's changes now (before acting on a change that must survive a
@@ -171,7 +172,10 @@ class Core:
             if changes:
                 await self.store.write(changes)
                 await self.saved.commit(changes)
-                self.heap.added(len(changes.rows))
+                if self.heap.added(len(changes.rows)):
+                    # A step of its own: not added to the caller's next one.
+                    await anyio.lowlevel.checkpoint()
+                    self.heap.settle()
 
     async def journal(self, entry: dict[str, Any]) -> None:
         """Keep `entry` (records about to be acted on) in the store's journal, numbered."""
