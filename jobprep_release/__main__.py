@@ -14,7 +14,10 @@ import contextlib
 import os
 import sys
 
-from jobprep_release.cli import main
+from jobprep_release.imports import without_collection
+
+with without_collection():
+    from jobprep_release.cli import main
 
 status = main()
 atexit._run_exitfuncs()

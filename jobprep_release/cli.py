@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from jobprep_release import settings
 from jobprep_release.backends.base import NodeFillType, check_id
 from jobprep_release.backends.errors import InvalidRequest, UsageError, find_project_error
+from jobprep_release.imports import without_collection
 from jobprep_release.options import EXIT_STATUSES, Answer, SampleOptions
 
 if TYPE_CHECKING:
@@ -425,8 +426,9 @@ def make_backend(args: argparse.Namespace) -> BatchBackend:
     """The chosen backend, imported only now. The docker backend is shared between the
     processes using one engine (`jobprep_release.attach`)."""
     if args.backend == "docker":
-        from jobprep_release.attach import shared_docker_backend
-        from jobprep_release.backends.docker import DEFAULT_NODE_IMAGE, DockerSettings
+        with without_collection():
+            from jobprep_release.attach import shared_docker_backend
+            from jobprep_release.backends.docker import DEFAULT_NODE_IMAGE, DockerSettings
 
         image = getattr(args, "image", None) or DEFAULT_NODE_IMAGE
         settings = DockerSettings(
@@ -458,7 +460,8 @@ COMMANDS = ("status", "cleanup", "serve")
 
 def _configure_logs(args: argparse.Namespace) -> None:
     level = logging.INFO + 10 * (args.quiet - args.verbose)
-    from jobprep_release import logs
+    with without_collection():  # structlog, and rich with it
+        from jobprep_release import logs
 
     logs.configure(level=max(level, logging.DEBUG), fmt=args.log_format)
 
@@ -500,9 +503,10 @@ def _dispatch(command: str, words: list[str], debug: _Debug) -> int:
 
 def _run_async(command: Callable[[ModuleType], Awaitable[int]]) -> int:
     """Run `command(jobprep_release.app)` in an event loop; return its exit status."""
-    import anyio
+    with without_collection():
+        import anyio
 
-    from jobprep_release import app
+        from jobprep_release import app
 
     async def run() -> int:
         return await command(app)

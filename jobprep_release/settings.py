@@ -9,7 +9,6 @@ the file. Values from the environment and the file go through the same checks as
 from __future__ import annotations
 
 import argparse
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,8 @@ def _settings_file(argv: Sequence[str], environ: Mapping[str, str]) -> Path | No
 
 
 def _read_file(path: Path) -> dict[str, Any]:
+    import tomllib  # here: only a run with a settings file needs it
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

@@ -9,8 +9,9 @@ over a fake executor never imports docker-py.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from jobprep_release.backends.exports import lazy_exports
 
 if TYPE_CHECKING:
     from jobprep_release.backends.docker.backend import DockerBackend
@@ -19,22 +20,12 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_NODE_IMAGE", "BatchService", "DockerBackend", "DockerSettings"]
 
-_HOMES = {
-    "DockerBackend": "jobprep_release.backends.docker.backend",
-    "BatchService": "jobprep_release.backends.docker.core.service",
-    "DEFAULT_NODE_IMAGE": "jobprep_release.backends.docker.settings",
-    "DockerSettings": "jobprep_release.backends.docker.settings",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "DockerBackend": "jobprep_release.backends.docker.backend",
+        "BatchService": "jobprep_release.backends.docker.core.service",
+        "DEFAULT_NODE_IMAGE": "jobprep_release.backends.docker.settings",
+        "DockerSettings": "jobprep_release.backends.docker.settings",
+    },
+)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
 from functools import cache
@@ -43,30 +44,73 @@ def encode(value: Any) -> Any:
 
     The result may share parts with earlier results: treat it as read-only.
     """
-    if type(value) in _PLAIN:  # most values: checked first, the state is encoded often
+    cls = type(value)
+    if cls in _PLAIN:  # most values: checked first, the state is encoded often
         return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        cls = type(value)
-        if not _frozen(cls):
-            return {name: encode(getattr(value, name)) for name in _field_names(cls)}
-        remembered = _FROZEN_MEMO.get(id(value))
-        if remembered is not None and remembered[0] is value:
-            return remembered[1]
-        encoded = {name: encode(getattr(value, name)) for name in _field_names(cls)}
+    encoder = _ENCODERS.get(cls)
+    if encoder is None:
+        encoder = _ENCODERS[cls] = _encoder_for(cls)
+    return encoder(value)
+
+
+_ENCODERS: dict[type, Callable[[Any], Any]] = {}
+"""How each type met so far is encoded: decided once per type, not at every value (a save
+and each journal entry encode thousands of values)."""
+
+
+def _encoder_for(cls: type) -> Callable[[Any], Any]:
+    if dataclasses.is_dataclass(cls):
+        names = _field_names(cls)
+        values = operator.attrgetter(*names) if len(names) > 1 else None
+
+        def fields_of(value: Any) -> dict[str, Any]:
+            got = values(value) if values is not None else [getattr(value, n) for n in names]
+            return {
+                name: item if type(item) in _PLAIN else encode(item)
+                for name, item in zip(names, got, strict=True)
+            }
+
+        return _remembered(fields_of) if _frozen(cls) else fields_of
+    if issubclass(cls, Enum):
+        return _enum_value
+    if issubclass(cls, timedelta):
+        return timedelta.total_seconds
+    if issubclass(cls, datetime):
+        return datetime.isoformat
+    if issubclass(cls, Mapping):
+        return _mapping
+    if issubclass(cls, (list, tuple)):
+        return _items
+    return _itself
+
+
+def _remembered(fields_of: Callable[[Any], dict[str, Any]]) -> Callable[[Any], Any]:
+    def remembered(value: Any) -> Any:
+        known = _FROZEN_MEMO.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        encoded = fields_of(value)
         _FROZEN_MEMO[id(value)] = (value, encoded)
         if len(_FROZEN_MEMO) > FROZEN_MEMO_LIMIT:
             del _FROZEN_MEMO[next(iter(_FROZEN_MEMO))]
         return encoded
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(key): encode(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [encode(item) for item in value]
+
+    return remembered
+
+
+def _enum_value(value: Enum) -> Any:
+    return value.value
+
+
+def _mapping(value: Mapping[Any, Any]) -> dict[str, Any]:
+    return {str(key): encode(item) for key, item in value.items()}
+
+
+def _items(value: Sequence[Any]) -> list[Any]:
+    return [encode(item) for item in value]
+
+
+def _itself(value: Any) -> Any:
     return value
 
 

@@ -17,6 +17,7 @@ cursor back in the queue. Tasks enter the busy index where the core moves them t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from jobprep_release.backends.base import ExecutionResult, TaskState
@@ -62,9 +63,9 @@ class TaskIndex:
                 if task.node_id and task.state in BUSY
             }
 
-    def queue(self, state: ServiceState, job: JobRecord) -> list[TaskRecord]:
-        """`job`'s tasks in add order from the first that may be ``active`` (a view: the
-        caller must not keep it across changes)."""
+    def queue(self, state: ServiceState, job: JobRecord) -> Iterator[TaskRecord]:
+        """`job`'s tasks in add order from the first that may be ``active`` (read as the
+        caller goes, without copying them: the caller must not keep it across changes)."""
         self._check(state)
         entry = self._queues.get(id(job))
         if (
@@ -78,7 +79,7 @@ class TaskIndex:
         tasks = entry.tasks
         while entry.cursor < len(tasks) and tasks[entry.cursor].state is not TaskState.ACTIVE:
             entry.cursor += 1
-        return tasks[entry.cursor :]
+        return map(tasks.__getitem__, range(entry.cursor, len(tasks)))
 
     def tally(self, job: JobRecord) -> TaskTally:
         """`job`'s tasks by state, rebuilt (and given to each task) when tasks were added or

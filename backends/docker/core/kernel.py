@@ -244,12 +244,7 @@ class Core:
         node as `running` while a task holds one of its slots, else `idle` (`offline` with
         its scheduling disabled: `rules.ready_state`). Called where tasks
         start and end, so that reading a node scans nothing."""
-        used: dict[str, int] = {}
-        counts: dict[str, int] = {}
-        for task in self.index.busy(self.state):
-            for node_id in held_nodes(task):
-                counts[node_id] = counts.get(node_id, 0) + 1
-                used[node_id] = used.get(node_id, 0) + task.spec.required_slots
+        counts, used = self._holdings()
         now = self.now()
         for pool in self.state.pools.values():
             for node in pool.nodes:
@@ -273,14 +268,21 @@ class Core:
 
     def used_slots(self) -> dict[str, int]:
         """Task slots in use, by node id."""
+        return self._holdings()[1]
+
+    def _holdings(self) -> tuple[dict[str, int], dict[str, int]]:
+        """The busy tasks on each node and the slots they hold, by node id: a task holds its
+        required slots on its own node and, multi-instance, on each subtask's."""
+        counts: dict[str, int] = {}
         used: dict[str, int] = {}
         for task in self.index.busy(self.state):
-            for node_id in held_nodes(task):
-                used[node_id] = used.get(node_id, 0) + task.spec.required_slots
-        return used
-
-
-def held_nodes(task: TaskRecord) -> list[str]:
-    """The nodes a busy task holds slots on: its own, and a multi-instance task's subtasks'."""
-    assert task.node_id is not None
-    return [task.node_id, *(instance.node_id for instance in task.instances[1:])]
+            slots = task.spec.required_slots
+            node_id = task.node_id
+            assert node_id is not None
+            counts[node_id] = counts.get(node_id, 0) + 1
+            used[node_id] = used.get(node_id, 0) + slots
+            for instance in task.instances[1:]:
+                node_id = instance.node_id
+                counts[node_id] = counts.get(node_id, 0) + 1
+                used[node_id] = used.get(node_id, 0) + slots
+        return counts, used
