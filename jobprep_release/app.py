@@ -161,18 +161,37 @@ async def show_status(backend: BatchBackend, job_id: str) -> int:
 
 
 async def clean_up(
-    docker_host: str | None, state_dir: Path | None, pool_id: str | None, answer: Answer
+    docker_host: str | None,
+    state_dir: Path | None,
+    pool_id: str | None,
+    answer: Answer,
+    *,
+    every_state: bool = False,
 ) -> int:
-    """Remove everything the docker backend created, after saying what it is."""
+    """Remove what the docker backend created with this state directory (`every_state`: with
+    any), after saying what it is."""
     from jobprep_release.backends.docker import DockerSettings
     from jobprep_release.backends.docker.cleanup import find_leftovers, remove_everything
 
     settings = DockerSettings(docker_host=docker_host, state_dir=state_dir)
     console = Console(answer)
-    found = await find_leftovers(settings, pool_id)
+    found = await find_leftovers(settings, pool_id, every_state=every_state)
     console.leftovers(sorted(found.pools), found.containers, found.volumes, pool_id)
+    if found.others is not None:
+        others = found.others
+        console.elsewhere(sorted(others.pools), len(others.containers), len(others.volumes))
     if not found.containers and not found.volumes:
         return 0
+    if await console.confirm("Remove them?", at_end_of_input=False):
+        removed = await remove_everything(settings, pool_id, every_state=every_state)
+        containers, volumes = len(removed.containers), len(removed.volumes)
+        console.line(
+            f"Removed {containers} container{'s' * (containers != 1)}"
+            f" and {volumes} volume{'s' * (volumes != 1)}."
+        )
+    else:
+        console.line("Nothing removed.")
+    return 0
     if await console.confirm("Remove them?", at_end_of_input=False):
         removed = await remove_everything(settings, pool_id)
         containers, volumes = len(removed.containers), len(removed.volumes)

@@ -324,13 +324,21 @@ def build_status_parser() -> argparse.ArgumentParser:
 def build_cleanup_parser() -> argparse.ArgumentParser:
     parser = _parser(
         "python -m jobprep_release cleanup",
-        "Remove every container and volume the docker backend created (those labelled "
-        "jobprep_release.pool), and its record of pools and jobs. Nothing else is touched.",
+        "Remove the containers and volumes the docker backend created with this state "
+        "directory (labelled jobprep_release.pool and this state's jobprep_release.state), and "
+        "its record of those pools and jobs. Nothing else is touched.",
         "example:\n  python -m jobprep_release cleanup --yes",
     )
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask first")
     parser.add_argument(
         "--pool-id", type=_batch_id("pool"), help="only this pool's containers and volumes"
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        dest="every_state",
+        help="also those of other state directories (or of a lost one): every container and "
+        "volume labelled jobprep_release.pool, even while another run uses them",
     )
     docker = parser.add_argument_group("docker backend")
     docker.add_argument("--docker-host", help="engine URL (default: $DOCKER_HOST or the socket)")
@@ -495,7 +503,13 @@ def _dispatch(command: str, words: list[str], debug: _Debug) -> int:
         args = _parse_with_settings(build_cleanup_parser(), words, debug)
         answer = Answer.YES if args.yes else Answer.ASK
         return _run_async(
-            lambda app: app.clean_up(args.docker_host, args.state_dir, args.pool_id, answer)
+            lambda app: app.clean_up(
+                args.docker_host,
+                args.state_dir,
+                args.pool_id,
+                answer,
+                every_state=args.every_state,
+            )
         )
     invocation = parse(words, debug)
     return _run_async(lambda app: app.run(invocation, make_backend(invocation.args)))

@@ -264,6 +264,16 @@ class Console:
         self.line(f"Containers ({len(containers)}): {', '.join(containers) or '-'}")
         self.line(f"Volumes ({len(volumes)}): {', '.join(volumes) or '-'}")
 
+    def elsewhere(self, pools: list[str], containers: int, volumes: int) -> None:
+        """What `cleanup` leaves as another state directory's (or made before the state
+        label): how many containers and volumes, of which pools."""
+        if containers or volumes:
+            self.line(
+                f"Not touched, of another state directory: {containers} container"
+                f"{'s' * (containers != 1)} and {volumes} volume{'s' * (volumes != 1)} "
+                f"(pools: {', '.join(pools)}); cleanup --all removes them too."
+            )
+
 
 def _code(code: int | None) -> str:
     return "(none)" if code is None else str(code)

@@ -171,18 +171,27 @@ def state_identity(store: StateStore) -> str:
     make, so that processes with different state directories on one engine (two app
     containers sharing the host's socket) never adopt or remove each other's pools. Kept apart
     from the state itself, so a lost or unreadable state file keeps it. Blocking I/O."""
-    path = _sibling(store, ".id")
-    try:
-        found = path.read_text(errors="replace").strip()
-    except FileNotFoundError:
-        found = ""
-    if len(found) == 16 and all(c in "0123456789abcdef" for c in found):
+    found = known_identity(store)
+    if found is not None:
         return found
+    path = _sibling(store, ".id")
     made = secrets.token_hex(8)
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     temporary.write_text(made + "\n")
     temporary.replace(path)
     return made
+
+
+def known_identity(store: StateStore) -> str | None:
+    """The state's identity (`state_identity`) when one was made, else None (no process with
+    this state made anything yet). Blocking I/O."""
+    try:
+        found = _sibling(store, ".id").read_text(errors="replace").strip()
+    except FileNotFoundError:
+        return None
+    if len(found) == 16 and all(c in "0123456789abcdef" for c in found):
+        return found
+    return None
 
 
 def claim(store: StateStore) -> str:

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import docker
 
-from tests.conftest import POOL_LABEL, Ids, keep_a_one_node_pool, labelled, run_cli
+from tests.conftest import (
+    POOL_LABEL,
+    Ids,
+    keep_a_one_node_pool,
+    labelled,
+    remove_labelled,
+    run_cli,
+)
 
 
 def test_status_shows_the_prep_and_release_settings_and_runs(
@@ -82,13 +89,21 @@ def test_cleanup_leaves_what_the_project_did_not_label(
         labels={POOL_LABEL: f"{ids.pool}-other"},
     )
     try:
-        # Every pool, as a user runs it, answered no (the engine is shared with other tests).
+        # Every pool, as a user runs it, answered no (the engine is shared with other tests):
+        # the other pool's container has no state label (another state directory's, or made by
+        # an older version), so only --all lists it.
         listed = run_cli(["cleanup"], state_dir=state_dir, stdin="no\n")
         assert listed.returncode == 0, listed.stderr
         (containers,) = [line for line in listed.stdout.splitlines() if line.startswith("Cont")]
         (volumes,) = [line for line in listed.stdout.splitlines() if line.startswith("Volu")]
-        assert unlabelled.name not in containers and other_pool.name in containers
+        assert unlabelled.name not in containers and other_pool.name not in containers
         assert unlabelled_volume.name not in volumes
+        (others,) = [line for line in listed.stdout.splitlines() if line.startswith("Not touched")]
+        assert f"{ids.pool}-other" in others and others.endswith("cleanup --all removes them too.")
+        every = run_cli(["cleanup", "--all"], state_dir=state_dir, stdin="no\n")
+        assert every.returncode == 0, every.stderr
+        (containers,) = [line for line in every.stdout.splitlines() if line.startswith("Cont")]
+        assert unlabelled.name not in containers and other_pool.name in containers
         removed = run_cli(["cleanup", "--pool-id", ids.pool, "--yes"], state_dir=state_dir)
         assert removed.returncode == 0, removed.stderr
         assert "Removed 1 container and 1 volume." in removed.stdout
@@ -177,3 +192,37 @@ def test_cleanup_with_a_state_that_cannot_be_read_removes_nothing(
     removed = run_cli(["cleanup", "--pool-id", ids.pool, "--yes"], state_dir=state_dir)
     assert removed.returncode == 0, removed.stderr
     assert labelled(docker_client, ids.pool) == (0, 0)
+
+
+def test_cleanup_leaves_the_pools_of_another_state_directory(
+    ids: Ids, state_dir: Path, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    # Two runs with their own state directories on one engine (two CI jobs on one host): a
+    # cleanup of every pool by one leaves the other's pool, which it names, until --all.
+    other_state = tmp_path / "other-state"
+    other_state.mkdir()
+    other_pool = f"{ids.pool}-b"
+    for pool, state in ((ids.pool, state_dir), (other_pool, other_state)):
+        kept = run_cli(
+            ["--pool-id", pool, "--job-id", ids.job, "--nodes", "1", "--tasks", "1", "--keep"],
+            state_dir=state,
+        )
+        assert kept.returncode == 0, kept.stderr
+    try:
+        removed = run_cli(["cleanup", "--yes"], state_dir=state_dir)
+        assert removed.returncode == 0, removed.stderr
+        assert "Removed 1 container and 1 volume." in removed.stdout
+        assert labelled(docker_client, ids.pool) == (0, 0)
+        assert labelled(docker_client, other_pool) == (1, 1)
+        (others,) = [line for line in removed.stdout.splitlines() if line.startswith("Not touched")]
+        assert other_pool in others
+        # The other state directory still has its pool and job.
+        shown = run_cli(["status", "--job-id", ids.job], state_dir=other_state)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.splitlines()[0].startswith(f"Job {ids.job} on pool {other_pool}: ")
+        wide = run_cli(["cleanup", "--all", "--pool-id", other_pool, "--yes"], state_dir=state_dir)
+        assert wide.returncode == 0, wide.stderr
+        assert "Removed 1 container and 1 volume." in wide.stdout
+        assert labelled(docker_client, other_pool) == (0, 0)
+    finally:
+        remove_labelled(docker_client, other_pool)
