@@ -192,13 +192,3 @@ async def clean_up(
     else:
         console.line("Nothing removed.")
     return 0
-    if await console.confirm("Remove them?", at_end_of_input=False):
-        removed = await remove_everything(settings, pool_id)
-        containers, volumes = len(removed.containers), len(removed.volumes)
-        console.line(
-            f"Removed {containers} container{'s' * (containers != 1)}"
-            f" and {volumes} volume{'s' * (volumes != 1)}."
-        )
-    else:
-        console.line("Nothing removed.")
-    return 0
