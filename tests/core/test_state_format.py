@@ -193,6 +193,43 @@ def _rows(kept: StateStore) -> dict[store.Key, str]:
         return {(kind, parent, key): body for kind, parent, key, body in found}
 
 
+def test_an_empty_state_file_is_an_error_naming_it_which_stays(tmp_path: Path) -> None:
+    # SQLite would read an empty file as an empty database: an account with no pool and no job.
+    kept = StateStore(tmp_path, "engine")
+    kept.path.write_bytes(b"")
+    with pytest.raises(StateUnreadable) as caught:
+        kept.load_now()
+    assert str(kept.path) in str(caught.value) and "empty" in str(caught.value)
+    assert caught.value.exit_status == 9
+    assert kept.path.read_bytes() == b""
+
+
+async def test_a_database_cut_short_while_made_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A crash after SQLite made the file and before its tables existed (standing for it: the
+    # tables' step fails) leaves nothing where the state is read, so the next run starts an
+    # empty account rather than stopping at an empty file.
+    kept = StateStore(tmp_path, "engine")
+
+    def cut(connection: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "_prepare", cut)
+    with pytest.raises(StateUnreadable):
+        await kept.append({"seq": 1})
+    assert not kept.path.exists()
+    assert _names(tmp_path) == []
+    monkeypatch.undo()
+    await kept.append({"seq": 2})
+    assert [entry["seq"] for entry in await kept.journal()] == [2]
+    kept.close()
+
+
+def _names(directory: Path) -> list[str]:
+    return [path.name for path in directory.iterdir()]
+
+
 def test_no_state_file_is_an_empty_account(tmp_path: Path) -> None:
     state = StateStore(tmp_path, "engine").load_now()
     assert not state.pools and not state.jobs

@@ -502,9 +502,20 @@ class StateStore:
         )
 
     def _connection(self) -> sqlite3.Connection:
-        """The open database (opened, and its tables made, on first use); hold `_db_lock`."""
+        """The open database (opened, and its tables made, on first use); hold `_db_lock`.
+        A new database is made beside under a temporary name and renamed into place once its
+        tables exist, so a crash never leaves an empty file at `path` (which `load_now`
+        refuses: an empty file there is not one this app made)."""
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                made = self.path.with_name(f"{self.path.name}.{os.getpid()}.new")
+                made.unlink(missing_ok=True)
+                try:
+                    _open(made).close()  # closing the last connection ends its WAL files too
+                    made.replace(self.path)
+                finally:
+                    made.unlink(missing_ok=True)
             self._db = _open(self.path)
         return self._db
 
@@ -534,6 +545,12 @@ class StateStore:
                 return self._import_legacy()
             return ServiceState()
         self._set_legacy_aside()
+        if self.path.stat().st_size == 0:
+            raise StateUnreadable(
+                f"the docker backend's state {self.path} is empty (0 bytes): it is not a state "
+                "database this app made, or it was cut short",
+                hint=_ASIDE,
+            )
         rows, entries = self._run(_read)
         where = str(self.path)
         raw = document_of(rows, where)
