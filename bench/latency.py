@@ -1,6 +1,6 @@
 """Benchmark 1: the whole sample's latency on the docker backend, against its floor.
 
-Three things are timed, interleaved round by round so that drift in the machine's load hits
+These are timed, interleaved round by round so that drift in the machine's load hits
 them alike:
 
 - `cli`: ``python -m jobprep_release --yes --pool-id X --job-id Y`` in a subprocess (stdin
@@ -16,6 +16,10 @@ them alike:
   node), and the containers removed in parallel. The file reads come before the release
   commands because the release command deletes the file.
 - `serial floor` (context): the same with the nodes' commands one node after the other.
+- `floor as a process` (context): the parallel floor run as a process of its own
+  (`bench.floor`), so it pays what the CLI pays besides the work: an interpreter's start-up,
+  docker-py's import, its client's connection. The target compares the CLI with the floor
+  timed inside this process, which pays none of them.
 
 The CLI's CPU time (user + system of the child, `os.wait4`) is reported beside its wall time:
 it is what the machine's load does not inflate.
@@ -25,20 +29,13 @@ from __future__ import annotations
 
 import io
 import os
-import shlex
 import subprocess
-import tarfile
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
 
 import anyio
 
 from bench.common import (
-    NODE_IMAGE,
-    POOL_LABEL,
     PYTHON,
     REPO,
     Result,
@@ -50,25 +47,9 @@ from bench.common import (
     unique_id,
     verdict,
 )
+from bench.floor import FloorTimes, do_floor
 
 TARGET_RATIO = 1.0
-SHARED_DIR = "/mnt/batch/tasks/shared"
-SHARED_FILE = f"{SHARED_DIR}/job_prep_and_release.txt"
-TASKS = 8
-NODES = 2
-BOOT_MARKER = b"booted"
-BOOT = f"mkdir -p {SHARED_DIR} && echo {BOOT_MARKER.decode()} && exec sleep infinity"
-"""A node's boot in the floor: the shared directory made, then a marker line on stdout (the
-product's agent makes its directories, then says ``hello``)."""
-
-
-@dataclass(slots=True)
-class FloorTimes:
-    total: float
-    start: float
-    execs: float
-    reads: float
-    remove: float
 
 
 def run_cli(pool_id: str, job_id: str) -> tuple[float, float]:
@@ -118,43 +99,6 @@ def run_in_process(pool_id: str, job_id: str) -> float:
     return elapsed
 
 
-def _start_and_wait_for_boot(client: Any, container: Any) -> None:
-    """Attach to the container's stdout, start it and wait for `BOOT`'s marker line: what the
-    product's node keeper does (attach, start, wait for the agent's ``hello``, printed once the
-    node's directories exist), so no command runs before the boot made the shared directory."""
-    sock = client.api.attach_socket(container.id, params={"stdout": 1, "stream": 1})
-    raw = getattr(sock, "_sock", sock)
-    try:
-        container.start()
-        seen = b""
-        while BOOT_MARKER not in seen:
-            chunk = raw.recv(4096)
-            if not chunk:
-                raise RuntimeError(f"floor: the node's boot ended before its marker: {seen!r}")
-            seen += chunk
-    finally:
-        raw.close()
-        close = getattr(sock, "close", None)
-        if close is not None:
-            close()
-
-
-def _exec(container: Any, command_line: str, env: dict[str, str]) -> None:
-    code, output = container.exec_run(shlex.split(command_line), environment=env)
-    if code != 0:
-        raise RuntimeError(f"floor: {command_line!r} exited {code}: {output!r}")
-
-
-def _read(client: Any, container: Any, path: str) -> bytes:
-    stream, _ = client.api.get_archive(container.id, path)
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-        member = tar.next()
-        assert member is not None
-        extracted = tar.extractfile(member)
-        assert extracted is not None
-        return extracted.read()
-
-
 def run_floor(pool_id: str, *, parallel_nodes: bool = False) -> FloorTimes:
     """The floor: with `parallel_nodes`, each node's sequence runs in its own thread (as the
     product runs nodes); without, one node after the other (the serial floor, for context)."""
@@ -163,63 +107,23 @@ def run_floor(pool_id: str, *, parallel_nodes: bool = False) -> FloorTimes:
     with scratch(pool_id):
         client = docker_client()
         try:
-            return _floor(
+            return do_floor(
                 client, pool_id, (PREP_COMMAND, TASK_COMMAND, RELEASE_COMMAND), parallel_nodes
             )
         finally:
             client.close()
 
 
-def _floor(
-    client: Any, pool_id: str, commands: tuple[str, str, str], parallel_nodes: bool
-) -> FloorTimes:
-    prep, task, release = commands
-    workers = NODES if parallel_nodes else 1
+def run_floor_process(pool_id: str) -> float:
+    """The parallel floor as a process of its own (`bench.floor`): wall seconds, its
+    interpreter's start-up, docker-py's import and client included, as a CLI run pays them."""
+    from jobprep_release.flow import PREP_COMMAND, RELEASE_COMMAND, TASK_COMMAND
 
-    def start(index: int) -> Any:
-        container = client.containers.create(
-            NODE_IMAGE,
-            ["/bin/bash", "-c", BOOT],
-            name=f"{pool_id}-{index}",
-            labels={POOL_LABEL: pool_id},
-        )
-        _start_and_wait_for_boot(client, container)
-        return container
-
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(NODES) as pool:
-        containers = list(pool.map(start, range(1, NODES + 1)))
-
-    def run_node(index: int) -> None:
-        container = containers[index]
-        env = {"AZ_BATCH_NODE_ID": f"node{index}", "AZ_BATCH_NODE_SHARED_DIR": SHARED_DIR}
-        _exec(container, prep, env)
-        for number in range(index + 1, TASKS + 1, NODES):
-            _exec(container, task, {**env, "AZ_BATCH_TASK_ID": f"task{number:03d}"})
-
-    def read(container: Any) -> None:
-        if not _read(client, container, SHARED_FILE):
-            raise RuntimeError("floor: empty shared file")
-
-    def release_node(container: Any) -> None:
-        _exec(container, release, {"AZ_BATCH_NODE_SHARED_DIR": SHARED_DIR})
-
-    t1 = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(run_node, range(NODES)))
-    t2 = time.perf_counter()
-    for container in containers:
-        read(container)
-    t3 = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(release_node, containers))
-    t4 = time.perf_counter()
-    with ThreadPoolExecutor(NODES) as pool:
-        list(pool.map(lambda c: c.remove(force=True), containers))
-    t5 = time.perf_counter()
-    return FloorTimes(
-        total=t5 - t0, start=t1 - t0, execs=(t2 - t1) + (t4 - t3), reads=t3 - t2, remove=t5 - t4
-    )
+    with scratch(pool_id):
+        command = [PYTHON, "-m", "bench.floor", pool_id, PREP_COMMAND, TASK_COMMAND]
+        start = time.perf_counter()
+        subprocess.run([*command, RELEASE_COMMAND], cwd=REPO, check=True)
+        return time.perf_counter() - start
 
 
 def bench(rounds: int) -> Result:
@@ -228,12 +132,13 @@ def bench(rounds: int) -> Result:
     inproc: list[float] = []
     floors: list[FloorTimes] = []
     serial: list[float] = []
+    process: list[float] = []
     ratios_cli: list[float] = []
     ratios_inproc: list[float] = []
     for number in range(rounds):
         # Rotate the order each round so no kind always runs first (a warmer cache).
-        order = ["floor", "cli", "inproc", "serial"]
-        order = order[number % 4 :] + order[: number % 4]
+        order = ["floor", "cli", "inproc", "serial", "process"]
+        order = order[number % 5 :] + order[: number % 5]
         this: dict[str, float] = {}
         for kind in order:
             pool_id, job_id = unique_id("lat"), unique_id("latjob")
@@ -244,6 +149,9 @@ def bench(rounds: int) -> Result:
             elif kind == "serial":
                 this[kind] = run_floor(pool_id).total
                 serial.append(this[kind])
+            elif kind == "process":
+                this[kind] = run_floor_process(pool_id)
+                process.append(this[kind])
             elif kind == "cli":
                 this[kind], cpu = run_cli(pool_id, job_id)
                 cli.append(this[kind])
@@ -256,7 +164,7 @@ def bench(rounds: int) -> Result:
         print(
             f"  latency round {number + 1}: parallel floor {this['floor']:.3f}s "
             f"cli {this['cli']:.3f}s (CPU {cli_cpu[-1]:.3f}s) in-process {this['inproc']:.3f}s; "
-            f"serial floor {this['serial']:.3f}s",
+            f"serial floor {this['serial']:.3f}s; floor as a process {this['process']:.3f}s",
             flush=True,
         )
     floor_totals = [f.total for f in floors]
@@ -276,6 +184,8 @@ def bench(rounds: int) -> Result:
             f"| ... containers removed (parallel) | {spread([f.remove for f in floors])} |",
             f"| serial raw-docker floor (context): one node's execs after the other's | "
             f"{spread(serial)} |",
+            "| parallel floor as a process of its own (context: `python -m bench.floor`, its "
+            f"interpreter, docker-py's import and client included) | {spread(process)} |",
             f"| app, CLI (`python -m jobprep_release --yes`) | {spread(cli)} |",
             f"| ... its CPU time (user + system) | {spread(cli_cpu)} |",
             f"| app, in process (`run_sample` + `DockerBackend`) | {spread(inproc)} |",
@@ -288,6 +198,9 @@ def bench(rounds: int) -> Result:
             f"- against the serial raw-docker floor (context): CLI "
             f"{median(cli) / median(serial):.2f}x, in-process "
             f"{median(inproc) / median(serial):.2f}x (ratios of medians)",
+            f"- against the parallel floor run as a process of its own (context; each pays an "
+            f"interpreter's start-up and its imports): CLI {median(cli) / median(process):.2f}x "
+            "(ratio of medians)",
             f"- interpreter start-up and imports (CLI minus in-process, medians): "
             f"{median(cli) - median(inproc):.3f} s",
         ]
