@@ -80,12 +80,6 @@ def _not_empty(name: str) -> Callable[[str], str]:
     return parse
 
 
-def _command_line(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("--task-command must not be empty")
-    return text
-
-
 _CONTAINER_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
 
 
@@ -244,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument(
         "--task-command",
-        type=_command_line,
+        type=_not_empty("--task-command"),
         help="each task's command line, split into words and run without a shell as Batch "
         "does (default: the sample's, which appends the task's id to the node's shared file)",
     )
