@@ -51,7 +51,7 @@ from jobprep_release.backends.docker.core.service import BatchService
 from jobprep_release.backends.docker.core.store import StateStore, default_state_dir
 from jobprep_release.backends.docker.node.engine import STATE_LABEL, Engine
 from jobprep_release.backends.docker.node.executor import DockerExecutor
-from jobprep_release.backends.docker.settings import DockerSettings, unusable_state_dir
+from jobprep_release.backends.docker.settings import DockerSettings
 from jobprep_release.backends.docker.sharing import (
     LazyEndpoint,
     Publication,
@@ -172,10 +172,7 @@ class DockerBackend:
                 return service.unreachable()
             raise StateHeld(service, store)
 
-        try:
-            await store.acquire(published if self._attach else None)
-        except OSError as exc:
-            raise unusable_state_dir(store.path.parent, exc) from exc
+        await store.acquire(published if self._attach else None)
 
     def publish(self, url: str, account: str, key: str) -> None:
         """Tell other processes where this process serves the state (`serve`'s endpoint)."""

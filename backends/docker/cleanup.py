@@ -11,10 +11,16 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from jobprep_release.backends.docker.core.store import StateStore, Tracker, default_state_dir
+from jobprep_release.backends.docker.core.store import (
+    StateStore,
+    Tracker,
+    default_state_dir,
+    unusable_state_dir,
+)
 from jobprep_release.backends.docker.node.engine import POOL_LABEL, STATE_LABEL, Engine
-from jobprep_release.backends.docker.settings import DockerSettings, unusable_state_dir
+from jobprep_release.backends.docker.settings import DockerSettings
 from jobprep_release.backends.docker.sharing import known_identity, state_identity
+from jobprep_release.backends.errors import StateUnreadable
 
 
 @dataclass(slots=True)
@@ -77,9 +83,9 @@ async def remove_everything(
     store = StateStore(settings.state_dir or default_state_dir(), await engine.engine_id())
     try:
         await store.acquire()
-    except OSError as exc:
+    except StateUnreadable:
         await engine.close()
-        raise unusable_state_dir(store.path.parent, exc) from exc
+        raise
     try:
         # Read first: a state that cannot be read stops the cleanup before anything goes.
         state = await store.load()

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jobprep_release.backends.errors import StateUnreadable
-
 if TYPE_CHECKING:
     from jobprep_release.backends.docker.core.storage import LinkedStorage
 
@@ -25,12 +23,3 @@ class DockerSettings:
     docker_host: str | None = None
     account_name: str = "localbatch"
     storage: LinkedStorage | None = None
-
-
-def unusable_state_dir(directory: Path, exc: OSError) -> StateUnreadable:
-    """The error for a state directory that cannot be made or written (a file, a read-only
-    file system): status 9, naming the directory and the flag to choose another."""
-    return StateUnreadable(
-        f"the docker backend's state directory {directory} cannot be used: {exc.strerror or exc}",
-        hint="give a directory this user can write, with --state-dir or JOBPREP_RELEASE_STATE_DIR",
-    )

@@ -402,6 +402,15 @@ _PUT = (
 _DELETE = "DELETE FROM objects WHERE kind = ? AND parent = ? AND id = ?"
 
 
+def unusable_state_dir(directory: Path, exc: OSError) -> StateUnreadable:
+    """The error for a state directory that cannot be made or written (a file, a read-only
+    file system): status 9, naming the directory and the flag to choose another."""
+    return StateUnreadable(
+        f"the docker backend's state directory {directory} cannot be used: {exc.strerror or exc}",
+        hint="give a directory this user can write, with --state-dir or JOBPREP_RELEASE_STATE_DIR",
+    )
+
+
 class StateStore:
     """One engine's state database, held under an exclusive lock while a backend is open."""
 
@@ -422,10 +431,11 @@ class StateStore:
         failing); cancelling the wait (Ctrl-C) leaves nothing taken. `while_held` is awaited
         each time the lock is found held, before waiting: it may raise to stop waiting, or
         return why this process waits (said instead of the usual line, once per reason).
-        `OSError` when the state directory cannot be made or written."""
+        `StateUnreadable` (`unusable_state_dir`) when the state directory cannot be made or
+        written."""
         waited = False
         said: str | None = None
-        while not await anyio.to_thread.run_sync(self.try_acquire):
+        while not await anyio.to_thread.run_sync(self._try_acquire):
             reason = None if while_held is None else await while_held()
             if not waited or (reason is not None and reason != said):
                 log.warning(
@@ -439,6 +449,12 @@ class StateStore:
             await anyio.sleep(LOCK_POLL)
         if waited:
             log.info("the docker backend's state is free: going on", file=str(self.path))
+
+    def _try_acquire(self) -> bool:
+        try:
+            return self.try_acquire()
+        except OSError as exc:
+            raise unusable_state_dir(self.path.parent, exc) from exc
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free (blocking I/O, no waiting); False when it is held."""
