@@ -184,11 +184,7 @@ async def clean_up(
         return 0
     if await console.confirm("Remove them?", at_end_of_input=False):
         removed = await remove_everything(settings, pool_id, every_state=every_state)
-        containers, volumes = len(removed.containers), len(removed.volumes)
-        console.line(
-            f"Removed {containers} container{'s' * (containers != 1)}"
-            f" and {volumes} volume{'s' * (volumes != 1)}."
-        )
+        console.removed(len(removed.containers), len(removed.volumes))
     else:
         console.line("Nothing removed.")
     return 0

@@ -269,10 +269,21 @@ class Console:
         label): how many containers and volumes, of which pools."""
         if containers or volumes:
             self.line(
-                f"Not touched, of another state directory: {containers} container"
-                f"{'s' * (containers != 1)} and {volumes} volume{'s' * (volumes != 1)} "
+                f"Not touched, of another state directory: {_objects(containers, volumes)} "
                 f"(pools: {', '.join(pools)}); cleanup --all removes them too."
             )
+
+    def removed(self, containers: int, volumes: int) -> None:
+        """What `cleanup` removed."""
+        self.line(f"Removed {_objects(containers, volumes)}.")
+
+
+def _objects(containers: int, volumes: int) -> str:
+    """``1 container and 2 volumes``."""
+    return (
+        f"{containers} container{'s' * (containers != 1)} and "
+        f"{volumes} volume{'s' * (volumes != 1)}"
+    )
 
 
 def _code(code: int | None) -> str:
