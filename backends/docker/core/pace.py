@@ -36,6 +36,6 @@ class Pace:
         self.deadline = time.perf_counter() + self.seconds
 
     async def step(self) -> None:
-        """`pause` if the slice is spent; nothing otherwise."""
-        if time.perf_counter() > self.deadline:
+        """`pause` if the slice is spent (`due`); nothing otherwise."""
+        if self.due():
             await self.pause()
