@@ -16,14 +16,19 @@ import pytest
 from jobprep_release.backends.docker.core.executor import NOT_FOUND, ProcessSpec
 from jobprep_release.backends.docker.node.agent import (
     AGENT_DIR,
+    AGENT_READ_LIMIT,
     AGENT_SCRIPT,
+    AgentEvent,
     AgentLink,
+    file_answer,
+    read_command,
     run_command,
     simple_command,
     start_command,
 )
 from jobprep_release.backends.docker.node.engine import POOL_LABEL, Engine
 from jobprep_release.backends.docker.node.launch import launch_script, start_fields
+from jobprep_release.backends.errors import NotFound
 from tests.conftest import Ids
 
 RUNS = 20
@@ -200,3 +205,88 @@ async def test_each_launch_is_reported_started_then_exited_once(
         await link.send(b"".join(launch(key, "exit 3\n") for key in keys))
         verbs = await _verbs_until_exited(link, keys)
     assert all(seen == ["started", "exited"] for seen in verbs.values()), verbs
+
+
+async def _file_lines(link: AgentLink, keys: list[str]) -> dict[str, AgentEvent]:
+    """The agent's ``file`` line for each of `keys`."""
+    answers: dict[str, AgentEvent] = {}
+    with anyio.fail_after(30):
+        while len(answers) < len(keys):
+            for event in await link.receive():
+                if event.verb == "file" and event.key in keys:
+                    answers[event.key] = event
+    return answers
+
+
+async def test_the_perl_agent_reads_small_regular_files_and_leaves_the_rest_to_the_engine(
+    ids: Ids, docker_client: docker.DockerClient
+) -> None:
+    # `read` answers with a small regular file's exact bytes (any byte value, none at all),
+    # says "absent" for a missing part, and declines (None: the engine's archive reads it)
+    # a symbolic link anywhere on the way, a directory and a file over the limit.
+    root = "/mnt/batch/r"
+    binary = bytes(range(256)) * 3 + b"\n\r \0end"
+    setup = (
+        f'mkdir -p {root}/d/sub && perl -e \'print pack("H*", "{binary.hex()}")\' >{root}/d/bin; '
+        f": >{root}/d/empty; head -c {AGENT_READ_LIMIT} /dev/zero >{root}/d/limit; "
+        f"head -c {AGENT_READ_LIMIT + 1} /dev/zero >{root}/d/over; "
+        f"ln -s d {root}/link; ln -s bin {root}/d/tobin; echo hi >{root}/d/'sp ace'\n"
+    )
+    cases = {
+        "bin": "d/bin",
+        "empty": "d/empty",
+        "limit": "d/limit",
+        "space": "d/sp ace",
+        "missing": "d/nothing",
+        "missingdir": "nodir/bin",
+        "underfile": "d/bin/x",
+        "over": "d/over",
+        "dir": "d/sub",
+        "linkdir": "link/bin",
+        "linkfile": "d/tobin",
+    }
+    async with _agent(ids, docker_client, "perl") as link:
+        hello: list[AgentEvent] = []
+        with anyio.fail_after(30):
+            while not hello:
+                hello += [e for e in await link.receive() if e.verb == "hello"]
+        assert "read" in hello[0].words
+        await link.send(run_command("setup", setup))
+        exited: list[AgentEvent] = []
+        with anyio.fail_after(30):
+            while not exited:
+                exited += [e for e in await link.receive() if e.verb == "exited"]
+        assert exited[0].words[0] == "0", exited
+        await link.send(b"".join(read_command(key, root, path) for key, path in cases.items()))
+        answers = await _file_lines(link, list(cases))
+    assert file_answer(answers["bin"], cases["bin"]) == binary
+    assert file_answer(answers["empty"], cases["empty"]) == b""
+    assert file_answer(answers["limit"], cases["limit"]) == bytes(AGENT_READ_LIMIT)
+    assert file_answer(answers["space"], cases["space"]) == b"hi\n"
+    for key in ("missing", "missingdir", "underfile"):
+        with pytest.raises(NotFound) as raised:
+            file_answer(answers[key], cases[key])
+        assert raised.value.code == "FileNotFound"
+    for key in ("over", "dir", "linkdir", "linkfile"):
+        assert file_answer(answers[key], cases[key]) is None, (key, answers[key])
+
+
+async def test_an_agent_without_read_leaves_the_command_alone(
+    ids: Ids, docker_client: docker.DockerClient
+) -> None:
+    # The bash agent (and a Perl agent of an earlier version, still running on a kept node)
+    # does not say `read` in its hello; a `read` line sent anyway must not disturb the next
+    # command.
+    async with _agent(ids, docker_client, "bash") as link:
+        await link.send(read_command("r", "/mnt/batch", "x") + run_command("after", "exit 4\n"))
+        exits: list[tuple[str, ...]] = []
+        hello: list[AgentEvent] = []
+        with anyio.fail_after(30):
+            while not exits:
+                for event in await link.receive():
+                    if event.verb == "hello":
+                        hello.append(event)
+                    if event.verb == "exited" and event.key == "after":
+                        exits.append(event.words)
+    assert exits[0][0] == "4"
+    assert hello and all("read" not in event.words for event in hello)

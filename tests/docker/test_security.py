@@ -15,7 +15,8 @@ import structlog
 from jobprep_release import logs
 from jobprep_release.backends.base import JobSpec, NodeState, PoolSpec, TaskSpec
 from jobprep_release.backends.docker import DockerBackend, DockerSettings
-from jobprep_release.backends.errors import InvalidRequest
+from jobprep_release.backends.docker.node.agent import AGENT_READ_LIMIT
+from jobprep_release.backends.errors import InvalidRequest, NotFound
 from tests.conftest import POOL_LABEL, Ids
 from tests.docker.helpers import only, wait_for_tasks
 
@@ -81,6 +82,33 @@ async def test_node_file_reads_refuse_symlinks_leaving_the_root(ids: Ids, state_
             with pytest.raises(InvalidRequest):
                 await backend.read_node_file(ids.pool, node, path)
         assert await backend.read_node_file(ids.pool, node, "shared/in") == b"fine\n"
+
+
+async def test_node_file_reads_give_a_file_s_exact_bytes_whatever_its_size(
+    ids: Ids, state_dir: Path
+) -> None:
+    # Small files come through the node's agent, larger ones through the engine's archive:
+    # either way the exact bytes, and a missing file is FileNotFound.
+    small = bytes(range(256)) * 2
+    large = bytes(range(251)) * (AGENT_READ_LIMIT // 251 + 7)
+    write = (
+        "cd $AZ_BATCH_NODE_SHARED_DIR && "
+        f'perl -e "print pack(q(H*), q({small.hex()}))" > small && '
+        f'perl -e "print chr(\\$_ % 251) for 0..{len(large) - 1}" > large && : > empty'
+    )
+    async with one_node(ids, state_dir) as backend:
+        await backend.add_tasks(ids.job, [TaskSpec("write", f"/bin/bash -c '{write}'")])
+        task = only(await wait_for_tasks(backend, ids.job), "write")
+        assert task.execution_info.exit_code == 0
+        node = task.node_id
+        assert node is not None
+        assert await backend.read_node_file(ids.pool, node, "shared/small") == small
+        assert await backend.read_node_file(ids.pool, node, "shared/large") == large
+        assert await backend.read_node_file(ids.pool, node, "shared/empty") == b""
+        for missing in ("shared/none", "none/small", "shared/small/none"):
+            with pytest.raises(NotFound) as raised:
+                await backend.read_node_file(ids.pool, node, missing)
+            assert raised.value.code == "FileNotFound"
 
 
 def test_logs_redact_secrets() -> None:

@@ -16,12 +16,19 @@ stdout, one line each::
                    kill <key>                 SIGKILL the run's whole process group
                    query <key>                ask how <key> is doing
                    hello                      ask for the boot number
-    agent -> app   hello <boot> [start]       (``start``: the agent takes `start`)
+                   read <key> <root> <path>   a small file's bytes (`read_command`; the two
+                                              paths hex-encoded; Perl agent only)
+    agent -> app   hello <boot> [start read]  (``start``, ``read``: the agent takes them)
                    started <key> <epoch>
                    exited <key> <code> <start epoch> <end epoch> <why, or ->
                    running <key>              run on this boot, not yet ended
                    unknown <key>              run on an earlier boot and never ended: lost
                    absent <key>               never run here (the app never got to send it)
+                   file <key> ok <n> <hex>    `read`'s answer: the file's n bytes, hex-encoded
+                   file <key> absent          no such file (a part of the path is missing)
+                   file <key> other           a symbolic link on the way, not a regular file,
+                                              over `AGENT_READ_LIMIT` or unreadable: the app
+                                              reads it through the engine's archive instead
 
 Every exit is also written to ``/mnt/batch/agent/<key>.exit`` on the node's volume before it is
 announced, so an app that was not listening (it crashed, or was restarted) learns it with
@@ -56,10 +63,13 @@ from typing import Any
 import anyio
 
 from jobprep_release.backends.docker.node.engine import Engine
-from jobprep_release.backends.errors import BackendUnavailable
+from jobprep_release.backends.errors import BackendUnavailable, NotFound
 
 AGENT_DIR = "/mnt/batch/agent"
 FRAME_HEADER = struct.Struct(">BxxxL")
+AGENT_READ_LIMIT = 64 * 1024
+"""Bytes of the largest file the agent's `read` sends (twice as many, hex, in one line, which
+the app reads whole); a larger file is read through the engine's archive, streamed."""
 
 AGENT_PERL = r"""
 use strict;
@@ -266,6 +276,26 @@ sub expire {
     kill("KILL", -$pid) or kill("KILL", $pid);
   }
 }
+# `read`: a regular file below a root, none of its parts a symbolic link (the app resolves
+# links, and reads what the agent will not, through the engine), whole if small.
+my $READ_LIMIT = #READ_LIMIT#;
+sub read_file {
+  my ($key, $root, $relative) = ($_[0], map { pack("H*", $_ // "") } @_[1, 2]);
+  my $path = $root;
+  for my $part (split(m{/}, $relative, -1)) {
+    $path .= "/$part";
+    return say_("file", $key, "absent") unless lstat($path);
+    return say_("file", $key, "other") if -l _;
+  }
+  return say_("file", $key, "other") unless -f _ && -s _ <= $READ_LIMIT;
+  open(my $f, "<", $path) or return say_("file", $key, "other");
+  binmode $f;
+  my ($data, $n) = ("", 1);
+  $n = sysread($f, $data, 65536, length $data) while $n && length $data <= $READ_LIMIT;
+  close($f);
+  return say_("file", $key, "other") unless defined $n && length $data <= $READ_LIMIT;
+  say_("file", $key, "ok", length $data, unpack("H*", $data));
+}
 sub command {
   my $nl = index($in, "\n");
   return 0 if $nl < 0;
@@ -296,11 +326,13 @@ sub command {
   } elsif ($verb eq "query") {
     query($key);
   } elsif ($verb eq "hello") {
-    say_("hello", $boot, "start");
+    say_("hello", $boot, "start", "read");
+  } elsif ($verb eq "read") {
+    read_file($key, split(/ /, $size // "", 2));
   }
   return 1;
 }
-say_("hello", $boot, "start");
+say_("hello", $boot, "start", "read");
 flush_out();
 while (1) {
   1 while command();
@@ -395,7 +427,9 @@ while IFS=' ' read -r verb key size; do
   esac
 done
 """
-AGENT_SCRIPT = _AGENT_BASH.replace("#AGENT_PERL#\n", AGENT_PERL, 1)
+AGENT_SCRIPT = _AGENT_BASH.replace(
+    "#AGENT_PERL#\n", AGENT_PERL.replace("#READ_LIMIT#", str(AGENT_READ_LIMIT), 1), 1
+)
 """The node container's main process (``bash -c``): it prepares the node (directories, the task
 user, the pool's accounts, the boot number), then execs `AGENT_PERL`; on an image without Perl
 it stays the agent itself, a bash loop that starts each `run` in a subshell (no `start`)."""
@@ -552,3 +586,27 @@ def start_command(key: str, fields: Sequence[str]) -> bytes:
 
 def simple_command(verb: str, key: str = "") -> bytes:
     return f"{verb} {key}\n".encode()
+
+
+def read_command(key: str, root: str, relative: str) -> bytes:
+    """The `read` command line: the file at `relative` (``/``-separated) under `root`, both
+    hex-encoded so that any name fits in one line of words."""
+    return f"read {key} {root.encode().hex()} {relative.encode().hex()}\n".encode()
+
+
+def file_answer(event: AgentEvent, relative: str) -> bytes | None:
+    """What a ``file`` line answers to `read` of `relative`: the file's bytes, or None for a
+    file the agent does not send (read it through the engine; a line whose byte count does not
+    match its content too); `NotFound` (``FileNotFound``, as `Engine.confined_path` says it)
+    when there is no such file."""
+    status, *rest = event.words or ("other",)
+    if status == "absent":
+        raise NotFound(f"{relative}: no such file", code="FileNotFound")
+    if status != "ok" or not rest:
+        return None
+    try:
+        data = bytes.fromhex(rest[1]) if len(rest) > 1 else b""
+        size = int(rest[0])
+    except ValueError:
+        return None
+    return data if len(data) == size else None

@@ -2,9 +2,10 @@
 
 Each node is a container (kept by a `NodeKeeper`) whose main process is the agent
 (`agent.AGENT_SCRIPT`); processes start through the agent from a launch script
-(`launch.launch_script`), files are placed as a tar through the engine, read through the engine's
-archive API and listed with one ``find``. Agent lines become the listener's events; service-side
-chores (removing directories) run through the agent too, and their ends are kept here.
+(`launch.launch_script`), files are placed as a tar through the engine, read through the agent
+(a small one) or the engine's archive API and listed with one ``find``. Agent lines become the
+listener's events; service-side chores (removing directories) run through the agent too, and
+their ends are kept here.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import structlog
 
 from jobprep_release.backends.base import NodeState, PoolSpec
 from jobprep_release.backends.docker.core.codec import decode
+from jobprep_release.backends.docker.core.environment import NODE_ROOT
 from jobprep_release.backends.docker.core.executor import (
     ExecutorListener,
     FileInfo,
@@ -288,7 +290,13 @@ class DockerExecutor:
             self._chores.pop(key, None)
 
     async def read_file(self, node_id: str, path: str) -> bytes:
-        return await self._files.read_confined(self._keeper(node_id).name, path)
+        """Through the node's agent when it can answer (a small file, no link on the way: one
+        line each way), else through the engine's archive (`NodeFiles.read_confined`)."""
+        keeper = self._keeper(node_id)
+        data = await keeper.read_file(NODE_ROOT, path)
+        if data is not None:
+            return data
+        return await self._files.read_confined(keeper.name, path)
 
     def stream_file(
         self, node_id: str, path: str, start: int = 0, length: int | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from enum import Enum
@@ -26,6 +27,8 @@ from jobprep_release.backends.docker.node.agent import (
     AgentEvent,
     AgentLink,
     agent_script,
+    file_answer,
+    read_command,
     simple_command,
 )
 from jobprep_release.backends.docker.node.engine import (
@@ -41,6 +44,8 @@ log = structlog.get_logger("jobprep_release.docker")
 SPEC_LABEL = "jobprep_release.pool-spec"
 MOUNT_POINT = "/mnt/batch"
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+AGENT_READ_TIMEOUT = 5.0
+"""Seconds a file read waits for the agent's answer before reading through the engine."""
 
 # Memory per VM size (GiB), so a node container gets the memory its VM size would have.
 VM_MEMORY_GIB = {
@@ -168,6 +173,10 @@ class NodeKeeper:
         """The container's IP address, read when it last started (None before)."""
         self.mode = Mode.KEEP
         self.starts = False
+        self.reads = False
+        """Whether the linked agent takes `read` (its hello says so)."""
+        self._reads: dict[str, tuple[anyio.Event, list[AgentEvent]]] = {}
+        """Reads waiting for the agent's ``file`` line, by key."""
         self.flushing = False
         """Whether a `send` of what is queued is on its way (`DockerExecutor.start_process`)."""
         self._outbox: list[bytes] = []
@@ -193,8 +202,13 @@ class NodeKeeper:
                 else:
                     attempt = 0
                     self.link = link
-                    await self._relay(link)
-                    self.link = None
+                    try:
+                        await self._relay(link)
+                    finally:
+                        self.link = None
+                        self.reads = False
+                        for done, _ in self._reads.values():
+                            done.set()  # unanswered: read through the engine
                     self._outbox.clear()
                     if self.mode in (Mode.LEAVE, Mode.REIMAGE):
                         continue
@@ -210,6 +224,13 @@ class NodeKeeper:
                 if event.verb == "hello":
                     self.mode = Mode.KEEP
                     self.starts = "start" in event.words
+                    self.reads = "read" in event.words
+                elif event.verb == "file":
+                    waiting = self._reads.get(event.key)
+                    if waiting is not None:
+                        waiting[1].append(event)
+                        waiting[0].set()
+                    continue
                 self._listener.on_agent_event(self.node_id, event)
 
     async def _start(self) -> AgentLink:
@@ -284,6 +305,28 @@ class NodeKeeper:
         except BackendError:
             return False
         return True
+
+    async def read_file(self, root: str, relative: str) -> bytes | None:
+        """The file at `relative` under `root` read by the node's agent (one line each way, no
+        engine request): its bytes; None when the agent cannot tell (no link, an agent without
+        `read`, a link lost or no answer in `AGENT_READ_TIMEOUT`) or does not send it (a
+        symbolic link on the way, not a regular file, over `agent.AGENT_READ_LIMIT`): then the
+        engine's archive answers, with its own rules for links. `NotFound` (``FileNotFound``)
+        when a part of the path does not exist."""
+        link = self.link
+        if link is None or link.closed or not self.reads:
+            return None
+        key = uuid.uuid4().hex[:16]
+        done, answer = anyio.Event(), list[AgentEvent]()
+        self._reads[key] = (done, answer)
+        try:
+            if not await self.send(read_command(key, root, relative)):
+                return None
+            with anyio.move_on_after(AGENT_READ_TIMEOUT):
+                await done.wait()
+        finally:
+            del self._reads[key]
+        return file_answer(answer[0], relative) if answer else None
 
     async def _remove_container_and_volume(self) -> None:
         # The node's container tasks mount its volume and share its network: while one runs the
