@@ -50,7 +50,6 @@ async def _agent(
     engine = Engine(docker_client)
     name = f"jobprep_release-agenttest-{ids.pool.lower()}"
     labels = {POOL_LABEL: ids.pool}
-    await engine.create_volume(name, labels)
     container = await engine.create_node_container(
         name=name,
         image="debian:bookworm-slim",
@@ -61,6 +60,7 @@ async def _agent(
         mount_point="/mnt/batch",
         host_options={},
     )
+    assert container is not None
     link = await AgentLink.attach(engine, container.id)
     try:
         await engine.call(container.start, what="start the agent")

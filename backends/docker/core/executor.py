@@ -43,6 +43,9 @@ class NodeSetup:
     node_id: str
     index: int
     """The node's 1-based position in its pool."""
+    new: bool = False
+    """The core allocated the node just now (`pools.add_nodes`): the executor has nothing of
+    it yet, short of what a crash left, so it may create the node without looking first."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,7 +95,7 @@ def add_nodes(core: Core, pool: PoolRecord, count: int, *, dedicated: bool = Tru
             dedicated=dedicated,
         )
         pool.nodes.append(node)
-        core.executor.create_node(core.setup(pool, node))
+        core.executor.create_node(replace(core.setup(pool, node), new=True))
     refresh_allocation(core, pool)
 
 

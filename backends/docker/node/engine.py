@@ -16,6 +16,7 @@ import functools
 import json
 import tarfile
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
@@ -24,7 +25,9 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 import docker
+import docker.constants
 import docker.errors
+import docker.types
 import requests.exceptions
 
 from jobprep_release.backends.errors import (
@@ -44,6 +47,11 @@ STATE_LABEL = "jobprep_release.state"
 ENGINE_THREADS = 10
 """docker-py calls in flight at once: its client keeps 10 connections to the engine (docker-py's
 ``DEFAULT_MAX_POOL_SIZE``), so more threads would only open connections it then discards."""
+
+IMAGE_SEEN_FOR = 10.0
+"""Seconds an image found present is taken to be so without asking the engine again; one
+removed meanwhile fails its node's container create (ImageNotFound) as it would a moment
+after any check."""
 
 STREAM_CHUNK = 256 * 1024
 """Bytes of a streamed file per read (one worker-thread call each)."""
@@ -141,6 +149,8 @@ class Engine:
     def __init__(self, client: docker.DockerClient) -> None:
         self._client = client
         self.limiter = anyio.CapacityLimiter(ENGINE_THREADS)
+        self._images_seen: dict[str, float] = {}
+        """When (monotonic seconds) each image was last found present."""
         """The threads this engine's docker-py calls may use (`ENGINE_THREADS`)."""
         self.scope: dict[str, str] = {}
         """Labels every container and volume made through this handle carries, and every
@@ -150,20 +160,37 @@ class Engine:
 
     @classmethod
     async def connect(cls, base_url: str | None = None) -> Engine:
-        """Connect to DOCKER_HOST (or `base_url`) and check the engine answers."""
+        """Connect to DOCKER_HOST (or `base_url`) and check the engine answers, in one request:
+        an unversioned ``GET /_ping``, whose ``API-Version`` header (the engine's own API
+        version, what docker-py's ``version="auto"`` would ask ``GET /version`` for; Docker's
+        CLI negotiates from the same header) becomes the client's version. Nothing is pinned,
+        so any engine works that docker-py does (API 1.24 and later: Docker 20.10 is 1.41,
+        and engines from 29 refuse versions below 1.44). An engine that does not send the
+        header (a proxy in between may drop it) is asked ``GET /version`` as docker-py would."""
 
         def connect() -> docker.DockerClient:
+            # The version given here is never sent: it is replaced before the first request.
+            version = docker.constants.MINIMUM_DOCKER_API_VERSION
             if base_url:
-                return docker.DockerClient(base_url=base_url)
-            return docker.from_env()
+                client = docker.DockerClient(base_url=base_url, version=version)
+            else:
+                client = docker.from_env(version=version)
+            try:
+                api = client.api
+                response = api._get(api._url("/_ping", versioned_api=False))
+                api._raise_for_status(response)
+                advertised = response.headers.get("API-Version")
+                api._version = advertised or api._retrieve_server_version()
+            except BaseException:
+                client.close()
+                raise
+            return client
 
         try:
             client = await anyio.to_thread.run_sync(connect)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise _translate(exc, "connect") from exc
-        engine = cls(client)
-        await engine.call(engine._client.ping, what="ping")
-        return engine
+        return cls(client)
 
     async def _run(self, func: Callable[[], T], what: str) -> T:
         try:
@@ -225,14 +252,21 @@ class Engine:
             await self.call(self._client.images.get, image, what=f"image {image}")
         except NotFound:
             return False
+        self._images_seen[image] = time.monotonic()
         return True
 
     async def ensure_image(self, image: str) -> None:
-        """Make sure `image` is present, pulling it once if not."""
+        """Make sure `image` is present, pulling it once if not. An image found present in
+        the last `IMAGE_SEEN_FOR` seconds is not asked about again (creating a pool checks its
+        image before and while it is created)."""
+        seen = self._images_seen.get(image)
+        if seen is not None and time.monotonic() - seen < IMAGE_SEEN_FOR:
+            return
         if await self.has_image(image):
             return
         try:
             await self._run_abandonable(lambda: self._client.images.pull(image), f"pull {image}")
+            self._images_seen[image] = time.monotonic()
         except BackendError as exc:
             raise NotFound(
                 f"node image {image!r} is not present and cannot be pulled",
@@ -275,11 +309,24 @@ class Engine:
         )
 
     async def remove_volume(self, name: str) -> None:
+        """Remove the volume `name` (one request, no lookup first; absent is done);
+        `ServiceError` when a container still uses it (409 Conflict)."""
+        await self.call(self._remove_volume, name, what=f"remove volume {name}")
+
+    async def try_remove_volume(self, name: str) -> bool:
+        """`remove_volume`, but False rather than an error when a container still uses it."""
         try:
-            volume = await self.call(self._client.volumes.get, name, what=f"volume {name}")
-            await self.call(volume.remove, force=True, what=f"remove volume {name}")
-        except NotFound:
-            pass
+            await self.call(self._remove_volume, name, what=f"remove volume {name}")
+        except ServiceError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, docker.errors.APIError) and cause.status_code == 409:
+                return False
+            raise
+        return True
+
+    def _remove_volume(self, name: str) -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            self._client.api.remove_volume(name, force=True)
 
     async def create_node_container(
         self,
@@ -293,32 +340,41 @@ class Engine:
         mount_point: str,
         host_options: Mapping[str, Any],
         ports: Sequence[tuple[int, str]] = (),
-    ) -> Any:
-        """A container whose stdin stays open across attaches, for a long-lived agent;
-        `ports` (port, protocol) are exposed (published by ``port_bindings`` in `host_options`).
+    ) -> Any | None:
+        """A container whose stdin stays open across attaches, for a long-lived agent, with
+        the volume `volume` at `mount_point`; `ports` (port, protocol) are exposed (published
+        by ``port_bindings`` in `host_options`). None when a container named `name` exists
+        (409 Conflict: the caller finds it). One request: the engine makes the volume, with
+        `labels`, as it creates the container (a mount's ``VolumeOptions.Labels``), or uses
+        the volume of that name when there is one. The container is returned as created (not
+        inspected: ``attrs`` holds its id only; `reload` fills them).
 
         docker-py always sets ``StdinOnce`` with an open stdin, which closes the agent's stdin
         when the first client detaches; the low-level API lets us turn it off.
         """
+        labelled = {**labels, **self.scope}
 
-        def create() -> Any:
+        def create() -> Any | None:
             api = self._client.api
-            host_config = api.create_host_config(
-                binds={volume: {"bind": mount_point, "mode": "rw"}}, **host_options
-            )
+            mount = docker.types.Mount(mount_point, volume, type="volume", labels=labelled)
+            host_config = api.create_host_config(mounts=[mount], **host_options)
             config = api.create_container_config(
                 image,
                 command,
                 hostname=hostname,
-                labels={**labels, **self.scope},
+                labels=labelled,
                 stdin_open=True,
-                volumes=[mount_point],
                 host_config=host_config,
                 ports=list(ports) or None,
             )
             config["StdinOnce"] = False
-            created = api.create_container_from_config(config, name)
-            return self._client.containers.get(created["Id"])
+            try:
+                created = api.create_container_from_config(config, name)
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    return None
+                raise
+            return self._client.containers.prepare_model({"Id": created["Id"]})
 
         return await self._run(create, f"create container {name}")
 

@@ -15,6 +15,7 @@ import resource
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -42,7 +43,13 @@ from jobprep_release.backends.docker.node.agent import (
 )
 from jobprep_release.backends.docker.node.archive import archive
 from jobprep_release.backends.docker.node.containers import ContainerTasks
-from jobprep_release.backends.docker.node.engine import NODE_LABEL, POOL_LABEL, ROLE_LABEL, Engine
+from jobprep_release.backends.docker.node.engine import (
+    NODE_LABEL,
+    POOL_LABEL,
+    ROLE_LABEL,
+    ContainerSummary,
+    Engine,
+)
 from jobprep_release.backends.docker.node.files import NodeFiles
 from jobprep_release.backends.docker.node.keeper import SPEC_LABEL, NodeKeeper
 from jobprep_release.backends.docker.node.launch import (
@@ -341,7 +348,21 @@ class DockerExecutor:
 
     async def remove_pool(self, pool_id: str) -> None:
         labels = {POOL_LABEL: pool_id}
-        for container in await self.engine.list_containers(labels):
+        containers: list[ContainerSummary] = []
+        volumes: list[Any] = []
+
+        async def list_containers() -> None:
+            containers.extend(await self.engine.list_containers(labels))
+
+        async def list_volumes() -> None:
+            volumes.extend(await self.engine.list_volumes(labels))
+
+        # Listed at once (what is left after the nodes went: nothing, most often); the
+        # containers go before the volumes they may mount.
+        async with anyio.create_task_group() as group:
+            group.start_soon(list_containers)
+            group.start_soon(list_volumes)
+        for container in containers:
             await self.engine.remove_container(container.id)
-        for volume in await self.engine.list_volumes(labels):
+        for volume in volumes:
             await self.engine.remove_volume(volume.name)

@@ -37,7 +37,7 @@ from jobprep_release.backends.docker.node.engine import (
     ROLE_LABEL,
     Engine,
 )
-from jobprep_release.backends.errors import BackendError
+from jobprep_release.backends.errors import BackendError, BackendUnavailable
 
 log = structlog.get_logger("jobprep_release.docker")
 
@@ -172,6 +172,8 @@ class NodeKeeper:
         self.address: str | None = None
         """The container's IP address, read when it last started (None before)."""
         self.mode = Mode.KEEP
+        self._absent = setup.new
+        """Whether the node's container is known not to exist (none looked for first)."""
         self.starts = False
         self.reads = False
         """Whether the linked agent takes `read` (its hello says so)."""
@@ -234,21 +236,34 @@ class NodeKeeper:
                 self._listener.on_agent_event(self.node_id, event)
 
     async def _start(self) -> AgentLink:
-        container = await self._engine.get_container(self.name)
+        # A node the core has just allocated, or this keeper has just removed, has no
+        # container: it is created without looking first (a name taken all the same, by what a
+        # crash left, is found then).
+        container = await self._create() if self._absent else None
+        created = container is not None
+        if container is None:
+            container = await self._engine.get_container(self.name)
         if container is None:
             container = await self._create()
+            created = container is not None
+        if container is None:
+            raise BackendUnavailable(f"node container {self.name} came and went; trying again")
+        self._absent = False
         if self.mode is Mode.KEEP:
             self._listener.on_keeper_state(self.node_id, NodeState.STARTING)
         link = await AgentLink.attach(self._engine, container.id)
-        await self._engine.call(container.reload, what=f"inspect {self.name}")
-        if container.status != "running":
-            await self._engine.call(container.start, what=f"start {self.name}")
+        if not created:
             await self._engine.call(container.reload, what=f"inspect {self.name}")
+        if created or container.status != "running":
+            await self._engine.call(container.start, what=f"start {self.name}")
+        await self._engine.call(container.reload, what=f"inspect {self.name}")
         self.address = container_address(container.attrs)
         await link.send(simple_command("hello"))
         return link
 
-    async def _create(self) -> Any:
+    async def _create(self) -> Any | None:
+        """The node's container (and volume, when missing), as created; None when a
+        container of its name exists."""
         setup, spec = self.setup, self.setup.pool
         self._listener.on_keeper_state(self.node_id, NodeState.CREATING)
         labels = {
@@ -257,7 +272,6 @@ class NodeKeeper:
             ROLE_LABEL: "node",
             SPEC_LABEL: pool_labels_document(setup),
         }
-        await self._engine.create_volume(self.name, labels)
         assert spec.image is not None
         return await self._engine.create_node_container(
             name=self.name,
@@ -329,15 +343,16 @@ class NodeKeeper:
         return file_answer(answer[0], relative) if answer else None
 
     async def _remove_container_and_volume(self) -> None:
-        # The node's container tasks mount its volume and share its network: while one runs the
-        # engine refuses to remove the volume (409 "volume is in use"). They go first, and again
-        # after the node container, for one being made meanwhile (none can be made after it).
-        await self._remove_task_containers()
-        container = await self._engine.get_container(self.name)
-        if container is not None:
-            await self._engine.remove_container(container.id)
-        await self._remove_task_containers()
-        await self._engine.remove_volume(self.name)
+        """Remove the node's container and volume (the caller removed its task containers:
+        `ContainerTasks.remove_on_node`), each by name, absent or not."""
+        await self._engine.remove_container(self.name)
+        # A task container mounts the node's volume: while one exists (one made meanwhile,
+        # none can be after the node container is gone) the engine refuses to remove the
+        # volume (409 "volume is in use"); those go, and the volume is removed again.
+        if not await self._engine.try_remove_volume(self.name):
+            await self._remove_task_containers()
+            await self._engine.remove_volume(self.name)
+        self._absent = True
 
     async def _remove_task_containers(self) -> None:
         labels = {POOL_LABEL: self.setup.pool.id, NODE_LABEL: self.node_id, ROLE_LABEL: "task"}
