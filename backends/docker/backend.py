@@ -215,14 +215,17 @@ class DockerBackend:
                 self._endpoint = None
             if self._service is not None:
                 await self._service.close()
-            if self._store is not None:
-                await anyio.to_thread.run_sync(self._store.close)  # folds in the WAL
-                self._store.release()
-            if self._publication is not None:
-                self._publication.release()
-                self._publication = None
-            if self._engine is not None:
-                await self._engine.close()
+            # The engine's connections close while the store folds in its WAL: neither waits
+            # for the other.
+            async with anyio.create_task_group() as closing:
+                if self._engine is not None:
+                    closing.start_soon(self._engine.close)
+                if self._store is not None:
+                    await anyio.to_thread.run_sync(self._store.close)  # folds in the WAL
+                    self._store.release()
+                if self._publication is not None:
+                    self._publication.release()
+                    self._publication = None
 
     async def create_pool(self, spec: PoolSpec) -> None:
         await self.service.prepare_pool(spec)  # a pull may take minutes: not shielded
