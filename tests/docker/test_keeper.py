@@ -1,8 +1,11 @@
 """Node keepers on a real engine: a node is created without looking first when the core has
-just allocated it, and still finds a container of its name that a crash left there."""
+just allocated it, and still finds a container of its name that a crash left there; a removal
+that meets another one under way waits for it."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -85,4 +88,33 @@ async def test_a_new_node_whose_container_a_crash_left_takes_that_container(
             group.cancel_scope.cancel()
     finally:
         await engine.close()
+    assert labelled(docker_client, ids.pool) == (0, 0)
+
+
+async def test_a_removal_that_meets_another_under_way_returns_once_the_container_is_gone(
+    ids: Ids, docker_client: docker.DockerClient
+) -> None:
+    # A container task removes itself as it ends while its node's removal lists and removes
+    # it too: the engine answers the second 409 "removal ... already in progress", which must
+    # neither escape nor return before the container is gone (its node's volume would then
+    # still be in use).
+    engine = Engine(docker_client)
+    api = docker_client.api
+    for round_ in range(4):
+        config = api.create_container_config(
+            "debian:bookworm-slim", ["sleep", "infinity"], labels={POOL_LABEL: ids.pool}
+        )
+        container = api.create_container_from_config(config, f"{ids.pool}-race-{round_}")["Id"]
+        api.start(container)
+
+        def other(container: str = container) -> None:
+            with contextlib.suppress(docker.errors.APIError):
+                api.remove_container(container, force=True)
+
+        racer = threading.Thread(target=other)
+        racer.start()
+        await anyio.sleep(0.003 * round_)
+        await engine.remove_container(container)
+        assert not docker_client.containers.list(all=True, filters={"id": container})
+        racer.join()
     assert labelled(docker_client, ids.pool) == (0, 0)

@@ -53,6 +53,9 @@ IMAGE_SEEN_FOR = 10.0
 removed meanwhile fails its node's container create (ImageNotFound) as it would a moment
 after any check."""
 
+REMOVAL_WAIT = 30
+"""Seconds `Engine.remove_container` waits for a removal already under way to end."""
+
 STREAM_CHUNK = 256 * 1024
 """Bytes of a streamed file per read (one worker-thread call each)."""
 STREAM_SKIP = 1024 * 1024
@@ -149,9 +152,9 @@ class Engine:
     def __init__(self, client: docker.DockerClient) -> None:
         self._client = client
         self.limiter = anyio.CapacityLimiter(ENGINE_THREADS)
+        """The threads this engine's docker-py calls may use (`ENGINE_THREADS`)."""
         self._images_seen: dict[str, float] = {}
         """When (monotonic seconds) each image was last found present."""
-        """The threads this engine's docker-py calls may use (`ENGINE_THREADS`)."""
         self.scope: dict[str, str] = {}
         """Labels every container and volume made through this handle carries, and every
         lookup filters on: the state's identity (`STATE_LABEL`), so that processes with
@@ -379,10 +382,25 @@ class Engine:
         return await self._run(create, f"create container {name}")
 
     async def remove_container(self, container_id: str) -> None:
-        with contextlib.suppress(NotFound):
-            await self.call(
-                self._client.api.remove_container, container_id, force=True, what="remove container"
-            )
+        """Remove a container (id or name; absent is done), killing it if it runs. When its
+        removal is already under way (409 "removal of container ... is already in progress":
+        a container task removing itself as it ended, while its node goes), wait until that
+        ends (``POST /containers/<id>/wait?condition=removed``, at most `REMOVAL_WAIT`
+        seconds), so that what the caller removes next (the volume it mounts) is free."""
+
+        def remove() -> None:
+            api = self._client.api
+            try:
+                api.remove_container(container_id, force=True)
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409 or "in progress" not in str(exc.explanation):
+                    raise
+                with contextlib.suppress(docker.errors.NotFound):
+                    api.wait(container_id, timeout=REMOVAL_WAIT, condition="removed")
+
+        await self._run(remove, "remove container")
 
     async def put_archive(self, container_id: str, data: bytes | IO[bytes]) -> None:
         """Extract a tar (rooted at `/`; bytes, or a file read as it is sent) into a container."""

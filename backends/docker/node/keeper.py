@@ -256,7 +256,7 @@ class NodeKeeper:
             await self._engine.call(container.reload, what=f"inspect {self.name}")
         if created or container.status != "running":
             await self._engine.call(container.start, what=f"start {self.name}")
-        await self._engine.call(container.reload, what=f"inspect {self.name}")
+            await self._engine.call(container.reload, what=f"inspect {self.name}")
         self.address = container_address(container.attrs)
         await link.send(simple_command("hello"))
         return link
