@@ -155,6 +155,7 @@ class Engine:
         """The threads this engine's docker-py calls may use (`ENGINE_THREADS`)."""
         self._images_seen: dict[str, float] = {}
         """When (monotonic seconds) each image was last found present."""
+        self._id: str | None = None
         self.scope: dict[str, str] = {}
         """Labels every container and volume made through this handle carries, and every
         lookup filters on: the state's identity (`STATE_LABEL`), so that processes with
@@ -163,15 +164,16 @@ class Engine:
 
     @classmethod
     async def connect(cls, base_url: str | None = None) -> Engine:
-        """Connect to DOCKER_HOST (or `base_url`) and check the engine answers, in one request:
-        an unversioned ``GET /_ping``, whose ``API-Version`` header (the engine's own API
-        version, what docker-py's ``version="auto"`` would ask ``GET /version`` for; Docker's
-        CLI negotiates from the same header) becomes the client's version. Nothing is pinned,
+        """Connect to DOCKER_HOST (or `base_url`), check the engine answers and learn its
+        identity (`engine_id`), in one request: an unversioned ``GET /info``, whose
+        ``API-Version`` header (the engine sets it on every answer: its own API version, what
+        docker-py's ``version="auto"`` would ask ``GET /version`` for; Docker's CLI negotiates
+        from the same header on ``/_ping``) becomes the client's version. Nothing is pinned,
         so any engine works that docker-py does (API 1.24 and later: Docker 20.10 is 1.41,
-        and engines from 29 refuse versions below 1.44). An engine that does not send the
+        and engines from 29 refuse versions below 1.44). An engine whose answer lacks the
         header (a proxy in between may drop it) is asked ``GET /version`` as docker-py would."""
 
-        def connect() -> docker.DockerClient:
+        def connect() -> tuple[docker.DockerClient, dict[str, Any]]:
             # The version given here is never sent: it is replaced before the first request.
             version = docker.constants.MINIMUM_DOCKER_API_VERSION
             if base_url:
@@ -180,20 +182,22 @@ class Engine:
                 client = docker.from_env(version=version)
             try:
                 api = client.api
-                response = api._get(api._url("/_ping", versioned_api=False))
-                api._raise_for_status(response)
+                response = api._get(api._url("/info", versioned_api=False))
+                info: dict[str, Any] = api._result(response, json=True)
                 advertised = response.headers.get("API-Version")
                 api._version = advertised or api._retrieve_server_version()
             except BaseException:
                 client.close()
                 raise
-            return client
+            return client, info
 
         try:
-            client = await anyio.to_thread.run_sync(connect)
+            client, info = await anyio.to_thread.run_sync(connect)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise _translate(exc, "connect") from exc
-        return cls(client)
+        engine = cls(client)
+        engine._id = str(info.get("ID") or info.get("Name") or "default")
+        return engine
 
     async def _run(self, func: Callable[[], T], what: str) -> T:
         try:
@@ -240,8 +244,11 @@ class Engine:
         await anyio.to_thread.run_sync(self._client.close, limiter=self.limiter)
 
     async def engine_id(self) -> str:
-        info: dict[str, Any] = await self.call(self._client.info, what="engine info")
-        return str(info.get("ID") or info.get("Name") or "default")
+        """The engine's identity (its ``ID`` in ``GET /info``; learnt by `connect`)."""
+        if self._id is None:
+            info: dict[str, Any] = await self.call(self._client.info, what="engine info")
+            self._id = str(info.get("ID") or info.get("Name") or "default")
+        return self._id
 
     async def bridge_gateway(self) -> str:
         """The host's address on the engine's default bridge network (where node containers
