@@ -94,6 +94,36 @@ def _container_name(text: str) -> str:
     return text
 
 
+# Docker's image reference grammar (github.com/distribution/reference, `reference.go`):
+# [domain[:port]/]path[:tag][@digest], each path component lower-case letters and digits with
+# `.`, `_`, `__` or dashes between them.
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_REFERENCE = re.compile(
+    rf"(?P<name>(?:(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?/)?"
+    rf"{_PATH_PART}(?:/{_PATH_PART})*)"
+    r"(?::\w[\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
+    re.ASCII,
+)
+_IMAGE_NAME_LIMIT = 255
+
+
+def check_docker_image(image: str) -> None:
+    """Raise `UsageError` (status 2) when `image` is not a Docker image reference, naming the
+    flag and the reason, before the engine is asked (whose own message names neither)."""
+    match = _IMAGE_REFERENCE.fullmatch(image)
+    if match and len(match["name"]) <= _IMAGE_NAME_LIMIT:
+        return
+    if match:
+        why = f"its name is longer than {_IMAGE_NAME_LIMIT} characters"
+    elif _IMAGE_REFERENCE.fullmatch(image.lower()):
+        why = "the repository name must be lower case"
+    else:
+        why = "use [registry/]name[:tag][@digest], the name in lower-case letters and digits"
+    raise UsageError(f"--image {image!r} is not a Docker image reference: {why}")
+
+
 def _batch_id(kind: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         try:
@@ -375,6 +405,8 @@ def parse(argv: Sequence[str], debug: _Debug | None = None) -> Invocation:
         storage_connection_string=args.storage_connection_string,
         azurite=args.azurite,
     )
+    if args.backend == "docker" and args.image is not None:
+        check_docker_image(args.image)
     _check_storage(args, options)
     answer = Answer.YES if args.yes else Answer.NO if args.keep else Answer.ASK
     if args.json and answer is Answer.ASK:
