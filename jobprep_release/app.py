@@ -85,25 +85,46 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
             if interrupts.signalled or not outcomes:
                 if withdraw is not None:  # a signal before the hook was set: not yet done
                     await withdraw()
-                message = await tidy(backend, invocation.options, invocation.answer)
+                tidied = await tidy(backend, invocation.options, invocation.answer)
+                reached = outcomes[0] if outcomes else SampleOutcome()
+                reached.job_deleted |= tidied.job_deleted
+                reached.pool_deleted |= tidied.pool_deleted
                 if stdout_closed:
-                    message = f"stdout was closed; {message}"
-                print(message, file=sys.stderr)
-                return EXIT_INTERRUPTED
+                    print(f"stdout was closed; {tidied.line}", file=sys.stderr)
+                    return EXIT_INTERRUPTED
+                return _end(invocation, reached, EXIT_INTERRUPTED, tidied.line)
             if not await _linger(backend, interrupts):
-                print("stopped waiting for the other runs", file=sys.stderr)
-                return EXIT_INTERRUPTED
+                (outcome,) = outcomes
+                return _end(
+                    invocation, outcome, EXIT_INTERRUPTED, "stopped waiting for the other runs"
+                )
     if not opened:
-        print("interrupted; nothing was created", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _end(
+            invocation, SampleOutcome(), EXIT_INTERRUPTED, "interrupted; nothing was created"
+        )
     (outcome,) = outcomes
-    if args.json:
-        print(report.render(report.build(args.backend, invocation.options, outcome)))
     if outcome.succeeded:
-        return 0
+        return _end(invocation, outcome, 0)
     failed = outcome.failed_tasks + [f"prep/release on {n}" for n in outcome.failed_prep_release]
-    print(f"error: the sample ran, but these failed: {', '.join(failed)}", file=sys.stderr)
-    return EXIT_TASKS_FAILED
+    message = f"the sample ran, but these failed: {', '.join(failed)}"
+    return _end(invocation, outcome, EXIT_TASKS_FAILED, f"error: {message}")
+
+
+def _end(invocation: Invocation, outcome: SampleOutcome, status: int, line: str = "") -> int:
+    """Write the `--json` document (when asked for) and then `line` on stderr; return
+    `status`."""
+    if invocation.args.json:
+        document = report.build(
+            invocation.args.backend,
+            invocation.options,
+            outcome,
+            status=status,
+            message=line.removeprefix("error: "),
+        )
+        print(report.render(document))
+    if line:
+        print(line, file=sys.stderr)
+    return status
 
 
 async def _linger(backend: BatchBackend, interrupts: Interrupts) -> bool:

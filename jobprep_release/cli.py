@@ -538,7 +538,17 @@ def _dispatch(command: str, words: list[str], debug: _Debug) -> int:
             )
         )
     invocation = parse(words, debug)
-    return _run_async(lambda app: app.run(invocation, make_backend(invocation.args)))
+    try:
+        return _run_async(lambda app: app.run(invocation, make_backend(invocation.args)))
+    except Exception as exc:
+        if invocation.args.json:
+            # The flags parsed, so a script reading stdout gets its one document, failed.
+            from jobprep_release import report
+
+            status, line = (1, f"{type(exc).__name__}: {exc}") if debug.on else _describe(exc)
+            document = report.failed(invocation.args.backend, invocation.options, status, line)
+            print(report.render(document), flush=True)
+        raise
 
 
 def _run_async(command: Callable[[ModuleType], Awaitable[int]]) -> int:
@@ -573,14 +583,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug.on:
             raise
-        error = find_project_error(exc)
-        if error is None:
-            cause = _first_leaf(exc)
-            print(
-                f"error: unexpected {type(cause).__name__}: {cause} (run again with --debug "
-                "for the traceback, and please report it)",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"error: {error.one_line()}", file=sys.stderr)
-        return error.exit_status
+        status, line = _describe(exc)
+        print(f"error: {line}", file=sys.stderr)
+        return status
+
+
+def _describe(exc: Exception) -> tuple[int, str]:
+    """The exit status of an error and its one line (without ``error: ``)."""
+    error = find_project_error(exc)
+    if error is None:
+        cause = _first_leaf(exc)
+        return 1, (
+            f"unexpected {type(cause).__name__}: {cause} (run again with --debug for the "
+            "traceback, and please report it)"
+        )
+    return error.exit_status, error.one_line()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import signal
@@ -15,11 +16,13 @@ from typing import IO
 
 import anyio
 import docker
+import jsonschema
 import pytest
 
 from jobprep_release.backends.base import JobState, PrepReleaseTaskState
 from jobprep_release.backends.docker import DockerBackend, DockerSettings
 from tests.conftest import POOL_LABEL, REPO, Ids, labelled, remove_labelled, run_cli
+from tests.docker.test_output import SCHEMA
 
 STEPS = [
     "Attempting to create pool",
@@ -142,6 +145,24 @@ def test_first_signal_with_yes_deletes_everything(
         assert tidied.endswith(f"pool {ids.pool}"), tidied
     else:
         assert tidied == f"interrupted; deleted job {ids.job} and pool {ids.pool}"
+    assert labelled(docker_client, ids.pool) == (0, 0)
+
+
+def test_json_of_an_interrupted_run_is_one_document_with_what_the_tidy_up_did(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    with App(ids, state_dir, "--yes", "--json") as app:
+        app.read_until(STEPS[2], stderr=True)  # with --json the transcript is on stderr
+        app.process.send_signal(signal.SIGINT)
+        status, stderr = app.finish()
+    assert status == 130, stderr
+    document = json.loads("".join(app.stdout_lines))
+    jsonschema.validate(document, SCHEMA)
+    tidied = _tidy_line(stderr)
+    assert tidied == f"interrupted; deleted job {ids.job} and pool {ids.pool}"
+    assert document["error"] == {"status": 130, "message": tidied}
+    assert document["succeeded"] is False
+    assert document["job"]["deleted"] and document["pool"]["deleted"]
     assert labelled(docker_client, ids.pool) == (0, 0)
 
 
