@@ -12,7 +12,7 @@ import anyio
 import structlog
 
 from jobprep_release import report, storage_use
-from jobprep_release.backends.base import BatchBackend
+from jobprep_release.backends.base import BatchBackend, JobState, TaskState
 from jobprep_release.backends.errors import Conflict
 from jobprep_release.console import Console
 from jobprep_release.flow import SampleOutcome, run_sample
@@ -105,9 +105,51 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
     (outcome,) = outcomes
     if outcome.succeeded:
         return _end(invocation, outcome, 0)
-    failed = outcome.failed_tasks + [f"prep/release on {n}" for n in outcome.failed_prep_release]
-    message = f"the sample ran, but these failed: {', '.join(failed)}"
+    message = f"the sample ran, but {_not_succeeded(outcome, invocation.options.job_id)}"
     return _end(invocation, outcome, EXIT_TASKS_FAILED, f"error: {message}")
+
+
+def _not_succeeded(outcome: SampleOutcome, job_id: str) -> str:
+    """What did not exit 0, by why: failed; ended by the job's termination while running;
+    never run, the job terminated first (Batch schedules no task of a terminated job: its
+    active tasks stay active; ../shared/reference/batch-semantics.md, "Terminate Job"). The
+    last two follow a run interrupted before its tasks were done, whose tidy-up terminated
+    the job."""
+    job = outcome.job
+    terminated_at = None
+    if job is not None and job.previous_state is JobState.TERMINATING:
+        terminated_at = job.previous_state_transition_time
+    failed, ended, never_ran = [], [], []
+    for task in outcome.tasks:
+        info = task.execution_info
+        if info.exit_code == 0:
+            continue
+        if task.state is not TaskState.COMPLETED:
+            never_ran.append(task.id)
+        elif (
+            info.failure_info is not None
+            and info.failure_info.code == "TaskEnded"
+            and terminated_at is not None
+            and info.end_time is not None
+            and info.end_time >= terminated_at
+        ):
+            ended.append(task.id)
+        else:
+            failed.append(task.id)
+    failed += [f"prep/release on {node_id}" for node_id in outcome.failed_prep_release]
+    parts = []
+    if failed:
+        parts.append(f"these failed: {', '.join(failed)}")
+    if ended:
+        parts.append(
+            f"job {job_id} was terminated while these ran, ending them: {', '.join(ended)}"
+        )
+    if never_ran:
+        parts.append(
+            f"job {job_id} was terminated before these ran, so they never will: "
+            + ", ".join(never_ran)
+        )
+    return "; ".join(parts)
 
 
 def _end(invocation: Invocation, outcome: SampleOutcome, status: int, line: str = "") -> int:

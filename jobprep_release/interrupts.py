@@ -129,7 +129,10 @@ async def _end_the_job(backend: BatchBackend, options: SampleOptions) -> str:
             if anyio.current_time() > deadline:
                 break
             await anyio.sleep(backend.poll_interval)
-        ended = f"job {options.job_id} was terminated (its unfinished tasks ended); "
+        ended = (
+            f"job {options.job_id} was terminated (its running tasks ended, the others will "
+            "not run); "
+        )
     remains = [f"pool {options.pool_id}"] + ([f"job {options.job_id}"] if job else [])
     # A terminated job takes no more tasks: the next run reports how it ended, not more work.
     again = "see how the job ended" if ended else "carry on"

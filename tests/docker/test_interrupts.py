@@ -274,6 +274,39 @@ def nodes_running(
     raise AssertionError(f"{command!r} did not run on every node of {pool_id} in {limit} s")
 
 
+def test_the_run_after_one_stopped_while_its_first_task_ran_names_none_as_failed(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    # One node, one slot: one task runs (its id in its process name, read from the engine),
+    # the signal's tidy-up terminates the job, which ends that task; the others stay active
+    # and never run (Batch schedules no task of a terminated job).
+    command = "/bin/bash -c 'exec -a sleeping-$AZ_BATCH_TASK_ID /bin/sleep 600'"
+    sample = ["--pool-id", ids.pool, "--job-id", ids.job, "--nodes", "1", "--tasks", "3"]
+    with App(ids, state_dir, *sample[4:], "--task-command", command) as app:
+        app.read_until("Submitting tasks")
+        (node,) = nodes_running(docker_client, ids.pool, "sleeping-task", limit=120)
+        (ran,) = [
+            word.removeprefix("sleeping-")
+            for row in node.top()["Processes"]
+            for word in " ".join(row).split()
+            if word.startswith("sleeping-task")
+        ]
+        app.process.send_signal(signal.SIGINT)
+        status, stderr = app.finish()
+    assert status == 130, stderr
+    assert "was terminated (its running tasks ended, the others will not run)" in stderr
+    again = run_cli([*sample, "--yes", "--json"], state_dir=state_dir)
+    assert again.returncode == 10, again.stderr
+    never = ", ".join(sorted({"task001", "task002", "task003"} - {ran}))
+    assert (
+        f"error: the sample ran, but job {ids.job} was terminated while these ran, ending them: "
+        f"{ran}; job {ids.job} was terminated before these ran, so they never will: {never}"
+    ) in again.stderr.splitlines(), again.stderr
+    states = {task["id"]: task["state"] for task in json.loads(again.stdout)["tasks"]}
+    assert states == {task_id: "completed" if task_id == ran else "active" for task_id in states}
+    assert labelled(docker_client, ids.pool) == (0, 0)
+
+
 @pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])
 def test_the_first_signal_stops_a_job_deletion_waiting_for_its_release_task_within_1s(
     ids: Ids, state_dir: Path, docker_client: docker.DockerClient, sent: signal.Signals
