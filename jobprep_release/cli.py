@@ -194,7 +194,8 @@ RUN_EXAMPLES = """examples:
   AZURE_BATCH_ENDPOINT=https://acct.westeurope.batch.azure.com AZURE_BATCH_ACCOUNT=acct \\
     AZURE_BATCH_ACCESS_KEY=... python -m jobprep_release --backend azure
   python -m jobprep_release --backend azure --endpoint http://127.0.0.1:8089 \\
-    --account local --key ...              # against `python -m jobprep_release serve`
+    --account localbatch --key KEY         # against `python -m jobprep_release serve`
+                                            # (its default account; KEY: the key it printed)
   python -m jobprep_release --stage-container common --logs-container joblogs --azurite
                                             # staged data and uploaded logs, on Azurite
 
