@@ -13,7 +13,7 @@ import structlog
 
 from jobprep_release import report, storage_use
 from jobprep_release.backends.base import BatchBackend, JobState, TaskState
-from jobprep_release.backends.errors import Conflict
+from jobprep_release.backends.errors import Conflict, NotFound
 from jobprep_release.console import Console
 from jobprep_release.flow import SampleOutcome, run_sample
 from jobprep_release.interrupts import Interrupts, tidy
@@ -210,7 +210,17 @@ async def show_status(backend: BatchBackend, job_id: str) -> int:
     console = Console()
     async with backend:
         try:
-            job = await backend.get_job(job_id)
+            try:
+                job = await backend.get_job(job_id)
+            except NotFound as exc:
+                if exc.hint:
+                    raise
+                raise NotFound(
+                    exc.message,
+                    code=exc.code,
+                    hint="the sample deletes its job at its end unless run with --keep or "
+                    "answered no; give --job-id for another job",
+                ) from exc
             spec = await backend.get_job_spec(job_id)
             try:
                 statuses = await backend.list_prep_release_status(job_id)

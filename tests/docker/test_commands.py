@@ -35,7 +35,10 @@ def test_status_shows_the_prep_and_release_settings_and_runs(
     assert row.split()[1:] == ["completed,", "exit", "0", "completed,", "exit", "0"]
     missing = run_cli(["status", "--job-id", "NoSuchJob"], state_dir=state_dir)
     assert missing.returncode == 5
-    assert missing.stderr == "error: job NoSuchJob does not exist\n"
+    assert missing.stderr == (
+        "error: job NoSuchJob does not exist (the sample deletes its job at its end unless run "
+        "with --keep or answered no; give --job-id for another job)\n"
+    )
     gone = run_cli([*base, "--yes"], state_dir=state_dir)
     assert gone.returncode == 0, gone.stderr
 
