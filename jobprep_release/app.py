@@ -249,9 +249,12 @@ async def clean_up(
     settings = DockerSettings(docker_host=docker_host, state_dir=state_dir)
     console = Console(answer)
     found = await find_leftovers(settings, pool_id, every_state=every_state)
-    console.leftovers(sorted(found.pools), found.containers, found.volumes, pool_id)
-    if found.others is not None:
-        others = found.others
+    others = found.others
+    elsewhere = others is not None and bool(others.containers or others.volumes)
+    console.leftovers(
+        sorted(found.pools), found.containers, found.volumes, pool_id, others=elsewhere
+    )
+    if others is not None:
         console.elsewhere(sorted(others.pools), len(others.containers), len(others.volumes))
     if not found.containers and not found.volumes:
         return 0
