@@ -63,6 +63,9 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
     # signal stops that wait too, and nothing was created then. Once open (and the storage
     # the run asks for ready), the guard is dropped: signals go to the sample's own scope.
     opened = False
+    # How a stopped run ends (outcome, status, line): written once the backend is closed, so
+    # that an error closing it cannot follow a `--json` document with a second one.
+    stopped: tuple[SampleOutcome, int, str] | None = None
     with interrupts.guard() as opening:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(backend)
@@ -89,19 +92,16 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
                 reached = outcomes[0] if outcomes else SampleOutcome()
                 reached.job_deleted |= tidied.job_deleted
                 reached.pool_deleted |= tidied.pool_deleted
-                if stdout_closed:
-                    print(f"stdout was closed; {tidied.line}", file=sys.stderr)
-                    return EXIT_INTERRUPTED
-                return _end(invocation, reached, EXIT_INTERRUPTED, tidied.line)
-            if not await _linger(backend, interrupts):
-                (outcome,) = outcomes
-                return _end(
-                    invocation, outcome, EXIT_INTERRUPTED, "stopped waiting for the other runs"
-                )
+                stopped = (reached, EXIT_INTERRUPTED, tidied.line)
+            elif not await _linger(backend, interrupts):
+                stopped = (outcomes[0], EXIT_INTERRUPTED, "stopped waiting for the other runs")
     if not opened:
-        return _end(
-            invocation, SampleOutcome(), EXIT_INTERRUPTED, "interrupted; nothing was created"
-        )
+        stopped = (SampleOutcome(), EXIT_INTERRUPTED, "interrupted; nothing was created")
+    if stopped is not None:
+        if stdout_closed:
+            print(f"stdout was closed; {stopped[2]}", file=sys.stderr)
+            return stopped[1]
+        return _end(invocation, *stopped)
     (outcome,) = outcomes
     if outcome.succeeded:
         return _end(invocation, outcome, 0)
