@@ -29,7 +29,12 @@ def test_a_key_that_is_not_base64_is_refused(state_dir: Path) -> None:
 
 
 def test_bad_flags_are_usage_errors(state_dir: Path) -> None:
-    for args in (["--account", "Bad_Name"], ["--port", "70000"], ["--nonsense"]):
+    for args in (
+        ["--account", "Bad_Name"],
+        ["--port", "70000"],
+        ["--nonsense"],
+        ["--port", "0", "--image", "UPPER:bad"],
+    ):
         result = run_cli(["serve", *args], state_dir=state_dir)
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
