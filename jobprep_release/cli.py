@@ -542,11 +542,13 @@ def _dispatch(command: str, words: list[str], debug: _Debug) -> int:
     try:
         return _run_async(lambda app: app.run(invocation, make_backend(invocation.args)))
     except Exception as exc:
-        if invocation.args.json:
-            # The flags parsed, so a script reading stdout gets its one document, failed.
+        if invocation.args.json and not isinstance(_first_leaf(exc), BrokenPipeError):
+            # The flags parsed, so a script reading stdout gets its one document, failed
+            # (with --debug, the traceback follows and the exit status is Python's, 1).
             from jobprep_release import report
 
-            status, line = (1, f"{type(exc).__name__}: {exc}") if debug.on else _describe(exc)
+            status, line = _describe(exc)
+            status = 1 if debug.on else status
             document = report.failed(invocation.args.backend, invocation.options, status, line)
             print(report.render(document), flush=True)
         raise

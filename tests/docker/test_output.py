@@ -202,3 +202,19 @@ def test_json_of_a_run_that_succeeded_has_no_error(
     document = json.loads(result.stdout)
     jsonschema.validate(document, SCHEMA)
     assert document["error"] is None and document["succeeded"] is True
+
+
+def test_json_with_debug_prints_the_document_then_the_traceback(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    result = run_cli(
+        ["--yes", "--json", "--debug"],
+        state_dir=state_dir,
+        env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback (most recent call last):" in result.stderr
+    document = json.loads(result.stdout)
+    jsonschema.validate(document, SCHEMA)
+    assert document["error"]["status"] == 1
+    assert document["error"]["message"].startswith("cannot reach the Docker engine")
