@@ -111,7 +111,7 @@ async def _end_the_job(backend: BatchBackend, options: SampleOptions) -> str:
         while (await backend.get_job(options.job_id)).state is not JobState.COMPLETED:
             if anyio.current_time() > deadline:
                 break
-            await anyio.sleep(backend.poll_interval)
+            await backend.wait_for_change(backend.poll_interval)
         ended = f"job {options.job_id} was terminated (its unfinished tasks ended); "
     remains = [f"pool {options.pool_id}"] + ([f"job {options.job_id}"] if job else [])
     # A terminated job takes no more tasks: the next run reports how it ended, not more work.

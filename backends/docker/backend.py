@@ -63,6 +63,10 @@ from jobprep_release.backends.errors import BackendError
 
 log = structlog.get_logger("jobprep_release.docker")
 
+CHANGE_GAP = 0.01
+"""Seconds `DockerBackend.wait_for_change` waits at least: at 10,000 tasks the state changes
+every few milliseconds, and a caller woken at each change would poll in a hot loop."""
+
 ADD_TASKS_CHUNK = 500
 """Tasks added in one go: a collection of 10,000 at once would hold the event loop ~80 ms."""
 
@@ -223,6 +227,15 @@ class DockerBackend:
                 self._publication = None
             if self._engine is not None:
                 await self._engine.close()
+
+    async def wait_for_change(self, at_most: float) -> None:
+        """Return once the state has changed (`BatchService.next_change`: the core sees every
+        change), but not before `CHANGE_GAP` seconds, nor after `at_most` seconds. A change
+        made since the call is not missed, even within the gap."""
+        change = self.service.next_change()
+        with anyio.move_on_after(at_most):
+            await anyio.sleep(min(CHANGE_GAP, at_most))
+            await change.wait()
 
     async def create_pool(self, spec: PoolSpec) -> None:
         await self.service.prepare_pool(spec)  # a pull may take minutes: not shielded
