@@ -15,6 +15,7 @@ asked for is either not begun or carried through by the service.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
@@ -64,8 +65,9 @@ from jobprep_release.backends.errors import BackendError
 log = structlog.get_logger("jobprep_release.docker")
 
 CHANGE_GAP = 0.01
-"""Seconds `DockerBackend.wait_for_change` waits at least: at 10,000 tasks the state changes
-every few milliseconds, and a caller woken at each change would poll in a hot loop."""
+"""Seconds at least between two returns of `DockerBackend.wait_for_change`: at 10,000 tasks the
+state changes every few milliseconds, and a caller woken at each change would poll in a hot
+loop."""
 
 ADD_TASKS_CHUNK = 500
 """Tasks added in one go: a collection of 10,000 at once would hold the event loop ~80 ms."""
@@ -109,6 +111,8 @@ class DockerBackend:
         self._group: anyio.abc.TaskGroup | None = None
         self._publication: Publication | None = None
         self._endpoint: LazyEndpoint | None = None
+        self._returned = -math.inf
+        """When `wait_for_change` last returned (`anyio.current_time`)."""
 
     @property
     def engine(self) -> Engine:
@@ -230,12 +234,16 @@ class DockerBackend:
 
     async def wait_for_change(self, at_most: float) -> None:
         """Return once the state has changed (`BatchService.next_change`: the core sees every
-        change), but not before `CHANGE_GAP` seconds, nor after `at_most` seconds. A change
-        made since the call is not missed, even within the gap."""
+        change) since the call, or after `at_most` seconds; never sooner than `CHANGE_GAP`
+        seconds after the previous return (a change meanwhile is not missed: it is seen
+        at the gap's end)."""
         change = self.service.next_change()
-        with anyio.move_on_after(at_most):
-            await anyio.sleep(min(CHANGE_GAP, at_most))
-            await change.wait()
+        try:
+            with anyio.move_on_after(at_most):
+                await anyio.sleep(max(self._returned + CHANGE_GAP - anyio.current_time(), 0))
+                await change.wait()
+        finally:
+            self._returned = anyio.current_time()
 
     async def create_pool(self, spec: PoolSpec) -> None:
         await self.service.prepare_pool(spec)  # a pull may take minutes: not shielded
