@@ -236,7 +236,9 @@ class DockerBackend:
         """Return once the state has changed (`BatchService.next_change`: the core sees every
         change) since the call, or after `at_most` seconds; never sooner than `CHANGE_GAP`
         seconds after the previous return (a change meanwhile is not missed: it is seen
-        at the gap's end)."""
+        at the gap's end). A change between the caller's look and this call is not seen;
+        there is none when the look is the reads the flow's waits make (task counts, nodes,
+        the job), which never yield the loop."""
         change = self.service.next_change()
         try:
             with anyio.move_on_after(at_most):
