@@ -246,7 +246,9 @@ class DockerBackend:
         change = self.service.next_change()
         with anyio.move_on_after(at_most):
             await change.wait()
-            await anyio.sleep(self._take_return())
+            delay = self._take_return()
+            if delay > 0:
+                await anyio.sleep(delay)
 
     def _take_return(self) -> float:
         """Spend a token of the waits' bucket: the seconds to wait for it (0 if one was left)."""
