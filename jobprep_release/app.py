@@ -11,17 +11,16 @@ from typing import TYPE_CHECKING
 import anyio
 import structlog
 
-from jobprep_release import report, storage_use
 from jobprep_release.backends.base import BatchBackend
 from jobprep_release.backends.errors import Conflict
 from jobprep_release.console import Console
 from jobprep_release.flow import SampleOutcome, run_sample
 from jobprep_release.interrupts import Interrupts, tidy
 from jobprep_release.options import EXIT_INTERRUPTED, EXIT_TASKS_FAILED, Answer
-from jobprep_release.storage_use import Prepared, StorageUse
 
 if TYPE_CHECKING:
     from jobprep_release.cli import Invocation
+    from jobprep_release.storage_use import Prepared
 
 log = structlog.get_logger("jobprep_release.app")
 
@@ -98,6 +97,8 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
         return EXIT_INTERRUPTED
     (outcome,) = outcomes
     if args.json:
+        from jobprep_release import report
+
         print(report.render(report.build(args.backend, invocation.options, outcome)))
     if outcome.succeeded:
         return 0
@@ -125,6 +126,8 @@ async def _storage(invocation: Invocation, stack: contextlib.AsyncExitStack) -> 
     options = invocation.options
     if not options.uses_storage:
         return None
+    from jobprep_release import storage_use  # with azurite's helpers: only a run using storage
+
     connection_string = options.storage_connection_string or ""
     if options.azurite:
         from jobprep_release import azurite
@@ -134,7 +137,7 @@ async def _storage(invocation: Invocation, stack: contextlib.AsyncExitStack) -> 
         emulator = await stack.enter_async_context(azurite.serving(host))
         log.info("Azurite started for the run", url=emulator.account_url)
         connection_string = emulator.connection_string
-    use = StorageUse(
+    use = storage_use.StorageUse(
         connection_string=connection_string,
         stage_container=options.stage_container,
         logs_container=options.logs_container,
