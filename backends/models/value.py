@@ -2,13 +2,15 @@
 
 `dataclass(frozen=True, slots=True)` compiles an `__eq__`, a `__hash__` and a `__repr__` of its
 own for every class it makes (an ``exec`` each; with `__init__` and the frozen `__setattr__` and
-`__delattr__`, six per class, most of what importing the models costs: 44 classes, ~0.5 ms
-each). The models are ``@dataclass(frozen=True, slots=True, eq=False, repr=False)`` subclasses of
-`Value`, which gives those three methods once for all of them, with the dataclass's semantics:
-equal when of the same class with equal fields (those with ``compare``), the hash of the same
-fields (those with ``hash``, else ``compare``), ``Name(field=value, ...)`` over the fields with
-``repr``. `__init__` and the frozen `__setattr__`/`__delattr__` stay the dataclass's: the models
-are as immutable as before.
+`__delattr__`, six per class, most of what importing the models costs: 44 classes, ~0.7 ms each).
+The models, and the other frozen value classes a run imports (administration, schedules, the
+core's executor and process records, the app's options), are
+``@dataclass(frozen=True, slots=True, eq=False, repr=False)`` subclasses of `Value`, which gives
+those three methods once for all of them, with the dataclass's semantics: equal when of the same
+class with equal fields (those with ``compare``), the hash of the same fields (those with
+``hash``, else ``compare``), ``Name(field=value, ...)`` over the fields with ``repr``. `__init__`
+and the frozen `__setattr__`/`__delattr__` stay the dataclass's: the classes are as immutable as
+before. Importing the models: 32 ms before, 24 ms with `Value` (min of 10 runs).
 """
 
 from __future__ import annotations
