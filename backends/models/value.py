@@ -71,11 +71,18 @@ class Value:
         cls = self.__class__
         if other.__class__ is not cls:
             return NotImplemented
-        compared = _compared_of(cls)
+        try:
+            compared = _compared[cls]
+        except KeyError:
+            compared = _compared_of(cls)
         return compared(self) == compared(other)
 
     def __hash__(self) -> int:
-        return hash(_hashed_of(self.__class__)(self))
+        try:
+            hashed = _hashed[self.__class__]
+        except KeyError:
+            hashed = _hashed_of(self.__class__)
+        return hash(hashed(self))
 
     @reprlib.recursive_repr()
     def __repr__(self) -> str:
