@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import anyio
 import structlog
 
-from jobprep_release.backends.base import BatchBackend
-from jobprep_release.backends.errors import Conflict
+from jobprep_release.backends.base import BatchBackend, JobState, TaskState
+from jobprep_release.backends.errors import Conflict, NotFound
 from jobprep_release.console import Console
 from jobprep_release.flow import SampleOutcome, run_sample
 from jobprep_release.interrupts import Interrupts, tidy
@@ -62,6 +62,9 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
     # signal stops that wait too, and nothing was created then. Once open (and the storage
     # the run asks for ready), the guard is dropped: signals go to the sample's own scope.
     opened = False
+    # How a stopped run ends (outcome, status, line): written once the backend is closed, so
+    # that an error closing it cannot follow a `--json` document with a second one.
+    stopped: tuple[SampleOutcome, int, str] | None = None
     with interrupts.guard() as opening:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(backend)
@@ -84,27 +87,87 @@ async def _run_sample(invocation: Invocation, backend: BatchBackend, interrupts:
             if interrupts.signalled or not outcomes:
                 if withdraw is not None:  # a signal before the hook was set: not yet done
                     await withdraw()
-                message = await tidy(backend, invocation.options, invocation.answer)
-                if stdout_closed:
-                    message = f"stdout was closed; {message}"
-                print(message, file=sys.stderr)
-                return EXIT_INTERRUPTED
-            if not await _linger(backend, interrupts):
-                print("stopped waiting for the other runs", file=sys.stderr)
-                return EXIT_INTERRUPTED
+                tidied = await tidy(backend, invocation.options, invocation.answer)
+                reached = outcomes[0] if outcomes else SampleOutcome()
+                reached.job_deleted |= tidied.job_deleted
+                reached.pool_deleted |= tidied.pool_deleted
+                stopped = (reached, EXIT_INTERRUPTED, tidied.line)
+            elif not await _linger(backend, interrupts):
+                stopped = (outcomes[0], EXIT_INTERRUPTED, "stopped waiting for the other runs")
     if not opened:
-        print("interrupted; nothing was created", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        stopped = (SampleOutcome(), EXIT_INTERRUPTED, "interrupted; nothing was created")
+    if stopped is not None:
+        if stdout_closed:
+            print(f"stdout was closed; {stopped[2]}", file=sys.stderr)
+            return stopped[1]
+        return _end(invocation, *stopped)
     (outcome,) = outcomes
-    if args.json:
-        from jobprep_release import report
-
-        print(report.render(report.build(args.backend, invocation.options, outcome)))
     if outcome.succeeded:
-        return 0
-    failed = outcome.failed_tasks + [f"prep/release on {n}" for n in outcome.failed_prep_release]
-    print(f"error: the sample ran, but these failed: {', '.join(failed)}", file=sys.stderr)
-    return EXIT_TASKS_FAILED
+        return _end(invocation, outcome, 0)
+    message = f"the sample ran, but {_not_succeeded(outcome, invocation.options.job_id)}"
+    return _end(invocation, outcome, EXIT_TASKS_FAILED, f"error: {message}")
+
+
+def _not_succeeded(outcome: SampleOutcome, job_id: str) -> str:
+    """What did not exit 0, by why: failed; ended by the job's termination while running;
+    never run, the job terminated first (Batch schedules no task of a terminated job: its
+    active tasks stay active; ../shared/reference/batch-semantics.md, "Terminate Job"). The
+    last two follow a run interrupted before its tasks were done, whose tidy-up terminated
+    the job."""
+    job = outcome.job
+    terminated_at = None
+    if job is not None and job.previous_state is JobState.TERMINATING:
+        terminated_at = job.previous_state_transition_time
+    failed, ended, never_ran = [], [], []
+    for task in outcome.tasks:
+        info = task.execution_info
+        if info.exit_code == 0:
+            continue
+        if task.state is not TaskState.COMPLETED:
+            never_ran.append(task.id)
+        elif (
+            info.failure_info is not None
+            and info.failure_info.code == "TaskEnded"
+            and terminated_at is not None
+            and info.end_time is not None
+            and info.end_time >= terminated_at
+        ):
+            ended.append(task.id)
+        else:
+            failed.append(task.id)
+    failed += [f"prep/release on {node_id}" for node_id in outcome.failed_prep_release]
+    parts = []
+    if failed:
+        parts.append(f"these failed: {', '.join(failed)}")
+    if ended:
+        parts.append(
+            f"job {job_id} was terminated while these ran, ending them: {', '.join(ended)}"
+        )
+    if never_ran:
+        parts.append(
+            f"job {job_id} was terminated before these ran, so they never will: "
+            + ", ".join(never_ran)
+        )
+    return "; ".join(parts)
+
+
+def _end(invocation: Invocation, outcome: SampleOutcome, status: int, line: str = "") -> int:
+    """Write the `--json` document (when asked for) and then `line` on stderr; return
+    `status`."""
+    if invocation.args.json:
+        from jobprep_release import report  # only a run with --json
+
+        document = report.build(
+            invocation.args.backend,
+            invocation.options,
+            outcome,
+            status=status,
+            message=line.removeprefix("error: "),
+        )
+        print(report.render(document))
+    if line:
+        print(line, file=sys.stderr)
+    return status
 
 
 async def _linger(backend: BatchBackend, interrupts: Interrupts) -> bool:
@@ -150,7 +213,17 @@ async def show_status(backend: BatchBackend, job_id: str) -> int:
     console = Console()
     async with backend:
         try:
-            job = await backend.get_job(job_id)
+            try:
+                job = await backend.get_job(job_id)
+            except NotFound as exc:
+                if exc.hint:
+                    raise
+                raise NotFound(
+                    exc.message,
+                    code=exc.code,
+                    hint="the sample deletes its job at its end unless run with --keep or "
+                    "answered no; give --job-id for another job",
+                ) from exc
             spec = await backend.get_job_spec(job_id)
             try:
                 statuses = await backend.list_prep_release_status(job_id)
@@ -179,9 +252,12 @@ async def clean_up(
     settings = DockerSettings(docker_host=docker_host, state_dir=state_dir)
     console = Console(answer)
     found = await find_leftovers(settings, pool_id, every_state=every_state)
-    console.leftovers(sorted(found.pools), found.containers, found.volumes, pool_id)
-    if found.others is not None:
-        others = found.others
+    others = found.others
+    elsewhere = others is not None and bool(others.containers or others.volumes)
+    console.leftovers(
+        sorted(found.pools), found.containers, found.volumes, pool_id, others=elsewhere
+    )
+    if others is not None:
         console.elsewhere(sorted(others.pools), len(others.containers), len(others.volumes))
     if not found.containers and not found.volumes:
         return 0

@@ -95,6 +95,36 @@ def _container_name(text: str) -> str:
     return text
 
 
+# Docker's image reference grammar (github.com/distribution/reference, `reference.go`):
+# [domain[:port]/]path[:tag][@digest], each path component lower-case letters and digits with
+# `.`, `_`, `__` or dashes between them.
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_REFERENCE = re.compile(
+    rf"(?P<name>(?:(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?/)?"
+    rf"{_PATH_PART}(?:/{_PATH_PART})*)"
+    r"(?::\w[\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
+    re.ASCII,
+)
+_IMAGE_NAME_LIMIT = 255
+
+
+def check_docker_image(image: str) -> None:
+    """Raise `UsageError` (status 2) when `image` is not a Docker image reference, naming the
+    flag and the reason, before the engine is asked (whose own message names neither)."""
+    match = _IMAGE_REFERENCE.fullmatch(image)
+    if match and len(match["name"]) <= _IMAGE_NAME_LIMIT:
+        return
+    if match:
+        why = f"its name is longer than {_IMAGE_NAME_LIMIT} characters"
+    elif _IMAGE_REFERENCE.fullmatch(image.lower()):
+        why = "the repository name must be lower case"
+    else:
+        why = "use [registry/]name[:tag][@digest], the name in lower-case letters and digits"
+    raise UsageError(f"--image {image!r} is not a Docker image reference: {why}")
+
+
 def _batch_id(kind: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         try:
@@ -165,7 +195,8 @@ RUN_EXAMPLES = """examples:
   AZURE_BATCH_ENDPOINT=https://acct.westeurope.batch.azure.com AZURE_BATCH_ACCOUNT=acct \\
     AZURE_BATCH_ACCESS_KEY=... python -m jobprep_release --backend azure
   python -m jobprep_release --backend azure --endpoint http://127.0.0.1:8089 \\
-    --account local --key ...              # against `python -m jobprep_release serve`
+    --account localbatch --key KEY         # against `python -m jobprep_release serve`
+                                            # (its default account; KEY: the key it printed)
   python -m jobprep_release --stage-container common --logs-container joblogs --azurite
                                             # staged data and uploaded logs, on Azurite
 
@@ -376,6 +407,8 @@ def parse(argv: Sequence[str], debug: _Debug | None = None) -> Invocation:
         storage_connection_string=args.storage_connection_string,
         azurite=args.azurite,
     )
+    if args.backend == "docker" and args.image is not None:
+        check_docker_image(args.image)
     _check_storage(args, options)
     answer = Answer.YES if args.yes else Answer.NO if args.keep else Answer.ASK
     if args.json and answer is Answer.ASK:
@@ -507,7 +540,19 @@ def _dispatch(command: str, words: list[str], debug: _Debug) -> int:
             )
         )
     invocation = parse(words, debug)
-    return _run_async(lambda app: app.run(invocation, make_backend(invocation.args)))
+    try:
+        return _run_async(lambda app: app.run(invocation, make_backend(invocation.args)))
+    except Exception as exc:
+        if invocation.args.json and not isinstance(_first_leaf(exc), BrokenPipeError):
+            # The flags parsed, so a script reading stdout gets its one document, failed
+            # (with --debug, the traceback follows and the exit status is Python's, 1).
+            from jobprep_release import report
+
+            status, line = _describe(exc)
+            status = 1 if debug.on else status
+            document = report.failed(invocation.args.backend, invocation.options, status, line)
+            print(report.render(document), flush=True)
+        raise
 
 
 def _run_async(command: Callable[[ModuleType], Awaitable[int]]) -> int:
@@ -542,14 +587,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug.on:
             raise
-        error = find_project_error(exc)
-        if error is None:
-            cause = _first_leaf(exc)
-            print(
-                f"error: unexpected {type(cause).__name__}: {cause} (run again with --debug "
-                "for the traceback, and please report it)",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"error: {error.one_line()}", file=sys.stderr)
-        return error.exit_status
+        status, line = _describe(exc)
+        print(f"error: {line}", file=sys.stderr)
+        return status
+
+
+def _describe(exc: Exception) -> tuple[int, str]:
+    """The exit status of an error and its one line (without ``error: ``)."""
+    error = find_project_error(exc)
+    if error is None:
+        cause = _first_leaf(exc)
+        return 1, (
+            f"unexpected {type(cause).__name__}: {cause} (run again with --debug for the "
+            "traceback, and please report it)"
+        )
+    return error.exit_status, error.one_line()

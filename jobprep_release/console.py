@@ -253,12 +253,20 @@ class Console:
             self.line(f"  {name:<22}{value}")
 
     def leftovers(
-        self, pools: list[str], containers: list[str], volumes: list[str], pool_id: str | None
+        self,
+        pools: list[str],
+        containers: list[str],
+        volumes: list[str],
+        pool_id: str | None,
+        *,
+        others: bool = False,
     ) -> None:
-        """What `cleanup` found; `pool_id` is the pool it was limited to (None: every pool)."""
+        """What `cleanup` found; `pool_id` is the pool it was limited to (None: every pool);
+        `others`: objects of other state directories carry the label too (not in scope)."""
         if not containers and not volumes:
             label = "jobprep_release.pool" + (f"={pool_id}" if pool_id else "")
-            self.line(f"Nothing to remove: no container or volume carries {label}.")
+            made = " made with this state directory" if others else ""
+            self.line(f"Nothing to remove: no container or volume{made} carries {label}.")
             return
         self.line(f"Pools: {', '.join(pools)}")
         self.line(f"Containers ({len(containers)}): {', '.join(containers) or '-'}")

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import anyio
 import structlog
@@ -75,31 +76,47 @@ class Interrupts:
                     guard.cancel()
 
 
-async def tidy(backend: BatchBackend, options: SampleOptions, answer: Answer) -> str:
-    """Leave the run's objects in a clean state; return the line telling the user about it."""
+@dataclass(frozen=True, slots=True)
+class Tidied:
+    """What the tidy-up did: the line telling the user, and what it deleted (for `--json`)."""
+
+    line: str
+    job_deleted: bool = False
+    pool_deleted: bool = False
+
+
+async def tidy(backend: BatchBackend, options: SampleOptions, answer: Answer) -> Tidied:
+    """Leave the run's objects in a clean state; say what was done."""
+    deleted: list[str] = []
+    line = "interrupted"
     with anyio.CancelScope(shield=True), anyio.move_on_after(TIDY_LIMIT) as limit:
         try:
             if answer is Answer.YES:
-                return await _delete_everything(backend, options)
-            return await _end_the_job(backend, options)
+                line = await _delete_everything(backend, options, deleted)
+            else:
+                line = await _end_the_job(backend, options)
         except BackendError as exc:
-            return f"interrupted; tidying up failed: {exc.one_line()}"
+            line = f"interrupted; tidying up failed: {exc.one_line()}"
     if limit.cancelled_caught:
-        return "interrupted; tidying up took too long and was abandoned"
-    return "interrupted"
+        line = "interrupted; tidying up took too long and was abandoned"
+    return Tidied(line, job_deleted="job" in deleted, pool_deleted="pool" in deleted)
 
 
-async def _delete_everything(backend: BatchBackend, options: SampleOptions) -> str:
-    deleted = []
+async def _delete_everything(
+    backend: BatchBackend, options: SampleOptions, deleted: list[str]
+) -> str:
+    """Delete the job and the pool; `deleted` gets "job" and "pool" as each is deleted."""
     if await backend.find_job(options.job_id) is not None:
         await backend.delete_job(options.job_id)
-        deleted.append(f"job {options.job_id}")
+        deleted.append("job")
     try:
         await backend.delete_pool(options.pool_id)
-        deleted.append(f"pool {options.pool_id}")
+        deleted.append("pool")
     except NotFound:
         pass
-    return f"interrupted; deleted {' and '.join(deleted) or 'nothing (nothing was created)'}"
+    ids = {"job": f"job {options.job_id}", "pool": f"pool {options.pool_id}"}
+    names = " and ".join(ids[kind] for kind in deleted)
+    return f"interrupted; deleted {names or 'nothing (nothing was created)'}"
 
 
 async def _end_the_job(backend: BatchBackend, options: SampleOptions) -> str:
@@ -112,7 +129,10 @@ async def _end_the_job(backend: BatchBackend, options: SampleOptions) -> str:
             if anyio.current_time() > deadline:
                 break
             await anyio.sleep(backend.poll_interval)
-        ended = f"job {options.job_id} was terminated (its unfinished tasks ended); "
+        ended = (
+            f"job {options.job_id} was terminated (its running tasks ended, the others will "
+            "not run); "
+        )
     remains = [f"pool {options.pool_id}"] + ([f"job {options.job_id}"] if job else [])
     # A terminated job takes no more tasks: the next run reports how it ended, not more work.
     again = "see how the job ended" if ended else "carry on"

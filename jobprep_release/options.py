@@ -24,7 +24,8 @@ EXIT_STATUSES = {
     7: "the service failed (after bounded retries)",
     8: "a wait ran past its timeout",
     9: "the docker backend's stored state cannot be read (the message names the file)",
-    EXIT_TASKS_FAILED: "the sample ran, but a task, preparation or release task failed",
+    EXIT_TASKS_FAILED: "the sample ran, but a task, preparation or release task failed (or a "
+    "task was ended, or never ran, because its job was terminated first)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C or SIGTERM)",
 }
 

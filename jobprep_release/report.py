@@ -45,13 +45,23 @@ def _prep_release(execution: PrepReleaseExecution | None) -> dict[str, Any] | No
     return {"state": execution.state.value} | _execution(execution.execution_info)
 
 
-def build(backend: str, options: SampleOptions, outcome: SampleOutcome) -> dict[str, Any]:
-    """The report document for a finished run."""
+def build(
+    backend: str,
+    options: SampleOptions,
+    outcome: SampleOutcome,
+    *,
+    status: int = 0,
+    message: str | None = None,
+) -> dict[str, Any]:
+    """The report document for a run that ended with exit `status` (0, or `message`, the
+    line it wrote on stderr without its ``error: ``); `outcome` holds what the run reached (a
+    run that stopped early: nothing, `SampleOutcome()`)."""
     job = outcome.job
     return {
         "schemaVersion": SCHEMA_VERSION,
         "backend": backend,
-        "succeeded": outcome.succeeded,
+        "succeeded": outcome.succeeded and status == 0,
+        "error": None if status == 0 else {"status": status, "message": message or ""},
         "pool": {
             "id": options.pool_id,
             "vmSize": options.vm_size,
@@ -91,6 +101,13 @@ def _storage(options: SampleOptions, outcome: SampleOutcome) -> dict[str, Any] |
         blobs = [{"name": name, "size": size} for name, size in outcome.uploaded]
         uploaded = {"container": options.logs_container, "blobs": blobs}
     return {"staged": staged, "uploaded": uploaded}
+
+
+def failed(backend: str, options: SampleOptions, status: int, message: str) -> dict[str, Any]:
+    """The report document for a run that stopped with exit `status` before it had an
+    outcome (the engine unreachable, a pool in the wrong state, ...): the ids asked for, empty
+    lists, and the error."""
+    return build(backend, options, SampleOutcome(), status=status, message=message)
 
 
 def render(document: dict[str, Any]) -> str:

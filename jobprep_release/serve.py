@@ -243,6 +243,9 @@ async def _serve(args: argparse.Namespace) -> int:
         state_dir=args.state_dir, docker_host=args.docker_host, storage=_linked_storage(args)
     )
     if args.image:
+        from jobprep_release.cli import check_docker_image
+
+        check_docker_image(args.image)
         docker = replace(docker, image=args.image)
     settings = EndpointSettings(
         account=args.account,

@@ -45,6 +45,13 @@ ROWS = [
     ("zero job wait", ["--job-timeout", "0s"], 2, "--job-timeout must be longer than 0 s"),
     ("empty VM size", ["--vm-size", ""], 2, "--vm-size must not be empty"),
     ("blank node image", ["--image", " "], 2, "--image must not be empty"),
+    (
+        "node image not a Docker reference",
+        ["--image", "UPPER:bad"],
+        2,
+        "--image 'UPPER:bad' is not a Docker image reference: the repository name must be lower",
+    ),
+    ("node image with a space", ["--image", "debian bookworm"], 2, "not a Docker image reference"),
     ("azure: no endpoint", ["--backend", "azure"], 2, "AZURE_BATCH_ENDPOINT"),
     ("storage: no account", ["--stage-container", "common"], 2, "--storage-connection-string"),
     ("storage: bad container", ["--logs-container", "Logs_1"], 2, "invalid container name"),

@@ -35,7 +35,10 @@ def test_status_shows_the_prep_and_release_settings_and_runs(
     assert row.split()[1:] == ["completed,", "exit", "0", "completed,", "exit", "0"]
     missing = run_cli(["status", "--job-id", "NoSuchJob"], state_dir=state_dir)
     assert missing.returncode == 5
-    assert missing.stderr == "error: job NoSuchJob does not exist\n"
+    assert missing.stderr == (
+        "error: job NoSuchJob does not exist (the sample deletes its job at its end unless run "
+        "with --keep or answered no; give --job-id for another job)\n"
+    )
     gone = run_cli([*base, "--yes"], state_dir=state_dir)
     assert gone.returncode == 0, gone.stderr
 
@@ -65,6 +68,30 @@ def test_cleanup_removes_what_the_project_made_and_asks_first(
     )
     assert again.returncode == 0, again.stderr
     assert f"Created pool {ids.pool}" in again.stdout
+
+
+def test_cleanup_with_only_another_state_directorys_objects_says_so_without_contradiction(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    # A container of this pool made with another state directory (no state label of this
+    # one): not in scope, so nothing to remove, yet it does carry the pool label.
+    other = docker_client.containers.create(
+        "debian:bookworm-slim",
+        ["true"],
+        name=f"jobprep-elsewhere-{ids.pool.removeprefix('TestPool-')}",
+        labels={POOL_LABEL: ids.pool},
+    )
+    try:
+        listed = run_cli(["cleanup", "--pool-id", ids.pool], state_dir=state_dir, stdin="")
+    finally:
+        other.remove(force=True)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == (
+        "Nothing to remove: no container or volume made with this state directory carries "
+        f"jobprep_release.pool={ids.pool}.\n"
+        f"Not touched, of another state directory: 1 container and 0 volumes (pools: {ids.pool}); "
+        "cleanup --all removes them too.\n"
+    )
 
 
 def test_cleanup_leaves_what_the_project_did_not_label(

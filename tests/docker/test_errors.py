@@ -84,7 +84,12 @@ def test_a_command_not_found_in_the_node_fails_its_tasks_with_status_10(
     assert result.returncode == 10, result.stderr
     assert "error: the sample ran, but these failed: task001, task002\n" in result.stderr
     assert "Traceback" not in result.stderr
-    tasks = json.loads(result.stdout)["tasks"]
+    document = json.loads(result.stdout)
+    assert document["error"] == {
+        "status": 10,
+        "message": "the sample ran, but these failed: task001, task002",
+    }
+    tasks = document["tasks"]
     assert [(t["id"], t["state"], t["exitCode"], t["result"], t["failureCode"]) for t in tasks] == [
         (task_id, "completed", None, "failure", "CommandProgramNotFound")
         for task_id in ("task001", "task002")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import signal
@@ -15,11 +16,13 @@ from typing import IO
 
 import anyio
 import docker
+import jsonschema
 import pytest
 
 from jobprep_release.backends.base import JobState, PrepReleaseTaskState
 from jobprep_release.backends.docker import DockerBackend, DockerSettings
 from tests.conftest import POOL_LABEL, REPO, Ids, labelled, remove_labelled, run_cli
+from tests.docker.test_output import SCHEMA
 
 STEPS = [
     "Attempting to create pool",
@@ -145,6 +148,24 @@ def test_first_signal_with_yes_deletes_everything(
     assert labelled(docker_client, ids.pool) == (0, 0)
 
 
+def test_json_of_an_interrupted_run_is_one_document_with_what_the_tidy_up_did(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    with App(ids, state_dir, "--yes", "--json") as app:
+        app.read_until(STEPS[2], stderr=True)  # with --json the transcript is on stderr
+        app.process.send_signal(signal.SIGINT)
+        status, stderr = app.finish()
+    assert status == 130, stderr
+    document = json.loads("".join(app.stdout_lines))
+    jsonschema.validate(document, SCHEMA)
+    tidied = _tidy_line(stderr)
+    assert tidied == f"interrupted; deleted job {ids.job} and pool {ids.pool}"
+    assert document["error"] == {"status": 130, "message": tidied}
+    assert document["succeeded"] is False
+    assert document["job"]["deleted"] and document["pool"]["deleted"]
+    assert labelled(docker_client, ids.pool) == (0, 0)
+
+
 def _expected_status_of_the_next_run(state_dir: Path, ids: Ids) -> int:
     """0 or 10, from the service's record of the interrupted run once its job has completed
     (its release tasks may still run when the app exits): terminating the job ends tasks that
@@ -251,6 +272,39 @@ def nodes_running(
             return nodes
         time.sleep(0.1)
     raise AssertionError(f"{command!r} did not run on every node of {pool_id} in {limit} s")
+
+
+def test_the_run_after_one_stopped_while_its_first_task_ran_names_none_as_failed(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    # One node, one slot: one task runs (its id in its process name, read from the engine),
+    # the signal's tidy-up terminates the job, which ends that task; the others stay active
+    # and never run (Batch schedules no task of a terminated job).
+    command = "/bin/bash -c 'exec -a sleeping-$AZ_BATCH_TASK_ID /bin/sleep 600'"
+    sample = ["--pool-id", ids.pool, "--job-id", ids.job, "--nodes", "1", "--tasks", "3"]
+    with App(ids, state_dir, *sample[4:], "--task-command", command) as app:
+        app.read_until("Submitting tasks")
+        (node,) = nodes_running(docker_client, ids.pool, "sleeping-task", limit=120)
+        (ran,) = [
+            word.removeprefix("sleeping-")
+            for row in node.top()["Processes"]
+            for word in " ".join(row).split()
+            if word.startswith("sleeping-task")
+        ]
+        app.process.send_signal(signal.SIGINT)
+        status, stderr = app.finish()
+    assert status == 130, stderr
+    assert "was terminated (its running tasks ended, the others will not run)" in stderr
+    again = run_cli([*sample, "--yes", "--json"], state_dir=state_dir)
+    assert again.returncode == 10, again.stderr
+    never = ", ".join(sorted({"task001", "task002", "task003"} - {ran}))
+    assert (
+        f"error: the sample ran, but job {ids.job} was terminated while these ran, ending them: "
+        f"{ran}; job {ids.job} was terminated before these ran, so they never will: {never}"
+    ) in again.stderr.splitlines(), again.stderr
+    states = {task["id"]: task["state"] for task in json.loads(again.stdout)["tasks"]}
+    assert states == {task_id: "completed" if task_id == ran else "active" for task_id in states}
+    assert labelled(docker_client, ids.pool) == (0, 0)
 
 
 @pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM])

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import docker
 import jsonschema
+import pytest
 
+from jobprep_release.backends.docker.core.store import StateStore
 from tests.conftest import REPO, Ids, labelled, run_cli
 
 TOKENS = re.compile(r"(\x1b\[[0-9;?]*[A-Za-z]|\r|\n)")
@@ -148,3 +150,71 @@ def test_json_needs_an_answer_for_the_prompts(state_dir: Path) -> None:
     result = run_cli(["--json"], state_dir=state_dir)
     assert result.returncode == 2
     assert "--json needs --yes or --keep" in result.stderr
+
+
+@pytest.mark.parametrize("cause", ["engine unreachable", "state unreadable"])
+def test_json_of_a_run_that_fails_outright_is_one_document_with_its_error(
+    ids: Ids, state_dir: Path, tmp_path: Path, docker_client: docker.DockerClient, cause: str
+) -> None:
+    env = {}
+    if cause == "engine unreachable":
+        env["DOCKER_HOST"] = f"unix://{tmp_path}/no.sock"
+        status = 3
+    else:
+        StateStore(state_dir, str(docker_client.info()["ID"])).path.write_text("{cut short")
+        status = 9
+    result = run_cli(
+        ["--pool-id", ids.pool, "--job-id", ids.job, "--yes", "--json"],
+        state_dir=state_dir,
+        env=env,
+    )
+    assert result.returncode == status, result.stderr
+    document = json.loads(result.stdout)
+    jsonschema.validate(document, SCHEMA)
+    assert document["succeeded"] is False
+    (line,) = result.stderr.splitlines()
+    assert document["error"] == {"status": status, "message": line.removeprefix("error: ")}
+    assert document["pool"] == {
+        "id": ids.pool,
+        "vmSize": "standard_d1_v2",
+        "deleted": False,
+        "nodes": [],
+    }
+    assert document["job"] == {
+        "id": ids.job,
+        "state": None,
+        "terminateReason": None,
+        "deleted": False,
+    }
+    assert document["tasks"] == document["nodeFiles"] == document["prepRelease"] == []
+    assert labelled(docker_client, ids.pool) == (0, 0)
+
+
+def test_json_of_a_run_that_succeeded_has_no_error(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    result = run_cli(
+        ["--pool-id", ids.pool, "--job-id", ids.job, "--nodes", "1", "--tasks", "1", "--yes",
+         "--json"],
+        state_dir=state_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    jsonschema.validate(document, SCHEMA)
+    assert document["error"] is None and document["succeeded"] is True
+
+
+def test_json_with_debug_prints_the_document_then_the_traceback(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    result = run_cli(
+        ["--yes", "--json", "--debug"],
+        state_dir=state_dir,
+        env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback (most recent call last):" in result.stderr
+    document = json.loads(result.stdout)
+    jsonschema.validate(document, SCHEMA)
+    assert document["error"]["status"] == 1
+    assert document["error"]["message"].startswith("cannot reach the Docker engine")
