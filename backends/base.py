@@ -196,6 +196,15 @@ class BatchBackend(Protocol):
 
     async def __aenter__(self) -> BatchBackend: ...
 
+    async def wait_for_change(self, at_most: float) -> None:
+        """Return when this backend's state may have changed, after `at_most` seconds at most
+        (`at_most` >= 0, seconds; a wait's polls use `poll_interval`). It says nothing of what
+        changed, and may return when nothing did: the caller looks again. A backend that
+        holds the state (the docker backend in process) returns soon after a change; one told
+        of none (azure, and the docker backend attached to another process's service: the
+        Batch service pushes nothing) sleeps `at_most`. Only cancellation raises."""
+        ...
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

@@ -235,6 +235,11 @@ class SharedDockerBackend:
         if self._holder is not None:
             await self._holder.withdraw()
 
+    async def wait_for_change(self, at_most: float) -> None:
+        """The open backend's: holding the state, the docker backend's (woken by its core);
+        attached, the azure backend's (a sleep: the holder's endpoint pushes nothing)."""
+        await self._call("wait_for_change", at_most)
+
     async def create_pool(self, spec: PoolSpec) -> None:
         if self.attached is not None and spec.image_reference is None:
             # The endpoint runs any marketplace image on its own node image: name the run's.

@@ -323,7 +323,9 @@ async def _poll_tasks(
         polls += 1
         if polls % NODE_CHECK_EVERY == 0:
             await _check_nodes_usable(backend, options)
-        await anyio.sleep(min(backend.poll_interval, max(deadline - time.monotonic(), 0)))
+        await backend.wait_for_change(
+            min(backend.poll_interval, max(deadline - time.monotonic(), 0))
+        )
 
 
 async def _check_nodes_usable(backend: BatchBackend, options: SampleOptions) -> None:
@@ -380,7 +382,7 @@ async def _settled_nodes(
     ):
         while any(node.state in SETTLING_NODE_STATES for node in nodes):
             view.update(nodes=nodes)
-            await anyio.sleep(backend.poll_interval)
+            await backend.wait_for_change(backend.poll_interval)
             nodes = await backend.list_nodes(options.pool_id)
     return nodes
 
@@ -430,7 +432,7 @@ async def _wait_for_job_completed(
                     hint="its release tasks may still be running; raise --job-timeout",
                 )
             console.tick()
-            await anyio.sleep(backend.poll_interval)
+            await backend.wait_for_change(backend.poll_interval)
     console.end_ticks()
     return job
 

@@ -128,7 +128,7 @@ async def _end_the_job(backend: BatchBackend, options: SampleOptions) -> str:
         while (await backend.get_job(options.job_id)).state is not JobState.COMPLETED:
             if anyio.current_time() > deadline:
                 break
-            await anyio.sleep(backend.poll_interval)
+            await backend.wait_for_change(backend.poll_interval)
         ended = (
             f"job {options.job_id} was terminated (its running tasks ended, the others will "
             "not run); "

@@ -179,6 +179,11 @@ class AzureBackend:
             if self._owns_credential and not isinstance(self._credential, AzureNamedKeyCredential):
                 await self._credential.close()
 
+    async def wait_for_change(self, at_most: float) -> None:
+        """Sleep `at_most` seconds: the Batch service pushes no change to its clients (every
+        wait polls it; `BatchBackend.wait_for_change`)."""
+        await anyio.sleep(at_most)
+
     @asynccontextmanager
     async def _call(self, action: str, *, limit: float | None = None) -> AsyncIterator[None]:
         """Bound the enclosed SDK work in time (`limit` seconds) and translate its errors."""

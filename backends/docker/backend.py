@@ -15,6 +15,7 @@ asked for is either not begun or carried through by the service.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from types import TracebackType
@@ -63,6 +64,14 @@ from jobprep_release.backends.errors import BackendError
 
 log = structlog.get_logger("jobprep_release.docker")
 
+CHANGE_GAP = 0.005
+CHANGE_BURST = 4
+"""`DockerBackend.wait_for_change` returns at a change at most once per `CHANGE_GAP` seconds
+on average, `CHANGE_BURST` at once (a token bucket): at 10,000 tasks the state changes every
+few milliseconds, and a caller woken at each change would poll in a hot loop; a few changes
+close together (the sample's last release task ending, then its job completing) are each seen
+at once."""
+
 ADD_TASKS_CHUNK = 500
 """Tasks added in one go: a collection of 10,000 at once would hold the event loop ~80 ms."""
 
@@ -105,6 +114,9 @@ class DockerBackend:
         self._group: anyio.abc.TaskGroup | None = None
         self._publication: Publication | None = None
         self._endpoint: LazyEndpoint | None = None
+        self._tokens = float(CHANGE_BURST)
+        self._counted = -math.inf
+        """The waits' token bucket (`CHANGE_BURST`) and when it was last filled up."""
 
     @property
     def engine(self) -> Engine:
@@ -223,6 +235,28 @@ class DockerBackend:
                 self._publication = None
             if self._engine is not None:
                 await self._engine.close()
+
+    async def wait_for_change(self, at_most: float) -> None:
+        """Return once the state has changed (`BatchService.next_change`: the core sees every
+        change) since the call, or after `at_most` seconds; a change beyond the rate that
+        `CHANGE_GAP` and `CHANGE_BURST` allow is seen when the rate does (late, never missed).
+        A change between the caller's look and this call is not seen; there is none when the
+        look is the reads the flow's waits make (task counts, nodes, the job), which never
+        yield the loop."""
+        change = self.service.next_change()
+        with anyio.move_on_after(at_most):
+            await change.wait()
+            delay = self._take_return()
+            if delay > 0:
+                await anyio.sleep(delay)
+
+    def _take_return(self) -> float:
+        """Spend a token of the waits' bucket: the seconds to wait for it (0 if one was left)."""
+        now = anyio.current_time()
+        refill = (now - self._counted) / CHANGE_GAP
+        self._tokens = min(CHANGE_BURST, self._tokens + refill) - 1
+        self._counted = now
+        return max(-self._tokens, 0) * CHANGE_GAP
 
     async def create_pool(self, spec: PoolSpec) -> None:
         await self.service.prepare_pool(spec)  # a pull may take minutes: not shielded

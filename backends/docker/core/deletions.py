@@ -195,9 +195,13 @@ async def _delete_job(core: Core, job: JobRecord) -> None:
     with anyio.fail_after(RELEASE_MAX_WALL_CLOCK.total_seconds() + 60):
         while jobs.releases_running(job):
             await core.job_completed.wait()
-    for node_id, record in job.nodes.items():
-        if record.has_files and _keeps_files(core, node_id):
-            await processes.remove_tree(core, node_id, environment.job_dir(job.spec.id))
+    # The nodes' job directories go at once: each is a round trip to that node's agent.
+    async with anyio.create_task_group() as group:
+        for node_id, record in job.nodes.items():
+            if record.has_files and _keeps_files(core, node_id):
+                group.start_soon(
+                    processes.remove_tree, core, node_id, environment.job_dir(job.spec.id)
+                )
     if core.state.jobs.get(job.spec.id.lower()) is job:
         del core.state.jobs[job.spec.id.lower()]
         core.turns.pop(job.spec.id.lower(), None)

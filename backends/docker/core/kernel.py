@@ -118,6 +118,9 @@ class Core:
         self.persist_lock = anyio.Lock()
         self.job_completed = anyio.Event()
         """Set (and replaced) whenever a job's release tasks have all ended."""
+        self._change: anyio.Event | None = None
+        """Set at the next change (`changed`) for whoever waits for one (`next_change`); made
+        only when someone waits, so that a change nobody waits for costs no allocation."""
         self.uploading: set[str] = set()
         """Keys of exited processes whose output files are being uploaded."""
         self.deletions: dict[str, Deletion] = {}
@@ -145,8 +148,22 @@ class Core:
     # --- signals -------------------------------------------------------------------------------
 
     def changed(self) -> None:
-        """The state changed: save it soon."""
+        """The state changed: save it soon, and wake those waiting for a change."""
         self.dirty.set()
+        self._announce()
+
+    def next_change(self) -> anyio.Event:
+        """An event set at the state's next change (a broadcast: every caller until then gets
+        the same event, and each change replaces it). Take it before looking at the state and
+        wait on it after, so that no change in between is missed."""
+        if self._change is None:
+            self._change = anyio.Event()
+        return self._change
+
+    def _announce(self) -> None:
+        if self._change is not None:
+            self._change.set()
+            self._change = None
 
     def poke(self) -> None:
         """Something the scheduler cares about changed: run a pass, and save."""
@@ -166,7 +183,12 @@ class Core:
     async def persist(self) -> None:
         """Write the state's changes now (before acting on a change that must survive a
         crash): the objects changed since the last save (`store.Tracker`), encoded in slices
-        of 2 ms, then written in one transaction."""
+        of 2 ms, then written in one transaction. The caller changed the state: those waiting
+        for a change are woken."""
+        self._announce()
+        await self._write()
+
+    async def _write(self) -> None:
         async with self.persist_lock:
             self.state.journal_seq = self.journal_seq
             changes = await self.saved.changes(self.state)
@@ -190,7 +212,7 @@ class Core:
             await self.dirty.wait()
             self.dirty = anyio.Event()
             started = time.monotonic()
-            await self.persist()
+            await self._write()  # the change was announced when it was marked
             spent = time.monotonic() - started
             interval = self.settings.save_interval
             # An interval of 0 (tests) saves after every change, whatever the time it took.

@@ -137,6 +137,11 @@ class BatchService:
             await self._core.persist()
         await self._core.executor.close()
 
+    def next_change(self) -> anyio.Event:
+        """An event set at the state's next change: any save-worthy change (a task or node
+        state, a job's completion, a record added or removed), as `Core.next_change`."""
+        return self._core.next_change()
+
     # --- pools and nodes ---------------------------------------------------------------------
 
     async def prepare_pool(self, spec: PoolSpec) -> None:
