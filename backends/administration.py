@@ -24,13 +24,14 @@ from jobprep_release.backends.base import (
     NodeState,
     PoolSpec,
 )
+from jobprep_release.backends.models.value import Value
 
 MAX_NODES_PER_REMOVAL = 100
 """Remove Nodes takes at most 100 node ids (REST NodeRemoveOptions.nodeList)."""
 
 
-@dataclass(frozen=True, slots=True)
-class NodeCounts:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class NodeCounts(Value):
     """A pool's nodes of one kind (dedicated or spot/low-priority) by state, named as
     azure-batch's `BatchNodeCounts` names them (REST: camelCase), and their `total`."""
 
@@ -74,8 +75,8 @@ def count_states(states: Iterable[NodeState | str]) -> NodeCounts:
     return NodeCounts(**counts, total=total)
 
 
-@dataclass(frozen=True, slots=True)
-class PoolNodeCounts:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class PoolNodeCounts(Value):
     """One entry of List Pool Node Counts."""
 
     pool_id: str
@@ -83,8 +84,8 @@ class PoolNodeCounts:
     low_priority: NodeCounts
 
 
-@dataclass(frozen=True, slots=True)
-class SupportedImage:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class SupportedImage(Value):
     """One entry of List Supported Images (REST BatchSupportedImage): an image and the node
     agent SKU that Add Pool takes with it."""
 

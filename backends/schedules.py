@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from jobprep_release.backends.base import JobSpec
+from jobprep_release.backends.models.value import Value
 
 
 class JobScheduleState(StrEnum):
@@ -25,8 +26,8 @@ class JobScheduleState(StrEnum):
     DELETING = "deleting"
 
 
-@dataclass(frozen=True, slots=True)
-class Schedule:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Schedule(Value):
     """When jobs are created (REST ``schedule``; all optional). Without `recurrence_interval`
     one job is created, within `start_window` after `do_not_run_until`; `start_window` and
     `recurrence_interval` are at least a minute (the service refuses less with 400)."""
@@ -37,8 +38,8 @@ class Schedule:
     recurrence_interval: timedelta | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class JobScheduleSpec:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class JobScheduleSpec(Value):
     """A job schedule as added (or updated): `job_specification` is the job each recurrence
     creates, its `id` empty (the service names each job ``{scheduleId}:job-{n}``)."""
 
@@ -49,8 +50,8 @@ class JobScheduleSpec:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class JobSchedule:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class JobSchedule(Value):
     """A job schedule as the service reports it: state, history and ``executionInfo``
     (`next_run_time`, the most recent job's id, `end_time` once completed)."""
 

@@ -11,17 +11,16 @@ from typing import TYPE_CHECKING
 import anyio
 import structlog
 
-from jobprep_release import report, storage_use
 from jobprep_release.backends.base import BatchBackend, JobState, TaskState
 from jobprep_release.backends.errors import Conflict, NotFound
 from jobprep_release.console import Console
 from jobprep_release.flow import SampleOutcome, run_sample
 from jobprep_release.interrupts import Interrupts, tidy
 from jobprep_release.options import EXIT_INTERRUPTED, EXIT_TASKS_FAILED, Answer
-from jobprep_release.storage_use import Prepared, StorageUse
 
 if TYPE_CHECKING:
     from jobprep_release.cli import Invocation
+    from jobprep_release.storage_use import Prepared
 
 log = structlog.get_logger("jobprep_release.app")
 
@@ -156,6 +155,8 @@ def _end(invocation: Invocation, outcome: SampleOutcome, status: int, line: str 
     """Write the `--json` document (when asked for) and then `line` on stderr; return
     `status`."""
     if invocation.args.json:
+        from jobprep_release import report  # only a run with --json
+
         document = report.build(
             invocation.args.backend,
             invocation.options,
@@ -188,6 +189,8 @@ async def _storage(invocation: Invocation, stack: contextlib.AsyncExitStack) -> 
     options = invocation.options
     if not options.uses_storage:
         return None
+    from jobprep_release import storage_use  # with azurite's helpers: only a run using storage
+
     connection_string = options.storage_connection_string or ""
     if options.azurite:
         from jobprep_release import azurite
@@ -197,7 +200,7 @@ async def _storage(invocation: Invocation, stack: contextlib.AsyncExitStack) -> 
         emulator = await stack.enter_async_context(azurite.serving(host))
         log.info("Azurite started for the run", url=emulator.account_url)
         connection_string = emulator.connection_string
-    use = StorageUse(
+    use = storage_use.StorageUse(
         connection_string=connection_string,
         stage_container=options.stage_container,
         logs_container=options.logs_container,

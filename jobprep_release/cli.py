@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from jobprep_release import settings
 from jobprep_release.backends.base import NodeFillType, check_id
 from jobprep_release.backends.errors import InvalidRequest, UsageError, find_project_error
+from jobprep_release.backends.models.value import Value
 from jobprep_release.imports import without_collection
 from jobprep_release.options import EXIT_STATUSES, Answer, SampleOptions
 
@@ -372,8 +373,8 @@ def build_cleanup_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@dataclass(frozen=True, slots=True)
-class Invocation:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Invocation(Value):
     """Parsed flags, ready to run."""
 
     args: argparse.Namespace

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
 
-from jobprep_release import storage_use
 from jobprep_release.backends.base import (
     BatchBackend,
     ComputeNode,
@@ -37,7 +37,9 @@ from jobprep_release.backends.errors import AlreadyExists, Conflict, NotFound, W
 from jobprep_release.console import SHARED_FILE, Console
 from jobprep_release.options import SampleOptions
 from jobprep_release.progress import ProgressView
-from jobprep_release.storage_use import Prepared
+
+if TYPE_CHECKING:
+    from jobprep_release.storage_use import Prepared
 
 log = structlog.get_logger("jobprep_release.flow")
 
@@ -129,15 +131,21 @@ def job_spec(options: SampleOptions, storage: Prepared | None = None) -> JobSpec
     container's blobs and (b) the release task uploads the node's job log before deleting it."""
     staging: list[ResourceFile] = []
     release = JobReleaseTaskSpec(command_line=RELEASE_COMMAND)
-    if storage is not None and storage.stage_url:
-        staging = [
-            ResourceFile(storage_container_url=storage.stage_url, file_path=storage_use.STAGED_DIR)
-        ]
-    if storage is not None and storage.logs_url:
-        script = storage_use.upload_script(SHARED_FILE.removeprefix("shared/"))
-        release = JobReleaseTaskSpec(
-            command_line=f"/bin/bash -c '{script}'", environment={"LOGS_BASE": storage.logs_url}
-        )
+    if storage is not None:
+        from jobprep_release import storage_use  # only a run using storage needs it
+
+        if storage.stage_url:
+            staging = [
+                ResourceFile(
+                    storage_container_url=storage.stage_url, file_path=storage_use.STAGED_DIR
+                )
+            ]
+        if storage.logs_url:
+            script = storage_use.upload_script(SHARED_FILE.removeprefix("shared/"))
+            release = JobReleaseTaskSpec(
+                command_line=f"/bin/bash -c '{script}'",
+                environment={"LOGS_BASE": storage.logs_url},
+            )
     return JobSpec(
         id=options.job_id,
         pool_id=options.pool_id,
@@ -159,6 +167,8 @@ def task_specs(options: SampleOptions, ids: Iterable[str] | None = None) -> list
     command_line = options.task_command or TASK_COMMAND
     if options.stage_container and not options.task_command:
         # (a) Each task reads the common data the preparation task staged; none fails it.
+        from jobprep_release import storage_use
+
         command_line = f"/bin/bash -c '{storage_use.staged_check()} && {TASK_SCRIPT}'"
     return [
         TaskSpec(id=task_id, command_line=command_line, constraints=constraints)
@@ -209,6 +219,8 @@ async def run_sample(
     for status in outcome.prep_release:
         console.exit_codes(status.node_id, *_exit_codes(status))
     if storage is not None and storage.use.logs_container:
+        from jobprep_release import storage_use
+
         outcome.uploaded = await storage_use.uploaded_logs(storage.use, options.job_id)
         console.uploaded_logs(storage.use.logs_container, outcome.uploaded)
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from enum import Enum
 
 from jobprep_release.backends.base import NodeFillType
+from jobprep_release.backends.models.value import Value
 
 EXIT_TASKS_FAILED = 10
 EXIT_INTERRUPTED = 130
@@ -37,8 +38,8 @@ class Answer(Enum):
     NO = "no"
 
 
-@dataclass(frozen=True, slots=True)
-class SampleOptions:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class SampleOptions(Value):
     """The sample's knobs; the defaults are the C# sample's constants."""
 
     pool_id: str = "JobPrepReleaseSamplePool"

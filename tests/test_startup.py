@@ -46,3 +46,29 @@ print(gc.isenabled())
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True
     )
     assert result.stdout.split() == ["True", "True", "False"]
+
+
+def test_a_run_imports_no_storage_or_report_module_until_it_uses_them() -> None:
+    """The modules a run without storage flags or `--json` never calls stay unimported: the
+    commands' module (with the flow it runs) and the docker backend as the CLI loads them."""
+    probe = """
+import sys
+from jobprep_release import app, attach, cli
+unused = {"jobprep_release.storage_use", "jobprep_release.azurite", "jobprep_release.report"}
+print("unused imported:" + ",".join(sorted(unused & set(sys.modules))))
+from jobprep_release import flow
+from jobprep_release.options import SampleOptions
+flow.job_spec(SampleOptions())
+flow.task_specs(SampleOptions())
+print("after specs:" + ",".join(sorted(unused & set(sys.modules))))
+flow.task_specs(SampleOptions(stage_container="common"))
+print("staging:" + ",".join(sorted(unused & set(sys.modules))))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert result.stdout.splitlines() == [
+        "unused imported:",
+        "after specs:",
+        "staging:jobprep_release.azurite,jobprep_release.storage_use",
+    ]

@@ -12,6 +12,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from jobprep_release.backends.errors import InvalidRequest
+from jobprep_release.backends.models.value import Value
 
 DEFAULT_RETENTION = timedelta(days=7)
 
@@ -56,8 +57,8 @@ class ErrorCategory(StrEnum):
 # --- specs: what the app asks for ------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class UserIdentity:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class UserIdentity(Value):
     """An auto-user: pool-scoped non-admin `_azbatch` by default, as on Linux nodes; or, with
     `user_name`, one of the pool's user accounts (REST UserIdentity.username; the auto-user's
     settings then do not apply)."""
@@ -74,8 +75,8 @@ NO_ENVIRONMENT: Mapping[str, str] = MappingProxyType({})
 """An empty, read-only environment shared by every task spec that sets none."""
 
 
-@dataclass(frozen=True, slots=True)
-class ResourceFile:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ResourceFile(Value):
     """Files downloaded into the task's working directory before the task starts, from one
     source: `http_url` (any URL, a blob's SAS URL included; `file_path` is then the file's
     name), `storage_container_url` (a container's URL with a SAS granting read and list:
@@ -91,15 +92,15 @@ class ResourceFile:
     blob_prefix: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TaskConstraints:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class TaskConstraints(Value):
     max_wall_clock_time: timedelta | None = None
     retention_time: timedelta | None = None
     max_task_retry_count: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TaskContainerSettings:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class TaskContainerSettings(Value):
     """A task's ``containerSettings``: the task runs in a container from `image_name`, with
     `container_run_options` (extra ``docker create`` options), in `working_directory`
     ``taskWorkingDirectory`` (the task's ``wd``, the service's default) or
@@ -113,15 +114,15 @@ class TaskContainerSettings:
 # --- views: what the service reports ---------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class FailureInfo:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class FailureInfo(Value):
     category: ErrorCategory
     code: str
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class TaskContainerExecutionInfo:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class TaskContainerExecutionInfo(Value):
     """The container a task ran in (REST TaskContainerExecutionInfo): its id, its state as
     ``docker inspect`` gives it (``running``, ``exited``) and the engine's error, if any."""
 
@@ -130,8 +131,8 @@ class TaskContainerExecutionInfo:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ExecutionInfo:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ExecutionInfo(Value):
     """How a task, or a preparation or release task on one node, ran."""
 
     start_time: datetime | None = None

@@ -18,6 +18,7 @@ from jobprep_release.backends.models.common import (
     UserIdentity,
 )
 from jobprep_release.backends.models.pools import PoolSpec
+from jobprep_release.backends.models.value import Value
 
 JOB_PREPARATION_TASK_ID = "jobpreparation"
 JOB_RELEASE_TASK_ID = "jobrelease"
@@ -67,8 +68,8 @@ class DisableJobOption(StrEnum):
 # --- specs: what the app asks for ------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class JobPreparationTaskSpec:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class JobPreparationTaskSpec(Value):
     command_line: str
     id: str = JOB_PREPARATION_TASK_ID
     wait_for_success: bool = True
@@ -80,8 +81,8 @@ class JobPreparationTaskSpec:
     container_settings: TaskContainerSettings | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class JobReleaseTaskSpec:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class JobReleaseTaskSpec(Value):
     command_line: str
     id: str = JOB_RELEASE_TASK_ID
     max_wall_clock_time: timedelta = RELEASE_MAX_WALL_CLOCK
@@ -92,8 +93,8 @@ class JobReleaseTaskSpec:
     container_settings: TaskContainerSettings | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class JobSpec:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class JobSpec(Value):
     id: str
     pool_id: str
     preparation: JobPreparationTaskSpec | None = None
@@ -120,8 +121,8 @@ class JobSpec:
     `pool_id` is then the one the service gave it ("" when asked)."""
 
 
-@dataclass(frozen=True, slots=True)
-class JobConstraints:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class JobConstraints(Value):
     """A job's execution constraints as Update Job and Replace Job give them (REST
     BatchJobConstraints; omitted values are the service's defaults)."""
 
@@ -129,8 +130,8 @@ class JobConstraints:
     max_task_retry_count: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class JobUpdate:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class JobUpdate(Value):
     """Update Job (PATCH): each property given replaces the job's, None leaves it unchanged.
     Replace Job (PUT) takes the same shape, None there meaning the service's default (REST:
     "fully replaces all the updatable properties of the Job")."""
@@ -156,8 +157,8 @@ class PoolLifetimeOption(StrEnum):
     JOB_SCHEDULE = "jobschedule"
 
 
-@dataclass(frozen=True, slots=True)
-class AutoPoolSpec:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class AutoPoolSpec(Value):
     """An auto pool (REST BatchAutoPoolSpecification): the pool's settings (`pool`, its id
     unused), a prefix for the id the service gives it, its lifetime, and whether it stays
     after its job (`keep_alive`)."""
@@ -171,8 +172,8 @@ class AutoPoolSpec:
 # --- views: what the service reports ---------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Job(Value):
     id: str
     pool_id: str
     state: JobState
@@ -187,16 +188,16 @@ class Job:
     """When the job completed (its ``executionInfo.endTime``); None until then."""
 
 
-@dataclass(frozen=True, slots=True)
-class PrepReleaseExecution:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class PrepReleaseExecution(Value):
     state: PrepReleaseTaskState
     execution_info: ExecutionInfo
     task_root_directory: str | None = None
     """The task's directory relative to the node's root (``workitems/<job>/job-1/<id>``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class PrepReleaseStatus:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class PrepReleaseStatus(Value):
     """One entry of List Job Preparation and Release Task Status: one node."""
 
     pool_id: str

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from jobprep_release.backends.models.common import ExecutionInfo
 from jobprep_release.backends.models.pools import StartTaskSpec
+from jobprep_release.backends.models.value import Value
 
 
 class NodeState(StrEnum):
@@ -58,8 +59,8 @@ class DisableSchedulingOption(StrEnum):
 # --- views: what the service reports ---------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class InboundEndpoint:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class InboundEndpoint(Value):
     """How a node is reached from outside through an inbound NAT pool (REST InboundEndpoint)."""
 
     name: str
@@ -70,8 +71,8 @@ class InboundEndpoint:
     backend_port: int
 
 
-@dataclass(frozen=True, slots=True)
-class NodeLogsRequest:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class NodeLogsRequest(Value):
     """Upload Batch Service Logs' options: the container (`container_url`, a SAS URL with
     write permission) and the time range (`end_time` None: until now)."""
 
@@ -80,8 +81,8 @@ class NodeLogsRequest:
     end_time: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class NodeLogsUpload:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class NodeLogsUpload(Value):
     """What Upload Batch Service Logs answers: the virtual directory the node's log files go
     to in the container (pool id, node id and a unique id), and how many there are."""
 
@@ -94,8 +95,8 @@ class StartTaskState(StrEnum):
     COMPLETED = "completed"
 
 
-@dataclass(frozen=True, slots=True)
-class StartTaskInfo:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class StartTaskInfo(Value):
     """How the pool's start task ran on a node (REST StartTaskInformation): the latest run
     since the node last booted."""
 
@@ -103,8 +104,8 @@ class StartTaskInfo:
     execution_info: ExecutionInfo
 
 
-@dataclass(frozen=True, slots=True)
-class ComputeNode:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ComputeNode(Value):
     id: str
     state: NodeState
     running_tasks_count: int = 0

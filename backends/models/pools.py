@@ -15,6 +15,7 @@ from jobprep_release.backends.models.common import (
     TaskContainerSettings,
     UserIdentity,
 )
+from jobprep_release.backends.models.value import Value
 
 DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=15)
 DEFAULT_AUTO_SCALE_EVALUATION_INTERVAL = timedelta(minutes=15)
@@ -39,8 +40,8 @@ class AllocationState(StrEnum):
 # --- specs: what the app asks for ------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class UserAccount:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class UserAccount(Value):
     """A user account the service creates on every node of a pool (REST UserAccount, with its
     linuxUserConfiguration: `uid` and `gid` chosen by the node when None, `ssh_private_key`
     for SSH between the pool's nodes)."""
@@ -53,8 +54,8 @@ class UserAccount:
     ssh_private_key: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ImageReference:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ImageReference(Value):
     """A pool's image as Batch names it: a marketplace image (`publisher`, `offer`, `sku`,
     `version`) or an image id (`virtual_machine_image_id`; a Docker image on the local endpoint).
     """
@@ -66,8 +67,8 @@ class ImageReference:
     virtual_machine_image_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class InboundNatPool:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class InboundNatPool(Value):
     """An inbound NAT pool of the pool's endpoint configuration (REST BatchInboundNatPool):
     each node's `backend_port` is reached from outside on a port of the frontend range."""
 
@@ -78,8 +79,8 @@ class InboundNatPool:
     frontend_port_range_end: int
 
 
-@dataclass(frozen=True, slots=True)
-class ContainerConfiguration:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ContainerConfiguration(Value):
     """A pool's ``virtualMachineConfiguration.containerConfiguration``: `type`
     ``dockerCompatible`` (or ``criCompatible``), and the images each node pulls as it starts
     (`container_image_names`). Registries are not emulated (no registry is reachable here)."""
@@ -88,8 +89,8 @@ class ContainerConfiguration:
     container_image_names: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class OsDisk:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class OsDisk(Value):
     """A pool's ``virtualMachineConfiguration.osDisk`` as far as a local node honours it: the
     REST reference's defaults (BatchOsDisk: caching ``none`` for standard storage; the write
     accelerator off), kept and shown back. Other settings (ephemeral placement, size, managed
@@ -99,8 +100,8 @@ class OsDisk:
     write_accelerator_enabled: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StartTaskSpec:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class StartTaskSpec(Value):
     """A pool's start task (REST StartTask): run on each node as it joins the pool, and again
     when it reboots or is reimaged. `max_task_retry_count` 0 (the default) runs it once, -1
     retries without limit; with `wait_for_success` (the service's default) the node takes no
@@ -115,8 +116,8 @@ class StartTaskSpec:
     container_settings: TaskContainerSettings | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PoolSpec:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class PoolSpec(Value):
     """A pool to create. `image` is backend-specific: a Docker image, or an Azure image URN;
     `image_reference`, when given, is the image as the Batch API names it (the azure backend
     sends it instead of `image`; the local endpoint shows it back).
@@ -167,8 +168,8 @@ class PoolSpec:
     has no Azure resources to propagate them to."""
 
 
-@dataclass(frozen=True, slots=True)
-class PoolUpdate:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class PoolUpdate(Value):
     """Update Pool (REST PATCH ``/pools/{poolId}``): each property given replaces the pool's;
     None leaves it as it is. A start task given applies on nodes that join the pool or boot
     afresh from then on (REST BatchPoolUpdateOptions.startTask); `metadata` replaces all of
@@ -208,8 +209,8 @@ class PoolUpdate:
 # --- views: what the service reports ---------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Pool:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Pool(Value):
     id: str
     vm_size: str
     state: PoolState
@@ -235,8 +236,8 @@ class Pool:
     """The last autoscale evaluation (REST autoScaleRun); None before the first."""
 
 
-@dataclass(frozen=True, slots=True)
-class AutoScaleRun:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class AutoScaleRun(Value):
     """One evaluation of an autoscale formula (REST AutoScaleRun): when, the final value of
     each variable (``$TargetDedicatedNodes=3;...``), or why it failed (`error`)."""
 
@@ -245,8 +246,8 @@ class AutoScaleRun:
     error: AutoScaleRunError | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AutoScaleRunError:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class AutoScaleRunError(Value):
     """Why an evaluation failed (REST AutoScaleRunError): code, message, detail values."""
 
     code: str
@@ -254,8 +255,8 @@ class AutoScaleRunError:
     values: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ResizeError:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ResizeError(Value):
     """One error of a pool's last resize (REST ResizeError): ``AllocationTimedout``,
     ``ResizeStopped``, ..."""
 

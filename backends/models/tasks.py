@@ -18,6 +18,7 @@ from jobprep_release.backends.models.common import (
     TaskContainerSettings,
     UserIdentity,
 )
+from jobprep_release.backends.models.value import Value
 
 
 class TaskState(StrEnum):
@@ -54,8 +55,8 @@ class OutputFileUploadCondition(StrEnum):
     TASK_COMPLETION = "taskcompletion"
 
 
-@dataclass(frozen=True, slots=True)
-class OutputFile:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class OutputFile(Value):
     """Files uploaded to a blob container after the task's process exits (REST OutputFile):
     those matching `file_pattern` (relative to the working directory; ``*``, ``**``, ``?``,
     ``[...]``), to `container_url` (SAS with write permission) under `path` (the blob's name
@@ -69,8 +70,8 @@ class OutputFile:
     upload_headers: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class ExitOptions:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ExitOptions(Value):
     """How the service responds to one exit condition (REST ExitOptions); None: the default
     (job action none for exit code 0, terminate otherwise; dependencies satisfied by exit code
     0, blocked otherwise)."""
@@ -79,14 +80,14 @@ class ExitOptions:
     dependency_action: DependencyAction | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ExitCodeMapping:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ExitCodeMapping(Value):
     code: int
     exit_options: ExitOptions
 
 
-@dataclass(frozen=True, slots=True)
-class ExitCodeRangeMapping:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ExitCodeRangeMapping(Value):
     """Exit codes `start` to `end`, both included."""
 
     start: int
@@ -94,8 +95,8 @@ class ExitCodeRangeMapping:
     exit_options: ExitOptions
 
 
-@dataclass(frozen=True, slots=True)
-class ExitConditions:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ExitConditions(Value):
     """How the service responds when a task completes (REST ExitConditions): by its exit code
     (listed, then in a range), a failure to start (``preProcessingError``), a file upload error,
     else `default`."""
@@ -107,16 +108,16 @@ class ExitConditions:
     default: ExitOptions | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TaskIdRange:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class TaskIdRange(Value):
     """Tasks ``start`` to ``end`` (both included), by their ids as decimal numbers."""
 
     start: int
     end: int
 
 
-@dataclass(frozen=True, slots=True)
-class TaskDependencies:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class TaskDependencies(Value):
     """The tasks a task depends on (REST BatchTaskDependencies): it is not scheduled until each
     of them completed successfully (or its exit condition's dependencyAction satisfies it)."""
 
@@ -124,8 +125,8 @@ class TaskDependencies:
     task_id_ranges: Sequence[TaskIdRange] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class MultiInstanceSettings:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class MultiInstanceSettings(Value):
     """REST multiInstanceSettings: the task runs on `number_of_instances` nodes at once, a
     primary and subtasks; each runs `coordination_command_line` (when given) with
     `common_resource_files` in its task directory, then the primary runs the command line."""
@@ -135,8 +136,8 @@ class MultiInstanceSettings:
     common_resource_files: Sequence[ResourceFile] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class TaskSpec:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class TaskSpec(Value):
     id: str
     command_line: str
     constraints: TaskConstraints = field(default_factory=TaskConstraints)
@@ -158,8 +159,8 @@ class TaskSpec:
 # --- views: what the service reports ---------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Task:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Task(Value):
     """A task. A completed task's `previous_state` is `running` (or `active` when it never
     ran), its `previous_state_transition_time` between its start and end times."""
 
@@ -175,8 +176,8 @@ class Task:
     previous_state_transition_time: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TaskCounts:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class TaskCounts(Value):
     active: int = 0
     running: int = 0
     completed: int = 0

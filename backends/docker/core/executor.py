@@ -22,6 +22,7 @@ from typing import Protocol
 import anyio.abc
 
 from jobprep_release.backends.base import NodeState, PoolSpec, TaskContainerExecutionInfo
+from jobprep_release.backends.models.value import Value
 
 NOT_FOUND = "notfound"
 """`ProcessExit.why` when the program of the command line does not exist on the node."""
@@ -31,8 +32,8 @@ BAD_CONTAINER_SETTINGS = "badcontainer"
 """`ProcessExit.why` when a container process's run options cannot be applied."""
 
 
-@dataclass(frozen=True, slots=True)
-class NodeSetup:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class NodeSetup(Value):
     """Everything an executor needs to create, find again or remove one node."""
 
     pool: PoolSpec
@@ -48,8 +49,8 @@ class NodeSetup:
     it yet, short of what a crash left, so it may create the node without looking first."""
 
 
-@dataclass(frozen=True, slots=True)
-class FoundPool:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class FoundPool(Value):
     """A pool an executor knows from its nodes, when the core's state has lost it."""
 
     spec: PoolSpec
@@ -59,8 +60,8 @@ class FoundPool:
     """(node id, index) of each node."""
 
 
-@dataclass(frozen=True, slots=True)
-class ContainerRun:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ContainerRun(Value):
     """Run a process in a container from `image` beside its node instead of on the node: the
     node's ``/mnt/batch`` tree mounted at the same path, `run_options` (``docker create``
     options, split into words) applied, in `working_dir`, or the image's own when None."""
@@ -70,8 +71,8 @@ class ContainerRun:
     working_dir: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessSpec:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ProcessSpec(Value):
     """One process to run on a node, fully decided by the core.
 
     The executor makes `task_dir` and `working_dir` (owned by the task's user unless
@@ -95,8 +96,8 @@ class ProcessSpec:
     container: ContainerRun | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessExit:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ProcessExit(Value):
     """How a process ended: exit `code`, `start` and `end` (epoch seconds) and `why` (``-``,
     or `NOT_FOUND` when the program did not exist)."""
 
@@ -108,8 +109,8 @@ class ProcessExit:
     """The container it ran in, for a container process (REST TaskContainerExecutionInfo)."""
 
 
-@dataclass(frozen=True, slots=True)
-class NodeFile:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class NodeFile(Value):
     """A file to place on a node: absolute `path`, contents (`data`, or the local file `source`
     on the service's machine, read as it is copied: a large download never held in memory),
     Unix permission bits, and whether root (`elevated`) or the task user owns it."""
@@ -121,8 +122,8 @@ class NodeFile:
     source: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class FileInfo:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class FileInfo(Value):
     """One file or directory: its path (relative to what was asked), type, size, times."""
 
     name: str

@@ -34,6 +34,7 @@ from jobprep_release.backends.docker.core.records import (
 )
 from jobprep_release.backends.docker.core.store import Store, Tracker
 from jobprep_release.backends.errors import NotFound
+from jobprep_release.backends.models.value import Value
 
 if TYPE_CHECKING:
     from jobprep_release.backends.docker.core.storage import LinkedStorage
@@ -43,8 +44,8 @@ SAVE_INTERVAL = 0.2
 SWEEP_INTERVAL = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class CoreSettings:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class CoreSettings(Value):
     """The account the core serves, the image pools get when they name none, and how often
     it saves its state (at least `save_interval` seconds apart, and never more than a tenth of
     the time; 0: after every change) and sweeps old task files."""

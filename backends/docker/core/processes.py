@@ -45,12 +45,13 @@ from jobprep_release.backends.docker.core.records import (
     touch,
 )
 from jobprep_release.backends.errors import BackendError
+from jobprep_release.backends.models.value import Value
 
 log = structlog.get_logger("jobprep_release.docker")
 
 
-@dataclass(frozen=True, slots=True)
-class Launch:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Launch(Value):
     """What to start: the fields a task, a preparation and a release task share."""
 
     task_id: str
@@ -62,8 +63,8 @@ class Launch:
     container: TaskContainerSettings | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Pending(Value):
     """A start prepared and recorded, not yet dispatched."""
 
     key: str
