@@ -34,7 +34,6 @@ import tempfile
 import threading
 import time
 from asyncio import base_events, events
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,9 +138,9 @@ class StepClock:
 
 @dataclass(slots=True)
 class SlowCallbacks(logging.Handler):
-    found: list[tuple[str, float]] = field(default_factory=list)
     stalls: list[Stall] = field(default_factory=list)
-    """The same, with the loop thread's CPU time and run-queue wait (`clock`)."""
+    """Each step asyncio logged as slow, with the loop thread's CPU time and run-queue wait
+    (`clock`) when one is set."""
     clock: StepClock | None = None
 
     def __post_init__(self) -> None:
@@ -153,7 +152,6 @@ class SlowCallbacks(logging.Handler):
             handle, seconds = record.args
             if isinstance(seconds, float):
                 where = _where(str(handle))
-                self.found.append((where, seconds))
                 last = self.clock.last if self.clock is not None else None
                 cpu, wait = last if last is not None else (None, None)
                 self.stalls.append(Stall(where, seconds, cpu, wait))
@@ -184,19 +182,6 @@ async def _sample(pool_id: str, job_id: str, state: Path, tasks: int) -> None:
                 task_slots_per_node=4,
             )
         await run_sample(backend, Console(Answer.YES, out=io.StringIO()), options)
-
-
-def summary(found: list[tuple[str, float]]) -> list[str]:
-    grouped: dict[str, list[float]] = defaultdict(list)
-    for where, seconds in found:
-        grouped[where].append(seconds)
-    rows = ["| callback | count | longest | total |", "| --- | --- | --- | --- |"]
-    for where, times in sorted(grouped.items(), key=lambda item: -sum(item[1])):
-        rows.append(
-            f"| `{where}` | {len(times)} | {max(times) * 1000:.0f} ms | "
-            f"{sum(times) * 1000:.0f} ms |"
-        )
-    return rows if found else ["(none)"]
 
 
 def stall_table(stalls: list[Stall]) -> list[str]:
