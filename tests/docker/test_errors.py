@@ -37,8 +37,21 @@ def test_unreachable_engine(state_dir: Path, tmp_path: Path) -> None:
         ["--yes"], state_dir=state_dir, env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"}
     )
     assert result.returncode == 3
-    assert "cannot reach the Docker engine" in result.stderr
+    assert f"cannot reach the Docker engine (connect to unix://{tmp_path}/no.sock)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_unreachable_engine_named_by_the_flag(state_dir: Path, tmp_path: Path) -> None:
+    # The line names the address tried: the flag's, over DOCKER_HOST.
+    flag = f"unix://{tmp_path}/flag.sock"
+    result = run_cli(
+        ["--yes", "--docker-host", flag],
+        state_dir=state_dir,
+        env={"DOCKER_HOST": f"unix://{tmp_path}/env.sock"},
+    )
+    assert result.returncode == 3
+    assert f"cannot reach the Docker engine (connect to {flag})" in result.stderr
+    assert "env.sock" not in result.stderr
 
 
 def test_absent_image_leaves_nothing(

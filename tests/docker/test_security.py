@@ -124,3 +124,31 @@ def test_logs_redact_secrets() -> None:
     assert secret not in text
     assert "other" not in text
     assert text.count("***") == 3
+
+
+async def test_a_node_s_engine_log_stays_bounded_however_much_its_agent_says(
+    ids: Ids, state_dir: Path, docker_client: docker.DockerClient
+) -> None:
+    # The engine logs the agent's stdout, which carries a small file's bytes (hex) on each
+    # read: 40 reads of a 64 KiB file say over 5 MB, which the node's log must not keep.
+    async with one_node(ids, state_dir) as backend:
+        fill = f"head -c {AGENT_READ_LIMIT} /dev/zero > $AZ_BATCH_NODE_SHARED_DIR/full"
+        await backend.add_tasks(ids.job, [TaskSpec("fill", f"/bin/bash -c '{fill}'")])
+        node = only(await wait_for_tasks(backend, ids.job), "fill").node_id
+        assert node is not None
+        for _ in range(40):
+            assert await backend.read_node_file(ids.pool, node, "shared/full") == bytes(
+                AGENT_READ_LIMIT
+            )
+        (container,) = docker_client.containers.list(filters={"label": f"{POOL_LABEL}={ids.pool}"})
+        config = container.attrs["HostConfig"]["LogConfig"]
+        assert config == {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "2"}}
+        log_path = Path(container.attrs["LogPath"])
+        try:
+            sizes = [path.stat().st_size for path in log_path.parent.glob(f"{log_path.name}*")]
+        except PermissionError:
+            pytest.skip(f"the engine's log files ({log_path.parent}) cannot be read by this user")
+        if not sizes:
+            pytest.skip("the engine keeps its log files where this process cannot see them")
+        # Each file may pass 1 MiB by the message that crossed it (16 KiB at most).
+        assert sum(sizes) <= 2 * (1024**2 + 64 * 1024), sizes

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import functools
 import json
+import os
 import tarfile
 import threading
 import time
@@ -194,7 +195,10 @@ class Engine:
         try:
             client, info = await anyio.to_thread.run_sync(connect)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise _translate(exc, "connect") from exc
+            # The address tried, as docker-py chose it: a --docker-host or DOCKER_HOST typo is
+            # seen in the line itself.
+            address = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+            raise _translate(exc, f"connect to {address}") from exc
         engine = cls(client)
         engine._id = str(info.get("ID") or info.get("Name") or "default")
         return engine

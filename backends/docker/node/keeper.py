@@ -62,6 +62,10 @@ DEFAULT_MEMORY_GIB = 4
 # What the agent (root) needs to make task directories for `_azbatch`, drop to that user and
 # kill process groups; every other capability is dropped, for elevated tasks too.
 AGENT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL")
+# The agent's stdout is its link to the app (every task's start and exit, a small file's bytes
+# hex-encoded), which the engine also logs: without a bound, a node's log grows by each line for
+# as long as it lives (50 reads of a 64 KiB file: 6.4 MB). Two files of 1 MiB keep its last lines.
+NODE_LOG_CONFIG = {"type": "json-file", "config": {"max-size": "1m", "max-file": "2"}}
 PIDS_PER_GIB = 1024
 
 
@@ -286,6 +290,7 @@ class NodeKeeper:
                 "security_opt": ["no-new-privileges"],
                 "cap_drop": ["ALL"],
                 "cap_add": list(AGENT_CAPABILITIES),
+                "log_config": NODE_LOG_CONFIG,
                 **container_limits(spec.vm_size),
                 **published_ports(setup),
             },
