@@ -230,7 +230,8 @@ async def test_the_perl_agent_reads_small_regular_files_and_leaves_the_rest_to_t
         f'mkdir -p {root}/d/sub && perl -e \'print pack("H*", "{binary.hex()}")\' >{root}/d/bin; '
         f": >{root}/d/empty; head -c {AGENT_READ_LIMIT} /dev/zero >{root}/d/limit; "
         f"head -c {AGENT_READ_LIMIT + 1} /dev/zero >{root}/d/over; "
-        f"ln -s d {root}/link; ln -s bin {root}/d/tobin; echo hi >{root}/d/'sp ace'\n"
+        f"ln -s d {root}/link; ln -s bin {root}/d/tobin; echo hi >{root}/d/'sp ace'; "
+        f"ln -s {root} {root}-link\n"
     )
     cases = {
         "bin": "d/bin",
@@ -258,7 +259,10 @@ async def test_the_perl_agent_reads_small_regular_files_and_leaves_the_rest_to_t
                 exited += [e for e in await link.receive() if e.verb == "exited"]
         assert exited[0].words[0] == "0", exited
         await link.send(b"".join(read_command(key, root, path) for key, path in cases.items()))
-        answers = await _file_lines(link, list(cases))
+        # What is opened must be the file at the path asked for: through a root that is a
+        # link (as a part a task swaps for one after the checks would be), it is declined.
+        await link.send(read_command("vialink", f"{root}-link", "d/bin"))
+        answers = await _file_lines(link, [*cases, "vialink"])
     assert file_answer(answers["bin"], cases["bin"]) == binary
     assert file_answer(answers["empty"], cases["empty"]) == b""
     assert file_answer(answers["limit"], cases["limit"]) == bytes(AGENT_READ_LIMIT)
@@ -267,6 +271,7 @@ async def test_the_perl_agent_reads_small_regular_files_and_leaves_the_rest_to_t
         with pytest.raises(NotFound) as raised:
             file_answer(answers[key], cases[key])
         assert raised.value.code == "FileNotFound"
+    assert file_answer(answers["vialink"], "d/bin") is None, answers["vialink"]
     for key in ("over", "dir", "linkdir", "linkfile"):
         assert file_answer(answers[key], cases[key]) is None, (key, answers[key])
 

@@ -277,7 +277,9 @@ sub expire {
   }
 }
 # `read`: a regular file below a root, none of its parts a symbolic link (the app resolves
-# links, and reads what the agent will not, through the engine), whole if small.
+# links, and reads what the agent will not, through the engine), whole if small. The file
+# opened is the one at that path (its /proc/self/fd link): a part swapped for a link between
+# the checks and the open (by a task) is declined, not followed out of the root.
 my $READ_LIMIT = #READ_LIMIT#;
 sub read_file {
   my ($key, $root, $relative) = ($_[0], map { pack("H*", $_ // "") } @_[1, 2]);
@@ -289,6 +291,11 @@ sub read_file {
   }
   return say_("file", $key, "other") unless -f _ && -s _ <= $READ_LIMIT;
   open(my $f, "<", $path) or return say_("file", $key, "other");
+  my $opened = readlink("/proc/self/fd/" . fileno($f));
+  unless (defined $opened && $opened eq $path && -f $f) {
+    close($f);
+    return say_("file", $key, "other");
+  }
   binmode $f;
   my ($data, $n) = ("", 1);
   $n = sysread($f, $data, 65536, length $data) while $n && length $data <= $READ_LIMIT;
