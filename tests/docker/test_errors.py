@@ -52,6 +52,7 @@ def test_unreachable_engine_named_by_the_flag(state_dir: Path, tmp_path: Path) -
     assert result.returncode == 3
     assert f"cannot reach the Docker engine (connect to {flag})" in result.stderr
     assert "env.sock" not in result.stderr
+    assert "give --docker-host (or DOCKER_HOST) a running engine" in result.stderr
 
 
 def test_absent_image_leaves_nothing(

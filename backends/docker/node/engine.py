@@ -142,7 +142,7 @@ def _translate(exc: Exception, what: str) -> BackendError:
     if isinstance(exc, (requests.exceptions.ConnectionError, docker.errors.DockerException)):
         return BackendUnavailable(
             f"cannot reach the Docker engine ({what})",
-            hint="start Docker, or set DOCKER_HOST to a running engine",
+            hint="start Docker, or give --docker-host (or DOCKER_HOST) a running engine",
         )
     return ServiceError(f"{what}: {exc}")
 
