@@ -75,7 +75,9 @@ ADD_PART = 1_000
 the azure backend's requests are as many as for one call."""
 
 NODE_CHECK_EVERY = 20
-"""Polls between checks that the pool still has a node that can run tasks."""
+"""Poll intervals (`BatchBackend.poll_interval`) between checks that the pool still has a node
+that can run tasks: a time, not a count of polls, since a wait may end early at a change
+(`wait_for_change`) and polls then come many times an interval."""
 
 
 @dataclass(slots=True)
@@ -302,7 +304,7 @@ async def _poll_tasks(
 ) -> TaskCounts:
     limit = options.task_timeout.total_seconds()
     deadline = time.monotonic() + limit
-    polls = 0
+    node_check = time.monotonic() + NODE_CHECK_EVERY * backend.poll_interval
     while True:
         counts = await backend.get_task_counts(options.job_id)
         try:
@@ -320,9 +322,9 @@ async def _poll_tasks(
                 + await _why_stuck(backend, options),
                 hint="raise --task-timeout, or inspect the job's preparation task",
             )
-        polls += 1
-        if polls % NODE_CHECK_EVERY == 0:
+        if time.monotonic() >= node_check:
             await _check_nodes_usable(backend, options)
+            node_check = time.monotonic() + NODE_CHECK_EVERY * backend.poll_interval
         await backend.wait_for_change(
             min(backend.poll_interval, max(deadline - time.monotonic(), 0))
         )
