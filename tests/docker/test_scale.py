@@ -41,13 +41,23 @@ async def test_idle_nodes_hold_no_worker_thread(
                 if len(nodes) == IDLE_NODES and all(n.state is NodeState.IDLE for n in nodes):
                     break
                 await anyio.sleep(0.2)
-        # Idle means each node's agent said hello over its link, and every link now waits.
-        borrowed = []
-        for _ in range(20):
-            borrowed.append((default.borrowed_tokens, backend.engine.limiter.borrowed_tokens))
-            await anyio.sleep(0.05)
-        assert max(borrowed) == (0, 0), borrowed
-        await backend.delete_pool(ids.pool)
+        try:
+            # Idle means each node's agent said hello over its link, and every link now waits.
+            # The state's save of those changes borrows a thread for a moment: the window
+            # begins once it has given it back (a link holding one never would: this times out).
+            def in_use() -> tuple[int, int]:
+                return (default.borrowed_tokens, backend.engine.limiter.borrowed_tokens)
+
+            with anyio.fail_after(10):
+                while in_use() != (0, 0):
+                    await anyio.sleep(0.01)
+            borrowed = []
+            for _ in range(20):
+                borrowed.append(in_use())
+                await anyio.sleep(0.05)
+            assert max(borrowed) == (0, 0), borrowed
+        finally:
+            await backend.delete_pool(ids.pool)
     assert labelled(docker_client, ids.pool) == (0, 0)
 
 
